@@ -1,0 +1,50 @@
+"""Argument checks shared by the whole package: every error names the bad value and what is accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["check_choice", "check_positive", "check_in_interval", "as_param"]
+
+T = TypeVar("T")
+
+
+def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
+    """Return ``value`` if it is one of ``choices``; else raise a ValueError listing them."""
+    options = list(choices)
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not valid; expected one of {options}")
+    return value
+
+
+def as_param(value: float | Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """A law parameter as a floating tensor (python floats become the default dtype)."""
+    if isinstance(value, Tensor):
+        return value if value.is_floating_point() else value.to(torch.get_default_dtype())
+    return torch.as_tensor(value, dtype=dtype or torch.get_default_dtype())
+
+
+def check_positive(name: str, value: Tensor) -> Tensor:
+    """Raise a ValueError naming ``value`` unless every entry is finite and > 0."""
+    if not bool(torch.all(torch.isfinite(value) & (value > 0))):
+        raise ValueError(f"{name} must be finite and > 0, got {_show(value)}")
+    return value
+
+
+def check_in_interval(name: str, value: Tensor, low: float, high: float,
+                      low_open: bool = True, high_open: bool = False) -> Tensor:
+    """Raise a ValueError naming ``value`` unless every entry lies in the stated interval."""
+    lo_ok = value > low if low_open else value >= low
+    hi_ok = value < high if high_open else value <= high
+    if not bool(torch.all(lo_ok & hi_ok)):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must lie in {interval}, got {_show(value)}")
+    return value
+
+
+def _show(value: Tensor) -> str:
+    return f"{value.item()!r}" if value.numel() == 1 else f"{value.tolist()!r}"

@@ -1,0 +1,98 @@
+"""The contract every noise law of the dropout family satisfies.
+
+A noise law is the distribution p(ξ) of a multiplicative scale ξ ≥ 0 (or ξ ∈ R for Gaussian noise).
+Multiplying a network's inputs to a weight group by ξ is the expanded parametrization (EP) of the
+Gaussian scale-mixture prior w = ξ·z, z ~ N(0, σ0²) (paper Section 3, Table 1).
+
+Every law is a :class:`torch.distributions.Distribution` and adds:
+
+* exact moments ``mean``, ``variance``, ``second_moment`` (E[ξ²]), ``inverse_square_mean``
+  (E[ξ⁻²]) and ``inverse_square_variance`` (Var[ξ⁻²]), as tensors, ``inf`` where the moment does
+  not exist, never ``nan``;
+* ``sample`` / ``rsample`` that take an optional ``torch.Generator``;
+* ``variance_prior()``: the distribution of ξ²;
+* ``marginal(sigma0, group_size=1)``: the marginal prior on w = ξ·z, looked up in the registry;
+* ``to(device, dtype)``: the same law with its parameters moved, for layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+__all__ = ["NoiseLaw"]
+
+
+class NoiseLaw(Distribution):
+    """Abstract base of every multiplicative-noise law ξ.
+
+    Subclasses declare ``arg_constraints`` (whose keys are also the constructor's keyword
+    arguments and tensor attributes), ``support`` and ``has_rsample``, and implement the five
+    moment properties, ``sample``/``rsample`` with a ``generator`` argument, and
+    ``variance_prior``.
+    """
+
+    # Whether the law is discrete (Bernoulli): MCMC samplers that need gradients refuse these.
+    is_discrete: bool = False
+
+    # ---- exact moments -------------------------------------------------------------------
+    @property
+    def mean(self) -> Tensor:  # E[ξ]
+        raise NotImplementedError
+
+    @property
+    def variance(self) -> Tensor:  # Var[ξ]
+        raise NotImplementedError
+
+    @property
+    def second_moment(self) -> Tensor:
+        """E[ξ²], ``inf`` where it does not exist."""
+        raise NotImplementedError
+
+    @property
+    def inverse_square_mean(self) -> Tensor:
+        """E[ξ⁻²], ``inf`` where it does not exist (any law with mass or density at 0)."""
+        raise NotImplementedError
+
+    @property
+    def inverse_square_variance(self) -> Tensor:
+        """Var[ξ⁻²], ``inf`` where it does not exist."""
+        raise NotImplementedError
+
+    # ---- derived distributions -----------------------------------------------------------
+    def variance_prior(self) -> Distribution:
+        """The distribution of ξ², the prior on the Gaussian's variance scale."""
+        raise NotImplementedError
+
+    def marginal(self, sigma0: float | Tensor = 1.0, group_size: int = 1) -> Distribution:
+        """The marginal prior of w = ξ·z, z ~ N(0, σ0² I_D), for a group of ``group_size`` = D
+        weights sharing one ξ. Dispatches through :func:`dropprior.noise.register_marginal`."""
+        from dropprior.noise._registry import marginal_for
+
+        return marginal_for(self, sigma0, group_size)
+
+    # ---- parameters ----------------------------------------------------------------------
+    def params(self) -> dict[str, Tensor]:
+        """The law's parameters, keyed as the constructor's keyword arguments."""
+        return {name: getattr(self, name) for name in self.arg_constraints}
+
+    def to(self, device: torch.device | str | None = None,
+           dtype: torch.dtype | None = None) -> NoiseLaw:
+        """The same law with every parameter moved to ``device`` / ``dtype``."""
+        moved = {k: v.to(device=device, dtype=dtype) for k, v in self.params().items()}
+        return type(self)(**moved, validate_args=False)
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> NoiseLaw:
+        batch_shape = torch.Size(batch_shape)
+        expanded = {k: v.expand(batch_shape) for k, v in self.params().items()}
+        return type(self)(**expanded, validate_args=False)
+
+    def __repr__(self) -> str:
+        def fmt(v: Tensor) -> str:
+            return f"{v.item():.4g}" if v.numel() == 1 else f"tensor(shape={tuple(v.shape)})"
+
+        args = ", ".join(f"{k}={fmt(v)}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
