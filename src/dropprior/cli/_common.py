@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-__all__ = ["CLIError", "add_data_dir_option", "resolve_data_dir", "DATA_DIR_ENV"]
+from dropprior.data import paths as data_paths
+from dropprior.data.paths import DATA_DIR_ENV
 
-DATA_DIR_ENV = "DROPPRIOR_DATA_DIR"
+__all__ = ["CLIError", "add_data_dir_option", "resolve_data_dir", "DATA_DIR_ENV"]
 
 
 class CLIError(Exception):
@@ -25,12 +25,9 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_data_dir(path: Path | str | None) -> Path:
-    """The data directory from ``--data-dir`` or ``$DROPPRIOR_DATA_DIR``; a clear error if absent."""
-    chosen = path if path is not None else os.environ.get(DATA_DIR_ENV)
-    if chosen is None:
-        raise CLIError(f"no data directory: pass --data-dir DIR or set ${DATA_DIR_ENV}")
-    chosen = Path(chosen)
-    if not chosen.is_dir():
-        raise CLIError(f"data directory {str(chosen)!r} does not exist")
-    return chosen
+def resolve_data_dir(path: Path | str | None, subdir: str | None = None) -> Path:
+    """The data directory from ``--data-dir`` or ``$DROPPRIOR_DATA_DIR``; a CLIError if absent."""
+    try:
+        return data_paths.resolve_data_dir(path, subdir)
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None

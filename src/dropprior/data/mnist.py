@@ -1,0 +1,58 @@
+"""MNIST in the original IDX format (gzip), read by path."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dropprior._validation import check_choice
+from dropprior.data.paths import resolve_data_dir
+
+__all__ = ["load_mnist", "MNIST_MEAN", "MNIST_STD"]
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+_FILES = {"train": "train", "test": "t10k"}
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None, split: str = "train"
+) -> tuple[Tensor, Tensor]:
+    """Images and labels of one MNIST split.
+
+    Args:
+        data_dir: the data root (holding ``mnist/``) or the ``mnist/`` folder itself.
+        split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
+
+    Shape:
+        images: (N, 784) float32 in [0, 1]; labels: (N,) int64.
+    """
+    check_choice("split", split, list(_FILES))
+    root = resolve_data_dir(data_dir, "mnist")
+    prefix = _FILES[split]
+    images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
+    labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz")
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"MNIST {split}: images {images.shape} and labels {labels.shape} disagree")
+    x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32) / 255.0)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def _read_idx(path: os.PathLike[str]) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"missing MNIST file {str(path)!r}")
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} but holds {data.size} bytes")
+    return data.reshape(dims)
