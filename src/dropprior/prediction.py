@@ -1,0 +1,216 @@
+r"""Prediction: MC averaging over noise draws, and deterministic mean-scaling for comparison.
+
+**MC prediction** draws S noise samples and treats the network outputs as a mixture. For Gaussian
+regression with per-draw means μ_s and standard deviations σ_s,
+
+.. math:: \hat y = \frac1S\sum_s\mu_s,\qquad
+          \operatorname{Var}[y] = \underbrace{\frac1S\sum_s\mu_s^2-\hat y^2}_{\text{epistemic}}
+          + \underbrace{\frac1S\sum_s\sigma_s^2}_{\text{aleatoric}},\qquad
+          \log p(y) = \operatorname{logsumexp}_s\log\mathcal N(y;\mu_s,\sigma_s^2)-\log S.
+
+For classification the predictive probabilities are :math:`\frac1S\sum_s\operatorname{softmax}
+(\ell_s)` (or the sigmoid for :class:`~dropprior.likelihoods.Bernoulli`).
+
+**Mean-scaling** (``method="mean_scaling"``) runs the network once in eval mode, where every noisy
+layer multiplies by E[ξ] instead of a draw (the "weight scaling" rule of Srivastava et al.). It
+exists only when E[ξ] is finite: half-Cauchy noise has no mean and gets a clear error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dropprior._validation import check_choice
+from dropprior.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood
+from dropprior.noise import NoiseLaw
+from dropprior.objectives import check_samples, output_samples
+
+__all__ = [
+    "predict",
+    "mc_mode",
+    "check_mean_scaling",
+    "RegressionPrediction",
+    "ClassificationPrediction",
+    "PREDICTION_METHODS",
+]
+
+#: "mc": average over noise draws; "mean_scaling": one pass with ξ replaced by E[ξ].
+PREDICTION_METHODS = ("mc", "mean_scaling")
+
+
+@contextmanager
+def mc_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (batch-norm statistics frozen) with the noise still drawn, then restore modes.
+
+    dropprior's noisy layers and torch's own dropout modules draw inside :func:`dropprior.nn.mc`.
+    """
+    from dropprior.nn import mc
+
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with mc(model):
+            yield model
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+
+
+def check_mean_scaling(model: nn.Module) -> None:
+    """Raise a ValueError naming the layer if any noisy layer's law has an infinite mean E[ξ]."""
+    from dropprior.nn import NoisyModule
+
+    for name, m in model.named_modules():
+        if isinstance(m, NoisyModule):
+            for law in _laws(m):
+                if not bool(torch.all(torch.isfinite(law.mean))):
+                    raise ValueError(
+                        f"mean-scaling prediction needs E[ξ] < ∞, but layer {name or '<root>'!r} "
+                        f"uses {law!r}, which has no mean; use method='mc' (MC prediction) instead"
+                    )
+
+
+def _laws(module: nn.Module) -> list[NoiseLaw]:
+    return [v for v in vars(module).values() if isinstance(v, NoiseLaw)]
+
+
+@dataclass(frozen=True)
+class RegressionPrediction:
+    """Predictive summary of a regression model.
+
+    Attributes:
+        mean: predictive mean, shape (N,) or (N, D).
+        variance: total predictive variance = epistemic + aleatoric, same shape.
+        epistemic: variance of the per-draw means (0 for mean-scaling).
+        aleatoric: mean of the per-draw observation variances (0 without a likelihood).
+        sample_means: per-draw means μ_s, shape (S, N[, D]) (S = 1 for mean-scaling).
+        sample_stds: per-draw σ_s, same shape, or None without a likelihood.
+
+    For heavy-tailed noise (half-Cauchy) the predictive mean may not exist and the MC average of
+    the draws is dominated by rare huge draws; :attr:`median` (the per-draw means' median) is the
+    robust point prediction then.
+    """
+
+    mean: Tensor
+    variance: Tensor
+    epistemic: Tensor
+    aleatoric: Tensor
+    sample_means: Tensor
+    sample_stds: Tensor | None
+
+    def log_density(self, y: Tensor) -> Tensor:
+        r"""The mixture log-density over the S draws,
+        :math:`\log\frac1S\sum_s\mathcal N(y_n;\mu_{s,n},\sigma_{s,n}^2)`.
+
+        Shape:
+            y: like ``mean``; result: (N,) (summed over D).
+        """
+        if self.sample_stds is None:
+            raise ValueError("log_density needs a Gaussian likelihood: call predict(..., "
+                             "likelihood=Gaussian(noise_std=...))")
+        if not isinstance(y, Tensor) or y.shape != self.mean.shape:
+            raise ValueError(f"y must be a tensor of shape {tuple(self.mean.shape)}, got "
+                             f"{tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
+        mu, sd = self.sample_means, self.sample_stds
+        log_n = -0.5 * math.log(2 * math.pi) - torch.log(sd) - 0.5 * ((y - mu) / sd) ** 2
+        log_n = log_n.reshape(mu.shape[0], mu.shape[1], -1).sum(dim=-1)
+        return torch.logsumexp(log_n, dim=0) - math.log(mu.shape[0])
+
+    @property
+    def median(self) -> Tensor:
+        """The median over draws of the per-draw means (a robust point prediction)."""
+        return self.sample_means.median(dim=0).values
+
+
+@dataclass(frozen=True)
+class ClassificationPrediction:
+    """Predictive class probabilities.
+
+    Attributes:
+        probs: (N, C) for a categorical model, (N[, D]) success probabilities for a Bernoulli one.
+        sample_probs: per-draw probabilities, shape (S, ...).
+    """
+
+    probs: Tensor
+    sample_probs: Tensor
+
+
+def predict(model: nn.Module, x: Tensor, samples: int = 100, likelihood: Likelihood | None = None,
+            method: str = "mc", batch_size: int | None = None,
+            vectorize: bool | None = None) -> RegressionPrediction | ClassificationPrediction:
+    """Predict with MC averaging over noise draws (or deterministic mean-scaling).
+
+    Args:
+        model: a dropprior model (or any torch model with dropout). Its train/eval modes are
+            restored afterwards; gradients are not tracked.
+        x: inputs.
+        samples: S ≥ 1 noise draws (ignored by mean-scaling).
+        likelihood: selects the summary: ``None`` or :class:`~dropprior.likelihoods.Gaussian` →
+            :class:`RegressionPrediction` (aleatoric variance only with a likelihood);
+            :class:`~dropprior.likelihoods.Categorical` / :class:`~dropprior.likelihoods.Bernoulli`
+            → :class:`ClassificationPrediction`.
+        method: "mc" or "mean_scaling" (raises if some layer's E[ξ] is infinite).
+        batch_size: examples per forward pass (None: all at once).
+        vectorize: see :func:`dropprior.objectives.output_samples`.
+
+    Shape:
+        x: (N, ...); outputs as documented on the returned dataclass.
+    """
+    check_choice("method", method, PREDICTION_METHODS)
+    check_samples(samples)
+    if likelihood is not None and not isinstance(likelihood, Likelihood):
+        raise TypeError(f"likelihood must be a dropprior Likelihood or None, got "
+                        f"{type(likelihood).__name__}")
+    if not isinstance(x, Tensor) or x.dim() == 0:
+        raise TypeError("x must be a torch.Tensor with a batch dimension")
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
+    step = x.shape[0] if batch_size is None else batch_size
+    parts = []
+    with torch.no_grad():
+        if method == "mean_scaling":
+            check_mean_scaling(model)
+            modes = {m: m.training for m in model.modules()}
+            model.eval()
+            try:
+                for i in range(0, x.shape[0], max(step, 1)):
+                    parts.append(model(x[i:i + step]).unsqueeze(0))
+            finally:
+                for m, training in modes.items():
+                    m.train(training)
+        else:
+            with mc_mode(model):
+                for i in range(0, x.shape[0], max(step, 1)):
+                    parts.append(output_samples(model, x[i:i + step], samples, vectorize))
+    outputs = torch.cat(parts, dim=1)  # (S, N, ...)
+    return summarise(outputs, likelihood)
+
+
+def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
+        RegressionPrediction | ClassificationPrediction):
+    """Turn per-draw outputs (S, N, ...) into a predictive summary (see :func:`predict`)."""
+    if isinstance(likelihood, Categorical):
+        sample_probs = torch.softmax(outputs, dim=-1)
+        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs)
+    if isinstance(likelihood, Bernoulli):
+        sample_probs = torch.sigmoid(outputs)
+        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs)
+    if likelihood is None:
+        means, stds = outputs, None
+        aleatoric = torch.zeros_like(outputs[0])
+    elif isinstance(likelihood, Gaussian):
+        means, stds = likelihood.split(outputs)
+        if likelihood.heteroscedastic and means.shape[-1] == 1 and outputs.dim() == 3:
+            means, stds = means.squeeze(-1), stds.squeeze(-1)
+        aleatoric = (stds**2).mean(dim=0)
+    else:
+        raise TypeError(f"no predictive summary for likelihood {type(likelihood).__name__}")
+    mean = means.mean(dim=0)
+    epistemic = means.var(dim=0, unbiased=False)
+    return RegressionPrediction(mean, epistemic + aleatoric, epistemic, aleatoric, means, stds)

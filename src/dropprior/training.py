@@ -1,0 +1,267 @@
+r"""A small training loop for noisy networks: :func:`fit`. Not a framework.
+
+Each step minimises the per-example MAP loss of :mod:`dropprior.objectives` on a minibatch B,
+
+.. math:: \ell_B(W) = -\frac1{|B|}\sum_{n\in B}\hat{\mathcal L}_S(x_n,y_n)
+          + \frac{1}{2N\sigma_0^2}\|W\|^2,
+
+with :math:`\hat{\mathcal L}_S` the MC objective (eq. 3, ``objective="mc"``) or the marginal-MAP
+bound (eq. 10, ``objective="marginal"``) over S noise draws and N the training-set size, so that
+:math:`N\ell` is an unbiased estimate of the negative log joint. The prior is an explicit loss
+term (not the optimizer's ``weight_decay``), so any optimizer gives the same objective.
+
+Everything ``fit`` does is also available as plain functions — write your own loop (or Lightning
+``training_step``) around :func:`dropprior.objectives.marginal_log_likelihood` if you need more.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dropprior._validation import check_choice
+from dropprior.likelihoods import Likelihood
+from dropprior.objectives import (
+    check_samples,
+    ep_weight_penalty,
+    marginal_log_likelihood,
+    mc_log_likelihood,
+)
+from dropprior.prediction import mc_mode
+
+__all__ = ["fit", "History", "OBJECTIVES", "OPTIMIZERS"]
+
+#: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound.
+OBJECTIVES = ("mc", "marginal")
+#: "adam": torch.optim.Adam; "sgd": torch.optim.SGD with momentum 0.9.
+OPTIMIZERS = ("adam", "sgd")
+#: "raise": FloatingPointError on a non-finite loss; "stop": end training, flag it in History.
+ON_NONFINITE = ("raise", "stop")
+
+
+@dataclass
+class History:
+    """What :func:`fit` did, epoch by epoch.
+
+    Attributes:
+        train_loss: mean training loss per epoch (negative objective per example + prior / N).
+        val_loss: validation loss per epoch, −(1/N_val) Σ log-mean-exp over ``val_samples``
+            draws (the MC predictive log-density); empty without validation.
+        best_epoch: the epoch (0-based) with the lowest validation loss, or None.
+        epochs_run: epochs completed (including ones before a resume).
+        stopped_early: whether early stopping ended training.
+        diverged: whether a non-finite loss ended training (``on_nonfinite="stop"``).
+        seconds: wall-clock time of this call.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    stopped_early: bool = False
+    diverged: bool = False
+    seconds: float = 0.0
+
+
+def _split(x: Tensor, y: Tensor, validation: float | tuple[Tensor, Tensor] | None,
+           generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    if validation is None:
+        return x, y, None, None
+    if isinstance(validation, tuple):
+        if len(validation) != 2:
+            raise ValueError("validation must be a fraction or a pair (x_val, y_val)")
+        return x, y, validation[0], validation[1]
+    if isinstance(validation, bool) or not isinstance(validation, float) or not (
+            0.0 < validation < 1.0):
+        raise ValueError(
+            f"validation must be a fraction in (0, 1), a pair (x_val, y_val) or None, got "
+            f"{validation!r}"
+        )
+    n = x.shape[0]
+    n_val = max(1, int(round(validation * n)))
+    if n_val >= n:
+        raise ValueError(f"validation={validation} leaves no training data for {n} examples")
+    perm = torch.randperm(n, generator=generator)
+    tr, va = perm[n_val:], perm[:n_val]
+    return x[tr], y[tr], x[va], y[va]
+
+
+def _make_optimizer(name: str, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
+        objective: str = "mc", samples: int = 1, sigma0: float = math.inf,
+        optimizer: str = "adam", lr: float = 1e-3, epochs: int = 100,
+        batch_size: int | None = None,
+        validation: float | tuple[Tensor, Tensor] | None = None,
+        patience: int | None = None, val_samples: int = 16, grad_clip: float | None = None,
+        seed: int = 0, progress: bool = True, checkpoint: str | Path | None = None,
+        resume: bool = False, on_nonfinite: str = "raise", restore_best: bool = True,
+        vectorize: bool | None = None) -> History:
+    """Train ``model`` in place by minibatch MAP under the MC or marginal-MAP objective.
+
+    Args:
+        model: a stochastic model (its noisy layers draw in train mode).
+        likelihood: a :class:`~dropprior.likelihoods.Likelihood`; its parameters (a learned
+            noise std) are trained too.
+        x, y: the training data (N examples along dim 0).
+        objective: "mc" (eq. 3) or "marginal" (eq. 10).
+        samples: S ≥ 1 noise draws per example per step.
+        sigma0: σ0 of the Gaussian prior N(0, σ0²) on all model parameters (∞: no prior).
+        optimizer: "adam" or "sgd" (momentum 0.9); ``lr`` its learning rate.
+        epochs: passes over the training data.
+        batch_size: minibatch size (None: full batch).
+        validation: a fraction of (x, y) held out at random, or an explicit (x_val, y_val), or
+            None. Needed for ``patience``.
+        patience: stop after this many epochs without a better validation loss (None: never);
+            with ``restore_best`` the best epoch's weights are restored at the end.
+        val_samples: noise draws for the validation loss.
+        grad_clip: clip the gradient's global L2 norm to this value (None: no clipping).
+        seed: seeds torch's global RNG (noise draws) and the shuffling / split generator.
+        progress: show a tqdm progress bar.
+        checkpoint: a file written after every epoch (model, likelihood, optimizer, RNG
+            states, history); with ``resume=True`` training continues from it if it exists.
+            Noisy layers built with their own ``generator=`` keep that generator's state
+            outside the checkpoint.
+        on_nonfinite: "raise" (FloatingPointError) or "stop" (end and set ``History.diverged``).
+        vectorize: see :func:`dropprior.objectives.output_samples`.
+
+    Returns:
+        the :class:`History`.
+
+    Shape:
+        x: (N, ...); y: (N, ...).
+    """
+    check_choice("objective", objective, OBJECTIVES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
+    check_samples(samples)
+    check_samples(val_samples, "val_samples")
+    for name, value in (("epochs", epochs),):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
+    if patience is not None and validation is None:
+        raise ValueError("patience (early stopping) needs validation data: pass validation=0.2 "
+                         "or validation=(x_val, y_val)")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
+    if not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if not isinstance(likelihood, Likelihood):
+        raise TypeError("likelihood must be a dropprior Likelihood, got "
+                        f"{type(likelihood).__name__}")
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.dim() == 0 or y.dim() == 0 or (
+            x.shape[0] != y.shape[0]):
+        raise ValueError("x and y must be tensors with the same number of examples along dim 0")
+
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    x_tr, y_tr, x_val, y_val = _split(x, y, validation, generator)
+    n_train = x_tr.shape[0]
+    step_batch = n_train if batch_size is None else min(batch_size, n_train)
+    params = list(model.parameters()) + list(likelihood.parameters())
+    opt = _make_optimizer(optimizer, params, float(lr))
+    objective_fn = mc_log_likelihood if objective == "mc" else marginal_log_likelihood
+    # Validate the batch shapes once, with a clear message, before training.
+    model.train()
+    with torch.no_grad():
+        likelihood.check(model(x_tr), y_tr)
+
+    history = History()
+    best_val = math.inf
+    best_state: dict[str, Any] | None = None
+    bad_epochs = 0
+    first_epoch = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        likelihood.load_state_dict(state["likelihood"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        generator.set_state(state["shuffle_rng"])
+        history = state["history"]
+        best_val, best_state, bad_epochs = state["best_val"], state["best_state"], state["bad"]
+        first_epoch = history.epochs_run
+    else:
+        torch.manual_seed(seed)
+
+    bar = tqdm(range(first_epoch, epochs), disable=not progress, desc="fit", leave=False)
+    for epoch in bar:
+        model.train()
+        likelihood.train()
+        perm = torch.randperm(n_train, generator=generator)
+        total, count = 0.0, 0
+        for i in range(0, n_train, step_batch):
+            idx = perm[i:i + step_batch]
+            xb, yb = x_tr[idx], y_tr[idx]
+            loglik = objective_fn(model, xb, yb, likelihood, samples, vectorize)
+            loss = -loglik.mean() + ep_weight_penalty(model, sigma0) / n_train
+            if not bool(torch.isfinite(loss)):
+                if on_nonfinite == "raise":
+                    raise FloatingPointError(
+                        f"non-finite training loss {float(loss.detach())} at epoch {epoch}; try "
+                        "objective='marginal', grad_clip=..., a smaller lr, or "
+                        "on_nonfinite='stop' to record it"
+                    )
+                history.diverged = True
+                break
+            opt.zero_grad()
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            total += float(loss.detach()) * xb.shape[0]
+            count += xb.shape[0]
+        if history.diverged:
+            break
+        history.train_loss.append(total / count)
+        history.epochs_run = epoch + 1
+        if x_val is not None and y_val is not None:
+            val = _validation_loss(model, likelihood, x_val, y_val, val_samples, vectorize)
+            history.val_loss.append(val)
+            if val < best_val:
+                best_val, bad_epochs, history.best_epoch = val, 0, epoch
+                best_state = {"model": copy.deepcopy(model.state_dict()),
+                              "likelihood": copy.deepcopy(likelihood.state_dict())}
+            else:
+                bad_epochs += 1
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val=f"{val:.4g}")
+        else:
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}")
+        if ckpt is not None:
+            torch.save({"model": model.state_dict(), "likelihood": likelihood.state_dict(),
+                        "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+                        "shuffle_rng": generator.get_state(), "history": history,
+                        "best_val": best_val, "best_state": best_state, "bad": bad_epochs}, ckpt)
+        if patience is not None and bad_epochs >= patience:
+            history.stopped_early = True
+            break
+    bar.close()
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state["model"])
+        likelihood.load_state_dict(best_state["likelihood"])
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _validation_loss(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor,
+                     samples: int, vectorize: bool | None) -> float:
+    """−(1/N) Σ_n log (1/S) Σ_s p(y_n | x_n, Ξ_s): the MC predictive negative log-density."""
+    with torch.no_grad(), mc_mode(model):
+        value = -marginal_log_likelihood(model, x, y, likelihood, samples, vectorize).mean()
+    return float(value)

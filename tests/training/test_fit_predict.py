@@ -1,0 +1,160 @@
+"""fit(): loss decreases, early stopping, seeding, checkpoint/resume; predict(): MC summaries
+against explicit computations; relevance/prune on a model with Residual blocks; bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from dropprior.likelihoods import Categorical, Gaussian
+from dropprior.nn import NoisyLinear, Residual
+from dropprior.noise import Bernoulli, HalfCauchy, Rayleigh
+from dropprior.objectives import output_samples
+from dropprior.prediction import mc_mode, predict
+from dropprior.pruning import count_flops, prune
+from dropprior.relevance import noise_scale, relevance
+from dropprior.training import fit
+
+
+def _data(n: int = 64):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    y = x[:, 0] - 2 * x[:, 1] + 0.1 * torch.randn(n, generator=g)
+    return x, y
+
+
+def _model(law=None) -> nn.Sequential:
+    torch.manual_seed(0)
+    law = law if law is not None else Bernoulli(0.8, inverted=True)
+    return nn.Sequential(NoisyLinear(3, 16, law), nn.Tanh(), NoisyLinear(16, 1, law),
+                         nn.Flatten(0))
+
+
+def test_fit_decreases_loss_and_is_seeded() -> None:
+    x, y = _data()
+    a, b = _model(), _model()
+    ha = fit(a, Gaussian(0.5), x, y, epochs=30, lr=0.02, batch_size=16, progress=False, seed=3)
+    hb = fit(b, Gaussian(0.5), x, y, epochs=30, lr=0.02, batch_size=16, progress=False, seed=3)
+    assert ha.train_loss[-1] < ha.train_loss[0] - 0.5
+    assert ha.train_loss == hb.train_loss
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert_close(pa, pb)
+
+
+def test_early_stopping_restores_best() -> None:
+    x, y = _data()
+    model = _model()
+    h = fit(model, Gaussian(0.5), x, y, epochs=200, lr=0.05, validation=0.25, patience=3,
+            progress=False, objective="marginal", samples=4)
+    assert h.stopped_early and h.epochs_run < 200
+    assert h.best_epoch == int(torch.tensor(h.val_loss).argmin())
+    assert len(h.val_loss) == h.epochs_run
+
+
+def test_checkpoint_resume_equals_straight_run(tmp_path) -> None:
+    x, y = _data()
+    straight = _model()
+    fit(straight, Gaussian(0.5), x, y, epochs=6, batch_size=16, progress=False, seed=1)
+    resumed = _model()
+    path = tmp_path / "ckpt.pt"
+    fit(resumed, Gaussian(0.5), x, y, epochs=3, batch_size=16, progress=False, seed=1,
+        checkpoint=path)
+    h = fit(resumed, Gaussian(0.5), x, y, epochs=6, batch_size=16, progress=False, seed=1,
+            checkpoint=path, resume=True)
+    assert h.epochs_run == 6 and len(h.train_loss) == 6
+    for pa, pb in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert_close(pa, pb)
+
+
+def test_predict_regression_matches_explicit_mixture() -> None:
+    x, _ = _data(10)
+    model = _model()
+    lik = Gaussian(0.3)
+    torch.manual_seed(5)
+    pred = predict(model, x, samples=50, likelihood=lik)
+    torch.manual_seed(5)
+    with torch.no_grad(), mc_mode(model):
+        draws = output_samples(model, x, 50)
+    assert_close(pred.mean, draws.mean(0))
+    assert_close(pred.epistemic, draws.var(0, unbiased=False))
+    assert_close(pred.variance, draws.var(0, unbiased=False) + 0.09)
+    y = torch.zeros(10)
+    ref = torch.logsumexp(torch.distributions.Normal(draws, 0.3).log_prob(y), 0) - math.log(50)
+    assert_close(pred.log_density(y), ref)
+    assert model.training  # modes restored
+    scaled = predict(model, x, likelihood=lik, method="mean_scaling")
+    model.eval()
+    assert_close(scaled.mean, model(x).detach())
+
+
+def test_predict_classification_probabilities() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(NoisyLinear(4, 3, Bernoulli(0.5, inverted=True)))
+    pred = predict(model, torch.randn(7, 4), samples=20, likelihood=Categorical())
+    assert pred.probs.shape == (7, 3)
+    assert_close(pred.probs.sum(1), torch.ones(7))
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    x, y = _data(8)
+    model = _model(HalfCauchy(1.0))
+    with pytest.raises(ValueError, match="mean-scaling prediction needs E"):
+        predict(model, x, method="mean_scaling")
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        predict(model, x, samples=0)
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        fit(model, Gaussian(1.0), x, y, samples=0, progress=False)
+    with pytest.raises(ValueError, match=r"y has shape \(8, 1\)"):
+        fit(model, Gaussian(1.0), x, y.unsqueeze(1), progress=False)
+    with pytest.raises(TypeError, match="integer class labels"):
+        fit(nn.Sequential(NoisyLinear(3, 2, Bernoulli(0.5))), Categorical(), x, y,
+            progress=False)
+    with pytest.raises(ValueError, match="objective='elbo' is not valid"):
+        fit(model, Gaussian(1.0), x, y, objective="elbo", progress=False)
+    with pytest.raises(ValueError, match="patience .* needs validation"):
+        fit(model, Gaussian(1.0), x, y, patience=3, progress=False)
+    with pytest.raises(ValueError, match="method='median' is not valid"):
+        predict(model, x, method="median")
+
+
+def test_nonfinite_loss_raises_or_stops() -> None:
+    x, y = _data(8)
+    model = _model()
+    with torch.no_grad():
+        model[0].weight.fill_(math.inf)
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        fit(model, Gaussian(1.0), x, y, epochs=2, progress=False)
+    assert fit(model, Gaussian(1.0), x, y, epochs=2, progress=False,
+               on_nonfinite="stop").diverged
+
+
+def test_relevance_scale_and_residual_block_pruning(tmp_path) -> None:
+    torch.manual_seed(0)
+    law = Rayleigh(1.0)
+    blocks = [Residual(nn.Sequential(nn.Linear(6, 6), nn.ReLU()), depth_noise=law)
+              for _ in range(3)]
+    with torch.no_grad():
+        blocks[1].block[0].weight.mul_(1e-3)  # a block the prior has switched off
+    model = nn.Sequential(NoisyLinear(4, 6, law), nn.ReLU(), *blocks, nn.Linear(6, 1))
+    scores = relevance(model)
+    assert set(scores) == {"0", "2", "3", "4"}
+    assert_close(scores["0"], model[0].weight.detach().norm(dim=0) * law.second_moment.sqrt())
+    assert_close(noise_scale(HalfCauchy(2.0)), torch.tensor(2.0))  # its median is its scale
+    res = prune(model, keep=2 / 3, layers=["2", "3", "4"])
+    assert res.kept["residual_blocks"].tolist() == [2, 4]
+    assert isinstance(res.model[3], nn.Identity)
+    assert res.params_after == res.params_before - 42
+    assert res.flops_after == res.flops_before - 72
+    assert count_flops(model, torch.zeros(5, 4)) == res.flops_before
+    from dropprior.plotting import relevance_plot
+
+    relevance_plot(scores, path=tmp_path / "rel.png")
+    assert (tmp_path / "rel.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="exactly one of keep"):
+        prune(model)
+    with pytest.raises(ValueError, match="removes every group"):
+        prune(model, threshold=1e9, layers=["0"])
