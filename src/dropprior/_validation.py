@@ -1,4 +1,7 @@
-"""Argument checks shared by the whole package: every error names the bad value and what is accepted."""
+"""Argument checks shared by the whole package.
+
+Every error names the bad value and what is accepted.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["check_choice", "check_positive", "check_in_interval", "as_param"]
+__all__ = ["check_choice", "check_positive", "check_in_interval", "as_param", "check_finite",
+           "check_at_least", "check_less"]
 
 T = TypeVar("T")
 
@@ -44,6 +48,29 @@ def check_in_interval(name: str, value: Tensor, low: float, high: float,
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must lie in {interval}, got {_show(value)}")
     return value
+
+
+def check_finite(name: str, value: Tensor) -> Tensor:
+    """Raise a ValueError naming ``value`` unless every entry is finite (not nan, not ±inf)."""
+    if not bool(torch.all(torch.isfinite(value))):
+        raise ValueError(f"{name} must be finite, got {_show(value)}")
+    return value
+
+
+def check_at_least(name: str, value: Tensor, low: float) -> Tensor:
+    """Raise a ValueError naming ``value`` unless every entry is finite and >= ``low``."""
+    if not bool(torch.all(torch.isfinite(value) & (value >= low))):
+        raise ValueError(f"{name} must be finite and >= {low}, got {_show(value)}")
+    return value
+
+
+def check_less(low_name: str, low: Tensor, high_name: str, high: Tensor) -> None:
+    """Raise a ValueError naming both values unless ``low < high`` entrywise."""
+    if not bool(torch.all(low < high)):
+        raise ValueError(
+            f"{low_name} must be < {high_name}, got {low_name}={_show(low)}, "
+            f"{high_name}={_show(high)}"
+        )
 
 
 def _show(value: Tensor) -> str:

@@ -17,13 +17,46 @@ Every law is a :class:`torch.distributions.Distribution` and adds:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution
+from torch.distributions import Distribution, PowerTransform
+
+from dropprior._validation import as_param
 
 __all__ = ["NoiseLaw"]
+
+SampleShape = torch.Size | Sequence[int] | int
+
+
+def sample_size(sample_shape: SampleShape) -> torch.Size:
+    """``sample_shape`` as a ``torch.Size`` (an int ``n`` means ``(n,)``); TypeError otherwise."""
+    if isinstance(sample_shape, bool):
+        raise TypeError(f"sample_shape must be a tuple of ints or an int, got {sample_shape!r}")
+    if isinstance(sample_shape, int):
+        return torch.Size((sample_shape,))
+    try:
+        return torch.Size(sample_shape)
+    except TypeError:
+        raise TypeError(
+            f"sample_shape must be a torch.Size, a tuple of ints or an int, got {sample_shape!r}"
+        ) from None
+
+
+def broadcast_params(*values: float | Tensor) -> tuple[Tensor, ...]:
+    """Law parameters as floating tensors of one promoted dtype, broadcast to one shape."""
+    tensors = [as_param(v) for v in values]
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return tuple(torch.broadcast_tensors(*(t.to(dtype) for t in tensors)))
+
+
+def inf_like(t: Tensor) -> Tensor:
+    """A tensor of ``+inf`` with the shape, dtype and device of ``t``."""
+    return torch.full_like(t, float("inf"))
 
 
 class NoiseLaw(Distribution):
@@ -62,6 +95,40 @@ class NoiseLaw(Distribution):
         """Var[ξ⁻²], ``inf`` where it does not exist."""
         raise NotImplementedError
 
+    # ---- densities -----------------------------------------------------------------------
+    def _torch_law(self) -> Distribution:
+        """The same law composed from ``torch.distributions`` (used for ``log_prob``)."""
+        raise NotImplementedError
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log p(ξ) from the torch composition; ``-inf`` outside the support (never nan)."""
+        ref = self._param_like()
+        value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        support = self.support
+        assert support is not None  # every NoiseLaw declares its support
+        inside = support.check(value)
+        lp = self._torch_law().log_prob(torch.where(inside, value, self._inside_point()))
+        return torch.where(inside, lp, torch.full_like(lp, -float("inf")))
+
+    def _inside_point(self) -> Tensor:
+        """A point inside the support, substituted for outside values before ``log_prob`` so
+        that neither the value nor its gradient becomes nan there."""
+        raise NotImplementedError
+
+    def _param_like(self) -> Tensor:
+        """The first parameter: sets the dtype and device of draws and moments."""
+        return next(iter(self.params().values()))
+
+    def _power(self, exponent: float) -> PowerTransform:
+        """``PowerTransform(exponent)`` with the exponent on the parameters' dtype and device."""
+        return PowerTransform(self._param_like().new_tensor(exponent))
+
+    def _empty(self, sample_shape: SampleShape) -> Tensor:
+        """A fresh uninitialised tensor of the extended sample shape, dtype and device."""
+        ref = self._param_like()
+        shape = self._extended_shape(sample_size(sample_shape))
+        return torch.empty(shape, dtype=ref.dtype, device=ref.device)
+
     # ---- derived distributions -----------------------------------------------------------
     def variance_prior(self) -> Distribution:
         """The distribution of ξ², the prior on the Gaussian's variance scale."""
@@ -83,12 +150,12 @@ class NoiseLaw(Distribution):
            dtype: torch.dtype | None = None) -> NoiseLaw:
         """The same law with every parameter moved to ``device`` / ``dtype``."""
         moved = {k: v.to(device=device, dtype=dtype) for k, v in self.params().items()}
-        return type(self)(**moved, validate_args=False)
+        return type(self)(**moved, validate_args=False)  # type: ignore[arg-type]
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> NoiseLaw:
         batch_shape = torch.Size(batch_shape)
         expanded = {k: v.expand(batch_shape) for k, v in self.params().items()}
-        return type(self)(**expanded, validate_args=False)
+        return type(self)(**expanded, validate_args=False)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         def fmt(v: Tensor) -> str:

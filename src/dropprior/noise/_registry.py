@@ -1,4 +1,4 @@
-"""Pairs each noise law with its marginal prior, in the style of ``torch.distributions.register_kl``.
+"""Pairs each noise law with its marginal prior, in the style of torch's ``register_kl``.
 
 Adding a law is one file (the law) plus one registration::
 

@@ -1,0 +1,102 @@
+"""Half-Cauchy noise ξ ~ C⁺(0, s): the noise whose scale mixture is the horseshoe prior.
+
+Generative definition: ξ = s·|C|, C ~ Cauchy(0, 1).
+
+Moments: none of E[ξ], Var[ξ], E[ξ²], E[ξ⁻²], Var[ξ⁻²] exists; all are ``inf``. The tail
+p(ξ) ~ 2s/(πξ²) makes ∫ ξ p(ξ) dξ diverge at ∞, and the positive density 2/(πs) at ξ = 0 makes
+∫ ξ⁻² p(ξ) dξ diverge at 0.
+
+Variance prior: the square of a half-Cauchy (the paper's "unnamed" law), via
+``PowerTransform(2)``. Marginal prior: horseshoe with global scale τ = σ0·s.
+
+With no mean, ``match_dropout("half_cauchy", p)`` raises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, TransformedDistribution, constraints
+from torch.distributions import HalfCauchy as TorchHalfCauchy
+
+from dropprior._validation import as_param, check_positive
+from dropprior.noise._base import NoiseLaw, SampleShape, inf_like
+from dropprior.noise._registry import register_law
+
+__all__ = ["HalfCauchy"]
+
+
+@register_law("half_cauchy")
+class HalfCauchy(NoiseLaw):
+    r"""Half-Cauchy multiplicative noise.
+
+    .. math:: p(\xi) = \frac{2}{\pi s \,(1 + \xi^2/s^2)},\quad \xi \ge 0
+
+    Args:
+        scale: s > 0 (``scipy.stats.halfcauchy(scale=s)``).
+
+    Shape:
+        ``batch_shape`` is ``scale.shape``.
+
+    Example:
+        >>> HalfCauchy(1.0).mean
+        tensor(inf)
+    """
+
+    arg_constraints = {"scale": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+
+    def __init__(self, scale: float | Tensor, validate_args: bool | None = None) -> None:
+        self.scale = as_param(scale)
+        if validate_args is not False:
+            check_positive("scale", self.scale)
+        super().__init__(self.scale.shape, validate_args=False)
+
+    @property
+    def mean(self) -> Tensor:
+        return inf_like(self.scale)
+
+    @property
+    def variance(self) -> Tensor:
+        return inf_like(self.scale)
+
+    @property
+    def second_moment(self) -> Tensor:
+        return inf_like(self.scale)
+
+    @property
+    def inverse_square_mean(self) -> Tensor:
+        return inf_like(self.scale)
+
+    @property
+    def inverse_square_variance(self) -> Tensor:
+        return inf_like(self.scale)
+
+    def sample(self, sample_shape: SampleShape = (),
+               generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            draw = self._empty(sample_shape).cauchy_(generator=generator)
+            return draw.abs_().mul_(self.scale)
+
+    def rsample(self, sample_shape: SampleShape = (),
+                generator: torch.Generator | None = None) -> Tensor:
+        """ξ = s·|C|, C ~ Cauchy(0, 1): pathwise gradient ∂ξ/∂s = ξ/s."""
+        return self.scale * self._empty(sample_shape).cauchy_(generator=generator).abs_()
+
+    def _torch_law(self) -> Distribution:
+        return TorchHalfCauchy(self.scale, validate_args=False)
+
+    def _inside_point(self) -> Tensor:
+        return self.scale
+
+    def cdf(self, value: Tensor) -> Tensor:
+        value = torch.as_tensor(value, dtype=self.scale.dtype).clamp_min(0)
+        return 2 / math.pi * torch.atan(value / self.scale)
+
+    def variance_prior(self) -> Distribution:
+        """ξ² with ξ half-Cauchy: ``TransformedDistribution(HalfCauchy(s), PowerTransform(2))``."""
+        return TransformedDistribution(self._torch_law(), [self._power(2.0)],
+                                       validate_args=False)

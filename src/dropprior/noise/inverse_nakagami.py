@@ -1,0 +1,135 @@
+"""Inverse-Nakagami noise: ξ = 1/η, η ~ Nakagami(m, Ω) — the noise of the Student-t prior.
+
+Generative definition: η² ~ Gamma(m, rate m/Ω), so ξ² = 1/η² ~ InverseGamma(m, rate m/Ω), i.e.
+ξ = (Ω G/m)^{−1/2} with G ~ Gamma(m, 1).
+
+Moments (from E[η^k] = Γ(m + k/2)/Γ(m)·(Ω/m)^{k/2} with k → −k):
+
+* E[ξ] = Γ(m − ½)/Γ(m)·√(m/Ω), finite for m > ½ (``inf`` at m = ½);
+* E[ξ²] = (m/Ω)/(m − 1), finite for m > 1 (``inf`` for m ≤ 1: the tail p(ξ) ~ ξ^{−2m−1});
+* Var[ξ] = E[ξ²] − E[ξ]², finite for m > 1;
+* E[ξ⁻²] = E[η²] = Ω and Var[ξ⁻²] = Var[η²] = Ω²/m, always finite.
+
+Variance prior: InverseGamma(m, rate m/Ω). Marginal prior: Student-t, ν = 2m, scale σ0/√Ω.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.distributions import (
+    Distribution,
+    InverseGamma,
+    TransformedDistribution,
+    constraints,
+)
+
+from dropprior._validation import check_at_least, check_positive
+from dropprior.noise._base import NoiseLaw, SampleShape, broadcast_params, inf_like
+from dropprior.noise._registry import register_law
+
+__all__ = ["InverseNakagami"]
+
+
+@register_law("inverse_nakagami")
+class InverseNakagami(NoiseLaw):
+    r"""Inverse-Nakagami multiplicative noise, ξ = 1/η with η ~ Nakagami(m, Ω).
+
+    .. math:: p(\xi) = \frac{2 m^m}{\Gamma(m)\,\Omega^m}\, \xi^{-2m-1}
+              \exp\Big(-\frac{m}{\Omega \xi^2}\Big),\quad \xi > 0
+
+    Args:
+        shape: m ≥ ½, the Nakagami shape (``scipy.stats.nakagami(nu=m)``); ν = 2m is the
+            Student-t marginal's degrees of freedom.
+        spread: Ω > 0, the Nakagami spread E[η²] (``scipy.stats.nakagami(scale=√Ω)``).
+
+    Shape:
+        ``batch_shape`` is the broadcast shape of ``shape`` and ``spread``.
+
+    Example:
+        >>> law = InverseNakagami(shape=2.0, spread=1.0)
+        >>> float(law.second_moment), float(law.inverse_square_mean)
+        (2.0, 1.0)
+    """
+
+    arg_constraints = {"shape": constraints.greater_than_eq(0.5),
+                       "spread": constraints.positive}
+    support = constraints.positive
+    has_rsample = True
+
+    def __init__(self, shape: float | Tensor, spread: float | Tensor,
+                 validate_args: bool | None = None) -> None:
+        self.shape, self.spread = broadcast_params(shape, spread)
+        if validate_args is not False:
+            check_at_least("shape", self.shape, 0.5)
+            check_positive("spread", self.spread)
+        super().__init__(self.shape.shape, validate_args=False)
+
+    @property
+    def _rate(self) -> Tensor:
+        """m/Ω, the rate of η² ~ Gamma(m, m/Ω) and the scale of ξ² ~ InverseGamma(m, m/Ω)."""
+        return self.shape / self.spread
+
+    @property
+    def mean(self) -> Tensor:
+        m = self.shape
+        safe = torch.where(m > 0.5, m, torch.ones_like(m))
+        finite = torch.exp(torch.lgamma(safe - 0.5) - torch.lgamma(safe)) * (safe
+                                                                             / self.spread).sqrt()
+        return torch.where(m > 0.5, finite, inf_like(m))
+
+    @property
+    def second_moment(self) -> Tensor:
+        m = self.shape
+        safe = torch.where(m > 1, m, torch.full_like(m, 2.0))
+        return torch.where(m > 1, self._rate / (safe - 1), inf_like(m))
+
+    @property
+    def variance(self) -> Tensor:
+        m = self.shape
+        finite = (self.second_moment - self.mean.square()).clamp_min(0)
+        return torch.where(m > 1, finite, inf_like(m))
+
+    @property
+    def inverse_square_mean(self) -> Tensor:
+        return self.spread.clone()
+
+    @property
+    def inverse_square_variance(self) -> Tensor:
+        return self.spread.square() / self.shape
+
+    def _gamma(self, sample_shape: SampleShape, generator: torch.Generator | None) -> Tensor:
+        """G ~ Gamma(m, 1) of the extended shape, with implicit reparametrized gradients to m."""
+        shape = self._empty(sample_shape).shape
+        draw = torch._standard_gamma(self.shape.expand(shape), generator=generator)
+        # Keep G > 0 (as torch's Gamma.rsample); out of place: StandardGamma saves its output.
+        return draw.clamp_min(torch.finfo(draw.dtype).tiny)
+
+    def sample(self, sample_shape: SampleShape = (),
+               generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            return self._gamma(sample_shape, generator).div_(self._rate).rsqrt_()
+
+    def rsample(self, sample_shape: SampleShape = (),
+                generator: torch.Generator | None = None) -> Tensor:
+        """ξ = (G/(m/Ω))^{−1/2}, G ~ Gamma(m, 1) with torch's implicit gamma gradients."""
+        return torch.rsqrt(self._gamma(sample_shape, generator) / self._rate)
+
+    def _torch_law(self) -> Distribution:
+        return TransformedDistribution(self.variance_prior(), [self._power(0.5)],
+                                       validate_args=False)
+
+    def _inside_point(self) -> Tensor:
+        return self.spread.rsqrt()
+
+    def cdf(self, value: Tensor) -> Tensor:
+        """P(ξ ≤ x) = P(η² ≥ 1/x²) = Q(m, (m/Ω)/x²), the regularized upper incomplete gamma."""
+        value = torch.as_tensor(value, dtype=self.shape.dtype)
+        positive = value > 0
+        safe = torch.where(positive, value, torch.ones_like(value))
+        q = torch.special.gammaincc(self.shape, self._rate / safe.square())
+        return torch.where(positive, q, torch.zeros_like(q))
+
+    def variance_prior(self) -> Distribution:
+        """ξ² ~ InverseGamma(concentration m, rate m/Ω) (torch's ``InverseGamma``)."""
+        return InverseGamma(self.shape, self._rate, validate_args=False)

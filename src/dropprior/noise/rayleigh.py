@@ -1,0 +1,114 @@
+"""Rayleigh noise ξ ~ Rayleigh(s): the noise whose scale mixture is the Laplace prior.
+
+Generative definition: ξ = s·√(2E), E ~ Exponential(1); equivalently ξ² ~ Exponential with mean 2s².
+
+Moments: E[ξ] = s√(π/2), Var[ξ] = (4−π)s²/2, E[ξ²] = 2s². E[ξ⁻²] = Var[ξ⁻²] = ∞: the density
+p(ξ) = ξ/s² e^{−ξ²/2s²} is linear at 0, so ∫ ξ⁻²·ξ dξ diverges logarithmically at 0.
+
+Variance prior: Exponential(rate 1/(2s²)). Marginal prior: Laplace(0, σ0·s).
+
+A one-parameter family cannot match both E[ξ] = 1 and Var[ξ] = p/(1−p), so
+``match_dropout("rayleigh", p)`` raises; :meth:`Rayleigh.with_mean` matches the mean only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.distributions import (
+    Distribution,
+    Exponential,
+    TransformedDistribution,
+    constraints,
+)
+
+from dropprior._validation import as_param, check_positive
+from dropprior.noise._base import NoiseLaw, SampleShape, inf_like
+from dropprior.noise._registry import register_law
+
+__all__ = ["Rayleigh"]
+
+
+@register_law("rayleigh")
+class Rayleigh(NoiseLaw):
+    r"""Rayleigh multiplicative noise.
+
+    .. math:: p(\xi) = \frac{\xi}{s^2} \exp\Big(-\frac{\xi^2}{2s^2}\Big),\quad \xi \ge 0
+
+    Args:
+        scale: s > 0 (``scipy.stats.rayleigh(scale=s)``).
+
+    Shape:
+        ``batch_shape`` is ``scale.shape``.
+
+    Example:
+        >>> law = Rayleigh.with_mean(1.0)
+        >>> round(float(law.mean), 6)
+        1.0
+    """
+
+    arg_constraints = {"scale": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = True
+
+    def __init__(self, scale: float | Tensor, validate_args: bool | None = None) -> None:
+        self.scale = as_param(scale)
+        if validate_args is not False:
+            check_positive("scale", self.scale)
+        super().__init__(self.scale.shape, validate_args=False)
+
+    @classmethod
+    def with_mean(cls, mean: float | Tensor = 1.0) -> Rayleigh:
+        """The Rayleigh law with E[ξ] = ``mean``: s = mean/√(π/2). Its variance is then fixed at
+        (4/π − 1)·mean² ≈ 0.273·mean², the Var[ξ] = p/(1−p) of dropout rate p = 1 − π/4."""
+        mean_t = check_positive("mean", as_param(mean))
+        return cls(mean_t / math.sqrt(math.pi / 2))
+
+    @property
+    def mean(self) -> Tensor:
+        return self.scale * math.sqrt(math.pi / 2)
+
+    @property
+    def variance(self) -> Tensor:
+        return (4 - math.pi) / 2 * self.scale.square()
+
+    @property
+    def second_moment(self) -> Tensor:
+        return 2 * self.scale.square()
+
+    @property
+    def inverse_square_mean(self) -> Tensor:
+        return inf_like(self.scale)
+
+    @property
+    def inverse_square_variance(self) -> Tensor:
+        return inf_like(self.scale)
+
+    def sample(self, sample_shape: SampleShape = (),
+               generator: torch.Generator | None = None) -> Tensor:
+        with torch.no_grad():
+            draw = self._empty(sample_shape).exponential_(generator=generator)
+            return draw.mul_(2).sqrt_().mul_(self.scale)
+
+    def rsample(self, sample_shape: SampleShape = (),
+                generator: torch.Generator | None = None) -> Tensor:
+        """ξ = s·√(2E), E ~ Exponential(1): pathwise gradient ∂ξ/∂s = ξ/s."""
+        root = self._empty(sample_shape).exponential_(generator=generator).mul_(2).sqrt_()
+        return self.scale * root
+
+    def _torch_law(self) -> Distribution:
+        return TransformedDistribution(self.variance_prior(), [self._power(0.5)],
+                                       validate_args=False)
+
+    def _inside_point(self) -> Tensor:
+        return self.scale
+
+    def cdf(self, value: Tensor) -> Tensor:
+        value = torch.as_tensor(value, dtype=self.scale.dtype).clamp_min(0)
+        return -torch.expm1(-(value / self.scale).square() / 2)
+
+    def variance_prior(self) -> Distribution:
+        """ξ² ~ Exponential with rate 1/(2s²) (mean 2s²)."""
+        return Exponential(0.5 / self.scale.square(), validate_args=False)

@@ -1,0 +1,160 @@
+"""Generic contracts, run over every registered noise law (reference table: _noise_reference.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _noise_reference import BY_NAME, FIXTURES, case_id, cases, make
+from numpy.testing import assert_allclose
+
+from dropprior import noise
+
+MOMENTS = ["mean", "variance", "second_moment", "inverse_square_mean", "inverse_square_variance"]
+
+
+def test_every_registered_law_has_a_fixture() -> None:
+    assert set(noise.registered_laws()) == set(BY_NAME)
+    for name, cls in noise.registered_laws().items():
+        assert noise.law_by_name(name) is cls
+        assert BY_NAME[name].law is cls
+    with pytest.raises(ValueError, match="'laplace'.*expected one of"):
+        noise.law_by_name("laplace")
+
+
+def _grid(fixture, params) -> np.ndarray:
+    """Draws from the scipy reference plus points outside the support."""
+    ref = fixture.scipy(**params)
+    inside = np.asarray(ref.rvs(size=30, random_state=np.random.default_rng(0)), dtype=float)
+    if fixture.discrete:
+        c = ref.c
+        return np.concatenate([[0.0, c, 0.5 * c, -1.0, 2 * c], inside])
+    lo, hi = ref.support()
+    outside = [v for v in (lo - 1.0, hi + 1.0) if np.isfinite(v)]
+    return np.concatenate([inside, outside])
+
+
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_log_prob_matches_scipy(fixture, params) -> None:
+    law = make(fixture, params)
+    x = _grid(fixture, params)
+    got = law.log_prob(torch.tensor(x)).numpy()
+    want = fixture.scipy(**params).logpdf(x)
+    assert not np.isnan(got).any()
+    assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_cdf_matches_scipy(fixture, params) -> None:
+    law = make(fixture, params)
+    x = _grid(fixture, params)
+    if fixture.name == "beta":  # torch has no regularized incomplete beta function
+        with pytest.raises(NotImplementedError):
+            law.cdf(torch.tensor(x))
+        return
+    got = law.cdf(torch.tensor(x)).numpy()
+    assert_allclose(got, fixture.scipy(**params).cdf(x), rtol=1e-9, atol=1e-12)
+
+
+def _batched(fixture):
+    """One law whose batch holds every example (batch_shape = (E,))."""
+    keys = [k for k in fixture.examples[0] if k != "inverted"]
+    examples = [ex for ex in fixture.examples if not ex.get("inverted", False)]
+    kwargs = {k: torch.tensor([ex[k] for ex in examples], dtype=torch.float64) for k in keys}
+    return fixture.law(**kwargs), len(examples)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
+def test_shapes_and_expand(fixture) -> None:
+    law, n = _batched(fixture)
+    g = torch.Generator().manual_seed(0)
+    assert law.batch_shape == (n,) and law.event_shape == ()
+    draws = law.sample((4, 5), generator=g)
+    assert draws.shape == (4, 5, n) and draws.dtype == torch.float64
+    assert law.sample(3, generator=g).shape == (3, n)
+    assert law.log_prob(draws).shape == (4, 5, n)
+    for name in MOMENTS:
+        assert getattr(law, name).shape == (n,), name
+    if law.has_rsample:
+        assert law.rsample((2,), generator=g).shape == (2, n)
+    big = law.expand((3, n))
+    assert type(big) is type(law) and big.batch_shape == (3, n)
+    assert big.sample((2,), generator=g).shape == (2, 3, n)
+    torch.testing.assert_close(big.mean, law.mean.expand(3, n), equal_nan=False)
+    with pytest.raises(TypeError, match="sample_shape"):
+        law.sample("big")
+
+
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_samples_lie_in_support(fixture, params) -> None:
+    law = make(fixture, params)
+    draws = law.sample((2000,), generator=torch.Generator().manual_seed(1))
+    assert bool(law.support.check(draws).all())
+    assert bool(torch.isfinite(law.log_prob(draws)).all())
+    if law.has_rsample:
+        assert bool(law.support.check(law.rsample((500,))).all())
+
+
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_generator_reproducibility(fixture, params) -> None:
+    law = make(fixture, params)
+    samplers = [law.sample] + ([law.rsample] if law.has_rsample else [])
+    for draw in samplers:
+        a = draw((200,), generator=torch.Generator().manual_seed(7))
+        b = draw((200,), generator=torch.Generator().manual_seed(7))
+        c = draw((200,), generator=torch.Generator().manual_seed(8))
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_to_float64(fixture, params) -> None:
+    law32 = make(fixture, params, dtype=torch.float32)
+    law64 = law32.to(dtype=torch.float64)
+    assert type(law64) is type(law32)
+    assert all(v.dtype == torch.float64 for v in law64.params().values())
+    assert law64.sample((3,), generator=torch.Generator().manual_seed(0)).dtype == torch.float64
+    for name in MOMENTS:
+        assert getattr(law64, name).dtype == torch.float64
+        torch.testing.assert_close(getattr(law64, name).float(), getattr(law32, name),
+                                   rtol=1e-5, atol=0)
+    if fixture.name == "bernoulli":
+        assert law64.inverted == law32.inverted
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
+def test_bad_parameters_raise_naming_the_value(fixture) -> None:
+    for params, shown in fixture.bad:
+        with pytest.raises(ValueError, match=shown.replace("-", r"\-")) as info:
+            make(fixture, params)
+        assert any(k in str(info.value) for k in params), str(info.value)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
+def test_moments_never_nan(fixture) -> None:
+    for params in fixture.examples + fixture.edges:
+        law = make(fixture, params)
+        for name in MOMENTS:
+            value = getattr(law, name)
+            assert not bool(torch.isnan(value).any()), (params, name)
+            assert bool((value >= 0).all()) or name == "mean", (params, name)
+
+
+def test_rsample_only_where_reparametrizable() -> None:
+    for fixture in FIXTURES:
+        assert fixture.law.has_rsample == (not fixture.discrete), fixture.name
+    with pytest.raises(NotImplementedError, match="discrete"):
+        noise.Bernoulli(0.5).rsample((2,))
+
+
+def test_log_prob_outside_support_is_minus_inf_with_finite_gradient() -> None:
+    scale = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    lp = noise.Rayleigh(scale).log_prob(torch.tensor([-1.0, 1.0], dtype=torch.float64))
+    assert lp[0] == -float("inf") and torch.isfinite(lp[1])
+    lp[1].backward()
+    assert torch.isfinite(scale.grad)
+
+
+def test_repr_names_parameters() -> None:
+    assert repr(noise.Bernoulli(0.8, inverted=True)) == "Bernoulli(keep=0.8, inverted=True)"
+    assert repr(noise.InverseNakagami(2.0, 1.0)) == "InverseNakagami(shape=2, spread=1)"
