@@ -1,0 +1,150 @@
+r"""DropConnect: one ξ per weight (structure ``"weight"``), y = x (Ξ ⊙ W)ᵀ + b.
+
+Per-example DropConnect draws a fresh Ξ_n ∈ R^{out×in} for every example n:
+
+.. math:: y_{n,o} = \sum_i x_{n,i}\, \xi_{n,o,i} W_{o,i} + b_o.
+
+It is computed *exactly* for every law by :func:`dropconnect_linear`, in chunks of examples so that
+at most ``max_elements`` noise entries are alive at once; backward regenerates each chunk's Ξ from
+the saved generator state instead of keeping N·out·in floats.
+
+For Gaussian noise ξ ~ N(μ, s²), y_{n,o} is itself Gaussian given x, with mean μ (x Wᵀ)_{n,o} and
+variance s² (x² (W²)ᵀ)_{n,o}, independently over n and o (distinct weights carry independent ξ).
+:func:`local_reparam_linear` draws y from that Gaussian (Kingma et al., 2015, local
+reparametrization): the same distribution of outputs at the cost of two matrix products.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from dropprior._validation import check_choice
+from dropprior.functional._multiply import draw_noise, sampling_dtype
+from dropprior.functional._rng import draw_generator
+from dropprior.noise import NoiseLaw
+
+__all__ = ["dropconnect_linear", "local_reparam_linear"]
+
+_MAX_ELEMENTS = 1 << 22  # noise entries alive at once: 16 MiB in float32
+
+
+def _chunks(n: int, per_example: int, max_elements: int) -> list[tuple[int, int]]:
+    step = max(1, max_elements // max(per_example, 1))
+    return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+
+class _ExactDropConnect(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, law: NoiseLaw,
+                generator: torch.Generator, max_elements: int) -> Tensor:
+        ctx.state = generator.get_state()
+        ctx.device = generator.device
+        ctx.law, ctx.max_elements = law, max_elements
+        ctx.save_for_backward(x, weight)
+        out = x.new_empty(x.shape[0], weight.shape[0])
+        for s, e in _chunks(x.shape[0], weight.numel(), max_elements):
+            xi = law.sample((e - s, *weight.shape),  # type: ignore[call-arg]
+                             generator=generator).to(x.dtype)
+            out[s:e] = torch.bmm(xi.mul_(weight), x[s:e].unsqueeze(-1)).squeeze(-1)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        x, weight = ctx.saved_tensors
+        replay = torch.Generator(ctx.device)
+        replay.set_state(ctx.state)
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        grad_w = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        for s, e in _chunks(x.shape[0], weight.numel(), ctx.max_elements):
+            xi = ctx.law.sample((e - s, *weight.shape), generator=replay).to(x.dtype)
+            g = grad[s:e]
+            if grad_x is not None:
+                grad_x[s:e] = torch.bmm(g.unsqueeze(1), xi * weight).squeeze(1)
+            if grad_w is not None:
+                # dL/dW_oi = Σ_n g_no ξ_noi x_ni
+                grad_w += torch.einsum("no,noi,ni->oi", g, xi, x[s:e])
+        return grad_x, grad_w, None, None, None
+
+
+def dropconnect_linear(x: Tensor, weight: Tensor, bias: Tensor | None, noise: NoiseLaw,
+                       granularity: str = "example", generator: torch.Generator | None = None,
+                       max_elements: int = _MAX_ELEMENTS) -> Tensor:
+    r"""Exact DropConnect, y = x (Ξ ⊙ W)ᵀ + b, Ξ drawn per example or once per batch.
+
+    Args:
+        x: inputs.
+        weight: W, (out_features, in_features).
+        bias: b or None.
+        noise: the law of each ξ_{o,i}.
+        granularity: ``"example"`` (a Ξ per row of x) or ``"batch"`` (one Ξ for all rows).
+        generator: the generator of the draw.
+        max_elements: noise entries alive at once in the per-example computation.
+
+    Shape:
+        x: (*, in); output: (*, out).
+    """
+    check_choice("granularity", granularity, ["example", "batch"])
+    law = noise.to(x.device, sampling_dtype(x.dtype))
+    if granularity == "batch":
+        xi = draw_noise(law, tuple(weight.shape), x.device, x.dtype, generator)
+        return F.linear(x, xi * weight, bias)
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    gen = None if torch.compiler.is_compiling() else draw_generator(x.device, generator)
+    learned = any(p.requires_grad for p in law.params().values())
+    if gen is None or learned:
+        xi = draw_noise(law, (flat.shape[0], *weight.shape), x.device, x.dtype, generator)
+        out = torch.einsum("ni,noi->no", flat, xi * weight)
+    else:
+        out = _ExactDropConnect.apply(flat, weight, law, gen, max_elements)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*lead, weight.shape[0])
+
+
+def local_reparam_linear(x: Tensor, weight: Tensor, bias: Tensor | None, noise: NoiseLaw,
+                         generator: torch.Generator | None = None) -> Tensor:
+    r"""Per-example Gaussian DropConnect by the local reparametrization.
+
+    For ξ ~ N(μ, s²) on every weight,
+
+    .. math:: y = \mu\, x W^\top + b + s \sqrt{x^{2} (W^{2})^\top}\;\varepsilon,
+        \qquad \varepsilon \sim N(0, I),
+
+    which has exactly the distribution of exact per-example DropConnect's output (for one layer).
+
+    Args:
+        x: inputs.
+        weight: W, (out_features, in_features).
+        bias: b or None.
+        noise: a Gaussian law (the construction is exact only for Gaussian noise).
+        generator: the generator of ε.
+
+    Shape:
+        x: (*, in); output: (*, out).
+    """
+    from dropprior.noise import Gaussian
+
+    if not isinstance(noise, Gaussian):
+        raise ValueError(
+            f"the local reparametrization is exact only for Gaussian noise, got {noise!r}; "
+            "use local_reparam=False (exact per-example DropConnect) for other laws"
+        )
+    mean = noise.mean.to(device=x.device, dtype=x.dtype)
+    std = noise.variance.sqrt().to(device=x.device, dtype=x.dtype)
+    # scale the (N, out) outputs rather than the (out, in) weight: fewer elementwise ops
+    loc = F.linear(x, weight) * mean
+    var = F.linear(x.square(), weight.square())
+    dtype = sampling_dtype(x.dtype)
+    # (no generator=None keyword: torch.compile cannot trace it with dynamic shapes)
+    eps = torch.randn(loc.shape, dtype=dtype, device=x.device) if generator is None else \
+        torch.randn(loc.shape, dtype=dtype, device=x.device, generator=generator)
+    eps = eps.to(x.dtype)
+    out = torch.addcmul(loc, var.clamp_min(torch.finfo(var.dtype).tiny).sqrt(), eps * std)
+    return out if bias is None else out + bias

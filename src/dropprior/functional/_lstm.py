@@ -1,0 +1,72 @@
+r"""An LSTM layer whose input rows carry per-gate noise (untied structure, paper eq. 19–20).
+
+Untied noise gives every gate g ∈ (i, f, g, o) (torch's gate order) its own diagonal Ξ_g, drawn
+once per sequence:
+
+.. math:: \text{gates}_t = x_t \Xi_g W_g^\top + b_{ih} + h_{t-1} U^\top + b_{hh}.
+
+Because Ξ_g does not depend on t, the input projections of *all* time steps are computed at once
+(one batched matrix product over the four gates); only the recurrence h_{t-1} → h_t is a loop over
+time, one fused ``torch.lstm_cell`` call per step (the same cell nn.LSTM's CPU kernel runs), which
+is unavoidable once the input projection differs per example and gate. Optional recurrent noise
+ξ^h multiplies h_{t-1} (rows of U), also once per sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["gate_projections", "lstm_recurrence"]
+
+
+def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
+                     gate_noise: Tensor) -> Tensor:
+    r"""Input projections x_t Ξ_g W_gᵀ + b_ih for every time step at once.
+
+    Args:
+        x: inputs, (T, N, D).
+        weight_ih: W_ih, (4H, D), torch's gate order.
+        bias_ih: b_ih, (4H,) or None.
+        gate_noise: Ξ, (4, N, D) or (4, 1, D): one draw per gate, example and input dimension.
+
+    Shape:
+        output: (T, N, 4H).
+    """
+    t, n, d = x.shape
+    hidden = weight_ih.shape[0] // 4
+    scaled = x.unsqueeze(0) * gate_noise.unsqueeze(1)  # (4, T, N, D)
+    proj = torch.bmm(scaled.reshape(4, t * n, d), weight_ih.view(4, hidden, d).transpose(1, 2))
+    proj = proj.view(4, t, n, hidden).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden)
+    return proj if bias_ih is None else proj + bias_ih
+
+
+def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+                    hx: tuple[Tensor, Tensor], recurrent_noise: Tensor | None = None
+                    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    r"""Run the LSTM recurrence on precomputed input projections.
+
+    c_t = f ⊙ c_{t-1} + i ⊙ g, h_t = o ⊙ tanh(c_t), with
+    gates_t = proj_t + (h_{t-1} ⊙ ξ^h) Uᵀ + b_hh.
+
+    Args:
+        proj: input projections, (T, N, 4H).
+        weight_hh: U, (4H, H).
+        bias_hh: (4H,) or None.
+        hx: (h_0, c_0), each (N, H).
+        recurrent_noise: ξ^h, (N, H) or (1, H), or None.
+
+    Returns:
+        (h_1..h_T stacked, (T, N, H); the final state (h_T, c_T)).
+    """
+    h, c = hx
+    empty = proj.new_zeros(proj.shape[1], 0)
+    no_input = proj.new_zeros(proj.shape[2], 0)
+    outputs = []
+    for step_proj in proj.unbind(0):
+        h_in = h if recurrent_noise is None else h * recurrent_noise
+        # lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh): a zero-width input turns its input
+        # linear map into "+ b_ih", so the precomputed projection enters as that bias.
+        h, c = torch.lstm_cell(empty, (h_in, c), no_input, weight_hh, step_proj, bias_hh)
+        outputs.append(h)
+    return torch.stack(outputs), (h, c)

@@ -1,0 +1,138 @@
+"""The base of every noisy layer, the ``mc`` context and the bare noise module.
+
+Modes, as torch users expect:
+
+* ``model.train()``: every noisy layer draws noise;
+* ``model.eval()``: ξ is replaced by E[ξ] (a clear error where E[ξ] is infinite);
+* ``with mc(model):`` noise is drawn in eval mode too (MC prediction); torch's own
+  ``nn.Dropout*`` modules inside the model sample as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.dropout import _DropoutNd
+
+from dropprior._validation import check_choice
+from dropprior.functional import GRANULARITIES, multiplicative_noise
+from dropprior.noise import NoiseLaw
+
+__all__ = ["NoisyModule", "MultiplicativeNoise", "mc", "check_law"]
+
+
+def check_law(name: str, noise: object, required: bool = True) -> NoiseLaw | None:
+    """``noise`` if it is a scalar NoiseLaw (or None where optional), else a clear error."""
+    if noise is None and not required:
+        return None
+    if not isinstance(noise, NoiseLaw):
+        raise TypeError(
+            f"{name} must be a dropprior.noise.NoiseLaw (e.g. Bernoulli(keep=0.8, inverted=True))"
+            f", got {noise!r}"
+        )
+    if noise.batch_shape != torch.Size():
+        raise ValueError(f"{name} must be a scalar law, got batch_shape {tuple(noise.batch_shape)}")
+    return noise
+
+
+class NoisyModule(nn.Module):
+    """Abstract base: a module that multiplies a weight group's inputs by noise ξ.
+
+    Attributes:
+        noise: the law of ξ (configuration, not state: it is not in ``state_dict``).
+        structure: which weights share one ξ.
+        granularity: how often ξ is redrawn.
+        generator: the generator of the draws (None: the device's default generator).
+    """
+
+    noise: NoiseLaw
+    structure: str
+    granularity: str
+    generator: torch.Generator | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mc_depth = 0
+
+    @property
+    def sampling(self) -> bool:
+        """Whether forward draws noise: in training mode, or inside :func:`mc`."""
+        return self.training or self._mc_depth > 0
+
+    def group_norms(self) -> Tensor:
+        """The L2 norm of the EP weights of each group that shares one noise scale."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"noise={self.noise!r}, structure={self.structure!r}, " \
+               f"granularity={self.granularity!r}"
+
+
+class MultiplicativeNoise(NoisyModule):
+    """x ⊙ ξ with ξ of a structure's noise shape: the module form of
+    :func:`dropprior.functional.multiplicative_noise` (``nn.Dropout`` with any law).
+
+    Args:
+        noise: the law of ξ.
+        structure: ``"unit"``, ``"channel"`` or ``"layer"``.
+        granularity: ``"example"``, ``"batch"`` or ``"sequence"``.
+        generator: generator of the draws.
+
+    Shape:
+        input: as the structure requires; output: as input.
+    """
+
+    def __init__(self, noise: NoiseLaw, structure: str = "unit", granularity: str = "example",
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        from dropprior.functional import STRUCTURES
+
+        self.noise = check_law("noise", noise)  # type: ignore[assignment]
+        self.structure = check_choice("structure", structure, STRUCTURES)
+        self.granularity = check_choice("granularity", granularity, GRANULARITIES)
+        self.generator = generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        return multiplicative_noise(x, self.noise, self.structure, self.granularity,
+                                    generator=self.generator, training=self.sampling)
+
+    def group_norms(self) -> Tensor:
+        raise TypeError(
+            "MultiplicativeNoise holds no weights: its groups are the input rows of the layer "
+            "that follows it; read that layer's weights instead"
+        )
+
+
+@contextmanager
+def mc(model: nn.Module) -> Iterator[nn.Module]:
+    """Draw noise in eval mode: Monte Carlo prediction.
+
+    Inside the context every :class:`NoisyModule` of ``model`` samples whatever its mode, and
+    torch's own dropout modules (``nn.Dropout``, ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``,
+    ``nn.FeatureAlphaDropout``) are switched to training mode; their previous modes are restored
+    on exit. Nothing else changes mode (batch norm keeps its running statistics).
+
+    Example:
+        >>> model.eval()
+        >>> with mc(model):
+        ...     draws = torch.stack([model(x) for _ in range(20)])
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"mc() takes a torch.nn.Module, got {type(model).__name__}")
+    noisy = [m for m in model.modules() if isinstance(m, NoisyModule)]
+    dropouts = [m for m in model.modules() if isinstance(m, _DropoutNd)]
+    modes = [m.training for m in dropouts]
+    for layer in noisy:
+        layer._mc_depth += 1
+    for dropout in dropouts:
+        dropout.training = True
+    try:
+        yield model
+    finally:
+        for layer in noisy:
+            layer._mc_depth -= 1
+        for dropout, mode in zip(dropouts, modes, strict=True):
+            dropout.training = mode

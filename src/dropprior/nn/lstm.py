@@ -1,0 +1,163 @@
+r"""LSTMs with ARD priors on the input rows (paper Section 5.2, eq. 16–20).
+
+* ``gates="tied"`` (eq. 17–18): one ξ_d per input dimension, shared by the four gates and reused
+  at every time step: gates = [x_t Ξ, h_{t-1}] M. The noise multiplies the input sequence once, so
+  torch's fused LSTM kernel runs unchanged.
+* ``gates="untied"`` (eq. 19–20): one ξ_{g,d} per gate and input dimension, reused at every step:
+  gate g = σ(x_t Ξ_g W_g + h_{t-1} U_g). The input projections of all time steps are computed at
+  once; the recurrence runs one fused ``torch.lstm_cell`` per step.
+
+Noise is drawn once per sequence (``granularity="sequence"``) or once per minibatch
+(``"batch"``). The recurrent weights U carry no noise unless ``recurrent_noise`` is given (one
+ξ^h per hidden unit and sequence, on h_{t-1}; this needs the per-step loop).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dropprior._validation import check_choice
+from dropprior.functional import (
+    draw_generator,
+    draw_noise,
+    gate_projections,
+    lstm_recurrence,
+    multiplicative_noise,
+    noise_mean,
+)
+from dropprior.nn._module import NoisyModule, check_law
+from dropprior.noise import NoiseLaw
+
+__all__ = ["NoisyLSTM"]
+
+GATES = {
+    "tied": "one ξ per input dimension shared by all four gates (eq. 17-18)",
+    "untied": "one ξ per input dimension and gate (eq. 19-20)",
+}
+
+
+class NoisyLSTM(NoisyModule):
+    r"""A multi-layer LSTM (torch's gate order i, f, g, o) with noise on each layer's input rows.
+
+    Args:
+        input_size, hidden_size, num_layers, bias: as ``nn.LSTM``.
+        noise: the law of ξ on each layer's inputs.
+        gates: ``"tied"`` or ``"untied"``.
+        batch_first: inputs are (N, T, D) instead of (T, N, D).
+        recurrent_noise: the law of ξ^h on h_{t-1} (rows of U), or None (no noise on U).
+        granularity: ``"sequence"`` (one draw per sequence) or ``"batch"``.
+        generator: the generator of the draws.
+
+    The parameters have ``nn.LSTM``'s names, shapes and initialisation (``weight_ih_l0``,
+    ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ...), so state dicts load in both
+    directions; they are held directly (not in an ``nn.LSTM`` submodule, which ``torch.compile``
+    refuses to trace). ``forward`` returns the output sequence only; :meth:`forward_with_state`
+    also returns (h_n, c_n).
+
+    Shape:
+        input: (T, N, input_size) or (N, T, input_size) if ``batch_first``;
+        output: (T, N, hidden_size) or (N, T, hidden_size).
+
+    Example:
+        >>> from dropprior.noise import Bernoulli
+        >>> lstm = NoisyLSTM(10, 20, noise=Bernoulli(0.8, inverted=True), gates="untied")
+        >>> lstm(torch.randn(7, 3, 10)).shape
+        torch.Size([7, 3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 noise: NoiseLaw | None = None, gates: str = "tied", batch_first: bool = False,
+                 recurrent_noise: NoiseLaw | None = None, granularity: str = "sequence",
+                 bias: bool = True, generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.noise = check_law("noise", noise)  # type: ignore[assignment]
+        self.gates = check_choice("gates", gates, GATES)
+        self.structure = gates
+        self.granularity = check_choice("granularity", granularity, ["sequence", "batch"])
+        self.recurrent_noise = check_law("recurrent_noise", recurrent_noise, required=False)
+        self.batch_first = bool(batch_first)
+        self.generator = generator
+        reference = nn.LSTM(input_size, hidden_size, num_layers, bias=bias, device=device,
+                            dtype=dtype)
+        for name, param in reference.named_parameters():  # torch's names and initialisation
+            self.register_parameter(name, param)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias = bool(bias)
+
+    def _weights(self, layer: int) -> list[Tensor]:
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        return [getattr(self, f"{name}_l{layer}") for name in names]
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        return self.forward_with_state(x, hx)[0]
+
+    def forward_with_state(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
+                           ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The output sequence and the final state (h_n, c_n), each (num_layers, N, H)."""
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
+            raise ValueError(
+                f"NoisyLSTM expects input of shape {layout} with D = {self.input_size}, "
+                f"got {tuple(x.shape)}"
+            )
+        seq = x.transpose(0, 1) if self.batch_first else x
+        n = seq.shape[1]
+        if hx is None:
+            zeros = seq.new_zeros(self.num_layers, n, self.hidden_size)
+            hx = (zeros, zeros)
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            state = (hx[0][layer], hx[1][layer])
+            seq, (h, c) = self._layer(seq, layer, state)
+            h_n.append(h)
+            c_n.append(c)
+        out = seq.transpose(0, 1) if self.batch_first else seq
+        return out, (torch.stack(h_n), torch.stack(c_n))
+
+    def _layer(self, seq: Tensor, layer: int, state: tuple[Tensor, Tensor]
+               ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        weights = self._weights(layer)
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        untied = self.gates == "untied" and self.sampling
+        recurrent = self.recurrent_noise is not None and self.sampling
+        if not untied and not recurrent:
+            # Tied noise (or eval mode): noise on the input sequence, torch's fused kernel.
+            seq = multiplicative_noise(seq, self.noise, "unit", self.granularity,
+                                       generator=self.generator, training=self.sampling)
+            if self.recurrent_noise is not None:  # eval mode: ξ^h → E[ξ^h], i.e. U E[ξ^h]
+                weights = [w_ih, w_hh * noise_mean(self.recurrent_noise, seq.dtype, seq.device),
+                           *weights[2:]]
+            out, h, c = torch.lstm(seq, (state[0][None], state[1][None]), weights,
+                                   self.bias, 1, 0.0, self.training, False, False)
+            return out, (h[0], c[0])
+        n, d = seq.shape[1], seq.shape[2]
+        rows = n if self.granularity == "sequence" else 1
+        gen = None if torch.compiler.is_compiling() and self.generator is None \
+            else draw_generator(seq.device, self.generator)
+        if untied:
+            gate_noise = draw_noise(self.noise, (4, rows, d), seq.device, seq.dtype, gen)
+        else:
+            gate_noise = draw_noise(self.noise, (1, rows, d), seq.device, seq.dtype, gen)
+        proj = gate_projections(seq, w_ih, b_ih, gate_noise.expand(4, rows, d))
+        rec = None
+        if recurrent:
+            assert self.recurrent_noise is not None
+            rec = draw_noise(self.recurrent_noise, (rows, self.hidden_size), seq.device,
+                             seq.dtype, gen)
+        return lstm_recurrence(proj, w_hh, b_hh, state, rec)
+
+    def group_norms(self, layer: int = 0) -> Tensor:
+        """Norms of layer ``layer``'s input rows: tied → ‖W_{:,d}‖ over all four gates, shape
+        (input_size,) (layer 0) or (hidden_size,); untied → per gate, (4, input_size)."""
+        w = getattr(self, f"weight_ih_l{layer}").detach()
+        if self.gates == "tied":
+            return w.norm(dim=0)
+        return w.view(4, self.hidden_size, -1).norm(dim=1)
