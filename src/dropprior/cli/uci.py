@@ -1,0 +1,140 @@
+"""``dropprior uci``: the UCI regression benchmark (MC-dropout protocol) for any noise law."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dropprior.cli._common import CLIError
+from dropprior.cli._config import Options, resolve
+from dropprior.experiments.batched_mlp import OBJECTIVES, STRUCTURES
+from dropprior.experiments.laws import TABLE1_LAWS
+from dropprior.experiments.runner import BACKENDS
+
+EXAMPLE = """example:
+  dropprior uci --data-dir ../shared/data --dataset yacht --law bernoulli rayleigh \\
+      --objective mc marginal --workers 2 --out runs/uci-yacht
+  (rerunning the same command skips the jobs already in runs/uci-yacht/jobs)"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "uci", help="UCI regression benchmark: every split, grid search on an inner 80/20 split",
+        description="Run the MC-dropout UCI protocol (1 hidden layer of n_hidden.txt units, "
+        "inputs and targets standardised on the training split, the dropout-rate x tau grid of "
+        "the data set's files chosen on the last 20% of each training split, then a refit on "
+        "the whole training split and one evaluation on the test split) for each noise law, "
+        "structure and objective. Writes uci.md, uci.csv, uci.png and run.json into --out.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    opts = Options(parser)
+    opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
+             help="data root holding uci/ (or the uci/ folder itself)",
+             shown="$DROPPRIOR_DATA_DIR")
+    opts.add("--dataset", default=["all"], many=True, metavar="NAME",
+             help="data set folder names under uci/, or 'all'")
+    opts.add("--law", default=["bernoulli"], many=True, choices=[*TABLE1_LAWS, "all"],
+             help="noise laws of Table 1 ('all' = every one); see dropprior.experiments.laws for "
+             "how each is set from the dropout rate")
+    opts.add("--structure", default=["unit"], many=True, choices=list(STRUCTURES),
+             help="noise structure: unit (dropout/ARD) or weight (DropConnect)")
+    opts.add("--objective", default=["mc"], many=True, choices=list(OBJECTIVES),
+             help="training objective: mc (eq. 3) or marginal (log-mean-exp bound, eq. 10)")
+    opts.add("--splits", default=None, many=True, kind=int, metavar="K",
+             help="split indices to run", shown="all splits in the folder")
+    opts.add("--epochs", default=None, kind=int,
+             help="training epochs", shown="n_epochs.txt x --epoch-multiplier")
+    opts.add("--epoch-multiplier", default=100, kind=int,
+             help="epochs = n_epochs.txt x this when --epochs is not given (100 gives the 4000 "
+             "epochs of the 2018 grid-searched protocol)")
+    opts.add("--batch-size", default=128, kind=int, help="minibatch size")
+    opts.add("--lr", default=1e-3, kind=float, help="Adam learning rate")
+    opts.add("--lengthscale", default=1e-2, kind=float,
+             help="prior length-scale l of the weight decay l^2 (1-p) / (2 N tau)")
+    opts.add("--hidden", default=None, kind=int, help="hidden units per layer",
+             shown="n_hidden.txt")
+    opts.add("--layers", default=1, kind=int, help="hidden layers")
+    opts.add("--test-samples", default=10_000, kind=int,
+             help="MC noise draws T for the test RMSE and log-likelihood")
+    opts.add("--validation-samples", default=1_000, kind=int,
+             help="MC noise draws for the validation log-likelihood of the grid search")
+    opts.add("--train-samples", default=None, kind=int,
+             help="noise draws per example and training step", shown="1 for mc, 5 for marginal")
+    opts.add("--splits-per-job", default=5, kind=int,
+             help="splits trained together in one batched network (one job)")
+    opts.add("--workers", default=1, kind=int, help="parallel worker processes (local backend)")
+    opts.add("--backend", default="local", choices=list(BACKENDS),
+             help="job engine: local processes, or a Dask / Ray cluster (optional extras "
+             "dropprior[dask] / dropprior[ray])")
+    opts.add("--address", default=None, help="Dask scheduler / Ray cluster address",
+             shown="start a local one")
+    opts.add("--seed", default=0, kind=int, help="base seed (a job's seed is seed + first split)")
+    opts.add("--out", default=Path("runs/uci"), kind=Path, metavar="DIR",
+             help="run directory: tables, plot, run.json and the job store jobs/ (a rerun "
+             "skips finished jobs)")
+    opts.add("--progress", default=True, switch=True, help="show a progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dropprior.data import uci_datasets
+    from dropprior.experiments.rundir import RunDirectory
+    from dropprior.experiments.runner import run_jobs
+    from dropprior.experiments.store import ResultStore
+    from dropprior.experiments.uci import (
+        plot_uci,
+        run_uci_split,
+        summarise_uci,
+        uci_jobs,
+        write_uci_tables,
+    )
+
+    cfg = resolve(args)
+    data_dir = _uci_root(cfg["data_dir"])
+    available = uci_datasets(data_dir)
+    datasets = available if "all" in cfg["dataset"] else list(dict.fromkeys(cfg["dataset"]))
+    unknown = [name for name in datasets if name not in available]
+    if unknown:
+        raise CLIError(f"unknown data set(s) {unknown}; available in {str(data_dir)!r}: "
+                       f"{available}")
+    if not datasets:
+        raise CLIError(f"no data sets (folders with data.txt) in {str(data_dir)!r}")
+    laws = list(TABLE1_LAWS) if "all" in cfg["law"] else list(dict.fromkeys(cfg["law"]))
+    for name in ("epoch_multiplier", "batch_size", "layers", "test_samples",
+                 "validation_samples", "splits_per_job", "workers"):
+        if cfg[name] < 1:
+            raise CLIError(f"--{name.replace('_', '-')}={cfg[name]!r} must be >= 1")
+    for name in ("epochs", "hidden", "train_samples"):
+        if cfg[name] is not None and cfg[name] < 1:
+            raise CLIError(f"--{name.replace('_', '-')}={cfg[name]!r} must be >= 1")
+    settings = {name: cfg[name] for name in (
+        "epochs", "epoch_multiplier", "batch_size", "lr", "lengthscale", "hidden", "layers",
+        "test_samples", "validation_samples", "train_samples")}
+    jobs = uci_jobs(str(data_dir), datasets, laws, cfg["structure"], cfg["objective"],
+                    seed=cfg["seed"], splits=cfg["splits"], splits_per_job=cfg["splits_per_job"],
+                    **settings)
+    rundir = RunDirectory(cfg["out"], "uci", {**cfg, "data_dir": str(data_dir)}, cfg["seed"])
+    store = ResultStore(rundir.path("jobs"))
+    done = sum(store.has(job.key) for job in jobs)
+    print(f"dropprior uci: {len(jobs)} jobs ({done} already finished in {store.root}), "
+          f"{len(datasets)} data set(s) x {len(laws)} law(s) x {len(cfg['structure'])} "
+          f"structure(s) x {len(cfg['objective'])} objective(s), {cfg['workers']} worker(s)")
+    records = run_jobs(run_uci_split, jobs, store, workers=cfg["workers"],
+                       backend=cfg["backend"], address=cfg["address"], progress=cfg["progress"],
+                       desc="uci")
+    summary = summarise_uci(records)
+    table = write_uci_tables(summary, rundir.path("uci.md"), rundir.path("uci.csv"))
+    plot_uci(summary, rundir.path("uci.png"))
+    seconds = rundir.finish(jobs=len(jobs), jobs_run_now=len(jobs) - done)
+    print(table)
+    print(f"wrote {rundir.path('uci.md')}, uci.csv, uci.png and run.json in {seconds:.0f} s")
+    return 0
+
+
+def _uci_root(path: Path | None) -> Path:
+    from dropprior.data import resolve_data_dir
+
+    try:
+        return resolve_data_dir(path, "uci")
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None

@@ -1,0 +1,46 @@
+"""Summaries over splits (mean ± standard error) and the Markdown / CSV tables of the commands."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["mean_se", "format_mean_se", "markdown_table", "write_csv"]
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error s/√n (s the sample standard deviation, ddof = 1; 0 when n = 1)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        raise ValueError("mean_se needs at least one value")
+    if array.size == 1:
+        return float(array[0]), 0.0
+    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+
+def format_mean_se(mean: float, se: float) -> str:
+    """``mean±se`` as in the published tables: 2 decimals, more when the values are small."""
+    scale = max(abs(mean), abs(se))
+    digits = 2 if scale >= 0.1 or scale == 0 else min(6, 1 - int(math.floor(math.log10(scale))) + 1)
+    return f"{mean:.{digits}f}±{se:.{digits}f}".replace("-", "−")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str],
+              rows: Sequence[Sequence[Any]]) -> None:
+    """Write ``rows`` under ``header`` as CSV."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)

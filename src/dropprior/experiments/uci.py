@@ -1,0 +1,334 @@
+"""The UCI regression benchmark protocol of MC dropout (Gal & Ghahramani 2016; grid-searched 2018).
+
+Per data set and split K:
+
+1. the training split is cut into its first 80% (inner training) and last 20% (validation), in the
+   order of ``index_train_K.txt``, as in the reference code;
+2. inputs and targets are standardised on the data a network is trained on (input columns with
+   zero spread keep scale 1);
+3. one network per grid point (p, τ) of ``dropout_rates.txt`` × ``tau_values.txt`` is trained on the
+   inner split, all at once (:mod:`dropprior.experiments.batched_mlp`); the grid point with the
+   best validation log-likelihood is kept;
+4. a network with that grid point is retrained on the whole training split and evaluated once on
+   the test split: RMSE of the MC mean and MC test log-likelihood (T draws), in original units.
+
+The test split is never seen before step 4. Weight decay is the reference code's
+λ = l²(1−p)/(2Nτ) with length-scale l = 10⁻², N the number of training rows; τ is the precision of
+the Gaussian likelihood in original target units (standardised: τ·std(y)²).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dropprior._validation import check_choice
+from dropprior.data import UCIDataset, load_uci
+from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
+from dropprior.experiments.batched_mlp import (
+    OBJECTIVES,
+    STRUCTURES,
+    predict_batched,
+    score_batched,
+    train_batched,
+)
+from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
+from dropprior.experiments.runner import Job
+from dropprior.experiments.tables import format_mean_se, markdown_table, mean_se, write_csv
+
+__all__ = ["uci_jobs", "run_uci_split", "fit_and_score", "standardise", "summarise_uci",
+           "write_uci_tables", "plot_uci", "DEFAULTS"]
+
+#: Noise draws per example and step of the marginal-MAP objective unless ``train_samples`` is set.
+MARGINAL_SAMPLES = 5
+
+#: Protocol settings a job reads (each can be overridden per grid).
+DEFAULTS: dict[str, Any] = {
+    "epochs": None,  # None: n_epochs.txt × epoch_multiplier
+    "epoch_multiplier": 100,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "lengthscale": 1e-2,
+    "test_samples": 10_000,
+    "validation_samples": 1_000,
+    "train_samples": None,  # None: 1 for "mc" (standard dropout), 5 for "marginal"
+    "hidden": None,  # None: n_hidden.txt
+    "layers": 1,
+    "validation_fraction": 0.2,
+}
+
+
+def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
+             structures: Sequence[str], objectives: Sequence[str], *, seed: int = 0,
+             splits: Sequence[int] | None = None, splits_per_job: int = 5,
+             **settings: Any) -> list[Job]:
+    """The grid of jobs: data set × law × structure × objective × group of splits.
+
+    A job trains the networks of ``splits_per_job`` splits together (one batched network: faster
+    per split than one split at a time). Its seed is ``seed`` plus its first split, so its
+    shuffles and noise do not depend on which other jobs run or where. ``settings`` override
+    :data:`DEFAULTS`.
+    """
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown UCI settings {unknown}; accepted: {sorted(DEFAULTS)}")
+    if isinstance(splits_per_job, bool) or not isinstance(splits_per_job, int) \
+            or splits_per_job < 1:
+        raise ValueError(f"splits_per_job={splits_per_job!r} must be an integer >= 1")
+    for law in laws:
+        check_choice("law", law, TABLE1_LAWS)
+    for structure in structures:
+        check_choice("structure", structure, STRUCTURES)
+    for objective in objectives:
+        check_choice("objective", objective, OBJECTIVES)
+    jobs = []
+    for name in datasets:
+        dataset = _load(str(data_dir), name)
+        chosen = list(range(len(dataset.splits))) if splits is None else list(splits)
+        for k in chosen:
+            if not 0 <= k < len(dataset.splits):
+                raise ValueError(f"split {k!r} is out of range; {name} has "
+                                 f"{len(dataset.splits)} splits (0..{len(dataset.splits) - 1})")
+        groups = [chosen[i:i + splits_per_job] for i in range(0, len(chosen), splits_per_job)]
+        for law in laws:
+            for structure in structures:
+                for objective in objectives:
+                    for group in groups:
+                        params = {**DEFAULTS, **settings, "data_dir": str(data_dir),
+                                  "dataset": name, "law": law, "structure": structure,
+                                  "objective": objective, "splits": [int(k) for k in group],
+                                  "seed": int(seed) + int(group[0])}
+                        jobs.append(Job(key=_job_key(params), params=params))
+    return jobs
+
+
+def _job_key(params: dict[str, Any]) -> str:
+    """A readable key that changes whenever a setting that affects the result changes."""
+    fixed = "-".join(f"{k}={params[k]}" for k in sorted(DEFAULTS))
+    splits = ",".join(map(str, params["splits"]))
+    return (f"{params['dataset']}/{params['law']}/{params['structure']}/{params['objective']}/"
+            f"splits={splits}/seed={params['seed']}/{fixed}")
+
+
+@functools.lru_cache(maxsize=8)
+def _load(data_dir: str, name: str) -> UCIDataset:
+    return load_uci(data_dir, name)
+
+
+def standardise(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Centre and scale by the training rows' mean and std (std 0 → 1), along axis 0.
+
+    Returns:
+        (train, *others, mean, std), each standardised array float64.
+    """
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std = np.where(std == 0, 1.0, std)
+    return ((train - mean) / std, *[(o - mean) / std for o in others], mean, std)
+
+
+def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                  grids: Sequence[Sequence[tuple[float, float]]], *, law: str, structure: str,
+                  objective: str, hidden: Sequence[int], epochs: int, batch_size: int,
+                  lr: float, lengthscale: float, train_samples: int, eval_samples: int,
+                  generator: torch.Generator) -> list[dict[str, list[float]]]:
+    """For every task (x_train, y_train, x_eval, y_eval) train one network per grid point (p, τ)
+    of its grid on the training rows, all in one batched network, and score each on its
+    evaluation rows. Every task must have the same numbers of training and evaluation rows.
+
+    Returns:
+        Per task ``{"rmse": [...], "ll": [...]}``, one entry per grid point, original units.
+
+    Shape:
+        x_*: (N, D); y_*: (N,).
+    """
+    sizes = {(t[0].shape[0], t[2].shape[0]) for t in tasks}
+    if len(sizes) != 1:
+        raise ValueError(f"tasks batched together need equal split sizes, got {sorted(sizes)}")
+    laws = {p: dropout_law(law, p) for grid in grids for p, _ in grid}
+    xs_tr, ys_tr, xs_ev, ys_ev, means, stds, per_net, taus, keeps = ([] for _ in range(9))
+    # Networks ordered by p first so that networks sharing a law are adjacent (one draw each).
+    order = sorted(((p, tau, i) for i, grid in enumerate(grids) for p, tau in grid),
+                   key=lambda item: (item[0], item[2], item[1]))
+    standardised = []
+    for x_train, y_train, x_eval, y_eval in tasks:
+        x_tr, x_ev, _, _ = standardise(x_train, x_eval)
+        y_tr, y_mean, y_std = standardise(y_train)
+        standardised.append((x_tr, y_tr, x_ev, y_eval, float(y_mean), float(y_std)))
+    for p, tau, i in order:
+        task = standardised[i]
+        xs_tr.append(task[0])
+        ys_tr.append(task[1])
+        xs_ev.append(task[2])
+        ys_ev.append(task[3])
+        means.append(task[4])
+        stds.append(task[5])
+        per_net.append(laws[p])
+        taus.append(tau)
+        keeps.append(1.0 - p)
+    dtype = torch.get_default_dtype()
+    tau_t = torch.tensor(taus, dtype=torch.float64)
+    std_t = torch.tensor(stds, dtype=torch.float64)
+    n = xs_tr[0].shape[0]
+    weight_decay = lengthscale**2 * torch.tensor(keeps, dtype=torch.float64) / (2.0 * n * tau_t)
+    model = train_batched(
+        torch.as_tensor(np.stack(xs_tr), dtype=dtype),
+        torch.as_tensor(np.stack(ys_tr), dtype=dtype),
+        per_net, tau_t * std_t**2, weight_decay, hidden=hidden, epochs=epochs,
+        batch_size=batch_size, lr=lr, structure=structure, objective=objective,
+        samples=train_samples, generator=generator,
+    )
+    draws = predict_batched(model, torch.as_tensor(np.stack(xs_ev), dtype=dtype), per_net,
+                            samples=eval_samples, structure=structure, generator=generator)
+    scores = score_batched(draws, torch.as_tensor(np.stack(ys_ev)), torch.tensor(means), std_t,
+                           tau_t)
+    out: list[dict[str, list[float]]] = [{"rmse": [], "ll": []} for _ in tasks]
+    position = {(i, p, tau): g for g, (p, tau, i) in enumerate(order)}
+    for i, grid in enumerate(grids):
+        for p, tau in grid:
+            g = position[(i, p, tau)]
+            out[i]["rmse"].append(float(scores.rmse[g]))
+            out[i]["ll"].append(float(scores.log_likelihood[g]))
+    return out
+
+
+def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
+    """The job function: the whole protocol (module docstring, steps 1-4) on a group of splits.
+
+    Returns:
+        ``{"splits": [...]}``, per split: ``"rmse"``, ``"ll"`` on the test split, the chosen
+        ``"p"`` and ``"tau"``, and the validation scores of every grid point; and ``"epochs"``.
+    """
+    dataset = _load(params["data_dir"], params["dataset"])
+    epochs = int(params["epochs"] or dataset.n_epochs * params["epoch_multiplier"])
+    width = params["hidden"] or dataset.n_hidden
+    hidden = [int(width)] * int(params["layers"])
+    if not dataset.dropout_rates or not dataset.tau_values:
+        raise ValueError(f"{dataset.name}: dropout_rates.txt and tau_values.txt must list the grid")
+    grid = [(p, t) for p in dataset.dropout_rates for t in dataset.tau_values]
+    generator = torch.Generator().manual_seed(int(params["seed"]))
+    common = dict(law=params["law"], structure=params["structure"],
+                  objective=params["objective"], hidden=hidden, epochs=epochs,
+                  batch_size=int(params["batch_size"]), lr=float(params["lr"]),
+                  lengthscale=float(params["lengthscale"]),
+                  train_samples=int(params["train_samples"]
+                                    or MARGINAL_SAMPLES * (params["objective"] == "marginal") or 1),
+                  generator=generator)
+    inner_tasks, full_tasks = [], []
+    for k in params["splits"]:
+        x_train, y_train, x_test, y_test = dataset.split(k)
+        n_inner = int(math.floor((1.0 - params["validation_fraction"]) * len(y_train)))
+        inner_tasks.append((x_train[:n_inner], y_train[:n_inner], x_train[n_inner:],
+                            y_train[n_inner:]))
+        full_tasks.append((x_train, y_train, x_test, y_test))
+    validation = fit_and_score(inner_tasks, [grid] * len(inner_tasks),
+                               eval_samples=int(params["validation_samples"]), **common)
+    best = [grid[int(np.nanargmax(np.asarray(v["ll"])))] for v in validation]
+    test = fit_and_score(full_tasks, [[b] for b in best],
+                         eval_samples=int(params["test_samples"]), **common)
+    results = []
+    for k, (p, tau), v, t in zip(params["splits"], best, validation, test, strict=False):
+        results.append({
+            "split": int(k), "rmse": t["rmse"][0], "ll": t["ll"][0], "p": p, "tau": tau,
+            "validation": [{"p": gp, "tau": gt, "rmse": r, "ll": ll}
+                           for (gp, gt), r, ll in zip(grid, v["rmse"], v["ll"], strict=False)],
+        })
+    return {"epochs": epochs, "splits": results}
+
+
+def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± standard error over splits, per (data set, law, structure, objective).
+
+    Args:
+        records: the runner's records of :func:`run_uci_split` jobs.
+
+    Returns:
+        One dict per group with ``dataset, law, structure, objective, n_splits, rmse, rmse_se, ll,
+        ll_se, seconds`` (summed job time) and ``epochs``, sorted by data set then law order.
+    """
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for record in records:
+        params = record["params"]
+        key = (params["dataset"], params["law"], params["structure"], params["objective"])
+        group = groups.setdefault(key, {"rmse": [], "ll": [], "seconds": 0.0,
+                                        "epochs": record["result"]["epochs"]})
+        group["seconds"] += float(record["seconds"])
+        for split in record["result"]["splits"]:
+            group["rmse"].append(split["rmse"])
+            group["ll"].append(split["ll"])
+    rows = []
+    law_rank = {law: i for i, law in enumerate(TABLE1_LAWS)}
+    for (dataset, law, structure, objective), group in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], law_rank[kv[0][1]], kv[0][2], kv[0][3])):
+        rmse, rmse_se = mean_se(group["rmse"])
+        ll, ll_se = mean_se(group["ll"])
+        rows.append({"dataset": dataset, "law": law, "structure": structure,
+                     "objective": objective, "n_splits": len(group["rmse"]), "rmse": rmse,
+                     "rmse_se": rmse_se, "ll": ll, "ll_se": ll_se,
+                     "seconds": group["seconds"], "epochs": group["epochs"]})
+    return rows
+
+
+_CSV_FIELDS = ["dataset", "law", "structure", "objective", "n_splits", "epochs", "rmse",
+               "rmse_se", "ll", "ll_se", "seconds"]
+
+
+def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Path,
+                     csv_path: str | Path) -> str:
+    """Write the summary as CSV and as Markdown beside the published anchors; return the Markdown.
+
+    "beats 2018" means: mean test LL above the 2018 grid-searched MC-dropout mean by more than
+    this row's standard error; "beats DE" means: mean test LL above Deep Ensembles' mean.
+    """
+    write_csv(csv_path, _CSV_FIELDS, [[row[f] for f in _CSV_FIELDS] for row in summary])
+    header = ["dataset", "law", "structure", "objective", "splits", "epochs", "test RMSE",
+              "test LL", "job time (s)", "2018 MC dropout RMSE / LL", "beats 2018 LL",
+              "Deep Ens. LL", "beats DE"]
+    rows = []
+    for row in summary:
+        anchor = UCI_PUBLISHED.get(row["dataset"], {}).get("MC dropout 2018 (grid-searched)")
+        ens = UCI_DEEP_ENSEMBLES_LL.get(row["dataset"])
+        published = (f"{format_mean_se(*anchor[0])} / {format_mean_se(*anchor[1])}"
+                     if anchor else "—")
+        beats = ("yes" if row["ll"] - anchor[1][0] > row["ll_se"] else "no") if anchor else "—"
+        beats_de = ("yes" if row["ll"] > ens else "no") if ens is not None else "—"
+        rows.append([row["dataset"], row["law"], row["structure"], row["objective"],
+                     row["n_splits"], row["epochs"], format_mean_se(row["rmse"], row["rmse_se"]),
+                     format_mean_se(row["ll"], row["ll_se"]), f"{row['seconds']:.0f}", published,
+                     beats, "—" if ens is None else f"{ens:.2f}".replace("-", "−"), beats_de])
+    text = markdown_table(header, rows)
+    Path(markdown_path).write_text(text)
+    return text
+
+
+def plot_uci(summary: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """One panel per data set: test LL (mean ± s.e.) of every law / structure / objective, with
+    the 2018 MC-dropout mean as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({row["dataset"] for row in summary})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], datasets, strict=False):
+        rows = [row for row in summary if row["dataset"] == name]
+        labels = [f"{r['law']}\n{r['structure']}/{r['objective']}" for r in rows]
+        ax.errorbar(range(len(rows)), [r["ll"] for r in rows], yerr=[r["ll_se"] for r in rows],
+                    fmt="o", capsize=3)
+        anchor = UCI_PUBLISHED.get(name, {}).get("MC dropout 2018 (grid-searched)")
+        if anchor:
+            ax.axhline(anchor[1][0], ls="--", color="gray", label="MC dropout 2018")
+            ax.legend(fontsize=7)
+        ax.set_xticks(range(len(rows)), labels, rotation=60, fontsize=7, ha="right")
+        ax.set_title(name)
+        ax.set_ylabel("test log-likelihood")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,35 @@
+"""``dropprior demo`` end to end (shrunk) and its argument checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+from dropprior.cli import main
+
+
+def test_demo_writes_table_and_plots(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--law", "bernoulli", "rayleigh", "--epochs-regression", "3",
+                 "--epochs-classification", "1", "--samples", "5", "--hidden", "8",
+                 "--out", str(out), "--no-progress"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    for name in ("demo.md", "demo.csv", "calibration.png", "relevance.png", "run.json"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "demo.csv").read_text().splitlines()))
+    assert [r["law"] for r in rows] == ["bernoulli", "rayleigh"]
+    for row in rows:
+        assert math.isfinite(float(row["diabetes RMSE"])) and float(row["diabetes RMSE"]) > 0
+        assert 0 <= float(row["digits error %"]) <= 100
+        assert 0 <= float(row["digits ECE"]) <= 1
+    assert "| bernoulli |" in stdout and "| rayleigh |" in stdout
+    assert json.loads((out / "run.json").read_text())["config"]["epochs_regression"] == 3
+
+
+def test_demo_rejects_bad_values(tmp_path, capsys):
+    assert main(["demo", "--dropout", "1.5", "--out", str(tmp_path)]) == 2
+    assert "--dropout=1.5 must lie in (0, 1)" in capsys.readouterr().err
+    assert main(["demo", "--samples", "0", "--out", str(tmp_path)]) == 2
+    assert "--samples=0" in capsys.readouterr().err

@@ -1,0 +1,120 @@
+"""``dropprior uci``: end to end on a tiny data set, config files, and clear user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dropprior.cli import build_parser, main
+
+FAST = ["--epochs", "3", "--test-samples", "20", "--validation-samples", "10", "--no-progress"]
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_end_to_end_writes_tables_plot_and_run_record(tiny_uci, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = _run(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny",
+                            "--splits", "0", "1", "--out", str(out), *FAST], capsys)
+    assert code == 0
+    for name in ("uci.md", "uci.csv", "uci.png", "run.json", "config.toml"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "run.json").read_text())
+    assert info["seed"] == 0 and info["seconds"] > 0 and "torch" in info["versions"]
+    assert info["config"]["epochs"] == 3
+    csv_lines = (out / "uci.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("dataset,law,structure,objective,n_splits")
+    assert csv_lines[1].startswith("tiny,bernoulli,unit,mc,2,3,")
+    assert "| tiny | bernoulli | unit | mc | 2 | 3 |" in stdout
+    # the recorded config.toml reproduces the run: everything is already in the store
+    code, stdout, _ = _run(["uci", "--config", str(out / "config.toml")], capsys)
+    assert code == 0 and "1 jobs (1 already finished" in stdout
+
+
+def test_config_file_sets_options_and_flags_override_it(tiny_uci, tmp_path, capsys):
+    config = tmp_path / "uci.toml"
+    config.write_text(f'data-dir = "{tiny_uci}"\ndataset = "tiny"\nsplits = [0]\nepochs = 2\n'
+                      f'test_samples = 10\nvalidation-samples = 5\nprogress = false\n'
+                      f'out = "{tmp_path / "a"}"\n')
+    assert main(["uci", "--config", str(config)]) == 0
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["epochs"] == 2
+    assert main(["uci", "--config", str(config), "--epochs", "4", "--out",
+                 str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["epochs"] == 4
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("epochs = 2\nbogus = 1\n", "unknown key 'bogus'"),
+    ('epochs = "many"\n', "expected a number"),
+    ('objective = "bayes"\n', "'bayes' is not valid"),
+    ("epochs = [\n", "not valid TOML"),
+])
+def test_bad_config_file_is_a_clear_error(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    code, _, err = _run(["uci", "--config", str(config)], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_data_dir(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DROPPRIOR_DATA_DIR", raising=False)
+    code, _, err = _run(["uci", "--data-dir", str(tmp_path / "nowhere")], capsys)
+    assert code == 2
+    assert err.startswith("dropprior: error:") and "does not exist" in err
+    assert "Traceback" not in err
+    code, _, err = _run(["uci"], capsys)
+    assert code == 2 and "--data-dir" in err and "DROPPRIOR_DATA_DIR" in err
+
+
+def test_unknown_dataset_lists_the_available_ones(tiny_uci, capsys):
+    code, _, err = _run(["uci", "--data-dir", str(tiny_uci), "--dataset", "boston"], capsys)
+    assert code == 2
+    assert "unknown data set(s) ['boston']" in err and "'tiny'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", ["0 1 x 3\n", "1.5 2\n", "0 999\n"])
+def test_malformed_index_file(tiny_uci, tmp_path, capsys, content):
+    (tiny_uci / "uci" / "tiny" / "index_train_1.txt").write_text(content)
+    code, _, err = _run(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", "--out",
+                         str(tmp_path / "run"), *FAST], capsys)
+    assert code == 2
+    assert "index_train_1.txt" in err and "Traceback" not in err
+
+
+def test_invalid_numeric_option(tiny_uci, tmp_path, capsys):
+    code, _, err = _run(["uci", "--data-dir", str(tiny_uci), "--workers", "0"], capsys)
+    assert code == 2 and "--workers=0" in err
+
+
+def test_every_option_of_my_commands_documents_its_default():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in ("uci", "demo", "resnet", "cnn", "ptb"):
+        if name not in commands:
+            continue
+        for action in commands[name]._actions:
+            if action.dest in ("help",):
+                continue
+            assert "(default:" in (action.help or ""), (name, action.dest)
+
+
+def test_console_script_reports_a_missing_data_dir_without_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DROPPRIOR_DATA_DIR"}
+    script = Path(sys.executable).with_name("dropprior")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "dropprior.cli"]
+    proc = subprocess.run([*command, "uci", "--data-dir", str(tmp_path / "missing")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "dropprior: error:" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,125 @@
+"""The UCI protocol pieces against independent references, and its known-answer behaviour."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tomllib
+import torch
+from scipy import special, stats
+
+from dropprior.experiments.batched_mlp import score_batched, train_batched
+from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
+from dropprior.experiments.rundir import to_toml
+from dropprior.experiments.tables import format_mean_se, mean_se
+from dropprior.experiments.uci import run_uci_split, uci_jobs
+from dropprior.noise import Bernoulli
+
+
+def test_score_matches_the_reference_formula_with_scipy():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(2, 7, 5))  # (G, T, N), standardised
+    y = rng.normal(size=5) * 3 + 1
+    tau = np.array([0.5, 2.0])
+    mean, std = 1.0, 3.0
+    chunks = [torch.tensor(draws[:, :3]), torch.tensor(draws[:, 3:])]
+    got = score_batched(chunks, torch.tensor(y), torch.tensor(mean), torch.tensor(std),
+                        torch.tensor(tau))
+    for g in range(2):
+        pred = draws[g] * std + mean
+        ll = (special.logsumexp(-0.5 * tau[g] * (y - pred) ** 2, axis=0) - math.log(7)
+              - 0.5 * math.log(2 * math.pi) + 0.5 * math.log(tau[g]))
+        np.testing.assert_allclose(got.log_likelihood[g].item(), ll.mean(), rtol=1e-12)
+        rmse = math.sqrt(((pred.mean(axis=0) - y) ** 2).mean())
+        np.testing.assert_allclose(got.rmse[g].item(), rmse, rtol=1e-12)
+
+
+def test_mean_se_matches_scipy_sem():
+    values = [0.3, 0.7, 0.1, 0.9, 0.45]
+    mean, se = mean_se(values)
+    assert mean == pytest.approx(np.mean(values))
+    assert se == pytest.approx(stats.sem(values))
+    assert format_mean_se(-1.2481, 0.0193) == "−1.25±0.02"
+    assert format_mean_se(0.0031, 0.0002).startswith("0.0031")
+
+
+def test_batched_networks_are_independent():
+    """Network g's training does not depend on the other networks in the batch."""
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(1))
+    y = x.sum(dim=1)
+    law = Bernoulli(keep=1.0, inverted=True)  # no noise: deterministic given the init
+    common = dict(hidden=(6,), epochs=5, batch_size=16)
+    both = train_batched(x, y, [law, law], torch.tensor([1.0, 1.0]), torch.tensor([1e-3, 1.0]),
+                         generator=torch.Generator().manual_seed(0), **common)
+    one = train_batched(x, y, [law, law], torch.tensor([1.0, 1.0]), torch.tensor([1e-3, 1e-3]),
+                        generator=torch.Generator().manual_seed(0), **common)
+    torch.testing.assert_close(both.weights[0][0], one.weights[0][0])
+    assert not torch.allclose(both.weights[0][1], one.weights[0][1])
+
+
+def test_protocol_beats_the_mean_predictor_on_a_linear_problem(tiny_uci):
+    job = uci_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"], splits=[0],
+                   epochs=300, batch_size=16, test_samples=50, validation_samples=20)[0]
+    result = run_uci_split(dict(job.params))["splits"][0]
+    data = np.loadtxt(tiny_uci / "uci" / "tiny" / "data.txt")
+    assert result["rmse"] < 0.5 * data[:, 3].std()
+    assert (result["p"], result["tau"]) in [(p, t) for p in (0.01, 0.1) for t in (5.0, 50.0)]
+    assert len(result["validation"]) == 4
+
+
+def test_test_targets_are_not_seen_before_the_final_evaluation(tiny_uci):
+    job = uci_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"], splits=[1],
+                   epochs=3, test_samples=10, validation_samples=10)[0]
+    before = run_uci_split(dict(job.params))["splits"][0]
+    folder = tiny_uci / "uci" / "tiny"
+    data = np.loadtxt(folder / "data.txt")
+    test_rows = np.loadtxt(folder / "index_test_1.txt", dtype=int)
+    data[test_rows, :] = 1e6  # corrupt every test row, inputs and targets
+    np.savetxt(folder / "data.txt", data)
+    from dropprior.experiments import uci
+
+    uci._load.cache_clear()
+    after = run_uci_split(dict(job.params))["splits"][0]
+    assert after["validation"] == before["validation"]
+    assert (after["p"], after["tau"]) == (before["p"], before["tau"])
+    assert after["rmse"] != before["rmse"]
+
+
+def test_marginal_and_weight_structure_run(tiny_uci):
+    for structure, objective in (("weight", "mc"), ("unit", "marginal")):
+        job = uci_jobs(str(tiny_uci), ["tiny"], ["gaussian"], [structure], [objective],
+                       splits=[0], epochs=2, test_samples=5, validation_samples=5,
+                       train_samples=3)[0]
+        result = run_uci_split(dict(job.params))["splits"][0]
+        assert math.isfinite(result["ll"]) and math.isfinite(result["rmse"])
+
+
+@pytest.mark.parametrize("name", TABLE1_LAWS)
+def test_every_table1_law_is_set_from_a_dropout_rate(name):
+    law = dropout_law(name, 0.1)
+    if name in ("bernoulli", "gaussian", "inverse_nakagami"):
+        np.testing.assert_allclose(float(law.mean), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(float(law.variance), 0.1 / 0.9, rtol=1e-5)
+    elif name == "rayleigh":
+        np.testing.assert_allclose(float(law.mean), 1.0, rtol=1e-6)
+    else:
+        assert math.isinf(float(law.mean))
+
+
+def test_bad_grid_arguments(tiny_uci):
+    with pytest.raises(ValueError, match="law='laplace'"):
+        uci_jobs(str(tiny_uci), ["tiny"], ["laplace"], ["unit"], ["mc"])
+    with pytest.raises(ValueError, match="split 7 is out of range"):
+        uci_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"], splits=[7])
+    with pytest.raises(ValueError, match="unknown UCI settings"):
+        uci_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"], epoch=3)
+    with pytest.raises(ValueError, match="dropout rate p=1.0"):
+        dropout_law("bernoulli", 1.0)
+
+
+def test_to_toml_round_trips_through_tomllib():
+    config = {"epochs": 3, "lr": 0.001, "law": ["bernoulli", "rayleigh"], "out": "runs/x",
+              "progress": False, "splits": None}
+    assert tomllib.loads(to_toml(config)) == {k: v for k, v in config.items() if v is not None}
