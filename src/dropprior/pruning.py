@@ -9,8 +9,22 @@ either a fraction of them (``keep=``) or those scoring above a ``threshold=``. R
 * on the first linear layer the units are the model's input features: the pruned model starts
   with a :class:`SelectFeatures` module, so it still accepts the full input and reads only the
   kept columns (:attr:`PruneResult.kept` names them);
+* a filter of a :class:`~dropprior.nn.NoisyConv2d` (or ``NoisyConv1d``) with structure "filter"
+  or "channel+filter" deletes that filter (weight row and bias) **and** the matching input
+  channel of the next Linear/Conv map (through element-wise, pooling and batch-norm modules,
+  whose channel is deleted too; through ``nn.Flatten`` the channel's block of features); for
+  "channel+filter" a filter's score is the root-sum-square of its (channel, filter) scores;
+* an input channel of a conv with structure "channel" is deleted with the producing conv's
+  filter (score: root-sum-square over filters);
+* an input dimension of a :class:`~dropprior.nn.NoisyLSTM` (first layer) deletes that column of
+  its input-to-hidden weights in every gate, and the producing Linear's row or ``nn.Embedding``'s
+  column;
 * an ADD :class:`~dropprior.nn.Residual` block (structure "layer") with a low score is replaced by
   ``nn.Identity()`` — h ↦ f(τhW) + h with the branch gone is h.
+
+Removing a group gives exactly the model whose group weights are zero — in eval (mean-scaling)
+mode, the pruned model's outputs equal the unpruned model's with the removed filters' weights
+and biases and the consumer's matching input weights set to zero (tested).
 
 It reports parameter counts and FLOPs (2 × multiply–accumulates of the linear and convolutional
 maps, per example) before and after.
@@ -35,23 +49,26 @@ _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU, nn.
 
 
 class SelectFeatures(nn.Module):
-    """Keep only the given input features (last axis): the front of an input-pruned model.
+    """Keep only the given input features (axis ``dim``: -1 for features, 1 for the channels of
+    a conv input): the front of an input-pruned model.
 
     Shape:
-        input: (*, D); output: (*, len(index)).
+        input: (*, D) (``dim=-1``) or (N, C, *) (``dim=1``); output: that axis cut to
+        len(index).
     """
 
     index: Tensor
 
-    def __init__(self, index: Tensor) -> None:
+    def __init__(self, index: Tensor, dim: int = -1) -> None:
         super().__init__()
         self.register_buffer("index", torch.as_tensor(index, dtype=torch.long).clone())
+        self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.index_select(-1, self.index.to(x.device))
+        return x.index_select(self.dim, self.index.to(x.device))
 
     def extra_repr(self) -> str:
-        return f"features={self.index.tolist()}"
+        return f"features={self.index.tolist()}, dim={self.dim}"
 
 
 @dataclass(frozen=True)
@@ -79,13 +96,15 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, example_input: Tensor) -> int:
-    """FLOPs of one forward pass per example: 2 × the multiply–accumulates of every linear and
-    convolutional map (biases, activations and noise are not counted).
+    """FLOPs of one forward pass per example: 2 × the multiply–accumulates of every linear,
+    convolutional and LSTM map (biases, activations, gate non-linearities and noise are not
+    counted). "Per example" means per index of ``example_input``'s first axis (for a time-major
+    LSTM model that axis is time).
 
     Shape:
         example_input: (B, ...), any B ≥ 1.
     """
-    from dropprior.nn import NoisyLinear
+    from dropprior.nn import NoisyLinear, NoisyLSTM
     from dropprior.nn.conv import _NoisyConvNd
     from dropprior.prediction import mc_mode
 
@@ -100,12 +119,21 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
         w: Tensor = module.weight  # type: ignore[assignment]
         total[0] += 2 * output.numel() * w[0].numel()
 
+    def lstm_hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        steps = inputs[0].shape[0] * inputs[0].shape[1]  # T × N
+        for layer in range(module.num_layers):  # type: ignore[arg-type]
+            w_ih: Tensor = getattr(module, f"weight_ih_l{layer}")
+            w_hh: Tensor = getattr(module, f"weight_hh_l{layer}")
+            total[0] += 2 * steps * (w_ih.numel() + w_hh.numel())
+
     handles = []
     for m in model.modules():
         if isinstance(m, (nn.Linear, NoisyLinear)):
             handles.append(m.register_forward_hook(linear_hook))
         elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, _NoisyConvNd)):
             handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, NoisyLSTM):
+            handles.append(m.register_forward_hook(lstm_hook))
     try:
         with torch.no_grad(), mc_mode(model):
             model(example_input)
@@ -129,27 +157,215 @@ def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: s
     return index
 
 
+# ---- surgery on single modules -------------------------------------------------------------
+def _is_linear(m: nn.Module) -> bool:
+    from dropprior.nn import NoisyLinear
+
+    return isinstance(m, (nn.Linear, NoisyLinear))
+
+
+def _is_conv(m: nn.Module) -> bool:
+    from dropprior.nn.conv import _NoisyConvNd
+
+    return isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, _NoisyConvNd))
+
+
+def _passes_through(m: nn.Module) -> bool:
+    """Modules that act on each feature / channel separately, so their width follows the input
+    (batch norm is handled separately: it has per-channel parameters)."""
+    from dropprior.nn import MultiplicativeNoise
+
+    channelwise = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+                   nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+                   nn.Dropout1d, nn.Dropout2d)
+    return isinstance(m, _ELEMENTWISE + channelwise) or (
+        isinstance(m, MultiplicativeNoise) and m.structure in ("unit", "channel"))
+
+
+def _check_groups(m: Any, where: str) -> None:
+    if getattr(m, "groups", 1) != 1:
+        raise ValueError(f"prune() cannot change the channels of the grouped convolution at "
+                         f"{where} (groups={m.groups})")
+
+
+def _shrink_outputs(m: Any, index: Tensor, where: str) -> None:
+    """Keep output units / filters ``index`` of a linear or conv map (weight rows, bias), or
+    the embedding dimensions ``index`` of an ``nn.Embedding``."""
+    if isinstance(m, nn.Embedding):
+        m.weight = nn.Parameter(m.weight.detach()[:, index].clone())
+        m.embedding_dim = index.numel()
+        return
+    if _is_conv(m):
+        _check_groups(m, where)
+    m.weight = nn.Parameter(m.weight.detach()[index].clone())
+    if m.bias is not None:
+        m.bias = nn.Parameter(m.bias.detach()[index].clone())
+    if _is_linear(m):
+        m.out_features = index.numel()
+    else:
+        m.out_channels = index.numel()
+
+
+def _shrink_inputs(m: Any, index: Tensor, where: str) -> None:
+    """Keep input features / channels ``index`` of a linear, conv or LSTM map (weight
+    columns; for an LSTM the first layer's input-to-hidden columns)."""
+    from dropprior.nn import NoisyLSTM
+
+    if isinstance(m, NoisyLSTM):
+        lstm: Any = m  # weight_ih_l0 is registered dynamically
+        lstm.weight_ih_l0 = nn.Parameter(lstm.weight_ih_l0.detach()[:, index].clone())
+        lstm.input_size = index.numel()
+        return
+    if _is_conv(m):
+        _check_groups(m, where)
+    m.weight = nn.Parameter(m.weight.detach()[:, index].clone())
+    if _is_linear(m):
+        m.in_features = index.numel()
+    else:
+        m.in_channels = index.numel()
+
+
+def _shrink_norm(m: Any, index: Tensor) -> None:
+    """Keep channels ``index`` of a batch-norm layer (affine parameters, running statistics)."""
+    if m.weight is not None:
+        m.weight = nn.Parameter(m.weight.detach()[index].clone())
+        m.bias = nn.Parameter(m.bias.detach()[index].clone())
+    if m.running_mean is not None:
+        m.running_mean = m.running_mean[index].clone()
+        m.running_var = m.running_var[index].clone()
+    m.num_features = index.numel()
+
+
+class _Surgery:
+    """Shrinks the interface between two maps of a top-level Sequential, once per interface."""
+
+    def __init__(self, original: list[Any], new: list[Any]) -> None:
+        self.original, self.new = original, new
+        self.done: dict[int, str] = {}  # producer position -> the layer that pruned it
+        self.select: tuple[Tensor, int] | None = None
+
+    def _claim(self, producer: int, name: str) -> None:
+        if producer in self.done:
+            raise ValueError(
+                f"layers {self.done[producer]!r} and {name!r} both prune the features between "
+                f"the map at position {producer} and the next one; pass layers= with only one "
+                "of them"
+            )
+        self.done[producer] = name
+
+    def inputs(self, i: int, index: Tensor, name: str) -> None:
+        """Remove input groups ``index`` of map i and the producer's matching outputs."""
+        from dropprior.nn import Residual
+
+        j = i - 1
+        norms = []
+        while j >= 0 and (_passes_through(self.original[j]) or isinstance(
+                self.original[j], nn.modules.batchnorm._BatchNorm)):
+            if isinstance(self.original[j], nn.modules.batchnorm._BatchNorm):
+                norms.append(j)
+            j -= 1
+        producer = self.original[j] if j >= 0 else None
+        if producer is not None and not (_is_linear(producer) or _is_conv(producer)
+                                         or isinstance(producer, nn.Embedding)):
+            kind = type(self.original[j]).__name__
+            hint = " (a residual block must keep its width)" if isinstance(
+                self.original[j], Residual) else ""
+            raise ValueError(f"cannot prune the inputs of layer {name!r}: they come from {kind} "
+                             f"at position {j}, which prune() cannot shrink{hint} (only "
+                             "Linear/Conv producers, through element-wise, pooling and batch-norm "
+                             "modules)")
+        self._claim(j, name)
+        _shrink_inputs(self.new[i], index, name)
+        for k in norms:
+            _shrink_norm(self.new[k], index)
+        if j < 0:
+            self.select = (index, 1 if _is_conv(self.original[i]) else -1)
+        else:
+            _shrink_outputs(self.new[j], index, name)
+
+    def outputs(self, i: int, index: Tensor, name: str) -> None:
+        """Remove output groups (filters) ``index`` of map i and the consumer's matching inputs."""
+        self._claim(i, name)
+        n_out = self.original[i].weight.shape[0]
+        _shrink_outputs(self.new[i], index, name)
+        j = i + 1
+        flattened = False
+        while j < len(self.original) and not (_is_linear(self.original[j])
+                                               or _is_conv(self.original[j])):
+            m = self.original[j]
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not flattened:
+                _shrink_norm(self.new[j], index)
+            elif isinstance(m, nn.Flatten) and not flattened and m.start_dim == 1 and \
+                    m.end_dim == -1:
+                flattened = True
+            elif not _passes_through(m):
+                raise ValueError(f"cannot prune the filters of layer {name!r}: its output reaches "
+                                 f"{type(m).__name__} at position {j}, which prune() cannot "
+                                 "shrink (only element-wise, pooling, batch-norm and Flatten "
+                                 "modules may lie before the next Linear/Conv)")
+            j += 1
+        if j == len(self.original):
+            raise ValueError(f"cannot prune the filters of layer {name!r}: they are the model's "
+                             "output")
+        consumer = self.original[j]
+        columns = index
+        if flattened:
+            if not _is_linear(consumer) or consumer.weight.shape[1] % n_out:
+                raise ValueError(f"cannot match the flattened filters of layer {name!r} to the "
+                                 f"inputs of {type(consumer).__name__} at position {j}")
+            per = consumer.weight.shape[1] // n_out
+            columns = (index[:, None] * per + torch.arange(per)).reshape(-1)
+        elif _is_linear(consumer) and consumer.weight.shape[1] != n_out:
+            raise ValueError(f"cannot match the filters of layer {name!r} to the inputs of "
+                             f"{type(consumer).__name__} at position {j}")
+        _shrink_inputs(self.new[j], columns, name)
+
+
+def _filter_scores(layer: Any, scores: Tensor) -> Tensor:
+    """One score per filter: filter → as is; channel+filter → the root-sum-square over input
+    channels of the (channel, filter) scores (the norm of the whole filter, times the scale)."""
+    return scores if layer.structure == "filter" else scores.square().sum(dim=0).sqrt()
+
+
 def prune(model: nn.Module, keep: float | None = None, threshold: float | None = None,
           layers: list[str] | None = None, scale: str = "auto",
           example_input: Tensor | None = None) -> PruneResult:
-    """Remove low-relevance input units / hidden units / residual blocks from an ``nn.Sequential``.
+    """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
+
+    What is removed, per kind of noisy layer at the top level of the Sequential:
+
+    * unit-structured :class:`~dropprior.nn.NoisyLinear`: input units (its weight columns) and the
+      producing Linear's output rows (a :class:`SelectFeatures` front for the model's inputs);
+    * :class:`~dropprior.nn.NoisyConv1d` / ``NoisyConv2d`` with structure "filter" or
+      "channel+filter": whole filters (weight rows and bias), any batch norm's matching channels,
+      and the next Linear/Conv's matching input channels (through ``nn.Flatten``: the matching
+      blocks of input features);
+    * ``NoisyConv*`` with structure "channel": input channels whose (channel, filter) scores
+      have the smallest root-sum-square over filters, and the producing conv's filters;
+    * :class:`~dropprior.nn.NoisyLSTM`: input dimensions of its first layer (score: the tied
+      score, or for untied gates the root-sum-square over the four gates — a dimension is removed
+      from every gate), with the producing Linear's rows or ``nn.Embedding``'s columns;
+    * ADD :class:`~dropprior.nn.Residual` blocks (structure "layer"): replaced by ``nn.Identity``.
 
     Args:
-        model: an ``nn.Sequential`` of (Noisy)Linear layers, element-wise modules and
-            :class:`~dropprior.nn.Residual` blocks.
+        model: an ``nn.Sequential`` of (Noisy)Linear / (Noisy)Conv layers, element-wise,
+            pooling, batch-norm and Flatten modules, and :class:`~dropprior.nn.Residual` blocks.
         keep: fraction in (0, 1] of each pruned layer's groups to keep (the top scores, at least
             one).
         threshold: keep the groups whose relevance score exceeds this (exactly one of ``keep``
             and ``threshold``).
         layers: names (as in ``named_modules``) of the noisy layers to prune; None: all of them.
+            Two layers may not prune the same interface (a filter-pruned conv and the
+            input-pruned layer after it): name one.
         scale: the relevance scale (see :func:`dropprior.relevance.relevance`).
         example_input: an input batch for the FLOP count; default zeros of the first linear
-            layer's width.
+            layer's width (required when the model starts with a convolution).
 
     Returns:
         a :class:`PruneResult`.
     """
-    from dropprior.nn import MultiplicativeNoise, NoisyLinear, Residual
+    from dropprior.nn import NoisyLinear, NoisyLSTM, Residual
+    from dropprior.nn.conv import _NoisyConvNd
 
     if (keep is None) == (threshold is None):
         raise ValueError("give exactly one of keep (a fraction) and threshold (a score)")
@@ -166,8 +382,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
                              f"{list(scores)}")
     children = list(model)
     if example_input is None:
-        first = next((m for m in children if isinstance(m, (nn.Linear, NoisyLinear))), None)
-        if first is None:
+        first: Any = next((m for m in children if _is_linear(m) or _is_conv(m)), None)
+        if first is None or not _is_linear(first):
             raise ValueError("pass example_input= to count FLOPs of a model without a leading "
                              "linear layer")
         example_input = torch.zeros(1, first.in_features, dtype=first.weight.dtype)
@@ -175,8 +391,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
     new = copy.deepcopy(model)
     new_children = list(new)
     kept: dict[str, Tensor] = {}
-    select: Tensor | None = None
-    block_names = [n for n in targets if isinstance(children[int(n)], Residual)
+    block_names = [n for n in targets if "." not in n and isinstance(children[int(n)], Residual)
                    and children[int(n)].structure == "layer"]
     if block_names:
         block_scores = torch.cat([scores[n].reshape(1) for n in block_names])
@@ -185,6 +400,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
             if j not in chosen.tolist():
                 new_children[int(n)] = nn.Identity()
         kept["residual_blocks"] = torch.tensor([int(block_names[j]) for j in chosen.tolist()])
+    surgery = _Surgery(children, new_children)
     for name in targets:
         if name in block_names:
             continue
@@ -192,34 +408,32 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
             raise ValueError(f"prune() handles noisy layers at the top level of the Sequential; "
                              f"{name!r} is nested")
         i = int(name)
-        layer = children[i]
-        if not (isinstance(layer, NoisyLinear) and layer.structure == "unit"):
+        layer: Any = children[i]
+        if isinstance(layer, NoisyLinear) and layer.structure == "unit":
+            index = _choose(scores[name], keep, threshold, name)
+            surgery.inputs(i, index, name)
+        elif isinstance(layer, _NoisyConvNd) and layer.structure in ("filter", "channel+filter"):
+            index = _choose(_filter_scores(layer, scores[name]), keep, threshold, name)
+            surgery.outputs(i, index, name)
+        elif isinstance(layer, _NoisyConvNd) and layer.structure == "channel":
+            index = _choose(scores[name].square().sum(dim=1).sqrt(), keep, threshold, name)
+            surgery.inputs(i, index, name)
+        elif isinstance(layer, NoisyLSTM):
+            per_dim = scores[name] if layer.gates == "tied" else \
+                scores[name].square().sum(dim=0).sqrt()
+            index = _choose(per_dim, keep, threshold, name)
+            surgery.inputs(i, index, name)
+        else:
             raise ValueError(f"prune() cannot remove groups of layer {name!r} "
                              f"({type(layer).__name__}, structure={layer.structure!r}); it "
-                             "prunes unit-structured NoisyLinear inputs and ADD Residual blocks")
-        index = _choose(scores[name], keep, threshold, name)
+                             "prunes unit-structured NoisyLinear inputs, NoisyConv filters "
+                             "('filter', 'channel+filter') or input channels ('channel'), "
+                             "NoisyLSTM input dimensions, and ADD Residual blocks")
         kept[name] = index
-        target: Any = new_children[i]
-        target.weight = nn.Parameter(target.weight.detach()[:, index].clone())
-        target.in_features = index.numel()
-        j = i - 1
-        while j >= 0 and (isinstance(children[j], _ELEMENTWISE) or (
-                isinstance(children[j], MultiplicativeNoise) and children[j].structure == "unit")):
-            j -= 1
-        if j < 0:
-            select = index
-            continue
-        producer: Any = new_children[j]
-        if not isinstance(producer, (nn.Linear, NoisyLinear)):
-            raise ValueError(f"cannot prune the inputs of layer {name!r}: they come from "
-                             f"{type(children[j]).__name__} at position {j}, which prune() "
-                             "cannot shrink (only Linear/NoisyLinear producers)")
-        producer.weight = nn.Parameter(producer.weight.detach()[index].clone())
-        if producer.bias is not None:
-            producer.bias = nn.Parameter(producer.bias.detach()[index].clone())
-        producer.out_features = index.numel()
-    modules = ([SelectFeatures(select)] if select is not None else []) + new_children
-    pruned = nn.Sequential(*modules)
+    front: list[nn.Module] = []
+    if surgery.select is not None:
+        front = [SelectFeatures(*surgery.select)]
+    pruned = nn.Sequential(*front, *new_children)
     return PruneResult(
         model=pruned,
         kept=kept,

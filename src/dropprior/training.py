@@ -132,8 +132,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         progress: show a tqdm progress bar.
         checkpoint: a file written after every epoch (model, likelihood, optimizer, RNG
             states, history); with ``resume=True`` training continues from it if it exists.
-            Noisy layers built with their own ``generator=`` keep that generator's state
-            outside the checkpoint.
+            The states of generators passed to layers' ``generator=`` are saved and restored
+            too (in the order the layers appear in ``model.modules()``).
         on_nonfinite: "raise" (FloatingPointError) or "stop" (end and set ``History.diverged``).
         vectorize: see :func:`dropprior.objectives.output_samples`.
 
@@ -194,6 +194,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         generator.set_state(state["shuffle_rng"])
+        _set_layer_generator_states(model, state.get("layer_rng", []))
         history = state["history"]
         best_val, best_state, bad_epochs = state["best_val"], state["best_state"], state["bad"]
         first_epoch = history.epochs_run
@@ -246,7 +247,9 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         if ckpt is not None:
             torch.save({"model": model.state_dict(), "likelihood": likelihood.state_dict(),
                         "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "shuffle_rng": generator.get_state(), "history": history,
+                        "shuffle_rng": generator.get_state(),
+                        "layer_rng": [g.get_state() for g in _layer_generators(model)],
+                        "history": history,
                         "best_val": best_val, "best_state": best_state, "bad": bad_epochs}, ckpt)
         if patience is not None and bad_epochs >= patience:
             history.stopped_early = True
@@ -257,6 +260,27 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         likelihood.load_state_dict(best_state["likelihood"])
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _layer_generators(model: nn.Module) -> list[torch.Generator]:
+    """The distinct generators held by the model's modules (``generator=`` of noisy layers), in
+    ``model.modules()`` order."""
+    seen: dict[int, torch.Generator] = {}
+    for module in model.modules():
+        gen = getattr(module, "generator", None)
+        if isinstance(gen, torch.Generator) and id(gen) not in seen:
+            seen[id(gen)] = gen
+    return list(seen.values())
+
+
+def _set_layer_generator_states(model: nn.Module, states: list[Tensor]) -> None:
+    generators = _layer_generators(model)
+    if len(states) != len(generators):
+        raise ValueError(f"the checkpoint holds {len(states)} layer generator state(s) but the "
+                         f"model has {len(generators)} layer generator(s); resume with the model "
+                         "that wrote the checkpoint")
+    for gen, st in zip(generators, states, strict=True):
+        gen.set_state(st)
 
 
 def _validation_loss(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor,

@@ -70,6 +70,34 @@ def test_checkpoint_resume_equals_straight_run(tmp_path) -> None:
         assert_close(pa, pb)
 
 
+def test_checkpoint_restores_layer_generators(tmp_path) -> None:
+    """A restarted process rebuilds its layer generator from the same seed; resuming must put it
+    back where the first run left it, or the noise draws after the resume differ."""
+    x, y = _data()
+
+    def model_with_generator() -> nn.Sequential:
+        torch.manual_seed(0)
+        gen = torch.Generator().manual_seed(123)
+        law = Bernoulli(0.8, inverted=True)
+        return nn.Sequential(NoisyLinear(3, 16, law, generator=gen), nn.Tanh(),
+                             NoisyLinear(16, 1, law, generator=gen), nn.Flatten(0))
+
+    straight = model_with_generator()
+    fit(straight, Gaussian(0.5), x, y, epochs=4, batch_size=16, progress=False, seed=1)
+    path = tmp_path / "ckpt.pt"
+    fit(model_with_generator(), Gaussian(0.5), x, y, epochs=2, batch_size=16, progress=False,
+        seed=1, checkpoint=path)
+    resumed = model_with_generator()  # fresh generator at its initial state
+    fit(resumed, Gaussian(0.5), x, y, epochs=4, batch_size=16, progress=False, seed=1,
+        checkpoint=path, resume=True)
+    for pa, pb in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert_close(pa, pb)
+    other = nn.Sequential(NoisyLinear(3, 16, Bernoulli(0.8, inverted=True)), nn.Tanh(),
+                          NoisyLinear(16, 1, Bernoulli(0.8, inverted=True)), nn.Flatten(0))
+    with pytest.raises(ValueError, match="layer generator"):
+        fit(other, Gaussian(0.5), x, y, epochs=4, progress=False, checkpoint=path, resume=True)
+
+
 def test_predict_regression_matches_explicit_mixture() -> None:
     x, _ = _data(10)
     model = _model()
