@@ -1,7 +1,93 @@
-"""dropprior: dropout and its relatives as Gaussian scale-mixture priors on the weights."""
+"""dropprior: dropout and its relatives as Gaussian scale-mixture priors on the weights.
 
-from dropprior import noise
+The public surface, re-exported here:
+
+* noise laws (:mod:`dropprior.noise`) and their marginal priors (:mod:`dropprior.priors`);
+* structured noise layers (:mod:`dropprior.nn`) over one pure function
+  (:mod:`dropprior.functional`), with :func:`mc` for Monte Carlo prediction at eval time and
+  :func:`apply_noise` to convert a torch model;
+* likelihoods, the MC and marginal-MAP objectives, :func:`fit`, :func:`predict`, metrics,
+  :func:`relevance` and :func:`prune`;
+* MCMC under the same priors (:mod:`dropprior.inference`), the Jensen-gap analysis
+  (:mod:`dropprior.analysis`), data readers (:mod:`dropprior.data`) and the benchmark runner
+  (:mod:`dropprior.experiments`). These three load on first access, so that ``import dropprior``
+  does not import Pyro.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from dropprior import functional, likelihoods, metrics, nn, noise, objectives, priors
+from dropprior.nn import (
+    MultiplicativeNoise,
+    NoisyConv1d,
+    NoisyConv2d,
+    NoisyLinear,
+    NoisyLSTM,
+    NoisyModule,
+    Residual,
+    apply_noise,
+    mc,
+)
+from dropprior.noise import (
+    Bernoulli,
+    Beta,
+    Gaussian,
+    HalfCauchy,
+    InverseNakagami,
+    LogNormal,
+    NoiseLaw,
+    Rayleigh,
+    Uniform,
+    law_by_name,
+    match_dropout,
+    register_law,
+    register_marginal,
+    registered_laws,
+)
+from dropprior.prediction import predict
+from dropprior.priors import (
+    Horseshoe,
+    Laplace,
+    QuadratureMarginal,
+    ScaleMixture,
+    SpikeAndSlab,
+    StudentT,
+    VarianceGamma,
+)
+from dropprior.pruning import PruneResult, prune
+from dropprior.relevance import relevance
+from dropprior.training import History, fit
+from dropprior.truncation import Truncated
 
 __version__ = "0.1.0"
 
-__all__ = ["noise", "__version__"]
+_LAZY = ("analysis", "data", "experiments", "inference", "plotting")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return importlib.import_module(f"dropprior.{name}")
+    raise AttributeError(f"module 'dropprior' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    # subpackages
+    "noise", "priors", "functional", "nn", "likelihoods", "objectives", "metrics",
+    "analysis", "data", "experiments", "inference", "plotting",
+    # noise laws
+    "NoiseLaw", "Bernoulli", "Gaussian", "Rayleigh", "InverseNakagami", "HalfCauchy", "Beta",
+    "Uniform", "LogNormal", "Truncated", "match_dropout", "register_law", "register_marginal",
+    "registered_laws", "law_by_name",
+    # marginal priors
+    "ScaleMixture", "SpikeAndSlab", "VarianceGamma", "Laplace", "StudentT", "Horseshoe",
+    "QuadratureMarginal",
+    # layers
+    "NoisyModule", "MultiplicativeNoise", "NoisyLinear", "NoisyConv1d", "NoisyConv2d",
+    "Residual", "NoisyLSTM", "mc", "apply_noise",
+    # training and prediction
+    "fit", "History", "predict", "relevance", "prune", "PruneResult",
+]
