@@ -138,13 +138,64 @@ def local_reparam_linear(x: Tensor, weight: Tensor, bias: Tensor | None, noise: 
         )
     mean = noise.mean.to(device=x.device, dtype=x.dtype)
     std = noise.variance.sqrt().to(device=x.device, dtype=x.dtype)
-    # scale the (N, out) outputs rather than the (out, in) weight: fewer elementwise ops
-    loc = F.linear(x, weight) * mean
-    var = F.linear(x.square(), weight.square())
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
     dtype = sampling_dtype(x.dtype)
+    shape = (flat.shape[0], weight.shape[0])
     # (no generator=None keyword: torch.compile cannot trace it with dynamic shapes)
-    eps = torch.randn(loc.shape, dtype=dtype, device=x.device) if generator is None else \
-        torch.randn(loc.shape, dtype=dtype, device=x.device, generator=generator)
+    eps = torch.randn(shape, dtype=dtype, device=x.device) if generator is None else \
+        torch.randn(shape, dtype=dtype, device=x.device, generator=generator)
     eps = eps.to(x.dtype)
-    out = torch.addcmul(loc, var.clamp_min(torch.finfo(var.dtype).tiny).sqrt(), eps * std)
-    return out if bias is None else out + bias
+    learned = any(p.requires_grad for p in noise.params().values())
+    if torch.compiler.is_compiling() or learned:  # plain differentiable ops
+        loc = F.linear(flat, weight) * mean
+        var = F.linear(flat.square(), weight.square())
+        out = torch.addcmul(loc, var.clamp_min(torch.finfo(var.dtype).tiny).sqrt(), eps * std)
+        out = out if bias is None else out + bias
+    else:
+        out = _LocalReparam.apply(flat, weight, bias, mean, std, eps)
+    return out.reshape(*lead, weight.shape[0])
+
+
+class _LocalReparam(torch.autograd.Function):
+    """y = μ x Wᵀ + b + s √(x² (W²)ᵀ) ⊙ ε with a hand-written backward: two matrix products
+    forward, four backward, and in-place elementwise work on the (N, out) outputs only.
+
+    With A = x Wᵀ, B = x² (W²)ᵀ, σ = √B and ∂L/∂y = g:
+    ∂L/∂A = μ g, ∂L/∂B = g s ε / (2σ) (0 where B was clamped),
+    ∂L/∂x = (∂L/∂A) W + 2x ⊙ (∂L/∂B) W², ∂L/∂W = (∂L/∂A)ᵀ x + 2W ⊙ (∂L/∂B)ᵀ x².
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, mean: Tensor,
+                std: Tensor, eps: Tensor) -> Tensor:
+        x2, w2 = x.square(), weight.square()
+        sd = F.linear(x2, w2).clamp_min_(torch.finfo(x.dtype).tiny).sqrt_()
+        noise = eps.mul(std)
+        out = _affine(F.linear(x, weight), mean, bias).addcmul_(sd, noise)
+        ctx.save_for_backward(x, weight, x2, w2, sd, noise, mean)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight, x2, w2, sd, noise, mean = ctx.saved_tensors
+        floor = torch.finfo(sd.dtype).tiny ** 0.5
+        grad_b = grad.mul(noise).div_(sd).mul_(0.5).masked_fill_(sd <= floor, 0)
+        grad_a = grad * mean
+        grad_x = grad_w = grad_bias = None
+        # one fresh buffer per gradient: the W² term is scaled in place, then addmm_ adds the rest
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad_b @ w2).mul_(x).mul_(2).addmm_(grad_a, weight)
+        if ctx.needs_input_grad[1]:
+            grad_w = (grad_b.t() @ x2).mul_(weight).mul_(2).addmm_(grad_a.t(), x)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(0)
+        return grad_x, grad_w, grad_bias, None, None, None
+
+
+def _affine(t: Tensor, scale: Tensor, bias: Tensor | None) -> Tensor:
+    """t·scale (+ bias), in place on the fresh tensor t."""
+    t.mul_(scale)
+    return t if bias is None else t.add_(bias)

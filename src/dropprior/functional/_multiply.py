@@ -122,7 +122,7 @@ class _Regenerated(torch.autograd.Function):
         ctx.device = generator.device
         ctx.law, ctx.shape = law, shape
         xi = law.sample(shape, generator=generator)  # type: ignore[call-arg]
-        return x * xi.to(x.dtype)
+        return _times_fresh(x, xi)
 
     @staticmethod
     @once_differentiable
@@ -130,7 +130,15 @@ class _Regenerated(torch.autograd.Function):
         replay = torch.Generator(ctx.device)
         replay.set_state(ctx.state)
         xi = ctx.law.sample(ctx.shape, generator=replay)  # type: ignore[call-arg]
-        return grad * xi.to(grad.dtype), None, None, None
+        return _times_fresh(grad, xi), None, None, None
+
+
+def _times_fresh(t: Tensor, xi: Tensor) -> Tensor:
+    """t · ξ for a freshly drawn ξ: written into ξ's own storage when it has t's shape and dtype
+    (a new CPU tensor of this size costs its page faults), else out of place."""
+    if xi.shape == t.shape and xi.dtype == t.dtype and xi.is_contiguous():
+        return xi.mul_(t)
+    return t * xi.to(t.dtype)
 
 
 def _check_inputs(x: Tensor, noise: NoiseLaw) -> None:

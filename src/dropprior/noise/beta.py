@@ -17,8 +17,15 @@ from torch.distributions import Beta as TorchBeta
 from torch.distributions import Distribution, TransformedDistribution, constraints
 
 from dropprior._validation import check_positive
-from dropprior.noise._base import NoiseLaw, SampleShape, broadcast_params, inf_like
+from dropprior.noise._base import (
+    NoiseLaw,
+    SampleShape,
+    broadcast_params,
+    inf_like,
+    sample_size,
+)
 from dropprior.noise._registry import register_law
+from dropprior.noise._sampling import log_standard_gamma, needs_boost, standard_gamma
 
 __all__ = ["Beta"]
 
@@ -93,30 +100,44 @@ class Beta(NoiseLaw):
         finite = (self._inverse_moment(4) - self._inverse_moment(2).square()).clamp_min(0)
         return torch.where(a > 4, finite, inf_like(a))
 
-    def _log_gamma(self, concentration: Tensor, shape: torch.Size,
-                   generator: torch.Generator | None) -> Tensor:
-        """log G, G ~ Gamma(α, 1), as log G' + log(U)/α with G' ~ Gamma(α + 1): no underflow of
-        G for small α (float32 Gamma(0.1) draws underflow to 0 with probability ~1e-4)."""
-        alpha = concentration.expand(shape)
-        if bool(torch.all(concentration >= 1)):  # P(G < tiny) < tiny: no boost needed
-            plain = torch._standard_gamma(alpha, generator=generator)
-            return plain.clamp_min(torch.finfo(plain.dtype).tiny).log()
-        boosted = torch._standard_gamma(alpha + 1, generator=generator)
-        uniform = torch.rand(shape, dtype=alpha.dtype, device=alpha.device, generator=generator)
-        return boosted.log() + torch.log1p(-uniform) / alpha
+    def _gammas(self, sample_shape: SampleShape, generator: torch.Generator | None
+                ) -> tuple[Tensor, Tensor] | None:
+        """(G₁, G₀) ~ Gamma(a) ⊗ Gamma(b), or None where the log-space form is needed (some
+        concentration < 1, whose gamma draws can underflow; or under ``torch.compile``, where
+        the branch on the parameters' values would break the graph)."""
+        if torch.compiler.is_compiling() or needs_boost(self.concentration1.detach()) or \
+                needs_boost(self.concentration0.detach()):
+            return None
+        shape = self._extended_shape(sample_size(sample_shape))
+        return (standard_gamma(self.concentration1, shape, generator),
+                standard_gamma(self.concentration0, shape, generator))
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
-        """ξ = σ(log G₁ − log G₀), G₁ ~ Gamma(a), G₀ ~ Gamma(b): implicit gamma gradients."""
-        shape = self._empty(sample_shape).shape
-        log_g1 = self._log_gamma(self.concentration1, shape, generator)
-        log_g0 = self._log_gamma(self.concentration0, shape, generator)
+        """ξ = G₁/(G₁ + G₀) = σ(log G₁ − log G₀), G₁ ~ Gamma(a), G₀ ~ Gamma(b): implicit gamma
+        gradients.
+
+        The gammas come from the exact vectorised Marsaglia–Tsang sampler of
+        ``dropprior.noise._sampling``. When a concentration is < 1 the log form is used, with
+        log G = log G(α + 1) + log(U)/α: float32 Gamma(0.1) draws underflow to 0 with
+        probability ~1e-4, their logarithms do not."""
+        gammas = self._gammas(sample_shape, generator)
+        if gammas is not None:
+            g1, g0 = gammas
+            return g1 / (g1 + g0)
+        shape = self._extended_shape(sample_size(sample_shape))
+        log_g1 = log_standard_gamma(self.concentration1, shape, generator)
+        log_g0 = log_standard_gamma(self.concentration0, shape, generator)
         return torch.sigmoid(log_g1 - log_g0)
 
     def sample(self, sample_shape: SampleShape = (),
                generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():
-            return self.rsample(sample_shape, generator)
+            gammas = self._gammas(sample_shape, generator)
+            if gammas is None:
+                return self.rsample(sample_shape, generator)
+            g1, g0 = gammas
+            return g1.div_(g0.add_(g1))
 
     def _torch_law(self) -> Distribution:
         return TorchBeta(self.concentration1, self.concentration0, validate_args=False)

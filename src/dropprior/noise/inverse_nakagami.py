@@ -25,8 +25,15 @@ from torch.distributions import (
 )
 
 from dropprior._validation import check_at_least, check_positive
-from dropprior.noise._base import NoiseLaw, SampleShape, broadcast_params, inf_like
+from dropprior.noise._base import (
+    NoiseLaw,
+    SampleShape,
+    broadcast_params,
+    inf_like,
+    sample_size,
+)
 from dropprior.noise._registry import register_law
+from dropprior.noise._sampling import standard_gamma
 
 __all__ = ["InverseNakagami"]
 
@@ -99,11 +106,10 @@ class InverseNakagami(NoiseLaw):
         return self.spread.square() / self.shape
 
     def _gamma(self, sample_shape: SampleShape, generator: torch.Generator | None) -> Tensor:
-        """G ~ Gamma(m, 1) of the extended shape, with implicit reparametrized gradients to m."""
-        shape = self._empty(sample_shape).shape
-        draw = torch._standard_gamma(self.shape.expand(shape), generator=generator)
-        # Keep G > 0 (as torch's Gamma.rsample); out of place: StandardGamma saves its output.
-        return draw.clamp_min(torch.finfo(draw.dtype).tiny)
+        """G ~ Gamma(m, 1) of the extended shape (G > 0), with implicit reparametrized gradients
+        to m: the vectorised exact Marsaglia–Tsang sampler of ``dropprior.noise._sampling``."""
+        shape = self._extended_shape(sample_size(sample_shape))
+        return standard_gamma(self.shape, shape, generator)
 
     def sample(self, sample_shape: SampleShape = (),
                generator: torch.Generator | None = None) -> Tensor:
@@ -112,7 +118,8 @@ class InverseNakagami(NoiseLaw):
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
-        """ξ = (G/(m/Ω))^{−1/2}, G ~ Gamma(m, 1) with torch's implicit gamma gradients."""
+        """ξ = (G/(m/Ω))^{−1/2}, G ~ Gamma(m, 1) with implicit gamma gradients (torch's
+        ``_standard_gamma_grad``)."""
         return torch.rsqrt(self._gamma(sample_shape, generator) / self._rate)
 
     def _torch_law(self) -> Distribution:
