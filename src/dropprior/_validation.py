@@ -74,4 +74,13 @@ def check_less(low_name: str, low: Tensor, high_name: str, high: Tensor) -> None
 
 
 def _show(value: Tensor) -> str:
-    return f"{value.item()!r}" if value.numel() == 1 else f"{value.tolist()!r}"
+    """The value as the user typed it: the shortest repr at the tensor's own precision
+    (a float32 0.3 shows as 0.3, not 0.30000001192092896)."""
+    array = value.detach().cpu()
+    if array.dtype == torch.bfloat16:
+        array = array.float()
+    numbers = array.numpy().reshape(-1)
+    shown = [str(v) for v in numbers[:8]]  # numpy prints the shortest repr of its own dtype
+    if numbers.size == 1:
+        return shown[0]
+    return "[" + ", ".join(shown) + (", ...]" if numbers.size > 8 else "]")
