@@ -19,6 +19,8 @@ EXAMPLE = """example:
 
 def register(subparsers: Any) -> None:
     small = PTB_SIZES["small"]
+    tokens = ("the whole training split" if small.train_tokens == 0
+              else f"the first {small.train_tokens} training tokens")
     parser = subparsers.add_parser(
         "ptb", help="Penn Treebank LSTM LM: tied/untied gate noise vs Zaremba and Gal dropout",
         description="Train a word-level LSTM language model on Penn Treebank with per-step "
@@ -33,8 +35,8 @@ def register(subparsers: Any) -> None:
     opts.add("--variant", default=list(PTB_VARIANTS), many=True, choices=list(PTB_VARIANTS),
              help="variants to train")
     opts.add("--size", default="small", choices=list(PTB_SIZES),
-             help=f"preset: small ({small.layers}x{small.hidden}, {small.train_tokens} training "
-             "tokens, 1 epoch) or medium (Zaremba's 2x650, 39 epochs, whole training split)")
+             help=f"preset: small ({small.layers}x{small.hidden}, {tokens}, {small.epochs} "
+             "epoch(s)) or medium (Zaremba's 2x650, 39 epochs, whole training split)")
     opts.add("--epochs", default=None, kind=int, help="override the preset's epochs",
              shown="the preset's")
     opts.add("--train-tokens", default=None, kind=int,

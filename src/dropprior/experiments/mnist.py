@@ -45,8 +45,8 @@ CNN_VARIANTS = ("plain", "dropout2d", "channel", "filter", "channel+filter")
 class MnistSettings:
     """Sizes and training schedule; :data:`SIZES` holds the named presets."""
 
-    train_size: int = 6000
-    epochs: int = 2
+    train_size: int = 20_000
+    epochs: int = 3
     width: int = 64          # ResNet units per block
     blocks: int = 4          # ResNet residual blocks
     channels: tuple[int, int] = (8, 16)  # CNN filters per conv layer
@@ -60,7 +60,9 @@ class MnistSettings:
     seed: int = 0
 
 
-#: ``small`` trains in about a minute per variant here; ``published`` uses all 60 000 training
+#: ``small`` (20 000 images, 3 epochs) trains a CNN variant in about a minute on a free core of the
+#: development machine (48-54 s measured) to 2.5-3.5 % test error; 6000 images for 2 epochs, the
+#: earlier preset, stopped at 9-11 %. ``published`` uses all 60 000 training
 #: images at the widths of the classic MNIST networks (LeNet-5-like 20/50 filters;
 #: 10 blocks of 256).
 SIZES = {
