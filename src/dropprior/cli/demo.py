@@ -9,7 +9,7 @@ from typing import Any
 from dropprior.cli._common import CLIError
 from dropprior.cli._config import Options, resolve
 from dropprior.experiments.demo import DemoSettings
-from dropprior.experiments.laws import TABLE1_LAWS
+from dropprior.experiments.laws import DEMO_LAWS
 
 _D = DemoSettings()
 
@@ -28,8 +28,9 @@ def register(subparsers: Any) -> None:
         "a calibration plot and a relevance plot (per input feature / pixel) into --out.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     opts = Options(parser)
-    opts.add("--law", default=list(_D.laws), many=True, choices=[*TABLE1_LAWS, "all"],
-             help="noise laws to compare ('all' = every law of Table 1)")
+    opts.add("--law", default=list(_D.laws), many=True, choices=[*DEMO_LAWS, "all"],
+             help="noise laws to compare ('all' = every law of Table 1 and half-Cauchy "
+             "truncated at 3)")
     opts.add("--dropout", default=_D.dropout, kind=float,
              help="dropout rate p every law is matched to (see dropprior.experiments.laws)")
     opts.add("--hidden", default=_D.hidden, kind=int, help="hidden units")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("lr", "sigma0"):
         if not cfg[name] > 0:
             raise CLIError(f"--{name}={cfg[name]!r} must be > 0")
-    laws = list(TABLE1_LAWS) if "all" in cfg["law"] else list(dict.fromkeys(cfg["law"]))
+    laws = list(DEMO_LAWS) if "all" in cfg["law"] else list(dict.fromkeys(cfg["law"]))
     settings = DemoSettings(laws=laws, dropout=cfg["dropout"], hidden=cfg["hidden"],
                             epochs_regression=cfg["epochs_regression"],
                             epochs_classification=cfg["epochs_classification"],

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
+from dropprior.experiments.laws import DEMO_LAWS, dropout_law
 from dropprior.experiments.tables import markdown_table, write_csv
 
 __all__ = ["DemoSettings", "run_demo", "write_demo_outputs"]
@@ -37,7 +37,7 @@ __all__ = ["DemoSettings", "run_demo", "write_demo_outputs"]
 class DemoSettings:
     """What the demo trains; the defaults finish in about a minute or two on two CPU cores."""
 
-    laws: Sequence[str] = TABLE1_LAWS
+    laws: Sequence[str] = DEMO_LAWS
     dropout: float = 0.1
     hidden: int = 50
     epochs_regression: int = 150
