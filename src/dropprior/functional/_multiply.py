@@ -113,7 +113,8 @@ class _MaskScale(torch.autograd.Function):
 
 
 class _Regenerated(torch.autograd.Function):
-    """y = x · ξ, saving only the generator state; ξ is drawn again in backward."""
+    """y = x · ξ, saving the generator state and the law's replay record (empty for most laws;
+    the few rejected entries for gamma-based laws); ξ is replayed in backward."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, law: NoiseLaw, shape: tuple[int, ...],
@@ -121,7 +122,8 @@ class _Regenerated(torch.autograd.Function):
         ctx.state = generator.get_state()
         ctx.device = generator.device
         ctx.law, ctx.shape = law, shape
-        xi = law.sample(shape, generator=generator)  # type: ignore[call-arg]
+        xi, record = law.sample_with_record(shape, generator)
+        ctx.save_for_backward(*record)  # counted as saved activations (a few % of entries)
         return _times_fresh(x, xi)
 
     @staticmethod
@@ -129,7 +131,7 @@ class _Regenerated(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
         replay = torch.Generator(ctx.device)
         replay.set_state(ctx.state)
-        xi = ctx.law.sample(ctx.shape, generator=replay)  # type: ignore[call-arg]
+        xi = ctx.law.replay(ctx.shape, replay, ctx.saved_tensors)
         return _times_fresh(grad, xi), None, None, None
 
 

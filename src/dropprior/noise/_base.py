@@ -129,6 +129,24 @@ class NoiseLaw(Distribution):
         shape = self._extended_shape(sample_size(sample_shape))
         return torch.empty(shape, dtype=ref.dtype, device=ref.device)
 
+    # ---- replayable draws (used by the noise layers' backward) ---------------------------
+    def sample_with_record(self, sample_shape: SampleShape = (),
+                           generator: torch.Generator | None = None
+                           ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """A draw of ``sample(sample_shape, generator)`` and its *record*: the tensors that,
+        with the generator state from before the draw, let :meth:`replay` rebuild it exactly.
+
+        The default record is empty (``replay`` draws again). Laws whose sampler rejects
+        proposals (the gamma-based laws) record the few entries a replay of the proposals alone
+        would get wrong, so that backward redraws only the proposals."""
+        return self.sample(sample_shape, generator), ()  # type: ignore[call-arg, arg-type]
+
+    def replay(self, sample_shape: SampleShape, generator: torch.Generator | None,
+               record: tuple[Tensor, ...]) -> Tensor:
+        """The draw :meth:`sample_with_record` made, again, from ``generator`` in the state it
+        had before that draw and that draw's ``record``."""
+        return self.sample(sample_shape, generator)  # type: ignore[call-arg, arg-type]
+
     # ---- derived distributions -----------------------------------------------------------
     def variance_prior(self) -> Distribution:
         """The distribution of ξ², the prior on the Gaussian's variance scale."""

@@ -11,17 +11,10 @@ Open uniforms. ``torch.rand`` returns U ∈ [0, 1) on a grid of spacing 2⁻²�
 finite. The grid truncates −log V at 24·log 2 ≈ 16.6 in float32 (tail mass 2⁻²⁴ ≈ 6·10⁻⁸), the same
 resolution as torch's own float32 ``normal_`` (Box–Muller on a float32 uniform).
 
-Gamma(α, 1): Marsaglia & Tsang (2000), vectorised. For α ≥ 1, with d = α − ⅓, c = 1/√(9d),
-propose G = d·v, v = (1 + cZ)³, Z ~ N(0, 1), and accept when v > 0 and
-
-.. math:: \log U < \tfrac12 Z^2 + d - d v + d \log v,\qquad U \sim \mathcal U(0, 1].
-
-Rejected entries, and only those, are redrawn until every entry has been accepted:
-each entry is the first accepted proposal of its own i.i.d. proposal sequence, so the draw is
-exact, not approximate. For α < 1 the boost G(α) = G(α + 1)·U^{1/α} (Marsaglia & Tsang, §6) is
-used, again exact. Gradients to α are implicit reparametrization gradients,
-∂G/∂α = −(∂F/∂α)/p(G) (Figurnov et al., 2018), from torch's ``_standard_gamma_grad`` — the
-same as ``torch.distributions.Gamma.rsample``.
+Gamma(α, 1): the exact vectorised Marsaglia–Tsang sampler of :mod:`dropprior.noise._gamma`,
+whose draws can be replayed from the generator state at the cost of one ``normal_``. Gradients to
+α are implicit reparametrization gradients, ∂G/∂α = −(∂F/∂α)/p(G) (Figurnov et al., 2018), from
+torch's ``_standard_gamma_grad`` — the same as ``torch.distributions.Gamma.rsample``.
 
 Under ``torch.compile`` the data-dependent rejection loop would break the graph, so the draws
 there fall back to torch's ``_standard_gamma`` (with the boost applied unconditionally, which is
@@ -35,6 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from dropprior.noise._gamma import draw_gammas, needs_boost
 
 __all__ = ["rand", "randn", "open_uniform", "standard_gamma", "log_standard_gamma", "needs_boost"]
 
@@ -66,89 +61,10 @@ def open_uniform(shape: tuple[int, ...] | torch.Size, like: Tensor,
     return rand(shape, like, generator).neg_().add_(1)
 
 
-_CHUNK = 1 << 17  # entries per CPU pass: the three float work buffers stay in cache
-
-
-def _accept_into(out: Tensor, rejected: Tensor, z: Tensor, u: Tensor, work: Tensor, c: Tensor,
-                 d: Tensor, generator: torch.Generator | None) -> None:
-    """One Marsaglia–Tsang proposal per entry of ``out``; writes G = d·v into ``out`` and the
-    rejection indicator into the bool tensor ``rejected``. ``z``, ``u``, ``work`` are scratch
-    buffers of out's size.
-
-    log U < ½Z² + d(1 − v + log v) is evaluated for every entry (two vectorised logarithms;
-    Marsaglia–Tsang's squeeze would leave ~8% undecided, and gathering those costs more than the
-    logarithms it saves). v ≤ 0 gives log 0 = −inf on the right, i.e. rejection, with no mask."""
-    if generator is None:
-        z.normal_()
-        u.uniform_()
-    else:
-        z.normal_(generator=generator)
-        u.uniform_(generator=generator)
-    v = torch.mul(z, c, out=out).add_(1).pow_(3)
-    torch.clamp_min(v, 0, out=work).log_().sub_(v).add_(1).mul_(d)
-    bound = z.square_().mul_(0.5).add_(work)
-    log_u = u.neg_().add_(1).log_()  # log V, V ~ Uniform(0, 1]
-    out.mul_(d)
-    torch.ge(log_u, bound, out=rejected)
-
-
-def _marsaglia_tsang(alpha: Tensor, shape: torch.Size, generator: torch.Generator | None
-                     ) -> Tensor:
-    """G ~ Gamma(α, 1) of ``shape`` for α ≥ 1 (broadcast to ``shape``), exact; no autograd.
-
-    The draw is made in passes of ``_CHUNK`` entries on CPU, with three reused work buffers, so
-    that the dozen elementwise operations run on cached data and no large temporary is allocated
-    (a fresh CPU tensor costs its page faults). Rejected entries (≤ 5% for α ≥ 1) are collected
-    and redrawn, only those, until none remain."""
-    d = alpha - 1.0 / 3.0
-    c = torch.rsqrt(9 * d)
-    per_entry = d.numel() != 1
-    if per_entry:
-        d, c = d.expand(shape).reshape(-1), c.expand(shape).reshape(-1)
-    else:
-        d, c = d.reshape(()), c.reshape(())
-    g = torch.empty(shape, dtype=alpha.dtype, device=alpha.device)
-    flat = g.view(-1)
-    n = flat.numel()
-    step = min(n, _CHUNK) if alpha.device.type == "cpu" else n
-    z, u, work = (torch.empty(step, dtype=alpha.dtype, device=alpha.device) for _ in range(3))
-    rejected = torch.empty(n, dtype=torch.bool, device=alpha.device)
-    for start in range(0, n, max(step, 1)):
-        end = min(start + step, n)
-        d_k, c_k = (d[start:end], c[start:end]) if per_entry else (d, c)
-        k = end - start
-        _accept_into(flat[start:end], rejected[start:end], z[:k], u[:k], work[:k], c_k, d_k,
-                     generator)
-    pending = rejected.nonzero().squeeze(1)
-    while pending.numel():  # redraw only the rejected entries, until none remain
-        k = pending.numel()
-        d_k, c_k = (d[pending], c[pending]) if per_entry else (d, c)
-        value = flat.new_empty(k)
-        mask = torch.empty(k, dtype=torch.bool, device=alpha.device)
-        _accept_into(value, mask, flat.new_empty(k), flat.new_empty(k), flat.new_empty(k), c_k,
-                     d_k, generator)
-        accepted = ~mask
-        flat[pending[accepted]] = value[accepted]
-        pending = pending[mask]
-    return g
-
-
-def needs_boost(alpha: Tensor) -> bool:
-    """Whether some α < 1 (drawn by the boost G(α + 1)·U^{1/α}); a host sync, eager only."""
-    return bool((alpha < 1).any())
-
-
 def _sample_standard_gamma(alpha: Tensor, shape: torch.Size,
                            generator: torch.Generator | None) -> Tensor:
     """G ~ Gamma(α, 1) for any α > 0, no autograd; G ≥ the dtype's smallest normal number."""
-    if not needs_boost(alpha):
-        g = _marsaglia_tsang(alpha, shape, generator)
-    else:
-        small = alpha < 1
-        g = _marsaglia_tsang(torch.where(small, alpha + 1, alpha), shape, generator)
-        log_u = open_uniform(shape, alpha, generator).log_()
-        g.mul_(torch.where(small, log_u.div_(alpha), 0.0).exp_())
-    return g.clamp_min_(torch.finfo(g.dtype).tiny)
+    return draw_gammas([alpha], shape, generator)[0][0]
 
 
 class _ImplicitGamma(torch.autograd.Function):

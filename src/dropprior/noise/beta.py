@@ -24,6 +24,7 @@ from dropprior.noise._base import (
     inf_like,
     sample_size,
 )
+from dropprior.noise._gamma import draw_gammas, replay_gammas
 from dropprior.noise._registry import register_law
 from dropprior.noise._sampling import log_standard_gamma, needs_boost, standard_gamma
 
@@ -100,13 +101,17 @@ class Beta(NoiseLaw):
         finite = (self._inverse_moment(4) - self._inverse_moment(2).square()).clamp_min(0)
         return torch.where(a > 4, finite, inf_like(a))
 
+    def _needs_log_form(self) -> bool:
+        """Some concentration < 1, or tracing under ``torch.compile`` (see ``_gammas``)."""
+        return torch.compiler.is_compiling() or needs_boost(self.concentration1.detach()) or \
+            needs_boost(self.concentration0.detach())
+
     def _gammas(self, sample_shape: SampleShape, generator: torch.Generator | None
                 ) -> tuple[Tensor, Tensor] | None:
         """(G₁, G₀) ~ Gamma(a) ⊗ Gamma(b), or None where the log-space form is needed (some
         concentration < 1, whose gamma draws can underflow; or under ``torch.compile``, where
         the branch on the parameters' values would break the graph)."""
-        if torch.compiler.is_compiling() or needs_boost(self.concentration1.detach()) or \
-                needs_boost(self.concentration0.detach()):
+        if self._needs_log_form():
             return None
         shape = self._extended_shape(sample_size(sample_shape))
         return (standard_gamma(self.concentration1, shape, generator),
@@ -132,11 +137,30 @@ class Beta(NoiseLaw):
 
     def sample(self, sample_shape: SampleShape = (),
                generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():
-            gammas = self._gammas(sample_shape, generator)
-            if gammas is None:
+        if self._needs_log_form():
+            with torch.no_grad():
                 return self.rsample(sample_shape, generator)
-            g1, g0 = gammas
+        return self.sample_with_record(sample_shape, generator)[0]
+
+    def sample_with_record(self, sample_shape: SampleShape = (),
+                           generator: torch.Generator | None = None
+                           ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        if self._needs_log_form():
+            return super().sample_with_record(sample_shape, generator)
+        shape = self._extended_shape(sample_size(sample_shape))
+        with torch.no_grad():
+            (g1, g0), patch = draw_gammas([self.concentration1, self.concentration0], shape,
+                                          generator)
+            return g1.div_(g0.add_(g1)), tuple(patch)
+
+    def replay(self, sample_shape: SampleShape, generator: torch.Generator | None,
+               record: tuple[Tensor, ...]) -> Tensor:
+        if self._needs_log_form():
+            return super().replay(sample_shape, generator, record)
+        shape = self._extended_shape(sample_size(sample_shape))
+        with torch.no_grad():
+            g1, g0 = replay_gammas([self.concentration1, self.concentration0], shape, generator,
+                                   record)
             return g1.div_(g0.add_(g1))
 
     def _torch_law(self) -> Distribution:

@@ -32,6 +32,7 @@ from dropprior.noise._base import (
     inf_like,
     sample_size,
 )
+from dropprior.noise._gamma import draw_gammas, replay_gammas
 from dropprior.noise._registry import register_law
 from dropprior.noise._sampling import standard_gamma
 
@@ -115,6 +116,21 @@ class InverseNakagami(NoiseLaw):
                generator: torch.Generator | None = None) -> Tensor:
         with torch.no_grad():
             return self._gamma(sample_shape, generator).div_(self._rate).rsqrt_()
+
+    def sample_with_record(self, sample_shape: SampleShape = (),
+                           generator: torch.Generator | None = None
+                           ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        shape = self._extended_shape(sample_size(sample_shape))
+        with torch.no_grad():
+            (g,), patch = draw_gammas([self.shape], shape, generator)
+            return g.div_(self._rate).rsqrt_(), tuple(patch)
+
+    def replay(self, sample_shape: SampleShape, generator: torch.Generator | None,
+               record: tuple[Tensor, ...]) -> Tensor:
+        shape = self._extended_shape(sample_size(sample_shape))
+        with torch.no_grad():
+            (g,) = replay_gammas([self.shape], shape, generator, record)
+            return g.div_(self._rate).rsqrt_()
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
