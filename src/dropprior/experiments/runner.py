@@ -176,8 +176,8 @@ def _execute_ray(fn: JobFn, jobs: Sequence[Job],
                  address: str | None) -> Iterable[tuple[Job, dict[str, Any]]]:
     ray = _require("ray", "ray")
     started = not ray.is_initialized()
-    if started:
-        ray.init(address=address)
+    if started:  # no dashboard: it is an extra service, slow to start, not needed here
+        ray.init(address=address, include_dashboard=False)
     try:
         remote = ray.remote(_timed)
         pending = {remote.remote(fn, dict(job.params)): job for job in jobs}
