@@ -22,9 +22,17 @@ def test_tiny_run_on_yacht(data_dir, tmp_path):
     status = main(["mcmc", "--data-dir", str(data_dir), "--dataset", "yacht", "--splits", "1",
                    "--hidden", "3", "--epochs", "2", "--samples", "2", "--warmup", "5",
                    "--num-samples", "5", "--max-tree-depth", "3",
-                   "--methods", "mc-map,nuts-hp", "--out", str(out)])
+                   "--sgld-warmup", "20", "--sgld-samples", "5", "--sgld-thin", "2",
+                   "--methods", "mc-map,nuts-hp,sgld-ep", "--out", str(out)])
     assert status == 0
     result = json.loads(out.read_text())
-    assert {r["method"] for r in result["rows"]} == {"mc-map", "nuts-hp"}
+    assert {r["method"] for r in result["rows"]} == {"mc-map", "nuts-hp", "sgld-ep"}
     for row in result["rows"]:
         assert row["rmse"] > 0
+    nuts = next(r for r in result["rows"] if r["method"] == "nuts-hp")
+    assert nuts["rhat_train_ll"] > 0 and nuts["ess_train_ll"] > 0 and nuts["rhat_precision"] > 0
+
+
+def test_bad_sgld_step_size_is_a_user_error(tmp_path, capsys):
+    assert main(["mcmc", "--data-dir", str(tmp_path), "--sgld-step-size", "0"]) == 2
+    assert "--sgld-step-size must be > 0" in capsys.readouterr().err

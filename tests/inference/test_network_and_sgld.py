@@ -132,6 +132,10 @@ def test_sgld_network_shapes_and_errors():
         sgld_network(post, 1e-4, num_samples=5, batch_size=0)
     with pytest.raises(ValueError, match="step_size"):
         sgld(lambda v: v["x"].sum(), {"x": torch.zeros(1)}, step_size=0.0, num_samples=1)
+    # a step far too large for a N(0, 1e-6) target leaves the finite numbers: a clear error
+    with pytest.raises(FloatingPointError, match="diverged.*smaller step size"):
+        sgld(lambda v: -0.5e6 * v["x"].square().sum(), {"x": torch.ones(1)}, step_size=1.0,
+             num_samples=500)
 
 
 def test_layer_spec_validation():

@@ -54,6 +54,9 @@ def sgld(
 
     Returns:
         site → tensor of shape (num_samples, *site_shape).
+
+    Raises:
+        FloatingPointError: the chain left the finite numbers (step size too large).
     """
     if not step_size > 0:
         raise ValueError(f"step_size must be > 0, got {step_size!r}")
@@ -79,6 +82,12 @@ def sgld(
                 + sqrt_eps * torch.randn(v.shape, dtype=v.dtype, generator=generator)
                 for (k, v), g in zip(u.items(), grads, strict=True)
             }
+            bad = [k for k, v in u.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            raise FloatingPointError(
+                f"SGLD diverged at step {t} (non-finite values of {bad}) with "
+                f"step_size={step_size!r}; use a smaller step size"
+            )
         if t >= warmup and (t - warmup) % thin == thin - 1:
             with torch.no_grad():
                 for k, v in u.items():
