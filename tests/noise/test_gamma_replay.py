@@ -93,3 +93,13 @@ def test_layer_backward_uses_the_forward_draw_and_saves_under_one_byte() -> None
     y.sum().backward()
     torch.testing.assert_close(x.grad, (y / x).detach(), rtol=1e-12, atol=0)
     assert 0 < saved / x.numel() < 1.0
+
+
+def test_empty_draws_and_their_replay() -> None:
+    """A zero-size batch draws nothing, replays nothing and passes gradients of size zero."""
+    (g,), (again,), patch = _draw_and_replay([torch.tensor(2.0)], (0, 5), 6)
+    assert g.shape == again.shape == (0, 5) and patch[0].numel() == 0
+    assert Beta(2.0, 2.0).sample((0,)).shape == (0,)
+    x = torch.ones(0, 4, requires_grad=True)
+    multiplicative_noise(x, InverseNakagami(shape=2.0, spread=1.0)).sum().backward()
+    assert x.grad is not None and x.grad.shape == (0, 4)

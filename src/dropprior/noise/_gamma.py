@@ -117,6 +117,8 @@ def _settle(z: Tensor, plan: _Plan, generator: torch.Generator | None
     """Phase 2 for one request. Turns the normals Z (flat) into G in place and returns the patch
     (flat positions whose first proposal was rejected, their accepted values)."""
     n = z.numel()
+    if n == 0:
+        return torch.empty(0, dtype=torch.int32, device=z.device), z.new_empty(0)
     bits = torch.empty((n + 3) // 4, dtype=torch.int32, device=z.device)
     if generator is None:
         bits.random_(-(1 << 31), 1 << 31)
