@@ -94,16 +94,16 @@ def _proposals(plans: Sequence[_Plan], shape: torch.Size, dtype: torch.dtype,
 
 
 def _fill(t: Tensor, kind: str, generator: torch.Generator | None) -> None:
-    fill = t.normal_ if kind == "normal" else t.uniform_
-    if generator is None:
-        fill()
-    else:
-        fill(generator=generator)
+    """Fill ``t`` in place: ``"normal"``, ``"uniform"``, or ``"bits"`` (every int32 value)."""
+    args = (-(1 << 31), 1 << 31) if kind == "bits" else ()
+    kw = {} if generator is None else {"generator": generator}
+    getattr(t, {"bits": "random_", "normal": "normal_", "uniform": "uniform_"}[kind])(*args, **kw)
 
 
-def _cube(z: Tensor, c: float | Tensor) -> Tensor:
-    """v = (1 + cZ)³ in place of z (negative where 1 + cZ < 0)."""
-    return z.mul_(c).add_(1).pow_(3)
+def _cube(z: Tensor, c: float | Tensor, out: Tensor | None = None) -> Tensor:
+    """v = (1 + cZ)³ (negative where 1 + cZ < 0), into ``out`` (default: in place of z)."""
+    v = z.mul_(c) if out is None else torch.mul(z, c, out=out)
+    return v.add_(1).pow_(3)
 
 
 def _log_accept(z: Tensor, v: Tensor, d: float | Tensor, out: Tensor) -> Tensor:
@@ -120,10 +120,7 @@ def _settle(z: Tensor, plan: _Plan, generator: torch.Generator | None
     if n == 0:
         return torch.empty(0, dtype=torch.int32, device=z.device), z.new_empty(0)
     bits = torch.empty((n + 3) // 4, dtype=torch.int32, device=z.device)
-    if generator is None:
-        bits.random_(-(1 << 31), 1 << 31)
-    else:
-        bits.random_(-(1 << 31), 1 << 31, generator=generator)
+    _fill(bits, "bits", generator)
     byte = bits.view(torch.uint8)[:n]
     step = min(n, _CHUNK) if z.device.type == "cpu" else n
     work = [torch.empty(step, dtype=z.dtype, device=z.device) for _ in range(2)]
@@ -132,7 +129,7 @@ def _settle(z: Tensor, plan: _Plan, generator: torch.Generator | None
         end = min(start + step, n)
         d, c = plan.part(start, end)
         zk, v, q = z[start:end], work[0][:end - start], work[1][:end - start]
-        torch.mul(zk, c, out=v).add_(1).pow_(3)
+        _cube(zk, c, out=v)
         _log_accept(zk, v, d, out=q)
         q.exp_().mul_(256).sub_(byte[start:end])  # 256p − B
         torch.mul(v, d, out=zk)  # G = d·v
@@ -166,7 +163,7 @@ def _redraw(index: Tensor, plan: _Plan, dtype: torch.dtype,
         z, u = value.new_empty(k), value.new_empty(k)
         _fill(z, "normal", generator)
         _fill(u, "uniform", generator)
-        v = _cube(z.clone(), c)
+        v = _cube(z, c, out=value.new_empty(k))
         bound = _log_accept(z, v, d, out=value.new_empty(k))
         accepted = u.neg_().add_(1).log_() < bound  # log V < bound, V ~ U(0, 1]
         value[pending[accepted]] = (v * d)[accepted]
