@@ -191,12 +191,19 @@ def _map(Xtr, ytr, Xte, yte, ym, ys, law, args, seed, method):
     return {"rmse": rmse, "test_ll": ll}
 
 
+def _posterior(Xtr, ytr, law, args, parametrization):
+    """The posterior both samplers target: one hidden layer, unit (ARD) noise."""
+    from dropprior.inference import NetworkPosterior
+
+    return NetworkPosterior.mlp(Xtr, ytr, [args.hidden], law, structure="unit",
+                                sigma0=args.sigma0, parametrization=parametrization)
+
+
 def _nuts(Xtr, ytr, Xte, yte, ym, ys, law, args, seed, parametrization):
-    from dropprior.inference import NetworkPosterior, run_mcmc
+    from dropprior.inference import run_mcmc
 
     with _default_float64():
-        post = NetworkPosterior.mlp(Xtr, ytr, [args.hidden], law, structure="unit",
-                                    sigma0=args.sigma0, parametrization=parametrization)
+        post = _posterior(Xtr, ytr, law, args, parametrization)
         r = run_mcmc(post, num_samples=args.num_samples, warmup=args.warmup,
                      num_chains=args.chains, max_tree_depth=args.max_tree_depth,
                      generator=torch.Generator().manual_seed(seed))
@@ -209,11 +216,10 @@ def _nuts(Xtr, ytr, Xte, yte, ym, ys, law, args, seed, parametrization):
 
 
 def _sgld(Xtr, ytr, Xte, yte, ym, ys, law, args, seed):
-    from dropprior.inference import NetworkPosterior, sgld_network
+    from dropprior.inference import sgld_network
 
     with _default_float64():
-        post = NetworkPosterior.mlp(Xtr, ytr, [args.hidden], law, structure="unit",
-                                    sigma0=args.sigma0, parametrization="ep")
+        post = _posterior(Xtr, ytr, law, args, "ep")
         draws = sgld_network(post, step_size=args.sgld_step_size, num_samples=args.sgld_samples,
                              batch_size=min(args.sgld_batch, Xtr.shape[0]),
                              warmup=args.sgld_warmup, thin=args.sgld_thin,
