@@ -28,7 +28,7 @@ from torch.distributions import (
 from dropprior._validation import as_param, check_positive
 from dropprior.noise._base import NoiseLaw, SampleShape, inf_like, sample_size
 from dropprior.noise._registry import register_law
-from dropprior.noise._sampling import open_uniform
+from dropprior.noise._sampling import rand
 
 __all__ = ["Rayleigh"]
 
@@ -88,16 +88,18 @@ class Rayleigh(NoiseLaw):
     def inverse_square_variance(self) -> Tensor:
         return inf_like(self.scale)
 
-    def _unit(self, sample_shape: SampleShape, generator: torch.Generator | None) -> Tensor:
-        """√(2E) = √(−2 log V), V ~ Uniform(0, 1]: a standard Rayleigh draw, in place on one
-        fresh tensor (torch's CPU ``exponential_`` is several times slower than ``rand``)."""
+    def _unit(self, sample_shape: SampleShape, generator: torch.Generator | None,
+              factor: float | Tensor = -2.0) -> Tensor:
+        """√(factor·log V) with V = 1 − U ~ Uniform(0, 1], U = ``rand`` (log V = log1p(−U)):
+        for the default factor −2, a standard Rayleigh draw √(2E). In place on one fresh tensor
+        (torch's CPU ``exponential_`` is several times slower than ``rand``)."""
         shape = self._extended_shape(sample_size(sample_shape))
-        return open_uniform(shape, self.scale, generator).log_().mul_(-2).sqrt_()
+        return rand(shape, self.scale, generator).neg_().log1p_().mul_(factor).sqrt_()
 
     def sample(self, sample_shape: SampleShape = (),
                generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():
-            return self._unit(sample_shape, generator).mul_(self.scale)
+        with torch.no_grad():  # ξ = √(−2s²·log V): the scale folded into the one product
+            return self._unit(sample_shape, generator, self.scale.square().mul(-2))
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
