@@ -7,15 +7,18 @@ once per sequence:
 
 Because Ξ_g does not depend on t, the input projections of *all* time steps are computed at once
 (one batched matrix product over the four gates); only the recurrence h_{t-1} → h_t is a loop over
-time, one fused ``torch.lstm_cell`` call per step (the same cell nn.LSTM's CPU kernel runs), which
-is unavoidable once the input projection differs per example and gate. Optional recurrent noise
-ξ^h multiplies h_{t-1} (rows of U), also once per sequence.
+time, which is unavoidable once the input projection differs per example and gate. Its backward
+is hand-written (:mod:`dropprior.functional._bptt`): the gradient of U is one matrix product over
+all steps, as in torch's fused LSTM, instead of one per step. Optional recurrent noise ξ^h
+multiplies h_{t-1} (rows of U), also once per sequence.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from dropprior.functional._bptt import RecurrenceBPTT
 
 __all__ = ["gate_projections", "lstm_recurrence"]
 
@@ -60,6 +63,11 @@ def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
         (h_1..h_T stacked, (T, N, H); the final state (h_T, c_T)).
     """
     h, c = hx
+    learned = recurrent_noise is not None and recurrent_noise.requires_grad
+    if not torch.compiler.is_compiling() and not learned:
+        out, h, c = RecurrenceBPTT.apply(proj, weight_hh, bias_hh, h, c, recurrent_noise)
+        return out, (h, c)
+    # Under torch.compile, or with a learned ξ^h: autograd through the per-step cell.
     empty = proj.new_zeros(proj.shape[1], 0)
     no_input = proj.new_zeros(proj.shape[2], 0)
     outputs = []

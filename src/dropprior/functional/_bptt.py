@@ -1,0 +1,98 @@
+r"""The LSTM recurrence on precomputed input projections, with a hand-written backward (BPTT).
+
+Why not autograd through a loop of ``torch.lstm_cell``: autograd then forms the gradient of the
+recurrent weight U once per time step, ∂U_t = δ_tᵀ h_{t−1} (a (4H × N)·(N × H) product with
+N = batch, 35 of them for T = 35) and accumulates the 35 results. Here backward keeps the
+pre-activation gradients δ_t of every step and forms
+
+.. math:: \partial U = \sum_t \delta_t^\top \tilde h_{t-1} = \Delta^\top \tilde H,
+          \qquad \partial b_{hh} = \textstyle\sum_{t,n} \delta_{t,n}
+
+with one matrix product over all steps, as torch's own fused LSTM does (h̃ = h ⊙ ξ^h with
+recurrent noise, h otherwise). The per-step work left in the loop is δ_t and δ_t U, the
+gradient that flows to h_{t−1}.
+
+Gate order is torch's (i, f, g, o): c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh c_t.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["RecurrenceBPTT"]
+
+
+class RecurrenceBPTT(torch.autograd.Function):
+    """``apply(proj, weight_hh, bias_hh, h0, c0, recurrent_noise)`` → (h_1..h_T, h_T, c_T).
+
+    ``proj`` (T, N, 4H) holds the input projections (with b_ih); ``bias_hh`` (4H,) or None;
+    ``h0``, ``c0`` (N, H); ``recurrent_noise`` (N, H), (1, H) or None, a constant (no gradient).
+    Saves the gate activations (T, N, 4H) and the states (T + 1, N, H), as autograd would.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, h0: Tensor,
+                c0: Tensor, recurrent_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        steps, hidden = proj.shape[0], weight_hh.shape[1]
+        pre = proj if bias_hh is None else proj + bias_hh
+        acts = torch.empty_like(pre)  # σ(i), σ(f), tanh(g), σ(o) of every step
+        hs = proj.new_empty(steps + 1, *h0.shape)
+        cs = proj.new_empty(steps + 1, *c0.shape)
+        tanh_c = proj.new_empty(steps, *c0.shape)
+        hs[0], cs[0] = h0, c0
+        u_t = weight_hh.t()
+        g_slice = slice(2 * hidden, 3 * hidden)
+        for t in range(steps):
+            h_in = hs[t] if recurrent_noise is None else hs[t] * recurrent_noise
+            gates = torch.addmm(pre[t], h_in, u_t)
+            a = acts[t]
+            torch.sigmoid(gates, out=a)
+            torch.tanh(gates[:, g_slice], out=a[:, g_slice])
+            i, f, g, o = a.chunk(4, 1)
+            torch.addcmul(f * cs[t], i, g, out=cs[t + 1])
+            torch.mul(o, torch.tanh(cs[t + 1], out=tanh_c[t]), out=hs[t + 1])
+        ctx.save_for_backward(weight_hh, acts, hs, cs, tanh_c, recurrent_noise)
+        ctx.has_bias = bias_hh is not None
+        return hs[1:].clone(), hs[steps].clone(), cs[steps].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, d_out: Tensor, d_hn: Tensor, d_cn: Tensor
+                 ) -> tuple[Tensor | None, ...]:
+        weight_hh, acts, hs, cs, tanh_c, noise = ctx.saved_tensors
+        steps, n, hidden = tanh_c.shape
+        a = acts.view(steps, n, 4, hidden)
+        i, f, g, o = a.unbind(2)
+        # δ_t = (dc_t, dc_t, dc_t, dh_t) ⊙ coef_t, coef = (g σ'(i), c_{t−1} σ'(f), i tanh'(g),
+        # tanh(c_t) σ'(o)): every factor that does not depend on the incoming gradient, at once
+        coef = torch.empty_like(a)
+        torch.mul(i * (1 - i), g, out=coef[:, :, 0])
+        torch.mul(f * (1 - f), cs[:-1], out=coef[:, :, 1])
+        torch.mul(1 - g * g, i, out=coef[:, :, 2])
+        torch.mul(o * (1 - o), tanh_c, out=coef[:, :, 3])
+        o_dtanh = o * (1 - tanh_c * tanh_c)  # ∂h_t/∂c_t
+        delta = torch.empty_like(acts)  # pre-activation gradients δ_t
+        dh, dc = d_hn.clone(), d_cn.clone()
+        for t in reversed(range(steps)):
+            dh += d_out[t]
+            dc.addcmul_(dh, o_dtanh[t])
+            d = delta[t].view(n, 4, hidden)
+            torch.mul(coef[t, :, :3], dc.unsqueeze(1), out=d[:, :3])
+            torch.mul(coef[t, :, 3], dh, out=d[:, 3])
+            dc.mul_(f[t])
+            dh = delta[t] @ weight_hh
+            if noise is not None:
+                dh.mul_(noise)
+        needs = ctx.needs_input_grad
+        d_weight = d_bias = None
+        if needs[1]:
+            h_in = hs[:-1] if noise is None else hs[:-1] * noise
+            d_weight = delta.reshape(-1, 4 * hidden).t() @ h_in.reshape(-1, hidden)
+        if ctx.has_bias and needs[2]:
+            d_bias = delta.sum((0, 1))
+        return (delta if needs[0] else None, d_weight, d_bias, dh if needs[3] else None,
+                dc if needs[4] else None, None)
