@@ -158,3 +158,20 @@ def test_log_prob_outside_support_is_minus_inf_with_finite_gradient() -> None:
 def test_repr_names_parameters() -> None:
     assert repr(noise.Bernoulli(0.8, inverted=True)) == "Bernoulli(keep=0.8, inverted=True)"
     assert repr(noise.InverseNakagami(2.0, 1.0)) == "InverseNakagami(shape=2, spread=1)"
+
+
+def test_half_cauchy_log_prob_far_in_the_tail_matches_scipy_with_finite_gradients() -> None:
+    """float32, where (ξ/s)² overflows: scipy's float64 logpdf and the analytic gradients."""
+    import scipy.stats
+
+    scale = torch.tensor(2.0, requires_grad=True)
+    x = torch.tensor([0.0, 0.5, 2.0, 3.0, 1e19, 1e30, 3e38], requires_grad=True)
+    lp = noise.HalfCauchy(scale).log_prob(x)
+    ref = scipy.stats.halfcauchy(scale=2.0).logpdf(x.detach().double().numpy())
+    assert_allclose(lp.detach().numpy(), ref, rtol=1e-6)
+    lp.sum().backward()
+    r = x.detach().double() / 2.0
+    # ∂/∂ξ = −2r/(s(1 + r²)); ∂/∂s = Σ (−1 + 2r²/(1 + r²))/s
+    assert_allclose(x.grad.numpy(), (-2 * r / (2.0 * (1 + r * r))).numpy(), rtol=1e-5, atol=1e-45)
+    assert_allclose(scale.grad.item(), float(((-1 + 2 * r * r / (1 + r * r)) / 2.0).sum()),
+                    rtol=1e-5)

@@ -98,6 +98,23 @@ class HalfCauchy(NoiseLaw):
         ∂ξ/∂s = ξ/s."""
         return self.scale * self._unit(sample_shape, generator)
 
+    def log_prob(self, value: Tensor) -> Tensor:
+        """log p(ξ) = log(2/π) − log s − log(1 + r²), r = ξ/s; for r > 1 written as
+        2 log r + log1p(r⁻²), so that it stays finite (with a finite gradient) where r² overflows
+        (torch's ``HalfCauchy.log_prob`` gives ``-inf`` there and a nan gradient). ``-inf`` for
+        ξ < 0."""
+        s = self.scale
+        value = torch.as_tensor(value, dtype=s.dtype, device=s.device)
+        inside = value >= 0
+        r = torch.where(inside, value, torch.zeros_like(value)) / s
+        big = r > 1
+        r_big = torch.where(big, r, torch.ones_like(r))  # each branch on safe inputs only
+        r_small = torch.where(big, torch.zeros_like(r), r)
+        log_tail = torch.where(big, 2 * torch.log(r_big) + torch.log1p(r_big.reciprocal().square()),
+                               torch.log1p(r_small.square()))
+        lp = math.log(2 / math.pi) - torch.log(s) - log_tail
+        return torch.where(inside, lp, torch.full_like(lp, -math.inf))
+
     def _torch_law(self) -> Distribution:
         return TorchHalfCauchy(self.scale, validate_args=False)
 
