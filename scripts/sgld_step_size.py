@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dropprior.data import load_uci
+from dropprior.experiments.uci import standardise
 from dropprior.inference import NetworkPosterior, sgld_network
 from dropprior.noise import match_dropout
 
@@ -34,12 +35,10 @@ def main() -> None:
     perm = np.random.default_rng(0).permutation(train)
     cut = int(0.8 * len(perm))
     fit, val = perm[:cut], perm[cut:]
-    x_mean, x_std = ds.X[fit].mean(0), ds.X[fit].std(0)
-    x_std[x_std == 0] = 1.0
-    y_mean, y_std = float(ds.y[fit].mean()), float(ds.y[fit].std())
-    X_fit = torch.as_tensor((ds.X[fit] - x_mean) / x_std)
-    y_fit = torch.as_tensor((ds.y[fit] - y_mean) / y_std)
-    X_val, y_val = torch.as_tensor((ds.X[val] - x_mean) / x_std), torch.as_tensor(ds.y[val])
+    x_fit, x_val, _, _ = standardise(ds.X[fit], ds.X[val])
+    y_fit, y_mean, y_std = standardise(ds.y[fit])
+    X_fit, y_fit, X_val = (torch.as_tensor(a) for a in (x_fit, y_fit, x_val))
+    y_val, y_mean, y_std = torch.as_tensor(ds.y[val]), float(y_mean), float(y_std)
     law = match_dropout("gaussian", 0.05, dtype=torch.float64)
     for eps in (float(s) for s in args.step_sizes.split(",")):
         start = time.perf_counter()

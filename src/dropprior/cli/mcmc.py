@@ -148,12 +148,12 @@ def _summarise(rows: list[dict], methods: list[str]) -> dict[str, dict[str, floa
 
 
 def _standardise(X, y, train, test):
-    xm, xs = X[train].mean(0), X[train].std(0)
-    xs[xs == 0] = 1.0
-    ym, ys = float(y[train].mean()), float(y[train].std())
+    from dropprior.experiments.uci import standardise
+
+    x_train, x_test, _, _ = standardise(X[train], X[test])
+    y_train, ym, ys = standardise(y[train])
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    return (t((X[train] - xm) / xs), t((y[train] - ym) / ys), t((X[test] - xm) / xs),
-            t(y[test]), ym, ys)
+    return t(x_train), t(y_train), t(x_test), t(y[test]), float(ym), float(ys)
 
 
 def _run_method(method, X, y, train, test, law, args, seed):
