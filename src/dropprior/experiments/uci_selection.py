@@ -57,8 +57,7 @@ def select_on_validation(records: Sequence[dict[str, Any]]) -> list[dict[str, An
         common = sorted(set.intersection(*(set(s) for s in candidates.values())))
         if not common:
             raise ValueError(f"{dataset}: the candidates {sorted(candidates)} share no split")
-        chosen = [max(candidates, key=lambda c, k=k: candidates[c][k][0])  # type: ignore[misc]
-                  for k in common]
+        chosen = [max(candidates, key=lambda c: candidates[c][k][0]) for k in common]
         rmse, rmse_se = mean_se([candidates[c][k][1] for c, k in zip(chosen, common, strict=True)])
         ll, ll_se = mean_se([candidates[c][k][2] for c, k in zip(chosen, common, strict=True)])
         rows.append({"dataset": dataset, "n_splits": len(common), "rmse": rmse,
