@@ -123,3 +123,20 @@ def test_to_toml_round_trips_through_tomllib():
     config = {"epochs": 3, "lr": 0.001, "law": ["bernoulli", "rayleigh"], "out": "runs/x",
               "progress": False, "splits": None}
     assert tomllib.loads(to_toml(config)) == {k: v for k, v in config.items() if v is not None}
+
+
+def test_batched_noise_has_each_networks_law():
+    """Every network draws from its own law (shared law objects sampled in one call), in order."""
+    from dropprior.experiments.batched_mlp import _NoiseSampler
+    from dropprior.noise import Bernoulli, Gaussian
+
+    keep, gauss = Bernoulli(0.7, inverted=True), Gaussian(1.0, 0.5)
+    sampler = _NoiseSampler([keep, gauss, keep], "unit", [40], [1])
+    (xi,) = sampler(5000, torch.Generator().manual_seed(0))
+    assert xi.shape == (3, 5000, 40)
+    for g in (0, 2):
+        values = torch.unique(xi[g])
+        assert torch.allclose(values, torch.tensor([0.0, 1 / 0.7]))
+        # 200 000 draws: s.e. of the frequency ≈ 0.001
+        assert abs(float((xi[g] > 0).double().mean()) - 0.7) < 0.005
+    assert abs(float(xi[1].mean()) - 1.0) < 0.01 and abs(float(xi[1].std()) - 0.5) < 0.01
