@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
 from dropprior.experiments.store import ResultStore
 from dropprior.experiments.tables import format_mean_se, markdown_table
+from dropprior.experiments.uci import anchor_verdicts
 from dropprior.experiments.uci_selection import select_on_validation
 
 
@@ -31,17 +31,14 @@ def main() -> None:
         records.extend(ResultStore(run_dir / "jobs").records().values())
     rows = []
     for row in select_on_validation(records):
-        anchor = UCI_PUBLISHED.get(row["dataset"], {}).get("MC dropout 2018 (grid-searched)")
-        ens = UCI_DEEP_ENSEMBLES_LL.get(row["dataset"])
+        anchor, ens, beats, beats_de = anchor_verdicts(row["dataset"], row["ll"], row["ll_se"])
         chosen = ", ".join(f"{c} {n}" for c, n in row["chosen"].items())
         rows.append([
             row["dataset"], ", ".join(row["candidates"]), chosen,
             row["n_splits"], format_mean_se(row["rmse"], row["rmse_se"]),
             f"{format_mean_se(row['ll'], row['ll_se'])} ({row['ll']:.3f})".replace("-", "−"),
-            format_mean_se(*anchor[1]) if anchor else "—",
-            ("yes" if row["ll"] - anchor[1][0] > row["ll_se"] else "no") if anchor else "—",
-            "—" if ens is None else f"{ens:.2f}".replace("-", "−"),
-            ("yes" if row["ll"] > ens else "no") if ens is not None else "—"])
+            format_mean_se(*anchor[1]) if anchor else "—", beats,
+            "—" if ens is None else f"{ens:.2f}".replace("-", "−"), beats_de])
     header = ["dataset", "candidates (law/structure/objective)", "chosen (splits)", "splits",
               "test RMSE", "test LL", "2018 MC dropout LL", "beats 2018 LL", "Deep Ens. LL",
               "beats DE"]

@@ -43,7 +43,7 @@ from dropprior.experiments.runner import Job
 from dropprior.experiments.tables import format_mean_se, markdown_table, mean_se, write_csv
 
 __all__ = ["uci_jobs", "run_uci_split", "fit_and_score", "standardise", "summarise_uci",
-           "write_uci_tables", "plot_uci", "DEFAULTS"]
+           "write_uci_tables", "anchor_verdicts", "plot_uci", "DEFAULTS"]
 
 #: Noise draws per example and step of the marginal-MAP objective unless ``train_samples`` is set.
 MARGINAL_SAMPLES = 5
@@ -279,6 +279,24 @@ _CSV_FIELDS = ["dataset", "law", "structure", "objective", "n_splits", "epochs",
                "rmse_se", "ll", "ll_se", "seconds"]
 
 
+def anchor_verdicts(dataset: str, ll: float, ll_se: float
+                    ) -> tuple[tuple[tuple[float, float], tuple[float, float]] | None,
+                               float | None, str, str]:
+    """The published anchors of ``dataset`` and how a mean test LL ``ll`` ± ``ll_se`` compares.
+
+    Returns:
+        ``(anchor, ensembles, beats_2018, beats_de)``: the 2018 grid-searched MC-dropout
+        ((RMSE, s.e.), (LL, s.e.)) or None, Deep Ensembles' LL or None, and the verdicts "yes",
+        "no" or "—" (no anchor): "beats 2018" means ``ll`` above the 2018 mean by more than
+        ``ll_se``, "beats DE" means ``ll`` above Deep Ensembles' mean.
+    """
+    anchor = UCI_PUBLISHED.get(dataset, {}).get("MC dropout 2018 (grid-searched)")
+    ens = UCI_DEEP_ENSEMBLES_LL.get(dataset)
+    beats = ("yes" if ll - anchor[1][0] > ll_se else "no") if anchor else "—"
+    beats_de = ("yes" if ll > ens else "no") if ens is not None else "—"
+    return anchor, ens, beats, beats_de
+
+
 def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Path,
                      csv_path: str | Path) -> str:
     """Write the summary as CSV and as Markdown beside the published anchors; return the Markdown.
@@ -292,12 +310,9 @@ def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Pat
               "Deep Ens. LL", "beats DE"]
     rows = []
     for row in summary:
-        anchor = UCI_PUBLISHED.get(row["dataset"], {}).get("MC dropout 2018 (grid-searched)")
-        ens = UCI_DEEP_ENSEMBLES_LL.get(row["dataset"])
+        anchor, ens, beats, beats_de = anchor_verdicts(row["dataset"], row["ll"], row["ll_se"])
         published = (f"{format_mean_se(*anchor[0])} / {format_mean_se(*anchor[1])}"
                      if anchor else "—")
-        beats = ("yes" if row["ll"] - anchor[1][0] > row["ll_se"] else "no") if anchor else "—"
-        beats_de = ("yes" if row["ll"] > ens else "no") if ens is not None else "—"
         rows.append([row["dataset"], row["law"], row["structure"], row["objective"],
                      row["n_splits"], row["epochs"], format_mean_se(row["rmse"], row["rmse_se"]),
                      format_mean_se(row["ll"], row["ll_se"]), f"{row['seconds']:.0f}", published,
