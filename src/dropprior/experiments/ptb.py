@@ -2,7 +2,8 @@
 
 Model: embedding → LSTM (``layers`` × ``hidden``) → linear softmax over the 10 000 words, trained
 by truncated backpropagation through time (``bptt`` steps, state carried across batches) with SGD
-and gradient-norm clipping, as Zaremba et al. (2014). Variants:
+and gradient-norm clipping, as Zaremba et al. (2014), with their loss scale
+(:func:`sequence_loss`: summed over the time steps, averaged over the batch). Variants:
 
 * ``zaremba``: torch ``nn.Dropout`` on the non-recurrent connections, a fresh mask at every time
   step (per-step dropout);
@@ -27,7 +28,8 @@ from torch import Tensor, nn
 
 from dropprior._validation import check_choice
 
-__all__ = ["PTB_VARIANTS", "PTBSettings", "PTB_SIZES", "LanguageModel", "run_ptb_variant"]
+__all__ = ["PTB_VARIANTS", "PTBSettings", "PTB_SIZES", "LanguageModel", "run_ptb_variant",
+           "sequence_loss"]
 
 PTB_VARIANTS = ("zaremba", "gal", "tied", "untied")
 
@@ -95,9 +97,17 @@ class LanguageModel(nn.Module):
         return self.out(self.drop(h)), state
 
 
-def _batchify(tokens: Tensor, batch_size: int) -> Tensor:
-    n = tokens.numel() // batch_size
-    return tokens[: n * batch_size].view(batch_size, n).t().contiguous()  # (T, N)
+def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Zaremba et al.'s training loss: the negative log-likelihood summed over the ``bptt`` time
+    steps, averaged over the batch (their ``reduce_sum(loss) / batch_size``). The learning rate
+    1 and clip 5 of the paper belong to this scale; a per-token mean would make every step
+    ``bptt`` times smaller.
+
+    Shape:
+        logits: (T, N, V); targets: (T, N); returns a scalar.
+    """
+    nll = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+    return nll / targets.shape[1]
 
 
 @torch.no_grad()
@@ -122,13 +132,14 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
         params: ``{"data_dir", "variant", "settings": {PTBSettings fields}}``.
     """
     from dropprior.data import load_ptb
+    from dropprior.data.ptb import batchify
 
     s = PTBSettings(**params["settings"])
     corpus = load_ptb(params["data_dir"])
     torch.manual_seed(s.seed)
     train_tokens = corpus.train if s.train_tokens == 0 else corpus.train[: s.train_tokens]
-    train = _batchify(train_tokens, s.batch_size)
-    valid, test = _batchify(corpus.valid, 10), _batchify(corpus.test, 10)
+    train = batchify(train_tokens, s.batch_size)
+    valid, test = batchify(corpus.valid, 10), batchify(corpus.test, 10)
     model = LanguageModel(params["variant"], len(corpus.vocab), s)
     optimizer = torch.optim.SGD(model.parameters(), lr=s.lr)
     start = time.perf_counter()
@@ -143,7 +154,7 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
             if state is not None:
                 state = tuple(t.detach() for t in state)
             logits, state = model(x, state)
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+            loss = sequence_loss(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), s.clip)
