@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from dropprior.experiments.ptb import PTB_VARIANTS, run_ptb_variant, sequence_loss
+from dropprior.experiments.ptb import (
+    PTB_SIZES,
+    PTB_VARIANTS,
+    LanguageModel,
+    learning_rate,
+    run_ptb_variant,
+    sequence_loss,
+)
 
 
 def test_sequence_loss_sums_over_time_and_averages_over_the_batch() -> None:
@@ -41,3 +48,16 @@ def test_a_short_run_learns_a_repeating_corpus(variant: str, tmp_path: Path) -> 
                            "settings": settings})
     assert math.isfinite(out["test_ppl"]) and out["test_ppl"] < 3.0
     assert len(out["valid_history"]) == 3
+
+
+def test_medium_preset_follows_zarembas_schedule_and_init() -> None:
+    """Zaremba et al.'s medium model: lr 1 for epochs 1–6, then divided by 1.2 each epoch, and
+    every parameter uniform on ±0.05."""
+    medium = PTB_SIZES["medium"]
+    assert [learning_rate(medium, e) for e in range(6)] == [1.0] * 6
+    assert learning_rate(medium, 6) == pytest.approx(1 / 1.2)
+    assert learning_rate(medium, 38) == pytest.approx(1.2 ** -33)
+    model = LanguageModel("untied", 50, medium)
+    for name, p in model.named_parameters():
+        assert float(p.detach().abs().max()) <= 0.05 + 1e-7, name  # float32(0.05) rounds up
+        assert float(p.detach().abs().max()) > 0.045, name  # filled, not left at a smaller default

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice
 
 __all__ = ["PTB_VARIANTS", "PTBSettings", "PTB_SIZES", "LanguageModel", "run_ptb_variant",
-           "sequence_loss"]
+           "sequence_loss", "learning_rate"]
 
 PTB_VARIANTS = ("zaremba", "gal", "tied", "untied")
 
@@ -46,6 +46,8 @@ class PTBSettings:
     train_tokens: int = 0  # 0: the whole training split
     lr: float = 1.0
     lr_decay: float = 0.5
+    decay_after: int = 0  # 0: decay when validation stops improving; k: Zaremba's fixed schedule
+    init_scale: float = 0.0  # 0: torch's default init; s: every parameter uniform on (−s, s)
     clip: float = 5.0
     dropout: float = 0.3
     law: str = "bernoulli"
@@ -55,12 +57,14 @@ class PTBSettings:
 #: ``small`` is one epoch over the whole training split (929 589 tokens, 1 452 steps of 32 × 20
 #: tokens) with a 1 × 128 LSTM: measured 0.09-0.12 s of CPU per step on the development machine,
 #: i.e. about 3 minutes per variant on a free core (the earlier preset stopped after the first
-#: 100 000 tokens). ``medium`` is Zaremba's 2 × 650 network with
-#: dropout 0.5 for 39 epochs on the whole training split.
+#: 100 000 tokens). ``medium`` is Zaremba's 2 × 650 network with dropout 0.5 for 39 epochs on
+#: the whole training split, with their initialisation (uniform on ±0.05) and learning-rate
+#: schedule (1 for 6 epochs, then divided by 1.2 every epoch).
 PTB_SIZES = {
     "small": PTBSettings(),
     "medium": PTBSettings(hidden=650, layers=2, bptt=35, batch_size=20, epochs=39,
-                          train_tokens=0, dropout=0.5, lr_decay=1 / 1.2),
+                          train_tokens=0, dropout=0.5, lr_decay=1 / 1.2, decay_after=6,
+                          init_scale=0.05),
 }
 
 
@@ -85,6 +89,9 @@ class LanguageModel(nn.Module):
                                  recurrent_noise=law if variant == "gal" else None)
         self.out = nn.Linear(s.hidden, vocab)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        if s.init_scale > 0:
+            for p in self.parameters():
+                nn.init.uniform_(p, -s.init_scale, s.init_scale)
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         x = self.drop(self.embed(tokens))
@@ -95,6 +102,12 @@ class LanguageModel(nn.Module):
         else:
             h, state = self.rnn(x, state)
         return self.out(self.drop(h)), state
+
+
+def learning_rate(s: PTBSettings, epoch: int) -> float:
+    """Zaremba et al.'s schedule for epoch ``epoch`` (0-based): ``lr`` for the first
+    ``decay_after`` epochs, then multiplied by ``lr_decay`` once per epoch."""
+    return s.lr * s.lr_decay ** max(epoch + 1 - s.decay_after, 0)
 
 
 def sequence_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -145,7 +158,10 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     history = []
     best = math.inf
-    for _ in range(s.epochs):
+    for epoch in range(s.epochs):
+        if s.decay_after:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(s, epoch)
         model.train()
         state = None
         for i in range(0, train.shape[0] - 1, s.bptt):
@@ -161,7 +177,7 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
             optimizer.step()
         val = perplexity(model, valid, s.bptt)
         history.append(val)
-        if val >= best:
+        if val >= best and not s.decay_after:
             for group in optimizer.param_groups:
                 group["lr"] *= s.lr_decay
         best = min(best, val)
