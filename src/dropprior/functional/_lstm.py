@@ -38,10 +38,13 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
     """
     t, n, d = x.shape
     hidden = weight_ih.shape[0] // 4
-    scaled = x.unsqueeze(0) * gate_noise.unsqueeze(1)  # (4, T, N, D)
-    proj = torch.bmm(scaled.reshape(4, t * n, d), weight_ih.view(4, hidden, d).transpose(1, 2))
-    proj = proj.view(4, t, n, hidden).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden)
-    return proj if bias_ih is None else proj + bias_ih
+    scaled = (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)  # (4, T·N, D)
+    weight = weight_ih.view(4, hidden, d).transpose(1, 2)
+    if bias_ih is None:
+        proj = torch.bmm(scaled, weight)
+    else:  # the bias inside the product: no separate pass over the (T, N, 4H) result
+        proj = torch.baddbmm(bias_ih.view(4, 1, hidden), scaled, weight)
+    return proj.view(4, t, n, hidden).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden)
 
 
 def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,

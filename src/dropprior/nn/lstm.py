@@ -146,13 +146,16 @@ class NoisyLSTM(NoisyModule):
             gate_noise = draw_noise(self.noise, (4, rows, d), seq.device, seq.dtype, gen)
         else:
             gate_noise = draw_noise(self.noise, (1, rows, d), seq.device, seq.dtype, gen)
-        proj = gate_projections(seq, w_ih, b_ih, gate_noise.expand(4, rows, d))
+        # b_ih + b_hh enter once, inside the projections' product (exact: both are added to
+        # every step's pre-activation)
+        bias = None if b_ih is None or b_hh is None else b_ih + b_hh
+        proj = gate_projections(seq, w_ih, bias, gate_noise.expand(4, rows, d))
         rec = None
         if recurrent:
             assert self.recurrent_noise is not None
             rec = draw_noise(self.recurrent_noise, (rows, self.hidden_size), seq.device,
                              seq.dtype, gen)
-        return lstm_recurrence(proj, w_hh, b_hh, state, rec)
+        return lstm_recurrence(proj, w_hh, None, state, rec)
 
     def group_norms(self, layer: int = 0) -> Tensor:
         """Norms of layer ``layer``'s input rows: tied → ‖W_{:,d}‖ over all four gates, shape
