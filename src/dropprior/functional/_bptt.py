@@ -50,16 +50,13 @@ class RecurrenceBPTT(torch.autograd.Function):
         # indexing and no allocation (35 short steps are dominated by per-call overhead).
         gates = pre.new_empty(pre.shape[1:])
         gates_g = gates[:, g_slice]
-        h_in = None if recurrent_noise is None else torch.empty_like(h0)
+        noise, h_in = recurrent_noise, torch.empty_like(h0)
         h_l, c_l, tc_l, pre_l, a_l = (v.unbind(0) for v in (hs, cs, tanh_c, pre, acts))
         ag_l = acts[:, :, g_slice].unbind(0)
         i_l, f_l, g_l, o_l = (v.unbind(0) for v in acts.view(*pre.shape[:2], 4, hidden).unbind(2))
         for t in range(steps):
-            if h_in is None:
-                torch.addmm(pre_l[t], h_l[t], u_t, out=gates)
-            else:
-                torch.addmm(pre_l[t], torch.mul(h_l[t], recurrent_noise, out=h_in), u_t,
-                            out=gates)
+            h_prev = h_l[t] if noise is None else torch.mul(h_l[t], noise, out=h_in)
+            torch.addmm(pre_l[t], h_prev, u_t, out=gates)
             torch.sigmoid(gates, out=a_l[t])
             torch.tanh(gates_g, out=ag_l[t])
             torch.mul(f_l[t], c_l[t], out=c_l[t + 1]).addcmul_(i_l[t], g_l[t])
