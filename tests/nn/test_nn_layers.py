@@ -197,6 +197,29 @@ def test_lstm_equals_a_reference_loop(gates) -> None:
     assert_close(lstm(x), _reference_lstm(h1, _params(lstm, 1), xi1))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_untied_lstm_gradients_equal_the_reference_loop(bias) -> None:
+    """Outputs and the gradients of every parameter (b_ih and b_hh enter as one summed bias
+    inside the batched projection) against autograd through the per-step reference loop."""
+    law = Gaussian(1.0, 0.4)
+    lstm = NoisyLSTM(3, 4, noise=law, gates="untied", bias=bias, generator=gen(14)).double()
+    x = torch.randn(5, 2, 3, dtype=f64)
+    xi = law.to(dtype=f64).sample((4, 2, 3), generator=gen(14))
+    params = [lstm.weight_ih_l0, lstm.weight_hh_l0]
+    ref_params = [p.detach().clone().requires_grad_() for p in params]
+    if bias:
+        params += [lstm.bias_ih_l0, lstm.bias_hh_l0]
+        ref_params += [p.detach().clone().requires_grad_() for p in params[2:]]
+        loop_params = ref_params
+    else:
+        loop_params = [*ref_params, torch.zeros(16, dtype=f64), torch.zeros(16, dtype=f64)]
+    weights = torch.randn(5, 2, 4, dtype=f64)
+    (lstm(x) * weights).sum().backward()
+    (_reference_lstm(x, loop_params, xi) * weights).sum().backward()
+    for p, ref in zip(params, ref_params, strict=True):
+        assert_close(p.grad, ref.grad)
+
+
 def test_lstm_recurrent_noise_and_batch_first() -> None:
     lstm = NoisyLSTM(3, 4, noise=Gaussian(1.0, 0.4), gates="untied", batch_first=True,
                      recurrent_noise=Gaussian(1.0, 0.2), generator=gen(13)).double()
