@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import scipy.stats
 import torch
@@ -375,6 +377,26 @@ def test_bad_layer_input() -> None:
         NoisyLSTM(4, 3)
     with pytest.raises(ValueError, match="in_features"):
         NoisyLinear(0, 2, law)
+
+
+@pytest.mark.parametrize("gates", ["tied", "untied"])
+def test_lstm_bad_state_and_dtype(gates) -> None:
+    """A wrong (h_0, c_0) or a dtype mismatch is named, not left to torch's kernels (a state of
+    another batch size would otherwise run silently on the tied path)."""
+    lstm = NoisyLSTM(3, 4, noise=Bernoulli(0.5), gates=gates)
+    x = torch.randn(5, 2, 3)
+    for bad, shape in (((1, 3, 4), "(1, 3, 4)"), ((1, 2, 5), "(1, 2, 5)"), ((2, 4), "(2, 4)")):
+        with pytest.raises(ValueError, match=r"h_0 must have shape .*\(1, 2, 4\), got " +
+                           re.escape(shape)):
+            lstm(x, (torch.zeros(bad), torch.zeros(bad)))
+    with pytest.raises(ValueError, match=r"c_0 .*got \(1, 2, 3\)"):
+        lstm(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 3)))
+    with pytest.raises(TypeError, match="tuple \\(h_0, c_0\\)"):
+        lstm(x, torch.zeros(1, 2, 4))
+    with pytest.raises(TypeError, match="torch.float32 but the input is torch.float64"):
+        lstm(x.double())
+    with pytest.raises(TypeError, match="h_0 is torch.float64"):
+        lstm(x, (torch.zeros(1, 2, 4, dtype=f64), torch.zeros(1, 2, 4)))
 
 
 def test_apply_noise_and_mc_bad_input() -> None:

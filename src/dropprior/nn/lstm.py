@@ -5,7 +5,8 @@ r"""LSTMs with ARD priors on the input rows (paper Section 5.2, eq. 16–20).
   torch's fused LSTM kernel runs unchanged.
 * ``gates="untied"`` (eq. 19–20): one ξ_{g,d} per gate and input dimension, reused at every step:
   gate g = σ(x_t Ξ_g W_g + h_{t-1} U_g). The input projections of all time steps are computed at
-  once; the recurrence runs one fused ``torch.lstm_cell`` per step.
+  once; the recurrence is a loop over time with a hand-written backward
+  (:mod:`dropprior.functional._bptt`).
 
 Noise is drawn once per sequence (``granularity="sequence"``) or once per minibatch
 (``"batch"``). The recurrent weights U carry no noise unless ``recurrent_noise`` is given (one
@@ -107,11 +108,15 @@ class NoisyLSTM(NoisyModule):
                 f"NoisyLSTM expects input of shape {layout} with D = {self.input_size}, "
                 f"got {tuple(x.shape)}"
             )
+        if x.dtype != self.weight_ih_l0.dtype:
+            raise TypeError(f"NoisyLSTM's parameters are {self.weight_ih_l0.dtype} but the input "
+                            f"is {x.dtype}; convert one of them (e.g. module.to(x.dtype))")
         seq = x.transpose(0, 1) if self.batch_first else x
         n = seq.shape[1]
         if hx is None:
             zeros = seq.new_zeros(self.num_layers, n, self.hidden_size)
             hx = (zeros, zeros)
+        self._check_state(hx, n, x.dtype)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             state = (hx[0][layer], hx[1][layer])
@@ -120,6 +125,19 @@ class NoisyLSTM(NoisyModule):
             c_n.append(c)
         out = seq.transpose(0, 1) if self.batch_first else seq
         return out, (torch.stack(h_n), torch.stack(c_n))
+
+    def _check_state(self, hx: object, n: int, dtype: torch.dtype) -> None:
+        expected = (self.num_layers, n, self.hidden_size)
+        if not (isinstance(hx, tuple | list) and len(hx) == 2
+                and all(isinstance(h, Tensor) for h in hx)):
+            raise TypeError(f"hx must be a tuple (h_0, c_0) of two tensors of shape {expected}, "
+                            f"got {type(hx).__name__}")
+        for name, h in zip(("h_0", "c_0"), hx, strict=True):
+            if tuple(h.shape) != expected:
+                raise ValueError(f"hx: {name} must have shape (num_layers, batch, hidden_size) = "
+                                 f"{expected}, got {tuple(h.shape)}")
+            if h.dtype != dtype:
+                raise TypeError(f"hx: {name} is {h.dtype} but the input is {dtype}")
 
     def _layer(self, seq: Tensor, layer: int, state: tuple[Tensor, Tensor]
                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
