@@ -399,6 +399,24 @@ def test_lstm_bad_state_and_dtype(gates) -> None:
         lstm(x, (torch.zeros(1, 2, 4, dtype=f64), torch.zeros(1, 2, 4)))
 
 
+@pytest.mark.parametrize("gates", ["tied", "untied"])
+def test_lstm_under_autocast_is_the_bfloat16_module(gates) -> None:
+    """Under CPU autocast (bfloat16) the LSTM runs in bfloat16, as nn.LSTM does, with float32
+    parameters that get gradients: the same output as the module converted to bfloat16."""
+    law = Gaussian(1.0, 0.4)
+    lstm = NoisyLSTM(3, 4, noise=law, gates=gates, generator=gen(15))
+    low = NoisyLSTM(3, 4, noise=law, gates=gates, generator=gen(15))
+    low.load_state_dict(lstm.state_dict())
+    low = low.to(torch.bfloat16)
+    x = torch.randn(5, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lstm(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, low(x.to(torch.bfloat16)))
+    y.float().sum().backward()
+    assert lstm.weight_ih_l0.grad is not None and lstm.weight_ih_l0.grad.dtype == torch.float32
+
+
 def test_apply_noise_and_mc_bad_input() -> None:
     with pytest.raises(TypeError, match="nn.Module"):
         apply_noise("model", Gaussian(1.0, 0.5))  # type: ignore[arg-type]

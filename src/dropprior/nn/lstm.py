@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dropprior._autocast import autocast_dtype
 from dropprior._validation import check_choice
 from dropprior.functional import (
     draw_generator,
@@ -108,25 +109,42 @@ class NoisyLSTM(NoisyModule):
                 f"NoisyLSTM expects input of shape {layout} with D = {self.input_size}, "
                 f"got {tuple(x.shape)}"
             )
+        seq = x.transpose(0, 1) if self.batch_first else x
+        n = seq.shape[1]
+        if hx is not None:
+            self._check_state(hx, n)
+        amp = autocast_dtype(x.device.type)
+        if amp is not None:
+            # Under autocast: the whole LSTM in autocast's dtype, as nn.LSTM is (the hand-written
+            # untied recurrence writes into buffers, which autocast does not cast); the casts are
+            # differentiable, so the parameters keep their own dtype and gradients.
+            with torch.autocast(x.device.type, enabled=False):
+                state = None if hx is None else (hx[0].to(amp), hx[1].to(amp))
+                return self._run(seq.to(amp), state, amp)
         if x.dtype != self.weight_ih_l0.dtype:
             raise TypeError(f"NoisyLSTM's parameters are {self.weight_ih_l0.dtype} but the input "
                             f"is {x.dtype}; convert one of them (e.g. module.to(x.dtype))")
-        seq = x.transpose(0, 1) if self.batch_first else x
-        n = seq.shape[1]
+        for name, h in zip(("h_0", "c_0"), hx or (), strict=False):
+            if h.dtype != x.dtype:
+                raise TypeError(f"hx: {name} is {h.dtype} but the input is {x.dtype}")
+        return self._run(seq, hx, None)
+
+    def _run(self, seq: Tensor, hx: tuple[Tensor, Tensor] | None, dtype: torch.dtype | None
+             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """All layers on ``seq`` (T, N, D); ``dtype``: cast the parameters to it (autocast)."""
         if hx is None:
-            zeros = seq.new_zeros(self.num_layers, n, self.hidden_size)
+            zeros = seq.new_zeros(self.num_layers, seq.shape[1], self.hidden_size)
             hx = (zeros, zeros)
-        self._check_state(hx, n, x.dtype)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             state = (hx[0][layer], hx[1][layer])
-            seq, (h, c) = self._layer(seq, layer, state)
+            seq, (h, c) = self._layer(seq, layer, state, dtype)
             h_n.append(h)
             c_n.append(c)
         out = seq.transpose(0, 1) if self.batch_first else seq
         return out, (torch.stack(h_n), torch.stack(c_n))
 
-    def _check_state(self, hx: object, n: int, dtype: torch.dtype) -> None:
+    def _check_state(self, hx: object, n: int) -> None:
         expected = (self.num_layers, n, self.hidden_size)
         if not (isinstance(hx, tuple | list) and len(hx) == 2
                 and all(isinstance(h, Tensor) for h in hx)):
@@ -136,12 +154,12 @@ class NoisyLSTM(NoisyModule):
             if tuple(h.shape) != expected:
                 raise ValueError(f"hx: {name} must have shape (num_layers, batch, hidden_size) = "
                                  f"{expected}, got {tuple(h.shape)}")
-            if h.dtype != dtype:
-                raise TypeError(f"hx: {name} is {h.dtype} but the input is {dtype}")
 
-    def _layer(self, seq: Tensor, layer: int, state: tuple[Tensor, Tensor]
-               ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def _layer(self, seq: Tensor, layer: int, state: tuple[Tensor, Tensor],
+               dtype: torch.dtype | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         weights = self._weights(layer)
+        if dtype is not None:
+            weights = [w.to(dtype) for w in weights]
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
         untied = self.gates == "untied" and self.sampling
