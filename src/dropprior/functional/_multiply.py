@@ -12,7 +12,10 @@ in fp32; torch's own CPU ``F.dropout`` does the same). Here:
 
 * Bernoulli noise keeps a ``bool`` mask (1 byte per noise element) and multiplies by the scale;
 * every other law keeps only the generator's state and **regenerates** the draw in backward
-  (0 bytes per element, one extra draw of compute).
+  (0 bytes per element, one extra draw of compute);
+* on CUDA, noise of x's own shape (per-example ``"unit"`` noise) is drawn inside one Triton kernel
+  that also multiplies, and redrawn by it in backward from a saved seed
+  (:mod:`dropprior.functional._fused`): 8 bytes per call, and no pass over memory for ξ.
 
 Under ``torch.compile``, or when the law's parameters require grad (learned noise), the plain
 differentiable form ``x * law.rsample(shape)`` is used instead.
@@ -27,6 +30,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from dropprior.functional._fused import fused_multiply, fused_plan
 from dropprior.functional._rng import draw_generator
 from dropprior.functional._structure import noise_shape
 from dropprior.noise import Bernoulli, NoiseLaw
@@ -217,9 +221,13 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
             mask, scale = compact(noise, shape, generator, x.device, dtype)
             return x * mask * scale.to(x.dtype)
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
+    if any(p.requires_grad for p in noise.params().values()):  # learned noise: rsample
+        return x * draw_noise(noise, shape, x.device, x.dtype, generator)
+    if x.is_cuda and shape == tuple(x.shape):  # as many draws as elements: one fused kernel
+        plan = fused_plan(noise, x)
+        if plan is not None:
+            return fused_multiply(x, plan, draw_generator(x.device, generator))
     law = noise.to(x.device, dtype)
-    if any(p.requires_grad for p in law.params().values()):  # learned noise: rsample
-        return x * draw_noise(law, shape, x.device, x.dtype, generator)
     gen = draw_generator(x.device, generator)
     if gen is None:
         return x * draw_noise(law, shape, x.device, x.dtype, generator)
