@@ -90,7 +90,7 @@ def _open_uniform(word):
 def _box_muller(word_a, word_b, FAST: tl.constexpr):
     """Two independent standard normals from two Philox words."""
     radius = tl.sqrt(-2.0 * _log(_open_uniform(word_a), FAST))
-    c, s = _cos_sin(TWO_PI * tl.uint_to_uniform_float(word_b), FAST)
+    c, s = _cos_sin(tl.uint_to_uniform_float(word_b) * TWO_PI, FAST)
     return radius * c, radius * s
 
 
@@ -185,7 +185,7 @@ def _from_word(word, p0, p1, LAW: tl.constexpr, FAST: tl.constexpr):
     elif LAW == RAYLEIGH:
         xi = tl.sqrt(p0 * _log(_open_uniform(word), FAST))
     else:  # HALF_CAUCHY
-        angle = HALF_PI * _open_uniform(word)
+        angle = _open_uniform(word) * HALF_PI
         if FAST:  # the tail (angle → 0) needs sin's relative accuracy: its series below 1/16
             a2 = angle * angle
             series = angle * (1.0 - a2 * (1.0 / 6.0 - a2 * (1.0 / 120.0 - a2 / 5040.0)))
