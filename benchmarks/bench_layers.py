@@ -1,13 +1,16 @@
 """Forward+backward time and saved-activation memory of dropprior's noise layers against torch.
 
 Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1]
+      python benchmarks/bench_layers.py --device cuda --size 8192 8192
 
 Prints, measured in the same run on this machine:
-* every law at structure "unit" vs ``F.dropout`` (x of 2048 x 1024 fp32), plus the naive
+* every law at structure "unit" vs ``F.dropout`` (x of 2048 x 1024 fp32 by default), plus the naive
   ``x * law.sample(shape)`` for comparison, and the bytes per element saved for backward;
 * DropConnect (exact per-example, and Gaussian local reparametrization) vs ``nn.Linear``;
 * tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units).
-Times are medians over ``--repeats`` runs; ratios < 1 mean faster than the torch baseline.
+Times are medians over ``--repeats`` runs (on CUDA each run is synchronised before and after, and
+``--pipelined K`` times K steps queued back to back per run); ratios < 1 mean faster than the
+torch baseline.
 """
 
 from __future__ import annotations
@@ -46,14 +49,30 @@ LAWS = {
 }
 
 
+DEVICE = torch.device("cpu")
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
+PIPELINED = 1  # steps timed back to back between synchronisations (--pipelined on CUDA)
+
+
 def median_time(step: Callable[[], None], repeats: int) -> float:
+    """Median time of one step. On CUDA with ``--pipelined K``, a sample is K steps queued back
+    to back (the CPU's launch overhead then overlaps the GPU's work, as in training) over K."""
     for _ in range(3):
         step()
     times = []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+        for _ in range(PIPELINED):
+            step()
+        synchronize()
+        times.append((time.perf_counter() - start) / PIPELINED)
     return statistics.median(times)
 
 
@@ -72,9 +91,9 @@ def saved_bytes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> 
     return total
 
 
-def bench_unit(repeats: int) -> None:
-    x = torch.randn(2048, 1024, requires_grad=True)
-    grad = torch.randn(2048, 1024)
+def bench_unit(repeats: int, rows: int, cols: int) -> None:
+    x = torch.randn(rows, cols, device=DEVICE, requires_grad=True)
+    grad = torch.randn(rows, cols, device=DEVICE)
 
     def run(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
         def step() -> None:
@@ -84,21 +103,22 @@ def bench_unit(repeats: int) -> None:
 
     base = median_time(run(lambda t: F.dropout(t, 0.5)), repeats)
     base_mem = saved_bytes(lambda t: F.dropout(t, 0.5), x) / x.numel()
-    print(f"\n[unit noise vs F.dropout] x 2048x1024 fp32, forward+backward; "
+    print(f"\n[unit noise vs F.dropout] x {rows}x{cols} fp32, forward+backward; "
           f"F.dropout: {base * 1e3:.2f} ms, saves {base_mem:.2f} B/element")
     print(f"{'law':<18}{'ms':>8}{'ratio':>8}{'naive ratio':>13}{'B/element':>11}")
     for name, law in LAWS.items():
         ours = median_time(run(lambda t, law=law: multiplicative_noise(t, law)), repeats)
-        naive = median_time(run(lambda t, law=law: t * law.sample(t.shape)), repeats)
+        on_device = law.to(DEVICE)
+        naive = median_time(run(lambda t, law=on_device: t * law.sample(t.shape)), repeats)
         mem = saved_bytes(lambda t, law=law: multiplicative_noise(t, law), x) / x.numel()
         print(f"{name:<18}{ours * 1e3:>8.2f}{ours / base:>8.2f}{naive / base:>13.2f}{mem:>11.2f}")
 
 
 def bench_dropconnect(repeats: int) -> None:
-    x = torch.randn(64, 512, requires_grad=True)
-    linear = nn.Linear(512, 512)
-    exact = NoisyLinear(512, 512, Gaussian(1.0, 0.5), "weight")
-    local = NoisyLinear(512, 512, Gaussian(1.0, 0.5), "weight", local_reparam=True)
+    x = torch.randn(64, 512, device=DEVICE, requires_grad=True)
+    linear = nn.Linear(512, 512).to(DEVICE)
+    exact = NoisyLinear(512, 512, Gaussian(1.0, 0.5), "weight").to(DEVICE)
+    local = NoisyLinear(512, 512, Gaussian(1.0, 0.5), "weight", local_reparam=True).to(DEVICE)
 
     def run(module: nn.Module) -> Callable[[], None]:
         def step() -> None:
@@ -114,11 +134,11 @@ def bench_dropconnect(repeats: int) -> None:
 
 
 def bench_lstm(repeats: int) -> None:
-    x = torch.randn(35, 20, 200)
+    x = torch.randn(35, 20, 200, device=DEVICE)
     law = Bernoulli(0.5, inverted=True)
-    torch_lstm = nn.LSTM(200, 200)
-    tied = NoisyLSTM(200, 200, noise=law, gates="tied")
-    untied = NoisyLSTM(200, 200, noise=law, gates="untied")
+    torch_lstm = nn.LSTM(200, 200).to(DEVICE)
+    tied = NoisyLSTM(200, 200, noise=law, gates="tied").to(DEVICE)
+    untied = NoisyLSTM(200, 200, noise=law, gates="untied").to(DEVICE)
 
     def run(module: nn.Module, unpack: bool) -> Callable[[], None]:
         def step() -> None:
@@ -136,11 +156,12 @@ def bench_lstm(repeats: int) -> None:
     w_ih, w_hh = untied.weight_ih_l0, untied.weight_hh_l0
     b_ih, b_hh = untied.bias_ih_l0, untied.bias_hh_l0
     zeros = x.new_zeros(1, 20, 200)
+    eye = torch.eye(800, device=DEVICE)
 
     def block_diagonal() -> None:
         """Input widened to 4·D (x ⊙ ξ_g per gate) with a block-diagonal input weight."""
         untied.zero_grad()
-        xi = law.sample((20, 4, 200))
+        xi = law.sample((20, 4, 200)).to(DEVICE)
         wide = (x.unsqueeze(2) * xi).reshape(35, 20, 800)
         weight = torch.block_diag(*w_ih.view(4, 200, 200))
         out = torch.lstm(wide, (zeros, zeros), [weight, w_hh, b_ih, b_hh], True, 1, 0.0, True,
@@ -152,8 +173,8 @@ def bench_lstm(repeats: int) -> None:
         from dropprior.functional import gate_projections
 
         untied.zero_grad()
-        proj = gate_projections(x, w_ih, b_ih, law.sample((4, 20, 200)))
-        out = torch.lstm(proj, (zeros, zeros), [torch.eye(800), w_hh, torch.zeros(800), b_hh],
+        proj = gate_projections(x, w_ih, b_ih, law.sample((4, 20, 200)).to(DEVICE))
+        out = torch.lstm(proj, (zeros, zeros), [eye, w_hh, eye.new_zeros(800), b_hh],
                          True, 1, 0.0, True, False, False)[0]
         out.sum().backward()
 
@@ -167,12 +188,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu",
+                        help="where to run: cpu (default), cuda or cuda:N")
+    parser.add_argument("--size", type=int, nargs=2, default=(2048, 1024), metavar=("ROWS", "COLS"),
+                        help="x of the unit-noise case (default 2048 1024; the issue's GPU "
+                             "anchors use 8192 8192)")
+    parser.add_argument("--pipelined", type=int, default=1, metavar="K",
+                        help="on CUDA, time K steps queued back to back per sample (default 1: "
+                             "each step synchronised alone, launch overhead included)")
     args = parser.parse_args()
+    global DEVICE, PIPELINED
+    DEVICE = torch.device(args.device)
+    PIPELINED = args.pipelined if DEVICE.type == "cuda" else 1
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available here")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"median of {args.repeats} runs")
-    bench_unit(args.repeats)
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else \
+        f"CPU, {torch.get_num_threads()} thread(s)"
+    pipelined = f", {PIPELINED} steps back to back per run" if PIPELINED > 1 else ""
+    print(f"torch {torch.__version__}, {where}, median of {args.repeats} runs{pipelined}")
+    bench_unit(args.repeats, *args.size)
     bench_dropconnect(args.repeats)
     bench_lstm(args.repeats)
 
