@@ -222,6 +222,35 @@ def test_untied_lstm_gradients_equal_the_reference_loop(bias) -> None:
         assert_close(p.grad, ref.grad)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("rows", [2, 1])
+def test_untied_lstm_through_the_fused_kernel_equals_the_reference_loop(bias, rows) -> None:
+    """untied_lstm_fused (widened input, block-diagonal W_ih, torch.lstm: the CUDA path) gives
+    the reference loop's outputs and parameter gradients, and the recurrence path's final c."""
+    from dropprior.functional import gate_projections, lstm_recurrence, untied_lstm_fused
+
+    params = [torch.randn(16, 3, dtype=f64), torch.randn(16, 4, dtype=f64)]
+    params += [torch.randn(16, dtype=f64), torch.randn(16, dtype=f64)] if bias else \
+        [torch.zeros(16, dtype=f64), torch.zeros(16, dtype=f64)]
+    ours = [p.clone().requires_grad_() for p in params]
+    ref = [p.clone().requires_grad_() for p in params]
+    x = torch.randn(5, 2, 3, dtype=f64)
+    xi = Gaussian(1.0, 0.4).to(dtype=f64).sample((4, rows, 3), generator=gen(15))
+    zeros = torch.zeros(2, 4, dtype=f64)
+    b_ih, b_hh = (ours[2], ours[3]) if bias else (None, None)
+    out, (h, c) = untied_lstm_fused(x, ours[0], ours[1], b_ih, b_hh, (zeros, zeros), xi)
+    expected = _reference_lstm(x, ref, xi.expand(4, 2, 3))
+    assert_close(out, expected)
+    assert_close(h, expected[-1])
+    proj = gate_projections(x, params[0], params[2] + params[3], xi.expand(4, 2, 3))
+    assert_close(c, lstm_recurrence(proj, params[1], None, (zeros, zeros))[1][1])
+    weights = torch.randn(5, 2, 4, dtype=f64)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    for p, r in zip(ours[:4] if bias else ours[:2], ref, strict=False):
+        assert_close(p.grad, r.grad)
+
+
 def test_lstm_recurrent_noise_and_batch_first() -> None:
     lstm = NoisyLSTM(3, 4, noise=Gaussian(1.0, 0.4), gates="untied", batch_first=True,
                      recurrent_noise=Gaussian(1.0, 0.2), generator=gen(13)).double()
@@ -443,3 +472,14 @@ def test_multiplicative_noise_module_in_a_model() -> None:
     assert set(y.unique().tolist()) <= {0.0, 2.0}
     layer.eval()
     assert torch.equal(layer(torch.ones(4, 3, 2, 2)), torch.ones(4, 3, 2, 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_untied_lstm_on_cuda_equals_the_reference_loop() -> None:
+    """On CUDA the untied layer runs through cuDNN (untied_lstm_fused); same draw, same output."""
+    law = Gaussian(1.0, 0.4)
+    lstm = NoisyLSTM(3, 4, noise=law, gates="untied",
+                     generator=torch.Generator("cuda").manual_seed(16)).cuda().double()
+    x = torch.randn(5, 2, 3, dtype=f64, device="cuda")
+    xi = law.to("cuda", f64).sample((4, 2, 3), generator=torch.Generator("cuda").manual_seed(16))
+    assert_close(lstm(x), _reference_lstm(x, _params(lstm, 0), xi))

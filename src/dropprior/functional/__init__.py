@@ -7,7 +7,7 @@ gates) have their own exact functions here. :mod:`dropprior.nn` wraps them in th
 
 from dropprior.functional._conv import per_example_conv
 from dropprior.functional._linear import dropconnect_linear, local_reparam_linear
-from dropprior.functional._lstm import gate_projections, lstm_recurrence
+from dropprior.functional._lstm import gate_projections, lstm_recurrence, untied_lstm_fused
 from dropprior.functional._multiply import (
     draw_noise,
     multiplicative_noise,
@@ -31,4 +31,5 @@ __all__ = [
     "per_example_conv",
     "gate_projections",
     "lstm_recurrence",
+    "untied_lstm_fused",
 ]

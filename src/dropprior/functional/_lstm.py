@@ -11,16 +11,23 @@ time, which is unavoidable once the input projection differs per example and gat
 is hand-written (:mod:`dropprior.functional._bptt`): the gradient of U is one matrix product over
 all steps, as in torch's fused LSTM, instead of one per step. Optional recurrent noise ξ^h
 multiplies h_{t-1} (rows of U), also once per sequence.
+
+On CUDA that per-step loop is bound by kernel launches, so :func:`untied_lstm_fused` runs the same
+layer through torch's fused (cuDNN) LSTM instead: the input widened to 4·D features, gate g's
+block being x ⊙ ξ_g, and W_ih made block-diagonal. It is exact and costs four times the input-side
+FLOPs, which on a GPU is cheaper than the loop (docs/layers/benchmarks.md); on a CPU it is not.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import Tensor
 
 from dropprior.functional._bptt import RecurrenceBPTT
 
-__all__ = ["gate_projections", "lstm_recurrence"]
+__all__ = ["gate_projections", "lstm_recurrence", "untied_lstm_fused"]
 
 
 def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
@@ -81,3 +88,39 @@ def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
         h, c = torch.lstm_cell(empty, (h_in, c), no_input, weight_hh, step_proj, bias_hh)
         outputs.append(h)
     return torch.stack(outputs), (h, c)
+
+
+def untied_lstm_fused(x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None,
+                      bias_hh: Tensor | None, hx: tuple[Tensor, Tensor], gate_noise: Tensor
+                      ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    r"""One untied-noise LSTM layer through torch's fused LSTM kernel.
+
+    .. math:: \tilde x_t = [x_t \Xi_i, x_t \Xi_f, x_t \Xi_g, x_t \Xi_o],\qquad
+        \tilde W = \operatorname{blockdiag}(W_i, W_f, W_g, W_o),
+
+    so that :math:`\tilde x_t \tilde W^\top = [x_t \Xi_g W_g^\top]_g`: the same gates as
+    :func:`gate_projections` followed by :func:`lstm_recurrence` (without recurrent noise).
+
+    Args:
+        x: inputs, (T, N, D).
+        weight_ih: W_ih, (4H, D), torch's gate order; weight_hh: U, (4H, H).
+        bias_ih, bias_hh: (4H,) each, or both None.
+        hx: (h_0, c_0), each (N, H).
+        gate_noise: Ξ, (4, N, D) or (4, 1, D).
+
+    Returns:
+        (h_1..h_T stacked, (T, N, H); the final state (h_T, c_T)).
+    """
+    t, n, d = x.shape
+    hidden = weight_hh.shape[1]
+    wide = (x.unsqueeze(2) * gate_noise.transpose(0, 1).unsqueeze(0)).reshape(t, n, 4 * d)
+    weights = [torch.block_diag(*weight_ih.view(4, hidden, d).unbind(0)), weight_hh]
+    has_bias = bias_ih is not None and bias_hh is not None
+    if has_bias:
+        weights += [bias_ih, bias_hh]  # type: ignore[list-item]
+    h, c = hx
+    with warnings.catch_warnings():  # cuDNN copies the freshly built weights: nothing to flatten
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+        out, h_n, c_n = torch.lstm(wide, (h[None], c[None]), weights, has_bias, 1, 0.0,
+                                   torch.is_grad_enabled(), False, False)
+    return out, (h_n[0], c_n[0])

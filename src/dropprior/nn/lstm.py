@@ -27,6 +27,7 @@ from dropprior.functional import (
     lstm_recurrence,
     multiplicative_noise,
     noise_mean,
+    untied_lstm_fused,
 )
 from dropprior.nn._module import NoisyModule, check_law
 from dropprior.noise import NoiseLaw
@@ -182,6 +183,10 @@ class NoisyLSTM(NoisyModule):
             gate_noise = draw_noise(self.noise, (4, rows, d), seq.device, seq.dtype, gen)
         else:
             gate_noise = draw_noise(self.noise, (1, rows, d), seq.device, seq.dtype, gen)
+        if untied and not recurrent and seq.is_cuda and not torch.compiler.is_compiling():
+            # launch-bound per-step loop on a GPU: the block-diagonal form through cuDNN
+            return untied_lstm_fused(seq, w_ih, w_hh, b_ih, b_hh, state,
+                                     gate_noise.expand(4, rows, d))
         # b_ih + b_hh enter once, inside the projections' product (exact: both are added to
         # every step's pre-activation)
         bias = None if b_ih is None or b_hh is None else b_ih + b_hh
