@@ -12,10 +12,10 @@ explicit ``generator`` pin the noise, and each data-parallel replica (its own ge
 :mod:`dropprior.functional._rng`) draws its own. The draws are exact in distribution but are not
 the same numbers as ``law.sample`` with that generator would give.
 
-Used for every law of Table 1 and for uniform, log-normal and Beta (both concentrations ≥ 1;
-Beta with a concentration < 1 needs the log-space form and takes the general path), on float32,
-float16 and bfloat16 inputs of fewer than 2³¹ elements, when Triton is importable. Everything else
-(float64, other laws, learned noise parameters, ``torch.compile`` tracing) takes the general path.
+Used for every law of Table 1 and for uniform, log-normal and Beta (a concentration below 1 must
+be ½; any other needs the log-space form and takes the general path), on float32, float16 and
+bfloat16 inputs of fewer than 2³¹ elements, when Triton is importable. Everything else (float64,
+other laws, learned noise parameters, ``torch.compile`` tracing) takes the general path.
 """
 
 from __future__ import annotations
