@@ -483,3 +483,41 @@ def test_untied_lstm_on_cuda_equals_the_reference_loop() -> None:
     x = torch.randn(5, 2, 3, dtype=f64, device="cuda")
     xi = law.to("cuda", f64).sample((4, 2, 3), generator=torch.Generator("cuda").manual_seed(16))
     assert_close(lstm(x), _reference_lstm(x, _params(lstm, 0), xi))
+
+
+WEIGHT_LAYERS = {
+    "linear unit": lambda: NoisyLinear(6, 4, Gaussian(1.0, 0.4), "unit", generator=gen(17)),
+    "linear weight": lambda: NoisyLinear(6, 4, Gaussian(1.0, 0.4), "weight", generator=gen(17)),
+    "linear local reparam": lambda: NoisyLinear(6, 4, Gaussian(1.0, 0.4), "weight",
+                                                local_reparam=True, generator=gen(17)),
+    **{f"conv {s}": (lambda s=s: NoisyConv2d(2, 3, 3, Gaussian(1.0, 0.4), s, generator=gen(17)))
+       for s in ("channel", "filter", "channel+filter", "weight")},
+}
+
+
+@pytest.mark.parametrize("name", list(WEIGHT_LAYERS))
+def test_weight_layers_under_autocast_are_the_bfloat16_module(name) -> None:
+    """Under CPU autocast every structure's output is bfloat16, as torch's layers give: the
+    output of the module converted to bfloat16 (same draws), with float32 parameter gradients."""
+    layer, low = WEIGHT_LAYERS[name](), WEIGHT_LAYERS[name]()
+    low.load_state_dict(layer.state_dict())
+    low = low.to(torch.bfloat16)
+    x = torch.randn(5, 6) if name.startswith("linear") else torch.randn(5, 2, 7, 7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    assert y.dtype == torch.bfloat16
+    assert_close(y, low(x.to(torch.bfloat16)), rtol=2e-2, atol=2e-2)
+    y.float().sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", list(WEIGHT_LAYERS))
+def test_weight_layers_reject_an_input_of_another_dtype(name) -> None:
+    layer = WEIGHT_LAYERS[name]()
+    x = torch.randn(5, 6) if name.startswith("linear") else torch.randn(5, 2, 7, 7)
+    with pytest.raises(TypeError, match=r"parameters are torch.float32 but the input is "
+                                        r"torch.float64; convert one of them"):
+        layer(x.double())
+    layer.eval()
+    with pytest.raises(TypeError, match="torch.float64"):
+        layer(x.double())

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.dropout import _DropoutNd
 
+from dropprior._autocast import autocast_dtype
 from dropprior._validation import check_choice
 from dropprior.functional import GRANULARITIES, multiplicative_noise
 from dropprior.noise import NoiseLaw
@@ -65,6 +66,20 @@ class NoisyModule(nn.Module):
     def group_norms(self) -> Tensor:
         """The L2 norm of the EP weights of each group that shares one noise scale."""
         raise NotImplementedError
+
+    def _compute_dtype(self, x: Tensor, weight: Tensor) -> torch.dtype | None:
+        """Autocast's dtype on x's device where autocast is on (the per-example weight paths
+        then run in it, as torch's layers do); else None, once x is known to have the
+        parameters' dtype.
+
+        Raises:
+            TypeError: x's dtype differs from the parameters' outside autocast.
+        """
+        amp = autocast_dtype(x.device.type)
+        if amp is None and x.dtype != weight.dtype:
+            raise TypeError(f"{type(self).__name__}'s parameters are {weight.dtype} but the input "
+                            f"is {x.dtype}; convert one of them (e.g. module.to(x.dtype))")
+        return amp
 
     def extra_repr(self) -> str:
         return f"noise={self.noise!r}, structure={self.structure!r}, " \

@@ -98,18 +98,29 @@ class _NoisyConvNd(NoisyModule):
                 f"{type(self).__name__} expects input of shape (N, {self.in_channels}, {spatial})"
                 f", got {tuple(x.shape)}"
             )
+        amp = self._compute_dtype(x, self.weight)
         if self.structure == "filter":
             y = self._conv(x, self.weight, None)
             y = multiplicative_noise(y, self.noise, "channel", self.granularity,
                                      generator=self.generator, training=self.sampling)
-            return y if self.bias is None else y + self.bias.view(1, -1, *([1] * self._dims))
+            if self.bias is None:
+                return y
+            return y + self.bias.to(y.dtype).view(1, -1, *([1] * self._dims))
         if not self.sampling:
             mean = noise_mean(self.noise, x.dtype, x.device)
             if self.structure == "channel+filter":
                 mean = mean * noise_mean(self.filter_noise, x.dtype, x.device)
             return self._conv(x, self.weight * mean, self.bias)
-        return per_example_conv(x, self.weight, self._weight_noise(x), self.bias, self.stride,
-                                self.padding, self.dilation, self.groups)
+        if amp is None:
+            return per_example_conv(x, self.weight, self._weight_noise(x), self.bias,
+                                    self.stride, self.padding, self.dilation, self.groups)
+        # Under autocast: the grouped convolution in autocast's dtype, as F.conv's; the casts are
+        # differentiable, so the parameters keep their dtype and gradients.
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.to(amp)
+            return per_example_conv(x, self.weight.to(amp), self._weight_noise(x),
+                                    None if self.bias is None else self.bias.to(amp),
+                                    self.stride, self.padding, self.dilation, self.groups)
 
     def _weight_noise(self, x: Tensor) -> Tensor:
         f, c = self.weight.shape[:2]

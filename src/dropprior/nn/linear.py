@@ -104,6 +104,7 @@ class NoisyLinear(NoisyModule):
                 f"NoisyLinear expects input of shape (*, {self.in_features}), "
                 f"got {tuple(x.shape)}"
             )
+        amp = self._compute_dtype(x, self.weight)
         if self.structure == "unit":
             h = multiplicative_noise(x, self.noise, "unit", self.granularity,
                                      generator=self.generator, training=self.sampling)
@@ -111,10 +112,18 @@ class NoisyLinear(NoisyModule):
         if not self.sampling:
             mean = noise_mean(self.noise, x.dtype, x.device)
             return F.linear(x, self.weight * mean, self.bias)
+        if amp is None:
+            return self._dropconnect(x, self.weight, self.bias)
+        # Under autocast: the per-example products in autocast's dtype, as F.linear's; the casts
+        # are differentiable, so the parameters keep their dtype and gradients.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._dropconnect(x.to(amp), self.weight.to(amp),
+                                     None if self.bias is None else self.bias.to(amp))
+
+    def _dropconnect(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if self.local_reparam:
-            return local_reparam_linear(x, self.weight, self.bias, self.noise, self.generator)
-        return dropconnect_linear(x, self.weight, self.bias, self.noise, self.granularity,
-                                  self.generator)
+            return local_reparam_linear(x, weight, bias, self.noise, self.generator)
+        return dropconnect_linear(x, weight, bias, self.noise, self.granularity, self.generator)
 
     def group_norms(self) -> Tensor:
         """unit: ‖W_{:,i}‖ per input unit, shape (in_features,); weight: |W|, (out, in)."""
