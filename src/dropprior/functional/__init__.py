@@ -7,7 +7,12 @@ gates) have their own exact functions here. :mod:`dropprior.nn` wraps them in th
 
 from dropprior.functional._conv import per_example_conv
 from dropprior.functional._linear import dropconnect_linear, local_reparam_linear
-from dropprior.functional._lstm import gate_projections, lstm_recurrence, untied_lstm_fused
+from dropprior.functional._lstm import (
+    gate_projections,
+    lstm_layer,
+    lstm_recurrence,
+    untied_lstm_fused,
+)
 from dropprior.functional._multiply import (
     draw_noise,
     multiplicative_noise,
@@ -30,6 +35,7 @@ __all__ = [
     "local_reparam_linear",
     "per_example_conv",
     "gate_projections",
+    "lstm_layer",
     "lstm_recurrence",
     "untied_lstm_fused",
 ]

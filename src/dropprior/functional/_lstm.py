@@ -27,7 +27,7 @@ from torch import Tensor
 
 from dropprior.functional._bptt import RecurrenceBPTT
 
-__all__ = ["gate_projections", "lstm_recurrence", "untied_lstm_fused"]
+__all__ = ["gate_projections", "lstm_layer", "lstm_recurrence", "untied_lstm_fused"]
 
 
 def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
@@ -115,12 +115,26 @@ def untied_lstm_fused(x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: 
     hidden = weight_hh.shape[1]
     wide = (x.unsqueeze(2) * gate_noise.transpose(0, 1).unsqueeze(0)).reshape(t, n, 4 * d)
     weights = [torch.block_diag(*weight_ih.view(4, hidden, d).unbind(0)), weight_hh]
-    has_bias = bias_ih is not None and bias_hh is not None
-    if has_bias:
-        weights += [bias_ih, bias_hh]  # type: ignore[list-item]
+    if bias_ih is not None and bias_hh is not None:
+        weights += [bias_ih, bias_hh]
+    return lstm_layer(wide, hx, weights, torch.is_grad_enabled())
+
+
+def lstm_layer(x: Tensor, hx: tuple[Tensor, Tensor], weights: list[Tensor], train: bool
+               ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One LSTM layer through torch's fused kernel (``torch.lstm``, what ``nn.LSTM`` calls).
+
+    ``weights`` are [W_ih, W_hh] or [W_ih, W_hh, b_ih, b_hh]. They are separate tensors, not
+    ``nn.LSTM``'s one flattened buffer, so on CUDA cuDNN copies them into its layout at every call
+    and warns about it each time; the warning is silenced here (the copy is measured in
+    docs/layers/benchmarks.md).
+
+    Shape:
+        x: (T, N, D); hx: (h_0, c_0), each (N, H); output: (T, N, H), and (h_T, c_T).
+    """
     h, c = hx
-    with warnings.catch_warnings():  # cuDNN copies the freshly built weights: nothing to flatten
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
-        out, h_n, c_n = torch.lstm(wide, (h[None], c[None]), weights, has_bias, 1, 0.0,
-                                   torch.is_grad_enabled(), False, False)
+        out, h_n, c_n = torch.lstm(x, (h[None], c[None]), weights, len(weights) == 4, 1, 0.0,
+                                   train, False, False)
     return out, (h_n[0], c_n[0])

@@ -24,6 +24,7 @@ from dropprior.functional import (
     draw_generator,
     draw_noise,
     gate_projections,
+    lstm_layer,
     lstm_recurrence,
     multiplicative_noise,
     noise_mean,
@@ -172,9 +173,7 @@ class NoisyLSTM(NoisyModule):
             if self.recurrent_noise is not None:  # eval mode: ξ^h → E[ξ^h], i.e. U E[ξ^h]
                 weights = [w_ih, w_hh * noise_mean(self.recurrent_noise, seq.dtype, seq.device),
                            *weights[2:]]
-            out, h, c = torch.lstm(seq, (state[0][None], state[1][None]), weights,
-                                   self.bias, 1, 0.0, self.training, False, False)
-            return out, (h[0], c[0])
+            return lstm_layer(seq, state, weights, self.training)
         n, d = seq.shape[1], seq.shape[2]
         rows = n if self.granularity == "sequence" else 1
         gen = None if torch.compiler.is_compiling() and self.generator is None \
