@@ -20,6 +20,7 @@ FLOPs, which on a GPU is cheaper than the loop (docs/layers/benchmarks.md); on a
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -126,15 +127,17 @@ def lstm_layer(x: Tensor, hx: tuple[Tensor, Tensor], weights: list[Tensor], trai
 
     ``weights`` are [W_ih, W_hh] or [W_ih, W_hh, b_ih, b_hh]. They are separate tensors, not
     ``nn.LSTM``'s one flattened buffer, so on CUDA cuDNN copies them into its layout at every call
-    and warns about it each time; the warning is silenced here (the copy is measured in
+    and warns about it each time; the warning is silenced here in eager mode (the copy is measured in
     docs/layers/benchmarks.md).
 
     Shape:
         x: (T, N, D); hx: (h_0, c_0), each (N, H); output: (T, N, H), and (h_T, c_T).
     """
     h, c = hx
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+    quiet = x.is_cuda and not torch.compiler.is_compiling()  # dynamo cannot trace warnings filters
+    with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+        if quiet:
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
         out, h_n, c_n = torch.lstm(x, (h[None], c[None]), weights, len(weights) == 4, 1, 0.0,
                                    train, False, False)
     return out, (h_n[0], c_n[0])
