@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import torch
+from scipy import stats
 
 from dropprior.functional._fused import fused_multiply, fused_plan
 from dropprior.noise import (
@@ -44,6 +45,31 @@ CASES = {
     "beta_mixed": Beta(2.5, 1.7),  # one sum, one rejection
     "beta_arcsine": Beta(0.5, 0.5),
 }
+
+
+def reference(law: object) -> stats.rv_continuous:
+    """scipy's law of ξ (of 1/ξ² for inverse Nakagami: Gamma(m, rate m/Ω))."""
+    if isinstance(law, Gaussian):
+        return stats.norm(float(law.loc), float(law.std))
+    if isinstance(law, Uniform):
+        return stats.uniform(float(law.low), float(law.high - law.low))
+    if isinstance(law, LogNormal):
+        return stats.lognorm(float(law.scale), scale=float(np.exp(float(law.loc))))
+    if isinstance(law, Rayleigh):
+        return stats.rayleigh(scale=float(law.scale))
+    if isinstance(law, HalfCauchy):
+        return stats.halfcauchy(scale=float(law.scale))
+    if isinstance(law, InverseNakagami):
+        m, spread = float(law.shape), float(law.spread)
+        return stats.gamma(m, scale=spread / m)
+    if isinstance(law, Beta):
+        return stats.beta(float(law.concentration1), float(law.concentration0))
+    raise AssertionError(law)
+
+
+def statistic(name: str, xi: np.ndarray) -> np.ndarray:
+    return 1.0 / xi.astype(np.float64) ** 2 if name.startswith("inverse_nakagami") else xi
+
 
 
 def draws(device: str) -> dict[str, np.ndarray]:

@@ -19,23 +19,20 @@ from scipy import stats
 
 from dropprior import Truncated
 from dropprior.functional import multiplicative_noise
-from dropprior.functional._fused import LANES, fused_plan
+from dropprior.functional._fused import LANES, fused_plan, kernel_plan, launch
 from dropprior.noise import (
     Bernoulli,
     Beta,
     Gaussian,
     HalfCauchy,
     InverseNakagami,
-    LogNormal,
-    Rayleigh,
-    Uniform,
 )
 
 pytest.importorskip("triton")
 
 SCRIPT = Path(__file__).with_name("fused_draws.py")
 sys.path.insert(0, str(SCRIPT.parent))
-from fused_draws import CASES, N  # noqa: E402
+from fused_draws import CASES, N, reference, statistic  # noqa: E402
 
 DEVICES = ["interpreter"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -54,31 +51,7 @@ def draws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     subprocess.run([sys.executable, str(SCRIPT), str(out), device], env=env, check=True,
                    timeout=600)
     with np.load(out) as data:
-        return {key: data[key] for key in data.files}
-
-
-def reference(law: object) -> stats.rv_continuous:
-    """scipy's law of ξ (of 1/ξ² for inverse Nakagami: Gamma(m, rate m/Ω))."""
-    if isinstance(law, Gaussian):
-        return stats.norm(float(law.loc), float(law.std))
-    if isinstance(law, Uniform):
-        return stats.uniform(float(law.low), float(law.high - law.low))
-    if isinstance(law, LogNormal):
-        return stats.lognorm(float(law.scale), scale=float(np.exp(float(law.loc))))
-    if isinstance(law, Rayleigh):
-        return stats.rayleigh(scale=float(law.scale))
-    if isinstance(law, HalfCauchy):
-        return stats.halfcauchy(scale=float(law.scale))
-    if isinstance(law, InverseNakagami):
-        m, spread = float(law.shape), float(law.spread)
-        return stats.gamma(m, scale=spread / m)
-    if isinstance(law, Beta):
-        return stats.beta(float(law.concentration1), float(law.concentration0))
-    raise AssertionError(law)
-
-
-def statistic(name: str, xi: np.ndarray) -> np.ndarray:
-    return 1.0 / xi.astype(np.float64) ** 2 if name.startswith("inverse_nakagami") else xi
+        return {key: data[key] for key in data.files} | {"device": np.array(request.param)}
 
 
 CONTINUOUS = [name for name, law in CASES.items() if not isinstance(law, Bernoulli)]
@@ -121,6 +94,26 @@ def test_fused_draws_are_independent_across_the_words_of_a_lane(
 
 
 @pytest.mark.parametrize("name", list(CASES))
+def test_cpu_kernel_draws_what_the_triton_kernel_draws(draws: dict[str, np.ndarray],
+                                                       name: str) -> None:
+    """The Numba CPU kernel (polynomial log, sin, cos) and the Triton kernel (accurate functions,
+    interpreter) give the same ξ from the same seed to float32 rounding; with rejection sampling,
+    a rounding may flip an accept decision, so a few entries may differ."""
+    if str(draws["device"]) == "cuda":
+        pytest.skip("compared with the interpreter's accurate mode")
+    seed = torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(1234))
+    got = launch(torch.ones(N), kernel_plan(CASES[name]), seed).numpy()
+    want = draws[f"{name}/xi"]
+    close = np.isclose(got, want, rtol=1e-5, atol=1e-6)
+    exact_sum = kernel_plan(CASES[name]).twice_a > 0 and (
+        not isinstance(CASES[name], Beta) or kernel_plan(CASES[name]).twice_b > 0)
+    if isinstance(CASES[name], InverseNakagami | Beta) and not exact_sum:
+        assert close.mean() > 1 - 1e-3, close.mean()
+    else:
+        assert close.all(), (got[~close][:5], want[~close][:5])
+
+
+@pytest.mark.parametrize("name", list(CASES))
 def test_fused_backward_replays_the_forward_draw(draws: dict[str, np.ndarray],
                                                  name: str) -> None:
     d = {key: torch.from_numpy(draws[f"{name}/{key}"]) for key in
@@ -135,17 +128,27 @@ def test_fused_backward_replays_the_forward_draw(draws: dict[str, np.ndarray],
     torch.testing.assert_close(d["bf16"], xi, rtol=2**-7, atol=0)
 
 
-def test_fused_plan_covers_the_fast_laws_and_declines_the_rest() -> None:
-    x = torch.ones(8)
+def test_kernel_plan_covers_the_fast_laws_and_declines_the_rest() -> None:
     for law in CASES.values():
-        assert fused_plan(law, x) is not None
-    assert fused_plan(Gaussian(1.0, 0.5), x.double()) is None  # float64: the general path
-    assert fused_plan(Beta(0.3, 2.0), x) is None  # needs the log-space form
-    assert fused_plan(Truncated(HalfCauchy(1.0), 5.0), x) is None  # not a fused law
-    assert fused_plan(Gaussian(1.0, 0.5), torch.ones(0)) is None
-    plans = {m: fused_plan(InverseNakagami(m, 1.0), x) for m in (0.5, 0.6, 2.0, 2.3, 8.0, 8.5)}
+        assert kernel_plan(law) is not None
+    assert kernel_plan(Beta(0.3, 2.0)) is None  # needs the log-space form
+    assert kernel_plan(Truncated(HalfCauchy(1.0), 5.0)) is None  # not a fused law
+    plans = {m: kernel_plan(InverseNakagami(m, 1.0)) for m in (0.5, 0.6, 2.0, 2.3, 8.0, 8.5)}
     assert [(p.twice_a, p.boost) for p in plans.values() if p is not None] == [
         (1, False), (0, True), (4, False), (0, False), (16, False), (0, False)]
+
+
+def test_fused_plan_on_cpu_takes_float32_without_rejection() -> None:
+    """On CPU (no interpreter) the Numba kernel takes float32, float16 and bfloat16 inputs and every
+    law whose gamma draws are exact sums; float64, rejection-sampled shapes and empty inputs go to
+    the general path."""
+    x = torch.ones(8)
+    rejection = {"inverse_nakagami_rejection", "inverse_nakagami_boost", "beta_mixed"}
+    for name, law in CASES.items():
+        assert (fused_plan(law, x) is None) == (name in rejection), name
+    assert fused_plan(Gaussian(1.0, 0.5), x.double()) is None
+    assert fused_plan(Gaussian(1.0, 0.5), x.bfloat16()) is not None
+    assert fused_plan(Gaussian(1.0, 0.5), torch.ones(0)) is None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

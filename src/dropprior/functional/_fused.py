@@ -1,4 +1,4 @@
-"""The fused CUDA path of :func:`~dropprior.functional.multiplicative_noise`.
+"""The fused path of :func:`~dropprior.functional.multiplicative_noise`, on CUDA and on CPU.
 
 For noise of x's own shape (``structure="unit"`` with per-example draws: as many draws as
 elements) on a CUDA tensor, a separate draw costs a full pass over memory for writing ξ, and
@@ -12,10 +12,20 @@ explicit ``generator`` pin the noise, and each data-parallel replica (its own ge
 :mod:`dropprior.functional._rng`) draws its own. The draws are exact in distribution but are not
 the same numbers as ``law.sample`` with that generator would give.
 
-Used for every law of Table 1 and for uniform, log-normal and Beta (a concentration below 1 must
-be ½; any other needs the log-space form and takes the general path), on float32, float16 and
-bfloat16 inputs of fewer than 2³¹ elements, when Triton is importable. Everything else (float64,
-other laws, learned noise parameters, ``torch.compile`` tracing) takes the general path.
+Used on CUDA for every law of Table 1 and for uniform, log-normal and Beta (a concentration below
+1 must be ½; any other needs the log-space form and takes the general path), on float32, float16
+and bfloat16 inputs of fewer than 2³¹ elements, when Triton is importable.
+
+On CPU the same kernel, compiled by Numba (:mod:`dropprior.functional._cpu_kernels`), draws the
+same ξ from the same seed (to float32 rounding; 16-bit inputs are computed in float32), for the
+same laws except where
+a gamma shape needs rejection sampling (not a half-integer ≤ 8): a per-lane rejection loop does
+not vectorise, and there the general path's vectorised sampler is faster. The first use of each
+law compiles its kernel (1–8 s, once per process). Under ``TRITON_INTERPRET=1`` (the tests)
+CPU tensors run the Triton kernel in Triton's interpreter instead.
+
+Everything else (float64, other laws, learned noise parameters,
+``torch.compile`` tracing) takes the general path.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ from dropprior.noise import (
     Uniform,
 )
 
-__all__ = ["fused_multiply", "fused_plan", "FusedPlan", "LawId", "triton_available"]
+__all__ = ["fused_multiply", "fused_plan", "kernel_plan", "FusedPlan", "LawId", "triton_available"]
 
 # Lanes per program: each lane draws four elements, so a program covers 4·LANES elements.
 LANES = 256
@@ -166,15 +176,34 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+def kernel_plan(law: NoiseLaw) -> FusedPlan | None:
+    """The kernel's view of ``law`` whatever the device, or None for a law or parameter values
+    the kernel does not draw."""
+    plan = _PLANS.get(type(law))
+    return None if plan is None else plan(law)
+
+
 def fused_plan(law: NoiseLaw, x: Tensor) -> FusedPlan | None:
     """The kernel's view of ``law`` for noise of x's shape, or None where the fused kernel does
-    not apply (law type or parameters, dtype, size, or Triton missing)."""
-    plan = _PLANS.get(type(law))
-    if plan is None or x.dtype not in _FUSED_DTYPES or not 0 < x.numel() <= _MAX_ELEMENTS:
+    not apply (law type or parameters, device, dtype, size, or Triton missing on CUDA)."""
+    if x.dtype not in _FUSED_DTYPES or not 0 < x.numel() <= _MAX_ELEMENTS:
         return None
-    if not triton_available():
+    if x.device.type == "cpu" and not _interpreting():
+        plan = kernel_plan(law)
+        return plan if plan is not None and _cpu_fast(plan) else None
+    if x.device.type not in ("cuda", "cpu") or not triton_available():
         return None
-    return plan(law)
+    return kernel_plan(law)
+
+
+def _cpu_fast(plan: FusedPlan) -> bool:
+    """Whether the Numba kernel takes this plan: no gamma drawn by rejection (16-bit inputs are
+    computed in float32)."""
+    if plan.law == LawId.INVERSE_NAKAGAMI:
+        return plan.twice_a > 0
+    if plan.law == LawId.BETA:
+        return plan.twice_a > 0 and plan.twice_b > 0
+    return True
 
 
 def _interpreting() -> bool:
@@ -187,11 +216,22 @@ def launch(x: Tensor, plan: FusedPlan, seed: Tensor, lanes: int = LANES,
     """x ⊙ ξ(seed) by one kernel launch (no autograd). ``lanes`` sets which element gets which
     draw (forward and backward must agree); ``num_warps`` only the speed; ``fast``: approximate
     transcendental functions (default: yes, unless in Triton's interpreter, which lacks them)."""
-    from dropprior.functional import _noise_kernels as kernels
-
     x = x.contiguous()
     y = torch.empty_like(x)
     n = x.numel()
+    if x.device.type == "cpu" and not _interpreting():
+        from dropprior.functional._cpu_kernels import kernel
+
+        value = int(seed.item())
+        run = kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, lanes)
+        wide = x.detach().float()  # 16-bit inputs: computed in float32 (a no-op for float32)
+        out = y if y.dtype == torch.float32 else torch.empty_like(wide)
+        run(wide.view(-1).numpy(), out.view(-1).numpy(), value & 0xFFFFFFFF,
+            (value >> 32) & 0xFFFFFFFF, *plan.params)
+        return y if out is y else y.copy_(out)
+
+    from dropprior.functional import _noise_kernels as kernels
+
     grid = (-(-n // (4 * lanes)),)
     fast = not _interpreting() if fast is None else fast
     kernels.noise_product[grid](x, y, seed, n, *plan.params, LAW=int(plan.law),

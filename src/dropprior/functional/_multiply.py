@@ -13,9 +13,10 @@ in fp32; torch's own CPU ``F.dropout`` does the same). Here:
 * Bernoulli noise keeps a ``bool`` mask (1 byte per noise element) and multiplies by the scale;
 * every other law keeps only the generator's state and **regenerates** the draw in backward
   (0 bytes per element, one extra draw of compute);
-* on CUDA, noise of x's own shape (per-example ``"unit"`` noise) is drawn inside one Triton kernel
-  that also multiplies, and redrawn by it in backward from a saved seed
-  (:mod:`dropprior.functional._fused`): 8 bytes per call, and no pass over memory for ξ.
+* noise of x's own shape (per-example ``"unit"`` noise) is drawn inside one kernel that also
+  multiplies, and redrawn by it in backward from a saved seed (:mod:`dropprior.functional._fused`:
+  Triton on CUDA; on CPU the same kernel compiled by Numba, for float32 and every law whose draw
+  needs no rejection loop): 8 bytes per call, and no pass over memory for ξ.
 
 Under ``torch.compile``, or when the law's parameters require grad (learned noise), the plain
 differentiable form ``x * law.rsample(shape)`` is used instead.
@@ -223,7 +224,7 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
     if any(p.requires_grad for p in noise.params().values()):  # learned noise: rsample
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
-    if x.is_cuda and shape == tuple(x.shape):  # as many draws as elements: one fused kernel
+    if shape == tuple(x.shape):  # as many draws as elements: one fused kernel (CUDA or CPU)
         plan = fused_plan(noise, x)
         if plan is not None:
             return fused_multiply(x, plan, draw_generator(x.device, generator))

@@ -1,0 +1,340 @@
+"""The fused path's CPU kernel: the Triton kernel of :mod:`dropprior.functional._noise_kernels`,
+compiled for the CPU by Numba.
+
+It draws the same ξ as the CUDA kernel from the same seed: Philox-4x32-10, the same counters, the
+same element ↔ word layout (program ``p``, lane ``l``: counter ``p·LANES + l`` serves elements
+``p·4·LANES + j·LANES + l``, j = 0..3), the same transforms. Only the transcendental functions
+differ: here they are polynomial, so that LLVM vectorises the loop over lanes (torch's CPU
+generator costs ~3.5 ns per normal and is serial; a Philox word here costs ~0.5 ns):
+
+* ``log`` — Cephes ``logf``: frexp by bit manipulation, a degree-9 polynomial on
+  [√½ − 1, √2 − 1], the exponent's ln 2 in two parts (relative error ≲ 2⁻²³ on normal numbers);
+* ``cos``/``sin`` — Cephes ``sinf``/``cosf``: octant reduction with π/4 in three parts, the
+  degree-3 polynomials on [−π/4, π/4] (absolute error ≲ 2⁻²³ on the [0, 2π) of Box–Muller; sin
+  keeps its relative accuracy near 0, which half-Cauchy's tail needs).
+
+So the draws agree with the Triton kernel's accurate (interpreter) mode to float32 rounding,
+except where a rounding flips a Marsaglia–Tsang accept decision (tested). Rejection sampling (a
+gamma shape that is not a half-integer ≤ 8) runs as a scalar loop per lane, as it is exact only
+when each lane loops until it accepts.
+
+Kernels are compiled on first use per law and gamma shape class (about a second each) and kept for
+the process. Numba runs them on the calling thread: one core per pass.
+"""
+
+# numba code: numpy scalar types where mypy expects Python floats
+# mypy: disable-error-code="assignment,return-value,var-annotated,arg-type,call-arg"
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cache
+from typing import Any, TypeVar
+
+import numba
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = ["kernel"]
+
+_LAW_BERNOULLI, _LAW_UNIFORM, _LAW_GAUSSIAN, _LAW_LOG_NORMAL = 0, 1, 2, 3
+_LAW_RAYLEIGH, _LAW_HALF_CAUCHY, _LAW_INVERSE_NAKAGAMI, _LAW_BETA = 4, 5, 6, 7
+
+_f32 = np.float32
+_u32 = np.uint32
+_u64 = np.uint64
+_ROUND_A, _ROUND_B = _u64(0xD2511F53), _u64(0xCD9E8D57)
+_KEY_A, _KEY_B = _u32(0x9E3779B9), _u32(0xBB67AE85)
+_LOW = _u64(0xFFFFFFFF)
+_SHIFT = _u64(32)
+_SCALE = _f32(4.6566127342e-10)  # Triton's uint_to_uniform_float for 32-bit words
+_TWO_PI = _f32(6.283185307179586)
+_HALF_PI = _f32(1.5707963267948966)
+_LN2_HI, _LN2_LO = _f32(0.693359375), _f32(-2.12194440e-4)
+_SQRT_HALF = _f32(0.707106781186547524)
+_FOUR_OVER_PI = _f32(1.27323954473516)
+_DP1, _DP2, _DP3 = _f32(0.78515625), _f32(2.4187564849853515625e-4), _f32(3.77489497744594108e-8)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _jit(inline: bool = False) -> Callable[[_F], _F]:
+    """``numba.njit`` with the kernels' options; ``inline``: inline at Numba's IR level (what lets
+    LLVM vectorise the lane loop: a call to another compiled function would block it)."""
+    return numba.njit(inline="always" if inline else "never", nogil=True,  # type: ignore
+                      fastmath={"contract", "arcp", "nsz"}, error_model="numpy")
+
+
+@intrinsic
+def _bits(typingctx: Any, x: Any) -> Any:
+    """The IEEE bits of a float32 (LLVM bitcast: vectorises, unlike a memory view)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _from_bits(typingctx: Any, x: Any) -> Any:
+    """The float32 with these IEEE bits."""
+    if x != types.int32:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.int32), codegen
+
+
+@_jit(inline=True)
+def _philox(c0: int, c1: int, c2: int, c3: int, k0: int, k1: int) -> tuple[int, int, int, int]:
+    """Philox-4x32-10, as ``tl.philox`` (Salmon et al., 2011)."""
+    for _ in range(10):
+        p0 = _u64(c0) * _ROUND_A
+        p1 = _u64(c2) * _ROUND_B
+        c0, c1, c2, c3 = (_u32(p1 >> _SHIFT) ^ c1 ^ k0, _u32(p1 & _LOW),
+                          _u32(p0 >> _SHIFT) ^ c3 ^ k1, _u32(p0 & _LOW))
+        k0 = _u32(k0 + _KEY_A)
+        k1 = _u32(k1 + _KEY_B)
+    return c0, c1, c2, c3
+
+
+@_jit(inline=True)
+def _uniform(word: int) -> float:
+    """U in [0, 1), as ``tl.uint_to_uniform_float``."""
+    signed = np.int32(word)
+    signed = np.int32(~signed) if signed < 0 else signed
+    return _f32(signed) * _SCALE
+
+
+@_jit(inline=True)
+def _open_uniform(word: int) -> float:
+    return _f32(1.0) - _uniform(word)
+
+
+@_jit(inline=True)
+def _log(x: float) -> float:
+    """log x for a positive normal float32 (Cephes logf)."""
+    bits = _bits(x)
+    e = (bits >> 23) - 127
+    m = _from_bits(np.int32((bits & 0x007FFFFF) | 0x3F800000))  # in [1, 2)
+    big = m > _f32(2.0) * _SQRT_HALF
+    f = (m * _f32(0.5) if big else m) - _f32(1.0)
+    e_f = _f32(e + 1 if big else e)
+    z = f * f
+    p = _f32(7.0376836292e-2)
+    p = p * f - _f32(1.1514610310e-1)
+    p = p * f + _f32(1.1676998740e-1)
+    p = p * f - _f32(1.2420140846e-1)
+    p = p * f + _f32(1.4249322787e-1)
+    p = p * f - _f32(1.6668057665e-1)
+    p = p * f + _f32(2.0000714765e-1)
+    p = p * f - _f32(2.4999993993e-1)
+    p = p * f + _f32(3.3333331174e-1)
+    y = p * f * z + e_f * _LN2_LO - _f32(0.5) * z
+    return f + y + e_f * _LN2_HI
+
+
+@_jit(inline=True)
+def _cos_sin(angle: float) -> tuple[float, float]:
+    """(cos, sin) of an angle in [0, 2π) (Cephes cosf/sinf)."""
+    j = np.int32(angle * _FOUR_OVER_PI)
+    j = j + (j & 1)
+    y = _f32(j)
+    j = j & 7
+    r = ((angle - y * _DP1) - y * _DP2) - y * _DP3  # in [−π/4, π/4]
+    z = r * r
+    s = ((_f32(-1.9515295891e-4) * z + _f32(8.3321608736e-3)) * z - _f32(1.6666654611e-1)) \
+        * z * r + r
+    c = ((_f32(2.443315711809948e-5) * z - _f32(1.388731625493765e-3)) * z
+         + _f32(4.166664568298827e-2)) * z * z - _f32(0.5) * z + _f32(1.0)
+    swap = (j & 2) != 0  # octants 2, 3, 6, 7: sin and cos exchange roles
+    sin_r = c if swap else s
+    cos_r = s if swap else c
+    sin_sign = _f32(-1.0) if j > 3 else _f32(1.0)
+    cos_sign = _f32(-1.0) if (j == 2 or j == 4) else _f32(1.0)
+    return cos_sign * cos_r, sin_sign * sin_r
+
+
+@_jit(inline=True)
+def _box_muller(word_a: int, word_b: int) -> tuple[float, float]:
+    radius = math.sqrt(_f32(-2.0) * _log(_open_uniform(word_a)))
+    c, s = _cos_sin(_uniform(word_b) * _TWO_PI)
+    return _f32(radius * c), _f32(radius * s)
+
+
+def _make_gamma4(twice: int, boost: bool) -> Callable[..., tuple[float, float, float, float]]:
+    """Gamma(α) for the four elements of a lane, as the Triton kernel's ``_gamma4``."""
+    if twice > 0:
+        exponentials = twice // 2
+        odd = twice % 2 == 1
+
+        @_jit(inline=True)
+        def exact_sum(k0: int, k1: int, counter: int, stream: int, d: float, c: float,
+                      inv_alpha: float) -> tuple[float, float, float, float]:
+            g0 = g1 = g2 = g3 = _f32(0.0)
+            q0 = q1 = q2 = q3 = _f32(1.0)
+            for i in range(exponentials):
+                w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
+                q0 *= _open_uniform(w0)
+                q1 *= _open_uniform(w1)
+                q2 *= _open_uniform(w2)
+                q3 *= _open_uniform(w3)
+                if i % 4 == 3 or i == exponentials - 1:  # ≥ 2⁻⁹⁶: no underflow in 4 factors
+                    g0 -= _log(q0)
+                    g1 -= _log(q1)
+                    g2 -= _log(q2)
+                    g3 -= _log(q3)
+                    q0 = q1 = q2 = q3 = _f32(1.0)
+            if odd:  # half a χ²₁
+                w0, w1, w2, w3 = _philox(counter, _u32(0), stream, _u32(3), k0, k1)
+                z0, z1 = _box_muller(w0, w1)
+                z2, z3 = _box_muller(w2, w3)
+                g0 += _f32(0.5) * z0 * z0
+                g1 += _f32(0.5) * z1 * z1
+                g2 += _f32(0.5) * z2 * z2
+                g3 += _f32(0.5) * z3 * z3
+            return g0, g1, g2, g3
+
+        return exact_sum  # type: ignore[no-any-return]
+
+    @_jit(inline=True)
+    def accept(z: float, word: int, d: float, c: float) -> tuple[bool, float]:
+        t = _f32(1.0) + c * z
+        v = t * t * t
+        if t <= _f32(0.0):
+            return False, _f32(0.0)
+        ok = _log(_open_uniform(word)) < _f32(0.5) * z * z + d - d * v + d * _log(v)
+        return ok, d * v
+
+    @_jit()
+    def pair(k0: int, k1: int, counter: int, stream: int, d: float, c: float,
+             inv_alpha: float) -> tuple[float, float]:
+        value_a = value_b = _f32(0.0)
+        pending_a = pending_b = True
+        attempt = _u32(0)
+        while pending_a or pending_b:
+            w0, w1, w2, w3 = _philox(counter, attempt, stream, _u32(0), k0, k1)
+            z_a, z_b = _box_muller(w0, w1)
+            ok_a, v_a = accept(z_a, w2, d, c)
+            ok_b, v_b = accept(z_b, w3, d, c)
+            if pending_a and ok_a:
+                value_a, pending_a = v_a, False
+            if pending_b and ok_b:
+                value_b, pending_b = v_b, False
+            attempt = _u32(attempt + 1)
+        if boost:
+            b0, b1, b2, b3 = _philox(counter, _u32(0), stream, _u32(1), k0, k1)
+            value_a *= math.exp(_log(_open_uniform(b0)) * inv_alpha)
+            value_b *= math.exp(_log(_open_uniform(b1)) * inv_alpha)
+        return _f32(value_a), _f32(value_b)
+
+    @_jit(inline=True)
+    def rejection(k0: int, k1: int, counter: int, stream: int, d: float, c: float,
+                  inv_alpha: float) -> tuple[float, float, float, float]:
+        g0, g1 = pair(k0, k1, counter, _u32(2 * stream), d, c, inv_alpha)
+        g2, g3 = pair(k0, k1, counter, _u32(2 * stream + 1), d, c, inv_alpha)
+        return g0, g1, g2, g3
+
+    return rejection  # type: ignore[no-any-return]
+
+
+def _make_draw4(law: int, twice_a: int, twice_b: int,
+                boost: bool) -> Callable[..., tuple[float, float, float, float]]:
+    """ξ for the four elements of one lane, from the law's parameters p0..p3."""
+    if law == _LAW_INVERSE_NAKAGAMI:
+        gamma = _make_gamma4(twice_a, boost)
+
+        @_jit(inline=True)
+        def inverse_nakagami(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
+                             p3: float) -> tuple[float, float, float, float]:
+            g0, g1, g2, g3 = gamma(k0, k1, counter, _u32(0), p0, p1, p2)
+            return (math.sqrt(p3 / g0), math.sqrt(p3 / g1), math.sqrt(p3 / g2),
+                    math.sqrt(p3 / g3))
+
+        return inverse_nakagami  # type: ignore[no-any-return]
+    if law == _LAW_BETA:
+        gamma_a, gamma_b = _make_gamma4(twice_a, False), _make_gamma4(twice_b, False)
+
+        @_jit(inline=True)
+        def beta(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
+                 p3: float) -> tuple[float, float, float, float]:
+            a0, a1, a2, a3 = gamma_a(k0, k1, counter, _u32(0), p0, p1, _f32(0.0))
+            b0, b1, b2, b3 = gamma_b(k0, k1, counter, _u32(1), p2, p3, _f32(0.0))
+            return a0 / (a0 + b0), a1 / (a1 + b1), a2 / (a2 + b2), a3 / (a3 + b3)
+
+        return beta  # type: ignore[no-any-return]
+    if law in (_LAW_GAUSSIAN, _LAW_LOG_NORMAL):
+        log_normal = law == _LAW_LOG_NORMAL
+
+        @_jit(inline=True)
+        def normal(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
+                   p3: float) -> tuple[float, float, float, float]:
+            w0, w1, w2, w3 = _philox(counter, _u32(0), _u32(0), _u32(0), k0, k1)
+            z0, z1 = _box_muller(w0, w1)
+            z2, z3 = _box_muller(w2, w3)
+            if log_normal:
+                return (math.exp(p0 + p1 * z0), math.exp(p0 + p1 * z1),
+                        math.exp(p0 + p1 * z2), math.exp(p0 + p1 * z3))
+            return p0 + p1 * z0, p0 + p1 * z1, p0 + p1 * z2, p0 + p1 * z3
+
+        return normal  # type: ignore[no-any-return]
+
+    @_jit(inline=True)
+    def from_word(word: int, p0: float, p1: float) -> float:
+        if law == _LAW_BERNOULLI:
+            return p1 if _uniform(word) < p0 else _f32(0.0)
+        if law == _LAW_UNIFORM:
+            return p0 + p1 * _uniform(word)
+        if law == _LAW_RAYLEIGH:
+            return math.sqrt(p0 * _log(_open_uniform(word)))
+        c, s = _cos_sin(_open_uniform(word) * _HALF_PI)  # half-Cauchy: s·|cot(πV/2)|
+        return p0 * abs(c / s)
+
+    @_jit(inline=True)
+    def words(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
+              p3: float) -> tuple[float, float, float, float]:
+        w0, w1, w2, w3 = _philox(counter, _u32(0), _u32(0), _u32(0), k0, k1)
+        return from_word(w0, p0, p1), from_word(w1, p0, p1), from_word(w2, p0, p1), \
+            from_word(w3, p0, p1)
+
+    return words  # type: ignore[no-any-return]
+
+
+@cache
+def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Callable[..., None]:
+    """``run(x, y, k0, k1, p0, p1, p2, p3)``: y = x ⊙ ξ over flat float32 arrays, ξ drawn from the
+    Philox key (k0, k1) as the Triton kernel with ``LANES = lanes`` draws it."""
+    draw4 = _make_draw4(law, twice_a, twice_b, boost)
+    block = 4 * lanes
+
+    @_jit()
+    def run(x: np.ndarray, y: np.ndarray, k0: int, k1: int, p0: float, p1: float, p2: float,
+            p3: float) -> None:
+        n = x.size
+        k0, k1 = _u32(k0), _u32(k1)
+        p0, p1, p2, p3 = _f32(p0), _f32(p1), _f32(p2), _f32(p3)
+        programs = (n + block - 1) // block
+        for p in range(programs):
+            base = p * block
+            first = _u32(p * lanes)
+            if base + block <= n:  # a whole program: no bounds checks, the lane loop vectorises
+                for lane in range(lanes):
+                    xi0, xi1, xi2, xi3 = draw4(k0, k1, _u32(first + lane), p0, p1, p2, p3)
+                    at = base + lane
+                    y[at] = x[at] * xi0
+                    y[at + lanes] = x[at + lanes] * xi1
+                    y[at + 2 * lanes] = x[at + 2 * lanes] * xi2
+                    y[at + 3 * lanes] = x[at + 3 * lanes] * xi3
+            else:
+                for lane in range(lanes):
+                    xi = draw4(k0, k1, _u32(first + lane), p0, p1, p2, p3)
+                    for j in range(4):
+                        at = base + j * lanes + lane
+                        if at < n:
+                            y[at] = x[at] * xi[j]
+
+    return run  # type: ignore[no-any-return]

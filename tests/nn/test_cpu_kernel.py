@@ -1,0 +1,140 @@
+"""The fused path's CPU kernel (Numba): its math functions against numpy, its draws against
+scipy, its replay in backward, its memory, and when multiplicative_noise takes it.
+
+Its agreement with the Triton kernel from the same seed is in test_fused_noise.py (which needs
+Triton's interpreter).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from dropprior.functional import multiplicative_noise
+from dropprior.functional._cpu_kernels import _cos_sin, _log
+from dropprior.functional._fused import LANES, fused_multiply, fused_plan, kernel_plan, launch
+from dropprior.noise import Bernoulli, Beta, InverseNakagami
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fused_draws import CASES, N, reference, statistic  # noqa: E402
+
+
+@numba.njit
+def _logs(a: np.ndarray) -> np.ndarray:
+    out = np.empty_like(a)
+    for i in range(a.size):
+        out[i] = _log(a[i])
+    return out
+
+
+@numba.njit
+def _cos_sins(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c, s = np.empty_like(a), np.empty_like(a)
+    for i in range(a.size):
+        c[i], s[i] = _cos_sin(a[i])
+    return c, s
+
+
+def test_polynomial_log_matches_numpy_on_every_binade() -> None:
+    rng = np.random.default_rng(0)
+    mantissa = rng.uniform(1.0, 2.0, 4096)
+    x = np.concatenate([np.ldexp(mantissa, e) for e in range(-126, 128)]).astype(np.float32)
+    got, want = _logs(x).astype(np.float64), np.log(x.astype(np.float64))
+    # 2⁻²³ relative, or 2⁻²⁴ absolute near x = 1
+    assert np.all(np.abs(got - want) <= np.maximum(2.0**-23 * np.abs(want), 2.0**-24))
+    assert _logs(np.float32([1.0]))[0] == 0.0
+
+
+def test_polynomial_cos_sin_match_numpy_on_box_mullers_range() -> None:
+    rng = np.random.default_rng(1)
+    angle = np.concatenate([rng.uniform(0.0, 2 * np.pi, 200_000),
+                            np.arange(8) * np.pi / 4]).astype(np.float32)
+    c, s = _cos_sins(angle)
+    wide = angle.astype(np.float64)
+    assert np.max(np.abs(c - np.cos(wide))) < 2e-7
+    assert np.max(np.abs(s - np.sin(wide))) < 2e-7
+    tiny = rng.uniform(1e-7, 0.1, 10_000).astype(np.float32)  # half-Cauchy's tail: relative
+    assert np.max(np.abs(_cos_sins(tiny)[1] / np.sin(tiny.astype(np.float64)) - 1)) < 3e-7
+
+
+@pytest.fixture(scope="module")
+def cpu_draws() -> dict[str, np.ndarray]:
+    """ξ of every case (the rejection-sampled ones too, through ``launch``), seed 1234."""
+    out = {}
+    for name, law in CASES.items():
+        seed = torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(1234))
+        out[name] = launch(torch.ones(N), kernel_plan(law), seed).numpy()
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n, law in CASES.items() if not isinstance(law, Bernoulli)])
+def test_cpu_kernel_draws_follow_the_law(cpu_draws: dict[str, np.ndarray], name: str) -> None:
+    """KS against scipy passes, and KS against the same law 10% wider fails."""
+    sample = statistic(name, cpu_draws[name])
+    assert np.isfinite(sample).all()
+    law = reference(CASES[name])
+    assert stats.kstest(sample, law.cdf).pvalue > 1e-3
+    loc = law.mean() if np.isfinite(law.mean()) else 0.0
+    assert stats.kstest((sample - loc) / 1.1 + loc, law.cdf).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "bernoulli_plain"])
+def test_cpu_kernel_bernoulli_is_a_scaled_indicator(cpu_draws: dict[str, np.ndarray],
+                                                    name: str) -> None:
+    law = CASES[name]
+    keep = float(law.keep)
+    xi = cpu_draws[name]
+    kept = xi != 0
+    np.testing.assert_array_equal(xi[kept], np.float32(1.0 / keep if law.inverted else 1.0))
+    assert stats.binomtest(int(kept.sum()), N, keep).pvalue > 1e-3
+    assert stats.binomtest(int(kept.sum()), N, keep * 1.1).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_cpu_kernel_words_of_a_lane_are_independent(cpu_draws: dict[str, np.ndarray],
+                                                    name: str) -> None:
+    xi = cpu_draws[name][: N - N % (4 * LANES)].reshape(-1, 4, LANES)
+    for a, b in [(xi[:, 0], xi[:, 1]), (xi[:, 1], xi[:, 3]), (xi[:, :, :-1], xi[:, :, 1:])]:
+        rho = stats.spearmanr(a.ravel(), b.ravel()).statistic
+        assert abs(rho) < 4 / np.sqrt(a.size), (name, rho)
+
+
+@pytest.mark.parametrize("law", [InverseNakagami(2.0, 1.5), Beta(2.0, 3.0), CASES["half_cauchy"]])
+def test_multiplicative_noise_on_cpu_is_the_kernel_and_replays_it(law) -> None:
+    """Per-example unit noise on a float32 CPU tensor: the same numbers as fused_multiply from the
+    same generator state, one int64 saved for backward, the gradient upstream ⊙ ξ bit for bit;
+    a bfloat16 input gets the same ξ, rounded."""
+    x = torch.randn(33, 70, requires_grad=True)
+    gen = torch.Generator().manual_seed(5)
+    state = gen.get_state()
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = multiplicative_noise(x, law, generator=gen)
+    assert [t.numel() * t.element_size() for t in saved] == [8]
+    gen.set_state(state)
+    xi = fused_multiply(torch.ones(33, 70), fused_plan(law, x), gen)
+    torch.testing.assert_close(y, x.detach() * xi, rtol=0, atol=0)
+    upstream = torch.randn(33, 70)
+    (grad,) = torch.autograd.grad(y, x, upstream)
+    torch.testing.assert_close(grad, upstream * xi, rtol=0, atol=0)
+    gen.set_state(state)
+    half = multiplicative_noise(torch.ones(33, 70, dtype=torch.bfloat16), law, generator=gen)
+    torch.testing.assert_close(half.float(), xi, rtol=2**-8, atol=0)
+    assert not torch.equal(multiplicative_noise(x, law, generator=gen), y)  # a new seed
+
+
+def test_rejection_sampled_shapes_and_float64_take_the_general_path() -> None:
+    """Rejection-sampled gamma shapes keep the vectorised general sampler on CPU, float64 too:
+    ξ is then ``law.sample`` from the same generator."""
+    for law, dtype in [(InverseNakagami(2.3, 1.0), torch.float32),
+                       (InverseNakagami(2.0, 1.0), torch.float64)]:
+        x = torch.ones(12, 9, dtype=dtype)
+        y = multiplicative_noise(x, law, generator=torch.Generator().manual_seed(3))
+        want = law.to("cpu", dtype).sample((12, 9), generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(y, want, rtol=0, atol=0)
