@@ -4,7 +4,8 @@ Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1]
       python benchmarks/bench_layers.py --device cuda --size 8192 8192
 
 Prints, measured in the same run on this machine:
-* every law at structure "unit" vs ``F.dropout`` (x of 2048 x 1024 fp32 by default), plus the naive
+* every law at structure "unit" vs ``F.dropout`` (x of 2048 x 1024 fp32 by default; inverse
+  Nakagami and Beta also at gamma shapes that need rejection sampling), plus the naive
   ``x * law.sample(shape)`` for comparison, and the bytes per element saved for backward;
 * DropConnect (exact per-example, and Gaussian local reparametrization) vs ``nn.Linear``;
 * tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units).
@@ -46,6 +47,9 @@ LAWS = {
     "beta": Beta(2.0, 2.0),
     "uniform": Uniform(0.0, 2.0),
     "log_normal": LogNormal(0.0, 0.5),
+    # gamma shapes that are not half-integers: rejection sampling (the general path on CPU)
+    "inv_nakagami_2.3": InverseNakagami(shape=2.3, spread=1.0),
+    "beta_2.5_1.7": Beta(2.5, 1.7),
 }
 
 

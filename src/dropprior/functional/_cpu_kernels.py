@@ -14,9 +14,13 @@ generator costs ~3.5 ns per normal and is serial; a Philox word here costs ~0.5 
   keeps its relative accuracy near 0, which half-Cauchy's tail needs).
 
 So the draws agree with the Triton kernel's accurate (interpreter) mode to float32 rounding,
-except where a rounding flips a Marsaglia–Tsang accept decision (tested). Rejection sampling (a
-gamma shape that is not a half-integer ≤ 8) runs as a scalar loop per lane, as it is exact only
-when each lane loops until it accepts.
+except where a rounding flips a Marsaglia–Tsang accept decision (tested).
+
+The gamma-based laws run per program of 4·LANES elements: the gamma draws into a buffer, then ξ
+and the product. An exact sum (a half-integer shape ≤ 8) is one vectorised loop. Rejection
+sampling (any other shape) is a vectorised loop for every element's first attempt, then a scalar
+loop over the elements still pending (~2–5%) from attempt 1 on; each element's value is its first
+accepted attempt, as in the Triton kernel's per-lane loop, so the split changes no number.
 
 Kernels are compiled on first use per law and gamma shape class (about a second each) and kept for
 the process. Numba runs them on the calling thread: one core per pass.
@@ -166,107 +170,171 @@ def _box_muller(word_a: int, word_b: int) -> tuple[float, float]:
     return _f32(radius * c), _f32(radius * s)
 
 
-def _make_gamma4(twice: int, boost: bool) -> Callable[..., tuple[float, float, float, float]]:
-    """Gamma(α) for the four elements of a lane, as the Triton kernel's ``_gamma4``."""
-    if twice > 0:
-        exponentials = twice // 2
-        odd = twice % 2 == 1
-
-        @_jit(inline=True)
-        def exact_sum(k0: int, k1: int, counter: int, stream: int, d: float, c: float,
-                      inv_alpha: float) -> tuple[float, float, float, float]:
-            g0 = g1 = g2 = g3 = _f32(0.0)
-            q0 = q1 = q2 = q3 = _f32(1.0)
-            for i in range(exponentials):
-                w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
-                q0 *= _open_uniform(w0)
-                q1 *= _open_uniform(w1)
-                q2 *= _open_uniform(w2)
-                q3 *= _open_uniform(w3)
-                if i % 4 == 3 or i == exponentials - 1:  # ≥ 2⁻⁹⁶: no underflow in 4 factors
-                    g0 -= _log(q0)
-                    g1 -= _log(q1)
-                    g2 -= _log(q2)
-                    g3 -= _log(q3)
-                    q0 = q1 = q2 = q3 = _f32(1.0)
-            if odd:  # half a χ²₁
-                w0, w1, w2, w3 = _philox(counter, _u32(0), stream, _u32(3), k0, k1)
-                z0, z1 = _box_muller(w0, w1)
-                z2, z3 = _box_muller(w2, w3)
-                g0 += _f32(0.5) * z0 * z0
-                g1 += _f32(0.5) * z1 * z1
-                g2 += _f32(0.5) * z2 * z2
-                g3 += _f32(0.5) * z3 * z3
-            return g0, g1, g2, g3
-
-        return exact_sum  # type: ignore[no-any-return]
+def _make_exact_sum(twice: int) -> Callable[..., tuple[float, float, float, float]]:
+    """Gamma(twice/2) for the four elements of a lane: the exact sum of the Triton kernel's
+    ``_gamma4`` (k exponentials, plus half a χ²₁ for a half-integer)."""
+    exponentials = twice // 2
+    odd = twice % 2 == 1
 
     @_jit(inline=True)
-    def accept(z: float, word: int, d: float, c: float) -> tuple[bool, float]:
-        t = _f32(1.0) + c * z
-        v = t * t * t
-        if t <= _f32(0.0):
-            return False, _f32(0.0)
-        ok = _log(_open_uniform(word)) < _f32(0.5) * z * z + d - d * v + d * _log(v)
-        return ok, d * v
-
-    @_jit()
-    def pair(k0: int, k1: int, counter: int, stream: int, d: float, c: float,
-             inv_alpha: float) -> tuple[float, float]:
-        value_a = value_b = _f32(0.0)
-        pending_a = pending_b = True
-        attempt = _u32(0)
-        while pending_a or pending_b:
-            w0, w1, w2, w3 = _philox(counter, attempt, stream, _u32(0), k0, k1)
-            z_a, z_b = _box_muller(w0, w1)
-            ok_a, v_a = accept(z_a, w2, d, c)
-            ok_b, v_b = accept(z_b, w3, d, c)
-            if pending_a and ok_a:
-                value_a, pending_a = v_a, False
-            if pending_b and ok_b:
-                value_b, pending_b = v_b, False
-            attempt = _u32(attempt + 1)
-        if boost:
-            b0, b1, b2, b3 = _philox(counter, _u32(0), stream, _u32(1), k0, k1)
-            value_a *= math.exp(_log(_open_uniform(b0)) * inv_alpha)
-            value_b *= math.exp(_log(_open_uniform(b1)) * inv_alpha)
-        return _f32(value_a), _f32(value_b)
-
-    @_jit(inline=True)
-    def rejection(k0: int, k1: int, counter: int, stream: int, d: float, c: float,
-                  inv_alpha: float) -> tuple[float, float, float, float]:
-        g0, g1 = pair(k0, k1, counter, _u32(2 * stream), d, c, inv_alpha)
-        g2, g3 = pair(k0, k1, counter, _u32(2 * stream + 1), d, c, inv_alpha)
+    def exact_sum(k0: int, k1: int, counter: int, stream: int
+                  ) -> tuple[float, float, float, float]:
+        g0 = g1 = g2 = g3 = _f32(0.0)
+        q0 = q1 = q2 = q3 = _f32(1.0)
+        for i in range(exponentials):
+            w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
+            q0 *= _open_uniform(w0)
+            q1 *= _open_uniform(w1)
+            q2 *= _open_uniform(w2)
+            q3 *= _open_uniform(w3)
+            if i % 4 == 3 or i == exponentials - 1:  # ≥ 2⁻⁹⁶: no underflow in 4 factors
+                g0 -= _log(q0)
+                g1 -= _log(q1)
+                g2 -= _log(q2)
+                g3 -= _log(q3)
+                q0 = q1 = q2 = q3 = _f32(1.0)
+        if odd:  # half a χ²₁
+            w0, w1, w2, w3 = _philox(counter, _u32(0), stream, _u32(3), k0, k1)
+            z0, z1 = _box_muller(w0, w1)
+            z2, z3 = _box_muller(w2, w3)
+            g0 += _f32(0.5) * z0 * z0
+            g1 += _f32(0.5) * z1 * z1
+            g2 += _f32(0.5) * z2 * z2
+            g3 += _f32(0.5) * z3 * z3
         return g0, g1, g2, g3
 
-    return rejection  # type: ignore[no-any-return]
+    return exact_sum  # type: ignore[no-any-return]
 
 
-def _make_draw4(law: int, twice_a: int, twice_b: int,
-                boost: bool) -> Callable[..., tuple[float, float, float, float]]:
-    """ξ for the four elements of one lane, from the law's parameters p0..p3."""
-    if law == _LAW_INVERSE_NAKAGAMI:
-        gamma = _make_gamma4(twice_a, boost)
+@_jit(inline=True)
+def _accept(z: float, word: int, d: float, c: float) -> tuple[bool, float]:
+    """One Marsaglia–Tsang step, branch-free: (accepted, d·(1 + cz)³)."""
+    t = _f32(1.0) + c * z
+    v = t * t * t
+    positive = t > _f32(0.0)
+    log_v = _log(v if positive else _f32(1.0))  # v ≤ 0 is rejected: no log of it is taken
+    bound = _f32(0.5) * z * z + d - d * v + d * log_v
+    return positive & (_log(_open_uniform(word)) < bound), d * v
+
+
+@_jit(inline=True)
+def _first_attempt(k0: int, k1: int, counter: int, stream: int, d: float, c: float
+                   ) -> tuple[float, float, float, float, int]:
+    """Marsaglia–Tsang's attempt 0 for the four elements of a lane (elements 0, 1 from the pair
+    stream 2s, elements 2, 3 from 2s + 1, as the Triton kernel's ``_rejection_pair``): the four
+    proposals and a bit per element still pending."""
+    w0, w1, w2, w3 = _philox(counter, _u32(0), _u32(2 * stream), _u32(0), k0, k1)
+    z0, z1 = _box_muller(w0, w1)
+    ok0, g0 = _accept(z0, w2, d, c)
+    ok1, g1 = _accept(z1, w3, d, c)
+    w0, w1, w2, w3 = _philox(counter, _u32(0), _u32(2 * stream + 1), _u32(0), k0, k1)
+    z2, z3 = _box_muller(w0, w1)
+    ok2, g2 = _accept(z2, w2, d, c)
+    ok3, g3 = _accept(z3, w3, d, c)
+    pending = (0 if ok0 else 1) | (0 if ok1 else 2) | (0 if ok2 else 4) | (0 if ok3 else 8)
+    return g0, g1, g2, g3, pending
+
+
+@_jit()
+def _retry(k0: int, k1: int, counter: int, stream: int, element: int, d: float,
+           c: float) -> float:
+    """The first accepted attempt ≥ 1 of one element of a lane (element j: pair stream
+    2s + j // 2, word j % 2 of the pair), as the Triton kernel's loop reaches it."""
+    attempt = 1
+    pair = _u32(2 * stream + element // 2)
+    while True:
+        w0, w1, w2, w3 = _philox(counter, _u32(attempt), pair, _u32(0), k0, k1)
+        z_a, z_b = _box_muller(w0, w1)
+        if element % 2 == 0:
+            ok, value = _accept(z_a, w2, d, c)
+        else:
+            ok, value = _accept(z_b, w3, d, c)
+        if ok:
+            return value
+        attempt += 1
+
+
+def _make_gamma_stage(twice: int) -> Callable[..., None]:
+    """``stage(g, k0, k1, first, stream, d, c)``: Gamma(α) of one program's 4·LANES elements into
+    g (element j·LANES + lane), stream s. An exact sum is one vectorised loop; rejection is a
+    vectorised first attempt for every element, then a scalar loop over the few (~2–5%) still
+    pending, from attempt 1 on: the same values as the Triton kernel's per-lane loop."""
+    if twice > 0:
+        exact_sum = _make_exact_sum(twice)
 
         @_jit(inline=True)
-        def inverse_nakagami(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
-                             p3: float) -> tuple[float, float, float, float]:
-            g0, g1, g2, g3 = gamma(k0, k1, counter, _u32(0), p0, p1, p2)
-            return (math.sqrt(p3 / g0), math.sqrt(p3 / g1), math.sqrt(p3 / g2),
-                    math.sqrt(p3 / g3))
+        def summed(g: np.ndarray, k0: int, k1: int, first: int, stream: int, d: float,
+                   c: float, pending: np.ndarray) -> None:
+            lanes = pending.size
+            for lane in range(lanes):
+                g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes] = \
+                    exact_sum(k0, k1, _u32(first + lane), _u32(stream))
 
-        return inverse_nakagami  # type: ignore[no-any-return]
-    if law == _LAW_BETA:
-        gamma_a, gamma_b = _make_gamma4(twice_a, False), _make_gamma4(twice_b, False)
+        return summed  # type: ignore[no-any-return]
 
-        @_jit(inline=True)
-        def beta(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
-                 p3: float) -> tuple[float, float, float, float]:
-            a0, a1, a2, a3 = gamma_a(k0, k1, counter, _u32(0), p0, p1, _f32(0.0))
-            b0, b1, b2, b3 = gamma_b(k0, k1, counter, _u32(1), p2, p3, _f32(0.0))
-            return a0 / (a0 + b0), a1 / (a1 + b1), a2 / (a2 + b2), a3 / (a3 + b3)
+    @_jit(inline=True)
+    def rejected(g: np.ndarray, k0: int, k1: int, first: int, stream: int, d: float, c: float,
+                 pending: np.ndarray) -> None:
+        lanes = pending.size
+        for lane in range(lanes):
+            (g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes],
+             pending[lane]) = _first_attempt(k0, k1, _u32(first + lane), stream, d, c)
+        for lane in range(lanes):
+            bits = pending[lane]
+            if bits:
+                for j in range(4):
+                    if bits & (1 << j):
+                        g[j * lanes + lane] = _retry(k0, k1, _u32(first + lane), stream, j, d, c)
 
-        return beta  # type: ignore[no-any-return]
+    return rejected  # type: ignore[no-any-return]
+
+
+def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
+                  lanes: int) -> Callable[..., None]:
+    """The kernel of the gamma-based laws: per program, the gamma draws into buffers, then
+    ξ = √(p3/G) (inverse Nakagami; G(m) = G(m + 1)·V^{1/m} with the boost) or G_a/(G_a + G_b)
+    (Beta) and the product."""
+    beta = law == _LAW_BETA
+    stage_a = _make_gamma_stage(twice_a)
+    stage_b = _make_gamma_stage(twice_b) if beta else stage_a
+    block = 4 * lanes
+
+    @_jit()
+    def run(x: np.ndarray, y: np.ndarray, k0: int, k1: int, p0: float, p1: float, p2: float,
+            p3: float) -> None:
+        n = x.size
+        k0, k1 = _u32(k0), _u32(k1)
+        p0, p1, p2, p3 = _f32(p0), _f32(p1), _f32(p2), _f32(p3)
+        g_a = np.empty(block, np.float32)
+        g_b = np.empty(block, np.float32)
+        pending = np.zeros(lanes, np.int32)
+        for p in range(0, (n + block - 1) // block):
+            base = p * block
+            first = p * lanes
+            stage_a(g_a, k0, k1, first, 0, p0, p1, pending)
+            if beta:
+                stage_b(g_b, k0, k1, first, 1, p2, p3, pending)
+            count = min(block, n - base)
+            if beta:
+                for i in range(count):
+                    y[base + i] = x[base + i] * (g_a[i] / (g_a[i] + g_b[i]))
+            else:
+                if boost:  # the uniform of element j of a lane: word j % 2 of pair stream j // 2
+                    for i in range(count):
+                        lane, j = i % lanes, i // lanes
+                        words = _philox(_u32(first + lane), _u32(0), _u32(j // 2), _u32(1),
+                                        k0, k1)
+                        word = words[0] if j % 2 == 0 else words[1]
+                        g_a[i] *= _f32(math.exp(_log(_open_uniform(word)) * p2))
+                for i in range(count):
+                    y[base + i] = x[base + i] * math.sqrt(p3 / g_a[i])
+
+    return run  # type: ignore[no-any-return]
+
+
+def _make_draw4(law: int) -> Callable[..., tuple[float, float, float, float]]:
+    """ξ for the four elements of one lane of a law that needs no gamma draw, from the law's
+    parameters p0..p3."""
     if law in (_LAW_GAUSSIAN, _LAW_LOG_NORMAL):
         log_normal = law == _LAW_LOG_NORMAL
 
@@ -308,7 +376,9 @@ def _make_draw4(law: int, twice_a: int, twice_b: int,
 def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Callable[..., None]:
     """``run(x, y, k0, k1, p0, p1, p2, p3)``: y = x ⊙ ξ over flat float32 arrays, ξ drawn from the
     Philox key (k0, k1) as the Triton kernel with ``LANES = lanes`` draws it."""
-    draw4 = _make_draw4(law, twice_a, twice_b, boost)
+    if law in (_LAW_INVERSE_NAKAGAMI, _LAW_BETA):
+        return _gamma_kernel(law, twice_a, twice_b, boost, lanes)
+    draw4 = _make_draw4(law)
     block = 4 * lanes
 
     @_jit()

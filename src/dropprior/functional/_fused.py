@@ -18,11 +18,9 @@ and bfloat16 inputs of fewer than 2³¹ elements, when Triton is importable.
 
 On CPU the same kernel, compiled by Numba (:mod:`dropprior.functional._cpu_kernels`), draws the
 same ξ from the same seed (to float32 rounding; 16-bit inputs are computed in float32), for the
-same laws except where
-a gamma shape needs rejection sampling (not a half-integer ≤ 8): a per-lane rejection loop does
-not vectorise, and there the general path's vectorised sampler is faster. The first use of each
-law compiles its kernel (1–8 s, once per process). Under ``TRITON_INTERPRET=1`` (the tests)
-CPU tensors run the Triton kernel in Triton's interpreter instead.
+same laws and dtypes. The first use of each law compiles its kernel (1–9 s, once per process).
+Under ``TRITON_INTERPRET=1`` (the tests) CPU tensors run the Triton kernel in Triton's
+interpreter instead.
 
 Everything else (float64, other laws, learned noise parameters,
 ``torch.compile`` tracing) takes the general path.
@@ -188,22 +186,11 @@ def fused_plan(law: NoiseLaw, x: Tensor) -> FusedPlan | None:
     not apply (law type or parameters, device, dtype, size, or Triton missing on CUDA)."""
     if x.dtype not in _FUSED_DTYPES or not 0 < x.numel() <= _MAX_ELEMENTS:
         return None
-    if x.device.type == "cpu" and not _interpreting():
-        plan = kernel_plan(law)
-        return plan if plan is not None and _cpu_fast(plan) else None
+    if x.device.type == "cpu" and not _interpreting():  # the Numba kernel
+        return kernel_plan(law)
     if x.device.type not in ("cuda", "cpu") or not triton_available():
         return None
     return kernel_plan(law)
-
-
-def _cpu_fast(plan: FusedPlan) -> bool:
-    """Whether the Numba kernel takes this plan: no gamma drawn by rejection (16-bit inputs are
-    computed in float32)."""
-    if plan.law == LawId.INVERSE_NAKAGAMI:
-        return plan.twice_a > 0
-    if plan.law == LawId.BETA:
-        return plan.twice_a > 0 and plan.twice_b > 0
-    return True
 
 
 def _interpreting() -> bool:
