@@ -62,11 +62,12 @@ _DP1, _DP2, _DP3 = _f32(0.78515625), _f32(2.4187564849853515625e-4), _f32(3.7748
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _jit(inline: bool = False) -> Callable[[_F], _F]:
+def _jit(inline: bool = False, cache: bool = False) -> Callable[[_F], _F]:
     """``numba.njit`` with the kernels' options; ``inline``: inline at Numba's IR level (what lets
-    LLVM vectorise the lane loop: a call to another compiled function would block it)."""
+    LLVM vectorise the lane loop: a call to another compiled function would block it); ``cache``:
+    keep the machine code on disk (Numba's cache, next to this file or in ``NUMBA_CACHE_DIR``)."""
     return numba.njit(inline="always" if inline else "never", nogil=True,  # type: ignore
-                      fastmath={"contract", "arcp", "nsz"}, error_model="numpy")
+                      fastmath={"contract", "arcp", "nsz"}, error_model="numpy", cache=cache)
 
 
 @intrinsic
@@ -170,40 +171,36 @@ def _box_muller(word_a: int, word_b: int) -> tuple[float, float]:
     return _f32(radius * c), _f32(radius * s)
 
 
-def _make_exact_sum(twice: int) -> Callable[..., tuple[float, float, float, float]]:
-    """Gamma(twice/2) for the four elements of a lane: the exact sum of the Triton kernel's
-    ``_gamma4`` (k exponentials, plus half a χ²₁ for a half-integer)."""
-    exponentials = twice // 2
-    odd = twice % 2 == 1
-
-    @_jit(inline=True)
-    def exact_sum(k0: int, k1: int, counter: int, stream: int
+@_jit(inline=True)
+def _exponentials(k0: int, k1: int, counter: int, stream: int, count: int
                   ) -> tuple[float, float, float, float]:
-        g0 = g1 = g2 = g3 = _f32(0.0)
-        q0 = q1 = q2 = q3 = _f32(1.0)
-        for i in range(exponentials):
-            w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
-            q0 *= _open_uniform(w0)
-            q1 *= _open_uniform(w1)
-            q2 *= _open_uniform(w2)
-            q3 *= _open_uniform(w3)
-            if i % 4 == 3 or i == exponentials - 1:  # ≥ 2⁻⁹⁶: no underflow in 4 factors
-                g0 -= _log(q0)
-                g1 -= _log(q1)
-                g2 -= _log(q2)
-                g3 -= _log(q3)
-                q0 = q1 = q2 = q3 = _f32(1.0)
-        if odd:  # half a χ²₁
-            w0, w1, w2, w3 = _philox(counter, _u32(0), stream, _u32(3), k0, k1)
-            z0, z1 = _box_muller(w0, w1)
-            z2, z3 = _box_muller(w2, w3)
-            g0 += _f32(0.5) * z0 * z0
-            g1 += _f32(0.5) * z1 * z1
-            g2 += _f32(0.5) * z2 * z2
-            g3 += _f32(0.5) * z3 * z3
-        return g0, g1, g2, g3
+    """The sum of ``count`` exponentials for the four elements of a lane, as the Triton kernel's
+    ``_gamma4`` forms it (one logarithm per 4 factors; ``count`` is a compile-time constant of the
+    calling kernel, so LLVM unrolls the loop)."""
+    g0 = g1 = g2 = g3 = _f32(0.0)
+    q0 = q1 = q2 = q3 = _f32(1.0)
+    for i in range(count):
+        w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
+        q0 *= _open_uniform(w0)
+        q1 *= _open_uniform(w1)
+        q2 *= _open_uniform(w2)
+        q3 *= _open_uniform(w3)
+        if i % 4 == 3 or i == count - 1:  # ≥ 2⁻⁹⁶: no underflow in 4 factors
+            g0 -= _log(q0)
+            g1 -= _log(q1)
+            g2 -= _log(q2)
+            g3 -= _log(q3)
+            q0 = q1 = q2 = q3 = _f32(1.0)
+    return g0, g1, g2, g3
 
-    return exact_sum  # type: ignore[no-any-return]
+
+@_jit(inline=True)
+def _half_chi2(k0: int, k1: int, counter: int, stream: int) -> tuple[float, float, float, float]:
+    """Half a χ²₁ (Gamma(½)) for the four elements of a lane: Z²/2, Z by Box–Muller."""
+    w0, w1, w2, w3 = _philox(counter, _u32(0), stream, _u32(3), k0, k1)
+    z0, z1 = _box_muller(w0, w1)
+    z2, z3 = _box_muller(w2, w3)
+    return _f32(0.5) * z0 * z0, _f32(0.5) * z1 * z1, _f32(0.5) * z2 * z2, _f32(0.5) * z3 * z3
 
 
 @_jit(inline=True)
@@ -235,7 +232,7 @@ def _first_attempt(k0: int, k1: int, counter: int, stream: int, d: float, c: flo
     return g0, g1, g2, g3, pending
 
 
-@_jit()
+@_jit(cache=True)
 def _retry(k0: int, k1: int, counter: int, stream: int, element: int, d: float,
            c: float) -> float:
     """The first accepted attempt ≥ 1 of one element of a lane (element j: pair stream
@@ -254,52 +251,85 @@ def _retry(k0: int, k1: int, counter: int, stream: int, element: int, d: float,
         attempt += 1
 
 
-def _make_gamma_stage(twice: int) -> Callable[..., None]:
-    """``stage(g, k0, k1, first, stream, d, c)``: Gamma(α) of one program's 4·LANES elements into
-    g (element j·LANES + lane), stream s. An exact sum is one vectorised loop; rejection is a
-    vectorised first attempt for every element, then a scalar loop over the few (~2–5%) still
-    pending, from attempt 1 on: the same values as the Triton kernel's per-lane loop."""
-    if twice > 0:
-        exact_sum = _make_exact_sum(twice)
+@_jit(inline=True)
+def _exact_stage(g: np.ndarray, k0: int, k1: int, first: int, stream: int, lanes: int,
+                 count: int, half: bool) -> None:
+    """Gamma(count + ½·half) of one program's 4·LANES elements into g (element j·LANES + lane),
+    stream s: the exact sum, one vectorised loop."""
+    for lane in range(lanes):
+        counter = _u32(first + lane)
+        g0, g1, g2, g3 = _exponentials(k0, k1, counter, _u32(stream), count)
+        if half:
+            h0, h1, h2, h3 = _half_chi2(k0, k1, counter, _u32(stream))
+            g0, g1, g2, g3 = g0 + h0, g1 + h1, g2 + h2, g3 + h3
+        g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes] = g0, g1, g2, g3
 
-        @_jit(inline=True)
-        def summed(g: np.ndarray, k0: int, k1: int, first: int, stream: int, d: float,
-                   c: float, pending: np.ndarray) -> None:
-            lanes = pending.size
-            for lane in range(lanes):
-                g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes] = \
-                    exact_sum(k0, k1, _u32(first + lane), _u32(stream))
 
-        return summed  # type: ignore[no-any-return]
+@_jit(inline=True)
+def _rejection_stage(g: np.ndarray, k0: int, k1: int, first: int, stream: int, d: float,
+                     c: float, pending: np.ndarray) -> None:
+    """Gamma(α) of one program's elements by Marsaglia–Tsang: a vectorised first attempt for
+    every element, then a scalar loop over the few (~2–5%) still pending, from attempt 1 on: the
+    same values as the Triton kernel's per-lane loop."""
+    lanes = pending.size
+    for lane in range(lanes):
+        (g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes],
+         pending[lane]) = _first_attempt(k0, k1, _u32(first + lane), stream, d, c)
+    for lane in range(lanes):
+        bits = pending[lane]
+        if bits:
+            for j in range(4):
+                if bits & (1 << j):
+                    g[j * lanes + lane] = _retry(k0, k1, _u32(first + lane), stream, j, d, c)
 
-    @_jit(inline=True)
-    def rejected(g: np.ndarray, k0: int, k1: int, first: int, stream: int, d: float, c: float,
-                 pending: np.ndarray) -> None:
-        lanes = pending.size
-        for lane in range(lanes):
-            (g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes],
-             pending[lane]) = _first_attempt(k0, k1, _u32(first + lane), stream, d, c)
-        for lane in range(lanes):
-            bits = pending[lane]
-            if bits:
-                for j in range(4):
-                    if bits & (1 << j):
-                        g[j * lanes + lane] = _retry(k0, k1, _u32(first + lane), stream, j, d, c)
 
-    return rejected  # type: ignore[no-any-return]
+@_jit(inline=True)
+def _words(k0: int, k1: int, counter: int) -> tuple[int, int, int, int]:
+    return _philox(counter, _u32(0), _u32(0), _u32(0), k0, k1)
+
+
+@_jit(inline=True)
+def _bernoulli(word: int, keep: float, value: float) -> float:
+    return value if _uniform(word) < keep else _f32(0.0)
+
+
+@_jit(inline=True)
+def _uniform_law(word: int, low: float, width: float) -> float:
+    return low + width * _uniform(word)
+
+
+@_jit(inline=True)
+def _rayleigh(word: int, minus_two_s2: float, unused: float) -> float:
+    return math.sqrt(minus_two_s2 * _log(_open_uniform(word)))
+
+
+@_jit(inline=True)
+def _half_cauchy(word: int, scale: float, unused: float) -> float:
+    c, s = _cos_sin(_open_uniform(word) * _HALF_PI)  # s·|cot(πV/2)|
+    return scale * abs(c / s)
+
+
+@_jit(inline=True)
+def _normals(k0: int, k1: int, counter: int, loc: float, std: float
+             ) -> tuple[float, float, float, float]:
+    w0, w1, w2, w3 = _words(k0, k1, counter)
+    z0, z1 = _box_muller(w0, w1)
+    z2, z3 = _box_muller(w2, w3)
+    return loc + std * z0, loc + std * z1, loc + std * z2, loc + std * z3
 
 
 def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
                   lanes: int) -> Callable[..., None]:
     """The kernel of the gamma-based laws: per program, the gamma draws into buffers, then
     ξ = √(p3/G) (inverse Nakagami; G(m) = G(m + 1)·V^{1/m} with the boost) or G_a/(G_a + G_b)
-    (Beta) and the product."""
+    (Beta) and the product. It closes over plain numbers only, so Numba caches it on disk."""
     beta = law == _LAW_BETA
-    stage_a = _make_gamma_stage(twice_a)
-    stage_b = _make_gamma_stage(twice_b) if beta else stage_a
     block = 4 * lanes
+    # plain numbers, constant in the compiled kernel: Numba prunes the branches not taken
+    exact_a, count_a, half_a = twice_a > 0, twice_a // 2, twice_a % 2 == 1
+    exact_b, count_b, half_b = twice_b > 0, twice_b // 2, twice_b % 2 == 1
 
-    @_jit()
+    @_jit(cache=True)
     def run(x: np.ndarray, y: np.ndarray, k0: int, k1: int, p0: float, p1: float, p2: float,
             p3: float) -> None:
         n = x.size
@@ -311,11 +341,16 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
         for p in range(0, (n + block - 1) // block):
             base = p * block
             first = p * lanes
-            stage_a(g_a, k0, k1, first, 0, p0, p1, pending)
-            if beta:
-                stage_b(g_b, k0, k1, first, 1, p2, p3, pending)
+            if exact_a:
+                _exact_stage(g_a, k0, k1, first, 0, lanes, count_a, half_a)
+            else:
+                _rejection_stage(g_a, k0, k1, first, 0, p0, p1, pending)
             count = min(block, n - base)
             if beta:
+                if exact_b:
+                    _exact_stage(g_b, k0, k1, first, 1, lanes, count_b, half_b)
+                else:
+                    _rejection_stage(g_b, k0, k1, first, 1, p2, p3, pending)
                 for i in range(count):
                     y[base + i] = x[base + i] * (g_a[i] / (g_a[i] + g_b[i]))
             else:
@@ -332,79 +367,51 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
     return run  # type: ignore[no-any-return]
 
 
-def _make_draw4(law: int) -> Callable[..., tuple[float, float, float, float]]:
-    """ξ for the four elements of one lane of a law that needs no gamma draw, from the law's
-    parameters p0..p3."""
-    if law in (_LAW_GAUSSIAN, _LAW_LOG_NORMAL):
-        log_normal = law == _LAW_LOG_NORMAL
-
-        @_jit(inline=True)
-        def normal(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
-                   p3: float) -> tuple[float, float, float, float]:
-            w0, w1, w2, w3 = _philox(counter, _u32(0), _u32(0), _u32(0), k0, k1)
-            z0, z1 = _box_muller(w0, w1)
-            z2, z3 = _box_muller(w2, w3)
-            if log_normal:
-                return (math.exp(p0 + p1 * z0), math.exp(p0 + p1 * z1),
-                        math.exp(p0 + p1 * z2), math.exp(p0 + p1 * z3))
-            return p0 + p1 * z0, p0 + p1 * z1, p0 + p1 * z2, p0 + p1 * z3
-
-        return normal  # type: ignore[no-any-return]
-
-    @_jit(inline=True)
-    def from_word(word: int, p0: float, p1: float) -> float:
-        if law == _LAW_BERNOULLI:
-            return p1 if _uniform(word) < p0 else _f32(0.0)
-        if law == _LAW_UNIFORM:
-            return p0 + p1 * _uniform(word)
-        if law == _LAW_RAYLEIGH:
-            return math.sqrt(p0 * _log(_open_uniform(word)))
-        c, s = _cos_sin(_open_uniform(word) * _HALF_PI)  # half-Cauchy: s·|cot(πV/2)|
-        return p0 * abs(c / s)
-
-    @_jit(inline=True)
-    def words(k0: int, k1: int, counter: int, p0: float, p1: float, p2: float,
-              p3: float) -> tuple[float, float, float, float]:
-        w0, w1, w2, w3 = _philox(counter, _u32(0), _u32(0), _u32(0), k0, k1)
-        return from_word(w0, p0, p1), from_word(w1, p0, p1), from_word(w2, p0, p1), \
-            from_word(w3, p0, p1)
-
-    return words  # type: ignore[no-any-return]
-
-
 @cache
 def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Callable[..., None]:
     """``run(x, y, k0, k1, p0, p1, p2, p3)``: y = x ⊙ ξ over flat float32 arrays, ξ drawn from the
     Philox key (k0, k1) as the Triton kernel with ``LANES = lanes`` draws it."""
     if law in (_LAW_INVERSE_NAKAGAMI, _LAW_BETA):
         return _gamma_kernel(law, twice_a, twice_b, boost, lanes)
-    draw4 = _make_draw4(law)
     block = 4 * lanes
 
-    @_jit()
+    # constant in the compiled kernel: Numba prunes the laws not taken (and, closing over plain
+    # numbers only, caches the kernel on disk)
+    bernoulli, uniform, rayleigh = law == _LAW_BERNOULLI, law == _LAW_UNIFORM, law == _LAW_RAYLEIGH
+    normal, log_normal = law in (_LAW_GAUSSIAN, _LAW_LOG_NORMAL), law == _LAW_LOG_NORMAL
+
+    @_jit(cache=True)
     def run(x: np.ndarray, y: np.ndarray, k0: int, k1: int, p0: float, p1: float, p2: float,
             p3: float) -> None:
         n = x.size
         k0, k1 = _u32(k0), _u32(k1)
-        p0, p1, p2, p3 = _f32(p0), _f32(p1), _f32(p2), _f32(p3)
-        programs = (n + block - 1) // block
-        for p in range(programs):
+        p0, p1 = _f32(p0), _f32(p1)
+        xi = np.empty(block, np.float32)
+        for p in range(0, (n + block - 1) // block):
             base = p * block
-            first = _u32(p * lanes)
-            if base + block <= n:  # a whole program: no bounds checks, the lane loop vectorises
-                for lane in range(lanes):
-                    xi0, xi1, xi2, xi3 = draw4(k0, k1, _u32(first + lane), p0, p1, p2, p3)
-                    at = base + lane
-                    y[at] = x[at] * xi0
-                    y[at + lanes] = x[at + lanes] * xi1
-                    y[at + 2 * lanes] = x[at + 2 * lanes] * xi2
-                    y[at + 3 * lanes] = x[at + 3 * lanes] * xi3
-            else:
-                for lane in range(lanes):
-                    xi = draw4(k0, k1, _u32(first + lane), p0, p1, p2, p3)
-                    for j in range(4):
-                        at = base + j * lanes + lane
-                        if at < n:
-                            y[at] = x[at] * xi[j]
+            first = p * lanes
+            for lane in range(lanes):  # ξ of the program's elements: vectorised
+                counter = _u32(first + lane)
+                if normal:
+                    xi0, xi1, xi2, xi3 = _normals(k0, k1, counter, p0, p1)
+                    if log_normal:
+                        xi0, xi1, xi2, xi3 = (math.exp(xi0), math.exp(xi1), math.exp(xi2),
+                                              math.exp(xi3))
+                else:
+                    if bernoulli:
+                        f = _bernoulli
+                    elif uniform:
+                        f = _uniform_law
+                    elif rayleigh:
+                        f = _rayleigh
+                    else:
+                        f = _half_cauchy
+                    w0, w1, w2, w3 = _words(k0, k1, counter)
+                    xi0, xi1, xi2, xi3 = f(w0, p0, p1), f(w1, p0, p1), f(w2, p0, p1), \
+                        f(w3, p0, p1)
+                xi[lane], xi[lane + lanes], xi[lane + 2 * lanes], xi[lane + 3 * lanes] = \
+                    xi0, xi1, xi2, xi3
+            for i in range(min(block, n - base)):
+                y[base + i] = x[base + i] * xi[i]
 
     return run  # type: ignore[no-any-return]
