@@ -74,28 +74,25 @@ def _jit(inline: bool = False, cache: bool = False) -> Callable[[_F], _F]:
                       fastmath={"contract", "arcp", "nsz"}, error_model="numpy", cache=cache)
 
 
-@intrinsic
-def _bits(typingctx: Any, x: Any) -> Any:
-    """The IEEE bits of a float32 (LLVM bitcast: vectorises, unlike a memory view)."""
-    if x != types.float32:
-        return None
+def _bitcast(source: Any, target: Any) -> Any:
+    """A Numba intrinsic reinterpreting a ``source`` scalar's bits as ``target`` (an LLVM bitcast:
+    it vectorises, unlike a view of memory)."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
+    @intrinsic
+    def cast(typingctx: Any, x: Any) -> Any:
+        if x != source:
+            return None
 
-    return types.int32(types.float32), codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(source), codegen
+
+    return cast
 
 
-@intrinsic
-def _from_bits(typingctx: Any, x: Any) -> Any:
-    """The float32 with these IEEE bits."""
-    if x != types.int32:
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return types.float32(types.int32), codegen
+_bits = _bitcast(types.float32, types.int32)  # the IEEE bits of a float32
+_from_bits = _bitcast(types.int32, types.float32)  # the float32 with these bits
 
 
 @_jit(inline=True)
