@@ -138,3 +138,18 @@ def test_float64_and_small_beta_concentrations_take_the_general_path() -> None:
         y = multiplicative_noise(x, law, generator=torch.Generator().manual_seed(3))
         want = law.to("cpu", dtype).sample((12, 9), generator=torch.Generator().manual_seed(3))
         torch.testing.assert_close(y, want, rtol=0, atol=0)
+
+
+def test_non_contiguous_input_gets_the_draw_of_its_contiguous_copy() -> None:
+    """A transposed input is multiplied in its logical (row-major) order, as the contiguous copy
+    would be, and its gradient comes back in the input's layout."""
+    law = InverseNakagami(2.0, 1.0)
+    base = torch.randn(40, 30)
+    x = base.t().requires_grad_()  # (30, 40), not contiguous
+    y = multiplicative_noise(x, law, generator=torch.Generator().manual_seed(8))
+    want = multiplicative_noise(x.detach().contiguous(), law,
+                                generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(y, want, rtol=0, atol=0)
+    (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    xi = multiplicative_noise(torch.ones(30, 40), law, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(grad, xi, rtol=0, atol=0)
