@@ -17,7 +17,7 @@ import torch
 from scipy import stats
 
 from dropprior.functional import multiplicative_noise
-from dropprior.functional._cpu_kernels import _cos_sin, _log
+from dropprior.functional._cpu_kernels import _cos_sin, _exp, _log
 from dropprior.functional._fused import LANES, fused_multiply, fused_plan, kernel_plan, launch
 from dropprior.noise import Bernoulli, Beta, InverseNakagami
 
@@ -153,3 +153,23 @@ def test_non_contiguous_input_gets_the_draw_of_its_contiguous_copy() -> None:
     (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
     xi = multiplicative_noise(torch.ones(30, 40), law, generator=torch.Generator().manual_seed(8))
     torch.testing.assert_close(grad, xi, rtol=0, atol=0)
+
+
+@numba.njit
+def _exps(a: np.ndarray) -> np.ndarray:
+    out = np.empty_like(a)
+    for i in range(a.size):
+        out[i] = _exp(a[i])
+    return out
+
+
+def test_polynomial_exp_matches_numpy_to_overflow_and_underflow() -> None:
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(-87.0, 88.0, 200_000), rng.uniform(-3, 3, 10_000),
+                        [0.0, -1e-8, 1e-8]]).astype(np.float32)
+    got, want = _exps(x).astype(np.float64), np.exp(x.astype(np.float64))
+    assert np.max(np.abs(got / want - 1)) < 2.0**-22
+    edge = np.float32([89.0, 120.0, -104.0, -200.0, -100.0])
+    out = _exps(edge)
+    assert np.isinf(out[0]) and np.isinf(out[1]) and out[2] == 0.0 and out[3] == 0.0
+    assert 0 < out[4] < 1e-42  # a subnormal, as exp(−100) is in float32
