@@ -45,10 +45,15 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
+from dropprior.functional._fused import LawId
+
 __all__ = ["kernel"]
 
-_LAW_BERNOULLI, _LAW_UNIFORM, _LAW_GAUSSIAN, _LAW_LOG_NORMAL = 0, 1, 2, 3
-_LAW_RAYLEIGH, _LAW_HALF_CAUCHY, _LAW_INVERSE_NAKAGAMI, _LAW_BETA = 4, 5, 6, 7
+# the law ids of the Triton kernel, as plain ints (Numba folds them into constants)
+_LAW_BERNOULLI, _LAW_UNIFORM = int(LawId.BERNOULLI), int(LawId.UNIFORM)
+_LAW_GAUSSIAN, _LAW_LOG_NORMAL = int(LawId.GAUSSIAN), int(LawId.LOG_NORMAL)
+_LAW_RAYLEIGH, _LAW_HALF_CAUCHY = int(LawId.RAYLEIGH), int(LawId.HALF_CAUCHY)
+_LAW_INVERSE_NAKAGAMI, _LAW_BETA = int(LawId.INVERSE_NAKAGAMI), int(LawId.BETA)
 
 _f32 = np.float32
 _u32 = np.uint32
