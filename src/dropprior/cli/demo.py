@@ -14,7 +14,7 @@ from dropprior.experiments.laws import DEMO_LAWS
 _D = DemoSettings()
 
 EXAMPLE = """example:
-  dropprior demo                       # about two minutes on two CPU cores
+  dropprior demo                       # 20-30 s on two CPU cores (the first run compiles kernels)
   dropprior demo --law bernoulli rayleigh --epochs-classification 80 --out runs/demo2"""
 
 
