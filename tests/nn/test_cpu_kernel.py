@@ -25,12 +25,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fused_draws import CASES, N, reference, statistic  # noqa: E402
 
 
-@numba.njit
-def _logs(a: np.ndarray) -> np.ndarray:
-    out = np.empty_like(a)
-    for i in range(a.size):
-        out[i] = _log(a[i])
-    return out
+def _elementwise(fn):  # noqa: ANN001, ANN202
+    """A compiled loop applying the kernel's scalar function ``fn`` to every entry."""
+
+    @numba.njit
+    def apply(a: np.ndarray) -> np.ndarray:
+        out = np.empty_like(a)
+        for i in range(a.size):
+            out[i] = fn(a[i])
+        return out
+
+    return apply
+
+
+_logs, _exps = _elementwise(_log), _elementwise(_exp)
 
 
 @numba.njit
@@ -153,14 +161,6 @@ def test_non_contiguous_input_gets_the_draw_of_its_contiguous_copy() -> None:
     (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
     xi = multiplicative_noise(torch.ones(30, 40), law, generator=torch.Generator().manual_seed(8))
     torch.testing.assert_close(grad, xi, rtol=0, atol=0)
-
-
-@numba.njit
-def _exps(a: np.ndarray) -> np.ndarray:
-    out = np.empty_like(a)
-    for i in range(a.size):
-        out[i] = _exp(a[i])
-    return out
 
 
 def test_polynomial_exp_matches_numpy_to_overflow_and_underflow() -> None:
