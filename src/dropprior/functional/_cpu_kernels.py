@@ -382,13 +382,15 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
                 for i in range(count):
                     y[base + i] = x[base + i] * (g_a[i] / (g_a[i] + g_b[i]))
             else:
-                if boost:  # the uniform of element j of a lane: word j % 2 of pair stream j // 2
-                    for i in range(count):
-                        lane, j = i % lanes, i // lanes
-                        words = _philox(_u32(first + lane), _u32(0), _u32(j // 2), _u32(1),
-                                        k0, k1)
-                        word = words[0] if j % 2 == 0 else words[1]
-                        g_a[i] *= _exp(_log(_open_uniform(word)) * p2)
+                if boost:  # element j of a lane: word j % 2 of pair stream j // 2's call
+                    for lane in range(lanes):
+                        counter = _u32(first + lane)
+                        v0, v1, _, _ = _philox(counter, _u32(0), _u32(0), _u32(1), k0, k1)
+                        v2, v3, _, _ = _philox(counter, _u32(0), _u32(1), _u32(1), k0, k1)
+                        g_a[lane] *= _exp(_log(_open_uniform(v0)) * p2)
+                        g_a[lane + lanes] *= _exp(_log(_open_uniform(v1)) * p2)
+                        g_a[lane + 2 * lanes] *= _exp(_log(_open_uniform(v2)) * p2)
+                        g_a[lane + 3 * lanes] *= _exp(_log(_open_uniform(v3)) * p2)
                 for i in range(count):
                     y[base + i] = x[base + i] * math.sqrt(p3 / g_a[i])
 

@@ -18,7 +18,8 @@ and bfloat16 inputs of fewer than 2³¹ elements, when Triton is importable.
 
 On CPU the same kernel, compiled by Numba (:mod:`dropprior.functional._cpu_kernels`), draws the
 same ξ from the same seed (to float32 rounding; 16-bit inputs are computed in float32), for the
-same laws and dtypes. The first use of each law compiles its kernel (1–9 s, once per process).
+same laws and dtypes. The first use of each law compiles its kernel (0.4–9 s), which Numba
+caches on disk for later processes.
 Under ``TRITON_INTERPRET=1`` (the tests) CPU tensors run the Triton kernel in Triton's
 interpreter instead.
 

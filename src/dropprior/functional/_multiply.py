@@ -15,8 +15,8 @@ in fp32; torch's own CPU ``F.dropout`` does the same). Here:
   (0 bytes per element, one extra draw of compute);
 * noise of x's own shape (per-example ``"unit"`` noise) is drawn inside one kernel that also
   multiplies, and redrawn by it in backward from a saved seed (:mod:`dropprior.functional._fused`:
-  Triton on CUDA; on CPU the same kernel compiled by Numba, for float32 and every law whose draw
-  needs no rejection loop): 8 bytes per call, and no pass over memory for ξ.
+  Triton on CUDA, the same kernel compiled by Numba on CPU; float32, float16 and bfloat16):
+  8 bytes per call, and no pass over memory for ξ.
 
 Under ``torch.compile``, or when the law's parameters require grad (learned noise), the plain
 differentiable form ``x * law.rsample(shape)`` is used instead.
