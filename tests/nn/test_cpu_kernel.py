@@ -17,7 +17,13 @@ import torch
 from scipy import stats
 
 from dropprior.functional import multiplicative_noise
-from dropprior.functional._cpu_kernels import _cos_sin, _exp, _log
+from dropprior.functional._cpu_kernels import (
+    _MIN_PROGRAMS_PER_THREAD,
+    _cos_sin,
+    _exp,
+    _log,
+    run_programs,
+)
 from dropprior.functional._fused import LANES, fused_multiply, fused_plan, kernel_plan, launch
 from dropprior.noise import Bernoulli, Beta, InverseNakagami
 
@@ -173,3 +179,56 @@ def test_polynomial_exp_matches_numpy_to_overflow_and_underflow() -> None:
     out = _exps(edge)
     assert np.isinf(out[0]) and np.isinf(out[1]) and out[2] == 0.0 and out[3] == 0.0
     assert 0 < out[4] < 1e-42  # a subnormal, as exp(−100) is in float32
+
+
+def test_run_programs_splits_a_large_pass_into_contiguous_ranges_on_distinct_threads() -> None:
+    """A pass of P programs on 3 threads is three slices of x, one after the other, covering it
+    once, each with its first program's index; one runs on the calling thread and two on others,
+    at the same time. A small pass stays one call on the calling thread."""
+    import threading
+
+    calls: list[tuple[int, int, int, str]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(3, timeout=10)  # all three slices run at the same time
+
+    def record(x: np.ndarray, y: np.ndarray, tag: int, offset: int) -> None:
+        assert np.shares_memory(x, y) and x.size == y.size
+        with lock:
+            calls.append((offset, x.size, int(x[0]), threading.current_thread().name))
+        barrier.wait()
+
+    block = 4 * LANES
+    programs = 3 * _MIN_PROGRAMS_PER_THREAD + 5
+    x = np.arange(programs * block - 7, dtype=np.float32)  # the last program partly filled
+    run_programs(record, x, x, LANES, 3, 0)
+    calls.sort()
+    assert [offset * block for offset, _, _, _ in calls] == [first for _, _, first, _ in calls]
+    assert calls[0][0] == 0
+    assert all(a[0] * block + a[1] == b[0] * block for a, b in zip(calls, calls[1:], strict=False))
+    assert calls[-1][0] * block + calls[-1][1] == x.size
+    assert len({name for *_, name in calls}) == 3
+    assert threading.current_thread().name in {name for *_, name in calls}
+
+    calls.clear()
+    small = np.zeros(_MIN_PROGRAMS_PER_THREAD * block, np.float32)
+    run_programs(lambda x, y, tag, offset: calls.append(
+        (offset, x.size, 0, threading.current_thread().name)), small, small, LANES, 3, 0)
+    assert calls == [(0, small.size, 0, threading.current_thread().name)]
+
+
+@pytest.mark.parametrize("law", [Bernoulli(0.8), Beta(2.5, 1.7), InverseNakagami(2.3, 1.0)],
+                         ids=["bernoulli", "beta-rejection", "inverse-nakagami-rejection"])
+def test_threads_change_no_draw(law) -> None:  # noqa: ANN001
+    """The same seed gives bit-identical products on 1, 2 and 3 threads (a program's draws depend
+    only on its index), through the layer's own entry point."""
+    x = torch.randn(3 * _MIN_PROGRAMS_PER_THREAD * 4 * LANES + 123)
+    threads = torch.get_num_threads()
+    outputs = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            outputs.append(multiplicative_noise(x, law, generator=torch.Generator().manual_seed(5)))
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
+    torch.testing.assert_close(outputs[2], outputs[0], rtol=0, atol=0)

@@ -19,16 +19,20 @@ except where a rounding flips a Marsaglia–Tsang accept decision (tested).
 
 The gamma-based laws run per program of 4·LANES elements: the gamma draws into a buffer, then ξ
 and the product. An exact sum (a half-integer shape ≤ 8) is one vectorised loop. Rejection
-sampling (any other shape) is a vectorised loop for every element's first attempt, then a scalar
-loop over the elements still pending (~2–5%) from attempt 1 on; each element's value is its first
-accepted attempt, as in the Triton kernel's per-lane loop, so the split changes no number.
+sampling (any other shape) is a vectorised loop for every element's first attempt, then rounds
+over the elements still pending (~2–5%) from attempt 1 on, each round a vectorised attempt over a
+compacted list of them; each element's value is its first accepted attempt, as in the Triton
+kernel's per-lane loop, so the split changes no number.
 
 A kernel is compiled on the first use of its law and gamma shape class (0.4–9 s on a 2-core
 machine) and cached on disk by Numba (``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``):
 later processes load it in ~0.01 s. Each kernel closes over plain numbers only (the law, the gamma
 shapes, the lane count), which is what makes it cacheable, and chooses its law's code by branches
-on those constants, which Numba prunes before compiling. Numba runs the kernels on the calling
-thread: one core per pass.
+on those constants, which Numba prunes before compiling.
+
+The kernels release the GIL. :func:`run_programs` splits a large pass into contiguous ranges of
+programs over the threads torch uses (``torch.get_num_threads()``), as torch's own elementwise
+kernels do; a program's draws depend only on its index, so the split changes no number.
 """
 
 # numba code: numpy scalar types where mypy expects Python floats
@@ -36,7 +40,9 @@ thread: one core per pass.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any, TypeVar
 
@@ -47,7 +53,7 @@ from numba.extending import intrinsic
 
 from dropprior.functional._fused import LawId
 
-__all__ = ["kernel"]
+__all__ = ["kernel", "run_programs"]
 
 # the law ids of the Triton kernel, as plain ints (Numba folds them into constants)
 _LAW_BERNOULLI, _LAW_UNIFORM = int(LawId.BERNOULLI), int(LawId.UNIFORM)
@@ -260,23 +266,14 @@ def _first_attempt(k0: int, k1: int, counter: int, stream: int, d: float, c: flo
     return g0, g1, g2, g3, pending
 
 
-@_jit(cache=True)
-def _retry(k0: int, k1: int, counter: int, stream: int, element: int, d: float,
-           c: float) -> float:
-    """The first accepted attempt ≥ 1 of one element of a lane (element j: pair stream
-    2s + j // 2, word j % 2 of the pair), as the Triton kernel's loop reaches it."""
-    attempt = 1
-    pair = _u32(2 * stream + element // 2)
-    while True:
-        w0, w1, w2, w3 = _philox(counter, _u32(attempt), pair, _u32(0), k0, k1)
-        z_a, z_b = _box_muller(w0, w1)
-        if element % 2 == 0:
-            ok, value = _accept(z_a, w2, d, c)
-        else:
-            ok, value = _accept(z_b, w3, d, c)
-        if ok:
-            return value
-        attempt += 1
+@_jit(inline=True)
+def _attempt(k0: int, k1: int, counter: int, pair: int, attempt: int, odd: bool, d: float,
+             c: float) -> tuple[bool, float]:
+    """Attempt ``attempt`` of element 2·(pair − 2s) + odd of a lane: word ``odd`` of the pair
+    stream's Box–Muller pair, as the Triton kernel's loop draws it."""
+    w0, w1, w2, w3 = _philox(counter, _u32(attempt), _u32(pair), _u32(0), k0, k1)
+    z_a, z_b = _box_muller(w0, w1)
+    return _accept(z_b if odd else z_a, w3 if odd else w2, d, c)
 
 
 @_jit(inline=True)
@@ -295,20 +292,43 @@ def _exact_stage(g: np.ndarray, k0: int, k1: int, first: int, stream: int, lanes
 
 @_jit(inline=True)
 def _rejection_stage(g: np.ndarray, k0: int, k1: int, first: int, stream: int, d: float,
-                     c: float, pending: np.ndarray) -> None:
+                     c: float, pending: np.ndarray, todo: np.ndarray, rows: np.ndarray,
+                     values: np.ndarray, accepted: np.ndarray) -> None:
     """Gamma(α) of one program's elements by Marsaglia–Tsang: a vectorised first attempt for
-    every element, then a scalar loop over the few (~2–5%) still pending, from attempt 1 on: the
-    same values as the Triton kernel's per-lane loop."""
+    every element, then rounds over the few (~2–5%) still pending, each round one vectorised
+    attempt for every element on the list (lane ``todo[i]``, element ``rows[i]`` of the lane), the
+    list then compacted to the ones rejected again. Each element keeps its first accepted attempt:
+    the same values as the Triton kernel's per-lane loop. (Marsaglia–Tsang's squeeze, which spares
+    the logarithms for ~92% of proposals, made this slower here: the ~8% it leaves undecided cost
+    a full attempt each in the rounds, ~5 ns per element against ~2.3 in the first attempt.)"""
     lanes = pending.size
     for lane in range(lanes):
         (g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes],
          pending[lane]) = _first_attempt(k0, k1, _u32(first + lane), stream, d, c)
+    left = 0
     for lane in range(lanes):
         bits = pending[lane]
         if bits:
             for j in range(4):
                 if bits & (1 << j):
-                    g[j * lanes + lane] = _retry(k0, k1, _u32(first + lane), stream, j, d, c)
+                    todo[left] = lane
+                    rows[left] = j
+                    left += 1
+    attempt = 1
+    while left:
+        for i in range(left):  # vectorised: attempt ``attempt`` of every pending element
+            j = rows[i]
+            accepted[i], values[i] = _attempt(k0, k1, _u32(first + todo[i]),
+                                              2 * stream + (j >> 1), attempt, (j & 1) == 1, d, c)
+        kept = 0
+        for i in range(left):
+            if accepted[i]:
+                g[rows[i] * lanes + todo[i]] = values[i]
+            else:
+                todo[kept], rows[kept] = todo[i], rows[i]
+                kept += 1
+        left = kept
+        attempt += 1
 
 
 @_jit(inline=True)
@@ -359,26 +379,32 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
 
     @_jit(cache=True)
     def run(x: np.ndarray, y: np.ndarray, k0: int, k1: int, p0: float, p1: float, p2: float,
-            p3: float) -> None:
+            p3: float, offset: int) -> None:
         n = x.size
         k0, k1 = _u32(k0), _u32(k1)
         p0, p1, p2, p3 = _f32(p0), _f32(p1), _f32(p2), _f32(p3)
         g_a = np.empty(block, np.float32)
         g_b = np.empty(block, np.float32)
         pending = np.zeros(lanes, np.int32)
+        todo = np.empty(block, np.int32)  # the rejection stage's pending elements: lanes
+        rows = np.empty(block, np.int32)  # and rows
+        values = np.empty(block, np.float32)
+        accepted = np.empty(block, np.bool_)
         for p in range(0, (n + block - 1) // block):
             base = p * block
-            first = p * lanes
+            first = (p + offset) * lanes  # the offset enters the counters only
             if exact_a:
                 _exact_stage(g_a, k0, k1, first, 0, lanes, count_a, half_a)
             else:
-                _rejection_stage(g_a, k0, k1, first, 0, p0, p1, pending)
+                _rejection_stage(g_a, k0, k1, first, 0, p0, p1, pending, todo, rows,
+                                 values, accepted)
             count = min(block, n - base)
             if beta:
                 if exact_b:
                     _exact_stage(g_b, k0, k1, first, 1, lanes, count_b, half_b)
                 else:
-                    _rejection_stage(g_b, k0, k1, first, 1, p2, p3, pending)
+                    _rejection_stage(g_b, k0, k1, first, 1, p2, p3, pending, todo, rows,
+                                     values, accepted)
                 for i in range(count):
                     y[base + i] = x[base + i] * (g_a[i] / (g_a[i] + g_b[i]))
             else:
@@ -399,8 +425,10 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
 
 @cache
 def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Callable[..., None]:
-    """``run(x, y, k0, k1, p0, p1, p2, p3)``: y = x ⊙ ξ over flat float32 arrays, ξ drawn from the
-    Philox key (k0, k1) as the Triton kernel with ``LANES = lanes`` draws it."""
+    """``run(x, y, k0, k1, p0, p1, p2, p3, offset)``: y = x ⊙ ξ over flat float32 arrays, ξ drawn
+    from the Philox key (k0, k1) as the Triton kernel with ``LANES = lanes`` draws it for the
+    elements from program ``offset`` on (x and y: a slice of the whole, starting at element
+    ``4·lanes·offset``)."""
     if law in (_LAW_INVERSE_NAKAGAMI, _LAW_BETA):
         return _gamma_kernel(law, twice_a, twice_b, boost, lanes)
     block = 4 * lanes
@@ -412,14 +440,14 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Cal
 
     @_jit(cache=True)
     def run(x: np.ndarray, y: np.ndarray, k0: int, k1: int, p0: float, p1: float, p2: float,
-            p3: float) -> None:
+            p3: float, offset: int) -> None:
         n = x.size
         k0, k1 = _u32(k0), _u32(k1)
         p0, p1 = _f32(p0), _f32(p1)
         xi = np.empty(block, np.float32)
         for p in range(0, (n + block - 1) // block):
             base = p * block
-            first = p * lanes
+            first = (p + offset) * lanes  # the offset enters the counters only
             for lane in range(lanes):  # ξ of the program's elements: vectorised
                 counter = _u32(first + lane)
                 if normal:
@@ -444,3 +472,39 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Cal
                 y[base + i] = x[base + i] * xi[i]
 
     return run  # type: ignore[no-any-return]
+
+
+# Programs per thread below which a pass stays on the calling thread (64 programs = 65 536
+# elements at 256 lanes: ~0.05 ms of the cheapest law, about what handing work to a thread costs).
+_MIN_PROGRAMS_PER_THREAD = 64
+
+
+@cache
+def _pool(pid: int, threads: int) -> ThreadPoolExecutor:
+    """The worker threads of this process (``pid``: a forked child gets its own, since threads do
+    not survive a fork)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="dropprior-noise")
+
+
+def run_programs(run: Callable[..., None], x: np.ndarray, y: np.ndarray, lanes: int,
+                 threads: int, *args: Any) -> None:
+    """``run(x, y, *args, offset)`` over every program of x, the programs split into ``threads``
+    contiguous ranges run at once (each a slice of x and y; the calling thread takes the first);
+    one range when x is small."""
+    block = 4 * lanes
+    programs = -(-x.size // block)
+    parts = max(1, min(threads, programs // _MIN_PROGRAMS_PER_THREAD))
+    if parts == 1:
+        run(x, y, *args, 0)
+        return
+    bounds = [programs * i // parts for i in range(parts + 1)]
+
+    def part(i: int) -> None:
+        low, high = bounds[i] * block, bounds[i + 1] * block
+        run(x[low:high], y[low:high], *args, bounds[i])
+
+    pool = _pool(os.getpid(), threads - 1)
+    futures = [pool.submit(part, i) for i in range(1, parts)]
+    part(0)
+    for future in futures:
+        future.result()

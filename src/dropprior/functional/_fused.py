@@ -208,14 +208,15 @@ def launch(x: Tensor, plan: FusedPlan, seed: Tensor, lanes: int = LANES,
     y = torch.empty_like(x)
     n = x.numel()
     if x.device.type == "cpu" and not _interpreting():
-        from dropprior.functional._cpu_kernels import kernel
+        from dropprior.functional._cpu_kernels import kernel, run_programs
 
         value = int(seed.item())
         run = kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, lanes)
         wide = x.detach().float()  # 16-bit inputs: computed in float32 (a no-op for float32)
         out = y if y.dtype == torch.float32 else torch.empty_like(wide)
-        run(wide.view(-1).numpy(), out.view(-1).numpy(), value & 0xFFFFFFFF,
-            (value >> 32) & 0xFFFFFFFF, *plan.params)
+        run_programs(run, wide.view(-1).numpy(), out.view(-1).numpy(), lanes,
+                     torch.get_num_threads(), value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF,
+                     *plan.params)
         return y if out is y else y.copy_(out)
 
     from dropprior.functional import _noise_kernels as kernels
