@@ -366,8 +366,8 @@ def _normals(k0: int, k1: int, counter: int, loc: float, std: float
     return loc + std * z0, loc + std * z1, loc + std * z2, loc + std * z3
 
 
-def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
-                  lanes: int) -> Callable[..., None]:
+def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
+                  draw_only: bool) -> Callable[..., None]:
     """The kernel of the gamma-based laws: per program, the gamma draws into buffers, then
     ξ = √(p3/G) (inverse Nakagami; G(m) = G(m + 1)·V^{1/m} with the boost) or G_a/(G_a + G_b)
     (Beta) and the product. It closes over plain numbers only, so Numba caches it on disk."""
@@ -406,7 +406,8 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
                     _rejection_stage(g_b, k0, k1, first, 1, p2, p3, pending, todo, rows,
                                      values, accepted)
                 for i in range(count):
-                    y[base + i] = x[base + i] * (g_a[i] / (g_a[i] + g_b[i]))
+                    xi = g_a[i] / (g_a[i] + g_b[i])
+                    y[base + i] = xi if draw_only else x[base + i] * xi
             else:
                 if boost:  # element j of a lane: word j % 2 of pair stream j // 2's call
                     for lane in range(lanes):
@@ -418,19 +419,21 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool,
                         g_a[lane + 2 * lanes] *= _exp(_log(_open_uniform(v2)) * p2)
                         g_a[lane + 3 * lanes] *= _exp(_log(_open_uniform(v3)) * p2)
                 for i in range(count):
-                    y[base + i] = x[base + i] * math.sqrt(p3 / g_a[i])
+                    xi = math.sqrt(p3 / g_a[i])
+                    y[base + i] = xi if draw_only else x[base + i] * xi
 
     return run  # type: ignore[no-any-return]
 
 
 @cache
-def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Callable[..., None]:
+def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
+           draw_only: bool = False) -> Callable[..., None]:
     """``run(x, y, k0, k1, p0, p1, p2, p3, offset)``: y = x ⊙ ξ over flat float32 arrays, ξ drawn
     from the Philox key (k0, k1) as the Triton kernel with ``LANES = lanes`` draws it for the
     elements from program ``offset`` on (x and y: a slice of the whole, starting at element
-    ``4·lanes·offset``)."""
+    ``4·lanes·offset``). With ``draw_only``: y = ξ, and x is not read (pass y as x)."""
     if law in (_LAW_INVERSE_NAKAGAMI, _LAW_BETA):
-        return _gamma_kernel(law, twice_a, twice_b, boost, lanes)
+        return _gamma_kernel(law, twice_a, twice_b, boost, lanes, draw_only)
     block = 4 * lanes
 
     # constant in the compiled kernel: Numba prunes the laws not taken (and, closing over plain
@@ -469,7 +472,7 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int) -> Cal
                 xi[lane], xi[lane + lanes], xi[lane + 2 * lanes], xi[lane + 3 * lanes] = \
                     xi0, xi1, xi2, xi3
             for i in range(min(block, n - base)):
-                y[base + i] = x[base + i] * xi[i]
+                y[base + i] = xi[i] if draw_only else x[base + i] * xi[i]
 
     return run  # type: ignore[no-any-return]
 

@@ -200,27 +200,33 @@ def _interpreting() -> bool:
 
 
 def launch(x: Tensor, plan: FusedPlan, seed: Tensor, lanes: int = LANES,
-           num_warps: int = NUM_WARPS, fast: bool | None = None) -> Tensor:
+           num_warps: int = NUM_WARPS, fast: bool | None = None, draw_only: bool = False,
+           out: Tensor | None = None) -> Tensor:
     """x ⊙ ξ(seed) by one kernel launch (no autograd). ``lanes`` sets which element gets which
     draw (forward and backward must agree); ``num_warps`` only the speed; ``fast``: approximate
-    transcendental functions (default: yes, unless in Triton's interpreter, which lacks them)."""
+    transcendental functions (default: yes, unless in Triton's interpreter, which lacks them);
+    ``draw_only``: ξ alone, of x's shape (on CPU x is then not read; on CUDA ξ = 1 ⊙ ξ);
+    ``out``: a contiguous tensor like x to write the result into (returned)."""
     x = x.contiguous()
-    y = torch.empty_like(x)
     n = x.numel()
     if x.device.type == "cpu" and not _interpreting():
         from dropprior.functional._cpu_kernels import kernel, run_programs
 
         value = int(seed.item())
-        run = kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, lanes)
-        wide = x.detach().float()  # 16-bit inputs: computed in float32 (a no-op for float32)
-        out = y if y.dtype == torch.float32 else torch.empty_like(wide)
-        run_programs(run, wide.view(-1).numpy(), out.view(-1).numpy(), lanes,
+        run = kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, lanes, draw_only)
+        y = torch.empty_like(x) if out is None else out
+        wide = x if draw_only else x.detach().float()  # 16-bit: computed in float32
+        result = y if y.dtype == torch.float32 else torch.empty_like(x, dtype=torch.float32)
+        source = result if draw_only else wide
+        run_programs(run, source.view(-1).numpy(), result.view(-1).numpy(), lanes,
                      torch.get_num_threads(), value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF,
                      *plan.params)
-        return y if out is y else y.copy_(out)
+        return y if result is y else y.copy_(result)
 
     from dropprior.functional import _noise_kernels as kernels
 
+    x = torch.ones_like(x) if draw_only else x
+    y = torch.empty_like(x) if out is None else out
     grid = (-(-n // (4 * lanes)),)
     fast = not _interpreting() if fast is None else fast
     kernels.noise_product[grid](x, y, seed, n, *plan.params, LAW=int(plan.law),
@@ -251,5 +257,17 @@ def fused_multiply(x: Tensor, plan: FusedPlan, generator: torch.Generator | None
     Shape:
         x: any shape, of fewer than 2³¹ elements; output: as x.
     """
-    seed = torch.randint(0, 2**62, (1,), dtype=torch.int64, device=x.device, generator=generator)
-    return _FusedNoise.apply(x, plan, seed)
+    return _FusedNoise.apply(x, plan, _seed(x.device, generator))
+
+
+def fused_sample(out: Tensor, plan: FusedPlan, generator: torch.Generator | None) -> Tensor:
+    """ξ alone, written into the contiguous tensor ``out`` (its values are not read) and
+    returned, drawn by the fused kernel (no autograd), seeded from ``generator``: the kernel's
+    Philox stream, not the generator's own. The same ξ as :func:`fused_multiply` multiplies by
+    from the same seed."""
+    return launch(out, plan, _seed(out.device, generator), draw_only=True, out=out)
+
+
+def _seed(device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """The kernel's 62-bit Philox seed, one draw from ``generator``."""
+    return torch.randint(0, 2**62, (1,), dtype=torch.int64, device=device, generator=generator)
