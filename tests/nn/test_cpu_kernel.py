@@ -22,6 +22,7 @@ from dropprior.functional._cpu_kernels import (
     _cos_sin,
     _exp,
     _log,
+    kernel,
     run_programs,
 )
 from dropprior.functional._fused import LANES, fused_multiply, fused_plan, kernel_plan, launch
@@ -232,3 +233,27 @@ def test_threads_change_no_draw(law) -> None:  # noqa: ANN001
         torch.set_num_threads(threads)
     torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
     torch.testing.assert_close(outputs[2], outputs[0], rtol=0, atol=0)
+
+
+def _threaded_pass(seed: int) -> np.ndarray:
+    """A pass of the Bernoulli kernel on 2 threads, through numpy only (torch's own OpenMP pool
+    hangs in a forked child once the parent has used it: a libgomp limitation, not ours)."""
+    plan = kernel_plan(Bernoulli(0.5))
+    run = kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, LANES)
+    x = np.ones(2 * _MIN_PROGRAMS_PER_THREAD * 4 * LANES, np.float32)
+    y = np.empty_like(x)
+    run_programs(run, x, y, LANES, 2, seed, 0, *plan.params)
+    return y
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the fork start method")
+def test_a_forked_child_gets_its_own_worker_threads() -> None:
+    """After the parent ran a threaded pass (so its worker threads exist), a forked child (a
+    DataLoader worker, say) runs one too, on threads of its own (the parent's do not survive the
+    fork: a pool inherited from it would never run the work), and draws what the parent draws."""
+    import multiprocessing
+
+    parent = _threaded_pass(6)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_threaded_pass, (6,)).get(timeout=60)
+    np.testing.assert_array_equal(child, parent)
