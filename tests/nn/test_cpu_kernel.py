@@ -257,3 +257,18 @@ def test_a_forked_child_gets_its_own_worker_threads() -> None:
     with multiprocessing.get_context("fork").Pool(1) as pool:
         child = pool.apply_async(_threaded_pass, (6,)).get(timeout=60)
     np.testing.assert_array_equal(child, parent)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_sample_is_the_xi_fused_multiply_multiplies_by(dtype) -> None:  # noqa: ANN001
+    """ξ drawn alone into ``out`` (its old values ignored) is, from the same seed, the ξ that
+    the fused product multiplies by: 1 ⊙ ξ, in float32 and rounded to bfloat16."""
+    from dropprior.functional._fused import fused_sample
+
+    law = InverseNakagami(2.3, 1.0)
+    out = torch.full((37, 301), float("nan"), dtype=dtype)
+    plan = fused_plan(law, out)
+    returned = fused_sample(out, plan, torch.Generator().manual_seed(9))
+    assert returned is out
+    product = fused_multiply(torch.ones(37, 301), plan, torch.Generator().manual_seed(9))
+    torch.testing.assert_close(out, product.to(dtype), rtol=0, atol=0)
