@@ -215,9 +215,8 @@ def launch(x: Tensor, plan: FusedPlan, seed: Tensor, lanes: int = LANES,
         value = int(seed.item())
         run = kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, lanes, draw_only)
         y = torch.empty_like(x) if out is None else out
-        wide = x if draw_only else x.detach().float()  # 16-bit: computed in float32
         result = y if y.dtype == torch.float32 else torch.empty_like(x, dtype=torch.float32)
-        source = result if draw_only else wide
+        source = result if draw_only else x.detach().float()  # 16-bit: computed in float32
         run_programs(run, source.view(-1).numpy(), result.view(-1).numpy(), lanes,
                      torch.get_num_threads(), value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF,
                      *plan.params)
