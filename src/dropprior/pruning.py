@@ -20,7 +20,7 @@ either a fraction of them (``keep=``) or those scoring above a ``threshold=``. R
   its input-to-hidden weights in every gate, and the producing Linear's row or ``nn.Embedding``'s
   column;
 * an ADD :class:`~dropprior.nn.Residual` block (structure "layer") with a low score is replaced by
-  ``nn.Identity()`` — h ↦ f(τhW) + h with the branch gone is h.
+  ``nn.Identity()`` — h ↦ τ f(h) + h at τ = 0 is h, biases included.
 
 Removing a group gives exactly the model whose group weights are zero — in eval (mean-scaling)
 mode, the pruned model's outputs equal the unpruned model's with the removed filters' weights

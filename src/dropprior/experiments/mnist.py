@@ -1,7 +1,7 @@
 """MNIST architecture experiments: residual depth priors (ADD, ARD+ADD) and convolutional noise.
 
 **ResNet** (paper Section 5.1): a dense residual network x → ReLU(x W₀) → K blocks
-h ↦ f(τ (h ⊙ ξ) W_k) + h → softmax layer, with f = ReLU. Variants:
+h ↦ τ f((h ⊙ ξ) W_k) + h → softmax layer, with f = ReLU. Variants:
 
 * ``plain``: no noise (τ = ξ = 1);
 * ``stochastic_depth``: Huang et al.: h + λ·f(h W), λ ~ Bernoulli(1 − p) (inverted);

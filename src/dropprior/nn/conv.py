@@ -8,8 +8,14 @@ For input channel c and filter f, the EP computation is a_f = Σ_c (X_c * W_{f,c
 * ``"channel+filter"`` (eq. 24–25): s = τ_f ξ_{c,f};
 * ``"weight"``: one ξ per kernel entry (DropConnect).
 
+Biases: the paper subsumes a filter's bias into its weights, so a filter scale τ_f multiplies the
+bias b_f too: ``"filter"`` gives τ_f (X * W_f + b_f), which is ``nn.Dropout2d(conv(x))`` — bias
+included — with inverted Bernoulli τ, and ``"channel+filter"`` gives
+τ_f (Σ_c (X_c * W_{f,c}) ξ_{c,f} + b_f); τ_f = 0 switches the filter off exactly. The
+(channel, filter) and per-weight scales ξ do not touch the bias (it is not a channel's weight).
+
 Per-example pair/weight noise is applied exactly by a grouped convolution
-(:func:`dropprior.functional.per_example_conv`). The bias carries no noise.
+(:func:`dropprior.functional.per_example_conv`).
 """
 
 from __future__ import annotations
@@ -100,39 +106,42 @@ class _NoisyConvNd(NoisyModule):
             )
         amp = self._compute_dtype(x, self.weight)
         if self.structure == "filter":
-            y = self._conv(x, self.weight, None)
-            y = multiplicative_noise(y, self.noise, "channel", self.granularity,
-                                     generator=self.generator, training=self.sampling)
-            if self.bias is None:
-                return y
-            return y + self.bias.to(y.dtype).view(1, -1, *([1] * self._dims))
+            y = self._conv(x, self.weight, self.bias)
+            return multiplicative_noise(y, self.noise, "channel", self.granularity,
+                                        generator=self.generator, training=self.sampling)
         if not self.sampling:
-            mean = noise_mean(self.noise, x.dtype, x.device)
+            y = self._conv(x, self.weight * noise_mean(self.noise, x.dtype, x.device), self.bias)
             if self.structure == "channel+filter":
-                mean = mean * noise_mean(self.filter_noise, x.dtype, x.device)
-            return self._conv(x, self.weight * mean, self.bias)
+                y = y * noise_mean(self.filter_noise, y.dtype, y.device)
+            return y
         if amp is None:
-            return per_example_conv(x, self.weight, self._weight_noise(x), self.bias,
-                                    self.stride, self.padding, self.dilation, self.groups)
+            xi, tau = self._draw(x)
+            y = per_example_conv(x, self.weight, xi, self.bias, self.stride, self.padding,
+                                 self.dilation, self.groups)
+            return y if tau is None else y * tau
         # Under autocast: the grouped convolution in autocast's dtype, as F.conv's; the casts are
         # differentiable, so the parameters keep their dtype and gradients.
         with torch.autocast(x.device.type, enabled=False):
             x = x.to(amp)
-            return per_example_conv(x, self.weight.to(amp), self._weight_noise(x),
-                                    None if self.bias is None else self.bias.to(amp),
-                                    self.stride, self.padding, self.dilation, self.groups)
+            xi, tau = self._draw(x)
+            y = per_example_conv(x, self.weight.to(amp), xi,
+                                 None if self.bias is None else self.bias.to(amp),
+                                 self.stride, self.padding, self.dilation, self.groups)
+            return y if tau is None else y * tau
 
-    def _weight_noise(self, x: Tensor) -> Tensor:
+    def _draw(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """ξ of shape (N or nothing, F, C, *kernel) and, for ``"channel+filter"``, τ shaped to
+        multiply the output, (N or 1, F, 1, ...); drawn in that order."""
         f, c = self.weight.shape[:2]
         lead = (x.shape[0],) if self.granularity == "example" else ()
         kernel = tuple(self.kernel_size) if self.structure == "weight" else (1,) * self._dims
         gen = None if torch.compiler.is_compiling() and self.generator is None \
             else draw_generator(x.device, self.generator)
         xi = draw_noise(self.noise, (*lead, f, c, *kernel), x.device, x.dtype, gen)
-        if self.structure == "channel+filter":
-            tau = draw_noise(self.filter_noise, (*lead, f, 1, *kernel), x.device, x.dtype, gen)
-            xi = xi * tau
-        return xi
+        if self.structure != "channel+filter":
+            return xi, None
+        tau = draw_noise(self.filter_noise, (*lead, f, 1, *kernel), x.device, x.dtype, gen)
+        return xi, tau.reshape(lead[0] if lead else 1, f, *([1] * self._dims))
 
     def group_norms(self) -> Tensor:
         """channel and channel+filter: ‖W_{f,c,:}‖ over kernel space, shape

@@ -1,13 +1,19 @@
 r"""Residual blocks with automatic depth determination (paper Section 5.1, eq. 13–15).
 
-ADD puts one scale τ_l on every weight of block l, w ~ N(0, σ0² τ_l²); in EP form τ multiplies
-the input of the block's first linear map:
+ADD puts one scale τ_l on every weight of block l, biases included (the paper subsumes biases
+into the weights), w ~ N(0, σ0² τ_l²). In EP form τ multiplies the block's output:
 
-.. math:: h_l = f_l(\tau_l\, h_{l-1} W_l) + h_{l-1}  \quad\text{(ADD, eq. 15)},\qquad
-          h_l = f_l(\tau_l\, h_{l-1} \Xi_l W_l) + h_{l-1} \quad\text{(ARD+ADD, eq. 14)}.
+.. math:: h_l = \tau_l\, f_l(h_{l-1}) + h_{l-1}  \quad\text{(ADD)},\qquad
+          h_l = \tau_l\, f_l(h_{l-1} \Xi_l) + h_{l-1} \quad\text{(ARD+ADD)}.
 
-With Bernoulli τ and a ReLU block, ReLU(τ h W) = τ ReLU(h W) for τ ≥ 0: stochastic depth
-(Huang et al., 2016).
+For a positively homogeneous block with its biases scaled too (ReLU, τ ≥ 0) this is the paper's
+eq. 14–15, f(τ h W) = τ f(h W). Two consequences hold for *any* block, biased or not:
+
+* τ_l = 0 gives h_l = h_{l−1} exactly, so a block the prior switched off contributes nothing and
+  pruning it (replacing it by ``nn.Identity``) is the zeroed model;
+* with inverted Bernoulli τ this is ``torchvision.ops.stochastic_depth(f(h), p, mode) + h``
+  (Huang et al., 2016), ``mode="row"`` for ``granularity="example"`` and ``"batch"`` for
+  ``"batch"``.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ __all__ = ["Residual"]
 
 
 class Residual(NoisyModule):
-    r"""h ↦ block(τ · (h ⊙ ξ)) + h, τ one per example (or batch), ξ one per input unit.
+    r"""h ↦ τ · block(h ⊙ ξ) + h, τ one per example (or batch), ξ one per input unit.
 
-    The noise scales the block's *input*, i.e. the rows of its first linear map (a bias inside the
-    block is not scaled: the prior is on the weights).
+    τ (ADD) scales the block's whole output, biases included, so τ = 0 switches the block off
+    exactly; ξ (ARD) scales the block's input units, the rows of its first linear map. In eval
+    mode each is replaced by its mean.
 
     Args:
         block: the residual branch f(· W); its output must have the input's shape.
@@ -76,15 +83,15 @@ class Residual(NoisyModule):
         if self.unit_noise is not None:
             z = multiplicative_noise(z, self.unit_noise, self.unit_structure, self.granularity,
                                      generator=self.generator, training=self.sampling)
-        if self.depth_noise is not None:
-            z = multiplicative_noise(z, self.depth_noise, "layer", self.granularity,
-                                     generator=self.generator, training=self.sampling)
         out = self.block(z)
         if out.shape != h.shape:
             raise ValueError(
                 f"the residual block must preserve its input's shape {tuple(h.shape)}, "
                 f"got {tuple(out.shape)}"
             )
+        if self.depth_noise is not None:
+            out = multiplicative_noise(out, self.depth_noise, "layer", self.granularity,
+                                       generator=self.generator, training=self.sampling)
         return out + h
 
     def first_weight(self) -> Tensor:
