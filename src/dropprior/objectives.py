@@ -64,6 +64,9 @@ __all__ = [
     "log_likelihood_samples",
     "mc_log_likelihood",
     "marginal_log_likelihood",
+    "tail_adaptive_weights",
+    "tail_adaptive_log_likelihood",
+    "prior_penalty",
     "ep_weight_penalty",
     "gaussian_log_prior",
     "weight_decay_from_sigma0",
@@ -87,15 +90,16 @@ def check_samples(samples: int, name: str = "samples") -> int:
 
 
 def noise_granularities(model: nn.Module) -> set[str]:
-    """The set of noise granularities ("example", "batch", "sequence") of the model's noisy layers.
+    """The set of noise granularities ("example", "batch", "sequence") of the model's noisy layers
+    and variational weights (one weight draw per forward pass: "batch").
 
     torch's own dropout modules draw per example and count as "example".
     """
-    from dropprior.nn import NoisyModule
+    from dropprior.nn import Stochastic
 
     found: set[str] = set()
     for module in model.modules():
-        if isinstance(module, NoisyModule):
+        if isinstance(module, Stochastic):
             found.add(str(module.granularity))
     return found
 
@@ -212,6 +216,45 @@ def marginal_log_likelihood(model: nn.Module, x: Tensor, y: Tensor, likelihood: 
     return torch.logsumexp(logp, dim=0) - log_s
 
 
+def tail_adaptive_weights(logp: Tensor) -> Tensor:
+    r"""The tail-adaptive rank weights of S log-likelihoods per example (Wang et al., 2018, with
+    β = −1, as the follow-up trains dropout): sort the draws by log-likelihood, largest first, and
+    give the draw of rank r the weight (1/r) / Σ_{k=1}^S 1/k. Ties keep the draws' order.
+
+    Shape:
+        logp: (S, N); result: (S, N), each column summing to 1.
+    """
+    if logp.dim() != 2:
+        raise ValueError(f"logp must have shape (S, N), got {tuple(logp.shape)}")
+    s = logp.shape[0]
+    order = torch.argsort(logp.detach(), dim=0, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(0, order, torch.arange(1, s + 1, device=logp.device).unsqueeze(1)
+                   .expand_as(order))
+    weights = 1.0 / ranks.to(logp.dtype)
+    return weights / weights.sum(dim=0, keepdim=True)
+
+
+def tail_adaptive_log_likelihood(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likelihood,
+                                 samples: int = 1, vectorize: bool | None = None) -> Tensor:
+    r"""The tail-adaptive objective: :math:`\sum_s \gamma_{s,n} \log p(y_n\mid x_n, W, \Xi_s)`
+    with the rank weights γ of :func:`tail_adaptive_weights` held constant in the gradient, so
+    its gradient is the γ-weighted sum of the draws' gradients. Between the MC objective (equal
+    weights) and the marginal bound (weights ∝ the likelihoods), it leans on the better draws
+    without the variance of self-normalised importance weights. With one draw per *batch* the
+    draws are ranked by their joint log-likelihood over the batch.
+
+    Shape:
+        result: (N,).
+    """
+    logp = log_likelihood_samples(model, x, y, likelihood, samples, vectorize)
+    if "batch" in noise_granularities(model):
+        weights = tail_adaptive_weights(logp.sum(dim=1, keepdim=True)).expand_as(logp)
+    else:
+        weights = tail_adaptive_weights(logp)
+    return (weights.detach() * logp).sum(dim=0)
+
+
 # ---- the Gaussian prior on the EP weights ---------------------------------------------------
 
 def _parameters(params: nn.Module | Iterable[Tensor]) -> list[Tensor]:
@@ -265,6 +308,23 @@ def gaussian_log_prior(params: nn.Module | Iterable[Tensor], sigma0: float) -> T
     count = sum(p.numel() for p in tensors)
     const = -0.5 * count * math.log(2 * math.pi * sigma0**2)
     return const - ep_weight_penalty(tensors, sigma0)
+
+
+def prior_penalty(model: nn.Module, sigma0: float) -> Tensor:
+    r"""−log p(θ) of a model, up to constants: the Gaussian N(0, σ0²) on its EP weights
+    (:func:`ep_weight_penalty`) plus, where learned scales are attached, their term
+    (:func:`dropprior.scales.scale_penalty`: −Σ log p(s_g) for type-II MAP; the KL of q from the
+    prior at closed-form scales, −Σ log p(v_g), for VI). The parameters the scales' term covers
+    (the scales; for VI the means and standard deviations) get no Gaussian.
+
+    Shape:
+        result: scalar.
+    """
+    from dropprior.scales import covered_parameters, scale_penalty
+
+    covered = covered_parameters(model)
+    plain = [p for p in model.parameters() if id(p) not in covered]
+    return ep_weight_penalty(plain, sigma0) + scale_penalty(model, sigma0)
 
 
 def weight_decay_from_sigma0(sigma0: float, n_data: int) -> float:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior.relevance import relevance
+from dropprior.scales import collapse, has_scales, kept_groups, layer_layout
 
 __all__ = ["prune", "PruneResult", "SelectFeatures", "count_parameters", "count_flops"]
 
@@ -143,7 +145,8 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
     return total[0] // example_input.shape[0]
 
 
-def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: str) -> Tensor:
+def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: str,
+            allow_none: bool = False) -> Tensor:
     s = scores.reshape(-1)
     if keep is not None:
         n_keep = max(1, math.ceil(keep * s.numel()))
@@ -151,7 +154,7 @@ def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: s
         return torch.sort(order[:n_keep]).values
     assert threshold is not None
     index = torch.nonzero(s > threshold).reshape(-1)
-    if index.numel() == 0:
+    if index.numel() == 0 and not allow_none:
         raise ValueError(f"threshold={threshold} removes every group of layer {name!r} (its "
                          f"largest score is {float(s.max()):.4g}); use a lower threshold or keep=")
     return index
@@ -327,9 +330,10 @@ def _filter_scores(layer: Any, scores: Tensor) -> Tensor:
     return scores if layer.structure == "filter" else scores.square().sum(dim=0).sqrt()
 
 
-def prune(model: nn.Module, keep: float | None = None, threshold: float | None = None,
+def prune(model: nn.Module, keep: float | None = None, threshold: float | str | None = None,
           layers: list[str] | None = None, scale: str = "auto",
-          example_input: Tensor | None = None) -> PruneResult:
+          example_input: Tensor | None = None, by: str = "auto",
+          fine_tune: Callable[[nn.Module], object] | None = None) -> PruneResult:
     """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
 
     What is removed, per kind of noisy layer at the top level of the Sequential:
@@ -345,21 +349,32 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
     * :class:`~dropprior.nn.NoisyLSTM`: input dimensions of its first layer (score: the tied
       score, or for untied gates the root-sum-square over the four gates — a dimension is removed
       from every gate), with the producing Linear's rows or ``nn.Embedding``'s columns;
-    * ADD :class:`~dropprior.nn.Residual` blocks (structure "layer"): replaced by ``nn.Identity``.
+    * ADD :class:`~dropprior.nn.Residual` blocks (structure "layer" or "unit+layer"): replaced by
+      ``nn.Identity``; every block may go (a linear target needs none).
+
+    A model with learned scales (:mod:`dropprior.scales`) is pruned by them, and
+    ``threshold="auto"`` takes the groups the fit kept (:func:`dropprior.scales.kept_groups`: VI
+    by the posterior SNR, type-II MAP by the scale's collapse) — absolute decisions, not a
+    fraction. The pruned model holds the point weights (MAP: s·z; VI: the posterior means) and
+    no scales; in eval mode it equals the unpruned point model with the removed groups zeroed.
 
     Args:
         model: an ``nn.Sequential`` of (Noisy)Linear / (Noisy)Conv layers, element-wise,
             pooling, batch-norm and Flatten modules, and :class:`~dropprior.nn.Residual` blocks.
         keep: fraction in (0, 1] of each pruned layer's groups to keep (the top scores, at least
             one).
-        threshold: keep the groups whose relevance score exceeds this (exactly one of ``keep``
-            and ``threshold``).
+        threshold: keep the groups whose relevance score exceeds this, or ``"auto"`` (learned
+            scales only) for the fit's own decision (exactly one of ``keep`` and ``threshold``).
         layers: names (as in ``named_modules``) of the noisy layers to prune; None: all of them.
             Two layers may not prune the same interface (a filter-pruned conv and the
             input-pruned layer after it): name one.
-        scale: the relevance scale (see :func:`dropprior.relevance.relevance`).
+        scale: the norm score's noise scale (see :func:`dropprior.relevance.norm_relevance`).
         example_input: an input batch for the FLOP count; default zeros of the first linear
             layer's width (required when the model starts with a convolution).
+        by: the relevance score (:func:`dropprior.relevance.relevance`), for a numeric
+            ``threshold`` or ``keep``.
+        fine_tune: called with the pruned model (e.g. a short :func:`dropprior.fit`) before the
+            counts are taken; its return value is ignored.
 
     Returns:
         a :class:`PruneResult`.
@@ -374,13 +389,21 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"prune() supports nn.Sequential models, got {type(model).__name__}; "
                         "read relevance(model) and rebuild the model by hand")
-    scores = relevance(model, scale=scale)
+    if isinstance(threshold, str):
+        if threshold != "auto":
+            raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
+        decisions = kept_groups(model)  # raises for a model without learned scales
+        scores = layer_layout(model, {k: v.to(torch.float64) for k, v in decisions.items()})
+        threshold = 0.5
+    else:
+        scores = relevance(model, by=by, scale=scale)
+    base: Any = collapse(copy.deepcopy(model)) if has_scales(model) else model
     targets = list(scores) if layers is None else list(layers)
     for name in targets:
         if name not in scores:
             raise ValueError(f"layer {name!r} is not a noisy layer of the model; noisy layers: "
                              f"{list(scores)}")
-    children = list(model)
+    children = list(base)
     if example_input is None:
         first: Any = next((m for m in children if _is_linear(m) or _is_conv(m)), None)
         if first is None or not _is_linear(first):
@@ -388,18 +411,19 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
                              "linear layer")
         example_input = torch.zeros(1, first.in_features, dtype=first.weight.dtype)
 
-    new = copy.deepcopy(model)
+    new = copy.deepcopy(base)
     new_children = list(new)
     kept: dict[str, Tensor] = {}
     block_names = [n for n in targets if "." not in n and isinstance(children[int(n)], Residual)
-                   and children[int(n)].structure == "layer"]
+                   and children[int(n)].structure in ("layer", "unit+layer")]
     if block_names:
         block_scores = torch.cat([scores[n].reshape(1) for n in block_names])
-        chosen = _choose(block_scores, keep, threshold, "residual blocks")
+        chosen = _choose(block_scores, keep, threshold, "residual blocks", allow_none=True)
         for j, n in enumerate(block_names):
             if j not in chosen.tolist():
                 new_children[int(n)] = nn.Identity()
-        kept["residual_blocks"] = torch.tensor([int(block_names[j]) for j in chosen.tolist()])
+        kept["residual_blocks"] = torch.tensor([int(block_names[j]) for j in chosen.tolist()],
+                                               dtype=torch.long)
     surgery = _Surgery(children, new_children)
     for name in targets:
         if name in block_names:
@@ -434,11 +458,13 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | None =
     if surgery.select is not None:
         front = [SelectFeatures(*surgery.select)]
     pruned = nn.Sequential(*front, *new_children)
+    if fine_tune is not None:
+        fine_tune(pruned)
     return PruneResult(
         model=pruned,
         kept=kept,
-        params_before=count_parameters(model),
+        params_before=count_parameters(base),
         params_after=count_parameters(pruned),
-        flops_before=count_flops(model, example_input),
+        flops_before=count_flops(base, example_input),
         flops_after=count_flops(pruned, example_input),
     )

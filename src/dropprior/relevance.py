@@ -1,8 +1,18 @@
 r"""Reading the prior back: one relevance score per group of weights that shares a noise scale.
 
-A noisy layer's group g (an input feature under ARD on the first layer, a hidden unit, a residual
-block under ADD, a conv channel or filter, an LSTM input dimension per gate) has EP weights z_g
-and effective weights w_g = ξ_g z_g. Its relevance score is
+:func:`relevance` reports what the fit says about each group (``by=``):
+
+* ``"scale"`` — the learned scale s_g of :mod:`dropprior.scales` (type-II MAP: s_g; VI: √v_g);
+* ``"snr"`` — VI only: the group's posterior signal-to-noise ratio √(Σμ²/Σσ²);
+* ``"norm"`` — :func:`norm_relevance`, the weight-norm score below (the only score a model with a
+  fixed noise law has: every group has the same prior scale, so it cannot select by itself);
+* ``"auto"`` (default) — ``"scale"`` where the model has learned scales, else ``"norm"``.
+
+Posterior inclusion probabilities of Bernoulli groups are :func:`dropprior.inference.inclusion`'s.
+
+**The norm score.** A noisy layer's group g (an input feature under ARD on the first layer, a
+hidden unit, a residual block under ADD, a conv channel or filter, an LSTM input dimension per
+gate) has EP weights z_g and effective weights w_g = ξ_g z_g. Its norm score is
 
 .. math:: r_g = c(p_\xi)\,\|z_g\|_2,
 
@@ -28,7 +38,14 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice
 from dropprior.noise import NoiseLaw
 
-__all__ = ["relevance", "noise_scale", "SCALES"]
+__all__ = ["relevance", "norm_relevance", "noise_scale", "SCALES", "RELEVANCE"]
+
+RELEVANCE = {
+    "auto": "the learned scale where the model has one, else the norm score",
+    "scale": "the learned group scale (dropprior.scales)",
+    "snr": "VI: the group's posterior signal-to-noise ratio",
+    "norm": "the EP group norm times a scale of the noise law (norm_relevance)",
+}
 
 SCALES = {
     "auto": "sqrt(E[ξ²]) where finite, else the median of |ξ|",
@@ -88,8 +105,42 @@ def _law_of(module: nn.Module) -> NoiseLaw:
     return module.noise  # type: ignore[return-value]
 
 
-def relevance(model: nn.Module, scale: str = "auto") -> dict[str, Tensor]:
-    r"""Relevance scores per group for every noisy layer of ``model``.
+def relevance(model: nn.Module, by: str = "auto", scale: str = "auto") -> dict[str, Tensor]:
+    r"""Relevance per group for every noisy layer of ``model``: the learned scale, the VI
+    posterior SNR, or the norm score (module docstring).
+
+    Args:
+        model: a model containing :class:`dropprior.nn.NoisyModule` layers.
+        by: "auto", "scale", "snr" or "norm" (:data:`RELEVANCE`).
+        scale: the noise-law scale of the norm score (:func:`norm_relevance`).
+
+    Returns:
+        ``{layer name: scores}`` in the layout of the layer's ``group_norms()``. For layers with
+        two groups the learned scales multiply (ARD+ADD gives the block's scale; conv
+        channel+filter the (channel, filter) pair's scale times its filter's); their SNR is the
+        coarser group's (the filter's, the block's).
+
+    Raises:
+        ValueError: ``by="scale"`` or ``"snr"`` on a model without learned scales / VI.
+    """
+    from dropprior.scales import group_snr, has_scales, layer_layout, learned_scales
+
+    check_choice("by", by, RELEVANCE)
+    if by == "auto":
+        by = "scale" if has_scales(model) else "norm"
+    if by == "norm":
+        return norm_relevance(model, scale)
+    if not has_scales(model):
+        raise ValueError(f"relevance(by={by!r}) needs learned scales: call "
+                         "dropprior.scales.learn_scales(model) or variational(model) before "
+                         "training; by='norm' scores a model without them")
+    if by == "scale":
+        return layer_layout(model, learned_scales(model), combine="product")
+    return layer_layout(model, group_snr(model), combine="coarse")
+
+
+def norm_relevance(model: nn.Module, scale: str = "auto") -> dict[str, Tensor]:
+    r"""Norm scores per group for every noisy layer of ``model``: c(p_ξ) ‖z_g‖.
 
     Args:
         model: a model containing :class:`dropprior.nn.NoisyModule` layers.
@@ -104,7 +155,7 @@ def relevance(model: nn.Module, scale: str = "auto") -> dict[str, Tensor]:
         each value: the layer's ``group_norms()`` shape.
 
     Example:
-        >>> scores = relevance(model)
+        >>> scores = norm_relevance(model)
         >>> scores["0"].argsort(descending=True)   # input features, most relevant first
     """
     from dropprior.nn import MultiplicativeNoise, NoisyModule

@@ -5,8 +5,9 @@ Each step minimises the per-example MAP loss of :mod:`dropprior.objectives` on a
 .. math:: \ell_B(W) = -\frac1{|B|}\sum_{n\in B}\hat{\mathcal L}_S(x_n,y_n)
           + \frac{1}{2N\sigma_0^2}\|W\|^2,
 
-with :math:`\hat{\mathcal L}_S` the MC objective (eq. 3, ``objective="mc"``) or the marginal-MAP
-bound (eq. 10, ``objective="marginal"``) over S noise draws and N the training-set size, so that
+with :math:`\hat{\mathcal L}_S` the MC objective (eq. 3, ``objective="mc"``), the marginal-MAP
+bound (eq. 10, ``objective="marginal"``) or the tail-adaptive objective (``"tail_adaptive"``)
+over S noise draws and N the training-set size, so that
 :math:`N\ell` is an unbiased estimate of the negative log joint. The prior is an explicit loss
 term (not the optimizer's ``weight_decay``), so any optimizer gives the same objective.
 
@@ -31,16 +32,20 @@ from dropprior._validation import check_choice
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import (
     check_samples,
-    ep_weight_penalty,
     marginal_log_likelihood,
     mc_log_likelihood,
+    prior_penalty,
+    tail_adaptive_log_likelihood,
 )
 from dropprior.prediction import mc_mode
 
 __all__ = ["fit", "History", "OBJECTIVES", "OPTIMIZERS"]
 
-#: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound.
-OBJECTIVES = ("mc", "marginal")
+#: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound;
+#: "tail_adaptive": the rank-weighted draws of the ICML 2019 follow-up.
+OBJECTIVES = ("mc", "marginal", "tail_adaptive")
+_OBJECTIVE_FNS = {"mc": mc_log_likelihood, "marginal": marginal_log_likelihood,
+                  "tail_adaptive": tail_adaptive_log_likelihood}
 #: "adam": torch.optim.Adam; "sgd": torch.optim.SGD with momentum 0.9.
 OPTIMIZERS = ("adam", "sgd")
 #: "raise": FloatingPointError on a non-finite loss; "stop": end training, flag it in History.
@@ -116,9 +121,12 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         likelihood: a :class:`~dropprior.likelihoods.Likelihood`; its parameters (a learned
             noise std) are trained too.
         x, y: the training data (N examples along dim 0).
-        objective: "mc" (eq. 3) or "marginal" (eq. 10).
+        objective: "mc" (eq. 3), "marginal" (eq. 10) or "tail_adaptive"
+            (:func:`dropprior.objectives.tail_adaptive_log_likelihood`).
         samples: S ≥ 1 noise draws per example per step.
-        sigma0: σ0 of the Gaussian prior N(0, σ0²) on all model parameters (∞: no prior).
+        sigma0: σ0 of the Gaussian prior N(0, σ0²) on all model parameters (∞: no prior); with
+            learned scales (:mod:`dropprior.scales`) the prior of
+            :func:`dropprior.objectives.prior_penalty`, which needs a finite σ0.
         optimizer: "adam" or "sgd" (momentum 0.9); ``lr`` its learning rate.
         epochs: passes over the training data.
         batch_size: minibatch size (None: full batch).
@@ -175,7 +183,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
     step_batch = n_train if batch_size is None else min(batch_size, n_train)
     params = list(model.parameters()) + list(likelihood.parameters())
     opt = _make_optimizer(optimizer, params, float(lr))
-    objective_fn = mc_log_likelihood if objective == "mc" else marginal_log_likelihood
+    objective_fn = _OBJECTIVE_FNS[objective]
     # Validate the batch shapes once, with a clear message, before training.
     model.train()
     with torch.no_grad():
@@ -211,7 +219,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
             idx = perm[i:i + step_batch]
             xb, yb = x_tr[idx], y_tr[idx]
             loglik = objective_fn(model, xb, yb, likelihood, samples, vectorize)
-            loss = -loglik.mean() + ep_weight_penalty(model, sigma0) / n_train
+            loss = -loglik.mean() + prior_penalty(model, sigma0) / n_train
             if not bool(torch.isfinite(loss)):
                 if on_nonfinite == "raise":
                     raise FloatingPointError(

@@ -3,13 +3,14 @@ ResNets, CNNs and LSTMs, the :func:`mc` context for Monte Carlo prediction, and
 :func:`apply_noise` to convert a torch model."""
 
 from dropprior.nn._convert import apply_noise
-from dropprior.nn._module import MultiplicativeNoise, NoisyModule, mc
+from dropprior.nn._module import MultiplicativeNoise, NoisyModule, Stochastic, mc
 from dropprior.nn.conv import NoisyConv1d, NoisyConv2d
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import NoisyLSTM
 from dropprior.nn.residual import Residual
 
 __all__ = [
+    "Stochastic",
     "NoisyModule",
     "MultiplicativeNoise",
     "NoisyLinear",

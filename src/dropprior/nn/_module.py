@@ -22,7 +22,7 @@ from dropprior._validation import check_choice
 from dropprior.functional import GRANULARITIES, multiplicative_noise
 from dropprior.noise import NoiseLaw
 
-__all__ = ["NoisyModule", "MultiplicativeNoise", "mc", "check_law"]
+__all__ = ["Stochastic", "NoisyModule", "MultiplicativeNoise", "mc", "check_law"]
 
 
 def check_law(name: str, noise: object, required: bool = True) -> NoiseLaw | None:
@@ -39,7 +39,27 @@ def check_law(name: str, noise: object, required: bool = True) -> NoiseLaw | Non
     return noise
 
 
-class NoisyModule(nn.Module):
+class Stochastic(nn.Module):
+    """Abstract base of every module that draws noise: it samples in training mode and inside
+    :func:`mc`, and states how often it redraws (``granularity``).
+
+    Attributes:
+        granularity: ``"example"``, ``"batch"`` or ``"sequence"``.
+    """
+
+    granularity: str
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mc_depth = 0
+
+    @property
+    def sampling(self) -> bool:
+        """Whether forward draws noise: in training mode, or inside :func:`mc`."""
+        return self.training or self._mc_depth > 0
+
+
+class NoisyModule(Stochastic):
     """Abstract base: a module that multiplies a weight group's inputs by noise ξ.
 
     Attributes:
@@ -51,17 +71,7 @@ class NoisyModule(nn.Module):
 
     noise: NoiseLaw
     structure: str
-    granularity: str
     generator: torch.Generator | None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._mc_depth = 0
-
-    @property
-    def sampling(self) -> bool:
-        """Whether forward draws noise: in training mode, or inside :func:`mc`."""
-        return self.training or self._mc_depth > 0
 
     def group_norms(self) -> Tensor:
         """The L2 norm of the EP weights of each group that shares one noise scale."""
@@ -125,7 +135,8 @@ class MultiplicativeNoise(NoisyModule):
 def mc(model: nn.Module) -> Iterator[nn.Module]:
     """Draw noise in eval mode: Monte Carlo prediction.
 
-    Inside the context every :class:`NoisyModule` of ``model`` samples whatever its mode, and
+    Inside the context every :class:`Stochastic` module of ``model`` (noisy layers, variational
+    weights) samples whatever its mode, and
     torch's own dropout modules (``nn.Dropout``, ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``,
     ``nn.FeatureAlphaDropout``) are switched to training mode; their previous modes are restored
     on exit. Nothing else changes mode (batch norm keeps its running statistics).
@@ -137,7 +148,7 @@ def mc(model: nn.Module) -> Iterator[nn.Module]:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"mc() takes a torch.nn.Module, got {type(model).__name__}")
-    noisy = [m for m in model.modules() if isinstance(m, NoisyModule)]
+    noisy = [m for m in model.modules() if isinstance(m, Stochastic)]
     dropouts = [m for m in model.modules() if isinstance(m, _DropoutNd)]
     modes = [m.training for m in dropouts]
     for layer in noisy:
