@@ -6,8 +6,11 @@ The public surface, re-exported here:
 * structured noise layers (:mod:`dropprior.nn`) over one pure function
   (:mod:`dropprior.functional`), with :func:`mc` for Monte Carlo prediction at eval time and
   :func:`apply_noise` to convert a torch model;
-* likelihoods, the MC and marginal-MAP objectives, :func:`fit`, :func:`predict`, metrics,
-  :func:`relevance` and :func:`prune`;
+* likelihoods, the MC, marginal-MAP and tail-adaptive objectives, :func:`fit`, :func:`predict`,
+  metrics, :func:`relevance` and :func:`prune`;
+* learned group scales (:mod:`dropprior.scales`) under scale hyperpriors
+  (:mod:`dropprior.hyperpriors`): type-II MAP (:func:`learn_scales`) and VI with closed-form
+  scales (:func:`variational`);
 * MCMC under the same priors (:mod:`dropprior.inference`), the Jensen-gap analysis
   (:mod:`dropprior.analysis`), data readers (:mod:`dropprior.data`) and the benchmark runner
   (:mod:`dropprior.experiments`). These three load on first access, so that ``import dropprior``
@@ -19,7 +22,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from dropprior import functional, likelihoods, metrics, nn, noise, objectives, priors
+from dropprior import (
+    functional,
+    hyperpriors,
+    likelihoods,
+    metrics,
+    nn,
+    noise,
+    objectives,
+    priors,
+    scales,
+)
+from dropprior.hyperpriors import (
+    GammaScale,
+    HalfCauchyScale,
+    InverseGammaScale,
+    LogUniformScale,
+    ScaleHyperprior,
+)
 from dropprior.nn import (
     MultiplicativeNoise,
     NoisyConv1d,
@@ -58,7 +78,8 @@ from dropprior.priors import (
     VarianceGamma,
 )
 from dropprior.pruning import PruneResult, prune
-from dropprior.relevance import relevance
+from dropprior.relevance import norm_relevance, relevance
+from dropprior.scales import group_snr, learn_scales, learned_scales, variational
 from dropprior.training import History, fit
 from dropprior.truncation import Truncated
 
@@ -77,6 +98,7 @@ __all__ = [
     "__version__",
     # subpackages
     "noise", "priors", "functional", "nn", "likelihoods", "objectives", "metrics",
+    "hyperpriors", "scales",
     "analysis", "data", "experiments", "inference", "plotting",
     # noise laws
     "NoiseLaw", "Bernoulli", "Gaussian", "Rayleigh", "InverseNakagami", "HalfCauchy", "Beta",
@@ -89,5 +111,8 @@ __all__ = [
     "NoisyModule", "MultiplicativeNoise", "NoisyLinear", "NoisyConv1d", "NoisyConv2d",
     "Residual", "NoisyLSTM", "mc", "apply_noise",
     # training and prediction
-    "fit", "History", "predict", "relevance", "prune", "PruneResult",
+    "fit", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
+    # learned group scales
+    "ScaleHyperprior", "InverseGammaScale", "GammaScale", "HalfCauchyScale", "LogUniformScale",
+    "learn_scales", "variational", "learned_scales", "group_snr",
 ]

@@ -40,9 +40,11 @@ __all__ = ["kept_groups", "VI_MAX_LOG_ALPHA", "MAP_MIN_SCALE", "learn_scales", "
            "update_scales", "scale_penalty", "learned_scales", "group_snr", "has_scales",
            "covered_parameters", "collapse", "INFERENCE"]
 
-VI_MAX_LOG_ALPHA = 3.0
-"""VI: a group is off when log α_g = log(Σσ²/Σμ²) > 3, Molchanov et al. (2017)'s rule for a weight,
-applied to the group: its posterior mean is buried in its posterior spread."""
+VI_MAX_LOG_ALPHA = 0.0
+"""VI: a group is off when log α_g = log(Σσ²/Σμ²) > 0, i.e. its posterior signal-to-noise ratio
+√(Σμ²/Σσ²) is below 1: zero lies within one posterior standard deviation of the group's mean (in
+norm). Molchanov et al. (2017) prune a single weight at log α > 3; a group's SNR aggregates D
+weights, and an unsupported group's SNR settles at noise level (below 1) rather than near 0."""
 
 MAP_MIN_SCALE = 1e-3
 """Type-II MAP: a group is off when its learned scale has fallen below 1e-3, three orders of

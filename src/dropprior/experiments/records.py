@@ -1,0 +1,52 @@
+"""Result records: one small JSON file per finished job, in a tracked folder.
+
+A record holds what is needed to regenerate and judge a number: the command, the resolved
+configuration, the seed, the package versions, the git commit, the metrics and the seconds the
+job took. Records live under ``results/<experiment>/`` in the repository (not in the ignored
+``runs/``), one file per job key, written atomically by :class:`ResultStore`, so a rerun skips
+what is finished and a fresh checkout resumes where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dropprior.experiments.rundir import versions
+from dropprior.experiments.store import ResultStore
+
+__all__ = ["make_record", "record_store", "git_commit", "RESULTS_DIR"]
+
+RESULTS_DIR = Path("results")
+"""The tracked folder of result records, relative to the repository root."""
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit checked out at ``cwd`` (with ``+dirty`` if the tree has changes), or None
+    outside a git work tree."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def make_record(command: str, config: Mapping[str, Any], seed: int,
+                metrics: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+    """A result record (module docstring); ``config`` and ``metrics`` must be JSON-serialisable.
+    """
+    return {"command": command, "config": dict(config), "seed": int(seed),
+            "versions": versions(), "commit": git_commit(), "metrics": dict(metrics),
+            "seconds": round(float(seconds), 2)}
+
+
+def record_store(experiment: str, root: str | Path = RESULTS_DIR) -> ResultStore:
+    """The store of ``experiment``'s records, ``<root>/<experiment>/``."""
+    if not experiment or "/" in experiment:
+        raise ValueError(f"experiment must be a plain folder name, got {experiment!r}")
+    return ResultStore(Path(root) / experiment)
