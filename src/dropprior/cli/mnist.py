@@ -1,0 +1,74 @@
+"""``dropprior mnist``: LeNet-300-100 or LeNet-5-Caffe with learned group scales, pruned by the
+fit's own decisions; prints the test error, the kept architecture, parameters and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from dropprior.cli._common import resolve_data_dir
+from dropprior.cli._config import Options, resolve
+from dropprior.experiments.lenet import ARCHS, LenetSettings, run_and_record
+from dropprior.experiments.records import RESULTS_DIR
+from dropprior.hyperpriors import HYPERPRIORS
+from dropprior.scales import INFERENCE
+
+_D = LenetSettings()
+_HELP = {
+    "arch": "network", "inference": "vi (closed-form scales) or map (learned scales)",
+    "hyperprior": "the scales' hyperprior", "epochs": "training epochs",
+    "batch_size": "minibatch size", "lr": "Adam learning rate",
+    "sigma0": "prior std of the weights", "init_std": "VI: initial posterior std",
+    "keep": "Bernoulli keep probability of the layers' noise (MAP keeps it on)",
+    "train_size": "training images (a random subset)", "seed": "subset, weights and draws",
+}
+_CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE),
+            "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "mnist", help="LeNet-300-100 / LeNet-5-Caffe with learned group scales, pruned",
+        description="Train a LeNet on MNIST with learned group scales (VI or type-II MAP), "
+        "prune the groups the fit switched off, and print test error, the kept architecture, "
+        "parameters and FLOPs before and after. The result record (JSON) goes to "
+        "RESULTS/lenet/; a run whose record exists is read, not rerun.")
+    opts = Options(parser)
+    opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
+             help="data root holding mnist/ (or the mnist/ folder itself)",
+             shown="$DROPPRIOR_DATA_DIR")
+    for f in fields(LenetSettings):
+        kind = type(getattr(_D, f.name))
+        opts.add("--" + f.name.replace("_", "-"), default=getattr(_D, f.name),
+                 kind=None if f.name in _CHOICES else kind, choices=_CHOICES.get(f.name),
+                 help=_HELP[f.name])
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
+                        help=f"folder of result records (default: {RESULTS_DIR})")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="training checkpoint: written every epoch, resumed if it exists "
+                        "(default: none)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    values = resolve(args)
+    settings = LenetSettings(**{f.name: values[f.name] for f in fields(LenetSettings)})
+    data_dir = resolve_data_dir(values["data_dir"], "mnist")
+    command = "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    record, fresh = run_and_record(settings, command, data_dir, args.results, args.checkpoint)
+    m = record["metrics"]
+    print(f"{'ran' if fresh else 'read'}: {settings.arch}, {settings.inference} / "
+          f"{settings.hyperprior}, {m['epochs_run']} epochs ({record['seconds']:.0f} s)")
+    if "prune_error" in m:
+        print(f"test error {100 * m['test_error']:.2f}%; not pruned: {m['prune_error']}")
+        return 0
+    print(f"test error {100 * m['test_error']:.2f}%, pruned {100 * m['test_error_pruned']:.2f}%")
+    print(f"kept architecture {m['kept_architecture']}")
+    print(f"parameters {m['params_before']} -> {m['params_after']}, "
+          f"FLOPs {m['flops_before']} -> {m['flops_after']}")
+    print(json.dumps(m))
+    return 0

@@ -1,0 +1,180 @@
+r"""LeNets on MNIST with learned group scales: how small does the prior make them?
+
+Architectures (``arch``):
+
+* ``"lenet-300-100"``: 784 → 300 → 100 → 10 (ReLU), every linear map a unit-structured (ARD)
+  :class:`~dropprior.nn.NoisyLinear`, so each input pixel and each hidden unit is a group;
+* ``"lenet-5-caffe"``: conv 20 (5×5) → max-pool 2 → conv 50 (5×5) → max-pool 2 → fc 800 → 500
+  (ReLU) → 10, as Caffe's LeNet; the convolutions are filter-structured
+  :class:`~dropprior.nn.NoisyConv2d` (a filter and its bias are a group), the fc layers ARD.
+
+Inference: ``"vi"`` (:func:`dropprior.scales.variational`) or ``"map"``
+(:func:`dropprior.scales.learn_scales`), trained with :func:`dropprior.fit` (categorical
+likelihood). The test error is the point network's (VI: posterior means; MAP: w = s·z with the
+noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off.
+LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
+convolutions' filters (with them the fc layer's matching input features) and the fc layer's
+units; the ``kept`` architecture is conv1 filters - conv2 filters - fc1 inputs - fc1 units.
+FLOPs are :func:`dropprior.pruning.count_flops`'s: 2 × the multiply–accumulates of the linear and
+convolutional maps per image.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dropprior._validation import check_choice
+
+__all__ = ["ARCHS", "LenetSettings", "build_lenet", "run_lenet", "run_and_record"]
+
+ARCHS = {
+    "lenet-300-100": "784-300-100-10 MLP, ARD on every layer's inputs",
+    "lenet-5-caffe": "conv 20 - pool - conv 50 - pool - fc 500 - 10, filter and ARD groups",
+}
+
+
+@dataclass(frozen=True)
+class LenetSettings:
+    """One LeNet run (module docstring)."""
+
+    arch: str = "lenet-300-100"
+    inference: str = "vi"
+    hyperprior: str = "log_uniform"
+    epochs: int = 100
+    batch_size: int = 100
+    lr: float = 1e-3
+    sigma0: float = 1.0
+    init_std: float = 0.01
+    keep: float = 0.9
+    train_size: int = 60_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from dropprior.hyperpriors import HYPERPRIORS
+        from dropprior.scales import INFERENCE
+
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("inference", self.inference, INFERENCE)
+        check_choice("hyperprior", self.hyperprior, [k for k in HYPERPRIORS if k != "auto"])
+        for name in ("epochs", "batch_size", "train_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def build_lenet(arch: str, keep: float = 0.9) -> nn.Sequential:
+    """The network of ``arch`` with Bernoulli(keep, inverted) noise on every group.
+
+    Shape:
+        input: (N, 784) for LeNet-300-100, (N, 1, 28, 28) for LeNet-5-Caffe; output: (N, 10).
+    """
+    from dropprior.nn import NoisyConv2d, NoisyLinear
+    from dropprior.noise import Bernoulli
+
+    check_choice("arch", arch, ARCHS)
+    law = Bernoulli(keep, inverted=True)
+    if arch == "lenet-300-100":
+        return nn.Sequential(NoisyLinear(784, 300, law), nn.ReLU(), NoisyLinear(300, 100, law),
+                             nn.ReLU(), NoisyLinear(100, 10, law))
+    return nn.Sequential(NoisyConv2d(1, 20, 5, law, "filter"), nn.MaxPool2d(2),
+                         NoisyConv2d(20, 50, 5, law, "filter"), nn.MaxPool2d(2), nn.Flatten(),
+                         NoisyLinear(800, 500, law), nn.ReLU(), NoisyLinear(500, 10, law))
+
+
+def _images(x: Tensor, arch: str) -> Tensor:
+    from dropprior.data.mnist import MNIST_MEAN, MNIST_STD
+
+    x = (x - MNIST_MEAN) / MNIST_STD
+    return x if arch == "lenet-300-100" else x.reshape(-1, 1, 28, 28)
+
+
+def _error(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        wrong = sum(int((model(x[i:i + 2000]).argmax(1) != y[i:i + 2000]).sum())
+                    for i in range(0, x.shape[0], 2000))
+    return wrong / x.shape[0]
+
+
+def _architecture(arch: str, kept: dict[str, Tensor]) -> str:
+    if arch == "lenet-300-100":
+        sizes = [len(kept.get("0", range(784))), len(kept.get("2", range(300))),
+                 len(kept.get("4", range(100)))]
+    else:
+        f1, f2 = len(kept.get("0", range(20))), len(kept.get("2", range(50)))
+        sizes = [f1, f2, 16 * f2, len(kept.get("7", range(500)))]
+    return "-".join(map(str, sizes))
+
+
+def run_lenet(s: LenetSettings, data_dir: str | Path | None,
+              checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Train, prune by the fit's decisions, and return the metrics of a result record."""
+    from dropprior import fit, prune, scales
+    from dropprior.data.mnist import load_mnist
+    from dropprior.likelihoods import Categorical
+
+    x, y = load_mnist(data_dir, "train")
+    x_test, y_test = load_mnist(data_dir, "test")
+    gen = torch.Generator().manual_seed(s.seed)
+    pick = torch.randperm(x.shape[0], generator=gen)[:s.train_size]
+    x, y = _images(x[pick], s.arch), y[pick]
+    x_test = _images(x_test, s.arch)
+    torch.manual_seed(s.seed)
+    model = build_lenet(s.arch, s.keep)
+    if s.inference == "vi":
+        scales.variational(model, s.hyperprior, init_std=s.init_std)
+    else:
+        scales.learn_scales(model, s.hyperprior)
+    start = time.perf_counter()
+    history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs, lr=s.lr,
+                  batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=checkpoint,
+                  resume=checkpoint is not None)
+    seconds = time.perf_counter() - start
+    import copy
+
+    error = _error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
+    example = x_test[:1]
+    layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]
+    metrics: dict[str, Any] = {"epochs_run": history.epochs_run, "test_error": error,
+                               "train_seconds": round(seconds, 1)}
+    try:
+        result = prune(model, threshold="auto", layers=layers, example_input=example)
+    except ValueError as err:  # the fit switched a whole layer off: nothing left to run
+        metrics["prune_error"] = str(err)
+        return metrics
+    metrics.update({
+        "test_error_pruned": _error(result.model, x_test, y_test),
+        "kept_architecture": _architecture(s.arch, result.kept),
+        "params_before": result.params_before, "params_after": result.params_after,
+        "flops_before": result.flops_before, "flops_after": result.flops_after,
+    })
+    return metrics
+
+
+def record_key(s: LenetSettings) -> str:
+    """The job key of a run: its settings, field by field."""
+    return "lenet/" + ",".join(f"{k}={v}" for k, v in asdict(s).items())
+
+
+def run_and_record(s: LenetSettings, command: str, data_dir: str | Path | None,
+                   root: str | Path | None = None,
+                   checkpoint: str | Path | None = None) -> tuple[dict[str, Any], bool]:
+    """The run's result record from ``results/lenet/`` if it is there, else run and write it.
+    Returns (record, whether it was run now)."""
+    from dropprior.experiments.records import RESULTS_DIR, make_record, record_store
+
+    store = record_store("lenet", RESULTS_DIR if root is None else root)
+    key = record_key(s)
+    if store.has(key):
+        return store.get(key), False
+    start = time.perf_counter()
+    metrics = run_lenet(s, data_dir, checkpoint)
+    record = make_record(command, asdict(s), s.seed, metrics, time.perf_counter() - start)
+    store.put(key, record)
+    return record, True
