@@ -10,7 +10,9 @@ The model (a structured Gaussian scale-mixture prior) is separate from inference
 * :func:`sgld`, :func:`sgld_network`: minibatch stochastic-gradient Langevin dynamics;
 * :func:`kuo_mallick`: Kuo & Mallick's Gibbs sampler for Bernoulli noise in the EP
   (spike-and-slab variable selection, linear or probit regression);
-* :func:`horseshoe_gibbs`: Makalic & Schmidt's horseshoe Gibbs sampler (a reference for HMC).
+* :func:`horseshoe_gibbs`: Makalic & Schmidt's horseshoe Gibbs sampler (a reference for HMC);
+* :func:`inclusion_probabilities`: posterior inclusion probabilities of a trained network's
+  Bernoulli groups, by Gibbs sweeps over the indicators or exact enumeration.
 """
 
 from dropprior.inference._density import (
@@ -22,6 +24,11 @@ from dropprior.inference._density import (
 )
 from dropprior.inference._diagnostics import bulk_ess, rank_normalize, split_chains, split_rhat
 from dropprior.inference._horseshoe import HorseshoeGibbsResult, horseshoe_gibbs
+from dropprior.inference._inclusion import (
+    INCLUSION_METHODS,
+    InclusionResult,
+    inclusion_probabilities,
+)
 from dropprior.inference._kuo_mallick import KuoMallickResult, kuo_mallick
 from dropprior.inference._linear import linear_regression_model, scale_mixture_model
 from dropprior.inference._mcmc import ALGORITHMS, MCMCResult, run_mcmc
@@ -48,5 +55,6 @@ __all__ = [
     "prior_log_prob", "normal_log_prob",
     "sgld", "sgld_network",
     "kuo_mallick", "KuoMallickResult", "horseshoe_gibbs", "HorseshoeGibbsResult",
+    "inclusion_probabilities", "InclusionResult", "INCLUSION_METHODS",
     "split_rhat", "bulk_ess", "split_chains", "rank_normalize",
 ]

@@ -1,0 +1,46 @@
+"""``dropprior mnist``: the LeNets with learned scales, the record it writes, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dropprior.cli import main
+from dropprior.experiments.lenet import LenetSettings, build_lenet
+from dropprior.pruning import count_flops
+
+
+@pytest.mark.parametrize(("arch", "shape", "macs"), [
+    ("lenet-300-100", (784,), 784 * 300 + 300 * 100 + 100 * 10),
+    # conv1 24·24·20·25, conv2 8·8·50·500, fc 800·500 + 500·10
+    ("lenet-5-caffe", (1, 28, 28), 24 * 24 * 20 * 25 + 8 * 8 * 50 * 500 + 800 * 500 + 5000),
+])
+def test_architectures_and_their_flops(arch, shape, macs) -> None:
+    model = build_lenet(arch)
+    x = torch.zeros(2, *shape)
+    assert model(x).shape == (2, 10)
+    assert count_flops(model, x) == 2 * macs
+
+
+def test_lenet5_trains_prunes_and_records(data_dir, tmp_path, capsys) -> None:
+    argv = ["mnist", "--arch", "lenet-5-caffe", "--epochs", "1", "--train-size", "1000",
+            "--data-dir", str(data_dir), "--results", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    m = json.loads(out.strip().splitlines()[-1])
+    assert 0.0 <= m["test_error"] < 0.9
+    assert m["params_after"] <= m["params_before"] and m["flops_after"] <= m["flops_before"]
+    f1, f2, fc_in, units = map(int, m["kept_architecture"].split("-"))
+    assert fc_in == 16 * f2 and 1 <= f1 <= 20 and 1 <= units <= 500
+    records = list((tmp_path / "lenet").glob("*.json"))
+    assert len(records) == 1
+    assert main(argv) == 0 and capsys.readouterr().out.startswith("read:")
+
+
+def test_bad_settings_name_the_value() -> None:
+    with pytest.raises(ValueError, match=r"arch='lenet-4' is not valid"):
+        LenetSettings(arch="lenet-4")
+    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+        LenetSettings(epochs=0)
