@@ -372,13 +372,14 @@ def test_apply_noise_converts_and_reports(capsys) -> None:
     before = model.eval()(x)
     apply_noise(model, Gaussian(1.0, 0.5))
     out = capsys.readouterr().out
-    assert "1: Dropout(p=0.5" in out and "MultiplicativeNoise" in out
+    assert "1 + 2: Dropout(p=0.5" in out and "Identity + NoisyLinear" in out
     assert_close(model(x), before)  # E[ξ] = 1 in eval mode
     apply_noise(model, Gaussian(1.0, 0.5), "weight", layers=["linear"])
     assert isinstance(model[0], NoisyLinear) and model[0].structure == "weight"
+    assert model[2].structure == "unit"  # the dropout's layer is not converted twice
     assert_close(model(x), before)
     conv = nn.Sequential(nn.Conv2d(2, 3, 3), nn.LSTM(3, 3))
-    apply_noise(conv, Rayleigh(1.0), layers=["conv", "lstm"], verbose=False)
+    apply_noise(conv, Rayleigh.with_mean(1.0), layers=["conv", "lstm"], verbose=False)
     assert isinstance(conv[0], NoisyConv2d) and isinstance(conv[1], NoisyLSTM)
 
 

@@ -1,0 +1,118 @@
+"""apply_noise gives the model a torch user wants: per-layer rates, no doubled noise, the same
+parameters and eval outputs, a model relevance/prune accept, and every skip reported."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from dropprior.nn import MultiplicativeNoise, NoisyLinear, apply_noise
+from dropprior.noise import Bernoulli, Gaussian, HalfCauchy, registered_laws
+from dropprior.pruning import prune
+from dropprior.relevance import relevance
+
+
+def _mlp(dtype=torch.float32) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 8), nn.ReLU(),
+                         nn.Dropout(0.6), nn.Linear(8, 2)).to(dtype)
+
+
+def test_a_family_name_matches_each_layers_own_rate(capsys) -> None:
+    model = apply_noise(_mlp(), "gaussian")
+    assert "matched to its own dropout rate" in capsys.readouterr().out
+    for index, p in ((3, 0.1), (6, 0.6)):
+        law = model[index].noise
+        assert isinstance(law, Gaussian)
+        assert float(law.std) == pytest.approx(math.sqrt(p / (1 - p)), rel=1e-6)
+
+
+def test_a_law_instance_is_used_everywhere_and_the_summary_says_so(capsys) -> None:
+    law = Gaussian(1.0, 0.5)
+    model = apply_noise(_mlp(), law)
+    assert "one law everywhere" in capsys.readouterr().out
+    assert model[3].noise is law and model[6].noise is law
+
+
+def test_dropout_and_the_next_linear_become_one_noisy_layer() -> None:
+    model = apply_noise(_mlp(), "bernoulli", verbose=False)
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+    assert not any(isinstance(m, MultiplicativeNoise) for m in model.modules())
+    assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "Identity", "NoisyLinear",
+                                                 "ReLU", "Identity", "NoisyLinear"]
+
+
+def test_relevance_and_prune_accept_the_default_conversion() -> None:
+    model = apply_noise(_mlp(), "bernoulli", verbose=False)
+    scores = relevance(model)
+    assert set(scores) == {"3", "6"}
+    result = prune(model, keep=0.5)
+    assert result.params_after < result.params_before
+
+
+def test_parameters_dtype_and_freezing_are_kept_and_optimizers_keep_working() -> None:
+    model = _mlp(torch.float64)
+    model[3].bias.requires_grad_(False)
+    before = {id(p) for p in model.parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    apply_noise(model, "gaussian", verbose=False)
+    assert {id(p) for p in model.parameters()} == before
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert not model[3].bias.requires_grad and model[3].weight.requires_grad
+    w = model[3].weight.detach().clone()
+    model(torch.randn(5, 4, dtype=torch.float64)).sum().backward()
+    opt.step()
+    assert not torch.equal(model[3].weight, w)  # the old optimizer updates the new layer
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "gaussian", "inverse_nakagami", "log_normal",
+                                    "uniform"])
+def test_eval_outputs_are_unchanged_for_every_family_with_a_mean(family) -> None:
+    assert family in registered_laws()
+    model = _mlp(torch.float64).eval()
+    x = torch.randn(6, 4, dtype=torch.float64)
+    before = model(x)
+    apply_noise(model, family, layers=["dropout", "linear"], verbose=False)
+    assert_close(model(x), before)
+
+
+def test_a_law_with_another_mean_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"needs E\[ξ\] = 1.*E\[ξ\] = 0.8.*inverted=True"):
+        apply_noise(_mlp(), Bernoulli(0.8))
+    apply_noise(_mlp(), Bernoulli(0.8, inverted=True), verbose=False)
+    apply_noise(_mlp(), HalfCauchy(1.0), verbose=False)  # no mean, no eval rule to break
+
+
+def test_every_skip_is_reported(capsys) -> None:
+    attention = nn.Sequential(nn.MultiheadAttention(8, 2))
+    apply_noise(attention, "gaussian", layers=["linear"])
+    out = capsys.readouterr().out
+    assert "out_proj" in out and "left unchanged: a subclass of nn.Linear" in out
+    root = nn.Linear(3, 3)
+    apply_noise(root, "gaussian", layers=["linear"])
+    assert "<root>: Linear" in capsys.readouterr().out
+    apply_noise(nn.Sequential(nn.Dropout(0.0), nn.Linear(2, 2)), "gaussian")
+    assert "p=0 draws no noise" in capsys.readouterr().out
+
+
+def test_meta_device_model_is_a_clear_error() -> None:
+    with torch.device("meta"):
+        model = _mlp()
+    with pytest.raises(ValueError, match="meta device"):
+        apply_noise(model, "gaussian")
+
+
+def test_the_fused_layer_is_dropout_then_linear_given_the_same_mask() -> None:
+    """The fused layer is exactly Dropout then Linear given the same mask."""
+    model = apply_noise(nn.Sequential(nn.Dropout(0.3), nn.Linear(5, 2)).double(), "bernoulli",
+                        verbose=False)  # float64: the general path, whose draws torch.rand replays
+    layer = model[1]
+    assert isinstance(layer, NoisyLinear)
+    layer.generator = torch.Generator().manual_seed(4)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    mask = torch.rand((7, 5), dtype=torch.float64, generator=torch.Generator().manual_seed(4)) < 0.7
+    assert_close(model.train()(x), nn.functional.linear(x * mask / 0.7, layer.weight, layer.bias))
