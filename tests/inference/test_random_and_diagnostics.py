@@ -62,3 +62,18 @@ def test_diagnostics_reject_bad_shapes():
         bulk_ess(torch.randn(10))
     with pytest.raises(ValueError, match="at least 4"):
         split_rhat(torch.randn(2, 3))
+
+
+def test_antithetic_chains_give_a_positive_bounded_ess():
+    """AR(−0.7), 2 × 200 draws: theory gives ESS ≈ 400·1.7/0.3 ≈ 2267 > S; the estimate must be
+    positive (a missing Geyer truncation gave −57 067) and at most S·log10(S)."""
+    x = _ar1(2, 200, -0.7, 3)
+    ess = float(bulk_ess(x))
+    assert 400 < ess <= 400 * torch.log10(torch.tensor(400.0)).item() + 1e-6
+
+
+def test_one_chain_has_a_positive_ess():
+    x = _ar1(1, 300, 0.3, 4)
+    ess = float(bulk_ess(x))
+    assert 0 < ess <= 300 * 2.5
+    assert abs(ess / (300 * 0.7 / 1.3) - 1) < 0.5

@@ -1,10 +1,9 @@
 """MCMC convergence diagnostics: rank-normalised split R-hat and bulk effective sample size.
 
 Both follow Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021), "Rank-normalization, folding,
-and localization: an improved R-hat": each chain is split in half, the pooled draws of every scalar
-are replaced by normal scores z = Φ⁻¹((r − 3/8)/(S + 1/4)) of their ranks r among all S draws, and
-the classic quantities are computed on those scores with :mod:`pyro.ops.stats`
-(``gelman_rubin`` and ``effective_sample_size``, Geyer's initial monotone sequence).
+and localization: an improved R-hat", and are computed by ArviZ, the field's implementation
+(``arviz.rhat(method="rank")`` and ``arviz.ess(method="bulk")``). :func:`split_chains` and
+:func:`rank_normalize` expose the two transforms they start from.
 
 A scalar that is constant across every draw (e.g. an inclusion indicator that never flips) has no
 defined autocorrelation; it is reported with R-hat 1 and ESS equal to the number of draws, rather
@@ -14,7 +13,6 @@ than ``nan``.
 from __future__ import annotations
 
 import torch
-from pyro.ops.stats import effective_sample_size, gelman_rubin
 from scipy.stats import rankdata
 from torch import Tensor
 
@@ -62,8 +60,28 @@ def _constant(draws: Tensor) -> Tensor:
     return (flat == flat[:1]).all(dim=0).reshape(draws.shape[2:])
 
 
+def _arviz(draws: Tensor, method: str, kind: str) -> Tensor:
+    """ArviZ's ``ess`` / ``rhat`` of every scalar of (C, S, ...) draws, as a float64 tensor."""
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings():  # ArviZ 0.x announces its 1.0 refactor on import
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+
+    flat = draws.reshape(draws.shape[0], draws.shape[1], -1).numpy()
+    dataset = az.convert_to_dataset({"x": flat})
+    fn = az.ess if kind == "ess" else az.rhat
+    with warnings.catch_warnings():  # 0/0 of a constant scalar; the callers replace its value
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.asarray(fn(dataset, method=method)["x"].values, dtype=np.float64)
+    return torch.from_numpy(values).reshape(draws.shape[2:])
+
+
 def split_rhat(draws: Tensor) -> Tensor:
-    """Rank-normalised split R-hat of every scalar; values near 1 (< 1.01) mean the chains agree.
+    """Rank-normalised split R-hat of every scalar, ArviZ's ``rhat(method="rank")`` (the larger
+    of the bulk and the folded value); values near 1 (< 1.01) mean the chains agree.
 
     Needs at least one chain (split into two halves) of at least 4 draws.
 
@@ -71,35 +89,19 @@ def split_rhat(draws: Tensor) -> Tensor:
         draws: (C, S, ...) → (...).
     """
     draws = _check_draws(draws)
-    scores, constant = _scores(draws)
-    rhat = gelman_rubin(scores, chain_dim=0, sample_dim=1)
-    return torch.where(constant, torch.ones_like(rhat), rhat)
+    rhat = _arviz(draws, "rank", "rhat")
+    return torch.where(_constant(draws), torch.ones_like(rhat), rhat)
 
 
 def bulk_ess(draws: Tensor) -> Tensor:
-    """Bulk effective sample size of every scalar, pooled over chains.
+    """Bulk effective sample size of every scalar, pooled over chains: ArviZ's
+    ``ess(method="bulk")`` (rank-normalised split chains, Geyer's initial monotone sequence;
+    antithetic chains are capped at S·log10(S) draws, so the ESS is never negative).
 
     Shape:
         draws: (C, S, ...) → (...).
     """
     draws = _check_draws(draws)
-    scores, constant = _scores(draws)
-    ess = effective_sample_size(scores, chain_dim=0, sample_dim=1)
-    total = torch.full_like(ess, float(scores.shape[0] * scores.shape[1]))
-    return torch.where(constant, total, ess)
-
-
-def _scores(draws: Tensor) -> tuple[Tensor, Tensor]:
-    """Split, rank-normalised draws, with constant scalars swapped for a placeholder.
-
-    pyro.ops.stats spreads the 0/0 of one constant scalar to every scalar of the batch, so a
-    constant scalar's scores are replaced by iid normals (fixed seed) and its result is overwritten
-    by the caller.
-    """
-    constant = _constant(draws)
-    scores = split_chains(rank_normalize(draws))
-    if bool(constant.any()):
-        filler = torch.randn(scores.shape, dtype=scores.dtype,
-                             generator=torch.Generator().manual_seed(0))
-        scores = torch.where(constant, filler, scores)
-    return scores, constant
+    ess = _arviz(draws, "bulk", "ess")
+    total = torch.full_like(ess, float(draws.shape[0] * draws.shape[1]))
+    return torch.where(_constant(draws), total, ess)
