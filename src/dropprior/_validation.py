@@ -5,14 +5,16 @@ Every error names the bad value and what is accepted.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["check_choice", "check_positive", "check_in_interval", "as_param", "check_finite",
-           "check_at_least", "check_less"]
+__all__ = ["check_bool", "check_choice", "check_positive", "check_in_interval", "as_param",
+           "check_finite", "check_at_least", "check_less"]
 
 T = TypeVar("T")
 
@@ -25,11 +27,34 @@ def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool; else a TypeError quoting it (``"no"`` and ``1`` are not flags)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def as_param(value: float | Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """A law parameter as a floating tensor (python floats become the default dtype)."""
+    """A law parameter as a floating tensor (python floats become the default dtype).
+
+    Raises:
+        TypeError: a bool, a string, None, a complex number or another non-number, quoting it
+            (``True`` is not the number 1 here, and ``"no"`` is not a value).
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"expected a real number or a real tensor as a parameter, got an "
+                            f"array of dtype {value.dtype}")
+        return torch.as_tensor(value, dtype=dtype or torch.get_default_dtype())
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Tensor)):
+        raise TypeError(f"expected a real number or a real tensor as a parameter, got {value!r} "
+                        f"({type(value).__name__})")
+    if isinstance(value, Tensor) and (value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"expected a real number or a real tensor as a parameter, got a "
+                        f"{value.dtype} tensor")
     if isinstance(value, Tensor):
         return value if value.is_floating_point() else value.to(torch.get_default_dtype())
-    return torch.as_tensor(value, dtype=dtype or torch.get_default_dtype())
+    return torch.as_tensor(float(value), dtype=dtype or torch.get_default_dtype())
 
 
 def check_positive(name: str, value: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -141,8 +142,17 @@ class ClassificationPrediction:
     sample_probs: Tensor
 
 
-def predict(model: nn.Module, x: Tensor, samples: int = 100, likelihood: Likelihood | None = None,
-            method: str = "mc", batch_size: int | None = None,
+class _Unset:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_UNSET: Any = _Unset()
+
+
+def predict(model: nn.Module, x: Tensor, samples: int = 100,
+            likelihood: Likelihood | None = _UNSET, method: str = "mc",
+            batch_size: int | None = None,
             vectorize: bool | None = None) -> RegressionPrediction | ClassificationPrediction:
     """Predict with MC averaging over noise draws (or deterministic mean-scaling).
 
@@ -151,10 +161,11 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100, likelihood: Likelih
             restored afterwards; gradients are not tracked.
         x: inputs.
         samples: S ≥ 1 noise draws (ignored by mean-scaling).
-        likelihood: selects the summary: ``None`` or :class:`~dropprior.likelihoods.Gaussian` →
-            :class:`RegressionPrediction` (aleatoric variance only with a likelihood);
+        likelihood: required; selects the summary: :class:`~dropprior.likelihoods.Gaussian` →
+            :class:`RegressionPrediction` with its aleatoric variance;
             :class:`~dropprior.likelihoods.Categorical` / :class:`~dropprior.likelihoods.Bernoulli`
-            → :class:`ClassificationPrediction`.
+            → :class:`ClassificationPrediction`; ``None`` → a regression summary of the raw
+            outputs (no aleatoric part; a classifier's logits would be averaged as numbers).
         method: "mc" or "mean_scaling" (raises if some layer's E[ξ] is infinite).
         batch_size: examples per forward pass (None: all at once).
         vectorize: see :func:`dropprior.objectives.output_samples`.
@@ -164,11 +175,18 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100, likelihood: Likelih
     """
     check_choice("method", method, PREDICTION_METHODS)
     check_samples(samples)
+    if likelihood is _UNSET:
+        raise TypeError("predict() needs likelihood=: Categorical() or Bernoulli() for a "
+                        "classifier, Gaussian(noise_std=...) for a regression, or None to "
+                        "summarise the raw outputs as a regression without aleatoric noise")
     if likelihood is not None and not isinstance(likelihood, Likelihood):
         raise TypeError(f"likelihood must be a dropprior Likelihood or None, got "
                         f"{type(likelihood).__name__}")
     if not isinstance(x, Tensor) or x.dim() == 0:
         raise TypeError("x must be a torch.Tensor with a batch dimension")
+    if x.shape[0] == 0:
+        raise ValueError(f"x holds no examples (shape {tuple(x.shape)}); predict needs at least "
+                         "one")
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size

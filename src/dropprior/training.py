@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
             with ``restore_best`` the best epoch's weights are restored at the end.
         val_samples: noise draws for the validation loss.
         grad_clip: clip the gradient's global L2 norm to this value (None: no clipping).
-        seed: seeds torch's global RNG (noise draws) and the shuffling / split generator.
+        seed: seeds the noise draws (torch's global RNG, inside a fork: the caller's global
+            RNG state is restored afterwards) and the shuffling / split generator.
         progress: show a tqdm progress bar.
         checkpoint: a file written after every epoch (model, likelihood, optimizer, RNG
             states, history); with ``resume=True`` training continues from it if it exists.
@@ -147,6 +149,10 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
 
     Returns:
         the :class:`History`.
+
+    Side effects: none beyond the model's (and likelihood's) parameters. Every module's
+    train/eval mode and torch's global RNG state are as they were before the call. Warns when a
+    law without a mean meets ``objective="mc"``, and when the prior drove every weight to ~0.
 
     Shape:
         x: (N, ...); y: (N, ...).
@@ -176,6 +182,64 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
             x.shape[0] != y.shape[0]):
         raise ValueError("x and y must be tensors with the same number of examples along dim 0")
 
+    if x.shape[0] == 0:
+        raise ValueError(f"x and y hold no examples (x of shape {tuple(x.shape)}); fit needs at "
+                         "least one")
+    _warn_mc_without_mean(model, objective)
+    modes = {m: m.training for m in model.modules()}
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
+        try:
+            history = _fit(model, likelihood, x, y, objective, samples, sigma0, optimizer, lr,
+                           epochs, batch_size, validation, patience, val_samples, grad_clip,
+                           seed, progress, checkpoint, resume, on_nonfinite, restore_best,
+                           vectorize)
+        finally:
+            for m, training in modes.items():
+                m.train(training)
+    _warn_collapse(model)
+    return history
+
+
+def _warn_mc_without_mean(model: nn.Module, objective: str) -> None:
+    """The MC objective averages log-likelihoods of draws; a law without a mean makes rare huge
+    draws dominate and training fails quietly (to chance or a constant)."""
+    from dropprior.nn import NoisyModule
+    from dropprior.noise import NoiseLaw
+
+    if objective != "mc":
+        return
+    for name, m in model.named_modules():
+        if isinstance(m, NoisyModule):
+            for law in [v for v in vars(m).values() if isinstance(v, NoiseLaw)]:
+                if not bool(torch.isfinite(law.mean).all()):
+                    warnings.warn(
+                        f"layer {name or '<root>'!r} uses {law!r}, which has no mean (E[ξ] = ∞); "
+                        "under objective='mc' rare huge draws dominate and training usually "
+                        "fails. Use objective='marginal', or dropprior.Truncated(law, upper=...)",
+                        UserWarning, stacklevel=3)
+                    return
+
+
+def _warn_collapse(model: nn.Module) -> None:
+    """A prior strong enough to drive every weight to ~0 leaves a constant model: say so."""
+    weights = [p.detach() for n, p in model.named_parameters() if "weight" in n or
+               n.endswith("original")]
+    if not weights:
+        return
+    largest = max(float(w.abs().max()) for w in weights if w.numel())
+    if largest < 1e-8:
+        warnings.warn(
+            f"every weight of the model is below 1e-8 in magnitude (largest {largest:.3g}): the "
+            "prior drove the network to a constant; use a larger sigma0 (a weaker prior)",
+            UserWarning, stacklevel=3)
+
+
+def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, objective: str,
+         samples: int, sigma0: float, optimizer: str, lr: float, epochs: int,
+         batch_size: int | None, validation: float | tuple[Tensor, Tensor] | None,
+         patience: int | None, val_samples: int, grad_clip: float | None, seed: int,
+         progress: bool, checkpoint: str | Path | None, resume: bool, on_nonfinite: str,
+         restore_best: bool, vectorize: bool | None) -> History:
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     x_tr, y_tr, x_val, y_val = _split(x, y, validation, generator)

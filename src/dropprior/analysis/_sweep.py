@@ -116,7 +116,7 @@ def jensen_sweep(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Ten
             layer.noise = layer.noise.to(dtype=torch.float64)
         likelihood = likelihood.double()
         xe, ye = x_eval.double(), y_eval.double()
-        pred = predict(model, xe, samples=100)
+        pred = predict(model, xe, samples=100, likelihood=None)
         assert isinstance(pred, RegressionPrediction)
         rmse = float(((pred.mean.reshape(-1) - ye.reshape(-1)) ** 2).mean().sqrt())
         ep = ep_gap(model, xe, ye, likelihood, samples=ep_samples)

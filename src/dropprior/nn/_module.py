@@ -85,6 +85,10 @@ class NoisyModule(Stochastic):
         Raises:
             TypeError: x's dtype differs from the parameters' outside autocast.
         """
+        if x.is_meta or weight.is_meta:
+            raise ValueError(f"{type(self).__name__} cannot run on the meta device: meta tensors "
+                             "hold no values to draw noise for; materialise the module with "
+                             "module.to_empty(device=...) and load its weights")
         amp = autocast_dtype(x.device.type)
         if amp is None and x.dtype != weight.dtype:
             raise TypeError(f"{type(self).__name__}'s parameters are {weight.dtype} but the input "

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_bool, check_choice
 from dropprior.functional import (
     draw_generator,
     draw_noise,
@@ -48,10 +48,14 @@ CONV_STRUCTURES = {
 _Size = int | tuple[int, ...]
 
 
-def _tuple(value: _Size, n: int, name: str) -> tuple[int, ...]:
+def _tuple(value: _Size, n: int, name: str, low: int) -> tuple[int, ...]:
+    bad = ValueError(f"{name} must be an int >= {low} or a tuple of {n} such ints, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
+        raise bad
     out = (value,) * n if isinstance(value, int) else tuple(value)
-    if len(out) != n or not all(isinstance(v, int) and v >= 0 for v in out):
-        raise ValueError(f"{name} must be a non-negative int or a tuple of {n} ints, got {value!r}")
+    if len(out) != n or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low
+                                for v in out):
+        raise bad
     return out
 
 
@@ -75,11 +79,18 @@ class _NoisyConvNd(NoisyModule):
                 f"divisible by groups={groups}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _tuple(kernel_size, self._dims, "kernel_size")
-        self.stride = _tuple(stride, self._dims, "stride")
-        self.padding = padding if isinstance(padding, str) else _tuple(padding, self._dims,
-                                                                       "padding")
-        self.dilation = _tuple(dilation, self._dims, "dilation")
+        self.kernel_size = _tuple(kernel_size, self._dims, "kernel_size", 1)
+        self.stride = _tuple(stride, self._dims, "stride", 1)
+        self.dilation = _tuple(dilation, self._dims, "dilation", 1)
+        if isinstance(padding, str):
+            check_choice("padding", padding, ["same", "valid"])
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError(f"padding='same' needs stride 1 (as torch's convolutions), got "
+                                 f"stride={stride!r}")
+            self.padding: tuple[int, ...] | str = padding
+        else:
+            self.padding = _tuple(padding, self._dims, "padding", 0)
+        check_bool("bias", bias)
         self.noise = check_law("noise", noise)  # type: ignore[assignment]
         self.structure = check_choice("structure", structure, CONV_STRUCTURES)
         self.granularity = check_choice("granularity", granularity, ["example", "batch"])
@@ -105,6 +116,8 @@ class _NoisyConvNd(NoisyModule):
                 f", got {tuple(x.shape)}"
             )
         amp = self._compute_dtype(x, self.weight)
+        if x.shape[0] == 0:  # an empty batch: no noise to draw, torch's own empty result
+            return self._conv(x, self.weight, self.bias)
         if self.structure == "filter":
             y = self._conv(x, self.weight, self.bias)
             return multiplicative_noise(y, self.noise, "channel", self.granularity,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_bool, check_choice
 from dropprior.functional import (
     dropconnect_linear,
     local_reparam_linear,
@@ -72,6 +72,8 @@ class NoisyLinear(NoisyModule):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
+        check_bool("bias", bias)
+        check_bool("local_reparam", local_reparam)
         self.noise = check_law("noise", noise)  # type: ignore[assignment]
         self.structure = check_choice("structure", structure, LINEAR_STRUCTURES)
         allowed = ["example", "batch", "sequence"] if structure == "unit" else ["example",
@@ -90,7 +92,7 @@ class NoisyLinear(NoisyModule):
                 raise ValueError(
                     f"local_reparam=True is exact only for Gaussian noise, got {noise!r}"
                 )
-        self.local_reparam = bool(local_reparam)
+        self.local_reparam = check_bool("local_reparam", local_reparam)
         self.generator = generator
         self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device,
                                                dtype=dtype))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._autocast import autocast_dtype
-from dropprior._validation import check_choice
+from dropprior._validation import check_bool, check_choice
 from dropprior.functional import (
     draw_generator,
     draw_noise,
@@ -86,7 +86,8 @@ class NoisyLSTM(NoisyModule):
         self.structure = gates
         self.granularity = check_choice("granularity", granularity, ["sequence", "batch"])
         self.recurrent_noise = check_law("recurrent_noise", recurrent_noise, required=False)
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_bool("batch_first", batch_first)
+        check_bool("bias", bias)
         self.generator = generator
         reference = nn.LSTM(input_size, hidden_size, num_layers, bias=bias, device=device,
                             dtype=dtype)

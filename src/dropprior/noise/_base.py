@@ -17,6 +17,7 @@ Every law is a :class:`torch.distributions.Distribution` and adds:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,18 @@ def inf_like(t: Tensor) -> Tensor:
     return torch.full_like(t, float("inf"))
 
 
+def _checking_generator(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(self: Any, sample_shape: Any = (), generator: Any = None, *args: Any,
+                **kwargs: Any) -> Any:
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+        return fn(self, sample_shape, generator, *args, **kwargs)
+
+    wrapper._checks_generator = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class NoiseLaw(Distribution):
     """Abstract base of every multiplicative-noise law ξ.
 
@@ -70,6 +83,15 @@ class NoiseLaw(Distribution):
 
     # Whether the law is discrete (Bernoulli): MCMC samplers that need gradients refuse these.
     is_discrete: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every law's ``sample`` and ``rsample`` check their ``generator`` first, so a wrong one
+        is named here rather than in a dump of ``torch.rand``'s signatures."""
+        super().__init_subclass__(**kwargs)
+        for name in ("sample", "rsample"):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_checks_generator", False):
+                setattr(cls, name, _checking_generator(fn))
 
     # ---- exact moments -------------------------------------------------------------------
     @property

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from dropprior._validation import as_param, check_in_interval
+from dropprior._validation import as_param, check_bool, check_in_interval
 from dropprior.noise._base import NoiseLaw, SampleShape, inf_like
 from dropprior.noise._registry import register_law
 from dropprior.noise.scaled_bernoulli import ScaledBernoulli
@@ -65,6 +65,7 @@ class Bernoulli(NoiseLaw):
                  validate_args: bool | None = None) -> None:
         if not isinstance(inverted, bool):
             raise TypeError(f"inverted must be a bool, got {inverted!r}")
+        check_bool("inverted", inverted)
         self.keep = as_param(keep)
         if validate_args is not False:
             check_in_interval("keep", self.keep, 0.0, 1.0)
@@ -79,6 +80,14 @@ class Bernoulli(NoiseLaw):
     def support(self) -> constraints.Constraint:  # type: ignore[override]
         return constraints.nonnegative if self.inverted else constraints.boolean
 
+    def keep_in(self, dtype: torch.dtype, device: torch.device | str | None = None) -> Tensor:
+        """π as a tensor of ``dtype``: for a scalar law from the exact Python number it was given
+        (a float32 ``keep`` of 0.7 is 0.7 ± 3e-8, which a float64 input would otherwise inherit).
+        """
+        if self._keep_float is not None:
+            return torch.tensor(self._keep_float, dtype=dtype, device=device)
+        return self.keep.to(device=device, dtype=dtype)
+
     @property
     def scale(self) -> Tensor:
         """The non-zero value c of ξ: 1, or 1/π when inverted."""
@@ -86,7 +95,7 @@ class Bernoulli(NoiseLaw):
 
     @property
     def mean(self) -> Tensor:
-        return self.scale * self.keep
+        return torch.ones_like(self.keep) if self.inverted else self.keep
 
     @property
     def second_moment(self) -> Tensor:

@@ -1,0 +1,75 @@
+"""Bad arguments found by fuzzing get a clear error naming the value (never a silent truthy
+reading or a crash inside torch); the edge cases that are valid give torch's answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dropprior.functional import multiplicative_noise
+from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
+from dropprior.noise import Bernoulli, Gaussian, InverseNakagami, Rayleigh
+
+LAW = Bernoulli(0.5)
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: NoisyLinear(2, 2, LAW, "weight", local_reparam="no"),
+     "local_reparam must be True or False, got 'no'"),
+    (lambda: NoisyLinear(2, 2, LAW, bias="no"), "bias must be True or False, got 'no'"),
+    (lambda: NoisyConv2d(2, 3, 3, LAW, bias=1), "bias must be True or False, got 1"),
+    (lambda: NoisyLSTM(2, 3, noise=LAW, batch_first="no"),
+     "batch_first must be True or False, got 'no'"),
+    (lambda: multiplicative_noise(torch.ones(2, 2), LAW, training="no"),
+     "training must be True or False, got 'no'"),
+    (lambda: Bernoulli(keep=True), r"real number .* got True \(bool\)"),
+    (lambda: Rayleigh(True), r"real number .* got True \(bool\)"),
+    (lambda: Gaussian("1", 0.5), r"got '1' \(str\)"),
+    (lambda: Rayleigh(None), r"got None \(NoneType\)"),
+    (lambda: InverseNakagami(2.0, 1 + 2j), r"got \(1\+2j\) \(complex\)"),
+    (lambda: Rayleigh(1.0).sample((3,), generator="seed"),
+     "generator must be a torch.Generator or None, got 'seed'"),
+])
+def test_type_errors_name_the_value(make, match) -> None:
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"kernel_size": True}, "kernel_size must be an int >= 1 .* got True"),
+    ({"kernel_size": 0}, "kernel_size must be an int >= 1 .* got 0"),
+    ({"stride": 0}, "stride must be an int >= 1 .* got 0"),
+    ({"dilation": 0}, "dilation must be an int >= 1 .* got 0"),
+    ({"padding": "foo"}, r"padding='foo' is not valid; expected one of \['same', 'valid'\]"),
+    ({"padding": "same", "stride": 2}, "padding='same' needs stride 1"),
+    ({"padding": -1}, "padding must be an int >= 0 .* got -1"),
+])
+def test_conv_geometry_is_checked_at_construction(kwargs, match) -> None:
+    args = {"kernel_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        NoisyConv2d(2, 3, args.pop("kernel_size"), LAW, **args)
+
+
+def test_numpy_numbers_are_parameters() -> None:
+    assert float(Rayleigh(np.float32(0.5)).scale) == 0.5
+
+
+def test_empty_batch_through_pair_noise_is_torchs_empty_result() -> None:
+    conv = NoisyConv2d(2, 3, 3, LAW, "channel")
+    out = conv(torch.zeros(0, 2, 5, 5))
+    assert out.shape == torch.nn.functional.conv2d(torch.zeros(0, 2, 5, 5), conv.weight).shape
+
+
+def test_meta_device_forward_is_a_clear_error() -> None:
+    layer = NoisyLinear(2, 2, LAW, device="meta")
+    with pytest.raises(ValueError, match="cannot run on the meta device"):
+        layer(torch.zeros(1, 2, device="meta"))
+
+
+def test_float64_inverted_bernoulli_scales_by_the_exact_reciprocal() -> None:
+    x = torch.ones(3, 2000, dtype=torch.float64)
+    y = multiplicative_noise(x, Bernoulli(0.7, inverted=True), "unit", "batch",
+                             generator=torch.Generator().manual_seed(0))
+    assert set(torch.unique(y).tolist()) == {0.0, 1 / 0.7}  # F.dropout's 1/(1 − p) in float64
+    assert float(Bernoulli(1e-45, inverted=True).mean) == 1.0

@@ -1,0 +1,86 @@
+"""fit and predict leave nothing behind and say what goes wrong: the caller's modes and global
+RNG state, warnings for a law without a mean under the MC objective and for a collapsed model,
+a required likelihood in predict, and empty data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dropprior import fit
+from dropprior.likelihoods import Categorical
+from dropprior.likelihoods import Gaussian as GaussianLikelihood
+from dropprior.nn import NoisyLinear
+from dropprior.noise import Bernoulli, HalfCauchy
+from dropprior.prediction import predict
+
+
+def _model(law=None) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(NoisyLinear(3, 8, law or Bernoulli(0.8, inverted=True)), nn.ReLU(),
+                         nn.BatchNorm1d(8), nn.Linear(8, 1))
+
+
+def _data(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, generator=g), torch.randn(n, 1, generator=g)
+
+
+def test_fit_restores_every_modules_mode() -> None:
+    model = _model().eval()
+    model[2].train()  # a mixed state the caller chose
+    before = [m.training for m in model.modules()]
+    fit(model, GaussianLikelihood(1.0), *_data(), epochs=2, progress=False)
+    assert [m.training for m in model.modules()] == before
+
+
+def test_fit_leaves_the_global_rng_as_it_was() -> None:
+    model = _model()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit(model, GaussianLikelihood(1.0), *_data(), epochs=2, seed=7, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_fit_still_reproduces_with_its_seed() -> None:
+    a, b = _model(), _model()
+    fit(a, GaussianLikelihood(1.0), *_data(), epochs=3, seed=5, progress=False)
+    fit(b, GaussianLikelihood(1.0), *_data(), epochs=3, seed=5, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_a_law_without_a_mean_under_mc_warns() -> None:
+    with pytest.warns(UserWarning, match=r"HalfCauchy.*no mean.*objective='marginal'"):
+        fit(_model(HalfCauchy(1.0)), GaussianLikelihood(1.0), *_data(), epochs=1,
+            objective="mc", progress=False)
+
+
+def test_a_collapsed_model_warns() -> None:
+    x, _ = _data(20)
+    model = nn.Sequential(NoisyLinear(3, 4, Bernoulli(0.9, inverted=True), bias=False))
+    with pytest.warns(UserWarning, match="every weight of the model is below 1e-8"):
+        fit(model, GaussianLikelihood(1.0), x, torch.zeros(20, 4), sigma0=0.1,
+            optimizer="sgd", lr=0.1, epochs=400, progress=False)
+
+
+def test_fit_on_empty_data_names_the_problem() -> None:
+    with pytest.raises(ValueError, match=r"hold no examples \(x of shape \(0, 3\)\)"):
+        fit(_model(), GaussianLikelihood(1.0), torch.zeros(0, 3), torch.zeros(0, 1),
+            progress=False)
+
+
+def test_predict_needs_a_likelihood() -> None:
+    model = nn.Sequential(NoisyLinear(3, 5, Bernoulli(0.8, inverted=True)))
+    with pytest.raises(TypeError, match=r"needs likelihood=: Categorical\(\)"):
+        predict(model, torch.randn(4, 3), samples=3)
+    assert predict(model, torch.randn(4, 3), samples=3, likelihood=Categorical()).probs.shape \
+        == (4, 5)
+    assert predict(model, torch.randn(4, 3), samples=3, likelihood=None).mean.shape == (4, 5)
+
+
+def test_predict_on_empty_x_names_the_problem() -> None:
+    model = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.8, inverted=True)))
+    with pytest.raises(ValueError, match=r"x holds no examples \(shape \(0, 3\)\)"):
+        predict(model, torch.zeros(0, 3), likelihood=None)
