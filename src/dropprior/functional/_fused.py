@@ -137,9 +137,16 @@ def _log_normal(law: LogNormal) -> FusedPlan:
     return FusedPlan(LawId.LOG_NORMAL, (float(law.loc), float(law.scale), 0.0, 0.0))
 
 
+# The kernels fold the scale into one product, √(−2s² log V): s² must be a normal float32.
+_RAYLEIGH_SCALES = (1e-18, 1e18)
+
+
 @_plan_for(Rayleigh)
-def _rayleigh(law: Rayleigh) -> FusedPlan:
-    return FusedPlan(LawId.RAYLEIGH, (-2.0 * float(law.scale) ** 2, 0.0, 0.0, 0.0))
+def _rayleigh(law: Rayleigh) -> FusedPlan | None:
+    scale = float(law.scale)
+    if not _RAYLEIGH_SCALES[0] <= scale <= _RAYLEIGH_SCALES[1]:
+        return None  # s² would overflow or underflow: the general path's s·√(−2 log V)
+    return FusedPlan(LawId.RAYLEIGH, (-2.0 * scale**2, 0.0, 0.0, 0.0))
 
 
 @_plan_for(HalfCauchy)

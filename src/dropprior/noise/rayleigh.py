@@ -98,8 +98,8 @@ class Rayleigh(NoiseLaw):
 
     def sample(self, sample_shape: SampleShape = (),
                generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():  # ξ = √(−2s²·log V): the scale folded into the one product
-            return self._unit(sample_shape, generator, self.scale.square().mul(-2))
+        with torch.no_grad():  # ξ = s·√(−2 log V): s² would overflow (s ≳ 1e19 in float32)
+            return self._unit(sample_shape, generator).mul_(self.scale)
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
