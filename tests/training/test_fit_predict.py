@@ -131,9 +131,9 @@ def test_bad_inputs_raise_clear_errors() -> None:
     x, y = _data(8)
     model = _model(HalfCauchy(1.0))
     with pytest.raises(ValueError, match="mean-scaling prediction needs E"):
-        predict(model, x, method="mean_scaling")
+        predict(model, x, method="mean_scaling", likelihood=None)
     with pytest.raises(ValueError, match="samples must be >= 1"):
-        predict(model, x, samples=0)
+        predict(model, x, samples=0, likelihood=None)
     with pytest.raises(ValueError, match="samples must be >= 1"):
         fit(model, Gaussian(1.0), x, y, samples=0, progress=False)
     with pytest.raises(ValueError, match=r"y has shape \(8, 1\)"):
