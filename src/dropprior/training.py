@@ -185,7 +185,6 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
     if x.shape[0] == 0:
         raise ValueError(f"x and y hold no examples (x of shape {tuple(x.shape)}); fit needs at "
                          "least one")
-    _warn_mc_without_mean(model, objective)
     modes = {m: m.training for m in model.modules()}
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
         try:
@@ -216,7 +215,7 @@ def _warn_mc_without_mean(model: nn.Module, objective: str) -> None:
                         f"layer {name or '<root>'!r} uses {law!r}, which has no mean (E[ξ] = ∞); "
                         "under objective='mc' rare huge draws dominate and training usually "
                         "fails. Use objective='marginal', or dropprior.Truncated(law, upper=...)",
-                        UserWarning, stacklevel=3)
+                        UserWarning, stacklevel=4)
                     return
 
 
@@ -252,6 +251,7 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, objecti
     model.train()
     with torch.no_grad():
         likelihood.check(model(x_tr), y_tr)
+    _warn_mc_without_mean(model, objective)
 
     history = History()
     best_val = math.inf
