@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["mean_se", "format_mean_se", "markdown_table", "write_csv"]
+__all__ = ["mean_se", "format_mean_se", "markdown_table", "write_csv", "beats"]
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -21,6 +21,12 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     if array.size == 1:
         return float(array[0]), 0.0
     return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+
+def beats(mean: float, se: float, anchor_mean: float, anchor_se: float) -> bool:
+    """Whether ``mean`` ± ``se`` beats ``anchor_mean`` ± ``anchor_se`` (higher is better): the
+    difference exceeds the combined standard error √(se² + anchor_se²)."""
+    return mean - anchor_mean > math.sqrt(se**2 + anchor_se**2)
 
 
 def format_mean_se(mean: float, se: float) -> str:

@@ -40,7 +40,7 @@ from dropprior.experiments.batched_mlp import (
 )
 from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.runner import Job
-from dropprior.experiments.tables import format_mean_se, markdown_table, mean_se, write_csv
+from dropprior.experiments.tables import beats, format_mean_se, markdown_table, mean_se, write_csv
 
 __all__ = ["uci_jobs", "run_uci_split", "fit_and_score", "standardise", "summarise_uci",
            "write_uci_tables", "anchor_verdicts", "plot_uci", "DEFAULTS"]
@@ -286,23 +286,24 @@ def anchor_verdicts(dataset: str, ll: float, ll_se: float
 
     Returns:
         ``(anchor, ensembles, beats_2018, beats_de)``: the 2018 grid-searched MC-dropout
-        ((RMSE, s.e.), (LL, s.e.)) or None, Deep Ensembles' LL or None, and the verdicts "yes",
-        "no" or "—" (no anchor): "beats 2018" means ``ll`` above the 2018 mean by more than
-        ``ll_se``, "beats DE" means ``ll`` above Deep Ensembles' mean.
+        ((RMSE, s.e.), (LL, s.e.)) or None, Deep Ensembles' mean LL or None, and the verdicts
+        "yes", "no" or "—" (no anchor). "Beats" means the difference exceeds the combined
+        standard error √(ll_se² + se_anchor²) (:func:`~dropprior.experiments.tables.beats`), with
+        Deep Ensembles' standard error its published standard deviation / √20.
     """
     anchor = UCI_PUBLISHED.get(dataset, {}).get("MC dropout 2018 (grid-searched)")
     ens = UCI_DEEP_ENSEMBLES_LL.get(dataset)
-    beats = ("yes" if ll - anchor[1][0] > ll_se else "no") if anchor else "—"
-    beats_de = ("yes" if ll > ens else "no") if ens is not None else "—"
-    return anchor, ens, beats, beats_de
+    verdict_2018 = ("yes" if beats(ll, ll_se, *anchor[1]) else "no") if anchor else "—"
+    verdict_de = ("yes" if beats(ll, ll_se, *ens) else "no") if ens is not None else "—"
+    return anchor, None if ens is None else ens[0], verdict_2018, verdict_de
 
 
 def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Path,
                      csv_path: str | Path) -> str:
     """Write the summary as CSV and as Markdown beside the published anchors; return the Markdown.
 
-    "beats 2018" means: mean test LL above the 2018 grid-searched MC-dropout mean by more than
-    this row's standard error; "beats DE" means: mean test LL above Deep Ensembles' mean.
+    "beats 2018" / "beats DE": the mean test LL exceeds the anchor's by more than the combined
+    standard error of both (:func:`anchor_verdicts`).
     """
     write_csv(csv_path, _CSV_FIELDS, [[row[f] for f in _CSV_FIELDS] for row in summary])
     header = ["dataset", "law", "structure", "objective", "splits", "epochs", "test RMSE",
