@@ -6,11 +6,12 @@ z ~ N(0, σ0² I_D), w = ξ z, and
 .. math:: p(w) = \int N(w; 0, σ_0^2 ξ^2 I_D)\, p(ξ)\, dξ,\qquad
           F(w) = \int Φ\Big(\frac{w}{σ_0 |ξ|}\Big) p(ξ)\, dξ\ (D = 1),
 
-computed by composite Gauss–Legendre quadrature on a log / logit axis for ξ, in log space and in
-float64 (:mod:`dropprior.priors._quadrature` explains the scheme). Accuracy: 1e-8 relative or
-better for |w| from 1e-6 to 50 (``tests/priors`` checks it against ``scipy.integrate.quad`` of the
-same integral with scipy's densities). Laws served: Gaussian noise with μ ≠ 0 (Gaussian dropout),
-Beta, Uniform, LogNormal, and any law registered later without a marginal of its own.
+computed by adaptive Gauss–Kronrod quadrature (21/10 points) on a log / logit axis for ξ, in log
+space and in float64 (:mod:`dropprior.priors._quadrature` explains the scheme). Accuracy: 1e-8
+relative or better for |w| from 1e-6 to 50 (``tests/priors`` checks it against
+``scipy.integrate.quad`` of the same integral with scipy's densities). Laws served: Gaussian noise
+with μ ≠ 0 (Gaussian dropout), Beta, Uniform, LogNormal, and any law registered later without a
+marginal of its own.
 
 Known limit: ξ is evaluated as a float64, so a density singular at a finite upper end of its
 support (Beta with concentration0 < 1) is resolved to about 2e-9 of that end; beyond it the
