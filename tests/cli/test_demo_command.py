@@ -33,3 +33,14 @@ def test_demo_rejects_bad_values(tmp_path, capsys):
     assert "--dropout=1.5 must lie in (0, 1)" in capsys.readouterr().err
     assert main(["demo", "--samples", "0", "--out", str(tmp_path)]) == 2
     assert "--samples=0" in capsys.readouterr().err
+
+
+def test_a_law_without_a_mean_trains_under_the_marginal_objective() -> None:
+    from dropprior.experiments.demo import failure, objective_for
+
+    assert objective_for("half_cauchy", 0.1) == "marginal"
+    assert objective_for("bernoulli", 0.1) == "mc"
+    assert failure({"error": 0.886}).startswith("failed: error 88.6% is near chance")
+    assert "objective='marginal'" in failure({"rmse": 2755.0}, y_std=77.0)
+    assert "median" in failure({"rmse": 1559.0, "objective": "marginal"}, y_std=77.0)
+    assert failure({"rmse": 55.0}, y_std=77.0) == "" and failure({"error": 0.05}) == ""
