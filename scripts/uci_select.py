@@ -28,7 +28,8 @@ def main() -> None:
     for run_dir in args.run_dirs:
         if not (run_dir / "jobs").is_dir():
             parser.error(f"{run_dir} has no jobs/ folder: give `dropprior uci --out` directories")
-        records.extend(ResultStore(run_dir / "jobs").records().values())
+        records.extend(ResultStore(run_dir / "jobs", required=("params", "result")).records()
+                       .values())
     rows = []
     for row in select_on_validation(records):
         anchor, ens, beats, beats_de = anchor_verdicts(row["dataset"], row["ll"], row["ll_se"])

@@ -146,7 +146,7 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
 
 
 def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: str,
-            allow_none: bool = False) -> Tensor:
+            allow_none: bool = False, auto: bool = False) -> Tensor:
     s = scores.reshape(-1)
     if keep is not None:
         n_keep = max(1, math.ceil(keep * s.numel()))
@@ -154,6 +154,10 @@ def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: s
         return torch.sort(order[:n_keep]).values
     assert threshold is not None
     index = torch.nonzero(s > threshold).reshape(-1)
+    if index.numel() == 0 and not allow_none and auto:
+        raise ValueError(f"the fit switched off every group of layer {name!r} "
+                         "(threshold='auto'), so pruning would leave it empty; read "
+                         "relevance(model) and pass keep= or a numeric threshold")
     if index.numel() == 0 and not allow_none:
         raise ValueError(f"threshold={threshold} removes every group of layer {name!r} (its "
                          f"largest score is {float(s.max()):.4g}); use a lower threshold or keep=")
@@ -394,8 +398,9 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
         decisions = kept_groups(model)  # raises for a model without learned scales
         scores = layer_layout(model, {k: v.to(torch.float64) for k, v in decisions.items()})
-        threshold = 0.5
+        threshold, auto = 0.5, True
     else:
+        auto = False
         scores = relevance(model, by=by, scale=scale)
     base: Any = collapse(copy.deepcopy(model)) if has_scales(model) else model
     targets = list(scores) if layers is None else list(layers)
@@ -434,18 +439,19 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         i = int(name)
         layer: Any = children[i]
         if isinstance(layer, NoisyLinear) and layer.structure == "unit":
-            index = _choose(scores[name], keep, threshold, name)
+            index = _choose(scores[name], keep, threshold, name, auto=auto)
             surgery.inputs(i, index, name)
         elif isinstance(layer, _NoisyConvNd) and layer.structure in ("filter", "channel+filter"):
-            index = _choose(_filter_scores(layer, scores[name]), keep, threshold, name)
+            index = _choose(_filter_scores(layer, scores[name]), keep, threshold, name, auto=auto)
             surgery.outputs(i, index, name)
         elif isinstance(layer, _NoisyConvNd) and layer.structure == "channel":
-            index = _choose(scores[name].square().sum(dim=1).sqrt(), keep, threshold, name)
+            index = _choose(scores[name].square().sum(dim=1).sqrt(), keep, threshold, name,
+                            auto=auto)
             surgery.inputs(i, index, name)
         elif isinstance(layer, NoisyLSTM):
             per_dim = scores[name] if layer.gates == "tied" else \
                 scores[name].square().sum(dim=0).sqrt()
-            index = _choose(per_dim, keep, threshold, name)
+            index = _choose(per_dim, keep, threshold, name, auto=auto)
             surgery.inputs(i, index, name)
         else:
             raise ValueError(f"prune() cannot remove groups of layer {name!r} "

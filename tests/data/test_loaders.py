@@ -48,6 +48,7 @@ def test_uci_layout_round_trip(tmp_path: Path) -> None:
 
 def test_uci_errors_name_the_problem(tmp_path: Path) -> None:
     _write_uci(tmp_path)
+    original = (tmp_path / "uci" / "toy" / "index_test_1.txt").read_text()
     with pytest.raises(ValueError, match=r"unknown UCI data set 'nope'.*\['toy'\]"):
         load_uci(tmp_path, "nope")
     (tmp_path / "uci" / "toy" / "index_test_1.txt").write_text("1\nx\n")
@@ -58,7 +59,7 @@ def test_uci_errors_name_the_problem(tmp_path: Path) -> None:
         load_uci(tmp_path, "toy")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_data_dir(tmp_path / "missing")
-    (tmp_path / "uci" / "toy" / "index_test_1.txt").write_text("1\n2\n")
+    (tmp_path / "uci" / "toy" / "index_test_1.txt").write_text(original)
     with pytest.raises(ValueError, match="split 5 is out of range"):
         load_uci(tmp_path, "toy").split(5)
 

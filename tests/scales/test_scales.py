@@ -288,3 +288,13 @@ def test_collapsing_a_copy_leaves_the_original_parametrized() -> None:
     assert type(point[0]) is NoisyLinear
     assert_close(model(x), before)
     assert_close(point.eval()(x), before)
+
+
+def test_auto_pruning_that_would_empty_a_layer_says_so() -> None:
+    model = _model()
+    scales.learn_scales(model, "log_uniform")
+    with torch.no_grad():
+        model[0].parametrizations.weight[0].scales[0].log_scale.fill_(-12.0)
+    with pytest.raises(ValueError, match=r"fit switched off every group of layer '0' "
+                                         r"\(threshold='auto'\)"):
+        prune(model, threshold="auto")

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                     seed=cfg["seed"], splits=cfg["splits"], splits_per_job=cfg["splits_per_job"],
                     **settings)
     rundir = RunDirectory(cfg["out"], "uci", {**cfg, "data_dir": str(data_dir)}, cfg["seed"])
-    store = ResultStore(rundir.path("jobs"))
+    store = ResultStore(rundir.path("jobs"), required=("params", "result"))
     done = sum(store.has(job.key) for job in jobs)
     print(f"dropprior uci: {len(jobs)} jobs ({done} already finished in {store.root}), "
           f"{len(datasets)} data set(s) x {len(laws)} law(s) x {len(cfg['structure'])} "

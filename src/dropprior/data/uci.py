@@ -8,6 +8,7 @@ of split K), and the protocol files ``n_splits.txt``, ``n_hidden.txt``, ``n_epoc
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ __all__ = ["UCIDataset", "load_uci", "uci_datasets"]
 class UCIDataset:
     """One UCI data set with its standard splits.
 
+    ``digest`` is a SHA-1 of every file the data set was read from, so a result keyed by it
+    changes when the data does.
+
     Shape:
         X: (N, D) float64; y: (N,) float64; each split is (train_idx, test_idx) int64 arrays.
     """
@@ -35,6 +39,7 @@ class UCIDataset:
     n_epochs: int = 40
     tau_values: list[float] = field(default_factory=list)
     dropout_rates: list[float] = field(default_factory=list)
+    digest: str = ""
 
     def split(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(X_train, y_train, X_test, y_test) of split ``k``."""
@@ -54,7 +59,11 @@ def load_uci(data_dir: str | os.PathLike[str] | None, name: str) -> UCIDataset:
     """Read data set ``name`` from ``data_dir`` (the data root, or its ``uci/`` folder).
 
     Raises:
-        ValueError: unknown data set (the message lists the available ones) or a malformed file.
+        ValueError: unknown data set (the message lists the available ones) or a malformed file,
+            named with the row or value at fault: an empty ``data.txt``, NaN or ±inf in a used
+            row, the target column among the features, a split whose train and test rows overlap
+            or that is empty, a hidden width or epoch count below 1, τ ≤ 0, a dropout rate
+            outside [0, 1).
         FileNotFoundError: missing directory or file.
     """
     root = resolve_data_dir(data_dir, "uci")
@@ -67,6 +76,10 @@ def load_uci(data_dir: str | os.PathLike[str] | None, name: str) -> UCIDataset:
     target = _read_ints(folder / "index_target.txt", upper=data.shape[1])
     if target.size != 1:
         raise ValueError(f"{folder / 'index_target.txt'}: expected one column index, got {target}")
+    if int(target[0]) in set(features.tolist()):
+        raise ValueError(f"{folder / 'index_features.txt'}: the target column {int(target[0])} "
+                         "(index_target.txt) is also listed as a feature")
+    _check_finite(folder / "data.txt", data, [*features.tolist(), int(target[0])])
     n_splits = _read_scalar(folder / "n_splits.txt", int, default=None)
     if n_splits is None:
         n_splits = sum(1 for _ in folder.glob("index_train_*.txt"))
@@ -74,22 +87,67 @@ def load_uci(data_dir: str | os.PathLike[str] | None, name: str) -> UCIDataset:
         raise ValueError(f"{str(folder)!r} has no index_train_K.txt split files")
     splits = []
     for k in range(n_splits):
-        train = _read_ints(folder / f"index_train_{k}.txt", upper=data.shape[0])
-        test = _read_ints(folder / f"index_test_{k}.txt", upper=data.shape[0])
+        train_path, test_path = folder / f"index_train_{k}.txt", folder / f"index_test_{k}.txt"
+        train = _read_ints(train_path, upper=data.shape[0])
+        test = _read_ints(test_path, upper=data.shape[0])
+        for path, index in ((train_path, train), (test_path, test)):
+            if index.size == 0:
+                raise ValueError(f"{path}: the split has no rows")
+        overlap = np.intersect1d(train, test)
+        if overlap.size:
+            raise ValueError(f"{test_path}: {overlap.size} test row(s) are also training rows of "
+                             f"{train_path.name} (first: row {int(overlap[0])})")
         splits.append((train, test))
+    tau_values = _read_floats(folder / "tau_values.txt")
+    if any(not t > 0 for t in tau_values):
+        raise ValueError(f"{folder / 'tau_values.txt'}: τ must be > 0, got "
+                         f"{[t for t in tau_values if not t > 0]}")
+    dropout_rates = _read_floats(folder / "dropout_rates.txt")
+    if any(not 0 <= p < 1 for p in dropout_rates):
+        raise ValueError(f"{folder / 'dropout_rates.txt'}: dropout rates must lie in [0, 1), "
+                         f"got {[p for p in dropout_rates if not 0 <= p < 1]}")
     return UCIDataset(
         name=name,
         X=np.ascontiguousarray(data[:, features]),
         y=np.ascontiguousarray(data[:, int(target[0])]),
         splits=splits,
-        n_hidden=_read_scalar(folder / "n_hidden.txt", int, default=50) or 50,
-        n_epochs=_read_scalar(folder / "n_epochs.txt", int, default=40) or 40,
-        tau_values=_read_floats(folder / "tau_values.txt"),
-        dropout_rates=_read_floats(folder / "dropout_rates.txt"),
+        n_hidden=_positive(folder / "n_hidden.txt", default=50),
+        n_epochs=_positive(folder / "n_epochs.txt", default=40),
+        tau_values=tau_values,
+        dropout_rates=dropout_rates,
+        digest=_digest(folder),
     )
 
 
+def _digest(folder: Path) -> str:
+    """SHA-1 of every file of the data set, in name order."""
+    sha = hashlib.sha1()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        sha.update(path.name.encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]
+
+
+def _check_finite(path: Path, data: np.ndarray, columns: list[int]) -> None:
+    used = data[:, columns]
+    bad = ~np.isfinite(used)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{path}: row {row} (0-based), column {columns[col]} is "
+                         f"{float(used[row, col])}; every used value must be finite")
+
+
+def _positive(path: Path, default: int) -> int:
+    value = _read_scalar(path, int, default=default)
+    assert value is not None
+    if value < 1:
+        raise ValueError(f"{path}: expected an integer >= 1, got {value}")
+    return value
+
+
 def _read_matrix(path: Path) -> np.ndarray:
+    if not path.read_text().strip():
+        raise ValueError(f"{path}: the file holds no rows")
     try:
         data = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as err:

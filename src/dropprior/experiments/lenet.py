@@ -167,14 +167,15 @@ def run_and_record(s: LenetSettings, command: str, data_dir: str | Path | None,
                    checkpoint: str | Path | None = None) -> tuple[dict[str, Any], bool]:
     """The run's result record from ``results/lenet/`` if it is there, else run and write it.
     Returns (record, whether it was run now)."""
-    from dropprior.experiments.records import RESULTS_DIR, make_record, record_store
+    from dropprior.experiments.records import RESULTS_DIR, git_commit, make_record, record_store
 
     store = record_store("lenet", RESULTS_DIR if root is None else root)
     key = record_key(s)
     if store.has(key):
         return store.get(key), False
-    start = time.perf_counter()
+    commit, start = git_commit(), time.perf_counter()
     metrics = run_lenet(s, data_dir, checkpoint)
-    record = make_record(command, asdict(s), s.seed, metrics, time.perf_counter() - start)
+    record = make_record(command, asdict(s), s.seed, metrics, time.perf_counter() - start,
+                         commit)
     store.put(key, record)
     return record, True

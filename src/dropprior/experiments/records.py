@@ -37,12 +37,15 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def make_record(command: str, config: Mapping[str, Any], seed: int,
-                metrics: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+                metrics: Mapping[str, Any], seconds: float,
+                commit: str | None = None) -> dict[str, Any]:
     """A result record (module docstring); ``config`` and ``metrics`` must be JSON-serialisable.
+    ``commit`` is the commit the job *started* from (take :func:`git_commit` before running it);
+    None reads it now, which is right only for a job that did not outlive a commit.
     """
     return {"command": command, "config": dict(config), "seed": int(seed),
-            "versions": versions(), "commit": git_commit(), "metrics": dict(metrics),
-            "seconds": round(float(seconds), 2)}
+            "versions": versions(), "commit": git_commit() if commit is None else commit,
+            "metrics": dict(metrics), "seconds": round(float(seconds), 2)}
 
 
 def record_store(experiment: str, root: str | Path = RESULTS_DIR) -> ResultStore:

@@ -81,14 +81,14 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "the linear and conv maps per image (`count_flops`); published FLOP counts may count "
            "multiply–accumulates once.\n\n",
            "| arch | inference | hyperprior | epochs | test error | pruned | kept | params | "
-           "FLOPs | meets target |\n|---|---|---|---|---|---|---|---|---|---|\n"]
+           "FLOPs | meets target | note |\n|---|---|---|---|---|---|---|---|---|---|---|\n"]
     rows = sorted(records, key=lambda r: (r["config"]["arch"], r["config"]["inference"]))
     for r in rows:
         c, m = r["config"], r["metrics"]
         if "prune_error" in m:
             out.append(f"| {c['arch']} | {c['inference']} | {c['hyperprior']} | "
                        f"{m['epochs_run']} | {100 * m['test_error']:.2f}% | not pruned | — | — "
-                       "| — | no |\n")
+                       f"| — | no | prune refused: {m['prune_error']} |\n")
             continue
         kept = [int(v) for v in m["kept_architecture"].split("-")]
         if c["arch"] == "lenet-300-100":
@@ -100,7 +100,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
             f"| {c['arch']} | {c['inference']} | {c['hyperprior']} | {m['epochs_run']} | "
             f"{100 * m['test_error']:.2f}% | {100 * m['test_error_pruned']:.2f}% | "
             f"{m['kept_architecture']} | {m['params_before']:,} → {m['params_after']:,} | "
-            f"{m['flops_before']:,} → {m['flops_after']:,} | {'yes' if meets else 'no'} |\n")
+            f"{m['flops_before']:,} → {m['flops_after']:,} | {'yes' if meets else 'no'} | |\n")
     out.append("\nAnchors and targets:\n\n")
     for arch, text in _LENET_ANCHORS.items():
         out.append(f"- {arch}: {text}.\n")

@@ -160,15 +160,15 @@ def run_and_record(s: SelectionSettings, command: str,
                    root: str | None = None) -> tuple[dict[str, Any], bool]:
     """The run's result record, from ``results/selection/`` if it is there, else run and write
     it. Returns (record, whether it was run now)."""
-    from dropprior.experiments.records import RESULTS_DIR, make_record, record_store
+    from dropprior.experiments.records import RESULTS_DIR, git_commit, make_record, record_store
 
     store = record_store("selection", RESULTS_DIR if root is None else root)
     key = record_key(s)
     if store.has(key):
         return store.get(key), False
-    start = time.perf_counter()
+    commit, start = git_commit(), time.perf_counter()
     metrics = run_selection(s)
     record = make_record(command, settings_dict(s), s.seed, metrics,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, commit)
     store.put(key, record)
     return record, True

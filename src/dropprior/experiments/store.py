@@ -4,6 +4,12 @@ Each job has a string key. :meth:`ResultStore.put` writes the job's record to a 
 renames it into place (``os.replace`` is atomic on POSIX and Windows), so a run killed at any moment
 leaves either the whole record or nothing. A record is written once: a second ``put`` for the same
 key is refused, and a rerun of a grid asks :meth:`ResultStore.has` and skips what is finished.
+
+Records validate themselves: a file that is not JSON, lacks ``key`` / ``record``, belongs to
+another key, or lacks a field the store requires (``required=``) counts as *not* finished. It is
+renamed to ``<file>.corrupt`` (kept for inspection, out of the way of the rerun) with a warning
+naming it, so the job is redone. Temporary files older than :data:`STALE_SECONDS` (left by a
+killed writer) are removed when the store is opened.
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ import json
 import os
 import re
 import tempfile
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultStore"]
+__all__ = ["ResultStore", "STALE_SECONDS"]
+
+STALE_SECONDS = 600.0
+"""Age after which a ``.tmp-*`` file is a killed writer's leftover, not a write in progress."""
 
 
 class ResultStore:
@@ -25,6 +36,7 @@ class ResultStore:
 
     Args:
         root: the directory (created if missing).
+        required: fields every record must hold to count as finished.
 
     Example:
         >>> import tempfile
@@ -35,9 +47,17 @@ class ResultStore:
         (True, 0.7)
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], required: tuple[str, ...] = ()) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.required = tuple(required)
+        now = time.time()
+        for tmp in self.root.glob(".tmp-*"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_SECONDS:
+                    tmp.unlink()
+            except FileNotFoundError:  # another process finished or removed it
+                pass
 
     def path(self, key: str) -> Path:
         """The file that holds (or will hold) the record of ``key``."""
@@ -48,16 +68,33 @@ class ResultStore:
         return self.root / f"{readable}-{digest}.json"
 
     def has(self, key: str) -> bool:
-        """Whether ``key`` has a finished record."""
-        return self.path(key).is_file()
+        """Whether ``key`` has a finished, valid record (an invalid one is quarantined)."""
+        return self._load(self.path(key), key) is not None
 
     def get(self, key: str) -> dict[str, Any]:
         """The record of ``key``; ``KeyError`` if the job has not finished."""
-        path = self.path(key)
-        if not path.is_file():
+        record = self._load(self.path(key), key)
+        if record is None:
             raise KeyError(f"no finished record for job {key!r} in {str(self.root)!r}")
-        record = json.loads(path.read_text())
-        return dict(record["record"])
+        return record
+
+    def _load(self, path: Path, key: str | None) -> dict[str, Any] | None:
+        """The record in ``path``, or None if there is none; an invalid file is renamed to
+        ``.corrupt`` with a warning naming it and the reason."""
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            reason = _invalid(data, key, self.required)
+        except (OSError, ValueError) as err:
+            reason = f"not readable JSON ({err})"
+        if reason is None:
+            return dict(data["record"])
+        target = path.with_name(path.name + ".corrupt")
+        os.replace(path, target)
+        warnings.warn(f"result record {str(path)!r} is invalid ({reason}); moved to "
+                      f"{target.name!r}, and its job will run again", UserWarning, stacklevel=3)
+        return None
 
     def put(self, key: str, record: Mapping[str, Any]) -> bool:
         """Record ``key`` once, atomically. Returns False (and writes nothing) if it exists."""
@@ -90,5 +127,17 @@ class ResultStore:
         for path in sorted(self.root.glob("*.json")):
             if path.name.startswith(".tmp-"):
                 continue
-            data = json.loads(path.read_text())
-            yield data["key"], dict(data["record"])
+            record = self._load(path, None)
+            if record is not None:
+                yield json.loads(path.read_text())["key"], record
+
+
+def _invalid(data: Any, key: str | None, required: tuple[str, ...]) -> str | None:
+    """Why ``data`` is not a valid record of ``key`` (any key if None), or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("record"), dict) \
+            or not isinstance(data.get("key"), str):
+        return "no 'key' and 'record'"
+    if key is not None and data["key"] != key:
+        return f"it holds job {data['key']!r}"
+    missing = [f for f in required if f not in data["record"]]
+    return f"missing {missing}" if missing else None

@@ -103,17 +103,18 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
                         params = {**DEFAULTS, **settings, "data_dir": str(data_dir),
                                   "dataset": name, "law": law, "structure": structure,
                                   "objective": objective, "splits": [int(k) for k in group],
-                                  "seed": int(seed) + int(group[0])}
+                                  "seed": int(seed) + int(group[0]),
+                                  "data_digest": dataset.digest}
                         jobs.append(Job(key=_job_key(params), params=params))
     return jobs
 
 
 def _job_key(params: dict[str, Any]) -> str:
-    """A readable key that changes whenever a setting that affects the result changes."""
+    """A readable key that changes whenever a setting or the data (its digest) changes."""
     fixed = "-".join(f"{k}={params[k]}" for k in sorted(DEFAULTS))
     splits = ",".join(map(str, params["splits"]))
     return (f"{params['dataset']}/{params['law']}/{params['structure']}/{params['objective']}/"
-            f"splits={splits}/seed={params['seed']}/{fixed}")
+            f"splits={splits}/seed={params['seed']}/data={params['data_digest']}/{fixed}")
 
 
 @functools.lru_cache(maxsize=8)
