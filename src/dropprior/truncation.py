@@ -41,6 +41,9 @@ from dropprior.noise._base import SampleShape, sample_size
 
 __all__ = ["Truncated"]
 
+MIN_REJECTION_MASS = 1e-6
+"""The least mass F(upper) a truncation of a law without an inverse cdf may keep: it is sampled by
+rejection from the base law, at 1/F(upper) draws per accepted one."""
 _MAX_REJECTION_ROUNDS = 1000
 
 
@@ -134,6 +137,11 @@ class Truncated(NoiseLaw):
         log_mass = torch.log(base.cdf(upper_t))
         if not bool(torch.isfinite(log_mass)):
             raise ValueError(f"upper={upper!r} leaves no mass of {base!r} (F(upper) = 0)")
+        if _torch_icdf(base) is None and float(log_mass.exp()) < MIN_REJECTION_MASS:
+            raise ValueError(
+                f"upper={upper!r} keeps F(upper) = {float(log_mass.exp()):.3g} of {base!r}; "
+                f"sampling it by rejection needs F(upper) >= {MIN_REJECTION_MASS:g} (about "
+                f"1/{1 / MIN_REJECTION_MASS:g} base draws per accepted one): raise upper")
         self._assemble(base, upper_t, _quadrature_moments(base, upper_t))
 
     def _assemble(self, base: NoiseLaw, upper: Tensor, moments64: dict[str, Tensor]) -> None:

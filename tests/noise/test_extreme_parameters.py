@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import scipy.stats
 import torch
 from hypothesis import given, settings
@@ -35,3 +36,71 @@ def test_huge_and_tiny_scales_follow_the_law() -> None:
         unit = (draws / float(law.scale)).numpy()
         assert scipy.stats.kstest(unit, scipy.stats.rayleigh.cdf).pvalue > 1e-3
         assert not math.isinf(float(draws.max()))
+
+
+CONCENTRATIONS = st.floats(min_value=0.05, max_value=20.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=CONCENTRATIONS, b=CONCENTRATIONS, n=st.integers(1, 40), seed=st.integers(0, 2**31))
+def test_learned_beta_draws_do_not_depend_on_grad_mode(a: float, b: float, n: int,
+                                                       seed: int) -> None:
+    """The same generator state gives the same learned (float64) draws with and without grad,
+    on the law and through the noise function."""
+    from dropprior.noise import Beta
+
+    conc1 = torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    conc0 = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    law = Beta(conc1, conc0)
+    with_grad = law.rsample((n,), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        without = law.rsample((n,), generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(with_grad.detach(), without)
+    x = torch.ones(3, n, dtype=torch.float64)
+    y1 = multiplicative_noise(x, law, "unit", generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        y2 = multiplicative_noise(x, law, "unit", generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(y1.detach(), y2)
+
+
+def test_tiny_keep_bernoulli_never_gives_nan() -> None:
+    from dropprior.noise import Bernoulli
+
+    law = Bernoulli(1e-45, inverted=True)
+    for granularity in ("batch", "example"):
+        y = multiplicative_noise(torch.ones(4, 8), law, "unit", granularity)
+        assert not bool(torch.isnan(y).any())
+    assert float(law.mean) == 1.0
+
+
+def test_learned_inverse_nakagami_gradients_are_finite_at_huge_spread() -> None:
+    from dropprior.noise import InverseNakagami
+
+    grads = []
+    for dtype in (torch.float32, torch.float64):
+        m = torch.tensor(2.0, dtype=dtype, requires_grad=True)
+        spread = torch.tensor(1e30, dtype=dtype, requires_grad=True)
+        InverseNakagami(m, spread).rsample((5,), generator=torch.Generator().manual_seed(0)) \
+            .sum().backward()
+        assert bool(torch.isfinite(m.grad)) and bool(torch.isfinite(spread.grad))
+        grads.append(float(m.grad))
+    assert grads[0] == pytest.approx(grads[1], rel=1e-5)  # float32 agrees with float64
+
+
+def test_local_reparametrization_is_finite_for_huge_gaussian_std() -> None:
+    from dropprior.nn import NoisyLinear
+    from dropprior.noise import Gaussian
+
+    for dtype in (torch.float32, torch.float64):
+        layer = NoisyLinear(4, 2, Gaussian(1.0, 1e20), "weight", local_reparam=True).to(dtype)
+        assert bool(torch.isfinite(layer(torch.randn(3, 4, dtype=dtype))).all())
+
+
+def test_unbroadcastable_parameters_and_massless_truncation_are_named() -> None:
+    from dropprior import Truncated
+    from dropprior.noise import Gaussian, InverseNakagami
+
+    with pytest.raises(ValueError, match=r"must broadcast to one shape, got shapes \(3,\), \(2,\)"):
+        Gaussian(torch.ones(3), torch.ones(2))
+    with pytest.raises(ValueError, match=r"F\(upper\) = 1.73e-37 .* needs F\(upper\) >= 1e-06"):
+        Truncated(InverseNakagami(0.75, 1e-3), upper=3.0)

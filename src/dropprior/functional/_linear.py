@@ -137,7 +137,8 @@ def local_reparam_linear(x: Tensor, weight: Tensor, bias: Tensor | None, noise: 
             "use local_reparam=False (exact per-example DropConnect) for other laws"
         )
     mean = noise.mean.to(device=x.device, dtype=x.dtype)
-    std = noise.variance.sqrt().to(device=x.device, dtype=x.dtype)
+    # the law's s itself, not √(s²): s² overflows the law's float32 from s ≈ 1.8e19
+    std = noise.std.abs().to(device=x.device, dtype=x.dtype)
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
     dtype = sampling_dtype(x.dtype)

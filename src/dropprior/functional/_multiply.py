@@ -65,7 +65,11 @@ def _bernoulli_mask(law: Bernoulli, shape: tuple[int, ...], generator: torch.Gen
     # (no generator=None keyword: torch.compile cannot trace it with dynamic shapes)
     u = torch.rand(shape, dtype=dtype, device=device) if generator is None else \
         torch.rand(shape, dtype=dtype, device=device, generator=generator)
-    return u < keep, (1.0 / keep if law.inverted else torch.ones_like(keep))
+    # inverted: 1/π, saturated at the dtype's largest value (π below ~3e-39 in float32 would give
+    # inf, and 0·inf = nan for every dropped entry)
+    scale = (1.0 / keep).clamp(max=torch.finfo(dtype).max) if law.inverted else \
+        torch.ones_like(keep)
+    return u < keep, scale
 
 
 def sampling_dtype(dtype: torch.dtype) -> torch.dtype:

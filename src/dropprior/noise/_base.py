@@ -52,7 +52,12 @@ def broadcast_params(*values: float | Tensor) -> tuple[Tensor, ...]:
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
-    return tuple(torch.broadcast_tensors(*(t.to(dtype) for t in tensors)))
+    try:
+        return tuple(torch.broadcast_tensors(*(t.to(dtype) for t in tensors)))
+    except RuntimeError:
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
+        raise ValueError(f"the law's parameters must broadcast to one shape, got shapes {shapes}"
+                         ) from None
 
 
 def inf_like(t: Tensor) -> Tensor:

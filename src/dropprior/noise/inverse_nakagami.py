@@ -136,9 +136,11 @@ class InverseNakagami(NoiseLaw):
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
-        """ξ = (G/(m/Ω))^{−1/2}, G ~ Gamma(m, 1) with implicit gamma gradients (torch's
-        ``_standard_gamma_grad``)."""
-        return torch.rsqrt(self._gamma(sample_shape, generator) / self._rate)
+        """ξ = √m · Ω^{−1/2} · G^{−1/2}, G ~ Gamma(m, 1) with implicit gamma gradients (torch's
+        ``_standard_gamma_grad``). The three factors keep every gradient finite where the single
+        (G/(m/Ω))^{−1/2} underflows (m/Ω squared in its gradient vanishes at Ω ≈ 1e30)."""
+        return self.shape.sqrt() * self.spread.rsqrt() * torch.rsqrt(
+            self._gamma(sample_shape, generator))
 
     def log_prob(self, value: Tensor) -> Tensor:
         """log p(ξ) = log 2 + m log(m/Ω) − log Γ(m) − (2m + 1) log ξ − (m/Ω)/ξ², in closed form
