@@ -86,6 +86,33 @@ class _ImplicitGamma(torch.autograd.Function):
         return (grad * dg).sum_to_size(alpha.shape), None, None
 
 
+class _GivenGamma(torch.autograd.Function):
+    """Draws G ~ Gamma(α, 1) made elsewhere, with the implicit reparametrization gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, alpha: Tensor, g: Tensor) -> Tensor:
+        ctx.save_for_backward(alpha, g)
+        return g
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        alpha, g = ctx.saved_tensors
+        dg = torch._standard_gamma_grad(alpha.expand(g.shape).contiguous(), g)
+        return (grad * dg).sum_to_size(alpha.shape), None
+
+
+def with_gamma_gradient(alpha: Tensor, g: Tensor) -> Tensor:
+    """``g`` (draws of Gamma(α, 1)) carrying the implicit gradient ∂G/∂α where α needs one.
+
+    Shape:
+        alpha: broadcastable to g's; output: g's.
+    """
+    if alpha.requires_grad and torch.is_grad_enabled():
+        return _GivenGamma.apply(alpha, g)
+    return g
+
+
 def standard_gamma(alpha: Tensor, shape: torch.Size,
                    generator: torch.Generator | None = None) -> Tensor:
     r"""G ~ Gamma(α, 1) i.i.d., exact, differentiable in α by implicit reparametrization.

@@ -26,7 +26,7 @@ from dropprior.noise._base import (
 )
 from dropprior.noise._gamma import draw_gammas, replay_gammas
 from dropprior.noise._registry import register_law
-from dropprior.noise._sampling import log_standard_gamma, needs_boost, standard_gamma
+from dropprior.noise._sampling import log_standard_gamma, needs_boost, with_gamma_gradient
 
 __all__ = ["Beta"]
 
@@ -114,8 +114,11 @@ class Beta(NoiseLaw):
         if self._needs_log_form():
             return None
         shape = self._extended_shape(sample_size(sample_shape))
-        return (standard_gamma(self.concentration1, shape, generator),
-                standard_gamma(self.concentration0, shape, generator))
+        with torch.no_grad():  # the very draws of ``sample``, so sample and rsample agree
+            (g1, g0), _ = draw_gammas([self.concentration1.detach(),
+                                       self.concentration0.detach()], shape, generator)
+        return (with_gamma_gradient(self.concentration1, g1),
+                with_gamma_gradient(self.concentration0, g0))
 
     def rsample(self, sample_shape: SampleShape = (),
                 generator: torch.Generator | None = None) -> Tensor:
