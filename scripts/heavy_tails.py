@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from dropprior import relevance
 from dropprior.data import load_diabetes, load_mnist
 from dropprior.likelihoods import Categorical, Gaussian
 from dropprior.metrics import accuracy
 from dropprior.nn import NoisyLinear
 from dropprior.noise import Bernoulli, HalfCauchy, InverseNakagami, NoiseLaw
 from dropprior.prediction import predict
-from dropprior.relevance import relevance
 from dropprior.training import fit
 from dropprior.truncation import Truncated
 

@@ -33,6 +33,7 @@ from dropprior import (
     priors,
     scales,
 )
+from dropprior._relevance import norm_relevance, relevance
 from dropprior.hyperpriors import (
     GammaScale,
     HalfCauchyScale,
@@ -78,7 +79,6 @@ from dropprior.priors import (
     VarianceGamma,
 )
 from dropprior.pruning import PruneResult, prune
-from dropprior.relevance import norm_relevance, relevance
 from dropprior.scales import group_snr, learn_scales, learned_scales, variational
 from dropprior.training import History, fit
 from dropprior.truncation import Truncated

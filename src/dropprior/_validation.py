@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["check_bool", "check_choice", "check_positive", "check_in_interval", "as_param",
-           "check_finite", "check_at_least", "check_less"]
+__all__ = ["type_name", "check_bool", "check_choice", "check_positive", "check_in_interval",
+           "as_param", "check_finite", "check_at_least", "check_less"]
 
 T = TypeVar("T")
 
@@ -25,6 +25,15 @@ def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
     if value not in options:
         raise ValueError(f"{name}={value!r} is not valid; expected one of {options}")
     return value
+
+
+def type_name(value: object) -> str:
+    """The type of ``value`` as an error should name it: module-qualified outside the builtins,
+    so ``dropprior.likelihoods.Gaussian`` and ``dropprior.noise.gaussian.Gaussian`` differ."""
+    cls = type(value)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def check_bool(name: str, value: object) -> bool:

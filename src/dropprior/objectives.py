@@ -55,7 +55,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.noise import NoiseLaw
 
@@ -112,7 +112,7 @@ def _check_batch(x: Tensor, y: Tensor, likelihood: Likelihood) -> None:
     if not isinstance(likelihood, Likelihood):
         raise TypeError(
             "likelihood must be a dropprior.likelihoods.Likelihood (Gaussian, Categorical, "
-            f"Bernoulli), got {type(likelihood).__name__}"
+            f"Bernoulli), got {type_name(likelihood)}"
         )
     if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
         raise ValueError(
@@ -394,7 +394,7 @@ def hp_log_prior(weight: Tensor, noise: NoiseLaw, sigma0: float, samples: int = 
     check_choice("estimator", estimator, HP_ESTIMATORS)
     sigma0 = _check_sigma0(sigma0)
     if not isinstance(noise, NoiseLaw):
-        raise TypeError(f"noise must be a dropprior NoiseLaw, got {type(noise).__name__}")
+        raise TypeError(f"noise must be a dropprior NoiseLaw, got {type_name(noise)}")
     groups = weight.movedim(group_dim, 0).reshape(weight.shape[group_dim], -1)
     n_groups, d = groups.shape
     sq_norm = (groups**2).sum(dim=1)  # (G,)

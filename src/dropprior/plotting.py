@@ -54,7 +54,7 @@ def relevance_plot(scores: Mapping[str, Tensor], path: str | Path | None = None,
     """One bar chart per noisy layer: the relevance score of each group, sorted descending.
 
     Args:
-        scores: ``{layer name: scores (G,)}`` from :func:`dropprior.relevance.relevance`.
+        scores: ``{layer name: scores (G,)}`` from :func:`dropprior.relevance`.
         path: if given, the figure is saved there.
         labels: optional ``{layer name: group names}`` (e.g. feature names for the first layer).
     """

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, type_name
 from dropprior.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood
 from dropprior.noise import NoiseLaw
 from dropprior.objectives import check_samples, output_samples
@@ -181,7 +181,7 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                         "summarise the raw outputs as a regression without aleatoric noise")
     if likelihood is not None and not isinstance(likelihood, Likelihood):
         raise TypeError(f"likelihood must be a dropprior Likelihood or None, got "
-                        f"{type(likelihood).__name__}")
+                        f"{type_name(likelihood)}")
     if not isinstance(x, Tensor) or x.dim() == 0:
         raise TypeError("x must be a torch.Tensor with a batch dimension")
     if x.shape[0] == 0:
@@ -228,7 +228,7 @@ def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
             means, stds = means.squeeze(-1), stds.squeeze(-1)
         aleatoric = (stds**2).mean(dim=0)
     else:
-        raise TypeError(f"no predictive summary for likelihood {type(likelihood).__name__}")
+        raise TypeError(f"no predictive summary for likelihood {type_name(likelihood)}")
     mean = means.mean(dim=0)
     epistemic = means.var(dim=0, unbiased=False)
     return RegressionPrediction(mean, epistemic + aleatoric, epistemic, aleatoric, means, stds)

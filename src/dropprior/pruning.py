@@ -1,6 +1,6 @@
 r"""Genuine pruning: remove the groups the prior switched off and return a smaller model.
 
-:func:`prune` ranks each noisy layer's groups by :func:`dropprior.relevance.relevance` and keeps
+:func:`prune` ranks each noisy layer's groups by :func:`dropprior.relevance` and keeps
 either a fraction of them (``keep=``) or those scoring above a ``threshold=``. Removal is real:
 
 * an input unit of a unit-structured :class:`~dropprior.nn.NoisyLinear` at position i of an
@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior.relevance import relevance
+from dropprior._relevance import relevance
 from dropprior.scales import collapse, has_scales, kept_groups, layer_layout
 
 __all__ = ["prune", "PruneResult", "SelectFeatures", "count_parameters", "count_flops"]
@@ -372,10 +372,10 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         layers: names (as in ``named_modules``) of the noisy layers to prune; None: all of them.
             Two layers may not prune the same interface (a filter-pruned conv and the
             input-pruned layer after it): name one.
-        scale: the norm score's noise scale (see :func:`dropprior.relevance.norm_relevance`).
+        scale: the norm score's noise scale (see :func:`dropprior.norm_relevance`).
         example_input: an input batch for the FLOP count; default zeros of the first linear
             layer's width (required when the model starts with a convolution).
-        by: the relevance score (:func:`dropprior.relevance.relevance`), for a numeric
+        by: the relevance score (:func:`dropprior.relevance`), for a numeric
             ``threshold`` or ``keep``.
         fine_tune: called with the pruned model (e.g. a short :func:`dropprior.fit`) before the
             counts are taken; its return value is ignored.

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import (
     check_samples,
@@ -177,7 +177,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if not isinstance(likelihood, Likelihood):
         raise TypeError("likelihood must be a dropprior Likelihood, got "
-                        f"{type(likelihood).__name__}")
+                        f"{type_name(likelihood)}")
     if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.dim() == 0 or y.dim() == 0 or (
             x.shape[0] != y.shape[0]):
         raise ValueError("x and y must be tensors with the same number of examples along dim 0")

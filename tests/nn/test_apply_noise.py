@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
+from dropprior import relevance
 from dropprior.nn import MultiplicativeNoise, NoisyLinear, apply_noise
 from dropprior.noise import Bernoulli, Gaussian, HalfCauchy, registered_laws
 from dropprior.pruning import prune
-from dropprior.relevance import relevance
 
 
 def _mlp(dtype=torch.float32) -> nn.Sequential:

@@ -15,13 +15,12 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 from torch.testing import assert_close
 
-from dropprior import scales
+from dropprior import norm_relevance, relevance, scales
 from dropprior.hyperpriors import GammaScale, HalfCauchyScale, InverseGammaScale, LogUniformScale
 from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM, Residual, mc
 from dropprior.noise import Bernoulli, InverseNakagami, Rayleigh
 from dropprior.objectives import ep_weight_penalty, prior_penalty
 from dropprior.pruning import prune
-from dropprior.relevance import norm_relevance, relevance
 
 f64 = torch.float64
 LAW = InverseNakagami(2.0, 1.0)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from dropprior import relevance
 from dropprior.data import load_diabetes
 from dropprior.likelihoods import Gaussian
 from dropprior.metrics import rmse
@@ -18,7 +19,6 @@ from dropprior.nn import NoisyLinear
 from dropprior.noise import Bernoulli
 from dropprior.prediction import predict
 from dropprior.pruning import SelectFeatures, prune
-from dropprior.relevance import relevance
 from dropprior.training import fit
 
 N_NOISE = 10

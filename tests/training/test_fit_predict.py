@@ -10,13 +10,13 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
+from dropprior._relevance import noise_scale, relevance
 from dropprior.likelihoods import Categorical, Gaussian
 from dropprior.nn import NoisyLinear, Residual
 from dropprior.noise import Bernoulli, HalfCauchy, Rayleigh
 from dropprior.objectives import output_samples
 from dropprior.prediction import mc_mode, predict
 from dropprior.pruning import count_flops, prune
-from dropprior.relevance import noise_scale, relevance
 from dropprior.training import fit
 
 

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
+from dropprior import relevance
 from dropprior.nn import NoisyConv1d, NoisyConv2d, NoisyLinear, NoisyLSTM
 from dropprior.noise import Bernoulli, Rayleigh
 from dropprior.pruning import SelectFeatures, count_flops, count_parameters, prune
-from dropprior.relevance import relevance
 
 
 def _cnn(structure: str, law=None) -> nn.Sequential:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
+from dropprior._validation import type_name
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.noise import NoiseLaw
@@ -112,7 +113,7 @@ def hp_gap_from_norms(norms: Tensor, group_size: int, noise: NoiseLaw, sigma0: f
     sigma0 = _check_sigma0(sigma0)
     _check_samples(samples)
     if not isinstance(noise, NoiseLaw):
-        raise TypeError(f"noise must be a dropprior NoiseLaw, got {type(noise).__name__}")
+        raise TypeError(f"noise must be a dropprior NoiseLaw, got {type_name(noise)}")
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
         raise ValueError(f"group_size must be a positive int, got {group_size!r}")
     r = norms.detach().to(torch.float64).reshape(-1)

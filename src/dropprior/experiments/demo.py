@@ -15,7 +15,7 @@ under the marginal-MAP objective (:func:`objective_for`); the table names it. A 
 fails (a regression worse than the mean predictor, a classifier near chance) is marked with the
 reason and the fix in its "note" column.
 
-Relevance: the input layer's per-feature relevance (:func:`dropprior.relevance.relevance`) — the
+Relevance: the input layer's per-feature relevance (:func:`dropprior.relevance`) — the
 10 diabetes features as bars and the 64 digit pixels as an 8 × 8 image.
 """
 
@@ -103,10 +103,10 @@ def failure(row: dict[str, Any], y_std: float | None = None) -> str:
 
 def regression_run(law: str, s: DemoSettings) -> dict[str, Any]:
     """Train and evaluate on diabetes; returns metrics, PIT values and relevance per feature."""
+    from dropprior._relevance import relevance
     from dropprior.data import load_diabetes
     from dropprior.likelihoods import Gaussian
     from dropprior.prediction import RegressionPrediction, predict
-    from dropprior.relevance import relevance
     from dropprior.training import fit
 
     x, y, names = load_diabetes()
@@ -148,11 +148,11 @@ def _samples(objective: str) -> int:
 
 def classification_run(law: str, s: DemoSettings) -> dict[str, Any]:
     """Train and evaluate on digits; returns metrics, reliability bins and per-pixel relevance."""
+    from dropprior._relevance import relevance
     from dropprior.data import load_digits
     from dropprior.likelihoods import Categorical
     from dropprior.metrics import expected_calibration_error, nll, reliability
     from dropprior.prediction import ClassificationPrediction, predict
-    from dropprior.relevance import relevance
     from dropprior.training import fit
 
     x, y = load_digits()

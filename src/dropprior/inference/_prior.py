@@ -29,7 +29,7 @@ from pyro.distributions.torch_distribution import TorchDistribution
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, type_name
 
 __all__ = ["PARAMETRIZATIONS", "LawSite", "check_continuous", "check_parametrization",
            "sample_scale_mixture"]
@@ -52,7 +52,7 @@ def check_continuous(law: Distribution) -> Distribution:
     """Refuse laws that gradient-based samplers cannot handle, saying what to use instead."""
     if not isinstance(law, Distribution):
         raise TypeError(
-            f"law must be a dropprior.noise law (a torch Distribution), got {type(law).__name__}"
+            f"law must be a dropprior.noise law (a torch Distribution), got {type_name(law)}"
         )
     support = law.support
     discrete = bool(getattr(law, "is_discrete", False)) or (

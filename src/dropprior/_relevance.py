@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, type_name
 from dropprior.noise import NoiseLaw
 
 __all__ = ["relevance", "norm_relevance", "noise_scale", "SCALES", "RELEVANCE"]
@@ -89,7 +89,7 @@ def noise_scale(law: NoiseLaw, scale: str = "auto") -> Tensor:
     """
     check_choice("scale", scale, SCALES)
     if not isinstance(law, NoiseLaw):
-        raise TypeError(f"law must be a dropprior NoiseLaw, got {type(law).__name__}")
+        raise TypeError(f"law must be a dropprior NoiseLaw, got {type_name(law)}")
     if scale == "none":
         return torch.ones((), dtype=law.mean.dtype)
     second = law.second_moment
