@@ -207,7 +207,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                 for i in range(0, x.shape[0], max(step, 1)):
                     parts.append(output_samples(model, x[i:i + step], samples, vectorize))
     outputs = torch.cat(parts, dim=1)  # (S, N, ...)
-    return summarise(outputs, likelihood)
+    with torch.no_grad():  # a learned likelihood std must not attach the summary to a graph
+        return summarise(outputs, likelihood)
 
 
 def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dropprior.cli import build_parser, main
 
@@ -32,8 +34,8 @@ def test_end_to_end_writes_tables_plot_and_run_record(tiny_uci, tmp_path, capsys
     assert info["seed"] == 0 and info["seconds"] > 0 and "torch" in info["versions"]
     assert info["config"]["epochs"] == 3
     csv_lines = (out / "uci.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("dataset,law,structure,objective,n_splits")
-    assert csv_lines[1].startswith("tiny,bernoulli,unit,mc,2,3,")
+    assert csv_lines[0].startswith("dataset,law,structure,variant,objective,n_splits")
+    assert csv_lines[1].startswith("tiny,bernoulli,unit,,mc,2,3,")  # no variant: batched
     assert "| tiny | bernoulli | unit | mc | 2 | 3 |" in stdout
     # the recorded config.toml reproduces the run: everything is already in the store
     code, stdout, _ = _run(["uci", "--config", str(out / "config.toml")], capsys)
@@ -118,3 +120,47 @@ def test_console_script_reports_a_missing_data_dir_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "dropprior: error:" in proc.stderr and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_learned_scale_path_runs_and_reports_what_the_fit_kept(tiny_uci, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", "--law", "bernoulli",
+                 "--depth", "2", "--structure", "ard+add", "--hyperprior", "log_uniform",
+                 "--inference", "vi", "--epochs", "5", "--test-samples", "20", "--splits", "0",
+                 "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    rows = list(csv.DictReader((out / "uci.csv").read_text().splitlines()))
+    assert len(rows) == 1 and rows[0]["variant"] == "depth 2, vi, log_uniform"
+    assert rows[0]["n_splits"] == "2"
+    assert 0 <= float(rows[0]["inputs_kept"]) <= 3 and 0 <= float(rows[0]["blocks_kept"]) <= 2
+    assert 0 <= float(rows[0]["units_kept"]) <= 8  # n_hidden.txt of the tiny set
+    assert "| inputs kept | units kept | blocks kept |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--depth", "-1"], "--depth=-1 must be an integer >= 0"),
+    (["--inference", "vi"], "--inference vi learns the group scales in closed form and needs"),
+    (["--inference", "vi", "--hyperprior", "log_uniform", "--structure", "weight"],
+     "--structure 'weight' is not supported with --depth"),
+    (["--structure", "add"], "--structure 'add' needs residual blocks: pass --depth >= 1"),
+])
+def test_learned_scale_path_bad_input(tiny_uci, tmp_path, capsys, argv, message):
+    code = main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", "--out",
+                 str(tmp_path / "run"), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_depth_zero_is_the_standard_network_and_add_needs_blocks():
+    from dropprior.experiments.uci_scales import build_uci_network
+    from dropprior.nn import NoisyLinear, Residual
+
+    standard = build_uci_network(3, 8, 0, "unit", "bernoulli", 0.05)
+    assert [type(m) for m in standard] == [NoisyLinear, torch.nn.ReLU, NoisyLinear]
+    deep = build_uci_network(3, 8, 4, "ard+add", "bernoulli", 0.05)
+    blocks = [m for m in deep if isinstance(m, Residual)]
+    assert len(blocks) == 4 and all(b.structure == "unit+layer" for b in blocks)
+    assert all(b.structure == "layer" for b in build_uci_network(3, 8, 2, "add", "bernoulli", 0.05)
+               if isinstance(b, Residual))
+    with pytest.raises(ValueError, match="needs residual blocks"):
+        build_uci_network(3, 8, 0, "add", "bernoulli", 0.05)

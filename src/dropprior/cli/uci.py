@@ -8,14 +8,26 @@ from typing import Any
 
 from dropprior.cli._common import CLIError
 from dropprior.cli._config import Options, resolve
-from dropprior.experiments.batched_mlp import OBJECTIVES, STRUCTURES
+from dropprior.experiments.batched_mlp import STRUCTURES
 from dropprior.experiments.laws import TABLE1_LAWS
 from dropprior.experiments.runner import BACKENDS
+from dropprior.experiments.uci_scales import (
+    HYPERPRIOR_CHOICES,
+    LIBRARY_STRUCTURES,
+    needs_library_path,
+)
+from dropprior.scales import INFERENCE
+from dropprior.training import OBJECTIVES
 
 EXAMPLE = """example:
   dropprior uci --data-dir ../shared/data --dataset yacht --law bernoulli rayleigh \\
       --objective mc marginal --workers 2 --out runs/uci-yacht
-  (rerunning the same command skips the jobs already in runs/uci-yacht/jobs)"""
+  (rerunning the same command skips the jobs already in runs/uci-yacht/jobs)
+  dropprior uci --data-dir ../shared/data --dataset yacht --depth 8 --structure add \
+      --hyperprior log_uniform --inference vi --splits 0 1 2 --out runs/uci-yacht-add
+  (--depth, --hyperprior, --inference vi and the add / ard+add structures train dropprior's
+  own layers with learned group scales through fit, one job per split, with fixed
+  hyperparameters; the table gains the inputs, units and blocks the fit kept)"""
 
 
 def register(subparsers: Any) -> None:
@@ -36,10 +48,26 @@ def register(subparsers: Any) -> None:
     opts.add("--law", default=["bernoulli"], many=True, choices=[*TABLE1_LAWS, "all"],
              help="noise laws of Table 1 ('all' = every one); see dropprior.experiments.laws for "
              "how each is set from the dropout rate")
-    opts.add("--structure", default=["unit"], many=True, choices=list(STRUCTURES),
-             help="noise structure: unit (dropout/ARD) or weight (DropConnect)")
+    opts.add("--structure", default=["unit"], many=True,
+             choices=list(dict.fromkeys([*STRUCTURES, *LIBRARY_STRUCTURES])),
+             help="noise structure: unit (dropout/ARD), weight (DropConnect), add (one scale per "
+             "residual block) or ard+add (both; add and ard+add need --depth >= 1)")
     opts.add("--objective", default=["mc"], many=True, choices=list(OBJECTIVES),
-             help="training objective: mc (eq. 3) or marginal (log-mean-exp bound, eq. 10)")
+             help="training objective: mc (eq. 3), marginal (log-mean-exp bound, eq. 10) or "
+             "tail_adaptive (rank-weighted draws; learned-scale path only)")
+    opts.add("--depth", default=None, kind=int, metavar="K",
+             help="a ResNet MLP of K residual blocks of the data set's width (0: the standard "
+             "network of one hidden layer, through dropprior's own layers)",
+             shown="the batched standard network")
+    opts.add("--hyperprior", default="none", choices=list(HYPERPRIOR_CHOICES),
+             help="hyperprior of learned group scales (none: no scales)")
+    opts.add("--inference", default="map", choices=list(INFERENCE),
+             help="map (learned scales with the noise on) or vi (mean-field VI, closed-form "
+             "scales; needs a hyperprior)")
+    opts.add("--dropout", default=0.05, kind=float,
+             help="learned-scale path: the dropout rate the law is matched to (no grid search)")
+    opts.add("--sigma0", default=1.0, kind=float,
+             help="learned-scale path: prior std of the weights on standardised data")
     opts.add("--splits", default=None, many=True, kind=int, metavar="K",
              help="split indices to run", shown="all splits in the folder")
     opts.add("--epochs", default=None, kind=int,
@@ -86,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
         run_uci_split,
         summarise_uci,
         uci_jobs,
+        uci_scales_jobs,
         write_uci_tables,
     )
+    from dropprior.experiments.uci_scales import run_uci_scales_split
 
     cfg = resolve(args)
     data_dir = _uci_root(cfg["data_dir"])
@@ -107,19 +137,31 @@ def run(args: argparse.Namespace) -> int:
     for name in ("epochs", "hidden", "train_samples"):
         if cfg[name] is not None and cfg[name] < 1:
             raise CLIError(f"--{name.replace('_', '-')}={cfg[name]!r} must be >= 1")
-    settings = {name: cfg[name] for name in (
-        "epochs", "epoch_multiplier", "batch_size", "lr", "lengthscale", "hidden", "layers",
-        "test_samples", "validation_samples", "train_samples")}
-    jobs = uci_jobs(str(data_dir), datasets, laws, cfg["structure"], cfg["objective"],
-                    seed=cfg["seed"], splits=cfg["splits"], splits_per_job=cfg["splits_per_job"],
-                    **settings)
+    library = any(needs_library_path(st, cfg["depth"], cfg["hyperprior"], cfg["inference"])
+                  for st in cfg["structure"])
+    if library:
+        job_fn: Any = run_uci_scales_split
+        jobs = uci_scales_jobs(
+            str(data_dir), datasets, laws, cfg["structure"], cfg["objective"],
+            depth=cfg["depth"], hyperprior=cfg["hyperprior"], inference=cfg["inference"],
+            dropout=cfg["dropout"], seed=cfg["seed"], splits=cfg["splits"],
+            **{name: cfg[name] for name in ("epochs", "hidden", "lr", "batch_size", "sigma0",
+                                            "test_samples", "train_samples")})
+    else:
+        job_fn = run_uci_split
+        settings = {name: cfg[name] for name in (
+            "epochs", "epoch_multiplier", "batch_size", "lr", "lengthscale", "hidden", "layers",
+            "test_samples", "validation_samples", "train_samples")}
+        jobs = uci_jobs(str(data_dir), datasets, laws, cfg["structure"], cfg["objective"],
+                        seed=cfg["seed"], splits=cfg["splits"],
+                        splits_per_job=cfg["splits_per_job"], **settings)
     rundir = RunDirectory(cfg["out"], "uci", {**cfg, "data_dir": str(data_dir)}, cfg["seed"])
     store = ResultStore(rundir.path("jobs"), required=("params", "result"))
     done = sum(store.has(job.key) for job in jobs)
     print(f"dropprior uci: {len(jobs)} jobs ({done} already finished in {store.root}), "
           f"{len(datasets)} data set(s) x {len(laws)} law(s) x {len(cfg['structure'])} "
           f"structure(s) x {len(cfg['objective'])} objective(s), {cfg['workers']} worker(s)")
-    records = run_jobs(run_uci_split, jobs, store, workers=cfg["workers"],
+    records = run_jobs(job_fn, jobs, store, workers=cfg["workers"],
                        backend=cfg["backend"], address=cfg["address"], progress=cfg["progress"],
                        desc="uci")
     summary = summarise_uci(records)

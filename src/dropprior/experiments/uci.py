@@ -42,8 +42,8 @@ from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.runner import Job
 from dropprior.experiments.tables import beats, format_mean_se, markdown_table, mean_se, write_csv
 
-__all__ = ["uci_jobs", "run_uci_split", "fit_and_score", "standardise", "summarise_uci",
-           "write_uci_tables", "anchor_verdicts", "plot_uci", "DEFAULTS"]
+__all__ = ["uci_jobs", "uci_scales_jobs", "run_uci_split", "fit_and_score", "standardise",
+           "summarise_uci", "write_uci_tables", "anchor_verdicts", "plot_uci", "DEFAULTS"]
 
 #: Noise draws per example and step of the marginal-MAP objective unless ``train_samples`` is set.
 MARGINAL_SAMPLES = 5
@@ -106,6 +106,68 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
                                   "seed": int(seed) + int(group[0]),
                                   "data_digest": dataset.digest}
                         jobs.append(Job(key=_job_key(params), params=params))
+    return jobs
+
+
+def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequence[str],
+                    structures: Sequence[str], objectives: Sequence[str], *, depth: int | None,
+                    hyperprior: str, inference: str, dropout: float, seed: int = 0,
+                    splits: Sequence[int] | None = None, **settings: Any) -> list[Job]:
+    """One job per data set × law × structure × objective × split for the library path
+    (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
+    ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``.
+
+    Raises:
+        ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
+            without a hyperprior.
+    """
+    from dropprior.experiments.uci_scales import HYPERPRIOR_CHOICES, LIBRARY_STRUCTURES
+    from dropprior.scales import INFERENCE
+
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
+                              or depth < 0):
+        raise ValueError(f"--depth={depth!r} must be an integer >= 0 (0: the standard network "
+                         "of one hidden layer; K: K residual blocks)")
+    check_choice("hyperprior", hyperprior, HYPERPRIOR_CHOICES)
+    check_choice("inference", inference, INFERENCE)
+    for structure in structures:
+        if structure not in LIBRARY_STRUCTURES:
+            raise ValueError(f"--structure {structure!r} is not supported with --depth, "
+                             f"--hyperprior or --inference vi; accepted: "
+                             f"{list(LIBRARY_STRUCTURES)}")
+        if structure != "unit" and not depth:
+            raise ValueError(f"--structure {structure!r} needs residual blocks: pass --depth >= 1")
+    if inference == "vi" and hyperprior == "none":
+        raise ValueError("--inference vi learns the group scales in closed form and needs "
+                         f"--hyperprior {[h for h in HYPERPRIOR_CHOICES if h != 'none']}")
+    for law in laws:
+        check_choice("law", law, TABLE1_LAWS)
+    variant = f"depth {depth or 0}, {inference}, {hyperprior}"
+    jobs = []
+    for name in datasets:
+        dataset = _load(str(data_dir), name)
+        chosen = list(range(len(dataset.splits))) if splits is None else list(splits)
+        for k in chosen:
+            if not 0 <= k < len(dataset.splits):
+                raise ValueError(f"split {k!r} is out of range; {name} has "
+                                 f"{len(dataset.splits)} splits (0..{len(dataset.splits) - 1})")
+        epochs = settings.get("epochs") or dataset.n_epochs * 100
+        for law in laws:
+            for structure in structures:
+                for objective in objectives:
+                    for k in chosen:
+                        params = {**settings, "epochs": int(epochs), "data_dir": str(data_dir),
+                                  "dataset": name, "law": law, "structure": structure,
+                                  "objective": objective, "split": int(k),
+                                  "seed": int(seed) + int(k), "depth": depth,
+                                  "hyperprior": hyperprior, "inference": inference,
+                                  "dropout": float(dropout), "variant": variant,
+                                  "data_digest": dataset.digest}
+                        key = (f"{name}/{law}/{structure}/{objective}/{variant}/split={k}/"
+                               + "-".join(f"{n}={params[n]}" for n in sorted(params)
+                                          if n not in ("data_dir", "dataset", "law", "structure",
+                                                       "objective", "variant", "split")))
+                        jobs.append(Job(key=key, params=params))
     return jobs
 
 
@@ -253,31 +315,45 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         One dict per group with ``dataset, law, structure, objective, n_splits, rmse, rmse_se, ll,
         ll_se, seconds`` (summed job time) and ``epochs``, sorted by data set then law order.
     """
-    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for record in records:
         params = record["params"]
-        key = (params["dataset"], params["law"], params["structure"], params["objective"])
-        group = groups.setdefault(key, {"rmse": [], "ll": [], "seconds": 0.0,
+        key = (params["dataset"], params["law"], params["structure"], params["objective"],
+               params.get("variant", ""))
+        group = groups.setdefault(key, {"rmse": [], "ll": [], "seconds": 0.0, "kept": {},
                                         "epochs": record["result"]["epochs"]})
         group["seconds"] += float(record["seconds"])
         for split in record["result"]["splits"]:
             group["rmse"].append(split["rmse"])
             group["ll"].append(split["ll"])
+            for count in _KEPT:
+                if count in split:
+                    group["kept"].setdefault(count, []).append(split[count])
     rows = []
     law_rank = {law: i for i, law in enumerate(TABLE1_LAWS)}
-    for (dataset, law, structure, objective), group in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], law_rank[kv[0][1]], kv[0][2], kv[0][3])):
+    for (dataset, law, structure, objective, variant), group in sorted(
+            groups.items(),
+            key=lambda kv: (kv[0][0], law_rank[kv[0][1]], kv[0][2], kv[0][3], kv[0][4])):
         rmse, rmse_se = mean_se(group["rmse"])
         ll, ll_se = mean_se(group["ll"])
-        rows.append({"dataset": dataset, "law": law, "structure": structure,
-                     "objective": objective, "n_splits": len(group["rmse"]), "rmse": rmse,
-                     "rmse_se": rmse_se, "ll": ll, "ll_se": ll_se,
-                     "seconds": group["seconds"], "epochs": group["epochs"]})
+        row = {"dataset": dataset, "law": law, "structure": structure, "variant": variant,
+               "objective": objective, "n_splits": len(group["rmse"]), "rmse": rmse,
+               "rmse_se": rmse_se, "ll": ll, "ll_se": ll_se, "seconds": group["seconds"],
+               "epochs": group["epochs"]}
+        for count in _KEPT:
+            values = group["kept"].get(count)
+            row[count] = float(np.mean(values)) if values else ""
+        rows.append(row)
     return rows
 
 
-_CSV_FIELDS = ["dataset", "law", "structure", "objective", "n_splits", "epochs", "rmse",
-               "rmse_se", "ll", "ll_se", "seconds"]
+#: Per-split counts of the library path, averaged over splits in the summary.
+_KEPT = ("inputs_kept", "units_kept", "blocks_kept")
+
+
+_CSV_FIELDS = ["dataset", "law", "structure", "variant", "objective", "n_splits", "epochs",
+               "rmse", "rmse_se", "ll", "ll_se", "seconds", "inputs_kept", "units_kept",
+               "blocks_kept"]
 
 
 def anchor_verdicts(dataset: str, ll: float, ll_se: float
@@ -310,15 +386,23 @@ def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Pat
     header = ["dataset", "law", "structure", "objective", "splits", "epochs", "test RMSE",
               "test LL", "job time (s)", "2018 MC dropout RMSE / LL", "beats 2018 LL",
               "Deep Ens. LL", "beats DE"]
+    library = any(row.get("variant") for row in summary)
+    if library:
+        header[3:3] = ["variant"]
+        header += ["inputs kept", "units kept", "blocks kept"]
     rows = []
     for row in summary:
         anchor, ens, beats, beats_de = anchor_verdicts(row["dataset"], row["ll"], row["ll_se"])
         published = (f"{format_mean_se(*anchor[0])} / {format_mean_se(*anchor[1])}"
                      if anchor else "—")
-        rows.append([row["dataset"], row["law"], row["structure"], row["objective"],
-                     row["n_splits"], row["epochs"], format_mean_se(row["rmse"], row["rmse_se"]),
-                     format_mean_se(row["ll"], row["ll_se"]), f"{row['seconds']:.0f}", published,
-                     beats, "—" if ens is None else f"{ens:.2f}".replace("-", "−"), beats_de])
+        cells = [row["dataset"], row["law"], row["structure"], row["objective"],
+                 row["n_splits"], row["epochs"], format_mean_se(row["rmse"], row["rmse_se"]),
+                 format_mean_se(row["ll"], row["ll_se"]), f"{row['seconds']:.0f}", published,
+                 beats, "—" if ens is None else f"{ens:.2f}".replace("-", "−"), beats_de]
+        if library:
+            cells[3:3] = [row.get("variant") or "—"]
+            cells += [f"{row[c]:.1f}" if row.get(c, "") != "" else "—" for c in _KEPT]
+        rows.append(cells)
     text = markdown_table(header, rows)
     Path(markdown_path).write_text(text)
     return text
@@ -336,7 +420,8 @@ def plot_uci(summary: Sequence[dict[str, Any]], path: str | Path) -> None:
     fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 3.6), squeeze=False)
     for ax, name in zip(axes[0], datasets, strict=False):
         rows = [row for row in summary if row["dataset"] == name]
-        labels = [f"{r['law']}\n{r['structure']}/{r['objective']}" for r in rows]
+        labels = [f"{r['law']}\n{r['structure']}/{r['objective']}"
+                  + (f"\n{r['variant']}" if r.get("variant") else "") for r in rows]
         ax.errorbar(range(len(rows)), [r["ll"] for r in rows], yerr=[r["ll_se"] for r in rows],
                     fmt="o", capsize=3)
         anchor = UCI_PUBLISHED.get(name, {}).get("MC dropout 2018 (grid-searched)")

@@ -1,0 +1,150 @@
+r"""UCI splits through the library's own path: dropprior layers, learned scales, fit, predict.
+
+``dropprior uci`` routes a job here when it asks for what the batched MC-dropout runner does not
+have: a ResNet MLP (``depth`` ≥ 1), the ``add`` / ``ard+add`` structures, a scale
+``hyperprior``, or ``inference="vi"``.
+
+Model (width W, depth K, law from the dropout rate p by
+:func:`dropprior.experiments.laws.dropout_law`):
+
+* K = 0: the standard network, ``NoisyLinear(D, W)`` → ReLU → ``NoisyLinear(W, 1)``, unit noise
+  (ARD on the inputs and on the hidden units);
+* K ≥ 1: ``NoisyLinear(D, W)`` (ARD on the inputs, no activation), K residual blocks
+  Linear → ReLU → Linear, and ``NoisyLinear(W, 1)`` (ARD on the last hidden units). The blocks'
+  noise is the structure's: ``unit`` ARD on each block's input units, ``add`` one scale per block
+  (ADD), ``ard+add`` both (a row scale times a block scale, the follow-up's ARD-ADD).
+
+Inference: ``map`` trains under the chosen objective, with :func:`dropprior.scales.learn_scales`
+when a hyperprior is given; ``vi`` is :func:`dropprior.scales.variational` (it needs one). The
+likelihood is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised data is
+``sigma0``; the hyperparameters are fixed, not searched. Per split it reports test RMSE and test
+log-likelihood in the target's units, and, where scales were learned, the inputs, last hidden
+units and blocks the fit kept (:func:`dropprior.scales.kept_groups`) with the test
+log-likelihood of the pruned network.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dropprior._validation import check_choice
+
+__all__ = ["LIBRARY_STRUCTURES", "HYPERPRIOR_CHOICES", "build_uci_network", "run_uci_scales_split",
+           "needs_library_path"]
+
+LIBRARY_STRUCTURES = {
+    "unit": "ARD: one scale per input unit of every noisy layer (dropout)",
+    "add": "ADD: one scale per residual block",
+    "ard+add": "ARD on the inputs and ADD on the blocks",
+}
+
+HYPERPRIOR_CHOICES = ("none", "inverse_gamma", "half_cauchy", "log_uniform")
+
+
+def needs_library_path(structure: str, depth: int | None, hyperprior: str,
+                       inference: str) -> bool:
+    """Whether a job needs this path rather than the batched MC-dropout runner."""
+    return (depth is not None or hyperprior != "none" or inference != "map"
+            or structure in ("add", "ard+add"))
+
+
+def build_uci_network(d_in: int, width: int, depth: int, structure: str, law_name: str,
+                      p: float) -> nn.Sequential:
+    """The network of the module docstring.
+
+    Shape:
+        input: (N, d_in); output: (N, 1).
+    """
+    from dropprior.experiments.laws import dropout_law
+    from dropprior.nn import NoisyLinear, Residual
+
+    check_choice("structure", structure, LIBRARY_STRUCTURES)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+    law = dropout_law(law_name, p)
+    if depth == 0:
+        if structure != "unit":
+            raise ValueError(f"structure={structure!r} needs residual blocks: pass depth >= 1")
+        return nn.Sequential(NoisyLinear(d_in, width, law), nn.ReLU(), NoisyLinear(width, 1, law))
+    blocks = []
+    for _ in range(depth):
+        block = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        blocks.append(Residual(block,
+                               depth_noise=law if structure in ("add", "ard+add") else None,
+                               unit_noise=law if structure in ("unit", "ard+add") else None))
+    return nn.Sequential(NoisyLinear(d_in, width, law), *blocks, NoisyLinear(width, 1, law))
+
+
+def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Tensor,
+                 samples: int, y_std: float) -> tuple[float, float]:
+    from dropprior.prediction import RegressionPrediction, predict
+
+    pred = predict(model, x, samples=samples, likelihood=likelihood)
+    assert isinstance(pred, RegressionPrediction)
+    rmse = float(torch.sqrt(((pred.mean - y) ** 2).mean())) * y_std
+    ll = float(pred.log_density(y).mean()) - math.log(y_std)
+    return rmse, ll
+
+
+def _kept_counts(model: nn.Sequential, depth: int) -> dict[str, int]:
+    from dropprior.scales import kept_groups
+
+    kept = kept_groups(model)
+    last = str(len(model) - 1)
+    blocks = [f"{i}:layer" for i in range(1, depth + 1) if f"{i}:layer" in kept]
+    return {"inputs_kept": int(kept["0:unit"].sum()),
+            "units_kept": int(kept[f"{last}:unit"].sum()),
+            # without ADD groups no block can be switched off: all are kept
+            "blocks_kept": sum(int(kept[b].all()) for b in blocks) if blocks else depth}
+
+
+def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
+    """The job function of one data set × setting × split (module docstring)."""
+    from dropprior import fit, prune, scales
+    from dropprior.data import load_uci
+    from dropprior.likelihoods import Gaussian
+
+    dataset = load_uci(params["data_dir"], params["dataset"])
+    k = int(params["split"])
+    x_tr, y_tr, x_te, y_te = dataset.split(k)
+    mean, std = x_tr.mean(0), np.where(x_tr.std(0) > 0, x_tr.std(0), 1.0)
+    y_mean, y_std = float(y_tr.mean()), float(y_tr.std()) or 1.0
+    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    xt, xs = as_t((x_tr - mean) / std), as_t((x_te - mean) / std)
+    yt, ys = as_t((y_tr - y_mean) / y_std)[:, None], as_t((y_te - y_mean) / y_std)[:, None]
+    torch.manual_seed(int(params["seed"]))
+    depth = int(params["depth"] or 0)
+    width = int(params["hidden"] or dataset.n_hidden)
+    model = build_uci_network(xt.shape[1], width, depth, params["structure"], params["law"],
+                              float(params["dropout"]))
+    if params["inference"] == "vi":
+        scales.variational(model, params["hyperprior"], init_std=0.02)
+    elif params["hyperprior"] != "none":
+        scales.learn_scales(model, params["hyperprior"])
+    likelihood = Gaussian(noise_std=0.5, learn=True)
+    start = time.perf_counter()
+    objective = params["objective"]
+    fit(model, likelihood, xt, yt, objective=objective,
+        samples=int(params["train_samples"] or (1 if objective == "mc" else 5)),
+        sigma0=float(params["sigma0"]), epochs=int(params["epochs"]), lr=float(params["lr"]),
+        batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False)
+    rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std)
+    result: dict[str, Any] = {"split": k, "rmse": rmse, "ll": ll,
+                              "seconds": time.perf_counter() - start}
+    if scales.has_scales(model):
+        result.update(_kept_counts(model, depth))
+        try:
+            pruned = prune(model, threshold="auto").model
+            result["ll_pruned"] = _test_scores(pruned, likelihood, xs, ys,
+                                               int(params["test_samples"]), y_std)[1]
+        except ValueError as err:  # the fit switched a whole layer off
+            result["prune_error"] = str(err)
+    else:
+        result.update({"inputs_kept": xt.shape[1], "units_kept": width, "blocks_kept": depth})
+    return {"epochs": int(params["epochs"]), "splits": [result]}
