@@ -7,10 +7,9 @@ have: a ResNet MLP (``depth`` ≥ 1), the ``add`` / ``ard+add`` structures, a sc
 Model (width W, depth K, law from the dropout rate p by
 :func:`dropprior.experiments.laws.dropout_law`):
 
-* K = 0: the standard network, ``NoisyLinear(D, W)`` → ReLU → ``NoisyLinear(W, 1)``, unit noise
-  (ARD on the inputs and on the hidden units);
-* K ≥ 1: ``NoisyLinear(D, W)`` (ARD on the inputs, no activation), K residual blocks
-  Linear → ReLU → Linear, and ``NoisyLinear(W, 1)`` (ARD on the last hidden units). The blocks'
+* ``NoisyLinear(D, W)`` → ReLU (ARD on the inputs), K residual blocks Linear → ReLU → Linear,
+  and ``NoisyLinear(W, 1)`` (ARD on the last hidden units). K = 0 is the standard network of one
+  hidden layer, and a ResNet whose blocks are all switched off is that network too. The blocks'
   noise is the structure's: ``unit`` ARD on each block's input units, ``add`` one scale per block
   (ADD), ``ard+add`` both (a row scale times a block scale, the follow-up's ARD-ADD).
 
@@ -68,17 +67,16 @@ def build_uci_network(d_in: int, width: int, depth: int, structure: str, law_nam
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise ValueError(f"depth must be an int >= 0, got {depth!r}")
     law = dropout_law(law_name, p)
-    if depth == 0:
-        if structure != "unit":
-            raise ValueError(f"structure={structure!r} needs residual blocks: pass depth >= 1")
-        return nn.Sequential(NoisyLinear(d_in, width, law), nn.ReLU(), NoisyLinear(width, 1, law))
+    if depth == 0 and structure != "unit":
+        raise ValueError(f"structure={structure!r} needs residual blocks: pass depth >= 1")
     blocks = []
     for _ in range(depth):
         block = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
         blocks.append(Residual(block,
                                depth_noise=law if structure in ("add", "ard+add") else None,
                                unit_noise=law if structure in ("unit", "ard+add") else None))
-    return nn.Sequential(NoisyLinear(d_in, width, law), *blocks, NoisyLinear(width, 1, law))
+    return nn.Sequential(NoisyLinear(d_in, width, law), nn.ReLU(), *blocks,
+                         NoisyLinear(width, 1, law))
 
 
 def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Tensor,
@@ -97,7 +95,7 @@ def _kept_counts(model: nn.Sequential, depth: int) -> dict[str, int]:
 
     kept = kept_groups(model)
     last = str(len(model) - 1)
-    blocks = [f"{i}:layer" for i in range(1, depth + 1) if f"{i}:layer" in kept]
+    blocks = [f"{i}:layer" for i in range(2, depth + 2) if f"{i}:layer" in kept]
     return {"inputs_kept": int(kept["0:unit"].sum()),
             "units_kept": int(kept[f"{last}:unit"].sum()),
             # without ADD groups no block can be switched off: all are kept
