@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["type_name", "check_bool", "check_choice", "check_positive", "check_in_interval",
-           "as_param", "check_finite", "check_at_least", "check_less"]
+__all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
+           "check_in_interval", "as_param", "check_finite", "check_at_least", "check_less"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,13 @@ def check_bool(name: str, value: object) -> bool:
     """``value`` if it is a bool; else a TypeError quoting it (``"no"`` and ``1`` are not flags)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_int(name: str, value: object, low: int) -> int:
+    """``value`` if it is an int (not a bool) >= ``low``; else a ValueError quoting it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return value
 
 

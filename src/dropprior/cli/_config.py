@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dropprior.cli._common import CLIError
 
-__all__ = ["Options", "resolve", "load_toml"]
+__all__ = ["Options", "resolve", "load_toml", "add_settings_options", "settings_from"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +156,24 @@ def _one(where: str, value: Any, spec: _Spec) -> Any:
     if spec.choices is not None and value not in spec.choices:
         raise CLIError(f"{where}: {value!r} is not valid; expected one of {list(spec.choices)}")
     return value
+
+
+def add_settings_options(opts: Options, settings_type: type, helps: Mapping[str, str],
+                         choices: Mapping[str, Sequence[Any]]) -> None:
+    """One option ``--field-name`` per field of the frozen dataclass ``settings_type``, with the
+    field's default and type (``choices`` for enumerated fields)."""
+    import dataclasses
+
+    defaults = settings_type()
+    for f in dataclasses.fields(settings_type):
+        default = getattr(defaults, f.name)
+        opts.add("--" + f.name.replace("_", "-"), default=default,
+                 kind=None if f.name in choices else type(default),
+                 choices=choices.get(f.name), help=helps[f.name])
+
+
+def settings_from(values: dict[str, Any], settings_type: type) -> Any:
+    """The dataclass ``settings_type`` from resolved option values."""
+    import dataclasses
+
+    return settings_type(**{f.name: values[f.name] for f in dataclasses.fields(settings_type)})

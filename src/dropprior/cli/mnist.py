@@ -7,17 +7,15 @@ import argparse
 import json
 import shlex
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from dropprior.cli._common import resolve_data_dir
-from dropprior.cli._config import Options, resolve
+from dropprior.cli._config import Options, add_settings_options, resolve, settings_from
 from dropprior.experiments.lenet import ARCHS, LenetSettings, run_and_record
 from dropprior.experiments.records import RESULTS_DIR
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
 
-_D = LenetSettings()
 _HELP = {
     "arch": "network", "inference": "vi (closed-form scales) or map (learned scales)",
     "hyperprior": "the scales' hyperprior", "epochs": "training epochs",
@@ -41,11 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
              help="data root holding mnist/ (or the mnist/ folder itself)",
              shown="$DROPPRIOR_DATA_DIR")
-    for f in fields(LenetSettings):
-        kind = type(getattr(_D, f.name))
-        opts.add("--" + f.name.replace("_", "-"), default=getattr(_D, f.name),
-                 kind=None if f.name in _CHOICES else kind, choices=_CHOICES.get(f.name),
-                 help=_HELP[f.name])
+    add_settings_options(opts, LenetSettings, _HELP, _CHOICES)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help=f"folder of result records (default: {RESULTS_DIR})")
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -56,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     values = resolve(args)
-    settings = LenetSettings(**{f.name: values[f.name] for f in fields(LenetSettings)})
+    settings = settings_from(values, LenetSettings)
     data_dir = resolve_data_dir(values["data_dir"], "mnist")
     command = "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     record, fresh = run_and_record(settings, command, data_dir, args.results, args.checkpoint)

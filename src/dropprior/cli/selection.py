@@ -6,17 +6,15 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-from dropprior.cli._config import Options, resolve
+from dropprior.cli._config import Options, add_settings_options, resolve, settings_from
 from dropprior.experiments.records import RESULTS_DIR
 from dropprior.experiments.selection import SelectionSettings, run_and_record
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
 from dropprior.training import OBJECTIVES
 
-_D = SelectionSettings()
 _HELP = {
     "inference": "vi (mean-field VI, closed-form scales) or map (type-II MAP, learned scales)",
     "hyperprior": "the scales' hyperprior", "objective": "training objective",
@@ -42,11 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and blocks the fit kept. The result record goes to RESULTS/selection/; a run whose "
         "record exists is read, not rerun.")
     opts = Options(parser)
-    for f in fields(SelectionSettings):
-        kind = type(getattr(_D, f.name))
-        opts.add("--" + f.name.replace("_", "-"), default=getattr(_D, f.name),
-                 kind=None if f.name in _CHOICES else kind, choices=_CHOICES.get(f.name),
-                 help=_HELP[f.name])
+    add_settings_options(opts, SelectionSettings, _HELP, _CHOICES)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help=f"folder of result records (default: {RESULTS_DIR})")
     parser.set_defaults(func=run)
@@ -54,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     values = resolve(args)
-    settings = SelectionSettings(**{f.name: values[f.name] for f in fields(SelectionSettings)})
+    settings = settings_from(values, SelectionSettings)
     command = "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     record, fresh = run_and_record(settings, command, args.results)
     m = record["metrics"]

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_int
 
 __all__ = ["ARCHS", "LenetSettings", "build_lenet", "run_lenet", "run_and_record"]
 
@@ -63,9 +63,7 @@ class LenetSettings:
         check_choice("inference", self.inference, INFERENCE)
         check_choice("hyperprior", self.hyperprior, [k for k in HYPERPRIORS if k != "auto"])
         for name in ("epochs", "batch_size", "train_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(name, getattr(self, name), 1)
 
 
 def build_lenet(arch: str, keep: float = 0.9) -> nn.Sequential:

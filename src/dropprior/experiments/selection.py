@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_int
 
 __all__ = ["SelectionSettings", "synthetic_regression", "build_resnet_mlp", "run_selection",
            "run_and_record", "record_key", "settings_dict"]
@@ -63,11 +63,8 @@ class SelectionSettings:
         check_choice("objective", self.objective, OBJECTIVES)
         for name in ("samples", "inputs", "relevant", "width", "n_train", "n_test", "epochs",
                      "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.blocks, bool) or not isinstance(self.blocks, int) or self.blocks < 0:
-            raise ValueError(f"blocks must be an int >= 0, got {self.blocks!r}")
+            check_int(name, getattr(self, name), 1)
+        check_int("blocks", self.blocks, 0)
         if self.relevant > self.inputs:
             raise ValueError(f"relevant={self.relevant} exceeds inputs={self.inputs}")
 

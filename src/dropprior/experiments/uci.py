@@ -90,11 +90,7 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
-        chosen = list(range(len(dataset.splits))) if splits is None else list(splits)
-        for k in chosen:
-            if not 0 <= k < len(dataset.splits):
-                raise ValueError(f"split {k!r} is out of range; {name} has "
-                                 f"{len(dataset.splits)} splits (0..{len(dataset.splits) - 1})")
+        chosen = _chosen_splits(dataset, splits)
         groups = [chosen[i:i + splits_per_job] for i in range(0, len(chosen), splits_per_job)]
         for law in laws:
             for structure in structures:
@@ -146,11 +142,7 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
-        chosen = list(range(len(dataset.splits))) if splits is None else list(splits)
-        for k in chosen:
-            if not 0 <= k < len(dataset.splits):
-                raise ValueError(f"split {k!r} is out of range; {name} has "
-                                 f"{len(dataset.splits)} splits (0..{len(dataset.splits) - 1})")
+        chosen = _chosen_splits(dataset, splits)
         epochs = settings.get("epochs") or dataset.n_epochs * 100
         for law in laws:
             for structure in structures:
@@ -177,6 +169,16 @@ def _job_key(params: dict[str, Any]) -> str:
     splits = ",".join(map(str, params["splits"]))
     return (f"{params['dataset']}/{params['law']}/{params['structure']}/{params['objective']}/"
             f"splits={splits}/seed={params['seed']}/data={params['data_digest']}/{fixed}")
+
+
+def _chosen_splits(dataset: UCIDataset, splits: Sequence[int] | None) -> list[int]:
+    """The split indices to run (all where None), each checked against the data set's."""
+    chosen = list(range(len(dataset.splits))) if splits is None else list(splits)
+    for k in chosen:
+        if not 0 <= k < len(dataset.splits):
+            raise ValueError(f"split {k!r} is out of range; {dataset.name} has "
+                             f"{len(dataset.splits)} splits (0..{len(dataset.splits) - 1})")
+    return chosen
 
 
 @functools.lru_cache(maxsize=8)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_int
 
 __all__ = ["LIBRARY_STRUCTURES", "HYPERPRIOR_CHOICES", "build_uci_network", "run_uci_scales_split",
            "needs_library_path"]
@@ -64,8 +64,7 @@ def build_uci_network(d_in: int, width: int, depth: int, structure: str, law_nam
     from dropprior.nn import NoisyLinear, Residual
 
     check_choice("structure", structure, LIBRARY_STRUCTURES)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+    check_int("depth", depth, 0)
     law = dropout_law(law_name, p)
     if depth == 0 and structure != "unit":
         raise ValueError(f"structure={structure!r} needs residual blocks: pass depth >= 1")
