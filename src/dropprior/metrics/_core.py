@@ -1,4 +1,4 @@
-r"""Evaluation metrics for regression and classification, including calibration.
+r"""Point and calibration metrics for regression and classification.
 
 Regression:
 
@@ -37,6 +37,8 @@ __all__ = [
     "nll",
     "brier",
     "expected_calibration_error",
+    "adaptive_calibration_error",
+    "max_calibration_error",
     "reliability",
     "Reliability",
 ]
@@ -212,3 +214,34 @@ def expected_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Te
         probs: (N, C); y: (N,) integer; result: scalar.
     """
     return torch.tensor(reliability(probs, y, n_bins).ece, dtype=probs.dtype)
+
+
+def max_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Tensor:
+    """MCE: the largest |acc(B_b) − conf(B_b)| over the non-empty equal-width bins.
+
+    Shape:
+        probs: (N, C); y: (N,) integer; result: scalar.
+    """
+    rel = reliability(probs, y, n_bins)
+    gaps = (rel.accuracy - rel.confidence).abs()
+    return gaps[rel.counts > 0].max()
+
+
+def adaptive_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Tensor:
+    r"""Adaptive ECE: the ECE over ``n_bins`` bins of (near) equal counts of the top-class
+    confidence, sorted (the first N mod B bins hold one more), so sparse confidence regions get
+    bins of their own (Nixon et al., 2019).
+
+    Shape:
+        probs: (N, C); y: (N,) integer; result: scalar.
+    """
+    _check_classification(probs, y)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    conf, pred = probs.max(dim=1)
+    order = torch.argsort(conf, stable=True)
+    gaps = (conf - (pred == y).to(probs.dtype))[order]
+    total = torch.zeros((), dtype=probs.dtype)
+    for part in torch.tensor_split(gaps, min(n_bins, gaps.numel())):
+        total = total + part.sum().abs()
+    return total / probs.shape[0]
