@@ -51,12 +51,12 @@ def mc_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     dropprior's noisy layers and torch's own dropout modules draw inside :func:`dropprior.nn.mc`.
     """
-    from dropprior.nn import mc
+    from dropprior.nn._module import sampling_mode
 
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with mc(model):
+        with sampling_mode(model):
             yield model
     finally:
         for m, training in modes.items():
@@ -160,7 +160,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
         model: a dropprior model (or any torch model with dropout). Its train/eval modes are
             restored afterwards; gradients are not tracked.
         x: inputs.
-        samples: S ≥ 1 noise draws (ignored by mean-scaling).
+        samples: S ≥ 1 noise draws (ignored by mean-scaling, and 1 for a model with no noise,
+            whose draws would all be the same).
         likelihood: required; selects the summary: :class:`~dropprior.likelihoods.Gaussian` →
             :class:`RegressionPrediction` with its aleatoric variance;
             :class:`~dropprior.likelihoods.Categorical` / :class:`~dropprior.likelihoods.Bernoulli`
@@ -190,6 +191,10 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
+    from dropprior.nn._module import has_noise
+
+    if not has_noise(model):
+        samples = 1  # every draw would be the same: one pass
     parts = []
     with torch.no_grad():
         if method == "mean_scaling":

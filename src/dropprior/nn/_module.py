@@ -22,7 +22,8 @@ from dropprior._validation import check_choice
 from dropprior.functional import GRANULARITIES, multiplicative_noise
 from dropprior.noise import NoiseLaw
 
-__all__ = ["Stochastic", "NoisyModule", "MultiplicativeNoise", "mc", "check_law"]
+__all__ = ["Stochastic", "NoisyModule", "MultiplicativeNoise", "mc", "sampling_mode",
+           "has_noise", "check_law"]
 
 
 def check_law(name: str, noise: object, required: bool = True) -> NoiseLaw | None:
@@ -135,25 +136,79 @@ class MultiplicativeNoise(NoisyModule):
         )
 
 
+def _functional_dropout(module: nn.Module) -> bool:
+    """Whether the module's own ``forward`` calls a functional dropout gated on
+    ``self.training`` (source inspection; the mode switch of :func:`mc` cannot reach it)."""
+    import inspect
+
+    forward = type(module).__dict__.get("forward")
+    if forward is None or type(module).__module__.startswith("torch."):
+        return False
+    try:
+        source = inspect.getsource(forward)
+    except (OSError, TypeError):
+        return False
+    return "dropout(" in source and "self.training" in source
+
+
 @contextmanager
-def mc(model: nn.Module) -> Iterator[nn.Module]:
+def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
     """Draw noise in eval mode: Monte Carlo prediction.
 
     Inside the context every :class:`Stochastic` module of ``model`` (noisy layers, variational
-    weights) samples whatever its mode, and
-    torch's own dropout modules (``nn.Dropout``, ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``,
-    ``nn.FeatureAlphaDropout``) are switched to training mode; their previous modes are restored
-    on exit. Nothing else changes mode (batch norm keeps its running statistics).
+    weights) samples whatever its mode, and torch's own dropout modules (``nn.Dropout``,
+    ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``, ``nn.FeatureAlphaDropout``) and attention
+    modules with ``dropout > 0`` (``nn.MultiheadAttention``, whose dropout follows its training
+    flag) are switched to training mode; their previous modes are restored on exit. Nothing else
+    changes mode (batch norm keeps its running statistics).
+
+    Dropout the switch cannot reach is reported: a module whose own ``forward`` calls a
+    functional ``dropout(...)`` gated on ``self.training`` gets a warning naming it (an error
+    with ``strict=True``), and so does a model with no noise at all (every sample would be the
+    same).
 
     Example:
         >>> model.eval()
         >>> with mc(model):
         ...     draws = torch.stack([model(x) for _ in range(20)])
     """
+    import warnings
+
     if not isinstance(model, nn.Module):
         raise TypeError(f"mc() takes a torch.nn.Module, got {type(model).__name__}")
+    unreachable = [name or "<root>" for name, m in model.named_modules()
+                   if _functional_dropout(m)]
+    if unreachable:
+        message = (f"mc(): {unreachable} call a functional dropout in forward, gated on their "
+                   "own training flag, which mc() does not switch; their outputs stay "
+                   "deterministic in eval mode (use nn.Dropout modules or a dropprior layer)")
+        if strict:
+            raise ValueError(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+    elif not has_noise(model):
+        warnings.warn("mc(): the model has no noise (no dropprior noisy layer, no dropout): "
+                      "every Monte Carlo sample will be the same", UserWarning, stacklevel=3)
+    with sampling_mode(model):
+        yield model
+
+
+def _switched(model: nn.Module) -> tuple[list[Stochastic], list[nn.Module]]:
     noisy = [m for m in model.modules() if isinstance(m, Stochastic)]
-    dropouts = [m for m in model.modules() if isinstance(m, _DropoutNd)]
+    dropouts: list[nn.Module] = [m for m in model.modules() if isinstance(m, _DropoutNd)
+                                 or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)]
+    return noisy, dropouts
+
+
+def has_noise(model: nn.Module) -> bool:
+    """Whether anything in ``model`` draws noise under :func:`mc`."""
+    noisy, dropouts = _switched(model)
+    return bool(noisy or dropouts)
+
+
+@contextmanager
+def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The switching of :func:`mc` without its checks (for the library's own passes)."""
+    noisy, dropouts = _switched(model)
     modes = [m.training for m in dropouts]
     for layer in noisy:
         layer._mc_depth += 1
