@@ -61,6 +61,7 @@ class RunDirectory:
             "seed": int(seed),
             "versions": versions(),
             "started_at": _now(),
+            "commit": _commit(),
         }
         self._write()
         (self.root / "config.toml").write_text(to_toml(self.info["config"]))
@@ -109,6 +110,12 @@ def _plain(config: Mapping[str, Any]) -> dict[str, Any]:
             value = [str(v) if isinstance(v, Path) else v for v in value]
         out[key] = value
     return out
+
+
+def _commit() -> str | None:
+    from dropprior.experiments.records import git_commit  # records imports this module
+
+    return git_commit()
 
 
 def _now() -> str:
