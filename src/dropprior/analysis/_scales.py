@@ -39,7 +39,7 @@ def _series_layers(model: nn.Module) -> list[NoisyLinear]:
     layers = noisy_layers(model)
     if not layers:
         raise ValueError("model has no dropprior noisy layers (dropprior.nn.NoisyModule); "
-                         "there is no noise whose Jensen gap could be measured")
+                         "there is no noise whose Jensen gap could be computed")
     for layer in layers:
         if not isinstance(layer, NoisyLinear) or layer.structure != "unit":
             raise ValueError(

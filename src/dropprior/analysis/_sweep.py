@@ -2,7 +2,7 @@
 
 For each noise law (on one of the Figure 1 paths) and each target E[ξ²], a small ARD network
 (noise on the input units of every linear layer) is trained on a UCI split by the MC objective,
-and both Jensen gaps are measured on the trained weights: the EP gap (Prop. 4.1) on held-out
+and both Jensen gaps are computed on the trained weights: the EP gap (Prop. 4.1) on held-out
 examples, the HP gap (Prop. 4.2) of the prior on the same weights.
 """
 
@@ -83,7 +83,7 @@ def jensen_sweep(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Ten
 
     Args:
         x_train, y_train: standardized training data.
-        x_eval, y_eval: standardized held-out data on which the EP gap is measured.
+        x_eval, y_eval: standardized held-out data on which the EP gap is computed.
         paths: Figure 1 paths (one per law).
         levels: target E[ξ²] values; a level outside a path's range is skipped.
         hidden: hidden units of the one-hidden-layer network.

@@ -90,9 +90,9 @@ class _NoiseSampler:
     """Draws each network's noise; networks that share one law object share one sampling call.
 
     Where the fused kernel draws the law (:func:`~dropprior.functional._fused.fused_plan`: every
-    law of Table 1 in float32 on CPU, by Numba), ξ comes from it, seeded from the generator: a
-    step's draws took 9–17 ms against 22–76 ms with torch's CPU samplers, which took 36–72% of a
-    training step (docs/cli.md). Elsewhere ``law.sample``.
+    law of Table 1 in float32 on CPU, by Numba), ξ comes from it, seeded from the generator
+    (faster than torch's serial CPU samplers; docs/cli.md has the timings). Elsewhere
+    ``law.sample``.
     """
 
     def __init__(self, laws: Sequence[NoiseLaw], structure: str, widths: Sequence[int],

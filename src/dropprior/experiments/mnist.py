@@ -60,11 +60,9 @@ class MnistSettings:
     seed: int = 0
 
 
-#: ``small`` (20 000 images, 3 epochs) trains a CNN variant in about a minute on a free core of the
-#: development machine (48-54 s measured) to 2.5-3.5 % test error; 6000 images for 2 epochs, the
-#: earlier preset, stopped at 9-11 %. ``published`` uses all 60 000 training
-#: images at the widths of the classic MNIST networks (LeNet-5-like 20/50 filters;
-#: 10 blocks of 256).
+#: ``small``: 20 000 images, 3 epochs, narrow networks (minutes on a CPU; docs/mnist.md has the
+#: times and errors). ``published`` uses all 60 000 training images at the widths of
+#: the classic MNIST networks (LeNet-5-like 20/50 filters; 10 blocks of 256).
 SIZES = {
     "small": MnistSettings(),
     "published": MnistSettings(train_size=60_000, epochs=20, width=256, blocks=10,

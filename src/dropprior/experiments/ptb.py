@@ -55,11 +55,9 @@ class PTBSettings:
 
 
 #: ``small`` is one epoch over the whole training split (929 589 tokens, 1 452 steps of 32 × 20
-#: tokens) with a 1 × 128 LSTM: measured 0.09-0.12 s of CPU per step on the development machine,
-#: i.e. about 3 minutes per variant on a free core (the earlier preset stopped after the first
-#: 100 000 tokens). ``medium`` is Zaremba's 2 × 650 network with dropout 0.5 for 39 epochs on
-#: the whole training split, with their initialisation (uniform on ±0.05) and learning-rate
-#: schedule (1 for 6 epochs, then divided by 1.2 every epoch).
+#: tokens) with a 1 × 128 LSTM (docs/results.md has the timings). ``medium`` is Zaremba's 2 × 650
+#: network with dropout 0.5 for 39 epochs on the whole training split, with their initialisation
+#: (uniform on ±0.05) and learning-rate schedule (1 for 6 epochs, then divided by 1.2 every epoch).
 PTB_SIZES = {
     "small": PTBSettings(),
     "medium": PTBSettings(hidden=650, layers=2, bptt=35, batch_size=20, epochs=39,

@@ -478,7 +478,8 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
 
 
 # Programs per thread below which a pass stays on the calling thread (64 programs = 65 536
-# elements at 256 lanes: ~0.05 ms of the cheapest law, about what handing work to a thread costs).
+# elements at 256 lanes: below that, handing work to a thread costs about what it saves; the
+# timings are in docs/layers/benchmarks.md).
 _MIN_PROGRAMS_PER_THREAD = 64
 
 

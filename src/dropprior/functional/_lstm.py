@@ -127,8 +127,8 @@ def lstm_layer(x: Tensor, hx: tuple[Tensor, Tensor], weights: list[Tensor], trai
 
     ``weights`` are [W_ih, W_hh] or [W_ih, W_hh, b_ih, b_hh]. They are separate tensors, not
     ``nn.LSTM``'s one flattened buffer, so on CUDA cuDNN copies them into its layout at every call
-    and warns about it each time; the warning is silenced here in eager mode (the copy is
-    measured in docs/layers/benchmarks.md).
+    and warns about it each time; the warning is silenced here in eager mode (the copy's cost is
+    on docs/layers/benchmarks.md).
 
     Shape:
         x: (T, N, D); hx: (h_0, c_0), each (N, H); output: (T, N, H), and (h_T, c_T).

@@ -13,7 +13,7 @@ probability of column j — the quantity the paper points to (Section 3).
 
 * ``noise_std=σ`` fixes the noise scale.
 * ``noise_std=None`` puts the standard conjugate Normal-inverse-gamma prior on σ²:
-  σ² ~ InvGamma(a, b) and z | σ² ~ N(0, σ0² σ² I), i.e. σ0 is then measured in units of σ
+  σ² ~ InvGamma(a, b) and z | σ² ~ N(0, σ0² σ² I), i.e. σ0 is then expressed in units of σ
   (s = σ). This keeps p(y | ξ) in closed form (a multivariate Student-t), so the chain can be
   checked against exact enumeration.
 * ``likelihood="probit"`` (y ∈ {0, 1}) uses Albert & Chib's latent u_i ~ N(x_iᵀw, 1),

@@ -1,8 +1,8 @@
 r"""Fast exact primitive draws shared by the noise laws: open uniforms and Gamma(α, 1).
 
 Why not torch's samplers. On CPU, torch's ``exponential_``, ``cauchy_`` and ``_standard_gamma``
-are scalar loops: for 2048 × 1024 float32 draws they cost 60–180 ms against 6 ms for ``rand`` and
-10 ms for ``randn`` (``benchmarks/bench_layers.py`` measures the consequence). The layers draw ξ
+are scalar loops, many times slower than ``rand`` and ``randn`` (``benchmarks/bench_layers.py``
+and docs/layers/benchmarks.md have the timings). The layers draw ξ
 twice (forward, and again in backward from the saved generator state), so sampler cost counts
 twice. This module builds every draw from ``rand``/``randn`` plus vectorised elementwise math.
 
