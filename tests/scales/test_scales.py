@@ -297,3 +297,16 @@ def test_auto_pruning_that_would_empty_a_layer_says_so() -> None:
     with pytest.raises(ValueError, match=r"fit switched off every group of layer '0' "
                                          r"\(threshold='auto'\)"):
         prune(model, threshold="auto")
+
+
+def test_a_forward_pass_draws_each_variational_tensor_once() -> None:
+    layer = NoisyLinear(4, 3, LAW).double()
+    conv = NoisyConv2d(2, 3, 3, LAW, "filter").double()
+    for module, x in ((layer, torch.randn(5, 4, dtype=f64)),
+                      (conv, torch.randn(2, 2, 6, 6, dtype=f64))):
+        scales.variational(module, "log_uniform")
+        calls = []
+        for _, plist in module.parametrizations.items():
+            plist[0].register_forward_hook(lambda *_: calls.append(1))
+        module.train()(x)
+        assert len(calls) == 2  # the weight and the bias, once each

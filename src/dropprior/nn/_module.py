@@ -78,6 +78,13 @@ class NoisyModule(Stochastic):
         """The L2 norm of the EP weights of each group that shares one noise scale."""
         raise NotImplementedError
 
+    def _raw(self, name: str) -> Tensor:
+        """The stored tensor ``name`` without evaluating a parametrization on it (a variational
+        weight would otherwise draw a sample just to be looked at)."""
+        if torch.nn.utils.parametrize.is_parametrized(self, name):
+            return self.parametrizations[name].original  # type: ignore[index, union-attr, return-value]
+        return getattr(self, name)
+
     def _compute_dtype(self, x: Tensor, weight: Tensor) -> torch.dtype | None:
         """Autocast's dtype on x's device where autocast is on (the per-example weight paths
         then run in it, as torch's layers do); else None, once x is known to have the

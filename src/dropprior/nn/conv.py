@@ -115,7 +115,7 @@ class _NoisyConvNd(NoisyModule):
                 f"{type(self).__name__} expects input of shape (N, {self.in_channels}, {spatial})"
                 f", got {tuple(x.shape)}"
             )
-        amp = self._compute_dtype(x, self.weight)
+        amp = self._compute_dtype(x, self._raw("weight"))
         if x.shape[0] == 0:  # an empty batch: no noise to draw, torch's own empty result
             return self._conv(x, self.weight, self.bias)
         if self.structure == "filter":

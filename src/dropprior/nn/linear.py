@@ -106,7 +106,7 @@ class NoisyLinear(NoisyModule):
                 f"NoisyLinear expects input of shape (*, {self.in_features}), "
                 f"got {tuple(x.shape)}"
             )
-        amp = self._compute_dtype(x, self.weight)
+        amp = self._compute_dtype(x, self._raw("weight"))
         if self.structure == "unit":
             h = multiplicative_noise(x, self.noise, "unit", self.granularity,
                                      generator=self.generator, training=self.sampling)
