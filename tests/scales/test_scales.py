@@ -307,6 +307,6 @@ def test_a_forward_pass_draws_each_variational_tensor_once() -> None:
         scales.variational(module, "log_uniform")
         calls = []
         for _, plist in module.parametrizations.items():
-            plist[0].register_forward_hook(lambda *_: calls.append(1))
+            plist[0].register_forward_hook(lambda *_, calls=calls: calls.append(1))
         module.train()(x)
         assert len(calls) == 2  # the weight and the bias, once each
