@@ -21,6 +21,7 @@ convolutional maps per image.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,17 +126,12 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     x_test = _images(x_test, s.arch)
     torch.manual_seed(s.seed)
     model = build_lenet(s.arch, s.keep)
-    if s.inference == "vi":
-        scales.variational(model, s.hyperprior, init_std=s.init_std)
-    else:
-        scales.learn_scales(model, s.hyperprior)
+    scales.attach_scales(model, s.inference, s.hyperprior, s.init_std)
     start = time.perf_counter()
     history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs, lr=s.lr,
                   batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=checkpoint,
                   resume=checkpoint is not None)
     seconds = time.perf_counter() - start
-    import copy
-
     error = _error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
     example = x_test[:1]
     layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]

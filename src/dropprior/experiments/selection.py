@@ -16,6 +16,7 @@ the decisions are :func:`dropprior.scales.kept_groups`'s, and the pruned model
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -105,10 +106,7 @@ def run_selection(s: SelectionSettings) -> dict[str, Any]:
     x_test, y_test = synthetic_regression(s.n_test, s.inputs, s.relevant, s.noise_std, gen)
     torch.manual_seed(s.seed)
     model = build_resnet_mlp(s.inputs, s.width, s.blocks, s.keep)
-    if s.inference == "vi":
-        scales.variational(model, s.hyperprior, init_std=s.init_std)
-    else:
-        scales.learn_scales(model, s.hyperprior)
+    scales.attach_scales(model, s.inference, s.hyperprior, s.init_std)
     start = time.perf_counter()
     fit(model, Gaussian(s.noise_std), x, y, objective=s.objective, samples=s.samples,
         sigma0=s.sigma0,
@@ -128,19 +126,13 @@ def run_selection(s: SelectionSettings) -> dict[str, Any]:
         snr = scales.group_snr(model)
         metrics["input_snr"] = snr["0:unit"].reshape(-1).tolist()
         metrics["block_snr"] = [float(snr[f"{b}:layer"]) for b in block_names]
-    metrics["test_rmse"] = _rmse(scales.collapse(_copy(model)), x_test, y_test)
+    metrics["test_rmse"] = _rmse(scales.collapse(copy.deepcopy(model)), x_test, y_test)
     if metrics["inputs_kept"]:
         pruned = prune(model, threshold="auto").model
         metrics["test_rmse_pruned"] = _rmse(pruned, x_test, y_test)
     else:
         metrics["test_rmse_pruned"] = math.nan
     return metrics
-
-
-def _copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
 
 
 def settings_dict(s: SelectionSettings) -> dict[str, Any]:

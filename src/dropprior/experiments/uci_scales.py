@@ -28,7 +28,6 @@ import math
 import time
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -105,25 +104,25 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
     """The job function of one data set × setting × split (module docstring)."""
     from dropprior import fit, prune, scales
     from dropprior.data import load_uci
+    from dropprior.experiments.uci import standardise
     from dropprior.likelihoods import Gaussian
 
     dataset = load_uci(params["data_dir"], params["dataset"])
     k = int(params["split"])
     x_tr, y_tr, x_te, y_te = dataset.split(k)
-    mean, std = x_tr.mean(0), np.where(x_tr.std(0) > 0, x_tr.std(0), 1.0)
-    y_mean, y_std = float(y_tr.mean()), float(y_tr.std()) or 1.0
-    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    xt, xs = as_t((x_tr - mean) / std), as_t((x_te - mean) / std)
-    yt, ys = as_t((y_tr - y_mean) / y_std)[:, None], as_t((y_te - y_mean) / y_std)[:, None]
+    x_tr, x_te, _, _ = standardise(x_tr, x_te)
+    y_tr, y_te, _, y_scale = standardise(y_tr, y_te)
+    y_std = float(y_scale)
+    xt, xs = torch.as_tensor(x_tr, dtype=torch.float32), torch.as_tensor(x_te, dtype=torch.float32)
+    yt = torch.as_tensor(y_tr, dtype=torch.float32)[:, None]
+    ys = torch.as_tensor(y_te, dtype=torch.float32)[:, None]
     torch.manual_seed(int(params["seed"]))
     depth = int(params["depth"] or 0)
     width = int(params["hidden"] or dataset.n_hidden)
     model = build_uci_network(xt.shape[1], width, depth, params["structure"], params["law"],
                               float(params["dropout"]))
-    if params["inference"] == "vi":
-        scales.variational(model, params["hyperprior"], init_std=0.02)
-    elif params["hyperprior"] != "none":
-        scales.learn_scales(model, params["hyperprior"])
+    if params["inference"] == "vi" or params["hyperprior"] != "none":
+        scales.attach_scales(model, params["inference"], params["hyperprior"], init_std=0.02)
     likelihood = Gaussian(noise_std=0.5, learn=True)
     start = time.perf_counter()
     objective = params["objective"]

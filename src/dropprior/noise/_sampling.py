@@ -67,25 +67,6 @@ def _sample_standard_gamma(alpha: Tensor, shape: torch.Size,
     return draw_gammas([alpha], shape, generator)[0][0]
 
 
-class _ImplicitGamma(torch.autograd.Function):
-    """G ~ Gamma(α, 1) with the implicit reparametrization gradient ∂G/∂α."""
-
-    @staticmethod
-    def forward(ctx: Any, alpha: Tensor, shape: torch.Size,
-                generator: torch.Generator | None) -> Tensor:
-        g = _sample_standard_gamma(alpha.detach(), shape, generator)
-        ctx.save_for_backward(alpha, g)
-        return g
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        alpha, g = ctx.saved_tensors
-        dg = torch._standard_gamma_grad(alpha.expand(g.shape).contiguous(), g)
-        # summed over the sample dimensions that α was broadcast along
-        return (grad * dg).sum_to_size(alpha.shape), None, None
-
-
 class _GivenGamma(torch.autograd.Function):
     """Draws G ~ Gamma(α, 1) made elsewhere, with the implicit reparametrization gradient."""
 
@@ -133,10 +114,9 @@ def standard_gamma(alpha: Tensor, shape: torch.Size,
         g = torch._standard_gamma(alpha.expand(shape)) if generator is None else \
             torch._standard_gamma(alpha.expand(shape), generator=generator)
         return g.clamp_min(torch.finfo(g.dtype).tiny)
-    if alpha.requires_grad and torch.is_grad_enabled():
-        return _ImplicitGamma.apply(alpha, shape, generator)
     with torch.no_grad():
-        return _sample_standard_gamma(alpha, shape, generator)
+        g = _sample_standard_gamma(alpha.detach(), shape, generator)
+    return with_gamma_gradient(alpha, g)
 
 
 def log_standard_gamma(alpha: Tensor, shape: torch.Size,

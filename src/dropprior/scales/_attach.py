@@ -36,9 +36,9 @@ from dropprior.scales._scale import (
     ScaleVariance,
 )
 
-__all__ = ["kept_groups", "VI_MAX_LOG_ALPHA", "MAP_MIN_SCALE", "learn_scales", "variational",
-           "update_scales", "scale_penalty", "learned_scales", "group_snr", "has_scales",
-           "covered_parameters", "collapse", "INFERENCE"]
+__all__ = ["attach_scales", "kept_groups", "VI_MAX_LOG_ALPHA", "MAP_MIN_SCALE", "learn_scales",
+           "variational", "update_scales", "scale_penalty", "learned_scales", "group_snr",
+           "has_scales", "covered_parameters", "collapse", "INFERENCE"]
 
 VI_MAX_LOG_ALPHA = 0.0
 """VI: a group is off when log α_g = log(Σσ²/Σμ²) > 0, i.e. its posterior signal-to-noise ratio
@@ -111,6 +111,18 @@ def learn_scales(model: nn.Module, hyperprior: str | ScaleHyperprior = "auto",
     for module, name, scales in _by_tensor(pairs).values():
         parametrize.register_parametrization(module, name, ScaledTensor(scales))  # type: ignore
     return [s for _, s in pairs]
+
+
+def attach_scales(model: nn.Module, inference: str, hyperprior: str | ScaleHyperprior,
+                  init_std: float = 1e-3) -> list[GroupScale]:
+    """:func:`variational` (``inference="vi"``, with ``init_std``) or :func:`learn_scales`
+    (``"map"``) on ``model``."""
+    from dropprior._validation import check_choice
+
+    check_choice("inference", inference, INFERENCE)
+    if inference == "vi":
+        return list(variational(model, hyperprior, init_std=init_std))
+    return list(learn_scales(model, hyperprior))
 
 
 def _noise_off(model: nn.Module) -> None:
