@@ -154,11 +154,11 @@ def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: s
         return torch.sort(order[:n_keep]).values
     assert threshold is not None
     index = torch.nonzero(s > threshold).reshape(-1)
-    if index.numel() == 0 and not allow_none and auto:
-        raise ValueError(f"the fit switched off every group of layer {name!r} "
-                         "(threshold='auto'), so pruning would leave it empty; read "
-                         "relevance(model) and pass keep= or a numeric threshold")
     if index.numel() == 0 and not allow_none:
+        if auto:
+            raise ValueError(f"the fit switched off every group of layer {name!r} "
+                             "(threshold='auto'), so pruning would leave it empty; read "
+                             "relevance(model) and pass keep= or a numeric threshold")
         raise ValueError(f"threshold={threshold} removes every group of layer {name!r} (its "
                          f"largest score is {float(s.max()):.4g}); use a lower threshold or keep=")
     return index
