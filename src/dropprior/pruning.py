@@ -20,7 +20,11 @@ either a fraction of them (``keep=``) or those scoring above a ``threshold=``. R
   its input-to-hidden weights in every gate, and the producing Linear's row or ``nn.Embedding``'s
   column;
 * an ADD :class:`~dropprior.nn.Residual` block (structure "layer") with a low score is replaced by
-  ``nn.Identity()`` — h ↦ τ f(h) + h at τ = 0 is h, biases included.
+  ``nn.Identity()`` — h ↦ τ f(h) + h at τ = 0 is h, biases included;
+* input units of a layer fed by the residual stream: the stream keeps its width while a kept
+  block reads and writes it, so the layer's weight columns go and a :class:`SelectFeatures`
+  in front of it reads the kept units; once every block between the layer and the stream's
+  producing Linear is removed, the producer's rows go instead, as for any Linear producer.
 
 Removing a group gives exactly the model whose group weights are zero — in eval (mean-scaling)
 mode, the pruned model's outputs equal the unpruned model's with the removed filters' weights
@@ -250,6 +254,21 @@ class _Surgery:
         self.original, self.new = original, new
         self.done: dict[int, str] = {}  # producer position -> the layer that pruned it
         self.select: tuple[Tensor, int] | None = None
+        self.selections: dict[int, SelectFeatures] = {}  # consumer position -> its selection
+
+    def _current(self, j: int) -> Any:
+        """The module at position j, or the identity that replaced a removed block."""
+        return self.new[j] if isinstance(self.new[j], nn.Identity) else self.original[j]
+
+    def assemble(self) -> nn.Sequential:
+        """The pruned Sequential: the input selection, then each module behind its own."""
+        front = [] if self.select is None else [SelectFeatures(*self.select)]
+        body = []
+        for i, m in enumerate(self.new):
+            if i in self.selections:
+                body.append(self.selections[i])
+            body.append(m)
+        return nn.Sequential(*front, *body)
 
     def _claim(self, producer: int, name: str) -> None:
         if producer in self.done:
@@ -266,21 +285,26 @@ class _Surgery:
 
         j = i - 1
         norms = []
-        while j >= 0 and (_passes_through(self.original[j]) or isinstance(
+        while j >= 0 and (_passes_through(self._current(j)) or isinstance(
                 self.original[j], nn.modules.batchnorm._BatchNorm)):
             if isinstance(self.original[j], nn.modules.batchnorm._BatchNorm):
                 norms.append(j)
             j -= 1
         producer = self.original[j] if j >= 0 else None
+        if isinstance(producer, Residual):
+            # a kept block reads and writes the whole residual stream, which keeps its width:
+            # only this layer's inputs shrink, behind a feature selection
+            self._claim(j, name)
+            _shrink_inputs(self.new[i], index, name)
+            self.selections[i] = SelectFeatures(index, 1 if _is_conv(self.original[i]) else -1)
+            return
         if producer is not None and not (_is_linear(producer) or _is_conv(producer)
                                          or isinstance(producer, nn.Embedding)):
             kind = type(self.original[j]).__name__
-            hint = " (a residual block must keep its width)" if isinstance(
-                self.original[j], Residual) else ""
             raise ValueError(f"cannot prune the inputs of layer {name!r}: they come from {kind} "
-                             f"at position {j}, which prune() cannot shrink{hint} (only "
+                             f"at position {j}, which prune() cannot shrink (only "
                              "Linear/Conv producers, through element-wise, pooling and batch-norm "
-                             "modules)")
+                             "modules, and residual blocks)")
         self._claim(j, name)
         _shrink_inputs(self.new[i], index, name)
         for k in norms:
@@ -343,7 +367,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     What is removed, per kind of noisy layer at the top level of the Sequential:
 
     * unit-structured :class:`~dropprior.nn.NoisyLinear`: input units (its weight columns) and the
-      producing Linear's output rows (a :class:`SelectFeatures` front for the model's inputs);
+      producing Linear's output rows (a :class:`SelectFeatures` front for the model's inputs, and
+      in front of the layer when a kept residual block produces them);
     * :class:`~dropprior.nn.NoisyConv1d` / ``NoisyConv2d`` with structure "filter" or
       "channel+filter": whole filters (weight rows and bias), any batch norm's matching channels,
       and the next Linear/Conv's matching input channels (through ``nn.Flatten``: the matching
@@ -460,10 +485,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
                              "('filter', 'channel+filter') or input channels ('channel'), "
                              "NoisyLSTM input dimensions, and ADD Residual blocks")
         kept[name] = index
-    front: list[nn.Module] = []
-    if surgery.select is not None:
-        front = [SelectFeatures(*surgery.select)]
-    pruned = nn.Sequential(*front, *new_children)
+    pruned = surgery.assemble()
     if fine_tune is not None:
         fine_tune(pruned)
     return PruneResult(

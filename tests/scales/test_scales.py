@@ -20,7 +20,7 @@ from dropprior.hyperpriors import GammaScale, HalfCauchyScale, InverseGammaScale
 from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM, Residual, mc
 from dropprior.noise import Bernoulli, InverseNakagami, Rayleigh
 from dropprior.objectives import ep_weight_penalty, prior_penalty
-from dropprior.pruning import prune
+from dropprior.pruning import SelectFeatures, prune
 
 f64 = torch.float64
 LAW = InverseNakagami(2.0, 1.0)
@@ -310,3 +310,40 @@ def test_a_forward_pass_draws_each_variational_tensor_once() -> None:
             plist[0].register_forward_hook(lambda *_, calls=calls: calls.append(1))
         module.train()(x)
         assert len(calls) == 2  # the weight and the bias, once each
+
+
+def _stream_model() -> nn.Sequential:
+    torch.manual_seed(1)
+    block = lambda: nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6))  # noqa: E731
+    return nn.Sequential(NoisyLinear(5, 6, LAW), nn.ReLU(),
+                         Residual(block(), depth_noise=LAW), Residual(block(), depth_noise=LAW),
+                         NoisyLinear(6, 1, LAW)).double()
+
+
+@pytest.mark.parametrize("blocks_off", [[2], [2, 3]])
+def test_pruning_the_residual_streams_units_equals_the_zeroed_model(blocks_off) -> None:
+    model = _stream_model()
+    scales.learn_scales(model, "log_uniform")
+    with torch.no_grad():
+        model[4].parametrizations.weight[0].scales[0].log_scale[0, [0, 4]] = -12.0
+        for b in blocks_off:
+            model[b].block[0].parametrizations.weight[0].scales[0].log_scale.fill_(-12.0)
+    result = prune(model, threshold="auto")
+    assert result.kept["4"].tolist() == [1, 2, 3, 5]
+    zeroed = scales.collapse(copy.deepcopy(model))
+    with torch.no_grad():
+        zeroed[4].weight[:, [0, 4]] = 0.0
+    for b in blocks_off:
+        zeroed[b].depth_noise = _zero_mean_law()
+    x = torch.randn(9, 5, dtype=f64)
+    zeroed.eval(), result.model.eval()
+    assert_close(result.model(x), zeroed(x))
+    first, last = (m for m in result.model if isinstance(m, NoisyLinear))
+    assert last.weight.shape == (1, 4)
+    if blocks_off == [2]:  # block 3 still reads the whole stream: the layer selects its inputs
+        assert isinstance(result.model[-2], SelectFeatures)
+        assert first.weight.shape == (6, 5)
+    else:  # no block left: the first layer's rows go
+        assert not isinstance(result.model[-2], SelectFeatures)
+        assert first.weight.shape == (4, 5)
+    assert result.params_after < result.params_before

@@ -137,10 +137,14 @@ def _uci_scales(results: Path) -> str:
            "run; a group with fewer splits than the protocol's 20 is marked partial and is not a "
            "result. Kept counts are means over splits of the inputs, last hidden units and "
            "blocks the fit kept. \"Beats 2018\": above the 2018 grid-searched MC-dropout mean "
-           "by more than the combined standard error.\n\n",
+           "by more than the combined standard error. \"Pruned LL\" is the test "
+           "log-likelihood of the network `prune(threshold=\"auto\")` returns; \"within 1 SE\" "
+           "says whether it is no more than one standard error of the unpruned mean below "
+           "that mean.\n\n",
            "| dataset | structure | variant | objective | splits | test RMSE | test LL | "
-           "2018 MC dropout LL | beats 2018 | inputs kept | units kept | blocks kept | status |"
-           "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+           "2018 MC dropout LL | beats 2018 | inputs kept | units kept | blocks kept | "
+           "pruned LL | within 1 SE | status |"
+           "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
     commands = []
     for info, records in _uci_runs(results):
         argv = info.get("argv", [])
@@ -153,6 +157,12 @@ def _uci_scales(results: Path) -> str:
             partial = row["n_splits"] < 20
             kept = [f"{row[c]:.1f}" if row.get(c, "") != "" else "—"
                     for c in ("inputs_kept", "units_kept", "blocks_kept")]
+            if row.get("ll_pruned", "") != "":
+                kept += [format_mean_se(row["ll_pruned"], row["ll_pruned_se"]),
+                         "—" if partial else
+                         ("yes" if row["ll_pruned"] >= row["ll"] - row["ll_se"] else "no")]
+            else:
+                kept += ["—", "—"]
             out.append(
                 f"| {row['dataset']} | {row['structure']} | {row.get('variant') or '—'} | "
                 f"{row['objective']} | {row['n_splits']} | "

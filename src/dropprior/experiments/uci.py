@@ -331,6 +331,8 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for count in _KEPT:
                 if count in split:
                     group["kept"].setdefault(count, []).append(split[count])
+            if "ll_pruned" in split:
+                group.setdefault("ll_pruned", []).append(split["ll_pruned"])
     rows = []
     law_rank = {law: i for i, law in enumerate(TABLE1_LAWS)}
     for (dataset, law, structure, objective, variant), group in sorted(
@@ -345,6 +347,10 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for count in _KEPT:
             values = group["kept"].get(count)
             row[count] = float(np.mean(values)) if values else ""
+        pruned = group.get("ll_pruned", [])
+        # only when every split was pruned: a mean over some splits is not comparable to ll
+        row["ll_pruned"], row["ll_pruned_se"] = (
+            mean_se(pruned) if pruned and len(pruned) == len(group["ll"]) else ("", ""))
         rows.append(row)
     return rows
 
@@ -355,7 +361,7 @@ _KEPT = ("inputs_kept", "units_kept", "blocks_kept")
 
 _CSV_FIELDS = ["dataset", "law", "structure", "variant", "objective", "n_splits", "epochs",
                "rmse", "rmse_se", "ll", "ll_se", "seconds", "inputs_kept", "units_kept",
-               "blocks_kept"]
+               "blocks_kept", "ll_pruned", "ll_pruned_se"]
 
 
 def anchor_verdicts(dataset: str, ll: float, ll_se: float
