@@ -361,7 +361,9 @@ def _filter_scores(layer: Any, scores: Tensor) -> Tensor:
 def prune(model: nn.Module, keep: float | None = None, threshold: float | str | None = None,
           layers: list[str] | None = None, scale: str = "auto",
           example_input: Tensor | None = None, by: str = "auto",
-          fine_tune: Callable[[nn.Module], object] | None = None) -> PruneResult:
+          fine_tune: Callable[[nn.Module], object] | None = None,
+          data: tuple[nn.Module, Tensor, Tensor] | None = None,
+          sigma0: float = 1.0) -> PruneResult:
     """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
 
     What is removed, per kind of noisy layer at the top level of the Sequential:
@@ -383,7 +385,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
 
     A model with learned scales (:mod:`dropprior.scales`) is pruned by them, and
     ``threshold="auto"`` takes the groups the fit kept (:func:`dropprior.scales.kept_groups`: VI
-    by the posterior SNR, type-II MAP by the scale's collapse) — absolute decisions, not a
+    by whether a group pays for its KL given ``data=``, else by its posterior SNR; type-II MAP by
+    the scale's collapse) — absolute decisions, not a
     fraction. The pruned model holds the point weights (MAP: s·z; VI: the posterior means) and
     no scales; in eval mode it equals the unpruned point model with the removed groups zeroed.
 
@@ -404,6 +407,9 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             ``threshold`` or ``keep``.
         fine_tune: called with the pruned model (e.g. a short :func:`dropprior.fit`) before the
             counts are taken; its return value is ignored.
+        data, sigma0: with ``threshold="auto"`` on a variational model, ``(likelihood, x, y)``
+            of the fit and its σ0 select the evidence rule of
+            :func:`dropprior.scales.kept_groups` (a group is kept when it pays for its KL).
 
     Returns:
         a :class:`PruneResult`.
@@ -421,10 +427,13 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     if isinstance(threshold, str):
         if threshold != "auto":
             raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
-        decisions = kept_groups(model)  # raises for a model without learned scales
+        decisions = kept_groups(model, data, sigma0)  # raises without learned scales
         scores = layer_layout(model, {k: v.to(torch.float64) for k, v in decisions.items()})
         threshold, auto = 0.5, True
     else:
+        if data is not None:
+            raise ValueError("data= serves threshold='auto' (the evidence rule); a numeric "
+                             "threshold or keep= ranks by relevance(model, by=...)")
         auto = False
         scores = relevance(model, by=by, scale=scale)
     base: Any = collapse(copy.deepcopy(model)) if has_scales(model) else model

@@ -18,8 +18,9 @@ when a hyperprior is given; ``vi`` is :func:`dropprior.scales.variational` (it n
 likelihood is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised data is
 ``sigma0``; the hyperparameters are fixed, not searched. Per split it reports test RMSE and test
 log-likelihood in the target's units, and, where scales were learned, the inputs, last hidden
-units and blocks the fit kept (:func:`dropprior.scales.kept_groups`) with the test
-log-likelihood of the pruned network.
+units and blocks the fit kept (:func:`dropprior.scales.kept_groups`: VI by the evidence rule on
+the training split, MAP by the scales' collapse) with the test log-likelihood of the pruned
+network.
 """
 
 from __future__ import annotations
@@ -88,10 +89,8 @@ def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Te
     return rmse, ll
 
 
-def _kept_counts(model: nn.Sequential, depth: int) -> dict[str, int]:
-    from dropprior.scales import kept_groups
-
-    kept = kept_groups(model)
+def _kept_counts(kept: dict[str, torch.Tensor], model: nn.Sequential,
+                 depth: int) -> dict[str, int]:
     last = str(len(model) - 1)
     blocks = [f"{i}:layer" for i in range(2, depth + 2) if f"{i}:layer" in kept]
     return {"inputs_kept": int(kept["0:unit"].sum()),
@@ -134,9 +133,12 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"split": k, "rmse": rmse, "ll": ll,
                               "seconds": time.perf_counter() - start}
     if scales.has_scales(model):
-        result.update(_kept_counts(model, depth))
+        # VI: the evidence rule on the training data; MAP: the scales' collapse
+        data = (likelihood, xt, yt) if params["inference"] == "vi" else None
+        sigma0 = float(params["sigma0"])
+        result.update(_kept_counts(scales.kept_groups(model, data, sigma0), model, depth))
         try:
-            pruned = prune(model, threshold="auto").model
+            pruned = prune(model, threshold="auto", data=data, sigma0=sigma0).model
             result["ll_pruned"] = _test_scores(pruned, likelihood, xs, ys,
                                                int(params["test_samples"]), y_std)[1]
         except ValueError as err:  # the fit switched a whole layer off

@@ -36,20 +36,9 @@ from dropprior.scales._scale import (
     ScaleVariance,
 )
 
-__all__ = ["attach_scales", "kept_groups", "VI_MAX_LOG_ALPHA", "MAP_MIN_SCALE", "learn_scales",
-           "variational", "update_scales", "scale_penalty", "learned_scales", "group_snr",
-           "has_scales", "covered_parameters", "collapse", "INFERENCE"]
-
-VI_MAX_LOG_ALPHA = 0.0
-"""VI: a group is off when log α_g = log(Σσ²/Σμ²) > 0, i.e. its posterior signal-to-noise ratio
-√(Σμ²/Σσ²) is below 1: zero lies within one posterior standard deviation of the group's mean (in
-norm). Molchanov et al. (2017) prune a single weight at log α > 3; a group's SNR aggregates D
-weights, and an unsupported group's SNR settles at noise level (below 1) rather than near 0."""
-
-MAP_MIN_SCALE = 1e-3
-"""Type-II MAP: a group is off when its learned scale has fallen below 1e-3, three orders of
-magnitude under its initial value 1 (the log-uniform's pole drives an unsupported group's scale
-towards 0 without bound, while a supported group's stays of order 1)."""
+__all__ = ["attach_scales", "learn_scales", "variational", "update_scales", "scale_penalty",
+           "learned_scales", "group_snr", "has_scales", "covered_parameters", "collapse",
+           "INFERENCE"]
 
 INFERENCE = {
     "map": "type-II MAP: learned scales s_g, w = s_g·ε·z, the noise stays on (learn_scales)",
@@ -325,20 +314,3 @@ def collapse(model: nn.Module) -> nn.Module:
             p._mc_depth = depth
         p.train(was)
     return model
-
-
-def kept_groups(model: nn.Module) -> dict[str, Tensor]:
-    """Which groups the fit keeps, ``{group name: bool tensor of the group's shape}``: VI by
-    :data:`VI_MAX_LOG_ALPHA`, type-II MAP by :data:`MAP_MIN_SCALE`.
-
-    Raises:
-        ValueError: the model has no learned scales.
-    """
-    if not has_scales(model):
-        raise ValueError("the model has no learned scales, so the fit sets no threshold: call "
-                         "dropprior.scales.learn_scales(model) or variational(model) before "
-                         "training, or pass keep= or a numeric threshold=")
-    if any(isinstance(p, GaussianTensor) for _, _, p, _ in _parametrized(model)):
-        limit = math.exp(-VI_MAX_LOG_ALPHA / 2)  # SNR = α^(-1/2)
-        return {name: snr >= limit for name, snr in group_snr(model).items()}
-    return {name: s >= MAP_MIN_SCALE for name, s in learned_scales(model).items()}
