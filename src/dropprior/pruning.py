@@ -21,6 +21,9 @@ either a fraction of them (``keep=``) or those scoring above a ``threshold=``. R
   column;
 * an ADD :class:`~dropprior.nn.Residual` block (structure "layer") with a low score is replaced by
   ``nn.Identity()`` — h ↦ τ f(h) + h at τ = 0 is h, biases included;
+* an input unit of an ARD :class:`~dropprior.nn.Residual` block (structure "unit", or
+  "unit+layer" inside a kept block): that column of the block's first map, behind a
+  :class:`SelectFeatures` inside the block;
 * input units of a layer fed by the residual stream: the stream keeps its width while a kept
   block reads and writes it, so the layer's weight columns go and a :class:`SelectFeatures`
   in front of it reads the kept units; once every block between the layer and the stream's
@@ -352,6 +355,22 @@ class _Surgery:
         _shrink_inputs(self.new[j], columns, name)
 
 
+def _shrink_block_inputs(residual: Any, index: Tensor, name: str) -> None:
+    """Keep input units ``index`` of a residual block's first linear or conv map: its weight
+    columns go and a :class:`SelectFeatures` in front of it reads the kept units (the residual
+    stream, which the block adds to, keeps its width)."""
+    block = residual.block
+    at = next((k for k, m in enumerate(block) if _is_linear(m) or _is_conv(m)), None) \
+        if isinstance(block, nn.Sequential) else None
+    if at is None:
+        raise ValueError(f"cannot prune the input units of residual block {name!r}: prune() "
+                         "needs its block to be an nn.Sequential with a Linear/Conv map at the "
+                         "top level")
+    _shrink_inputs(block[at], index, name)
+    select = SelectFeatures(index, 1 if _is_conv(block[at]) else -1)
+    residual.block = nn.Sequential(*block[:at], select, *block[at:])
+
+
 def _filter_scores(layer: Any, scores: Tensor) -> Tensor:
     """One score per filter: filter → as is; channel+filter → the root-sum-square over input
     channels of the (channel, filter) scores (the norm of the whole filter, times the scale)."""
@@ -381,7 +400,10 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
       score, or for untied gates the root-sum-square over the four gates — a dimension is removed
       from every gate), with the producing Linear's rows or ``nn.Embedding``'s columns;
     * ADD :class:`~dropprior.nn.Residual` blocks (structure "layer" or "unit+layer"): replaced by
-      ``nn.Identity``; every block may go (a linear target needs none).
+      ``nn.Identity``; every block may go (a linear target needs none);
+    * ARD :class:`~dropprior.nn.Residual` blocks (structure "unit", and "unit+layer" with
+      ``threshold="auto"`` in a kept block): the block's input units (its first map's weight
+      columns, behind a :class:`SelectFeatures` inside the block).
 
     A model with learned scales (:mod:`dropprior.scales`) is pruned by them, and
     ``threshold="auto"`` takes the groups the fit kept (:func:`dropprior.scales.kept_groups`: VI
@@ -431,6 +453,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         scores = layer_layout(model, {k: v.to(torch.float64) for k, v in decisions.items()})
         threshold, auto = 0.5, True
     else:
+        decisions = {}
         if data is not None:
             raise ValueError("data= serves threshold='auto' (the evidence rule); a numeric "
                              "threshold or keep= ranks by relevance(model, by=...)")
@@ -463,6 +486,13 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
                 new_children[int(n)] = nn.Identity()
         kept["residual_blocks"] = torch.tensor([int(block_names[j]) for j in chosen.tolist()],
                                                dtype=torch.long)
+        for j in chosen.tolist():  # ARD+ADD: the fit's unit decisions inside a kept block
+            unit = f"{block_names[j]}:unit"
+            if auto and unit in decisions:
+                index = _choose(decisions[unit].to(torch.float64), None, 0.5, block_names[j],
+                                auto=True)
+                _shrink_block_inputs(new_children[int(block_names[j])], index, block_names[j])
+                kept[block_names[j]] = index
     surgery = _Surgery(children, new_children)
     for name in targets:
         if name in block_names:
@@ -482,6 +512,9 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             index = _choose(scores[name].square().sum(dim=1).sqrt(), keep, threshold, name,
                             auto=auto)
             surgery.inputs(i, index, name)
+        elif isinstance(layer, Residual) and layer.structure == "unit":
+            index = _choose(scores[name], keep, threshold, name, auto=auto)
+            _shrink_block_inputs(new_children[i], index, name)
         elif isinstance(layer, NoisyLSTM):
             per_dim = scores[name] if layer.gates == "tied" else \
                 scores[name].square().sum(dim=0).sqrt()
@@ -492,7 +525,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
                              f"({type(layer).__name__}, structure={layer.structure!r}); it "
                              "prunes unit-structured NoisyLinear inputs, NoisyConv filters "
                              "('filter', 'channel+filter') or input channels ('channel'), "
-                             "NoisyLSTM input dimensions, and ADD Residual blocks")
+                             "NoisyLSTM input dimensions, ADD Residual blocks and the input "
+                             "units of ARD Residual blocks")
         kept[name] = index
     pruned = surgery.assemble()
     if fine_tune is not None:

@@ -347,3 +347,27 @@ def test_pruning_the_residual_streams_units_equals_the_zeroed_model(blocks_off) 
         assert not isinstance(result.model[-2], SelectFeatures)
         assert first.weight.shape == (4, 5)
     assert result.params_after < result.params_before
+
+
+@pytest.mark.parametrize("structure", ["unit", "unit+layer"])
+def test_pruning_a_blocks_input_units_equals_the_zeroed_model(structure) -> None:
+    torch.manual_seed(2)
+    block = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6))
+    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(),
+                          Residual(block, unit_noise=LAW,
+                                   depth_noise=LAW if structure == "unit+layer" else None),
+                          nn.Linear(6, 1)).double()
+    scales.learn_scales(model, "log_uniform")
+    with torch.no_grad():
+        model[2].block[0].parametrizations.weight[0].scales[0].log_scale[0, [1, 2, 5]] = -12.0
+    result = prune(model, threshold="auto")
+    assert result.kept["2"].tolist() == [0, 3, 4]
+    inner = result.model[2].block
+    assert isinstance(inner[0], SelectFeatures) and inner[1].weight.shape == (6, 3)
+    zeroed = scales.collapse(copy.deepcopy(model))
+    with torch.no_grad():
+        zeroed[2].block[0].weight[:, [1, 2, 5]] = 0.0
+    x = torch.randn(9, 5, dtype=f64)
+    zeroed.eval(), result.model.eval()
+    assert_close(result.model(x), zeroed(x))
+    assert result.params_after < result.params_before
