@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dropprior.cli._common import resolve_data_dir
 from dropprior.cli._config import Options, add_settings_options, resolve, settings_from
-from dropprior.experiments.lenet import ARCHS, LenetSettings, run_and_record
+from dropprior.experiments.lenet import ARCHS, RULES, LenetSettings, run_and_record
 from dropprior.experiments.records import RESULTS_DIR
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
@@ -23,8 +23,11 @@ _HELP = {
     "sigma0": "prior std of the weights", "init_std": "VI: initial posterior std",
     "keep": "Bernoulli keep probability of the layers' noise (MAP keeps it on)",
     "train_size": "training images (a random subset)", "seed": "subset, weights and draws",
+    "rule": "which groups the fit switched off (VI: evidence or snr; auto: VI evidence, MAP "
+    "the scales' collapse)",
+    "fine_tune_epochs": "epochs of fit on the pruned point network (0: none)",
 }
-_CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE),
+_CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
 
 
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"test error {100 * m['test_error']:.2f}%; not pruned: {m['prune_error']}")
         return 0
     print(f"test error {100 * m['test_error']:.2f}%, pruned {100 * m['test_error_pruned']:.2f}%")
+    if "test_error_fine_tuned" in m:
+        print(f"after {settings.fine_tune_epochs} fine-tune epochs "
+              f"{100 * m['test_error_fine_tuned']:.2f}%")
     print(f"kept architecture {m['kept_architecture']}")
     print(f"parameters {m['params_before']} -> {m['params_after']}, "
           f"FLOPs {m['flops_before']} -> {m['flops_after']}")

@@ -11,7 +11,9 @@ Architectures (``arch``):
 Inference: ``"vi"`` (:func:`dropprior.scales.variational`) or ``"map"``
 (:func:`dropprior.scales.learn_scales`), trained with :func:`dropprior.fit` (categorical
 likelihood). The test error is the point network's (VI: posterior means; MAP: w = s·z with the
-noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off.
+noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off,
+by ``rule`` (:data:`RULES`, :func:`dropprior.scales.kept_groups`), optionally followed by
+``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network.
 LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
 convolutions' filters (with them the fc layer's matching input features) and the fc layer's
 units; the ``kept`` architecture is conv1 filters - conv2 filters - fc1 inputs - fc1 units.
@@ -32,7 +34,13 @@ from torch import Tensor, nn
 
 from dropprior._validation import check_choice, check_int
 
-__all__ = ["ARCHS", "LenetSettings", "build_lenet", "run_lenet", "run_and_record"]
+__all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "run_lenet", "run_and_record"]
+
+RULES = {
+    "auto": "VI: the evidence rule (a group pays for its KL); MAP: the scales' collapse",
+    "evidence": "VI: the evidence rule on the training images",
+    "snr": "VI: the posterior signal-to-noise ratio (no data)",
+}
 
 ARCHS = {
     "lenet-300-100": "784-300-100-10 MLP, ARD on every layer's inputs",
@@ -55,6 +63,8 @@ class LenetSettings:
     keep: float = 0.9
     train_size: int = 60_000
     seed: int = 0
+    rule: str = "auto"
+    fine_tune_epochs: int = 0
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -65,6 +75,11 @@ class LenetSettings:
         check_choice("hyperprior", self.hyperprior, [k for k in HYPERPRIORS if k != "auto"])
         for name in ("epochs", "batch_size", "train_size"):
             check_int(name, getattr(self, name), 1)
+        check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
+        check_choice("rule", self.rule, RULES)
+        if self.inference == "map" and self.rule != "auto":
+            raise ValueError(f"rule={self.rule!r} decides variational groups; type-II MAP "
+                             "(inference='map') is decided by its scales: pass rule='auto'")
 
 
 def build_lenet(arch: str, keep: float = 0.9) -> nn.Sequential:
@@ -128,6 +143,9 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     model = build_lenet(s.arch, s.keep)
     scales.attach_scales(model, s.inference, s.hyperprior, s.init_std)
     start = time.perf_counter()
+    resumed = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        resumed = torch.load(checkpoint, weights_only=False)["history"].epochs_run
     history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs, lr=s.lr,
                   batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=checkpoint,
                   resume=checkpoint is not None)
@@ -137,8 +155,12 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run, "test_error": error,
                                "train_seconds": round(seconds, 1)}
+    if resumed:  # epochs trained by an earlier process (and possibly an earlier commit)
+        metrics["epochs_resumed"] = resumed
+    data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None
     try:
-        result = prune(model, threshold="auto", layers=layers, example_input=example)
+        result = prune(model, threshold="auto", layers=layers, example_input=example, data=data,
+                       sigma0=s.sigma0)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics
@@ -148,6 +170,10 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         "params_before": result.params_before, "params_after": result.params_after,
         "flops_before": result.flops_before, "flops_after": result.flops_after,
     })
+    if s.fine_tune_epochs:
+        fit(result.model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.fine_tune_epochs,
+            lr=s.lr, batch_size=s.batch_size, seed=s.seed, progress=False)
+        metrics["test_error_fine_tuned"] = _error(result.model, x_test, y_test)
     return metrics
 
 
