@@ -27,5 +27,5 @@ def test_pages_are_built_from_records(tmp_path) -> None:
     config = {"inference": "vi", "hyperprior": "log_uniform", "objective": "mc", "samples": 1}
     store.put("k", make_record("dropprior selection", config, 0, metrics, 12.0))
     text = build_pages(tmp_path)[tmp_path / "docs/results/selection.md"]
-    assert "| vi | log_uniform | mc | [0, 1, 2] | 0 of 6 | 0.3–0.5 | 0.01 |" in text
+    assert "| vi | log_uniform | mc | — | [0, 1, 2] | 0 of 6 | 0.3–0.5 | 0.01 |" in text
     assert "| yes |" in text and "`dropprior selection`" in text

@@ -8,6 +8,7 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,21 @@ def _selection(records: list[dict[str, Any]]) -> str:
            "Decisions are `dropprior.scales.kept_groups`'s: VI keeps a group whose posterior SNR "
            "is ≥ 1, MAP one whose scale is ≥ 10⁻³. Scales are MAP s_g or VI √v_g; the RMSE is "
            "on the test points, before and after `prune(threshold=\"auto\")`.\n\n",
-           "| inference | hyperprior | objective | inputs kept | blocks kept | scales, inputs "
-           "0–2 | scales, inputs 3–11 | block scales | SNR, inputs 0–2 / 3–11 / blocks | "
-           "test RMSE | pruned | selects |\n",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+           "| inference | hyperprior | objective | other settings | inputs kept | blocks kept | "
+           "scales, inputs 0–2 | scales, inputs 3–11 | block scales | SNR, inputs 0–2 / 3–11 / "
+           "blocks | test RMSE | pruned | selects |\n",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+    from dropprior.experiments.selection import SelectionSettings
+
+    defaults = asdict(SelectionSettings())
+    shown = ("inference", "hyperprior", "objective", "samples")
+
+    def others(config: dict[str, Any]) -> str:
+        return ", ".join(f"{k} = {v}" for k, v in config.items()
+                         if k not in shown and k in defaults and v != defaults[k]) or "—"
+
     rows = sorted(records, key=lambda r: (r["config"]["inference"], r["config"]["hyperprior"],
-                                          r["config"]["objective"]))
+                                          r["config"]["objective"], others(r["config"])))
     for r in rows:
         c, m = r["config"], r["metrics"]
         objective = c["objective"] + (f" (S = {c['samples']})" if c["samples"] > 1 else "")
@@ -50,7 +60,8 @@ def _selection(records: list[dict[str, Any]]) -> str:
                    f"{_fmt(m['block_snr'])}")
         selects = m["inputs_kept"] == [0, 1, 2] and len(m["blocks_kept"]) <= 2
         out.append(
-            f"| {c['inference']} | {c['hyperprior']} | {objective} | {m['inputs_kept']} | "
+            f"| {c['inference']} | {c['hyperprior']} | {objective} | {others(c)} | "
+            f"{m['inputs_kept']} | "
             f"{len(m['blocks_kept'])} of 6 | {_fmt(m['input_scales'][:3])} | "
             f"{_fmt(m['input_scales'][3:])} | {_fmt(m['block_scales'])} | {snr} | "
             f"{m['test_rmse']:.3f} | {m['test_rmse_pruned']:.3f} | "
