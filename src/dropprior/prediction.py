@@ -152,8 +152,9 @@ _UNSET: Any = _Unset()
 
 def predict(model: nn.Module, x: Tensor, samples: int = 100,
             likelihood: Likelihood | None = _UNSET, method: str = "mc",
-            batch_size: int | None = None,
-            vectorize: bool | None = None) -> RegressionPrediction | ClassificationPrediction:
+            batch_size: int | None = None, vectorize: bool | None = None,
+            scope: str = "example",
+            seed: int = 0) -> RegressionPrediction | ClassificationPrediction:
     """Predict with MC averaging over noise draws (or deterministic mean-scaling).
 
     Args:
@@ -169,7 +170,14 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             outputs (no aleatoric part; a classifier's logits would be averaged as numbers).
         method: "mc" or "mean_scaling" (raises if some layer's E[ξ] is infinite).
         batch_size: examples per forward pass (None: all at once).
-        vectorize: see :func:`dropprior.objectives.output_samples`.
+        vectorize: see :func:`dropprior.objectives.output_samples` (only with
+            ``scope="example"``).
+        scope: how far one draw reaches (:data:`dropprior.nn.SCOPES`): ``"example"`` (each
+            input its own draw), ``"batch"`` (one draw per forward pass) or ``"function"`` (one
+            draw per sampled function: sample s uses the same ξ for every input, across
+            batches, so the S samples are S networks).
+        seed: ``scope="function"``: the seed of the S functions' draws (the same seed gives the
+            same S networks).
 
     Shape:
         x: (N, ...); outputs as documented on the returned dataclass.
@@ -192,6 +200,14 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
     from dropprior.nn._module import has_noise
+    from dropprior.nn._scope import SCOPES, noise_scope, seed_function
+
+    check_choice("scope", scope, SCOPES)
+    if scope != "example" and vectorize:
+        raise ValueError(f"vectorize=True repeats the batch so that each copy draws its own "
+                         f"noise, which scope={scope!r} shares; leave vectorize=None")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type_name(seed)}")
 
     if not has_noise(model):
         samples = 1  # every draw would be the same: one pass
@@ -207,8 +223,18 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             finally:
                 for m, training in modes.items():
                     m.train(training)
+        elif scope == "function":
+            with mc_mode(model), noise_scope(model, scope) as layers:
+                draws = []
+                for s in range(samples):
+                    rows = []
+                    for i in range(0, x.shape[0], max(step, 1)):
+                        seed_function(layers, seed, s, x.device)
+                        rows.append(model(x[i:i + step]))
+                    draws.append(torch.cat(rows))
+                parts.append(torch.stack(draws))
         else:
-            with mc_mode(model):
+            with mc_mode(model), noise_scope(model, scope):
                 for i in range(0, x.shape[0], max(step, 1)):
                     parts.append(output_samples(model, x[i:i + step], samples, vectorize))
     outputs = torch.cat(parts, dim=1)  # (S, N, ...)

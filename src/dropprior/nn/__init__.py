@@ -4,6 +4,7 @@ ResNets, CNNs and LSTMs, the :func:`mc` context for Monte Carlo prediction, and
 
 from dropprior.nn._convert import apply_noise
 from dropprior.nn._module import MultiplicativeNoise, NoisyModule, Stochastic, mc
+from dropprior.nn._scope import SCOPES, noise_scope
 from dropprior.nn.conv import NoisyConv1d, NoisyConv2d
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import NoisyLSTM
@@ -20,4 +21,6 @@ __all__ = [
     "NoisyLSTM",
     "mc",
     "apply_noise",
+    "noise_scope",
+    "SCOPES",
 ]
