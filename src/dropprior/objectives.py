@@ -122,12 +122,13 @@ def _check_batch(x: Tensor, y: Tensor, likelihood: Likelihood) -> None:
 
 
 def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
-                   vectorize: bool | None = None) -> Tensor:
+                   vectorize: bool | None = None, max_rows: int | None = None) -> Tensor:
     r"""The model's outputs under S independent noise draws, stacked along a new dim 0.
 
     With per-example noise the batch is repeated S times along dim 0 and run through the model in
-    one pass (chunked to at most 65536 rows), so that each copy draws its own noise; otherwise
-    (noise per batch or per sequence, or ``vectorize=False``) the model is called S times.
+    one pass (chunked to at most ``max_rows`` rows), so that each copy draws its own noise;
+    otherwise (noise per batch or per sequence, or ``vectorize=False``) the model is called S
+    times.
 
     Args:
         model: a stochastic model (train mode, or inside ``dropprior.nn.mc``), batch along dim 0.
@@ -135,6 +136,7 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
         samples: S ≥ 1.
         vectorize: force (True) or forbid (False) the repeated-batch pass; None decides from the
             layers' granularity (only "example" noise can be vectorized).
+        max_rows: rows per vectorised pass (copies × N; None: 65536); at least one copy.
 
     Shape:
         x: (N, ...); result: (S, N, ...).
@@ -149,7 +151,11 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
         vectorize = noise_granularities(model) <= {"example"}
     if not vectorize or samples == 1:
         return torch.stack([model(x) for _ in range(samples)])
-    copies = max(1, min(samples, _MAX_ROWS // max(n, 1)))
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
+                                 or max_rows < 1):
+        raise ValueError(f"max_rows must be an int >= 1 or None, got {max_rows!r}")
+    budget = _MAX_ROWS if max_rows is None else max_rows
+    copies = max(1, min(samples, budget // max(n, 1)))
     chunks = []
     done = 0
     while done < samples:

@@ -92,6 +92,8 @@ class RegressionPrediction:
         aleatoric: mean of the per-draw observation variances (0 without a likelihood).
         sample_means: per-draw means μ_s, shape (S, N[, D]) (S = 1 for mean-scaling).
         sample_stds: per-draw σ_s, same shape, or None without a likelihood.
+        sample_outputs: the raw per-draw network outputs, (S, N, ...); :meth:`stacked` gives
+            them in the (S·N, ...) layout.
 
     For heavy-tailed noise (half-Cauchy) the predictive mean may not exist and the MC average of
     the draws is dominated by rare huge draws; :attr:`median` (the per-draw means' median) is the
@@ -104,6 +106,12 @@ class RegressionPrediction:
     aleatoric: Tensor
     sample_means: Tensor
     sample_stds: Tensor | None
+    sample_outputs: Tensor | None = None
+
+    def stacked(self) -> Tensor:
+        """The raw per-draw outputs in the stacked layout (S·N, ...), sample-major (rows
+        s·N … s·N + N − 1 are draw s), as torch-uncertainty's MC-dropout wrapper returns them."""
+        return _stacked(self.sample_outputs)
 
     def log_density(self, y: Tensor) -> Tensor:
         r"""The mixture log-density over the S draws,
@@ -136,10 +144,25 @@ class ClassificationPrediction:
     Attributes:
         probs: (N, C) for a categorical model, (N[, D]) success probabilities for a Bernoulli one.
         sample_probs: per-draw probabilities, shape (S, ...).
+        sample_outputs: the raw per-draw outputs (logits), (S, N, ...); :meth:`stacked` gives
+            them in the (S·N, ...) layout.
     """
 
     probs: Tensor
     sample_probs: Tensor
+    sample_outputs: Tensor | None = None
+
+    def stacked(self) -> Tensor:
+        """The per-draw logits in the stacked layout (S·N, ...), sample-major, as
+        torch-uncertainty's MC-dropout wrapper returns them."""
+        return _stacked(self.sample_outputs)
+
+
+def _stacked(outputs: Tensor | None) -> Tensor:
+    if outputs is None:
+        raise ValueError("this prediction holds no raw outputs (it was not made by predict); "
+                         "stacked() has nothing to lay out")
+    return outputs.reshape(outputs.shape[0] * outputs.shape[1], *outputs.shape[2:])
 
 
 class _Unset:
@@ -153,7 +176,7 @@ _UNSET: Any = _Unset()
 def predict(model: nn.Module, x: Tensor, samples: int = 100,
             likelihood: Likelihood | None = _UNSET, method: str = "mc",
             batch_size: int | None = None, vectorize: bool | None = None,
-            scope: str = "example",
+            scope: str = "example", max_rows: int | None = None,
             seed: int = 0) -> RegressionPrediction | ClassificationPrediction:
     """Predict with MC averaging over noise draws (or deterministic mean-scaling).
 
@@ -178,6 +201,9 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             batches, so the S samples are S networks).
         seed: ``scope="function"``: the seed of the S functions' draws (the same seed gives the
             same S networks).
+        max_rows: the memory budget of a vectorised pass: at most this many rows (draws ×
+            examples) go through the model at once (None: 65536); the S draws of a batch run in
+            chunks of ⌊max_rows / batch⌋ copies.
 
     Shape:
         x: (N, ...); outputs as documented on the returned dataclass.
@@ -236,7 +262,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
         else:
             with mc_mode(model), noise_scope(model, scope):
                 for i in range(0, x.shape[0], max(step, 1)):
-                    parts.append(output_samples(model, x[i:i + step], samples, vectorize))
+                    parts.append(output_samples(model, x[i:i + step], samples, vectorize,
+                                                max_rows))
     outputs = torch.cat(parts, dim=1)  # (S, N, ...)
     with torch.no_grad():  # a learned likelihood std must not attach the summary to a graph
         return summarise(outputs, likelihood)
@@ -247,10 +274,10 @@ def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
     """Turn per-draw outputs (S, N, ...) into a predictive summary (see :func:`predict`)."""
     if isinstance(likelihood, Categorical):
         sample_probs = torch.softmax(outputs, dim=-1)
-        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs)
+        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs, outputs)
     if isinstance(likelihood, Bernoulli):
         sample_probs = torch.sigmoid(outputs)
-        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs)
+        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs, outputs)
     if likelihood is None:
         means, stds = outputs, None
         aleatoric = torch.zeros_like(outputs[0])
@@ -263,4 +290,5 @@ def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
         raise TypeError(f"no predictive summary for likelihood {type_name(likelihood)}")
     mean = means.mean(dim=0)
     epistemic = means.var(dim=0, unbiased=False)
-    return RegressionPrediction(mean, epistemic + aleatoric, epistemic, aleatoric, means, stds)
+    return RegressionPrediction(mean, epistemic + aleatoric, epistemic, aleatoric, means, stds,
+                                outputs)

@@ -103,3 +103,34 @@ def test_bad_scopes_are_refused_with_the_reason() -> None:
         predict(_identity_layer(), x, likelihood=None, scope="batch", vectorize=True)
     with pytest.raises(TypeError, match="seed must be an int"):
         predict(_identity_layer(), x, likelihood=None, scope="function", seed=0.5)
+
+
+def test_stacked_layout_is_sample_major() -> None:
+    from dropprior.likelihoods import Categorical
+
+    torch.manual_seed(0)
+    model = nn.Sequential(NoisyLinear(4, 3, Bernoulli(0.5, inverted=True))).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    pred = predict(model, x, samples=7, likelihood=Categorical())
+    stacked = pred.stacked()
+    assert stacked.shape == (35, 3)
+    for s in range(7):  # torch-uncertainty's layout: x.repeat(S, 1) through the model
+        assert torch.equal(stacked[5 * s:5 * (s + 1)], pred.sample_outputs[s])
+    assert torch.allclose(torch.softmax(stacked, -1).reshape(7, 5, 3), pred.sample_probs)
+    reg = predict(model, x, samples=7, likelihood=None)
+    assert torch.equal(reg.stacked().reshape(7, 5, 3), reg.sample_means)
+
+
+def test_max_rows_bounds_each_vectorised_pass() -> None:
+    torch.manual_seed(0)
+    model = _identity_layer()
+    rows = []
+    model[0].register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+    x = torch.rand(10, 8, dtype=torch.float64)
+    pred = predict(model, x, samples=25, likelihood=None, max_rows=40)
+    assert rows == [40] * 6 + [10]  # 4 copies of 10 rows per pass, then the last draw
+    assert pred.sample_means.shape == (25, 10, 8)
+    masks = pred.sample_means / x
+    assert not torch.allclose(masks[0], masks[4])  # each copy drew its own noise
+    with pytest.raises(ValueError, match="max_rows must be an int >= 1"):
+        predict(model, x, samples=3, likelihood=None, max_rows=0)
