@@ -21,12 +21,14 @@ import copy
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from dropprior._validation import check_choice, type_name
@@ -100,15 +102,64 @@ def _split(x: Tensor, y: Tensor, validation: float | tuple[Tensor, Tensor] | Non
     return x[tr], y[tr], x[va], y[va]
 
 
-def _make_optimizer(name: str, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def _make_optimizer(name: str | type[torch.optim.Optimizer], params: list[nn.Parameter],
+                    lr: float, kwargs: dict[str, Any]) -> torch.optim.Optimizer:
+    if isinstance(name, type):
+        return name(params, lr=lr, **kwargs)  # type: ignore[call-arg]
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+        return torch.optim.Adam(params, lr=lr, **kwargs)
+    return torch.optim.SGD(params, lr=lr, **{"momentum": 0.9, **kwargs})
 
 
-def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
+def _check_optimizer(optimizer: object, kwargs: object) -> dict[str, Any]:
+    if isinstance(optimizer, type):
+        if not issubclass(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer "
+                            f"subclass, got the class {optimizer.__name__}")
+    else:
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict) or "lr" in kwargs:
+        raise ValueError(f"optimizer_kwargs must be a dict of the optimizer's arguments other "
+                         f"than lr (pass lr= itself), got {kwargs!r}")
+    return kwargs
+
+
+def _loader_size(loader: DataLoader, y: object, batch_size: object,
+                 validation: object) -> int:
+    if y is not None:
+        raise ValueError("a DataLoader yields (x, y) batches itself: pass it alone, with y=None")
+    if batch_size is not None:
+        raise ValueError(f"batch_size={batch_size!r} belongs to the DataLoader; leave "
+                         "batch_size=None")
+    if validation is not None and not isinstance(validation, tuple):
+        raise ValueError(f"with a DataLoader, validation must be an explicit (x_val, y_val), got "
+                         f"{validation!r}")
+    try:
+        n = len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("fit needs len(loader.dataset), the number of training examples that "
+                         "scales the prior; an iterable dataset without a length has none"
+                         ) from None
+    if n == 0:
+        raise ValueError("the DataLoader's dataset holds no examples; fit needs at least one")
+    return n
+
+
+def _pair(batch: object) -> tuple[Tensor, Tensor]:
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2
+            and all(isinstance(t, Tensor) for t in batch)):
+        raise ValueError(f"each DataLoader batch must be a pair (x, y) of tensors, got "
+                         f"{type_name(batch)}")
+    return batch[0], batch[1]
+
+
+def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
+        y: Tensor | None = None, *,
         objective: str = "mc", samples: int = 1, sigma0: float = math.inf,
-        optimizer: str = "adam", lr: float = 1e-3, epochs: int = 100,
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        optimizer_kwargs: dict[str, Any] | None = None, lr: float = 1e-3, epochs: int = 100,
         batch_size: int | None = None,
         validation: float | tuple[Tensor, Tensor] | None = None,
         patience: int | None = None, val_samples: int = 16, grad_clip: float | None = None,
@@ -121,14 +172,19 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         model: a stochastic model (its noisy layers draw in train mode).
         likelihood: a :class:`~dropprior.likelihoods.Likelihood`; its parameters (a learned
             noise std) are trained too.
-        x, y: the training data (N examples along dim 0).
+        x, y: the training data (N examples along dim 0), or a ``DataLoader`` as ``x`` that
+            yields (x, y) batches, with ``y=None``: it batches and shuffles, ``len(dataset)`` is
+            N, ``validation`` must be an explicit pair, and a resumed checkpoint does not
+            restore the loader's shuffling.
         objective: "mc" (eq. 3), "marginal" (eq. 10) or "tail_adaptive"
             (:func:`dropprior.objectives.tail_adaptive_log_likelihood`).
         samples: S ≥ 1 noise draws per example per step.
         sigma0: σ0 of the Gaussian prior N(0, σ0²) on all model parameters (∞: no prior); with
             learned scales (:mod:`dropprior.scales`) the prior of
             :func:`dropprior.objectives.prior_penalty`, which needs a finite σ0.
-        optimizer: "adam" or "sgd" (momentum 0.9); ``lr`` its learning rate.
+        optimizer: "adam", "sgd" (momentum 0.9) or a ``torch.optim.Optimizer`` subclass;
+            ``lr`` its learning rate.
+        optimizer_kwargs: the optimizer's other arguments (e.g. ``{"weight_decay": 0.0}``).
         epochs: passes over the training data.
         batch_size: minibatch size (None: full batch).
         validation: a fraction of (x, y) held out at random, or an explicit (x_val, y_val), or
@@ -158,7 +214,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
         x: (N, ...); y: (N, ...).
     """
     check_choice("objective", objective, OBJECTIVES)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
+    opt_kwargs = _check_optimizer(optimizer, optimizer_kwargs)
     check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
     check_samples(samples)
     check_samples(val_samples, "val_samples")
@@ -178,20 +234,24 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, *,
     if not isinstance(likelihood, Likelihood):
         raise TypeError("likelihood must be a dropprior Likelihood, got "
                         f"{type_name(likelihood)}")
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.dim() == 0 or y.dim() == 0 or (
-            x.shape[0] != y.shape[0]):
-        raise ValueError("x and y must be tensors with the same number of examples along dim 0")
-
-    if x.shape[0] == 0:
-        raise ValueError(f"x and y hold no examples (x of shape {tuple(x.shape)}); fit needs at "
-                         "least one")
+    if isinstance(x, DataLoader):
+        n_loader = _loader_size(x, y, batch_size, validation)
+    else:
+        n_loader = 0
+        if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.dim() == 0 or \
+                y.dim() == 0 or x.shape[0] != y.shape[0]:
+            raise ValueError("x and y must be tensors with the same number of examples along "
+                             "dim 0 (or x a DataLoader of (x, y) batches and y=None)")
+        if x.shape[0] == 0:
+            raise ValueError(f"x and y hold no examples (x of shape {tuple(x.shape)}); fit "
+                             "needs at least one")
     modes = {m: m.training for m in model.modules()}
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
         try:
-            history = _fit(model, likelihood, x, y, objective, samples, sigma0, optimizer, lr,
-                           epochs, batch_size, validation, patience, val_samples, grad_clip,
-                           seed, progress, checkpoint, resume, on_nonfinite, restore_best,
-                           vectorize)
+            history = _fit(model, likelihood, x, y, objective, samples, sigma0,
+                           (optimizer, opt_kwargs), lr, epochs, batch_size, validation, patience,
+                           val_samples, grad_clip, seed, progress, checkpoint, resume,
+                           on_nonfinite, restore_best, vectorize, n_loader)
         finally:
             for m, training in modes.items():
                 m.train(training)
@@ -233,19 +293,40 @@ def _warn_collapse(model: nn.Module) -> None:
             UserWarning, stacklevel=3)
 
 
-def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, objective: str,
-         samples: int, sigma0: float, optimizer: str, lr: float, epochs: int,
-         batch_size: int | None, validation: float | tuple[Tensor, Tensor] | None,
+def _batches(loader: DataLoader | None, x: Tensor, y: Tensor, n: int, step: int,
+             generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
+    """One epoch's minibatches: the loader's, or a shuffled pass over (x, y)."""
+    if loader is not None:
+        for batch in loader:
+            yield _pair(batch)
+        return
+    perm = torch.randperm(n, generator=generator)
+    for i in range(0, n, step):
+        idx = perm[i:i + step]
+        yield x[idx], y[idx]
+
+
+def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Tensor | None,
+         objective: str, samples: int, sigma0: float,
+         optimizer: tuple[str | type[torch.optim.Optimizer], dict[str, Any]], lr: float,
+         epochs: int, batch_size: int | None, validation: float | tuple[Tensor, Tensor] | None,
          patience: int | None, val_samples: int, grad_clip: float | None, seed: int,
          progress: bool, checkpoint: str | Path | None, resume: bool, on_nonfinite: str,
-         restore_best: bool, vectorize: bool | None) -> History:
+         restore_best: bool, vectorize: bool | None, n_loader: int) -> History:
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
-    x_tr, y_tr, x_val, y_val = _split(x, y, validation, generator)
-    n_train = x_tr.shape[0]
+    loader = x if isinstance(x, DataLoader) else None
+    if loader is not None:
+        x_val, y_val = validation if isinstance(validation, tuple) else (None, None)
+        n_train = n_loader
+        x_tr, y_tr = _pair(next(iter(loader)))  # the first batch, for the shape check
+    else:
+        assert isinstance(x, Tensor) and isinstance(y, Tensor)
+        x_tr, y_tr, x_val, y_val = _split(x, y, validation, generator)
+        n_train = x_tr.shape[0]
     step_batch = n_train if batch_size is None else min(batch_size, n_train)
     params = list(model.parameters()) + list(likelihood.parameters())
-    opt = _make_optimizer(optimizer, params, float(lr))
+    opt = _make_optimizer(optimizer[0], params, float(lr), optimizer[1])
     objective_fn = _OBJECTIVE_FNS[objective]
     # Validate the batch shapes once, with a clear message, before training.
     model.train()
@@ -277,11 +358,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor, objecti
     for epoch in bar:
         model.train()
         likelihood.train()
-        perm = torch.randperm(n_train, generator=generator)
         total, count = 0.0, 0
-        for i in range(0, n_train, step_batch):
-            idx = perm[i:i + step_batch]
-            xb, yb = x_tr[idx], y_tr[idx]
+        for xb, yb in _batches(loader, x_tr, y_tr, n_train, step_batch, generator):
             loglik = objective_fn(model, xb, yb, likelihood, samples, vectorize)
             loss = -loglik.mean() + prior_penalty(model, sigma0) / n_train
             if not bool(torch.isfinite(loss)):
