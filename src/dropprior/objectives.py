@@ -67,6 +67,8 @@ __all__ = [
     "tail_adaptive_weights",
     "tail_adaptive_log_likelihood",
     "prior_penalty",
+    "training_loss",
+    "OBJECTIVE_FUNCTIONS",
     "ep_weight_penalty",
     "gaussian_log_prior",
     "weight_decay_from_sigma0",
@@ -333,6 +335,23 @@ def prior_penalty(model: nn.Module, sigma0: float) -> Tensor:
     return ep_weight_penalty(plain, sigma0) + scale_penalty(model, sigma0)
 
 
+def training_loss(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likelihood,
+                  objective: str, samples: int, sigma0: float, n_train: int,
+                  vectorize: bool | None = None) -> Tensor:
+    r"""The per-example minibatch loss every trainer minimises (``fit``, the Lightning module):
+    −(1/B) Σ_n ℓ_n + prior_penalty(model, σ0) / N, with ℓ_n the ``objective``'s log-likelihood
+    of example n (:data:`OBJECTIVE_FUNCTIONS`) and N the number of training examples.
+
+    Shape:
+        x: (B, ...); y: (B, ...); result: scalar.
+    """
+    if objective not in OBJECTIVE_FUNCTIONS:
+        raise ValueError(f"objective={objective!r} is not valid; expected one of "
+                         f"{list(OBJECTIVE_FUNCTIONS)}")
+    loglik = OBJECTIVE_FUNCTIONS[objective](model, x, y, likelihood, samples, vectorize)
+    return -loglik.mean() + prior_penalty(model, sigma0) / n_train
+
+
 def weight_decay_from_sigma0(sigma0: float, n_data: int) -> float:
     r"""torch's ``weight_decay`` λ that states the prior N(0, σ0²) for a per-example
     loss on N points.
@@ -414,3 +433,8 @@ def hp_log_prior(weight: Tensor, noise: NoiseLaw, sigma0: float, samples: int = 
     if estimator == "jensen":
         return log_n.mean(dim=0).sum()
     return (torch.logsumexp(log_n, dim=0) - math.log(samples)).sum()
+
+
+#: The training objectives by name: per-example log-likelihoods (B,) of a minibatch.
+OBJECTIVE_FUNCTIONS = {"mc": mc_log_likelihood, "marginal": marginal_log_likelihood,
+                       "tail_adaptive": tail_adaptive_log_likelihood}

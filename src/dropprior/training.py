@@ -33,22 +33,14 @@ from tqdm.auto import tqdm
 
 from dropprior._validation import check_choice, type_name
 from dropprior.likelihoods import Likelihood
-from dropprior.objectives import (
-    check_samples,
-    marginal_log_likelihood,
-    mc_log_likelihood,
-    prior_penalty,
-    tail_adaptive_log_likelihood,
-)
+from dropprior.objectives import check_samples, marginal_log_likelihood, training_loss
 from dropprior.prediction import mc_mode
 
 __all__ = ["fit", "History", "OBJECTIVES", "OPTIMIZERS"]
 
 #: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound;
 #: "tail_adaptive": the rank-weighted draws of the ICML 2019 follow-up.
-OBJECTIVES = ("mc", "marginal", "tail_adaptive")
-_OBJECTIVE_FNS = {"mc": mc_log_likelihood, "marginal": marginal_log_likelihood,
-                  "tail_adaptive": tail_adaptive_log_likelihood}
+OBJECTIVES = ("mc", "marginal", "tail_adaptive")  # dropprior.objectives.OBJECTIVE_FUNCTIONS
 #: "adam": torch.optim.Adam; "sgd": torch.optim.SGD with momentum 0.9.
 OPTIMIZERS = ("adam", "sgd")
 #: "raise": FloatingPointError on a non-finite loss; "stop": end training, flag it in History.
@@ -327,7 +319,6 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
     step_batch = n_train if batch_size is None else min(batch_size, n_train)
     params = list(model.parameters()) + list(likelihood.parameters())
     opt = _make_optimizer(optimizer[0], params, float(lr), optimizer[1])
-    objective_fn = _OBJECTIVE_FNS[objective]
     # Validate the batch shapes once, with a clear message, before training.
     model.train()
     with torch.no_grad():
@@ -360,8 +351,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
         likelihood.train()
         total, count = 0.0, 0
         for xb, yb in _batches(loader, x_tr, y_tr, n_train, step_batch, generator):
-            loglik = objective_fn(model, xb, yb, likelihood, samples, vectorize)
-            loss = -loglik.mean() + prior_penalty(model, sigma0) / n_train
+            loss = training_loss(model, xb, yb, likelihood, objective, samples, sigma0, n_train,
+                                 vectorize)
             if not bool(torch.isfinite(loss)):
                 if on_nonfinite == "raise":
                     raise FloatingPointError(
