@@ -1,4 +1,5 @@
-"""Figures: the reliability diagram and the relevance plot.
+"""Figures: the reliability diagram with its bin counts, the regression coverage curve, OOD score
+histograms, the risk–coverage curve, and the relevance plot.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no ``pyplot``, no global
 backend state, nothing is shown): save them with ``fig.savefig(path)`` or pass ``path=``.
@@ -15,20 +16,29 @@ from torch import Tensor
 
 from dropprior.metrics import Reliability
 
-__all__ = ["reliability_diagram", "relevance_plot"]
+__all__ = ["reliability_diagram", "coverage_plot", "ood_histogram", "risk_coverage_plot",
+           "relevance_plot"]
+
+
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+    return fig
 
 
 def reliability_diagram(rel: Reliability, path: str | Path | None = None,
                         title: str | None = None) -> Figure:
-    """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, and the ECE.
+    """Accuracy against confidence per bin (bars), the diagonal of perfect calibration and the
+    ECE, above a panel of how many examples each bin holds (log scale).
 
     Args:
         rel: per-bin statistics from :func:`dropprior.metrics.reliability`.
         path: if given, the figure is saved there.
         title: an optional title.
     """
-    fig = Figure(figsize=(4.0, 4.0))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(4.0, 5.0))
+    ax, below = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     edges = rel.edges.detach().cpu().numpy()
     width = np.diff(edges)
     acc = np.nan_to_num(rel.accuracy.detach().cpu().numpy(), nan=0.0)
@@ -39,14 +49,87 @@ def reliability_diagram(rel: Reliability, path: str | Path | None = None,
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(title or f"ECE = {rel.ece:.4f}")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path)
-    return fig
+    counts = rel.counts.detach().cpu().numpy()
+    below.bar(edges[:-1], counts, width=width, align="edge", color="tab:gray",
+              edgecolor="black")
+    if counts.max() > 0:
+        below.set_yscale("log")
+    below.set_xlabel("confidence")
+    below.set_ylabel("examples")
+    return _finish(fig, path)
+
+
+def coverage_plot(nominal: Tensor, observed: Tensor, path: str | Path | None = None,
+                  title: str | None = None) -> Figure:
+    """Regression calibration: observed against nominal coverage of the central intervals
+    (:func:`dropprior.metrics.coverage_curve`), the diagonal, and the mean gap
+    (:func:`dropprior.metrics.coverage_calibration_error`) in the title.
+
+    Shape:
+        nominal, observed: (L,).
+    """
+    fig = Figure(figsize=(4.0, 4.0))
+    ax = fig.add_subplot()
+    x = nominal.detach().cpu().double().numpy()
+    y = observed.detach().cpu().double().numpy()
+    ax.plot(x, y, "o-", label="observed")
+    ax.fill_between(x, x, y, color="tab:red", alpha=0.2)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal coverage")
+    ax.set_ylabel("observed coverage")
+    ax.set_title(title or f"mean |gap| = {float(np.abs(y - x).mean()):.4f}")
+    return _finish(fig, path)
+
+
+def ood_histogram(scores_in: Tensor, scores_out: Tensor, path: str | Path | None = None,
+                  score_name: str = "score", bins: int = 30) -> Figure:
+    """Histograms (densities) of an OOD score in distribution and shifted, with the AUROC
+    (:func:`dropprior.metrics.auroc`) in the title.
+
+    Shape:
+        scores_in: (N_in,); scores_out: (N_out,).
+    """
+    from dropprior.metrics import auroc
+
+    area = float(auroc(scores_in, scores_out))  # checks the scores first
+    fig = Figure(figsize=(5.0, 3.5))
+    ax = fig.add_subplot()
+    a = scores_in.detach().cpu().double().numpy()
+    b = scores_out.detach().cpu().double().numpy()
+    edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins)
+    ax.hist(a, bins=edges, density=True, alpha=0.5, label="in distribution")
+    ax.hist(b, bins=edges, density=True, alpha=0.5, label="shifted / OOD")
+    ax.set_xlabel(score_name)
+    ax.set_ylabel("density")
+    ax.set_title(f"AUROC = {area:.4f}")
+    ax.legend()
+    return _finish(fig, path)
+
+
+def risk_coverage_plot(coverage: Tensor, risk: Tensor, path: str | Path | None = None,
+                       title: str | None = None) -> Figure:
+    """Selective prediction: the risk of the most confident fraction against that fraction
+    (:func:`dropprior.metrics.risk_coverage_curve`), with the area under it (AURC, the mean
+    risk over the curve's points) in the title.
+
+    Shape:
+        coverage, risk: (N,).
+    """
+    fig = Figure(figsize=(4.0, 3.5))
+    ax = fig.add_subplot()
+    c = coverage.detach().cpu().double().numpy()
+    r = risk.detach().cpu().double().numpy()
+    ax.plot(c, r)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("coverage")
+    ax.set_ylabel("risk (error rate)")
+    ax.set_title(title or f"AURC = {float(r.mean()):.4f}")
+    return _finish(fig, path)
 
 
 def relevance_plot(scores: Mapping[str, Tensor], path: str | Path | None = None,
