@@ -101,7 +101,7 @@ def ood_histogram(scores_in: Tensor, scores_out: Tensor, path: str | Path | None
     ax = fig.add_subplot()
     a = scores_in.detach().cpu().double().numpy()
     b = scores_out.detach().cpu().double().numpy()
-    edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins)
+    edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins).tolist()
     ax.hist(a, bins=edges, density=True, alpha=0.5, label="in distribution")
     ax.hist(b, bins=edges, density=True, alpha=0.5, label="shifted / OOD")
     ax.set_xlabel(score_name)
