@@ -34,6 +34,7 @@ from dropprior import (
     scales,
 )
 from dropprior._relevance import norm_relevance, relevance
+from dropprior.ensemble import fit_ensemble, predict_ensemble
 from dropprior.hyperpriors import (
     GammaScale,
     HalfCauchyScale,
@@ -112,6 +113,7 @@ __all__ = [
     "Residual", "NoisyLSTM", "mc", "apply_noise",
     # training and prediction
     "fit", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
+    "fit_ensemble", "predict_ensemble",
     # learned group scales
     "ScaleHyperprior", "InverseGammaScale", "GammaScale", "HalfCauchyScale", "LogUniformScale",
     "learn_scales", "variational", "learned_scales", "group_snr",
