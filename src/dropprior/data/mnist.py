@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from torch import Tensor
 from dropprior._validation import check_choice
 from dropprior.data.paths import resolve_data_dir
 
-__all__ = ["load_mnist", "MNIST_MEAN", "MNIST_STD"]
+__all__ = ["load_mnist", "load_idx", "MNIST_MEAN", "MNIST_STD"]
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -33,12 +34,26 @@ def load_mnist(
         images: (N, 784) float32 in [0, 1]; labels: (N,) int64.
     """
     check_choice("split", split, list(_FILES))
-    root = resolve_data_dir(data_dir, "mnist")
+    return load_idx(resolve_data_dir(data_dir, "mnist"), split)
+
+
+def load_idx(folder: str | os.PathLike[str], split: str = "test") -> tuple[Tensor, Tensor]:
+    """Images and labels of any data set in MNIST's IDX layout (e.g. Fashion-MNIST): the files
+    ``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` in ``folder`` itself.
+
+    Shape:
+        images: (N, H·W) float32 in [0, 1]; labels: (N,) int64.
+    """
+    check_choice("split", split, list(_FILES))
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"IDX folder {str(root)!r} does not exist")
     prefix = _FILES[split]
     images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
     labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz")
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"MNIST {split}: images {images.shape} and labels {labels.shape} disagree")
+        raise ValueError(f"{str(root)!r} {split}: images {images.shape} and labels "
+                         f"{labels.shape} disagree")
     x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32) / 255.0)
     return x, torch.from_numpy(labels.astype(np.int64))
 
