@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,9 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
 
 def record_key(s: LenetSettings) -> str:
     """The job key of a run: its settings, field by field."""
-    return "lenet/" + ",".join(f"{k}={v}" for k, v in asdict(s).items())
+    from dropprior.experiments.records import settings_key
+
+    return settings_key("lenet", s)
 
 
 def run_and_record(s: LenetSettings, command: str, data_dir: str | Path | None,
@@ -187,15 +189,6 @@ def run_and_record(s: LenetSettings, command: str, data_dir: str | Path | None,
                    checkpoint: str | Path | None = None) -> tuple[dict[str, Any], bool]:
     """The run's result record from ``results/lenet/`` if it is there, else run and write it.
     Returns (record, whether it was run now)."""
-    from dropprior.experiments.records import RESULTS_DIR, git_commit, make_record, record_store
+    from dropprior.experiments.records import run_recorded
 
-    store = record_store("lenet", RESULTS_DIR if root is None else root)
-    key = record_key(s)
-    if store.has(key):
-        return store.get(key), False
-    commit, start = git_commit(), time.perf_counter()
-    metrics = run_lenet(s, data_dir, checkpoint)
-    record = make_record(command, asdict(s), s.seed, metrics, time.perf_counter() - start,
-                         commit)
-    store.put(key, record)
-    return record, True
+    return run_recorded("lenet", s, command, lambda: run_lenet(s, data_dir, checkpoint), root)

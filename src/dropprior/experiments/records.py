@@ -10,14 +10,17 @@ what is finished and a fresh checkout resumes where the last run stopped.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.rundir import versions
 from dropprior.experiments.store import ResultStore
 
-__all__ = ["make_record", "record_store", "git_commit", "RESULTS_DIR"]
+__all__ = ["make_record", "record_store", "git_commit", "run_recorded", "settings_key",
+           "RESULTS_DIR"]
 
 RESULTS_DIR = Path("results")
 """The tracked folder of result records, relative to the repository root."""
@@ -53,3 +56,26 @@ def record_store(experiment: str, root: str | Path = RESULTS_DIR) -> ResultStore
     if not experiment or "/" in experiment:
         raise ValueError(f"experiment must be a plain folder name, got {experiment!r}")
     return ResultStore(Path(root) / experiment)
+
+
+def settings_key(experiment: str, settings: Any) -> str:
+    """The job key of a run: the experiment and its settings dataclass, field by field."""
+    return f"{experiment}/" + ",".join(f"{k}={v}" for k, v in asdict(settings).items())
+
+
+def run_recorded(experiment: str, settings: Any, command: str,
+                 run: Callable[[], Mapping[str, Any]],
+                 root: str | Path | None = None) -> tuple[dict[str, Any], bool]:
+    """The run's record from ``<root>/<experiment>/`` if it is there; else call ``run()`` for
+    the metrics and write the record. ``settings`` is the run's settings dataclass (its key and
+    config). Returns (record, whether it was run now)."""
+    store = record_store(experiment, RESULTS_DIR if root is None else root)
+    key = settings_key(experiment, settings)
+    if store.has(key):
+        return store.get(key), False
+    commit, start = git_commit(), time.perf_counter()
+    metrics = run()
+    record = make_record(command, asdict(settings), settings.seed, metrics,
+                         time.perf_counter() - start, commit)
+    store.put(key, record)
+    return record, True

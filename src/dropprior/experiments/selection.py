@@ -142,22 +142,15 @@ def settings_dict(s: SelectionSettings) -> dict[str, Any]:
 
 def record_key(s: SelectionSettings) -> str:
     """The job key of a run: its settings, field by field."""
-    return "selection/" + ",".join(f"{k}={v}" for k, v in settings_dict(s).items())
+    from dropprior.experiments.records import settings_key
+
+    return settings_key("selection", s)
 
 
 def run_and_record(s: SelectionSettings, command: str,
                    root: str | None = None) -> tuple[dict[str, Any], bool]:
     """The run's result record, from ``results/selection/`` if it is there, else run and write
     it. Returns (record, whether it was run now)."""
-    from dropprior.experiments.records import RESULTS_DIR, git_commit, make_record, record_store
+    from dropprior.experiments.records import run_recorded
 
-    store = record_store("selection", RESULTS_DIR if root is None else root)
-    key = record_key(s)
-    if store.has(key):
-        return store.get(key), False
-    commit, start = git_commit(), time.perf_counter()
-    metrics = run_selection(s)
-    record = make_record(command, settings_dict(s), s.seed, metrics,
-                         time.perf_counter() - start, commit)
-    store.put(key, record)
-    return record, True
+    return run_recorded("selection", s, command, lambda: run_selection(s), root)
