@@ -1,0 +1,130 @@
+r"""MNIST uncertainty side by side: dropout laws, learned scales, a deterministic net and a deep
+ensemble, under rotation and pixel noise.
+
+One run trains, on the same images and with the same budget (``epochs``, Adam at ``lr``, a
+N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU):
+
+* ``deterministic``: plain ``nn.Linear`` layers;
+* ``bernoulli``: unit noise (dropout) on every layer's inputs, Bernoulli at rate ``dropout``;
+* the heavy-tailed law ``heavy_law`` (Table 1, matched to the same rate by
+  :func:`dropprior.experiments.laws.dropout_law`) in the same places;
+* ``learned_scales``: ARD on every layer's inputs with variational weights and closed-form
+  scales under a log-uniform hyperprior (:func:`dropprior.scales.variational`), #8's model;
+* ``ensemble``: ``members`` deterministic nets from :func:`dropprior.fit_ensemble`.
+
+Each is evaluated by :func:`dropprior.experiments.evaluate.evaluate_classifier` with
+``samples`` draws (one for the deterministic net; ``samples`` per member for the ensemble) on
+the MNIST test set, rotated by 15°–60° and with pixel noise. The hyperparameters are fixed,
+not searched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dropprior._validation import check_choice, check_int
+
+__all__ = ["UncertaintySettings", "VARIANTS", "run_uncertainty", "run_and_record"]
+
+VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble")
+
+
+@dataclass(frozen=True)
+class UncertaintySettings:
+    """One comparison run (module docstring)."""
+
+    epochs: int = 10
+    train_size: int = 60_000
+    batch_size: int = 128
+    lr: float = 1e-3
+    sigma0: float = 1.0
+    dropout: float = 0.2
+    heavy_law: str = "inverse_nakagami"
+    samples: int = 50
+    members: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from dropprior.experiments.laws import TABLE1_LAWS
+
+        for name in ("epochs", "train_size", "batch_size", "samples", "members"):
+            check_int(name, getattr(self, name), 1)
+        check_choice("heavy_law", self.heavy_law,
+                     [law for law in TABLE1_LAWS if law not in ("bernoulli", "half_cauchy")])
+        if not 0.0 < self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout!r} must lie in (0, 1)")
+
+
+def _mlp(law: Any) -> nn.Sequential:
+    from dropprior.nn import NoisyLinear
+
+    sizes = [(784, 300), (300, 100), (100, 10)]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(sizes):
+        layers.append(nn.Linear(a, b) if law is None else NoisyLinear(a, b, law))
+        if i < 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict[str, Any]:
+    """Train the five predictors and evaluate them; the metrics of a result record:
+    ``{variant: {"rows": evaluation rows, "train_seconds": s}}``."""
+    from dropprior import fit, fit_ensemble, predict, predict_ensemble, scales
+    from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
+    from dropprior.experiments.evaluate import evaluate_classifier
+    from dropprior.experiments.laws import dropout_law
+    from dropprior.likelihoods import Categorical
+
+    x, y = load_mnist(data_dir, "train")
+    x_test, y_test = load_mnist(data_dir, "test")
+    pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(s.seed))
+    x, y = x[pick[:s.train_size]], y[pick[:s.train_size]]
+    standard = (x - MNIST_MEAN) / MNIST_STD
+    common: dict[str, Any] = {"epochs": s.epochs, "lr": s.lr, "batch_size": s.batch_size,
+                              "sigma0": s.sigma0, "progress": False}
+    out: dict[str, Any] = {}
+    for variant in VARIANTS:
+        torch.manual_seed(s.seed)
+        start = time.perf_counter()
+        if variant == "ensemble":
+            models = fit_ensemble(lambda: _mlp(None), s.members, Categorical(), standard, y,
+                                  seed=s.seed, **common)
+        else:
+            law = {"deterministic": None, "bernoulli": dropout_law("bernoulli", s.dropout),
+                   "heavy": dropout_law(s.heavy_law, s.dropout),
+                   "learned_scales": dropout_law("bernoulli", s.dropout)}[variant]
+            model = _mlp(law)
+            if variant == "learned_scales":
+                scales.variational(model, "log_uniform", init_std=0.01)
+            fit(model, Categorical(), standard, y, seed=s.seed, **common)
+            models = [model]
+        seconds = time.perf_counter() - start
+
+        def predict_fn(images: torch.Tensor, models: list[nn.Module] = models) -> Any:
+            inputs = (images - MNIST_MEAN) / MNIST_STD
+            if len(models) > 1:
+                return predict_ensemble(models, inputs, Categorical(), samples=s.samples,
+                                        batch_size=2000)
+            return predict(models[0], inputs, samples=s.samples, likelihood=Categorical(),
+                           batch_size=2000)
+
+        torch.manual_seed(s.seed)
+        rows, _ = evaluate_classifier(predict_fn, x_test, y_test, seed=s.seed)
+        out[variant] = {"rows": rows, "train_seconds": round(seconds, 1)}
+    return out
+
+
+def run_and_record(s: UncertaintySettings, command: str, data_dir: str | Path | None,
+                   root: str | Path | None = None) -> tuple[dict[str, Any], bool]:
+    """The run's record from ``results/uncertainty/`` if it is there, else run and write it.
+    Returns (record, whether it was run now)."""
+    from dropprior.experiments.records import run_recorded
+
+    return run_recorded("uncertainty", s, command, lambda: run_uncertainty(s, data_dir), root)
