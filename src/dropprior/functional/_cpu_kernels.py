@@ -51,7 +51,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from dropprior.functional._fused import LawId
+from dropprior.functional._plans import LawId
 
 __all__ = ["kernel", "run_programs"]
 

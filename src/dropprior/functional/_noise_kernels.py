@@ -43,7 +43,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from dropprior.functional._fused import LawId
+from dropprior.functional._plans import LawId
 
 # Globals read inside a kernel must be constexpr. The parameters p0..p3 of each law:
 BERNOULLI = tl.constexpr(int(LawId.BERNOULLI))  # keep probability π, value of a kept draw
