@@ -51,7 +51,7 @@ def mc_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     dropprior's noisy layers and torch's own dropout modules draw inside :func:`dropprior.nn.mc`.
     """
-    from dropprior.nn._module import sampling_mode
+    from dropprior.nn import sampling_mode
 
     modes = {m: m.training for m in model.modules()}
     model.eval()
@@ -225,8 +225,7 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
-    from dropprior.nn._module import has_noise
-    from dropprior.nn._scope import SCOPES, noise_scope, seed_function
+    from dropprior.nn import SCOPES, has_noise, noise_scope, seed_function
 
     check_choice("scope", scope, SCOPES)
     if scope != "example" and vectorize:

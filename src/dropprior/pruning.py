@@ -113,8 +113,7 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
     Shape:
         example_input: (B, ...), any B ≥ 1.
     """
-    from dropprior.nn import NoisyLinear, NoisyLSTM
-    from dropprior.nn.conv import _NoisyConvNd
+    from dropprior.nn import NoisyConvNd, NoisyLinear, NoisyLSTM
     from dropprior.prediction import mc_mode
 
     total = [0]
@@ -139,7 +138,7 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
     for m in model.modules():
         if isinstance(m, (nn.Linear, NoisyLinear)):
             handles.append(m.register_forward_hook(linear_hook))
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, _NoisyConvNd)):
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, NoisyConvNd)):
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, NoisyLSTM):
             handles.append(m.register_forward_hook(lstm_hook))
@@ -179,9 +178,9 @@ def _is_linear(m: nn.Module) -> bool:
 
 
 def _is_conv(m: nn.Module) -> bool:
-    from dropprior.nn.conv import _NoisyConvNd
+    from dropprior.nn import NoisyConvNd
 
-    return isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, _NoisyConvNd))
+    return isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, NoisyConvNd))
 
 
 def _passes_through(m: nn.Module) -> bool:
@@ -436,8 +435,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     Returns:
         a :class:`PruneResult`.
     """
-    from dropprior.nn import NoisyLinear, NoisyLSTM, Residual
-    from dropprior.nn.conv import _NoisyConvNd
+    from dropprior.nn import NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
 
     if (keep is None) == (threshold is None):
         raise ValueError("give exactly one of keep (a fraction) and threshold (a score)")
@@ -505,10 +503,10 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         if isinstance(layer, NoisyLinear) and layer.structure == "unit":
             index = _choose(scores[name], keep, threshold, name, auto=auto)
             surgery.inputs(i, index, name)
-        elif isinstance(layer, _NoisyConvNd) and layer.structure in ("filter", "channel+filter"):
+        elif isinstance(layer, NoisyConvNd) and layer.structure in ("filter", "channel+filter"):
             index = _choose(_filter_scores(layer, scores[name]), keep, threshold, name, auto=auto)
             surgery.outputs(i, index, name)
-        elif isinstance(layer, _NoisyConvNd) and layer.structure == "channel":
+        elif isinstance(layer, NoisyConvNd) and layer.structure == "channel":
             index = _choose(scores[name].square().sum(dim=1).sqrt(), keep, threshold, name,
                             auto=auto)
             surgery.inputs(i, index, name)

@@ -36,8 +36,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import NoiseLaw
-from dropprior.noise._base import SampleShape, sample_size
+from dropprior.noise import NoiseLaw, SampleShape, sample_size
 
 __all__ = ["Truncated"]
 

@@ -4,6 +4,7 @@ noise-variance figure (Fig. 1)."""
 from dropprior.analysis._ep_gap import TRACE_METHODS, ep_gap, ep_gap_from_samples, ep_series
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._figure1 import (
+    FIGURE1_POINTS,
     Figure1Curve,
     NoisePath,
     figure1_curves,
@@ -13,6 +14,7 @@ from dropprior.analysis._figure1 import (
     write_figure1,
 )
 from dropprior.analysis._hp_gap import hp_gap, hp_gap_from_norms, hp_series
+from dropprior.analysis._scales import noisy_layers
 
 __all__ = [
     "GapEstimate",
@@ -27,6 +29,8 @@ __all__ = [
     "NoisePath",
     "Figure1Curve",
     "figure1_paths",
+    "FIGURE1_POINTS",
+    "noisy_layers",
     "figure1_curves",
     "figure1_grid",
     "plot_figure1",

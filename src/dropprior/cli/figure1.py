@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dropprior.analysis import figure1_paths, write_figure1
-from dropprior.analysis._figure1 import FIGURE1_POINTS
+from dropprior.analysis import FIGURE1_POINTS, figure1_paths, write_figure1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

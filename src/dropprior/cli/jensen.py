@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from dropprior.analysis._figure1 import figure1_paths
+from dropprior.analysis import figure1_paths
 from dropprior.cli._common import CLIError, add_data_dir_option, resolve_data_dir
 
 DEFAULT_LEVELS = "0.9,0.3,0.05"
@@ -57,8 +57,8 @@ def _levels(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dropprior.analysis._sweep import jensen_sweep, markdown_table, path_for, write_jensen
     from dropprior.data import load_uci
+    from dropprior.experiments.jensen import jensen_sweep, markdown_table, path_for, write_jensen
 
     levels = _levels(args.levels)
     paths = [path_for(name) for name in args.law]

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._validation import check_choice
-from dropprior.functional._fused import fused_plan, fused_sample
+from dropprior.functional import fused_plan, fused_sample
 from dropprior.noise import NoiseLaw
 
 __all__ = ["BatchedMLP", "train_batched", "predict_batched", "score_batched", "Scores",
@@ -89,7 +89,7 @@ class BatchedMLP(nn.Module):
 class _NoiseSampler:
     """Draws each network's noise; networks that share one law object share one sampling call.
 
-    Where the fused kernel draws the law (:func:`~dropprior.functional._fused.fused_plan`: every
+    Where the fused kernel draws the law (:func:`~dropprior.functional.fused_plan`: every
     law of Table 1 in float32 on CPU, by Numba), ξ comes from it, seeded from the generator
     (faster than torch's serial CPU samplers; docs/cli.md has the timings). Elsewhere
     ``law.sample``.

@@ -48,8 +48,7 @@ class _Indicators:
 
     def __init__(self, model: nn.Module) -> None:
         from dropprior.noise import Bernoulli
-        from dropprior.scales import collapse, has_scales, scale_groups
-        from dropprior.scales._attach import _noise_off
+        from dropprior.scales import collapse, has_scales, noise_off, scale_groups
 
         self.model = copy.deepcopy(model)
         if has_scales(self.model):
@@ -60,7 +59,7 @@ class _Indicators:
                              "model's noisy layers use other laws")
         self.keep = [float(g.law.keep) for g in self.groups]  # type: ignore[union-attr]
         self.scale = [float(g.law.scale) for g in self.groups]  # type: ignore[union-attr]
-        _noise_off(self.model)
+        noise_off(self.model)
         self.model.eval()
         self.base = {(id(t.module), t.name): getattr(t.module, t.name).detach().clone()
                      for g in self.groups for t in g.targets}

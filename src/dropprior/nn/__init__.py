@@ -3,9 +3,16 @@ ResNets, CNNs and LSTMs, the :func:`mc` context for Monte Carlo prediction, and
 :func:`apply_noise` to convert a torch model."""
 
 from dropprior.nn._convert import apply_noise
-from dropprior.nn._module import MultiplicativeNoise, NoisyModule, Stochastic, mc
-from dropprior.nn._scope import SCOPES, noise_scope
-from dropprior.nn.conv import NoisyConv1d, NoisyConv2d
+from dropprior.nn._module import (
+    MultiplicativeNoise,
+    NoisyModule,
+    Stochastic,
+    has_noise,
+    mc,
+    sampling_mode,
+)
+from dropprior.nn._scope import SCOPES, noise_scope, seed_function
+from dropprior.nn.conv import NoisyConv1d, NoisyConv2d, NoisyConvNd
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import NoisyLSTM
 from dropprior.nn.residual import Residual
@@ -22,5 +29,9 @@ __all__ = [
     "mc",
     "apply_noise",
     "noise_scope",
+    "seed_function",
+    "has_noise",
+    "sampling_mode",
+    "NoisyConvNd",
     "SCOPES",
 ]

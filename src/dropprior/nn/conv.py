@@ -36,7 +36,7 @@ from dropprior.nn._init import reset_like_torch
 from dropprior.nn._module import NoisyModule, check_law
 from dropprior.noise import NoiseLaw
 
-__all__ = ["NoisyConv1d", "NoisyConv2d"]
+__all__ = ["NoisyConvNd", "NoisyConv1d", "NoisyConv2d"]
 
 CONV_STRUCTURES = {
     "channel": "one ξ per (input channel, filter) pair, shared across space (eq. 21-22)",
@@ -59,7 +59,10 @@ def _tuple(value: _Size, n: int, name: str, low: int) -> tuple[int, ...]:
     return out
 
 
-class _NoisyConvNd(NoisyModule):
+class NoisyConvNd(NoisyModule):
+    """The base of :class:`NoisyConv1d` and :class:`NoisyConv2d`: test ``isinstance`` against it
+    for any noisy convolution."""
+
     _dims: int = 0
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: _Size, noise: NoiseLaw,
@@ -173,7 +176,7 @@ class _NoisyConvNd(NoisyModule):
                f"stride={self.stride}, padding={self.padding}, " + super().extra_repr()
 
 
-class NoisyConv1d(_NoisyConvNd):
+class NoisyConv1d(NoisyConvNd):
     """``nn.Conv1d`` with structured noise; see the module docstring for the structures.
 
     Args:
@@ -192,7 +195,7 @@ class NoisyConv1d(_NoisyConvNd):
     _dims = 1
 
 
-class NoisyConv2d(_NoisyConvNd):
+class NoisyConv2d(NoisyConvNd):
     """``nn.Conv2d`` with structured noise; see the module docstring for the structures.
 
     Args:

@@ -7,7 +7,7 @@ Laws (registered names in brackets): :class:`Bernoulli` ("bernoulli"), :class:`G
 rate. See ``docs/noise.md``.
 """
 
-from dropprior.noise._base import NoiseLaw
+from dropprior.noise._base import NoiseLaw, SampleShape, sample_size
 from dropprior.noise._registry import (
     law_by_name,
     marginal_for,
@@ -29,6 +29,8 @@ from dropprior.noise.uniform import Uniform
 
 __all__ = [
     "NoiseLaw",
+    "SampleShape",
+    "sample_size",
     "Bernoulli",
     "Gaussian",
     "Rayleigh",

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise._base import NoiseLaw, SampleShape, sample_size
+from dropprior.noise import NoiseLaw, SampleShape, sample_size
 from dropprior.priors._quadrature import MixingDensity, log_gaussian_mixture
 
 __all__ = ["ScaleMixture"]

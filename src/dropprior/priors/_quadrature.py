@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from dropprior.noise._base import NoiseLaw
+from dropprior.noise import NoiseLaw
 
 __all__ = ["MixingDensity"]
 

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import Rayleigh, register_marginal
-from dropprior.noise._base import NoiseLaw
+from dropprior.noise import NoiseLaw, Rayleigh, register_marginal
 from dropprior.priors._base import ScaleMixture
 from dropprior.priors._special import log_gamma_variance_mixture
 

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import Bernoulli, register_marginal
-from dropprior.noise._base import NoiseLaw
+from dropprior.noise import Bernoulli, NoiseLaw, register_marginal
 from dropprior.priors._base import ScaleMixture
 
 __all__ = ["SpikeAndSlab"]

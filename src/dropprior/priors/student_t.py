@@ -22,8 +22,7 @@ from scipy import special
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import InverseNakagami, register_marginal
-from dropprior.noise._base import NoiseLaw
+from dropprior.noise import InverseNakagami, NoiseLaw, register_marginal
 from dropprior.priors._base import ScaleMixture
 
 __all__ = ["StudentT"]

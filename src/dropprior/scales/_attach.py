@@ -38,7 +38,7 @@ from dropprior.scales._scale import (
 
 __all__ = ["attach_scales", "learn_scales", "variational", "update_scales", "scale_penalty",
            "learned_scales", "group_snr", "has_scales", "covered_parameters", "collapse",
-           "INFERENCE"]
+           "INFERENCE", "noise_off"]
 
 INFERENCE = {
     "map": "type-II MAP: learned scales s_g, w = s_g·ε·z, the noise stays on (learn_scales)",
@@ -114,7 +114,7 @@ def attach_scales(model: nn.Module, inference: str, hyperprior: str | ScaleHyper
     return list(learn_scales(model, hyperprior))
 
 
-def _noise_off(model: nn.Module) -> None:
+def noise_off(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, NoisyModule):
             for key, value in list(vars(module).items()):
@@ -150,7 +150,7 @@ def variational(model: nn.Module, hyperprior: str | ScaleHyperprior = "auto",
         pairs.append((group, ScaleVariance(group, _resolve(group, hyperprior), 1.0, ref.dtype,
                                            ref.device)))
     grouped = _by_tensor(pairs)
-    _noise_off(model)
+    noise_off(model)
     for module in list(model.modules()):
         for name, param in list(module._parameters.items()):
             if param is None or not param.requires_grad:

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from dropprior.nn import MultiplicativeNoise, NoisyLinear, NoisyLSTM, Residual
-from dropprior.nn.conv import _NoisyConvNd
+from dropprior.nn import MultiplicativeNoise, NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
 from dropprior.noise import NoiseLaw
 
 __all__ = ["Target", "ScaleGroup", "scale_groups", "GROUP_KINDS"]
@@ -80,7 +79,7 @@ def _linear(m: NoisyLinear, name: str) -> list[ScaleGroup]:
                        m.noise)]
 
 
-def _conv(m: _NoisyConvNd, name: str) -> list[ScaleGroup]:
+def _conv(m: NoisyConvNd, name: str) -> list[ScaleGroup]:
     w = tuple(m.weight.shape)
     f, c, k = w[0], w[1], math.prod(w[2:])
     groups = []
@@ -139,7 +138,7 @@ def _residual(m: Residual, name: str) -> list[ScaleGroup]:
 
 _RULES: dict[type, Callable[..., list[ScaleGroup]]] = {
     NoisyLinear: _linear,
-    _NoisyConvNd: _conv,
+    NoisyConvNd: _conv,
     NoisyLSTM: _lstm,
     Residual: _residual,
 }

@@ -56,8 +56,7 @@ def layer_layout(model: nn.Module, values: dict[str, Tensor], combine: str = "pr
     Residual ``unit+layer`` with ``"product"``: the block scale times its largest unit scale
     (the layout has one entry per block).
     """
-    from dropprior.nn import NoisyLinear, NoisyLSTM, Residual
-    from dropprior.nn.conv import _NoisyConvNd
+    from dropprior.nn import NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
 
     check_choice("combine", combine, COMBINE)
     by_layer: dict[str, dict[str, Tensor]] = {}
@@ -71,7 +70,7 @@ def layer_layout(model: nn.Module, values: dict[str, Tensor], combine: str = "pr
         m = modules[layer]
         if isinstance(m, NoisyLinear):
             out[layer] = vals["unit"].reshape(-1) if "unit" in vals else vals["weight"]
-        elif isinstance(m, _NoisyConvNd):
+        elif isinstance(m, NoisyConvNd):
             out[layer] = _conv(vals, combine)
         elif isinstance(m, NoisyLSTM):
             out[layer] = vals["tied"].reshape(-1) if "tied" in vals else vals["untied"].squeeze(1)

@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from dropprior.analysis._ep_gap import ep_gap
-from dropprior.analysis._figure1 import NoisePath, figure1_paths
-from dropprior.analysis._hp_gap import hp_gap
+from dropprior.analysis import NoisePath, ep_gap, figure1_paths, hp_gap
 from dropprior.noise import NoiseLaw
 
 if TYPE_CHECKING:
@@ -97,7 +95,7 @@ def jensen_sweep(x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Ten
     """
     from tqdm.auto import tqdm
 
-    from dropprior.analysis._scales import noisy_layers
+    from dropprior.analysis import noisy_layers
     from dropprior.likelihoods import Gaussian as GaussianLikelihood
     from dropprior.prediction import RegressionPrediction, predict
     from dropprior.training import fit
