@@ -29,3 +29,14 @@ def test_pages_are_built_from_records(tmp_path) -> None:
     text = build_pages(tmp_path)[tmp_path / "docs/results/selection.md"]
     assert "| vi | log_uniform | mc | — | [0, 1, 2] | 0 of 6 | 0.3–0.5 | 0.01 |" in text
     assert "| yes |" in text and "`dropprior selection`" in text
+
+
+def test_every_hand_written_table_is_marked_not_regenerated() -> None:
+    """docs/results.md predates the records: each of its sections with a table must say so."""
+    import re
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    sections = re.split(r"\n(?=#{2,3} )", text)[1:]
+    unmarked = [s.splitlines()[0] for s in sections
+                if re.search(r"^\|", s, flags=re.M) and "**Not regenerated.**" not in s]
+    assert not unmarked, unmarked
