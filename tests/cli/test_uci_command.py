@@ -164,3 +164,40 @@ def test_depth_zero_is_the_standard_network_and_add_needs_blocks():
                if isinstance(b, Residual))
     with pytest.raises(ValueError, match="needs residual blocks"):
         build_uci_network(3, 8, 0, "add", "bernoulli", 0.05)
+
+
+def test_validated_candidates_are_chosen_split_by_split(tiny_uci, tmp_path, capsys):
+    from dropprior.experiments.report import _uci_scales_chosen
+    from dropprior.experiments.store import ResultStore
+    from dropprior.experiments.uci_selection import select_on_validation
+
+    records = []
+    for hyperprior in ("inverse_gamma", "log_uniform"):
+        out = tmp_path / hyperprior
+        assert main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", "--depth", "0",
+                     "--hyperprior", hyperprior, "--inference", "vi", "--validate",
+                     "--epochs", "5", "--test-samples", "20", "--splits", "0", "1", "2",
+                     "--out", str(out), "--no-progress"]) == 0
+        records += list(ResultStore(out / "jobs").records().values())
+    assert all(len(s["validation"]) == 1 for r in records for s in r["result"]["splits"])
+    (row,) = select_on_validation(records)
+    assert row["n_splits"] == 3 and sum(row["chosen"].values()) == 3
+    for k in range(3):  # the chosen candidate has the best validation LL of the split
+        by_hp = {r["params"]["hyperprior"]: r["result"]["splits"][0] for r in records
+                 if r["params"]["split"] == k}
+        best = max(by_hp, key=lambda h: by_hp[h]["validation"][0]["ll"])
+        assert any(best in name for name in row["chosen"])
+    text = "".join(_uci_scales_chosen(records))
+    assert "## Chosen on inner validation" in text and "| tiny | 3 |" in text
+
+
+def test_validate_enters_the_job_key_only_when_set(tiny_uci):
+    from dropprior.experiments.uci import uci_scales_jobs
+
+    common = {"depth": 0, "hyperprior": "inverse_gamma", "inference": "vi", "dropout": 0.05,
+              "splits": [0], "epochs": 5}
+    plain = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                            **common)
+    checked = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                              validate=True, **common)
+    assert "validate" not in plain[0].key and "validate=True" in checked[0].key

@@ -66,6 +66,9 @@ def register(subparsers: Any) -> None:
              "scales; needs a hyperprior)")
     opts.add("--dropout", default=0.05, kind=float,
              help="learned-scale path: the dropout rate the law is matched to (no grid search)")
+    opts.add("--validate", default=False, switch=True,
+             help="learned-scale path: also fit each split's first 80%% of training rows and "
+             "score the last 20%%, for the rows chosen on validation (twice the cost)")
     opts.add("--sigma0", default=1.0, kind=float,
              help="learned-scale path: prior std of the weights on standardised data")
     opts.add("--splits", default=None, many=True, kind=int, metavar="K",
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             str(data_dir), datasets, laws, cfg["structure"], cfg["objective"],
             depth=cfg["depth"], hyperprior=cfg["hyperprior"], inference=cfg["inference"],
             dropout=cfg["dropout"], seed=cfg["seed"], splits=cfg["splits"],
+            validate=cfg["validate"],
             **{name: cfg[name] for name in ("epochs", "hidden", "lr", "batch_size", "sigma0",
                                             "test_samples", "train_samples")})
     else:

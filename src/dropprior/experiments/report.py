@@ -239,9 +239,39 @@ def _uci_scales(results: Path) -> str:
                 f"{format_mean_se(*anchor[1]) if anchor else '—'} | "
                 f"{'—' if partial else beats_2018} | {' | '.join(kept)} | "
                 f"{'partial' if partial else 'complete'} |\n")
+    out.extend(_uci_scales_chosen([r for _, records in _uci_runs(results) for r in records]))
     out.append("\nCommands:\n\n")
     out.extend(commands)
     return "".join(out)
+
+
+def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
+    """The per-split choice among the candidates run with ``--validate``, per data set."""
+    from dropprior.experiments.tables import format_mean_se
+    from dropprior.experiments.uci_selection import select_on_validation
+
+    validated = [r for r in records
+                 if all("validation" in split for split in r["result"]["splits"])]
+    by_dataset: dict[str, set[str]] = {}
+    for r in validated:
+        p = r["params"]
+        by_dataset.setdefault(p["dataset"], set()).add(
+            f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}")
+    keep = [r for r in validated if len(by_dataset[r["params"]["dataset"]]) >= 2]
+    if not keep:
+        return ["\nNo data set has two or more candidates run with `--validate`, so no row is "
+                "chosen on validation yet.\n"]
+    out = ["\n## Chosen on inner validation\n\n",
+           "Per split, the candidate (structure, variant, objective) with the best validation "
+           "log-likelihood on the split's inner 80/20 division is kept, and its test scores "
+           "are reported (`dropprior.experiments.uci_selection.select_on_validation`).\n\n",
+           "| dataset | splits | test RMSE | test LL | chosen (splits) |\n|---|---|---|---|---|\n"]
+    for row in select_on_validation(keep):
+        chosen = ", ".join(f"{c} ({n})" for c, n in row["chosen"].items())
+        out.append(f"| {row['dataset']} | {row['n_splits']} | "
+                   f"{format_mean_se(row['rmse'], row['rmse_se'])} | "
+                   f"{format_mean_se(row['ll'], row['ll_se'])} | {chosen} |\n")
+    return out
 
 
 def _from_records(experiment: str, builder: Callable[[list[dict[str, Any]]], str]

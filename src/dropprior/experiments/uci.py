@@ -108,10 +108,13 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
 def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequence[str],
                     structures: Sequence[str], objectives: Sequence[str], *, depth: int | None,
                     hyperprior: str, inference: str, dropout: float, seed: int = 0,
-                    splits: Sequence[int] | None = None, **settings: Any) -> list[Job]:
+                    splits: Sequence[int] | None = None, validate: bool = False,
+                    **settings: Any) -> list[Job]:
     """One job per data set × law × structure × objective × split for the library path
     (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
-    ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``.
+    ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``. ``validate`` adds the inner
+    80/20 fit whose validation log-likelihood the "chosen on validation" rows read (it enters
+    the job key only when set, so earlier run directories resume).
 
     Raises:
         ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
@@ -155,6 +158,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                                   "hyperprior": hyperprior, "inference": inference,
                                   "dropout": float(dropout), "variant": variant,
                                   "data_digest": dataset.digest}
+                        if validate:
+                            params["validate"] = True
                         key = (f"{name}/{law}/{structure}/{objective}/{variant}/split={k}/"
                                + "-".join(f"{n}={params[n]}" for n in sorted(params)
                                           if n not in ("data_dir", "dataset", "law", "structure",

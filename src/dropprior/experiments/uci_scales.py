@@ -99,41 +99,66 @@ def _kept_counts(kept: dict[str, torch.Tensor], model: nn.Sequential,
             "blocks_kept": sum(int(kept[b].all()) for b in blocks) if blocks else depth}
 
 
-def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
-    """The job function of one data set × setting × split (module docstring)."""
-    from dropprior import fit, prune, scales
-    from dropprior.data import load_uci
+def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: Any,
+                   y_eval: Any) -> tuple[nn.Sequential, Any, tuple[torch.Tensor, torch.Tensor],
+                                     tuple[torch.Tensor, torch.Tensor], float, float, float]:
+    """Standardise on (x_train, y_train), build, attach scales, fit; return the model, the
+    likelihood, the standardised training and evaluation tensors, the target scale, and the
+    evaluation RMSE and log-likelihood in the target's units."""
+    from dropprior import fit, scales
     from dropprior.experiments.uci import standardise
     from dropprior.likelihoods import Gaussian
 
-    dataset = load_uci(params["data_dir"], params["dataset"])
-    k = int(params["split"])
-    x_tr, y_tr, x_te, y_te = dataset.split(k)
-    x_tr, x_te, _, _ = standardise(x_tr, x_te)
-    y_tr, y_te, _, y_scale = standardise(y_tr, y_te)
+    x_train, x_eval, _, _ = standardise(x_train, x_eval)
+    y_train, y_eval, _, y_scale = standardise(y_train, y_eval)
     y_std = float(y_scale)
-    xt, xs = torch.as_tensor(x_tr, dtype=torch.float32), torch.as_tensor(x_te, dtype=torch.float32)
-    yt = torch.as_tensor(y_tr, dtype=torch.float32)[:, None]
-    ys = torch.as_tensor(y_te, dtype=torch.float32)[:, None]
+    xt = torch.as_tensor(x_train, dtype=torch.float32)
+    xs = torch.as_tensor(x_eval, dtype=torch.float32)
+    yt = torch.as_tensor(y_train, dtype=torch.float32)[:, None]
+    ys = torch.as_tensor(y_eval, dtype=torch.float32)[:, None]
     torch.manual_seed(int(params["seed"]))
     depth = int(params["depth"] or 0)
-    width = int(params["hidden"] or dataset.n_hidden)
+    width = int(params["hidden"] or params["n_hidden"])
     model = build_uci_network(xt.shape[1], width, depth, params["structure"], params["law"],
                               float(params["dropout"]))
     if params["inference"] == "vi" or params["hyperprior"] != "none":
         scales.attach_scales(model, params["inference"], params["hyperprior"], init_std=0.02)
     likelihood = Gaussian(noise_std=0.5, learn=True)
-    start = time.perf_counter()
     objective = params["objective"]
     fit(model, likelihood, xt, yt, objective=objective,
         samples=int(params["train_samples"] or (1 if objective == "mc" else 5)),
         sigma0=float(params["sigma0"]), epochs=int(params["epochs"]), lr=float(params["lr"]),
         batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False)
     rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std)
-    result: dict[str, Any] = {"split": k, "rmse": rmse, "ll": ll,
-                              "seconds": time.perf_counter() - start}
+    return model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll
+
+
+def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
+    """The job function of one data set × setting × split (module docstring). With
+    ``params["validate"]`` the setting is also fitted on the split's first 80% of training rows
+    and scored on the last 20%: the split's ``validation`` entry, which
+    :func:`dropprior.experiments.uci_selection.select_on_validation` reads."""
+    from dropprior import prune, scales
+    from dropprior.data import load_uci
+
+    dataset = load_uci(params["data_dir"], params["dataset"])
+    k = int(params["split"])
+    x_tr, y_tr, x_te, y_te = dataset.split(k)
+    params = {**params, "n_hidden": dataset.n_hidden}
+    depth = int(params["depth"] or 0)
+    width = int(params["hidden"] or dataset.n_hidden)
+    start = time.perf_counter()
+    result: dict[str, Any] = {"split": k}
+    if params.get("validate"):
+        n_inner = int(math.floor(0.8 * len(y_tr)))
+        _, _, _, _, _, v_rmse, v_ll = _fit_and_score(params, x_tr[:n_inner], y_tr[:n_inner],
+                                                      x_tr[n_inner:], y_tr[n_inner:])
+        result["validation"] = [{"rmse": v_rmse, "ll": v_ll}]
+    model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll = _fit_and_score(
+        params, x_tr, y_tr, x_te, y_te)
+    result.update({"rmse": rmse, "ll": ll, "seconds": time.perf_counter() - start})
     if scales.has_scales(model):
-        # VI: the evidence rule on the training data; MAP: the scales' collapse
+        # VI: the evidence rule on the training split; MAP: the scales' collapse
         data = (likelihood, xt, yt) if params["inference"] == "vi" else None
         sigma0 = float(params["sigma0"])
         result.update(_kept_counts(scales.kept_groups(model, data, sigma0), model, depth))

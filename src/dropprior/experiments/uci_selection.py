@@ -43,12 +43,17 @@ def select_on_validation(records: Sequence[dict[str, Any]]) -> list[dict[str, An
     for record in records:
         params = record["params"]
         candidate = f"{params['law']}/{params['structure']}/{params['objective']}"
+        if params.get("variant"):  # the learned-scale path: depth, inference, hyperprior
+            candidate += f" ({params['variant']})"
         splits = table.setdefault(params["dataset"], {}).setdefault(candidate, {})
         for split in record["result"]["splits"]:
             k = int(split["split"])
             if k in splits:
                 raise ValueError(f"{params['dataset']}: split {k} of {candidate} appears in two "
                                  f"records; give each run directory once")
+            if "validation" not in split:
+                raise ValueError(f"{params['dataset']}: split {k} of {candidate} has no "
+                                 "validation score; run it with --validate")
             best = float(np.nanmax([v["ll"] for v in split["validation"]]))
             splits[k] = (best, float(split["rmse"]), float(split["ll"]))
     rows = []
