@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from dropprior.cli._common import CLIError
+from dropprior.cli._config import apply_config
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(apply_config(args)) or 0)
     except (CLIError, FileNotFoundError, ValueError) as err:
         print(f"dropprior: error: {err}", file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ from typing import Any
 
 from dropprior.cli._common import CLIError
 
-__all__ = ["Options", "resolve", "load_toml", "add_settings_options", "settings_from"]
+__all__ = ["Options", "resolve", "load_toml", "add_settings_options", "settings_from", "adopt",
+           "apply_config"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Options:
     def __init__(self, parser: argparse.ArgumentParser) -> None:
         self.parser = parser
         self.specs: dict[str, _Spec] = {}
+        self.required: set[str] = set()
         parser.add_argument(
             "--config", type=Path, default=None, metavar="FILE",
             help="TOML file of settings: keys are the long option names (with - or _); "
@@ -80,6 +82,46 @@ class Options:
         self.parser.add_argument(flag, dest=dest, default=None, help=text,
                                  type=kind,  # type: ignore[arg-type]
                                  choices=choices, nargs="+" if many else None, metavar=metavar)
+
+
+def adopt(parser: argparse.ArgumentParser) -> Options:
+    """Give a subcommand whose options were declared with plain ``add_argument`` the
+    ``--config FILE`` of :class:`Options`: every option becomes a spec (its default, type,
+    choices and arity), its argparse default becomes ``None`` so a given flag can be told from
+    an absent one, and a required option may come from the file instead (checked by
+    :func:`apply_config`). Call it after the last ``add_argument``."""
+    opts = Options(parser)
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "config"):
+            continue
+        switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                     argparse.BooleanOptionalAction))
+        choices = None if action.choices is None else list(action.choices)
+        opts.specs[action.dest] = _Spec(action.default, action.type,  # type: ignore[arg-type]
+                                        choices, action.nargs in ("+", "*"), switch)
+        if action.required:
+            opts.required.add(action.dest)
+            action.required = False
+        action.default = None
+    return opts
+
+
+def apply_config(args: argparse.Namespace) -> argparse.Namespace:
+    """Resolve a parsed subcommand's options in place (flag, else ``--config`` entry, else
+    default), so a command may read ``args.<name>`` as usual.
+
+    Raises:
+        CLIError: a required option given neither as a flag nor in the file.
+    """
+    options: Options | None = getattr(args, "_options", None)
+    if options is None:
+        return args
+    vars(args).update(resolve(args))
+    for dest in sorted(getattr(options, "required", ())):
+        if getattr(args, dest) is None:
+            raise CLIError(f"--{dest.replace('_', '-')} is required (as a flag or a --config "
+                           "entry)")
+    return args
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dropprior.analysis import FIGURE1_POINTS, figure1_paths, write_figure1
+from dropprior.cli._config import adopt
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"grid points per path (default: {FIGURE1_POINTS})")
     parser.add_argument("--xscale", choices=["log", "linear"], default="log",
                         help="x-axis scale (default: log)")
+    adopt(parser)  # --config FILE for the options above
     parser.set_defaults(func=run)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from dropprior.analysis import figure1_paths
 from dropprior.cli._common import CLIError, add_data_dir_option, resolve_data_dir
+from dropprior.cli._config import adopt
 
 DEFAULT_LEVELS = "0.9,0.3,0.05"
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", type=Path, default=Path("jensen"),
                         help="output directory (default: ./jensen)")
+    adopt(parser)  # --config FILE for the options above
     parser.set_defaults(func=run)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from dropprior.cli._common import CLIError, add_data_dir_option, resolve_data_dir
+from dropprior.cli._config import adopt
 
 METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-ep")
 
@@ -77,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", type=Path, default=None,
                    help="write results as JSON to this file (default: print only)")
+    adopt(p)  # --config FILE for the options above
     p.set_defaults(func=run)
 
 

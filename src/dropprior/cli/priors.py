@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from scipy import stats
 
+from dropprior.cli._config import adopt
 from dropprior.noise import (
     Beta,
     Gaussian,
@@ -79,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"(default: {DEFAULT_SAMPLES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help=f"seed of the samples (default: {DEFAULT_SEED})")
+    adopt(parser)  # --config FILE for the options above
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dropprior.cli._config import adopt
 from dropprior.experiments.report import write_pages
 
 
@@ -15,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "records under results/. Run it at the repository root.")
     parser.add_argument("--root", type=Path, default=Path("."),
                         help="the repository root (default: .)")
+    adopt(parser)  # --config FILE for the options above
     parser.set_defaults(func=run)
 
 
