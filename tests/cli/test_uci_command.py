@@ -135,6 +135,32 @@ def test_learned_scale_path_runs_and_reports_what_the_fit_kept(tiny_uci, tmp_pat
     assert 0 <= float(rows[0]["inputs_kept"]) <= 3 and 0 <= float(rows[0]["blocks_kept"]) <= 2
     assert 0 <= float(rows[0]["units_kept"]) <= 8  # n_hidden.txt of the tiny set
     assert "| inputs kept | units kept | blocks kept |" in capsys.readouterr().out
+    assert 0 <= float(rows[0]["picp90"]) <= float(rows[0]["picp95"]) <= 1
+    assert float(rows[0]["crps"]) > 0 and 0 <= float(rows[0]["coverage_error"]) <= 1
+
+
+def test_interval_metrics_of_one_gaussian_against_scipy():
+    """A deterministic network's predictive is one Gaussian: its coverage and CRPS in closed
+    form (scipy), in the target's units."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from dropprior.experiments.uci_scales import _test_scores
+    from dropprior.likelihoods import Gaussian
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 2, generator=g)
+    model = torch.nn.Linear(2, 1)
+    y = model(x).detach() + 0.7 * torch.randn(200, 1, generator=g)
+    intervals = {}
+    _test_scores(model, Gaussian(0.5), x, y, samples=1, y_std=3.0, intervals=intervals)
+    mu, obs = model(x).detach().numpy().ravel(), y.numpy().ravel()
+    for level, name in ((0.9, "picp90"), (0.95, "picp95")):
+        half = norm.ppf(0.5 + level / 2) * 0.5
+        assert intervals[name] == pytest.approx(np.mean(np.abs(obs - mu) <= half), abs=1e-6)
+    z = (obs - mu) / 0.5
+    crps = 0.5 * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / np.sqrt(np.pi))
+    assert intervals["crps"] == pytest.approx(3.0 * crps.mean(), rel=1e-4)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

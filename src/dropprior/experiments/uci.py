@@ -336,8 +336,9 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for count in _KEPT:
                 if count in split:
                     group["kept"].setdefault(count, []).append(split[count])
-            if "ll_pruned" in split:
-                group.setdefault("ll_pruned", []).append(split["ll_pruned"])
+            for name in ("ll_pruned", *_INTERVALS):
+                if name in split:
+                    group.setdefault(name, []).append(split[name])
     rows = []
     law_rank = {law: i for i, law in enumerate(TABLE1_LAWS)}
     for (dataset, law, structure, objective, variant), group in sorted(
@@ -352,21 +353,25 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for count in _KEPT:
             values = group["kept"].get(count)
             row[count] = float(np.mean(values)) if values else ""
-        pruned = group.get("ll_pruned", [])
-        # only when every split was pruned: a mean over some splits is not comparable to ll
-        row["ll_pruned"], row["ll_pruned_se"] = (
-            mean_se(pruned) if pruned and len(pruned) == len(group["ll"]) else ("", ""))
+        # only when every split has it: a mean over some splits is not comparable to ll
+        for name in ("ll_pruned", *_INTERVALS):
+            values = group.get(name, [])
+            row[name], row[f"{name}_se"] = (
+                mean_se(values) if values and len(values) == len(group["ll"]) else ("", ""))
         rows.append(row)
     return rows
 
 
 #: Per-split counts of the library path, averaged over splits in the summary.
 _KEPT = ("inputs_kept", "units_kept", "blocks_kept")
+#: The library path's interval metrics (dropprior.experiments.uci_scales.INTERVAL_METRICS).
+_INTERVALS = ("picp90", "picp95", "crps", "coverage_error")
 
 
 _CSV_FIELDS = ["dataset", "law", "structure", "variant", "objective", "n_splits", "epochs",
                "rmse", "rmse_se", "ll", "ll_se", "seconds", "inputs_kept", "units_kept",
-               "blocks_kept", "ll_pruned", "ll_pruned_se"]
+               "blocks_kept", "ll_pruned", "ll_pruned_se", "picp90", "picp90_se", "picp95",
+               "picp95_se", "crps", "crps_se", "coverage_error", "coverage_error_se"]
 
 
 def anchor_verdicts(dataset: str, ll: float, ll_se: float

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -44,6 +45,12 @@ LIBRARY_STRUCTURES = {
 }
 
 HYPERPRIOR_CHOICES = ("none", "inverse_gamma", "half_cauchy", "log_uniform")
+
+#: Per split, beside RMSE and LL: the test points' coverage of the predictive's central 90% and
+#: 95% intervals, its CRPS (target units) and the mean |observed − nominal| coverage over the
+#: levels 0.05 … 0.95 (:mod:`dropprior.metrics`), on the first INTERVAL_DRAWS draws.
+INTERVAL_METRICS = ("picp90", "picp95", "crps", "coverage_error")
+INTERVAL_DRAWS = 1000
 
 
 def needs_library_path(structure: str, depth: int | None, hyperprior: str,
@@ -79,13 +86,29 @@ def build_uci_network(d_in: int, width: int, depth: int, structure: str, law_nam
 
 
 def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Tensor,
-                 samples: int, y_std: float) -> tuple[float, float]:
+                 samples: int, y_std: float, intervals: dict[str, float] | None = None
+                 ) -> tuple[float, float]:
+    """Test RMSE and log-likelihood in the target's units; with ``intervals`` (a dict to fill)
+    also the interval metrics of :data:`INTERVAL_METRICS`."""
+    from dropprior import metrics
     from dropprior.prediction import RegressionPrediction, predict
 
     pred = predict(model, x, samples=samples, likelihood=likelihood)
     assert isinstance(pred, RegressionPrediction)
     rmse = float(torch.sqrt(((pred.mean - y) ** 2).mean())) * y_std
     ll = float(pred.log_density(y).mean()) - math.log(y_std)
+    if intervals is not None:
+        assert pred.sample_stds is not None
+        # the first INTERVAL_DRAWS draws: CRPS costs S² per point
+        means = pred.sample_means[:INTERVAL_DRAWS].reshape(-1, x.shape[0])
+        stds = pred.sample_stds[:INTERVAL_DRAWS].reshape(-1, x.shape[0])
+        target = y.reshape(-1)
+        intervals.update({
+            "picp90": float(metrics.picp(means, stds, target, 0.9)),
+            "picp95": float(metrics.picp(means, stds, target, 0.95)),
+            "crps": float(metrics.crps(means, stds, target).mean()) * y_std,
+            "coverage_error": float(metrics.coverage_calibration_error(means, stds, target)),
+        })
     return rmse, ll
 
 
@@ -99,12 +122,24 @@ def _kept_counts(kept: dict[str, torch.Tensor], model: nn.Sequential,
             "blocks_kept": sum(int(kept[b].all()) for b in blocks) if blocks else depth}
 
 
+@dataclass
+class _Fitted:
+    """A setting fitted on one training set and scored on one evaluation set."""
+
+    model: nn.Sequential
+    likelihood: Any
+    train: tuple[torch.Tensor, torch.Tensor]  # standardised
+    evaluation: tuple[torch.Tensor, torch.Tensor]  # standardised
+    y_std: float
+    rmse: float
+    ll: float
+    intervals: dict[str, float]
+
+
 def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: Any,
-                   y_eval: Any) -> tuple[nn.Sequential, Any, tuple[torch.Tensor, torch.Tensor],
-                                     tuple[torch.Tensor, torch.Tensor], float, float, float]:
-    """Standardise on (x_train, y_train), build, attach scales, fit; return the model, the
-    likelihood, the standardised training and evaluation tensors, the target scale, and the
-    evaluation RMSE and log-likelihood in the target's units."""
+                   y_eval: Any) -> _Fitted:
+    """Standardise on (x_train, y_train), build, attach scales, fit, and score on the
+    evaluation set (RMSE and log-likelihood in the target's units, and the interval metrics)."""
     from dropprior import fit, scales
     from dropprior.experiments.uci import standardise
     from dropprior.likelihoods import Gaussian
@@ -129,8 +164,10 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
         samples=int(params["train_samples"] or (1 if objective == "mc" else 5)),
         sigma0=float(params["sigma0"]), epochs=int(params["epochs"]), lr=float(params["lr"]),
         batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False)
-    rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std)
-    return model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll
+    intervals: dict[str, float] = {}
+    rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std,
+                            intervals)
+    return _Fitted(model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll, intervals)
 
 
 def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
@@ -151,12 +188,14 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"split": k}
     if params.get("validate"):
         n_inner = int(math.floor(0.8 * len(y_tr)))
-        _, _, _, _, _, v_rmse, v_ll = _fit_and_score(params, x_tr[:n_inner], y_tr[:n_inner],
-                                                      x_tr[n_inner:], y_tr[n_inner:])
-        result["validation"] = [{"rmse": v_rmse, "ll": v_ll}]
-    model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll = _fit_and_score(
-        params, x_tr, y_tr, x_te, y_te)
-    result.update({"rmse": rmse, "ll": ll, "seconds": time.perf_counter() - start})
+        inner = _fit_and_score(params, x_tr[:n_inner], y_tr[:n_inner], x_tr[n_inner:],
+                               y_tr[n_inner:])
+        result["validation"] = [{"rmse": inner.rmse, "ll": inner.ll}]
+    fitted = _fit_and_score(params, x_tr, y_tr, x_te, y_te)
+    model, likelihood = fitted.model, fitted.likelihood
+    (xt, yt), (xs, ys), y_std = fitted.train, fitted.evaluation, fitted.y_std
+    result.update({"rmse": fitted.rmse, "ll": fitted.ll, **fitted.intervals,
+                   "seconds": time.perf_counter() - start})
     if scales.has_scales(model):
         # VI: the evidence rule on the training split; MAP: the scales' collapse
         data = (likelihood, xt, yt) if params["inference"] == "vi" else None
