@@ -18,7 +18,13 @@ from torch import Tensor, nn
 
 from dropprior._validation import type_name
 from dropprior.likelihoods import Likelihood
-from dropprior.prediction import ClassificationPrediction, RegressionPrediction, predict, summarise
+from dropprior.prediction import (
+    ClassificationPrediction,
+    RegressionPrediction,
+    predict,
+    sample_outputs,
+    summarise,
+)
 
 __all__ = ["fit_ensemble", "predict_ensemble"]
 
@@ -76,8 +82,7 @@ def predict_ensemble(models: Sequence[nn.Module], x: Tensor, likelihood: Likelih
     outputs = []
     for model in models:
         pred = predict(model, x, samples=samples, likelihood=likelihood, batch_size=batch_size)
-        draws = pred.sample_outputs
-        assert draws is not None
+        draws = sample_outputs(pred)
         if draws.shape[0] == 1 and samples > 1:  # deterministic: one pass stands for S draws
             draws = draws.expand(samples, *draws.shape[1:])
         outputs.append(draws)

@@ -39,6 +39,7 @@ __all__ = [
     "RegressionPrediction",
     "ClassificationPrediction",
     "PREDICTION_METHODS",
+    "sample_outputs",
 ]
 
 #: "mc": average over noise draws; "mean_scaling": one pass with ξ replaced by E[ξ].
@@ -144,18 +145,25 @@ class ClassificationPrediction:
     Attributes:
         probs: (N, C) for a categorical model, (N[, D]) success probabilities for a Bernoulli one.
         sample_probs: per-draw probabilities, shape (S, ...).
-        sample_outputs: the raw per-draw outputs (logits), (S, N, ...); :meth:`stacked` gives
-            them in the (S·N, ...) layout.
+        binary: whether the probabilities are a Bernoulli model's (sigmoid), not a softmax.
     """
 
     probs: Tensor
     sample_probs: Tensor
-    sample_outputs: Tensor | None = None
+    binary: bool = False
+
+    @property
+    def sample_logits(self) -> Tensor:
+        """Per-draw logits recovered from the probabilities: log-probabilities for a categorical
+        model (equal to its logits up to a per-row constant, so their softmax is
+        ``sample_probs``), log(p / (1 − p)) for a Bernoulli one. Shape (S, ...)."""
+        p = self.sample_probs
+        return torch.logit(p) if self.binary else torch.log(p)
 
     def stacked(self) -> Tensor:
-        """The per-draw logits in the stacked layout (S·N, ...), sample-major, as
-        torch-uncertainty's MC-dropout wrapper returns them."""
-        return _stacked(self.sample_outputs)
+        """:attr:`sample_logits` in the stacked layout (S·N, ...), sample-major (rows s·N …
+        s·N + N − 1 are draw s), as torch-uncertainty's MC-dropout wrapper returns them."""
+        return _stacked(self.sample_logits)
 
 
 def _stacked(outputs: Tensor | None) -> Tensor:
@@ -163,6 +171,16 @@ def _stacked(outputs: Tensor | None) -> Tensor:
         raise ValueError("this prediction holds no raw outputs (it was not made by predict); "
                          "stacked() has nothing to lay out")
     return outputs.reshape(outputs.shape[0] * outputs.shape[1], *outputs.shape[2:])
+
+
+def sample_outputs(pred: RegressionPrediction | ClassificationPrediction) -> Tensor:
+    """Per-draw outputs that :func:`summarise` turns back into ``pred``: a regression's raw
+    outputs, a classifier's :attr:`ClassificationPrediction.sample_logits`."""
+    if isinstance(pred, ClassificationPrediction):
+        return pred.sample_logits
+    if pred.sample_outputs is None:
+        raise ValueError("this prediction holds no raw outputs (it was not made by predict)")
+    return pred.sample_outputs
 
 
 class _Unset:
@@ -273,10 +291,10 @@ def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
     """Turn per-draw outputs (S, N, ...) into a predictive summary (see :func:`predict`)."""
     if isinstance(likelihood, Categorical):
         sample_probs = torch.softmax(outputs, dim=-1)
-        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs, outputs)
+        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs)
     if isinstance(likelihood, Bernoulli):
         sample_probs = torch.sigmoid(outputs)
-        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs, outputs)
+        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs, binary=True)
     if likelihood is None:
         means, stds = outputs, None
         aleatoric = torch.zeros_like(outputs[0])

@@ -106,6 +106,7 @@ def test_bad_scopes_are_refused_with_the_reason() -> None:
 
 
 def test_stacked_layout_is_sample_major() -> None:
+    from dropprior.likelihoods import Bernoulli as Bernoulli_likelihood
     from dropprior.likelihoods import Categorical
 
     torch.manual_seed(0)
@@ -115,8 +116,11 @@ def test_stacked_layout_is_sample_major() -> None:
     stacked = pred.stacked()
     assert stacked.shape == (35, 3)
     for s in range(7):  # torch-uncertainty's layout: x.repeat(S, 1) through the model
-        assert torch.equal(stacked[5 * s:5 * (s + 1)], pred.sample_outputs[s])
+        assert torch.equal(stacked[5 * s:5 * (s + 1)], pred.sample_logits[s])
     assert torch.allclose(torch.softmax(stacked, -1).reshape(7, 5, 3), pred.sample_probs)
+    binary = predict(model[:1], x, samples=3, likelihood=Bernoulli_likelihood())
+    torch.testing.assert_close(torch.sigmoid(binary.stacked()).reshape(3, 5, 3),
+                               binary.sample_probs)
     reg = predict(model, x, samples=7, likelihood=None)
     assert torch.equal(reg.stacked().reshape(7, 5, 3), reg.sample_means)
 
