@@ -8,7 +8,7 @@ from typing import Any
 
 from dropprior.cli._common import CLIError
 from dropprior.cli._config import Options, resolve
-from dropprior.experiments.batched_mlp import STRUCTURES
+from dropprior.experiments.batched_mlp import BATCHED_STRUCTURES
 from dropprior.experiments.laws import TABLE1_LAWS
 from dropprior.experiments.runner import BACKENDS
 from dropprior.experiments.uci_scales import (
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
              help="noise laws of Table 1 ('all' = every one); see dropprior.experiments.laws for "
              "how each is set from the dropout rate")
     opts.add("--structure", default=["unit"], many=True,
-             choices=list(dict.fromkeys([*STRUCTURES, *LIBRARY_STRUCTURES])),
+             choices=list(dict.fromkeys([*BATCHED_STRUCTURES, *LIBRARY_STRUCTURES])),
              help="noise structure: unit (dropout/ARD), weight (DropConnect), add (one scale per "
              "residual block) or ard+add (both; add and ard+add need --depth >= 1)")
     opts.add("--objective", default=["mc"], many=True, choices=list(OBJECTIVES),

@@ -33,10 +33,10 @@ from dropprior.functional import fused_plan, fused_sample
 from dropprior.noise import NoiseLaw
 
 __all__ = ["BatchedMLP", "train_batched", "predict_batched", "score_batched", "Scores",
-           "STRUCTURES", "OBJECTIVES"]
+           "BATCHED_STRUCTURES", "OBJECTIVES"]
 
 #: Structures of the batched network's noise.
-STRUCTURES = ("unit", "weight")
+BATCHED_STRUCTURES = ("unit", "weight")
 #: Training objectives.
 OBJECTIVES = ("mc", "marginal")
 
@@ -97,7 +97,7 @@ class _NoiseSampler:
 
     def __init__(self, laws: Sequence[NoiseLaw], structure: str, widths: Sequence[int],
                  hidden_out: Sequence[int]) -> None:
-        self.structure = check_choice("structure", structure, STRUCTURES)
+        self.structure = check_choice("structure", structure, BATCHED_STRUCTURES)
         groups: dict[int, list[int]] = {}
         self.laws: dict[int, NoiseLaw] = {}
         for g, law in enumerate(laws):
@@ -163,7 +163,7 @@ def train_batched(x: Tensor, y: Tensor, laws: Sequence[NoiseLaw], precision: Ten
         x: (N, D) shared or (G, N, D) per network; y: (N,) or (G, N); precision, weight_decay: (G,).
     """
     check_choice("objective", objective, OBJECTIVES)
-    check_choice("structure", structure, STRUCTURES)
+    check_choice("structure", structure, BATCHED_STRUCTURES)
     if samples < 1:
         raise ValueError(f"samples={samples!r} must be >= 1")
     if epochs < 1 or batch_size < 1:

@@ -32,8 +32,8 @@ from dropprior._validation import check_choice
 from dropprior.data import UCIDataset, load_uci
 from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
 from dropprior.experiments.batched_mlp import (
+    BATCHED_STRUCTURES,
     OBJECTIVES,
-    STRUCTURES,
     predict_batched,
     score_batched,
     train_batched,
@@ -84,7 +84,7 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
     for structure in structures:
-        check_choice("structure", structure, STRUCTURES)
+        check_choice("structure", structure, BATCHED_STRUCTURES)
     for objective in objectives:
         check_choice("objective", objective, OBJECTIVES)
     jobs = []

@@ -33,7 +33,7 @@ from dropprior.inference._kuo_mallick import KuoMallickResult, kuo_mallick
 from dropprior.inference._linear import linear_regression_model, scale_mixture_model
 from dropprior.inference._mcmc import ALGORITHMS, MCMCResult, run_mcmc
 from dropprior.inference._network import (
-    STRUCTURES,
+    POSTERIOR_STRUCTURES,
     LayerSpec,
     NetworkPosterior,
     posterior_from_model,
@@ -49,7 +49,7 @@ from dropprior.inference._sgld import sgld, sgld_network
 __all__ = [
     "run_mcmc", "MCMCResult", "ALGORITHMS",
     "LogDensity", "ScaleMixture1D", "LinearRegression", "NetworkPosterior", "LayerSpec",
-    "posterior_from_model", "STRUCTURES",
+    "posterior_from_model", "POSTERIOR_STRUCTURES",
     "sample_scale_mixture", "linear_regression_model", "scale_mixture_model",
     "PARAMETRIZATIONS", "check_parametrization", "check_continuous",
     "prior_log_prob", "normal_log_prob",

@@ -36,10 +36,10 @@ from dropprior._validation import as_param, check_choice, check_positive
 from dropprior.inference._density import LogDensity, Sites, _WeightPrior, normal_log_prob
 from dropprior.inference._prior import check_continuous, check_parametrization
 
-__all__ = ["LayerSpec", "NetworkPosterior", "posterior_from_model", "STRUCTURES",
+__all__ = ["LayerSpec", "NetworkPosterior", "posterior_from_model", "POSTERIOR_STRUCTURES",
            "ACTIVATIONS"]
 
-STRUCTURES = ("unit", "weight", "layer")
+POSTERIOR_STRUCTURES = ("unit", "weight", "layer")
 """``"unit"``: ξ per input unit (ARD); ``"weight"``: ξ per weight; ``"layer"``: one ξ per layer."""
 
 ACTIVATIONS = ("relu", "tanh", "identity")
@@ -58,7 +58,7 @@ class LayerSpec:
     residual: bool = False
 
     def __post_init__(self) -> None:
-        check_choice("structure", self.structure, STRUCTURES)
+        check_choice("structure", self.structure, POSTERIOR_STRUCTURES)
         check_choice("activation", self.activation, ACTIVATIONS)
         if self.law is not None:
             check_continuous(self.law)
