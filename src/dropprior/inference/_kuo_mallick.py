@@ -27,6 +27,7 @@ one at a time), then σ² (if unknown) and u (if probit). The chains run vectori
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,52 @@ def kuo_mallick(
         >>> r.inclusion_probabilities.shape
         torch.Size([3])
     """
+    X_t, y_t, probit, fixed_sigma = _checked(X, y, keep, sigma0, noise_std, num_samples,
+                                             warmup, num_chains, likelihood, noise_prior)
+    a0, b0 = noise_prior
+    N, D = X_t.shape
+    C = num_chains
+    gram = X_t.T @ X_t  # (D, D)
+    logit_keep = math.log(keep) - math.log1p(-keep)
+    sigma2 = torch.full((C,), 1.0 if probit else float(noise_std or 1.0) ** 2, dtype=torch.float64)
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(shape, dtype=torch.float64, generator=generator)
+
+    def rand(*shape: int) -> Tensor:
+        return torch.rand(shape, dtype=torch.float64, generator=generator)
+
+    xi = (rand(C, D) < keep).to(torch.float64)
+    z = sigma0 * randn(C, D)
+    if probit:
+        target = torch.where(y_t > 0, 1.0, -1.0).to(torch.float64).expand(C, N).clone()
+    else:
+        target = y_t.expand(C, N)
+    xi_draws = torch.empty(C, num_samples, D, dtype=torch.float64)
+    z_draws = torch.empty_like(xi_draws)
+    s2_draws = torch.empty(C, num_samples, dtype=torch.float64)
+    for t in range(warmup + num_samples):
+        xty = target @ X_t  # (C, D)
+        z = _draw_slab(xi, gram, xty, sigma2, sigma0, fixed_sigma, randn)
+        _draw_indicators(xi, z, gram, xty, sigma2, logit_keep, rand)
+        w = xi * z
+        if not fixed_sigma:
+            sigma2 = _draw_noise_variance(target, X_t, w, z, sigma0, a0, b0, generator)
+        if probit:
+            target = _truncated_latent(w @ X_t.T, y_t, rand)
+        if t >= warmup:
+            k = t - warmup
+            xi_draws[:, k] = xi
+            z_draws[:, k] = z
+            s2_draws[:, k] = sigma2
+    return KuoMallickResult(xi=xi_draws, z=z_draws, noise_var=s2_draws)
+
+
+def _checked(X: Tensor | np.ndarray, y: Tensor | np.ndarray, keep: float, sigma0: float,
+             noise_std: float | None, num_samples: int, warmup: int, num_chains: int,
+             likelihood: str, noise_prior: tuple[float, float]
+             ) -> tuple[Tensor, Tensor, bool, bool]:
+    """The validated float64 data, whether the model is probit, and whether σ is fixed."""
     check_choice("likelihood", likelihood, LIKELIHOODS)
     X_t = torch.as_tensor(X, dtype=torch.float64)
     y_t = torch.as_tensor(y, dtype=torch.float64)
@@ -154,70 +201,61 @@ def kuo_mallick(
     fixed_sigma = probit or noise_std is not None
     if not probit and noise_std is not None:
         check_positive("noise_std", as_param(noise_std))
-    a0, b0 = noise_prior
     if not fixed_sigma:
-        check_positive("noise_prior", torch.tensor([a0, b0], dtype=torch.float64))
+        check_positive("noise_prior", torch.tensor(noise_prior, dtype=torch.float64))
+    return X_t, y_t, probit, fixed_sigma
 
-    N, D = X_t.shape
-    C = num_chains
-    gram = X_t.T @ X_t  # (D, D)
-    logit_keep = math.log(keep) - math.log1p(-keep)
-    sigma2 = torch.full((C,), 1.0 if probit else float(noise_std or 1.0) ** 2, dtype=torch.float64)
 
-    def randn(*shape: int) -> Tensor:
-        return torch.randn(shape, dtype=torch.float64, generator=generator)
+def _draw_slab(xi: Tensor, gram: Tensor, xty: Tensor, sigma2: Tensor, sigma0: float,
+               fixed_sigma: bool, randn: Callable[..., Tensor]) -> Tensor:
+    """z | ξ, σ², y: Gaussian with precision (Ξ XᵀX Ξ + I/σ0²)/σ² (normal-inverse-gamma) or
+    Ξ XᵀX Ξ/σ² + I/σ0² (fixed σ), one draw per chain.
 
-    def rand(*shape: int) -> Tensor:
-        return torch.rand(shape, dtype=torch.float64, generator=generator)
+    Shape:
+        xi: (C, D); gram: (D, D); xty: (C, D); sigma2: (C,); result: (C, D).
+    """
+    c, d = xi.shape
+    slab_var = torch.full((c,), sigma0**2, dtype=torch.float64)
+    if not fixed_sigma:
+        slab_var = slab_var * sigma2
+    prec = xi[:, :, None] * gram * xi[:, None, :] / sigma2[:, None, None]
+    prec = prec + torch.eye(d, dtype=torch.float64) / slab_var[:, None, None]
+    chol = torch.linalg.cholesky(prec)
+    rhs = (xi * xty / sigma2[:, None])[..., None]
+    mean = torch.cholesky_solve(rhs, chol)[..., 0]
+    noise = torch.linalg.solve_triangular(chol.mT, randn(c, d)[..., None], upper=True)
+    return mean + noise[..., 0]
 
-    xi = (rand(C, D) < keep).to(torch.float64)
-    z = sigma0 * randn(C, D)
-    if probit:
-        target = torch.where(y_t > 0, 1.0, -1.0).to(torch.float64).expand(C, N).clone()
-    else:
-        target = y_t.expand(C, N)
-    xi_draws = torch.empty(C, num_samples, D, dtype=torch.float64)
-    z_draws = torch.empty_like(xi_draws)
-    s2_draws = torch.empty(C, num_samples, dtype=torch.float64)
 
-    eye = torch.eye(D, dtype=torch.float64)
-    for t in range(warmup + num_samples):
-        xty = target @ X_t  # (C, D)
-        # z | ξ, σ², y: precision (Ξ XᵀX Ξ + I/s0²)/σ² (NIG) or Ξ XᵀX Ξ/σ² + I/σ0² (fixed σ).
-        slab_var = torch.full((C,), sigma0**2, dtype=torch.float64)
-        if not fixed_sigma:
-            slab_var = slab_var * sigma2
-        prec = xi[:, :, None] * gram * xi[:, None, :] / sigma2[:, None, None]
-        prec = prec + eye / slab_var[:, None, None]
-        chol = torch.linalg.cholesky(prec)
-        rhs = (xi * xty / sigma2[:, None])[..., None]
-        mean = torch.cholesky_solve(rhs, chol)[..., 0]
-        noise = torch.linalg.solve_triangular(chol.mT, randn(C, D)[..., None], upper=True)
-        z = mean + noise[..., 0]
-        # ξ_j | rest: log-odds logit(π) − (‖r₋ⱼ − xⱼzⱼ‖² − ‖r₋ⱼ‖²)/(2σ²), via the Gram matrix.
-        for j in range(D):
-            w = xi * z
-            w_minus = w.clone()
-            w_minus[:, j] = 0.0
-            cross = xty[:, j] - w_minus @ gram[:, j]  # x_jᵀ r₋ⱼ
-            delta = z[:, j] ** 2 * gram[j, j] - 2.0 * z[:, j] * cross
-            logit = logit_keep - delta / (2.0 * sigma2)
-            xi[:, j] = (torch.log(rand(C)) < torch.nn.functional.logsigmoid(logit)).double()
-        w = xi * z
-        if not fixed_sigma:
-            resid = target - w @ X_t.T
-            shape = a0 + 0.5 * (N + D)
-            rate = b0 + 0.5 * (resid**2).sum(-1) + 0.5 * (z**2).sum(-1) / sigma0**2
-            sigma2 = inverse_gamma(torch.full((C,), shape, dtype=torch.float64), rate,
-                                   generator=generator)
-        if probit:
-            target = _truncated_latent(w @ X_t.T, y_t, rand)
-        if t >= warmup:
-            k = t - warmup
-            xi_draws[:, k] = xi
-            z_draws[:, k] = z
-            s2_draws[:, k] = sigma2
-    return KuoMallickResult(xi=xi_draws, z=z_draws, noise_var=s2_draws)
+def _draw_indicators(xi: Tensor, z: Tensor, gram: Tensor, xty: Tensor, sigma2: Tensor,
+                     logit_keep: float, rand: Callable[..., Tensor]) -> None:
+    """ξ_j | rest for j = 1..D in turn, in place: log-odds
+    logit(π) − (‖r₋ⱼ − xⱼzⱼ‖² − ‖r₋ⱼ‖²)/(2σ²), via the Gram matrix.
+
+    Shape:
+        xi, z, xty: (C, D); gram: (D, D); sigma2: (C,).
+    """
+    for j in range(xi.shape[1]):
+        w_minus = xi * z
+        w_minus[:, j] = 0.0
+        cross = xty[:, j] - w_minus @ gram[:, j]  # x_jᵀ r₋ⱼ
+        delta = z[:, j] ** 2 * gram[j, j] - 2.0 * z[:, j] * cross
+        logit = logit_keep - delta / (2.0 * sigma2)
+        xi[:, j] = (torch.log(rand(xi.shape[0])) < torch.nn.functional.logsigmoid(logit)).double()
+
+
+def _draw_noise_variance(target: Tensor, X: Tensor, w: Tensor, z: Tensor, sigma0: float,
+                         a0: float, b0: float, generator: torch.Generator | None) -> Tensor:
+    """σ² | rest ~ InvGamma(a0 + (N + D)/2, b0 + ‖r‖²/2 + ‖z‖²/(2σ0²)), one draw per chain.
+
+    Shape:
+        target: (C, N); X: (N, D); w, z: (C, D); result: (C,).
+    """
+    resid = target - w @ X.T
+    shape = a0 + 0.5 * (X.shape[0] + X.shape[1])
+    rate = b0 + 0.5 * (resid**2).sum(-1) + 0.5 * (z**2).sum(-1) / sigma0**2
+    return inverse_gamma(torch.full((w.shape[0],), shape, dtype=torch.float64), rate,
+                         generator=generator)
 
 
 def _truncated_latent(mean: Tensor, y: Tensor, rand) -> Tensor:
