@@ -370,10 +370,53 @@ def _shrink_block_inputs(residual: Any, index: Tensor, name: str) -> None:
     residual.block = nn.Sequential(*block[:at], select, *block[at:])
 
 
+def _rule(layer: nn.Module) -> tuple[Callable[[Any, Tensor], Tensor], str] | None:
+    """How ``prune`` cuts a noisy layer: (one score per removable group from the layer's
+    relevance layout, what is cut: the layer's "inputs", its "outputs" (filters), or a residual
+    block's "block inputs"), from :data:`_RULES`; None for a layer it cannot prune."""
+    for kinds, structures, per_group, cut in _RULES:
+        if isinstance(layer, kinds) and (structures is None
+                                         or getattr(layer, "structure", None) in structures):
+            return per_group, cut
+    return None
+
+
+def _as_is(layer: Any, scores: Tensor) -> Tensor:
+    return scores
+
+
+def _lstm_scores(layer: Any, scores: Tensor) -> Tensor:
+    """Tied: one score per input dimension; untied: the root-sum-square over the four gates (a
+    dimension is removed from every gate)."""
+    return scores if layer.gates == "tied" else scores.square().sum(dim=0).sqrt()
+
+
+def _channel_scores(layer: Any, scores: Tensor) -> Tensor:
+    """An input channel's score: the root-sum-square of its (channel, filter) scores."""
+    return scores.square().sum(dim=1).sqrt()
+
+
 def _filter_scores(layer: Any, scores: Tensor) -> Tensor:
     """One score per filter: filter → as is; channel+filter → the root-sum-square over input
     channels of the (channel, filter) scores (the norm of the whole filter, times the scale)."""
     return scores if layer.structure == "filter" else scores.square().sum(dim=0).sqrt()
+
+
+def _rules() -> list[tuple[tuple[type, ...], tuple[str, ...] | None,
+                           Callable[[Any, Tensor], Tensor], str]]:
+    from dropprior.nn import NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
+
+    return [
+        ((NoisyLinear,), ("unit",), _as_is, "inputs"),
+        ((NoisyConvNd,), ("filter", "channel+filter"), _filter_scores, "outputs"),
+        ((NoisyConvNd,), ("channel",), _channel_scores, "inputs"),
+        ((Residual,), ("unit",), _as_is, "block inputs"),
+        ((NoisyLSTM,), None, _lstm_scores, "inputs"),
+    ]
+
+
+#: (layer kinds, structures or None for any, per-group scores, what is cut), first match wins.
+_RULES = _rules()
 
 
 def prune(model: nn.Module, keep: float | None = None, threshold: float | str | None = None,
@@ -435,7 +478,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     Returns:
         a :class:`PruneResult`.
     """
-    from dropprior.nn import NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
+    from dropprior.nn import Residual
 
     if (keep is None) == (threshold is None):
         raise ValueError("give exactly one of keep (a fraction) and threshold (a score)")
@@ -500,31 +543,22 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
                              f"{name!r} is nested")
         i = int(name)
         layer: Any = children[i]
-        if isinstance(layer, NoisyLinear) and layer.structure == "unit":
-            index = _choose(scores[name], keep, threshold, name, auto=auto)
-            surgery.inputs(i, index, name)
-        elif isinstance(layer, NoisyConvNd) and layer.structure in ("filter", "channel+filter"):
-            index = _choose(_filter_scores(layer, scores[name]), keep, threshold, name, auto=auto)
-            surgery.outputs(i, index, name)
-        elif isinstance(layer, NoisyConvNd) and layer.structure == "channel":
-            index = _choose(scores[name].square().sum(dim=1).sqrt(), keep, threshold, name,
-                            auto=auto)
-            surgery.inputs(i, index, name)
-        elif isinstance(layer, Residual) and layer.structure == "unit":
-            index = _choose(scores[name], keep, threshold, name, auto=auto)
-            _shrink_block_inputs(new_children[i], index, name)
-        elif isinstance(layer, NoisyLSTM):
-            per_dim = scores[name] if layer.gates == "tied" else \
-                scores[name].square().sum(dim=0).sqrt()
-            index = _choose(per_dim, keep, threshold, name, auto=auto)
-            surgery.inputs(i, index, name)
-        else:
+        rule = _rule(layer)
+        if rule is None:
             raise ValueError(f"prune() cannot remove groups of layer {name!r} "
                              f"({type(layer).__name__}, structure={layer.structure!r}); it "
                              "prunes unit-structured NoisyLinear inputs, NoisyConv filters "
                              "('filter', 'channel+filter') or input channels ('channel'), "
                              "NoisyLSTM input dimensions, ADD Residual blocks and the input "
                              "units of ARD Residual blocks")
+        per_group, cut = rule
+        index = _choose(per_group(layer, scores[name]), keep, threshold, name, auto=auto)
+        if cut == "inputs":
+            surgery.inputs(i, index, name)
+        elif cut == "outputs":
+            surgery.outputs(i, index, name)
+        else:  # "block inputs"
+            _shrink_block_inputs(new_children[i], index, name)
         kept[name] = index
     pruned = surgery.assemble()
     if fine_tune is not None:
