@@ -31,22 +31,12 @@ from dropprior.noise import (
     Bernoulli,
     Beta,
     Gaussian,
-    HalfCauchy,
     InverseNakagami,
-    LogNormal,
-    Rayleigh,
-    Uniform,
+    example_laws,
 )
 
 LAWS = {
-    "bernoulli": Bernoulli(0.5, inverted=True),
-    "gaussian": Gaussian(1.0, 1.0),
-    "rayleigh": Rayleigh(0.8),
-    "inverse_nakagami": InverseNakagami(shape=2.0, spread=1.0),
-    "half_cauchy": HalfCauchy(1.0),
-    "beta": Beta(2.0, 2.0),
-    "uniform": Uniform(0.0, 2.0),
-    "log_normal": LogNormal(0.0, 0.5),
+    **example_laws(),  # one of every registered law, shared with the tests
     # gamma shapes that are not half-integers: rejection sampling (the general path on CPU)
     "inv_nakagami_2.3": InverseNakagami(shape=2.3, spread=1.0),
     "beta_2.5_1.7": Beta(2.5, 1.7),

@@ -1,4 +1,5 @@
-"""Shared fixtures: the data directory (skips cleanly when absent) and a tiny UCI-layout set."""
+"""Shared fixtures: the data directory (skips cleanly when absent), a tiny UCI-layout set, and the
+name of every registered noise law (instances: ``dropprior.noise.example_laws()``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from dropprior.noise import example_laws
+
+
+@pytest.fixture(params=sorted(example_laws()))
+def law_name(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="session")

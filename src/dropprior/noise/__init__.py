@@ -8,6 +8,7 @@ rate. See ``docs/noise.md``.
 """
 
 from dropprior.noise._base import NoiseLaw, SampleShape, sample_size
+from dropprior.noise._examples import example_laws
 from dropprior.noise._registry import (
     law_by_name,
     marginal_for,
@@ -49,4 +50,5 @@ __all__ = [
     "register_law",
     "registered_laws",
     "law_by_name",
+    "example_laws",
 ]

@@ -1,0 +1,117 @@
+"""NoisyLSTM against a reference loop in torch's gate order, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _lstm_reference import _params, _reference_lstm
+from torch import nn
+from torch.testing import assert_close
+
+from dropprior.nn import (
+    NoisyLSTM,
+)
+from dropprior.noise import Gaussian, Rayleigh
+
+f64 = torch.float64
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---- LSTM -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gates", ["tied", "untied"])
+def test_lstm_equals_a_reference_loop(gates) -> None:
+    law = Gaussian(1.0, 0.4)
+    lstm = NoisyLSTM(3, 4, 2, noise=law, gates=gates, generator=gen(12)).double()
+    x = torch.randn(5, 2, 3, dtype=f64)
+    replay, law64 = gen(12), law.to(dtype=f64)
+    rows = 4 if gates == "untied" else 1
+    xi0 = law64.sample((rows, 2, 3), generator=replay).expand(4, 2, 3)
+    h1 = _reference_lstm(x, _params(lstm, 0), xi0)
+    xi1 = law64.sample((rows, 2, 4), generator=replay).expand(4, 2, 4)
+    assert_close(lstm(x), _reference_lstm(h1, _params(lstm, 1), xi1))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_untied_lstm_gradients_equal_the_reference_loop(bias) -> None:
+    """Outputs and the gradients of every parameter (b_ih and b_hh enter as one summed bias
+    inside the batched projection) against autograd through the per-step reference loop."""
+    law = Gaussian(1.0, 0.4)
+    lstm = NoisyLSTM(3, 4, noise=law, gates="untied", bias=bias, generator=gen(14)).double()
+    x = torch.randn(5, 2, 3, dtype=f64)
+    xi = law.to(dtype=f64).sample((4, 2, 3), generator=gen(14))
+    params = [lstm.weight_ih_l0, lstm.weight_hh_l0]
+    ref_params = [p.detach().clone().requires_grad_() for p in params]
+    if bias:
+        params += [lstm.bias_ih_l0, lstm.bias_hh_l0]
+        ref_params += [p.detach().clone().requires_grad_() for p in params[2:]]
+        loop_params = ref_params
+    else:
+        loop_params = [*ref_params, torch.zeros(16, dtype=f64), torch.zeros(16, dtype=f64)]
+    weights = torch.randn(5, 2, 4, dtype=f64)
+    (lstm(x) * weights).sum().backward()
+    (_reference_lstm(x, loop_params, xi) * weights).sum().backward()
+    for p, ref in zip(params, ref_params, strict=True):
+        assert_close(p.grad, ref.grad)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("rows", [2, 1])
+def test_untied_lstm_through_the_fused_kernel_equals_the_reference_loop(bias, rows) -> None:
+    """untied_lstm_fused (widened input, block-diagonal W_ih, torch.lstm: the CUDA path) gives
+    the reference loop's outputs and parameter gradients, and the recurrence path's final c."""
+    from dropprior.functional import gate_projections, lstm_recurrence, untied_lstm_fused
+
+    params = [torch.randn(16, 3, dtype=f64), torch.randn(16, 4, dtype=f64)]
+    params += [torch.randn(16, dtype=f64), torch.randn(16, dtype=f64)] if bias else \
+        [torch.zeros(16, dtype=f64), torch.zeros(16, dtype=f64)]
+    ours = [p.clone().requires_grad_() for p in params]
+    ref = [p.clone().requires_grad_() for p in params]
+    x = torch.randn(5, 2, 3, dtype=f64)
+    xi = Gaussian(1.0, 0.4).to(dtype=f64).sample((4, rows, 3), generator=gen(15))
+    zeros = torch.zeros(2, 4, dtype=f64)
+    b_ih, b_hh = (ours[2], ours[3]) if bias else (None, None)
+    out, (h, c) = untied_lstm_fused(x, ours[0], ours[1], b_ih, b_hh, (zeros, zeros), xi)
+    expected = _reference_lstm(x, ref, xi.expand(4, 2, 3))
+    assert_close(out, expected)
+    assert_close(h, expected[-1])
+    proj = gate_projections(x, params[0], params[2] + params[3], xi.expand(4, 2, 3))
+    assert_close(c, lstm_recurrence(proj, params[1], None, (zeros, zeros))[1][1])
+    weights = torch.randn(5, 2, 4, dtype=f64)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    for p, r in zip(ours[:4] if bias else ours[:2], ref, strict=False):
+        assert_close(p.grad, r.grad)
+
+
+def test_lstm_recurrent_noise_and_batch_first() -> None:
+    lstm = NoisyLSTM(3, 4, noise=Gaussian(1.0, 0.4), gates="untied", batch_first=True,
+                     recurrent_noise=Gaussian(1.0, 0.2), generator=gen(13)).double()
+    x = torch.randn(2, 5, 3, dtype=f64)
+    replay = gen(13)
+    xi = Gaussian(1.0, 0.4).to(dtype=f64).sample((4, 2, 3), generator=replay)
+    rec = Gaussian(1.0, 0.2).to(dtype=f64).sample((2, 4), generator=replay)
+    ref = _reference_lstm(x.transpose(0, 1), _params(lstm, 0), xi, rec).transpose(0, 1)
+    assert_close(lstm(x), ref)
+
+
+def test_lstm_eval_is_nn_lstm_with_scaled_inputs() -> None:
+    lstm = NoisyLSTM(3, 4, noise=Rayleigh(0.5), gates="untied").eval()
+    reference = nn.LSTM(3, 4)
+    reference.load_state_dict(lstm.state_dict())
+    x = torch.randn(5, 2, 3)
+    assert_close(lstm(x), reference(x * Rayleigh(0.5).mean)[0])
+
+
+def test_lstm_group_norms() -> None:
+    tied = NoisyLSTM(3, 4, noise=Gaussian(1.0, 0.4))
+    untied = NoisyLSTM(3, 4, noise=Gaussian(1.0, 0.4), gates="untied")
+    assert tied.group_norms().shape == (3,)
+    assert untied.group_norms().shape == (4, 3)
+    untied.load_state_dict(tied.state_dict())
+    # the four gates' groups of input d together hold the tied group of input d
+    assert_close(untied.group_norms().pow(2).sum(0), tied.group_norms().pow(2))
+    assert_close(tied.group_norms(), tied.weight_ih_l0.norm(dim=0))
