@@ -137,6 +137,25 @@ class RegressionPrediction:
         """The median over draws of the per-draw means (a robust point prediction)."""
         return self.sample_means.median(dim=0).values
 
+    def plot_coverage(self, y: Tensor, path: str | None = None) -> Any:
+        """The coverage calibration curve of this predictive on targets ``y``
+        (:func:`dropprior.plotting.coverage_plot` of :func:`dropprior.metrics.coverage_curve`);
+        returns the matplotlib Figure, saved to ``path`` if given.
+
+        Shape:
+            y: like ``mean``.
+        """
+        from dropprior.metrics import coverage_curve
+        from dropprior.plotting import coverage_plot
+
+        if self.sample_stds is None:
+            raise ValueError("plot_coverage needs a Gaussian likelihood: call predict(..., "
+                             "likelihood=Gaussian(noise_std=...))")
+        s = self.sample_means.shape[0]
+        curve = coverage_curve(self.sample_means.reshape(s, -1),
+                               self.sample_stds.reshape(s, -1), y.reshape(-1))
+        return coverage_plot(*curve, path=path)
+
 
 @dataclass(frozen=True)
 class ClassificationPrediction:
@@ -151,6 +170,22 @@ class ClassificationPrediction:
     probs: Tensor
     sample_probs: Tensor
     binary: bool = False
+
+    def plot_reliability(self, y: Tensor, n_bins: int = 15, path: str | None = None) -> Any:
+        """The reliability diagram with its bin counts (:func:`dropprior.plotting.
+        reliability_diagram` of :func:`dropprior.metrics.reliability`) on labels ``y``; returns
+        the matplotlib Figure, saved to ``path`` if given.
+
+        Shape:
+            y: (N,) class indices.
+        """
+        from dropprior.metrics import reliability
+        from dropprior.plotting import reliability_diagram
+
+        if self.binary:
+            raise ValueError("plot_reliability reads a categorical predictive (N, C); for a "
+                             "Bernoulli model stack the probabilities as (1 - p, p) first")
+        return reliability_diagram(reliability(self.probs, y, n_bins), path=path)
 
     @property
     def sample_logits(self) -> Tensor:

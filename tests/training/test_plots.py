@@ -76,3 +76,31 @@ def test_risk_coverage_plot_reports_the_aurc() -> None:
 def test_ood_histogram_rejects_bad_scores(bad) -> None:
     with pytest.raises(ValueError):
         ood_histogram(bad, torch.ones(3))
+
+
+def test_predictions_draw_their_own_figures() -> None:
+    from torch import nn
+
+    from dropprior import predict
+    from dropprior.likelihoods import Categorical, Gaussian
+    from dropprior.nn import NoisyLinear
+    from dropprior.noise import Bernoulli
+
+    torch.manual_seed(0)
+    x = torch.randn(200, 3, dtype=torch.float64)
+    labels = (x[:, 0] > 0).long()
+    clf = nn.Sequential(NoisyLinear(3, 2, Bernoulli(0.8, inverted=True))).double()
+    pred = predict(clf, x, samples=8, likelihood=Categorical())
+    fig = pred.plot_reliability(labels, n_bins=10)
+    counts = [p.get_height() for p in fig.axes[1].patches]
+    assert counts == metrics.reliability(pred.probs, labels, 10).counts.tolist()
+    reg = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.8, inverted=True))).double()
+    y = x[:, :1] + 0.3 * torch.randn(200, 1, dtype=torch.float64)
+    rpred = predict(reg, x, samples=8, likelihood=Gaussian(0.3))
+    drawn = rpred.plot_coverage(y).axes[0].lines[0].get_data()[1]
+    s = rpred.sample_means.shape[0]
+    expected = metrics.coverage_curve(rpred.sample_means.reshape(s, -1),
+                                      rpred.sample_stds.reshape(s, -1), y.reshape(-1))[1]
+    np.testing.assert_allclose(drawn, expected.numpy())
+    with pytest.raises(ValueError, match="needs a Gaussian likelihood"):
+        predict(reg, x, samples=2, likelihood=None).plot_coverage(y)
