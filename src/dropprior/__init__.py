@@ -66,7 +66,6 @@ from dropprior.noise import (
     law_by_name,
     match_dropout,
     register_law,
-    register_marginal,
     registered_laws,
 )
 from dropprior.prediction import predict
@@ -78,6 +77,7 @@ from dropprior.priors import (
     SpikeAndSlab,
     StudentT,
     VarianceGamma,
+    register_marginal,
 )
 from dropprior.pruning import PruneResult, prune
 from dropprior.scales import group_snr, learn_scales, learned_scales, variational

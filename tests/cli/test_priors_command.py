@@ -56,8 +56,8 @@ def test_ks_check_passes_for_the_true_marginal_and_rows_are_seeded():
 def test_ks_check_detects_a_wrong_marginal(monkeypatch):
     # If the registry paired Rayleigh noise with a Laplace of the wrong scale, the check fails.
     from dropprior.noise import Rayleigh
-    from dropprior.noise._registry import _MARGINALS
     from dropprior.priors import Laplace
+    from dropprior.priors._registry import _MARGINALS
 
     monkeypatch.setitem(_MARGINALS, Rayleigh,
                         lambda law, sigma0, d: Laplace.from_law(law, 1.5 * sigma0, d))

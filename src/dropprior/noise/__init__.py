@@ -11,9 +11,7 @@ from dropprior.noise._base import NoiseLaw, SampleShape, sample_size
 from dropprior.noise._examples import example_laws
 from dropprior.noise._registry import (
     law_by_name,
-    marginal_for,
     register_law,
-    register_marginal,
     registered_laws,
 )
 from dropprior.noise.bernoulli import Bernoulli
@@ -45,8 +43,6 @@ __all__ = [
     "ScaledNoncentralChi2",
     "match_dropout",
     "inverse_nakagami_shape_for",
-    "register_marginal",
-    "marginal_for",
     "register_law",
     "registered_laws",
     "law_by_name",

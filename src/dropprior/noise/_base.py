@@ -181,8 +181,9 @@ class NoiseLaw(Distribution):
 
     def marginal(self, sigma0: float | Tensor = 1.0, group_size: int = 1) -> Distribution:
         """The marginal prior of w = ξ·z, z ~ N(0, σ0² I_D), for a group of ``group_size`` = D
-        weights sharing one ξ. Dispatches through :func:`dropprior.noise.register_marginal`."""
-        from dropprior.noise._registry import marginal_for
+        weights sharing one ξ: :func:`dropprior.priors.marginal_for` (the registry lives with the
+        priors; this convenience imports them when called)."""
+        from dropprior.priors import marginal_for
 
         return marginal_for(self, sigma0, group_size)
 

@@ -1,11 +1,14 @@
 """Marginal priors p(w) of w = ξ·z, z ~ N(0, σ0² I_D), induced by each noise law (paper Table 1).
 
 Each is a ``torch.distributions.Distribution`` with ``log_prob``, ``sample(shape, generator=)``
-and ``cdf`` (one weight), obtained as ``law.marginal(sigma0, group_size)``; importing this package
-registers them with :func:`dropprior.noise.register_marginal`. See ``docs/priors.md``.
+and ``cdf`` (one weight), obtained as ``marginal_for(law, sigma0, group_size)`` or
+``law.marginal(sigma0, group_size)``. The registry (:func:`register_marginal`) lives here, with
+its consumer, as torch's ``register_kl`` does; importing this package fills it. See
+``docs/priors.md``.
 """
 
 from dropprior.priors._base import ScaleMixture
+from dropprior.priors._registry import marginal_for, register_marginal
 from dropprior.priors.horseshoe import Horseshoe
 from dropprior.priors.laplace import Laplace
 from dropprior.priors.quadrature import QuadratureMarginal
@@ -21,4 +24,6 @@ __all__ = [
     "StudentT",
     "Horseshoe",
     "QuadratureMarginal",
+    "register_marginal",
+    "marginal_for",
 ]

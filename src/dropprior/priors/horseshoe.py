@@ -20,8 +20,9 @@ import torch
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import HalfCauchy, NoiseLaw, register_marginal
+from dropprior.noise import HalfCauchy, NoiseLaw
 from dropprior.priors._base import ScaleMixture
+from dropprior.priors._registry import register_marginal
 from dropprior.priors._special import log_exp_e1
 
 __all__ = ["Horseshoe"]

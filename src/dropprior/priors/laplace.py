@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import NoiseLaw, Rayleigh, register_marginal
+from dropprior.noise import NoiseLaw, Rayleigh
 from dropprior.priors._base import ScaleMixture
+from dropprior.priors._registry import register_marginal
 from dropprior.priors._special import log_gamma_variance_mixture
 
 __all__ = ["Laplace"]

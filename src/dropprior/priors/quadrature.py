@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from dropprior.noise import NoiseLaw, register_marginal
+from dropprior.noise import NoiseLaw
 from dropprior.priors._base import ScaleMixture
+from dropprior.priors._registry import register_marginal
 
 __all__ = ["QuadratureMarginal"]
 

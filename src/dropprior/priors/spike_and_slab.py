@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import Bernoulli, NoiseLaw, register_marginal
+from dropprior.noise import Bernoulli, NoiseLaw
 from dropprior.priors._base import ScaleMixture
+from dropprior.priors._registry import register_marginal
 
 __all__ = ["SpikeAndSlab"]
 

@@ -22,8 +22,9 @@ from scipy import special
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise import InverseNakagami, NoiseLaw, register_marginal
+from dropprior.noise import InverseNakagami, NoiseLaw
 from dropprior.priors._base import ScaleMixture
+from dropprior.priors._registry import register_marginal
 
 __all__ = ["StudentT"]
 
