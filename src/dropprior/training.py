@@ -325,82 +325,121 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
         likelihood.check(model(x_tr), y_tr)
     _warn_mc_without_mean(model, objective)
 
-    history = History()
-    best_val = math.inf
-    best_state: dict[str, Any] | None = None
-    bad_epochs = 0
+    state = _TrainState(History(), opt, generator)
     first_epoch = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        likelihood.load_state_dict(state["likelihood"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["shuffle_rng"])
-        _set_layer_generator_states(model, state.get("layer_rng", []))
-        history = state["history"]
-        best_val, best_state, bad_epochs = state["best_val"], state["best_state"], state["bad"]
-        first_epoch = history.epochs_run
+        first_epoch = state.load(ckpt, model, likelihood)
     else:
         torch.manual_seed(seed)
 
+    history = state.history
     bar = tqdm(range(first_epoch, epochs), disable=not progress, desc="fit", leave=False)
     for epoch in bar:
         model.train()
         likelihood.train()
-        total, count = 0.0, 0
-        for xb, yb in _batches(loader, x_tr, y_tr, n_train, step_batch, generator):
-            loss = training_loss(model, xb, yb, likelihood, objective, samples, sigma0, n_train,
-                                 vectorize)
-            if not bool(torch.isfinite(loss)):
-                if on_nonfinite == "raise":
-                    raise FloatingPointError(
-                        f"non-finite training loss {float(loss.detach())} at epoch {epoch}; try "
-                        "objective='marginal', grad_clip=..., a smaller lr, or "
-                        "on_nonfinite='stop' to record it"
-                    )
-                history.diverged = True
-                break
-            opt.zero_grad()
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            total += float(loss.detach()) * xb.shape[0]
-            count += xb.shape[0]
-        if history.diverged:
+        mean_loss = _train_epoch(
+            model, likelihood, _batches(loader, x_tr, y_tr, n_train, step_batch, generator),
+            opt, params, (objective, samples, sigma0, n_train, vectorize), grad_clip,
+            on_nonfinite, epoch)
+        if mean_loss is None:
+            history.diverged = True
             break
-        history.train_loss.append(total / count)
+        history.train_loss.append(mean_loss)
         history.epochs_run = epoch + 1
         if x_val is not None and y_val is not None:
             val = _validation_loss(model, likelihood, x_val, y_val, val_samples, vectorize)
-            history.val_loss.append(val)
-            if val < best_val:
-                best_val, bad_epochs, history.best_epoch = val, 0, epoch
-                best_state = {"model": copy.deepcopy(model.state_dict()),
-                              "likelihood": copy.deepcopy(likelihood.state_dict())}
-            else:
-                bad_epochs += 1
-            bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}", val=f"{val:.4g}")
+            state.record_validation(val, epoch, model, likelihood)
+            bar.set_postfix(loss=f"{mean_loss:.4g}", val=f"{val:.4g}")
         else:
-            bar.set_postfix(loss=f"{history.train_loss[-1]:.4g}")
+            bar.set_postfix(loss=f"{mean_loss:.4g}")
         if ckpt is not None:
-            torch.save({"model": model.state_dict(), "likelihood": likelihood.state_dict(),
-                        "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "shuffle_rng": generator.get_state(),
-                        "layer_rng": [g.get_state() for g in _layer_generators(model)],
-                        "history": history,
-                        "best_val": best_val, "best_state": best_state, "bad": bad_epochs}, ckpt)
-        if patience is not None and bad_epochs >= patience:
+            state.save(ckpt, model, likelihood)
+        if patience is not None and state.bad_epochs >= patience:
             history.stopped_early = True
             break
     bar.close()
-    if restore_best and best_state is not None:
-        model.load_state_dict(best_state["model"])
-        likelihood.load_state_dict(best_state["likelihood"])
+    if restore_best and state.best_state is not None:
+        model.load_state_dict(state.best_state["model"])
+        likelihood.load_state_dict(state.best_state["likelihood"])
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _train_epoch(model: nn.Module, likelihood: Likelihood,
+                 batches: Iterator[tuple[Tensor, Tensor]], opt: torch.optim.Optimizer,
+                 params: list[nn.Parameter], loss_args: tuple[str, int, float, int, bool | None],
+                 grad_clip: float | None, on_nonfinite: str, epoch: int) -> float | None:
+    """One pass of optimizer steps over ``batches``: the epoch's mean loss per example, or None
+    when a loss was non-finite and ``on_nonfinite="stop"`` (``"raise"`` raises)."""
+    objective, samples, sigma0, n_train, vectorize = loss_args
+    total, count = 0.0, 0
+    for xb, yb in batches:
+        loss = training_loss(model, xb, yb, likelihood, objective, samples, sigma0, n_train,
+                             vectorize)
+        if not bool(torch.isfinite(loss)):
+            if on_nonfinite == "raise":
+                raise FloatingPointError(
+                    f"non-finite training loss {float(loss.detach())} at epoch {epoch}; try "
+                    "objective='marginal', grad_clip=..., a smaller lr, or "
+                    "on_nonfinite='stop' to record it"
+                )
+            return None
+        opt.zero_grad()
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        total += float(loss.detach()) * xb.shape[0]
+        count += xb.shape[0]
+    return total / count
+
+
+@dataclass
+class _TrainState:
+    """What a checkpoint holds besides the weights: the history, the optimizer, the shuffling
+    generator, and early stopping's best validation loss, best state and bad-epoch count."""
+
+    history: History
+    opt: torch.optim.Optimizer
+    generator: torch.Generator
+    best_val: float = math.inf
+    best_state: dict[str, Any] | None = None
+    bad_epochs: int = 0
+
+    def record_validation(self, val: float, epoch: int, model: nn.Module,
+                          likelihood: Likelihood) -> None:
+        """Keep the best epoch's weights; count the epochs since it."""
+        self.history.val_loss.append(val)
+        if val < self.best_val:
+            self.best_val, self.bad_epochs, self.history.best_epoch = val, 0, epoch
+            self.best_state = {"model": copy.deepcopy(model.state_dict()),
+                               "likelihood": copy.deepcopy(likelihood.state_dict())}
+        else:
+            self.bad_epochs += 1
+
+    def save(self, path: Path, model: nn.Module, likelihood: Likelihood) -> None:
+        """Write the checkpoint file (weights, optimizer, every RNG state, history)."""
+        torch.save({"model": model.state_dict(), "likelihood": likelihood.state_dict(),
+                    "optimizer": self.opt.state_dict(), "torch_rng": torch.get_rng_state(),
+                    "shuffle_rng": self.generator.get_state(),
+                    "layer_rng": [g.get_state() for g in _layer_generators(model)],
+                    "history": self.history, "best_val": self.best_val,
+                    "best_state": self.best_state, "bad": self.bad_epochs}, path)
+
+    def load(self, path: Path, model: nn.Module, likelihood: Likelihood) -> int:
+        """Restore everything :meth:`save` wrote; returns the first epoch still to run."""
+        state = torch.load(path, weights_only=False)
+        model.load_state_dict(state["model"])
+        likelihood.load_state_dict(state["likelihood"])
+        self.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["shuffle_rng"])
+        _set_layer_generator_states(model, state.get("layer_rng", []))
+        self.history = state["history"]
+        self.best_val, self.best_state = state["best_val"], state["best_state"]
+        self.bad_epochs = state["bad"]
+        return self.history.epochs_run
 
 
 def _layer_generators(model: nn.Module) -> list[torch.Generator]:
