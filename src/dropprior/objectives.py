@@ -337,10 +337,11 @@ def prior_penalty(model: nn.Module, sigma0: float) -> Tensor:
 
 def training_loss(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likelihood,
                   objective: str, samples: int, sigma0: float, n_train: int,
-                  vectorize: bool | None = None) -> Tensor:
+                  vectorize: bool | None = None, prior_weight: float = 1.0) -> Tensor:
     r"""The per-example minibatch loss every trainer minimises (``fit``, the Lightning module):
-    −(1/B) Σ_n ℓ_n + prior_penalty(model, σ0) / N, with ℓ_n the ``objective``'s log-likelihood
-    of example n (:data:`OBJECTIVE_FUNCTIONS`) and N the number of training examples.
+    −(1/B) Σ_n ℓ_n + w · prior_penalty(model, σ0) / N, with ℓ_n the ``objective``'s
+    log-likelihood of example n (:data:`OBJECTIVE_FUNCTIONS`), N the number of training examples
+    and w = ``prior_weight`` (1: the posterior; below 1 during a warm-up).
 
     Shape:
         x: (B, ...); y: (B, ...); result: scalar.
@@ -349,7 +350,7 @@ def training_loss(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likelihood
         raise ValueError(f"objective={objective!r} is not valid; expected one of "
                          f"{list(OBJECTIVE_FUNCTIONS)}")
     loglik = OBJECTIVE_FUNCTIONS[objective](model, x, y, likelihood, samples, vectorize)
-    return -loglik.mean() + prior_penalty(model, sigma0) / n_train
+    return -loglik.mean() + prior_weight * prior_penalty(model, sigma0) / n_train
 
 
 def weight_decay_from_sigma0(sigma0: float, n_data: int) -> float:

@@ -157,7 +157,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         patience: int | None = None, val_samples: int = 16, grad_clip: float | None = None,
         seed: int = 0, progress: bool = True, checkpoint: str | Path | None = None,
         resume: bool = False, on_nonfinite: str = "raise", restore_best: bool = True,
-        vectorize: bool | None = None) -> History:
+        vectorize: bool | None = None, prior_warmup: int = 0) -> History:
     """Train ``model`` in place by minibatch MAP under the MC or marginal-MAP objective.
 
     Args:
@@ -194,6 +194,9 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
             too (in the order the layers appear in ``model.modules()``).
         on_nonfinite: "raise" (FloatingPointError) or "stop" (end and set ``History.diverged``).
         vectorize: see :func:`dropprior.objectives.output_samples`.
+        prior_warmup: during the first ``prior_warmup`` epochs the prior term is weighted by
+            (epoch + 1) / (prior_warmup + 1), rising to 1 (a KL warm-up for variational
+            models, Sønderby et al. 2016); 0: the full prior from the start.
 
     Returns:
         the :class:`History`.
@@ -210,7 +213,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
     check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
     check_samples(samples)
     check_samples(val_samples, "val_samples")
-    for name, value in (("epochs", epochs),):
+    for name, value in (("epochs", epochs), ("prior_warmup", prior_warmup)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
@@ -243,7 +246,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
             history = _fit(model, likelihood, x, y, objective, samples, sigma0,
                            (optimizer, opt_kwargs), lr, epochs, batch_size, validation, patience,
                            val_samples, grad_clip, seed, progress, checkpoint, resume,
-                           on_nonfinite, restore_best, vectorize, n_loader)
+                           on_nonfinite, restore_best, vectorize, n_loader, prior_warmup)
         finally:
             for m, training in modes.items():
                 m.train(training)
@@ -304,7 +307,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
          epochs: int, batch_size: int | None, validation: float | tuple[Tensor, Tensor] | None,
          patience: int | None, val_samples: int, grad_clip: float | None, seed: int,
          progress: bool, checkpoint: str | Path | None, resume: bool, on_nonfinite: str,
-         restore_best: bool, vectorize: bool | None, n_loader: int) -> History:
+         restore_best: bool, vectorize: bool | None, n_loader: int,
+         prior_warmup: int) -> History:
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     loader = x if isinstance(x, DataLoader) else None
@@ -340,8 +344,9 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
         likelihood.train()
         mean_loss = _train_epoch(
             model, likelihood, _batches(loader, x_tr, y_tr, n_train, step_batch, generator),
-            opt, params, (objective, samples, sigma0, n_train, vectorize), grad_clip,
-            on_nonfinite, epoch)
+            opt, params, (objective, samples, sigma0, n_train, vectorize,
+                          min(1.0, (epoch + 1) / (prior_warmup + 1))),
+            grad_clip, on_nonfinite, epoch)
         if mean_loss is None:
             history.diverged = True
             break
@@ -368,15 +373,16 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
 
 def _train_epoch(model: nn.Module, likelihood: Likelihood,
                  batches: Iterator[tuple[Tensor, Tensor]], opt: torch.optim.Optimizer,
-                 params: list[nn.Parameter], loss_args: tuple[str, int, float, int, bool | None],
+                 params: list[nn.Parameter],
+                 loss_args: tuple[str, int, float, int, bool | None, float],
                  grad_clip: float | None, on_nonfinite: str, epoch: int) -> float | None:
     """One pass of optimizer steps over ``batches``: the epoch's mean loss per example, or None
     when a loss was non-finite and ``on_nonfinite="stop"`` (``"raise"`` raises)."""
-    objective, samples, sigma0, n_train, vectorize = loss_args
+    objective, samples, sigma0, n_train, vectorize, prior_weight = loss_args
     total, count = 0.0, 0
     for xb, yb in batches:
         loss = training_loss(model, xb, yb, likelihood, objective, samples, sigma0, n_train,
-                             vectorize)
+                             vectorize, prior_weight)
         if not bool(torch.isfinite(loss)):
             if on_nonfinite == "raise":
                 raise FloatingPointError(

@@ -81,3 +81,22 @@ def test_bad_loader_and_optimizer_arguments_say_what_is_accepted() -> None:
         fit(model, Gaussian(0.5), x, y, optimizer_kwargs={"lr": 0.1}, progress=False)
     with pytest.raises(ValueError, match="optimizer"):
         fit(model, Gaussian(0.5), x, y, optimizer="lbfgs", progress=False)
+
+
+def test_prior_warmup_weights_the_prior_up_to_one() -> None:
+    x, y = _data()
+    model, reference = _model(), _model()
+    fit(model, Gaussian(0.5), x, y, sigma0=0.2, optimizer="sgd",
+        optimizer_kwargs={"momentum": 0.0}, lr=0.05, epochs=4, prior_warmup=2, progress=False)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
+    for weight in (1 / 3, 2 / 3, 1.0, 1.0):  # (epoch + 1) / (warmup + 1), then the full prior
+        penalty = sum((p**2).sum() for p in reference.parameters()) / (2 * 0.2**2)
+        loss = (-Normal(reference(x), 0.5).log_prob(y).sum(-1).mean()
+                + weight * penalty / x.shape[0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    with pytest.raises(ValueError, match="prior_warmup must be an int >= 0"):
+        fit(model, Gaussian(0.5), x, y, prior_warmup=-1, progress=False)

@@ -26,6 +26,7 @@ _HELP = {
     "rule": "which groups the fit switched off (VI: evidence or snr; auto: VI evidence, MAP "
     "the scales' collapse)",
     "fine_tune_epochs": "epochs of fit on the pruned point network (0: none)",
+    "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}

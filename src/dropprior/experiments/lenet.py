@@ -65,6 +65,7 @@ class LenetSettings:
     seed: int = 0
     rule: str = "auto"
     fine_tune_epochs: int = 0
+    prior_warmup: int = 0
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -76,6 +77,7 @@ class LenetSettings:
         for name in ("epochs", "batch_size", "train_size"):
             check_int(name, getattr(self, name), 1)
         check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
+        check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
         if self.inference == "map" and self.rule != "auto":
             raise ValueError(f"rule={self.rule!r} decides variational groups; type-II MAP "
@@ -148,7 +150,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         resumed = torch.load(checkpoint, weights_only=False)["history"].epochs_run
     history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs, lr=s.lr,
                   batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=checkpoint,
-                  resume=checkpoint is not None)
+                  resume=checkpoint is not None, prior_warmup=s.prior_warmup)
     seconds = time.perf_counter() - start
     error = _error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
     example = x_test[:1]
