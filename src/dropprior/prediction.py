@@ -297,7 +297,7 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             model.eval()
             try:
                 for i in range(0, x.shape[0], max(step, 1)):
-                    parts.append(model(x[i:i + step]).unsqueeze(0))
+                    parts.append(_draws(model(x[i:i + step]).unsqueeze(0), likelihood))
             finally:
                 for m, training in modes.items():
                     m.train(training)
@@ -310,15 +310,28 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                         seed_function(layers, seed, s, x.device)
                         rows.append(model(x[i:i + step]))
                     draws.append(torch.cat(rows))
-                parts.append(torch.stack(draws))
+                parts.append(_draws(torch.stack(draws), likelihood))
         else:
             with mc_mode(model), noise_scope(model, scope):
                 for i in range(0, x.shape[0], max(step, 1)):
-                    parts.append(output_samples(model, x[i:i + step], samples, vectorize,
-                                                max_rows))
-    outputs = torch.cat(parts, dim=1)  # (S, N, ...)
+                    parts.append(_draws(output_samples(model, x[i:i + step], samples,
+                                                       vectorize, max_rows), likelihood))
+    kept = torch.cat(parts, dim=1)  # (S, N, ...)
+    if isinstance(likelihood, (Categorical, Bernoulli)):  # already probabilities
+        return ClassificationPrediction(kept.mean(dim=0), kept,
+                                        binary=isinstance(likelihood, Bernoulli))
     with torch.no_grad():  # a learned likelihood std must not attach the summary to a graph
-        return summarise(outputs, likelihood)
+        return summarise(kept, likelihood)
+
+
+def _draws(outputs: Tensor, likelihood: Likelihood | None) -> Tensor:
+    """One batch's draws as kept: a classifier's probabilities (so that its raw outputs, a
+    second S × N × C tensor, are never held for the whole set), a regression's raw outputs."""
+    if isinstance(likelihood, Categorical):
+        return torch.softmax(outputs, dim=-1)
+    if isinstance(likelihood, Bernoulli):
+        return torch.sigmoid(outputs)
+    return outputs
 
 
 def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
