@@ -115,9 +115,11 @@ def _lenet(records: list[dict[str, Any]]) -> str:
         rule = _lenet_rule(c)
         note = (f"resumed {m['epochs_resumed']} epochs from a checkpoint"
                 if "epochs_resumed" in m else "")
+        epochs = (f"{m['epochs_run']} (prior warm-up {c['prior_warmup']})"
+                  if c.get("prior_warmup") else str(m["epochs_run"]))
         if "prune_error" in m:
             out.append(f"| {c['arch']} | {c['inference']} | {c['hyperprior']} | {rule} | "
-                       f"{m['epochs_run']} | {100 * m['test_error']:.2f}% | not pruned | — | — "
+                       f"{epochs} | {100 * m['test_error']:.2f}% | not pruned | — | — "
                        f"| — | — | no | prune refused: {m['prune_error']} {note} |\n")
             continue
         kept = [int(v) for v in m["kept_architecture"].split("-")]
@@ -131,7 +133,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
                  if "test_error_fine_tuned" in m else "—")
         out.append(
             f"| {c['arch']} | {c['inference']} | {c['hyperprior']} | {rule} | "
-            f"{m['epochs_run']} | {100 * m['test_error']:.2f}% | "
+            f"{epochs} | {100 * m['test_error']:.2f}% | "
             f"{100 * m['test_error_pruned']:.2f}% | {tuned} | "
             f"{m['kept_architecture']} | {m['params_before']:,} → {m['params_after']:,} | "
             f"{m['flops_before']:,} → {m['flops_after']:,} | {'yes' if meets else 'no'} | "
