@@ -21,7 +21,7 @@ from typing import Any
 from dropprior.cli._common import CLIError
 
 __all__ = ["Options", "resolve", "load_toml", "add_settings_options", "settings_from", "adopt",
-           "apply_config"]
+           "apply_config", "recorded_command", "command_line"]
 
 
 @dataclass(frozen=True)
@@ -219,3 +219,32 @@ def settings_from(values: dict[str, Any], settings_type: type) -> Any:
     import dataclasses
 
     return settings_type(**{f.name: values[f.name] for f in dataclasses.fields(settings_type)})
+
+
+def recorded_command(subparsers: Any, name: str, help: str, description: str,
+                     settings_type: type, helps: Mapping[str, str],
+                     choices: Mapping[str, Sequence[Any]], run: Callable[..., int],
+                     data: str | None = None) -> argparse.ArgumentParser:
+    """The parser of a command that runs one settings dataclass into a result record: its
+    settings as options (with ``--config``), ``--data-dir`` when it reads the ``data`` folder,
+    and ``--results``."""
+    from dropprior.experiments.records import RESULTS_DIR
+
+    parser = subparsers.add_parser(name, help=help, description=description)
+    opts = Options(parser)
+    if data is not None:
+        opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
+                 help=f"data root holding {data}/ (or the {data}/ folder itself)",
+                 shown="$DROPPRIOR_DATA_DIR")
+    add_settings_options(opts, settings_type, helps, choices)
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
+                        help=f"folder of result records (default: {RESULTS_DIR})")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def command_line() -> str:
+    """The command as typed, for a record: ``dropprior`` and the quoted arguments."""
+    import shlex
+
+    return "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 from dropprior.cli._common import resolve_data_dir
-from dropprior.cli._config import Options, add_settings_options, resolve, settings_from
+from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
 from dropprior.experiments.lenet import ARCHS, RULES, LenetSettings, run_and_record
-from dropprior.experiments.records import RESULTS_DIR
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
 
@@ -33,31 +30,24 @@ _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "mnist", help="LeNet-300-100 / LeNet-5-Caffe with learned group scales, pruned",
+    parser = recorded_command(
+        subparsers, "mnist", help="LeNet-300-100 / LeNet-5-Caffe with learned group scales, pruned",
         description="Train a LeNet on MNIST with learned group scales (VI or type-II MAP), "
         "prune the groups the fit switched off, and print test error, the kept architecture, "
         "parameters and FLOPs before and after. The result record (JSON) goes to "
-        "RESULTS/lenet/; a run whose record exists is read, not rerun.")
-    opts = Options(parser)
-    opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
-             help="data root holding mnist/ (or the mnist/ folder itself)",
-             shown="$DROPPRIOR_DATA_DIR")
-    add_settings_options(opts, LenetSettings, _HELP, _CHOICES)
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
-                        help=f"folder of result records (default: {RESULTS_DIR})")
+        "RESULTS/lenet/; a run whose record exists is read, not rerun.",
+        settings_type=LenetSettings, helps=_HELP, choices=_CHOICES, run=run, data="mnist")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="training checkpoint: written every epoch, resumed if it exists "
                         "(default: none)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     values = resolve(args)
     settings = settings_from(values, LenetSettings)
     data_dir = resolve_data_dir(values["data_dir"], "mnist")
-    command = "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    record, fresh = run_and_record(settings, command, data_dir, args.results, args.checkpoint)
+    record, fresh = run_and_record(settings, command_line(), data_dir, args.results,
+                                   args.checkpoint)
     m = record["metrics"]
     print(f"{'ran' if fresh else 'read'}: {settings.arch}, {settings.inference} / "
           f"{settings.hyperprior}, {m['epochs_run']} epochs ({record['seconds']:.0f} s)")

@@ -4,12 +4,8 @@ linear target does not need (12 inputs of which 3 matter, a 6-block ResNet MLP).
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-from pathlib import Path
 
-from dropprior.cli._config import Options, add_settings_options, resolve, settings_from
-from dropprior.experiments.records import RESULTS_DIR
+from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
 from dropprior.experiments.selection import SelectionSettings, run_and_record
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
@@ -33,24 +29,20 @@ _CHOICES = {"inference": list(INFERENCE),
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "selection", help="synthetic check: do learned group scales switch off what is not needed",
+    recorded_command(
+        subparsers, "selection",
+        help="synthetic check: do learned group scales switch off what is not needed",
         description="Fit a ResNet MLP with an ARD input layer and ADD blocks to a linear target "
         "of a few inputs, with learned group scales (VI or type-II MAP), and print which inputs "
         "and blocks the fit kept. The result record goes to RESULTS/selection/; a run whose "
-        "record exists is read, not rerun.")
-    opts = Options(parser)
-    add_settings_options(opts, SelectionSettings, _HELP, _CHOICES)
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
-                        help=f"folder of result records (default: {RESULTS_DIR})")
-    parser.set_defaults(func=run)
+        "record exists is read, not rerun.",
+        settings_type=SelectionSettings, helps=_HELP, choices=_CHOICES, run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     values = resolve(args)
     settings = settings_from(values, SelectionSettings)
-    command = "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    record, fresh = run_and_record(settings, command, args.results)
+    record, fresh = run_and_record(settings, command_line(), args.results)
     m = record["metrics"]
     print(f"{'ran' if fresh else 'read'}: {settings.inference} / {settings.hyperprior}, "
           f"{settings.epochs} epochs ({record['seconds']:.0f} s)")

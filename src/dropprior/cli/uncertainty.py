@@ -4,13 +4,9 @@ law, learned scales, a deterministic net and a deep ensemble — under rotation 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
-from pathlib import Path
 
 from dropprior.cli._common import resolve_data_dir
-from dropprior.cli._config import Options, add_settings_options, resolve, settings_from
-from dropprior.experiments.records import RESULTS_DIR
+from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
 from dropprior.experiments.uncertainty import VARIANTS, UncertaintySettings, run_and_record
 
 _HELP = {
@@ -24,22 +20,17 @@ _CHOICES = {"heavy_law": ["gaussian", "rayleigh", "inverse_nakagami"]}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "uncertainty", help="MNIST: dropout laws, learned scales, deterministic, ensemble",
+    recorded_command(
+        subparsers, "uncertainty",
+        help="MNIST: dropout laws, learned scales, deterministic, ensemble",
         description="Train five predictors on MNIST with the same budget (an MLP "
         "784-300-100-10 with Bernoulli dropout, with a heavy-tailed law, with learned ARD "
         "scales under VI, without noise, and a deep ensemble of deterministic nets), and print "
         "accuracy, NLL, ECE, Brier, AURC and shift AUROCs on MNIST, rotated MNIST and noisy "
         "MNIST. The result record goes to RESULTS/uncertainty/; a run whose record exists is "
-        "read, not rerun.")
-    opts = Options(parser)
-    opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
-             help="data root holding mnist/ (or the mnist/ folder itself)",
-             shown="$DROPPRIOR_DATA_DIR")
-    add_settings_options(opts, UncertaintySettings, _HELP, _CHOICES)
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
-                        help=f"folder of result records (default: {RESULTS_DIR})")
-    parser.set_defaults(func=run)
+        "read, not rerun.",
+        settings_type=UncertaintySettings, helps=_HELP, choices=_CHOICES, run=run,
+        data="mnist")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     values = resolve(args)
     settings = settings_from(values, UncertaintySettings)
     data_dir = resolve_data_dir(values["data_dir"], "mnist")
-    command = "dropprior " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    record, fresh = run_and_record(settings, command, data_dir, args.results)
+    record, fresh = run_and_record(settings, command_line(), data_dir, args.results)
     print(f"{'ran' if fresh else 'read'}: {settings.epochs} epochs, {record['seconds']:.0f} s")
     for variant in VARIANTS:
         result = record["metrics"][variant]
