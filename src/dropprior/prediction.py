@@ -112,7 +112,7 @@ class RegressionPrediction:
     def stacked(self) -> Tensor:
         """The raw per-draw outputs in the stacked layout (S·N, ...), sample-major (rows
         s·N … s·N + N − 1 are draw s), as torch-uncertainty's MC-dropout wrapper returns them."""
-        return _stacked(self.sample_outputs)
+        return _stacked(sample_outputs(self))
 
     def log_density(self, y: Tensor) -> Tensor:
         r"""The mixture log-density over the S draws,
@@ -201,10 +201,7 @@ class ClassificationPrediction:
         return _stacked(self.sample_logits)
 
 
-def _stacked(outputs: Tensor | None) -> Tensor:
-    if outputs is None:
-        raise ValueError("this prediction holds no raw outputs (it was not made by predict); "
-                         "stacked() has nothing to lay out")
+def _stacked(outputs: Tensor) -> Tensor:
     return outputs.reshape(outputs.shape[0] * outputs.shape[1], *outputs.shape[2:])
 
 
@@ -214,7 +211,8 @@ def sample_outputs(pred: RegressionPrediction | ClassificationPrediction) -> Ten
     if isinstance(pred, ClassificationPrediction):
         return pred.sample_logits
     if pred.sample_outputs is None:
-        raise ValueError("this prediction holds no raw outputs (it was not made by predict)")
+        raise ValueError("this prediction holds no raw outputs (it was not made by predict), "
+                         "so it has no draws to lay out")
     return pred.sample_outputs
 
 
@@ -316,12 +314,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                 for i in range(0, x.shape[0], max(step, 1)):
                     parts.append(_draws(output_samples(model, x[i:i + step], samples,
                                                        vectorize, max_rows), likelihood))
-    kept = torch.cat(parts, dim=1)  # (S, N, ...)
-    if isinstance(likelihood, (Categorical, Bernoulli)):  # already probabilities
-        return ClassificationPrediction(kept.mean(dim=0), kept,
-                                        binary=isinstance(likelihood, Bernoulli))
     with torch.no_grad():  # a learned likelihood std must not attach the summary to a graph
-        return summarise(kept, likelihood)
+        return _summary(torch.cat(parts, dim=1), likelihood)  # draws (S, N, ...)
 
 
 def _draws(outputs: Tensor, likelihood: Likelihood | None) -> Tensor:
@@ -337,12 +331,16 @@ def _draws(outputs: Tensor, likelihood: Likelihood | None) -> Tensor:
 def summarise(outputs: Tensor, likelihood: Likelihood | None) -> (
         RegressionPrediction | ClassificationPrediction):
     """Turn per-draw outputs (S, N, ...) into a predictive summary (see :func:`predict`)."""
-    if isinstance(likelihood, Categorical):
-        sample_probs = torch.softmax(outputs, dim=-1)
-        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs)
-    if isinstance(likelihood, Bernoulli):
-        sample_probs = torch.sigmoid(outputs)
-        return ClassificationPrediction(sample_probs.mean(dim=0), sample_probs, binary=True)
+    return _summary(_draws(outputs, likelihood), likelihood)
+
+
+def _summary(draws: Tensor, likelihood: Likelihood | None) -> (
+        RegressionPrediction | ClassificationPrediction):
+    """The predictive summary of draws as :func:`_draws` keeps them (S, N, ...)."""
+    if isinstance(likelihood, (Categorical, Bernoulli)):
+        return ClassificationPrediction(draws.mean(dim=0), draws,
+                                        binary=isinstance(likelihood, Bernoulli))
+    outputs = draws
     if likelihood is None:
         means, stds = outputs, None
         aleatoric = torch.zeros_like(outputs[0])
