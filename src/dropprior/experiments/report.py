@@ -216,13 +216,17 @@ def _uci_scales(results: Path) -> str:
            "pruned LL | within 1 SE | status |"
            "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
     commands = []
-    for info, records in _uci_runs(results):
+    runs = _uci_runs(results)
+    summaries = []
+    for info, records in runs:
         argv = info.get("argv", [])
         command = "dropprior " + " ".join(argv[1:]) if argv else info.get("command", "?")
         commands.append(f"- `{command}` (started {info.get('started_at', '?')}, commit "
                         f"`{info.get('commit') or 'not recorded'}`, {len(records)} jobs "
                         "recorded)\n")
-        for row in summarise_uci(records):
+        summary = summarise_uci(records)
+        summaries.extend(summary)
+        for row in summary:
             anchor, _, beats_2018, _ = anchor_verdicts(row["dataset"], row["ll"], row["ll_se"])
             partial = row["n_splits"] < 20
             kept = [f"{row[c]:.1f}" if row.get(c, "") != "" else "—"
@@ -241,20 +245,19 @@ def _uci_scales(results: Path) -> str:
                 f"{format_mean_se(*anchor[1]) if anchor else '—'} | "
                 f"{'—' if partial else beats_2018} | {' | '.join(kept)} | "
                 f"{'partial' if partial else 'complete'} |\n")
-    out.extend(_uci_intervals(results))
-    out.extend(_uci_scales_chosen([r for _, records in _uci_runs(results) for r in records]))
+    out.extend(_uci_intervals(summaries))
+    out.extend(_uci_scales_chosen([r for _, records in runs for r in records]))
     out.append("\nCommands:\n\n")
     out.extend(commands)
     return "".join(out)
 
 
-def _uci_intervals(results: Path) -> list[str]:
-    """The predictive-interval table of the rows whose every split has the interval metrics."""
+def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
+    """The predictive-interval table of the summary rows (``summarise_uci``) whose every split
+    has the interval metrics."""
     from dropprior.experiments.tables import format_mean_se
-    from dropprior.experiments.uci import summarise_uci
 
-    rows = [row for _, records in _uci_runs(results) for row in summarise_uci(records)
-            if row.get("picp90", "") != ""]
+    rows = [row for row in summaries if row.get("picp90", "") != ""]
     if not rows:
         return []
     out = ["\n## Predictive intervals\n\n",
