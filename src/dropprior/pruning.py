@@ -424,7 +424,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
           example_input: Tensor | None = None, by: str = "auto",
           fine_tune: Callable[[nn.Module], object] | None = None,
           data: tuple[nn.Module, Tensor, Tensor] | None = None,
-          sigma0: float = 1.0) -> PruneResult:
+          sigma0: float = 1.0, decisions: dict[str, Tensor] | None = None) -> PruneResult:
     """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
 
     What is removed, per kind of noisy layer at the top level of the Sequential:
@@ -474,6 +474,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         data, sigma0: with ``threshold="auto"`` on a variational model, ``(likelihood, x, y)``
             of the fit and its σ0 select the evidence rule of
             :func:`dropprior.scales.kept_groups` (a group is kept when it pays for its KL).
+        decisions: with ``threshold="auto"``, the fit's decisions when already computed
+            (``kept_groups(model, ...)``'s result), used instead of computing them again.
 
     Returns:
         a :class:`PruneResult`.
@@ -490,14 +492,21 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     if isinstance(threshold, str):
         if threshold != "auto":
             raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
-        decisions = kept_groups(model, data, sigma0)  # raises without learned scales
+        if decisions is None:
+            decisions = kept_groups(model, data, sigma0)  # raises without learned scales
+        elif data is not None:
+            raise ValueError("give data= (to decide here) or decisions= (decided already), "
+                             "not both")
         scores = layer_layout(model, {k: v.to(torch.float64) for k, v in decisions.items()})
         threshold, auto = 0.5, True
     else:
-        decisions = {}
         if data is not None:
             raise ValueError("data= serves threshold='auto' (the evidence rule); a numeric "
                              "threshold or keep= ranks by relevance(model, by=...)")
+        if decisions is not None:
+            raise ValueError("decisions= serves threshold='auto' (the fit's own decisions); a "
+                             "numeric threshold or keep= ranks by relevance(model, by=...)")
+        decisions = {}
         auto = False
         scores = relevance(model, by=by, scale=scale)
     base: Any = collapse(copy.deepcopy(model)) if has_scales(model) else model

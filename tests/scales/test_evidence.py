@@ -139,6 +139,14 @@ def test_a_wide_useful_group_is_kept_by_evidence_where_its_snr_drops_it() -> Non
     assert kept.tolist() == [True, False]
     result = prune(model, threshold="auto", data=(Gaussian(NOISE), x, y), layers=["0"])
     assert result.kept["0"].tolist() == [0]
+    decided = scales.kept_groups(model, data=(Gaussian(NOISE), x, y))
+    again = prune(model, threshold="auto", decisions=decided, layers=["0"])
+    assert again.kept["0"].tolist() == [0]
+    assert torch.equal(again.model.eval()(x), result.model.eval()(x))
+    with pytest.raises(ValueError, match="not both"):
+        prune(model, threshold="auto", decisions=decided, data=(Gaussian(NOISE), x, y))
+    with pytest.raises(ValueError, match="decisions= serves threshold='auto'"):
+        prune(model, keep=0.5, decisions=decided)
 
 
 def test_evidence_needs_a_variational_model_and_matching_data() -> None:

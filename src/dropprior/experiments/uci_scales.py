@@ -200,9 +200,10 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
         # VI: the evidence rule on the training split; MAP: the scales' collapse
         data = (likelihood, xt, yt) if params["inference"] == "vi" else None
         sigma0 = float(params["sigma0"])
-        result.update(_kept_counts(scales.kept_groups(model, data, sigma0), model, depth))
+        decisions = scales.kept_groups(model, data, sigma0)
+        result.update(_kept_counts(decisions, model, depth))
         try:
-            pruned = prune(model, threshold="auto", data=data, sigma0=sigma0).model
+            pruned = prune(model, threshold="auto", decisions=decisions).model
             result["ll_pruned"] = _test_scores(pruned, likelihood, xs, ys,
                                                int(params["test_samples"]), y_std)[1]
         except ValueError as err:  # the fit switched a whole layer off
