@@ -137,9 +137,10 @@ class _Fitted:
 
 
 def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: Any,
-                   y_eval: Any) -> _Fitted:
+                   y_eval: Any, with_intervals: bool = True) -> _Fitted:
     """Standardise on (x_train, y_train), build, attach scales, fit, and score on the
-    evaluation set (RMSE and log-likelihood in the target's units, and the interval metrics)."""
+    evaluation set (RMSE and log-likelihood in the target's units, and with
+    ``with_intervals`` the interval metrics)."""
     from dropprior import fit, scales
     from dropprior.experiments.uci import standardise
     from dropprior.likelihoods import Gaussian
@@ -166,7 +167,7 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
         batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False)
     intervals: dict[str, float] = {}
     rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std,
-                            intervals)
+                            intervals if with_intervals else None)
     return _Fitted(model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll, intervals)
 
 
@@ -189,7 +190,7 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("validate"):
         n_inner = int(math.floor(0.8 * len(y_tr)))
         inner = _fit_and_score(params, x_tr[:n_inner], y_tr[:n_inner], x_tr[n_inner:],
-                               y_tr[n_inner:])
+                               y_tr[n_inner:], with_intervals=False)  # only its LL is read
         result["validation"] = [{"rmse": inner.rmse, "ll": inner.ll}]
     fitted = _fit_and_score(params, x_tr, y_tr, x_te, y_te)
     model, likelihood = fitted.model, fitted.likelihood
