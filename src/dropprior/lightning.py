@@ -122,10 +122,7 @@ def evaluation_metrics(outputs: list[tuple[Any, Tensor]]) -> dict[str, float]:
     y = torch.cat([t for _, t in outputs])
     first = outputs[0][0]
     if isinstance(first, ClassificationPrediction):
-        probs = torch.cat([p.probs for p, _ in outputs])
-        return {"accuracy": float(metrics.accuracy(probs, y)), "nll": float(metrics.nll(probs, y)),
-                "brier": float(metrics.brier(probs, y)),
-                "ece": float(metrics.expected_calibration_error(probs, y))}
+        return metrics.classification_scores(torch.cat([p.probs for p, _ in outputs]), y)
     assert isinstance(first, RegressionPrediction)
     mean = torch.cat([p.mean for p, _ in outputs])
     out = {"rmse": float(metrics.rmse(mean, y))}

@@ -153,3 +153,17 @@ def test_bad_input_names_the_problem() -> None:
         metrics.picp(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(3), 1.5)
     with pytest.raises(ValueError, match=r"coverage must lie in \(0, 1\], got 0"):
         metrics.risk_at_coverage(torch.rand(5), torch.ones(5, dtype=torch.bool), 0)
+
+
+def test_classification_scores_is_the_four_metrics() -> None:
+    import torch
+
+    from dropprior import metrics
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(50, 4, generator=g, dtype=torch.float64), -1)
+    y = torch.randint(0, 4, (50,), generator=g)
+    assert metrics.classification_scores(probs, y) == {
+        "accuracy": float(metrics.accuracy(probs, y)), "nll": float(metrics.nll(probs, y)),
+        "brier": float(metrics.brier(probs, y)),
+        "ece": float(metrics.expected_calibration_error(probs, y))}

@@ -74,10 +74,7 @@ def _metrics(pred: ClassificationPrediction, y: Tensor | None) -> dict[str, floa
         return {}
     confidence = pred.probs.max(-1).values
     correct = pred.probs.argmax(-1) == y
-    return {"accuracy": float(metrics.accuracy(pred.probs, y)),
-            "nll": float(metrics.nll(pred.probs, y)),
-            "ece": float(metrics.expected_calibration_error(pred.probs, y)),
-            "brier": float(metrics.brier(pred.probs, y)),
+    return {**metrics.classification_scores(pred.probs, y),
             "aurc": float(metrics.aurc(confidence, correct))}
 
 

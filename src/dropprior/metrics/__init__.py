@@ -8,6 +8,7 @@ from dropprior.metrics._core import (
     accuracy,
     adaptive_calibration_error,
     brier,
+    classification_scores,
     expected_calibration_error,
     max_calibration_error,
     nll,
@@ -36,6 +37,7 @@ from dropprior.metrics._uncertainty import (
 )
 
 __all__ = [
+    "classification_scores",
     "rmse", "test_log_likelihood", "accuracy", "nll", "brier", "expected_calibration_error",
     "adaptive_calibration_error", "max_calibration_error", "reliability", "Reliability",
     "predictive_entropy", "mutual_information", "max_probability_score", "variation_ratio",

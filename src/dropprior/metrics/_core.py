@@ -41,6 +41,7 @@ __all__ = [
     "max_calibration_error",
     "reliability",
     "Reliability",
+    "classification_scores",
 ]
 
 
@@ -245,3 +246,15 @@ def adaptive_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Te
     for part in torch.tensor_split(gaps, min(n_bins, gaps.numel())):
         total = total + part.sum().abs()
     return total / probs.shape[0]
+
+
+def classification_scores(probs: Tensor, y: Tensor) -> dict[str, float]:
+    """The usual table of a classifier's predictive: ``accuracy``, ``nll``, ``brier`` and
+    ``ece`` (:func:`expected_calibration_error`, 15 bins), as floats.
+
+    Shape:
+        probs: (N, C); y: (N,).
+    """
+    return {"accuracy": float(accuracy(probs, y)), "nll": float(nll(probs, y)),
+            "brier": float(brier(probs, y)),
+            "ece": float(expected_calibration_error(probs, y))}
