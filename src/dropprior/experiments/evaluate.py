@@ -105,15 +105,16 @@ def evaluate_classifier(predict_fn: Callable[[Tensor], ClassificationPrediction]
     if ood is not None:
         conditions["ood"] = (ood, None)
     preds = {name: predict_fn(images) for name, (images, _) in conditions.items()}
-    base = preds["mnist"].sample_probs
+    scores = {score: getattr(metrics, fn_name) for score, fn_name in _SCORES.items()}
+    base = {score: fn(preds["mnist"].sample_probs) for score, fn in scores.items()}
     rows = []
     for name, (images, labels) in conditions.items():
         row: dict[str, Any] = {"condition": name, "n": images.shape[0]}
         row.update(_metrics(preds[name], labels))
         if name != "mnist":
-            for score, fn_name in _SCORES.items():
-                fn = getattr(metrics, fn_name)
-                row[f"auroc_{score}"] = float(metrics.auroc(fn(base), fn(preds[name].sample_probs)))
+            for score, fn in scores.items():
+                row[f"auroc_{score}"] = float(metrics.auroc(base[score],
+                                                            fn(preds[name].sample_probs)))
         rows.append(row)
     return rows, preds
 
