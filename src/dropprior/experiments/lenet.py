@@ -33,8 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._validation import check_choice, check_int
+from dropprior.noise import NoiseLaw
 
-__all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "run_lenet", "run_and_record"]
+__all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "lenet_300_100", "run_lenet",
+           "run_and_record"]
 
 RULES = {
     "auto": "VI: the evidence rule (a group pays for its KL); MAP: the scales' collapse",
@@ -84,6 +86,22 @@ class LenetSettings:
                              "(inference='map') is decided by its scales: pass rule='auto'")
 
 
+def lenet_300_100(law: NoiseLaw | None) -> nn.Sequential:
+    """784 → 300 → 100 → 10 (ReLU): unit-structured (ARD) ``NoisyLinear`` layers with ``law``
+    on every layer's inputs, or plain ``nn.Linear`` layers for ``law=None``.
+
+    Shape:
+        input: (N, 784); output: (N, 10).
+    """
+    from dropprior.nn import NoisyLinear
+
+    def linear(a: int, b: int) -> nn.Module:
+        return nn.Linear(a, b) if law is None else NoisyLinear(a, b, law)
+
+    return nn.Sequential(linear(784, 300), nn.ReLU(), linear(300, 100), nn.ReLU(),
+                         linear(100, 10))
+
+
 def build_lenet(arch: str, keep: float = 0.9) -> nn.Sequential:
     """The network of ``arch`` with Bernoulli(keep, inverted) noise on every group.
 
@@ -96,8 +114,7 @@ def build_lenet(arch: str, keep: float = 0.9) -> nn.Sequential:
     check_choice("arch", arch, ARCHS)
     law = Bernoulli(keep, inverted=True)
     if arch == "lenet-300-100":
-        return nn.Sequential(NoisyLinear(784, 300, law), nn.ReLU(), NoisyLinear(300, 100, law),
-                             nn.ReLU(), NoisyLinear(100, 10, law))
+        return lenet_300_100(law)
     return nn.Sequential(NoisyConv2d(1, 20, 5, law, "filter"), nn.MaxPool2d(2),
                          NoisyConv2d(20, 50, 5, law, "filter"), nn.MaxPool2d(2), nn.Flatten(),
                          NoisyLinear(800, 500, law), nn.ReLU(), NoisyLinear(500, 10, law))

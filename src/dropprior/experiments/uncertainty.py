@@ -61,18 +61,6 @@ class UncertaintySettings:
             raise ValueError(f"dropout={self.dropout!r} must lie in (0, 1)")
 
 
-def _mlp(law: Any) -> nn.Sequential:
-    from dropprior.nn import NoisyLinear
-
-    sizes = [(784, 300), (300, 100), (100, 10)]
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(sizes):
-        layers.append(nn.Linear(a, b) if law is None else NoisyLinear(a, b, law))
-        if i < 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
 def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict[str, Any]:
     """Train the five predictors and evaluate them; the metrics of a result record:
     ``{variant: {"rows": evaluation rows, "train_seconds": s}}``."""
@@ -80,6 +68,7 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.experiments.evaluate import evaluate_classifier
     from dropprior.experiments.laws import dropout_law
+    from dropprior.experiments.lenet import lenet_300_100
     from dropprior.likelihoods import Categorical
 
     x, y = load_mnist(data_dir, "train")
@@ -94,13 +83,13 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
         torch.manual_seed(s.seed)
         start = time.perf_counter()
         if variant == "ensemble":
-            models = fit_ensemble(lambda: _mlp(None), s.members, Categorical(), standard, y,
-                                  seed=s.seed, **common)
+            models = fit_ensemble(lambda: lenet_300_100(None), s.members, Categorical(),
+                                  standard, y, seed=s.seed, **common)
         else:
             law = {"deterministic": None, "bernoulli": dropout_law("bernoulli", s.dropout),
                    "heavy": dropout_law(s.heavy_law, s.dropout),
                    "learned_scales": dropout_law("bernoulli", s.dropout)}[variant]
-            model = _mlp(law)
+            model = lenet_300_100(law)
             if variant == "learned_scales":
                 scales.variational(model, "log_uniform", init_std=0.01)
             fit(model, Categorical(), standard, y, seed=s.seed, **common)
