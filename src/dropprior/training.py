@@ -33,14 +33,19 @@ from tqdm.auto import tqdm
 
 from dropprior._validation import check_choice, type_name
 from dropprior.likelihoods import Likelihood
-from dropprior.objectives import check_samples, marginal_log_likelihood, training_loss
+from dropprior.objectives import (
+    OBJECTIVE_FUNCTIONS,
+    check_samples,
+    marginal_log_likelihood,
+    training_loss,
+)
 from dropprior.prediction import mc_mode
 
 __all__ = ["fit", "History", "OBJECTIVES", "OPTIMIZERS"]
 
 #: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound;
 #: "tail_adaptive": the rank-weighted draws of the ICML 2019 follow-up.
-OBJECTIVES = ("mc", "marginal", "tail_adaptive")  # dropprior.objectives.OBJECTIVE_FUNCTIONS
+OBJECTIVES = tuple(OBJECTIVE_FUNCTIONS)  # "mc", "marginal", "tail_adaptive"
 #: "adam": torch.optim.Adam; "sgd": torch.optim.SGD with momentum 0.9.
 OPTIMIZERS = ("adam", "sgd")
 #: "raise": FloatingPointError on a non-finite loss; "stop": end training, flag it in History.
