@@ -203,12 +203,17 @@ def _one(where: str, value: Any, spec: _Spec) -> Any:
 def add_settings_options(opts: Options, settings_type: type, helps: Mapping[str, str],
                          choices: Mapping[str, Sequence[Any]]) -> None:
     """One option ``--field-name`` per field of the frozen dataclass ``settings_type``, with the
-    field's default and type (``choices`` for enumerated fields)."""
+    field's default and type (``choices`` for enumerated fields; a bool field is a
+    ``--name / --no-name`` switch)."""
     import dataclasses
 
     defaults = settings_type()
     for f in dataclasses.fields(settings_type):
         default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            opts.add("--" + f.name.replace("_", "-"), default=default, switch=True,
+                     help=helps[f.name])
+            continue
         opts.add("--" + f.name.replace("_", "-"), default=default,
                  kind=None if f.name in choices else type(default),
                  choices=choices.get(f.name), help=helps[f.name])

@@ -24,6 +24,8 @@ _HELP = {
     "the scales' collapse)",
     "fine_tune_epochs": "epochs of fit on the pruned point network (0: none)",
     "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",
+    "local_reparam": "VI: draw the linear layers' outputs per example by the local "
+    "reparametrization while training (convolutions keep one weight draw per minibatch)",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}

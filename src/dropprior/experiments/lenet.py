@@ -8,7 +8,8 @@ Architectures (``arch``):
   (ReLU) → 10, as Caffe's LeNet; the convolutions are filter-structured
   :class:`~dropprior.nn.NoisyConv2d` (a filter and its bias are a group), the fc layers ARD.
 
-Inference: ``"vi"`` (:func:`dropprior.scales.variational`) or ``"map"``
+Inference: ``"vi"`` (:func:`dropprior.scales.variational`; ``local_reparam`` draws the fc
+layers' outputs by the local reparametrization in training) or ``"map"``
 (:func:`dropprior.scales.learn_scales`), trained with :func:`dropprior.fit` (categorical
 likelihood). The test error is the point network's (VI: posterior means; MAP: w = s·z with the
 noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off,
@@ -68,6 +69,7 @@ class LenetSettings:
     rule: str = "auto"
     fine_tune_epochs: int = 0
     prior_warmup: int = 0
+    local_reparam: bool = False
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -81,6 +83,9 @@ class LenetSettings:
         check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
         check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
+        if self.inference == "map" and self.local_reparam:
+            raise ValueError("local_reparam=True applies to variational weights "
+                             "(inference='vi'); type-II MAP has none")
         if self.inference == "map" and self.rule != "auto":
             raise ValueError(f"rule={self.rule!r} decides variational groups; type-II MAP "
                              "(inference='map') is decided by its scales: pass rule='auto'")
@@ -160,7 +165,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     x_test = _images(x_test, s.arch)
     torch.manual_seed(s.seed)
     model = build_lenet(s.arch, s.keep)
-    scales.attach_scales(model, s.inference, s.hyperprior, s.init_std)
+    scales.attach_scales(model, s.inference, s.hyperprior, s.init_std, s.local_reparam)
     start = time.perf_counter()
     resumed = 0
     if checkpoint is not None and Path(checkpoint).exists():

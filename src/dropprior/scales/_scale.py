@@ -123,6 +123,11 @@ class GaussianTensor(Stochastic):
 
     Prior N(0, σ0² ∏_k v_k) with v_k the variances of the tensor's groups (none: N(0, σ0²)).
     σ = softplus(ρ), ρ initialised so that σ = ``init_std``.
+
+    Attributes:
+        local_reparam: set by :func:`dropprior.scales.variational` on the weight and bias of a
+            linear map: in training mode the tensor is μ and the layer's hook adds the output
+            noise of the local reparametrization instead.
     """
 
     granularity = "batch"
@@ -135,6 +140,7 @@ class GaussianTensor(Stochastic):
         self.variances = nn.ModuleList([v for v, _ in variances])
         self.views = [v for _, v in variances]
         self.generator = generator
+        self.local_reparam = False
 
     def std(self) -> Tensor:
         """σ, the tensor's shape."""
@@ -155,7 +161,7 @@ class GaussianTensor(Stochastic):
         return 0.5 * ((var + mean.square()) / prior - 1 - torch.log(var / prior)).sum()
 
     def forward(self, mean: Tensor) -> Tensor:
-        if not self.sampling:
+        if not self.sampling or (self.local_reparam and self.training):
             return mean
         eps = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device,
                           generator=self.generator)
