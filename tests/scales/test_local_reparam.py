@@ -12,7 +12,7 @@ from torch import nn
 from torch.distributions import Normal
 from torch.testing import assert_close
 
-from dropprior import scales
+from dropprior import predict, scales
 from dropprior.nn import NoisyConv2d, NoisyLinear, mc
 from dropprior.noise import Bernoulli
 
@@ -106,6 +106,15 @@ def test_eval_and_mc_draw_weights_and_collapse_removes_it() -> None:
     with mc(layer), torch.no_grad():
         y = layer(torch.ones(2, 4, dtype=f64))
     assert_close(y[0], y[1])  # one network per MC sample: a weight draw shared by the examples
+    layer.train()
+    with mc(layer), torch.no_grad():  # mc in train mode also draws the weights
+        y = layer(torch.ones(2, 4, dtype=f64))
+    assert_close(y[0], y[1])
+    pred = predict(nn.Sequential(layer), x, samples=3, likelihood=None, scope="function")
+    again = predict(nn.Sequential(layer), x, samples=3, likelihood=None, scope="function",
+                    batch_size=1)
+    assert_close(pred.sample_outputs, again.sample_outputs)  # S networks, whatever the batches
+    assert pred.sample_outputs.std(0).min() > 0
     point = scales.collapse(copy.deepcopy(layer))
     point.train()
     assert_close(point(x), x @ mw.T + mb)
@@ -116,8 +125,8 @@ def test_convolutions_keep_their_weight_draws() -> None:
     model = nn.Sequential(NoisyConv2d(1, 2, 3, Bernoulli(0.9, inverted=True), "filter"),
                           nn.Flatten(), NoisyLinear(8, 2, Bernoulli(0.9, inverted=True)))
     scales.variational(model, "log_uniform", init_std=0.1, local_reparam=True)
-    assert model[2].parametrizations["weight"][0].local_reparam
-    assert not model[0].parametrizations["weight"][0].local_reparam
+    assert model[2].parametrizations["weight"][0].trains_by_local_reparam
+    assert not model[0].parametrizations["weight"][0].trains_by_local_reparam
     model.train()
     x = torch.randn(1, 1, 4, 4).expand(2, 1, 4, 4)
     with torch.no_grad():

@@ -8,8 +8,8 @@ minibatch. Each example's output has the law it has under one weight draw, so th
 log-likelihood — the ELBO — is the same; its minibatch estimate has less variance, since the
 examples no longer share one draw.
 
-It acts in training mode only. Under :func:`dropprior.nn.mc` in eval mode the weights are drawn
-as before, so that each MC sample stays one network.
+It acts in training mode outside :func:`dropprior.nn.mc` only. Under ``mc`` the weights are
+drawn as before, so that each MC sample stays one network (and ``scope="function"`` holds).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def local_reparam_eligible(module: nn.Module) -> bool:
 
 def _hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
     weight = _gaussian(module, "weight")
-    if weight is None or not (weight.training and weight.local_reparam):
-        return output  # collapsed to its means, in eval mode, or switched off
+    if weight is None or not weight.local_reparam_active():
+        return output  # collapsed to its means, in eval mode, or inside mc
     x = args[0]
     var = F.linear(x.square(), weight.std().square().to(x.dtype))
     bias = _gaussian(module, "bias")
@@ -60,10 +60,11 @@ def _hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
 
 
 def register_local_reparam(module: nn.Module) -> None:
-    """Make ``module``'s variational weight and bias return their means in training mode and
-    add the output noise of the local reparametrization (module docstring) instead."""
+    """Make ``module``'s variational weight and bias return their means in training mode
+    (outside ``mc``) and add the output noise of the local reparametrization (module docstring)
+    instead."""
     for name in ("weight", "bias"):
         p = _gaussian(module, name)
         if p is not None:
-            p.local_reparam = True
+            p.trains_by_local_reparam = True
     module.register_forward_hook(_hook)

@@ -125,9 +125,9 @@ class GaussianTensor(Stochastic):
     σ = softplus(ρ), ρ initialised so that σ = ``init_std``.
 
     Attributes:
-        local_reparam: set by :func:`dropprior.scales.variational` on the weight and bias of a
-            linear map: in training mode the tensor is μ and the layer's hook adds the output
-            noise of the local reparametrization instead.
+        trains_by_local_reparam: set by :func:`dropprior.scales.variational` on the weight and
+            bias of a linear map: in training mode outside ``mc`` the tensor is μ and the
+            layer's hook adds the output noise of the local reparametrization instead.
     """
 
     granularity = "batch"
@@ -140,7 +140,12 @@ class GaussianTensor(Stochastic):
         self.variances = nn.ModuleList([v for v, _ in variances])
         self.views = [v for _, v in variances]
         self.generator = generator
-        self.local_reparam = False
+        self.trains_by_local_reparam = False
+
+    def local_reparam_active(self) -> bool:
+        """Whether the layer's local-reparametrization hook draws instead of this tensor: in
+        training mode, outside ``mc``."""
+        return self.trains_by_local_reparam and self.training and self._mc_depth == 0
 
     def std(self) -> Tensor:
         """σ, the tensor's shape."""
@@ -161,7 +166,7 @@ class GaussianTensor(Stochastic):
         return 0.5 * ((var + mean.square()) / prior - 1 - torch.log(var / prior)).sum()
 
     def forward(self, mean: Tensor) -> Tensor:
-        if not self.sampling or (self.local_reparam and self.training):
+        if not self.sampling or self.local_reparam_active():
             return mean
         eps = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device,
                           generator=self.generator)
