@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -227,3 +228,24 @@ def test_validate_enters_the_job_key_only_when_set(tiny_uci):
     checked = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
                               validate=True, **common)
     assert "validate" not in plain[0].key and "validate=True" in checked[0].key
+
+
+def test_local_reparam_is_a_variant_of_vi_only(tiny_uci):
+    from dropprior.experiments.uci import uci_scales_jobs
+    from dropprior.experiments.uci_scales import run_uci_scales_split
+
+    common = {"depth": 0, "hyperprior": "inverse_gamma", "dropout": 0.05, "splits": [0],
+              "epochs": 3, "test_samples": 20, "hidden": 4, "lr": 1e-2, "batch_size": 32,
+              "sigma0": 1.0, "train_samples": None}
+    plain = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                            inference="vi", **common)
+    lrt = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                          inference="vi", local_reparam=True, **common)
+    assert "local_reparam" not in plain[0].key and "local_reparam=True" in lrt[0].key
+    assert lrt[0].params["variant"] == "depth 0, vi, inverse_gamma, lrt"
+    split = run_uci_scales_split(lrt[0].params)["splits"][0]
+    assert math.isfinite(split["ll"]) and math.isfinite(split["rmse"])
+    with pytest.raises(ValueError, match="--local-reparam .* needs --inference vi, got "
+                                         "--inference map"):
+        uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                        inference="map", local_reparam=True, **common)

@@ -69,6 +69,10 @@ def register(subparsers: Any) -> None:
     opts.add("--validate", default=False, switch=True,
              help="learned-scale path: also fit each split's first 80%% of training rows and "
              "score the last 20%%, for the rows chosen on validation (twice the cost)")
+    opts.add("--local-reparam", default=False, switch=True,
+             help="learned-scale path, --inference vi: train the linear maps by the local "
+             "reparametrization (one output draw per example instead of one weight draw per "
+             "minibatch)")
     opts.add("--sigma0", default=1.0, kind=float,
              help="learned-scale path: prior std of the weights on standardised data")
     opts.add("--splits", default=None, many=True, kind=int, metavar="K",
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             str(data_dir), datasets, laws, cfg["structure"], cfg["objective"],
             depth=cfg["depth"], hyperprior=cfg["hyperprior"], inference=cfg["inference"],
             dropout=cfg["dropout"], seed=cfg["seed"], splits=cfg["splits"],
-            validate=cfg["validate"],
+            validate=cfg["validate"], local_reparam=cfg["local_reparam"],
             **{name: cfg[name] for name in ("epochs", "hidden", "lr", "batch_size", "sigma0",
                                             "test_samples", "train_samples")})
     else:

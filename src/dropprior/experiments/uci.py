@@ -109,12 +109,13 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                     structures: Sequence[str], objectives: Sequence[str], *, depth: int | None,
                     hyperprior: str, inference: str, dropout: float, seed: int = 0,
                     splits: Sequence[int] | None = None, validate: bool = False,
-                    **settings: Any) -> list[Job]:
+                    local_reparam: bool = False, **settings: Any) -> list[Job]:
     """One job per data set × law × structure × objective × split for the library path
     (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
     ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``. ``validate`` adds the inner
     80/20 fit whose validation log-likelihood the "chosen on validation" rows read (it enters
-    the job key only when set, so earlier run directories resume).
+    the job key only when set, so earlier run directories resume); so does ``local_reparam``
+    (VI: the linear maps trained by the local reparametrization, the variant's ", lrt").
 
     Raises:
         ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
@@ -139,9 +140,13 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     if inference == "vi" and hyperprior == "none":
         raise ValueError("--inference vi learns the group scales in closed form and needs "
                          f"--hyperprior {[h for h in HYPERPRIOR_CHOICES if h != 'none']}")
+    if local_reparam and inference != "vi":
+        raise ValueError("--local-reparam trains variational weights: it needs --inference vi, "
+                         f"got --inference {inference}")
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
-    variant = f"depth {depth or 0}, {inference}, {hyperprior}"
+    variant = f"depth {depth or 0}, {inference}, {hyperprior}" + (", lrt" if local_reparam
+                                                                   else "")
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
@@ -160,6 +165,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                                   "data_digest": dataset.digest}
                         if validate:
                             params["validate"] = True
+                        if local_reparam:
+                            params["local_reparam"] = True
                         key = (f"{name}/{law}/{structure}/{objective}/{variant}/split={k}/"
                                + "-".join(f"{n}={params[n]}" for n in sorted(params)
                                           if n not in ("data_dir", "dataset", "law", "structure",

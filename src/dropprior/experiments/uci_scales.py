@@ -14,8 +14,9 @@ Model (width W, depth K, law from the dropout rate p by
   (ADD), ``ard+add`` both (a row scale times a block scale, the follow-up's ARD-ADD).
 
 Inference: ``map`` trains under the chosen objective, with :func:`dropprior.scales.learn_scales`
-when a hyperprior is given; ``vi`` is :func:`dropprior.scales.variational` (it needs one). The
-likelihood is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised data is
+when a hyperprior is given; ``vi`` is :func:`dropprior.scales.variational` (it needs one;
+``local_reparam`` trains its linear maps by the local reparametrization). The likelihood
+is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised data is
 ``sigma0``; the hyperparameters are fixed, not searched. Per split it reports test RMSE and test
 log-likelihood in the target's units, and, where scales were learned, the inputs, last hidden
 units and blocks the fit kept (:func:`dropprior.scales.kept_groups`: VI by the evidence rule on
@@ -158,7 +159,8 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
     model = build_uci_network(xt.shape[1], width, depth, params["structure"], params["law"],
                               float(params["dropout"]))
     if params["inference"] == "vi" or params["hyperprior"] != "none":
-        scales.attach_scales(model, params["inference"], params["hyperprior"], init_std=0.02)
+        scales.attach_scales(model, params["inference"], params["hyperprior"], init_std=0.02,
+                             local_reparam=bool(params.get("local_reparam", False)))
     likelihood = Gaussian(noise_std=0.5, learn=True)
     objective = params["objective"]
     fit(model, likelihood, xt, yt, objective=objective,
