@@ -1,6 +1,7 @@
-"""Markdown table of the UCI NUTS benchmark from the JSON files ``scripts/nuts_uci.sh`` writes.
+"""Markdown table of the UCI NUTS benchmark from the job records ``scripts/nuts_uci.py`` writes
+(and the ``--out`` files of ``dropprior mcmc``).
 
-    python scripts/nuts_uci_table.py runs/nuts-uci/*.json
+    python scripts/nuts_uci_table.py runs/nuts-uci/jobs/*.json
 
 One row per (dataset, method, prior): test RMSE and test log-likelihood as mean ± standard error
 over the splits found, the number of splits, NUTS diagnostics (median over splits of the max
@@ -30,13 +31,19 @@ def _mean_se(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", type=Path, help="JSON files of `dropprior mcmc`")
+    parser.add_argument("files", nargs="+", type=Path,
+                        help="job records of scripts/nuts_uci.py, or --out files of "
+                        "`dropprior mcmc`")
     args = parser.parse_args()
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for path in args.files:
-        run = json.loads(path.read_text())
-        dataset, law = run["args"]["dataset"], run["args"]["law"]
-        for row in run["rows"]:
+        data = json.loads(path.read_text())
+        if "record" in data:  # a job record: params and result
+            params, rows = data["record"]["params"], data["record"]["result"]["rows"]
+        else:  # dropprior mcmc --out
+            params, rows = data["args"], data["rows"]
+        dataset, law = params["dataset"], params["law"]
+        for row in rows:
             prior = "Bernoulli, p = 0.05" if row["method"] == "mc-dropout" else PRIOR[law]
             groups.setdefault((dataset, row["method"], prior), []).append(row)
     print("| dataset | method | prior | splits | RMSE | test LL | max R-hat (latents) "

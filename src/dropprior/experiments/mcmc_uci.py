@@ -1,0 +1,216 @@
+"""MAP training against NUTS and SGLD under the same prior on UCI splits (``dropprior mcmc``).
+
+For one train/test split (targets and inputs standardised on the training part), each method
+of :data:`METHODS` fits one hidden layer of ``hidden`` units and returns test RMSE and test
+log-likelihood in original units:
+
+* ``mc-map``: MAP of the EP weights under the MC objective (eq. 3) with the given law;
+* ``marginal-map``: MAP under the marginal-MAP bound (eq. 10), same law;
+* ``mc-dropout``: the same MC objective with Bernoulli noise of keep 1 − p (MC dropout);
+* ``nuts-ep`` / ``nuts-hp``: NUTS on the network posterior with prior ξ ~ law in the EP and HP
+  forms (noise precision inferred with a Gamma prior), with the sampling efficiency (min bulk
+  ESS per gradient evaluation, divergences, max R-hat over the latent sites) and the R-hat and
+  bulk ESS of the training log-likelihood and the noise precision, which the hidden units'
+  permutation symmetry leaves identifiable;
+* ``sgld-ep``: minibatch SGLD on the same EP posterior.
+
+:func:`run_mcmc_job` runs every split of one data set and law for the resumable runner
+(``scripts/nuts_uci.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["METHODS", "McmcSettings", "run_method", "summarise_methods", "run_mcmc_job"]
+
+METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-ep")
+
+
+@dataclass(frozen=True)
+class McmcSettings:
+    """Every hyperparameter of the comparison, fixed before any test split is read."""
+
+    hidden: int = 50
+    p: float = 0.05
+    sigma0: float = 1.0
+    epochs: int = 400
+    samples: int = 10
+    warmup: int = 200
+    num_samples: int = 200
+    chains: int = 2
+    max_tree_depth: int = 7
+    sgld_step_size: float = 3e-5
+    sgld_warmup: int = 20_000
+    sgld_samples: int = 200
+    sgld_thin: int = 50
+    sgld_batch: int = 32
+
+
+def run_method(method: str, X: Any, y: Any, train: Any, test: Any, law: Any,
+               settings: McmcSettings, seed: int) -> dict[str, float]:
+    """One method (:data:`METHODS`) on one split: its test scores (module docstring)."""
+    from dropprior._validation import check_choice
+
+    check_choice("method", method, METHODS)
+    Xtr, ytr, Xte, yte, ym, ys = _standardise(X, y, train, test)
+    if method.startswith("nuts"):
+        return _nuts(Xtr, ytr, Xte, yte, ym, ys, law, settings, seed, method[-2:])
+    if method == "sgld-ep":
+        return _sgld(Xtr, ytr, Xte, yte, ym, ys, law, settings, seed)
+    return _map(Xtr, ytr, Xte, yte, ym, ys, law, settings, seed, method)
+
+
+def summarise_methods(rows: Sequence[dict[str, Any]],
+                      methods: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Mean and standard error over splits of RMSE and test LL, per method."""
+    out = {}
+    for m in methods:
+        r = [row for row in rows if row["method"] == m]
+        entry: dict[str, float] = {}
+        for key in ("rmse", "test_ll"):
+            v = np.array([row[key] for row in r])
+            entry[key] = float(v.mean())
+            entry[f"{key}_se"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+        out[m] = entry
+    return out
+
+
+def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
+    """The runner's job: ``params`` holds ``data_dir``, ``dataset``, ``law``, ``methods``,
+    ``splits`` (the first N, or None for all), ``seed`` and the :class:`McmcSettings` fields.
+    Returns ``{"rows": one per split and method, "summary": summarise_methods(...)}``."""
+    import time
+
+    from dropprior.data import load_uci
+    from dropprior.noise import match_dropout
+
+    settings = McmcSettings(**{k: params[k] for k in asdict(McmcSettings())})
+    ds = load_uci(params["data_dir"], params["dataset"])
+    n = len(ds.splits) if params["splits"] is None else min(int(params["splits"]), len(ds.splits))
+    law = match_dropout(params["law"], settings.p, dtype=torch.float64)
+    rows = []
+    for k in range(n):
+        train, test = ds.splits[k]
+        for method in params["methods"]:
+            start = time.perf_counter()
+            scores = run_method(method, ds.X, ds.y, train, test, law, settings,
+                                seed=int(params["seed"]) + k)
+            scores.update(split=k, method=method, seconds=time.perf_counter() - start)
+            rows.append(scores)
+    return {"rows": rows, "summary": summarise_methods(rows, params["methods"])}
+
+
+def _standardise(X: Any, y: Any, train: Any, test: Any
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
+    from dropprior.experiments.uci import standardise
+
+    x_train, x_test, _, _ = standardise(X[train], X[test])
+    y_train, ym, ys = standardise(y[train])
+
+    def t(a: Any) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=torch.float64)
+
+    return t(x_train), t(y_train), t(x_test), t(y[test]), float(ym), float(ys)
+
+
+def _map(Xtr: Any, ytr: Any, Xte: Any, yte: Any, ym: float, ys: float, law: Any,
+         s: McmcSettings, seed: int, method: str) -> dict[str, float]:
+    from dropprior import metrics
+    from dropprior.likelihoods import Gaussian
+    from dropprior.nn import NoisyLinear
+    from dropprior.noise import Bernoulli
+    from dropprior.prediction import RegressionPrediction, predict
+    from dropprior.training import fit
+
+    noise = Bernoulli(1 - s.p, inverted=True) if method == "mc-dropout" else law
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        NoisyLinear(Xtr.shape[1], s.hidden, noise), torch.nn.ReLU(),
+        NoisyLinear(s.hidden, 1, noise)).double()
+    lik = Gaussian(noise_std=0.5, learn=True).double()
+    fit(model, lik, Xtr, ytr[:, None], objective="marginal" if method == "marginal-map" else "mc",
+        samples=s.samples, sigma0=s.sigma0, lr=1e-2, epochs=s.epochs,
+        batch_size=min(128, Xtr.shape[0]), seed=seed, progress=False)
+    with torch.no_grad():
+        pred = predict(model, Xte, samples=200, likelihood=lik)
+        assert isinstance(pred, RegressionPrediction)
+        mean = pred.mean[:, 0] * ys + ym
+        rmse = float(metrics.rmse(mean, yte))
+        z = (yte - ym) / ys
+        ll = float(pred.log_density(z[:, None]).mean()) - math.log(ys)
+    return {"rmse": rmse, "test_ll": ll}
+
+
+def _posterior(Xtr: Any, ytr: Any, law: Any, s: McmcSettings, parametrization: str) -> Any:
+    """The posterior both samplers target: one hidden layer, unit (ARD) noise."""
+    from dropprior.inference import NetworkPosterior
+
+    return NetworkPosterior.mlp(Xtr, ytr, [s.hidden], law, structure="unit", sigma0=s.sigma0,
+                                parametrization=parametrization)
+
+
+def _nuts(Xtr: Any, ytr: Any, Xte: Any, yte: Any, ym: float, ys: float, law: Any,
+          s: McmcSettings, seed: int, parametrization: str) -> dict[str, float]:
+    from dropprior.inference import run_mcmc
+
+    with _default_float64():
+        post = _posterior(Xtr, ytr, law, s, parametrization)
+        r = run_mcmc(post, num_samples=s.num_samples, warmup=s.warmup, num_chains=s.chains,
+                     max_tree_depth=s.max_tree_depth,
+                     generator=torch.Generator().manual_seed(seed))
+        scores = post.evaluate(r.samples, Xte, yte, y_mean=ym, y_std=ys)
+    latent = [k for k in r.samples if k.endswith((".xi", ".z", ".b")) or k == "noise.precision"
+              or (parametrization == "hp" and k.endswith(".w"))]
+    scores.update(r.summary(latent))
+    scores.update(_identifiable_diagnostics(post, r.samples))
+    return scores
+
+
+def _sgld(Xtr: Any, ytr: Any, Xte: Any, yte: Any, ym: float, ys: float, law: Any,
+          s: McmcSettings, seed: int) -> dict[str, float]:
+    from dropprior.inference import sgld_network
+
+    with _default_float64():
+        post = _posterior(Xtr, ytr, law, s, "ep")
+        draws = sgld_network(post, step_size=s.sgld_step_size, num_samples=s.sgld_samples,
+                             batch_size=min(s.sgld_batch, Xtr.shape[0]), warmup=s.sgld_warmup,
+                             thin=s.sgld_thin, generator=torch.Generator().manual_seed(seed))
+        return post.evaluate(draws, Xte, yte, y_mean=ym, y_std=ys)
+
+
+def _identifiable_diagnostics(post: Any, samples: dict[str, torch.Tensor]) -> dict[str, float]:
+    """R-hat and bulk ESS of quantities that the hidden units' permutation and sign symmetries
+    leave unchanged: the training log-likelihood of each draw and the noise precision. (Chains
+    that settle in symmetric copies of one mode give a huge max R-hat over weights and biases
+    while agreeing on every prediction.)"""
+    from dropprior.inference import bulk_ess, split_rhat
+
+    chains, draws = next(iter(samples.values())).shape[:2]
+    with torch.no_grad():
+        train_ll = torch.stack([
+            torch.stack([post.log_likelihood({k: v[c, i] for k, v in samples.items()},
+                                             post.X, post.y) for i in range(draws)])
+            for c in range(chains)])
+    out = {"rhat_train_ll": float(split_rhat(train_ll)), "ess_train_ll": float(bulk_ess(train_ll))}
+    if "noise.precision" in samples:
+        lam = samples["noise.precision"].reshape(chains, draws)
+        out.update(rhat_precision=float(split_rhat(lam)), ess_precision=float(bulk_ess(lam)))
+    return out
+
+
+@contextmanager
+def _default_float64() -> Iterator[None]:
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
