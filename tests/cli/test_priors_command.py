@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dropprior.cli import main
-from dropprior.cli.priors import table_rows
+from dropprior.experiments.table1 import table_rows
 from dropprior.noise import Gaussian, match_dropout, registered_laws
 
 
