@@ -5,6 +5,7 @@ Every error names the bad value and what is accepted.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import TypeVar
@@ -125,3 +126,13 @@ def _show(value: Tensor) -> str:
     if numbers.size == 1:
         return shown[0]
     return "[" + ", ".join(shown) + (", ...]" if numbers.size > 8 else "]")
+
+
+def check_prior_weight(value: object) -> float:
+    """``value`` as a float if it is a finite number > 0 (the prior's weight β; 1 is the
+    posterior); else a ValueError quoting it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not (0 < value < math.inf):
+        raise ValueError(f"prior_weight must be a finite number > 0 (1: the posterior), got "
+                         f"{value!r}")
+    return float(value)

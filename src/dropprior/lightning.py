@@ -27,7 +27,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError("dropprior.lightning needs Lightning: pip install 'dropprior[lightning]'"
                       ) from err
 
-from dropprior._validation import check_choice, type_name
+from dropprior._validation import check_choice, check_prior_weight, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import OBJECTIVE_FUNCTIONS, check_samples, training_loss
 from dropprior.prediction import ClassificationPrediction, RegressionPrediction, predict
@@ -48,6 +48,7 @@ class NoisyLightningModule(pl.LightningModule):
         sigma0: the prior σ0 (∞: no prior; learned scales need a finite one).
         lr: Adam's learning rate (override ``configure_optimizers`` for another optimizer).
         eval_samples: draws per prediction in validation and test.
+        prior_weight: β multiplying the prior term (1: the posterior; see ``fit``).
 
     Shape:
         batches: (x, y) pairs as the likelihood takes them.
@@ -55,7 +56,7 @@ class NoisyLightningModule(pl.LightningModule):
 
     def __init__(self, model: nn.Module, likelihood: Likelihood, n_train: int,
                  objective: str = "mc", samples: int = 1, sigma0: float = math.inf,
-                 lr: float = 1e-3, eval_samples: int = 16) -> None:
+                 lr: float = 1e-3, eval_samples: int = 16, prior_weight: float = 1.0) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
@@ -73,6 +74,7 @@ class NoisyLightningModule(pl.LightningModule):
         self.samples = check_samples(samples)
         self.eval_samples = check_samples(eval_samples, "eval_samples")
         self.sigma0, self.lr = sigma0, float(lr)
+        self.prior_weight = check_prior_weight(prior_weight)
         self._outputs: list[tuple[Any, Tensor]] = []
 
     def forward(self, x: Tensor) -> Tensor:
@@ -81,7 +83,7 @@ class NoisyLightningModule(pl.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         loss = training_loss(self.model, x, y, self.likelihood, self.objective, self.samples,
-                             self.sigma0, self.n_train)
+                             self.sigma0, self.n_train, prior_weight=self.prior_weight)
         self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
         return loss
 

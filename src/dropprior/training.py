@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from dropprior._validation import check_choice, type_name
+from dropprior._validation import check_choice, check_prior_weight, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import (
     OBJECTIVE_FUNCTIONS,
@@ -162,7 +162,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         patience: int | None = None, val_samples: int = 16, grad_clip: float | None = None,
         seed: int = 0, progress: bool = True, checkpoint: str | Path | None = None,
         resume: bool = False, on_nonfinite: str = "raise", restore_best: bool = True,
-        vectorize: bool | None = None, prior_warmup: int = 0) -> History:
+        vectorize: bool | None = None, prior_warmup: int = 0,
+        prior_weight: float = 1.0) -> History:
     """Train ``model`` in place by minibatch MAP under the MC or marginal-MAP objective.
 
     Args:
@@ -202,6 +203,10 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         prior_warmup: during the first ``prior_warmup`` epochs the prior term is weighted by
             (epoch + 1) / (prior_warmup + 1), rising to 1 (a KL warm-up for variational
             models, Sønderby et al. 2016); 0: the full prior from the start.
+        prior_weight: β > 0 multiplying the prior term throughout (after any warm-up): 1 is
+            the posterior (for a variational model the ELBO); β < 1 tempers it (β-VI, a
+            KL-down-weighted ELBO; Nalisnick et al. 2019 average the KL over the weights,
+            β = N / #weights). A hyperparameter to choose on validation data.
 
     Returns:
         the :class:`History`.
@@ -221,6 +226,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
     for name, value in (("epochs", epochs), ("prior_warmup", prior_warmup)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    prior_weight = check_prior_weight(prior_weight)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
@@ -251,7 +257,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
             history = _fit(model, likelihood, x, y, objective, samples, sigma0,
                            (optimizer, opt_kwargs), lr, epochs, batch_size, validation, patience,
                            val_samples, grad_clip, seed, progress, checkpoint, resume,
-                           on_nonfinite, restore_best, vectorize, n_loader, prior_warmup)
+                           on_nonfinite, restore_best, vectorize, n_loader, prior_warmup,
+                           prior_weight)
         finally:
             for m, training in modes.items():
                 m.train(training)
@@ -313,7 +320,7 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
          patience: int | None, val_samples: int, grad_clip: float | None, seed: int,
          progress: bool, checkpoint: str | Path | None, resume: bool, on_nonfinite: str,
          restore_best: bool, vectorize: bool | None, n_loader: int,
-         prior_warmup: int) -> History:
+         prior_warmup: int, prior_weight: float) -> History:
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     loader = x if isinstance(x, DataLoader) else None
@@ -350,7 +357,7 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
         mean_loss = _train_epoch(
             model, likelihood, _batches(loader, x_tr, y_tr, n_train, step_batch, generator),
             opt, params, (objective, samples, sigma0, n_train, vectorize,
-                          min(1.0, (epoch + 1) / (prior_warmup + 1))),
+                          prior_weight * min(1.0, (epoch + 1) / (prior_warmup + 1))),
             grad_clip, on_nonfinite, epoch)
         if mean_loss is None:
             history.diverged = True

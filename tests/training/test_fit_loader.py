@@ -100,3 +100,25 @@ def test_prior_warmup_weights_the_prior_up_to_one() -> None:
         torch.testing.assert_close(p, q)
     with pytest.raises(ValueError, match="prior_warmup must be an int >= 0"):
         fit(model, Gaussian(0.5), x, y, prior_warmup=-1, progress=False)
+
+
+def test_prior_weight_tempers_the_prior_throughout_and_after_the_warmup() -> None:
+    x, y = _data()
+    model, reference = _model(), _model()
+    fit(model, Gaussian(0.5), x, y, sigma0=0.2, optimizer="sgd",
+        optimizer_kwargs={"momentum": 0.0}, lr=0.05, epochs=4, prior_warmup=1,
+        prior_weight=0.3, progress=False)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
+    for weight in (0.3 / 2, 0.3, 0.3, 0.3):  # β · min(1, (epoch + 1) / (warmup + 1))
+        penalty = sum((p**2).sum() for p in reference.parameters()) / (2 * 0.2**2)
+        loss = (-Normal(reference(x), 0.5).log_prob(y).sum(-1).mean()
+                + weight * penalty / x.shape[0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "1"):
+        with pytest.raises(ValueError, match=r"prior_weight must be a finite number > 0 "
+                                             r"\(1: the posterior\), got"):
+            fit(model, Gaussian(0.5), x, y, prior_weight=bad, progress=False)

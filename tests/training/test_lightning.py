@@ -34,16 +34,19 @@ def _classification() -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x[:, 0] + x[:, 1] > 0).long()
 
 
-def test_training_matches_fit_over_the_same_batches() -> None:
+@pytest.mark.parametrize("prior_weight", [1.0, 0.25])
+def test_training_matches_fit_over_the_same_batches(prior_weight) -> None:
     x, y = _classification()
     torch.manual_seed(0)
     model = nn.Sequential(NoisyLinear(4, 2, Bernoulli(1.0)))  # no randomness: exact agreement
     reference = nn.Sequential(NoisyLinear(4, 2, Bernoulli(1.0)))
     reference.load_state_dict(model.state_dict())
     loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=False)
-    module = NoisyLightningModule(model, Categorical(), n_train=64, sigma0=2.0, lr=0.05)
+    module = NoisyLightningModule(model, Categorical(), n_train=64, sigma0=2.0, lr=0.05,
+                                  prior_weight=prior_weight)
     _trainer(3).fit(module, loader)
-    fit(reference, Categorical(), loader, sigma0=2.0, lr=0.05, epochs=3, progress=False)
+    fit(reference, Categorical(), loader, sigma0=2.0, lr=0.05, epochs=3, progress=False,
+        prior_weight=prior_weight)
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
 
@@ -91,3 +94,5 @@ def test_bad_arguments_name_the_value() -> None:
         NoisyLightningModule(model, Gaussian(1.0), n_train=5, objective="elbo")
     with pytest.raises(TypeError, match="dropprior Likelihood"):
         NoisyLightningModule(model, nn.MSELoss(), n_train=5)
+    with pytest.raises(ValueError, match="prior_weight must be a finite number > 0"):
+        NoisyLightningModule(model, Gaussian(1.0), n_train=5, prior_weight=0.0)
