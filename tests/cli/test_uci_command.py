@@ -230,6 +230,12 @@ def test_validate_enters_the_job_key_only_when_set(tiny_uci):
     assert "validate" not in plain[0].key and "validate=True" in checked[0].key
 
 
+def test_library_path_flags_on_the_batched_network_are_errors(tiny_uci, capsys):
+    for flags in (["--prior-weight", "0.5"], ["--local-reparam"], ["--validate"]):
+        assert main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", *flags]) == 2
+        assert "applies to the learned-scale path" in capsys.readouterr().err
+
+
 def test_local_reparam_is_a_variant_of_vi_only(tiny_uci):
     from dropprior.experiments.uci import uci_scales_jobs
     from dropprior.experiments.uci_scales import run_uci_scales_split
@@ -243,6 +249,14 @@ def test_local_reparam_is_a_variant_of_vi_only(tiny_uci):
                           inference="vi", local_reparam=True, **common)
     assert "local_reparam" not in plain[0].key and "local_reparam=True" in lrt[0].key
     assert lrt[0].params["variant"] == "depth 0, vi, inverse_gamma, lrt"
+    assert "prior_weight" not in plain[0].key
+    tempered = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                               inference="vi", prior_weight=0.05, **common)
+    assert "prior_weight=0.05" in tempered[0].key
+    assert tempered[0].params["variant"] == "depth 0, vi, inverse_gamma, β=0.05"
+    with pytest.raises(ValueError, match="prior_weight must be a finite number > 0"):
+        uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                        inference="vi", prior_weight=-1.0, **common)
     split = run_uci_scales_split(lrt[0].params)["splits"][0]
     assert math.isfinite(split["ll"]) and math.isfinite(split["rmse"])
     with pytest.raises(ValueError, match="--local-reparam .* needs --inference vi, got "

@@ -26,6 +26,7 @@ _HELP = {
     "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",
     "local_reparam": "VI: draw the linear layers' outputs per example by the local "
     "reparametrization while training (convolutions keep one weight draw per minibatch)",
+    "prior_weight": "β multiplying the prior (KL) term (1: the posterior; < 1 tempered)",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}

@@ -73,6 +73,9 @@ def register(subparsers: Any) -> None:
              help="learned-scale path, --inference vi: train the linear maps by the local "
              "reparametrization (one output draw per example instead of one weight draw per "
              "minibatch)")
+    opts.add("--prior-weight", default=1.0, kind=float,
+             help="learned-scale path: β multiplying the prior term (1: the posterior; < 1 a "
+             "tempered, KL-down-weighted fit; choose it with --validate)")
     opts.add("--sigma0", default=1.0, kind=float,
              help="learned-scale path: prior std of the weights on standardised data")
     opts.add("--splits", default=None, many=True, kind=int, metavar="K",
@@ -146,6 +149,14 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--{name.replace('_', '-')}={cfg[name]!r} must be >= 1")
     library = any(needs_library_path(st, cfg["depth"], cfg["hyperprior"], cfg["inference"])
                   for st in cfg["structure"])
+    if not library:
+        for flag, value, default in (("--prior-weight", cfg["prior_weight"], 1.0),
+                                     ("--local-reparam", cfg["local_reparam"], False),
+                                     ("--validate", cfg["validate"], False)):
+            if value != default:
+                raise CLIError(f"{flag} applies to the learned-scale path (--depth, "
+                               "--hyperprior, --inference vi or --structure add / ard+add); "
+                               "the batched standard network does not take it")
     if library:
         job_fn: Any = run_uci_scales_split
         jobs = uci_scales_jobs(
@@ -153,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             depth=cfg["depth"], hyperprior=cfg["hyperprior"], inference=cfg["inference"],
             dropout=cfg["dropout"], seed=cfg["seed"], splits=cfg["splits"],
             validate=cfg["validate"], local_reparam=cfg["local_reparam"],
+            prior_weight=cfg["prior_weight"],
             **{name: cfg[name] for name in ("epochs", "hidden", "lr", "batch_size", "sigma0",
                                             "test_samples", "train_samples")})
     else:

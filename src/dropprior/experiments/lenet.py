@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int
+from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.noise import NoiseLaw
 
 __all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "lenet_300_100", "run_lenet",
@@ -70,6 +70,7 @@ class LenetSettings:
     fine_tune_epochs: int = 0
     prior_warmup: int = 0
     local_reparam: bool = False
+    prior_weight: float = 1.0
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -83,6 +84,7 @@ class LenetSettings:
         check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
         check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
+        check_prior_weight(self.prior_weight)
         if self.inference == "map" and self.local_reparam:
             raise ValueError("local_reparam=True applies to variational weights "
                              "(inference='vi'); type-II MAP has none")
@@ -172,7 +174,8 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         resumed = torch.load(checkpoint, weights_only=False)["history"].epochs_run
     history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs, lr=s.lr,
                   batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=checkpoint,
-                  resume=checkpoint is not None, prior_warmup=s.prior_warmup)
+                  resume=checkpoint is not None, prior_warmup=s.prior_warmup,
+                  prior_weight=s.prior_weight)
     seconds = time.perf_counter() - start
     error = _error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
     example = x_test[:1]

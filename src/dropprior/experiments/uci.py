@@ -109,13 +109,15 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                     structures: Sequence[str], objectives: Sequence[str], *, depth: int | None,
                     hyperprior: str, inference: str, dropout: float, seed: int = 0,
                     splits: Sequence[int] | None = None, validate: bool = False,
-                    local_reparam: bool = False, **settings: Any) -> list[Job]:
+                    local_reparam: bool = False, prior_weight: float = 1.0,
+                    **settings: Any) -> list[Job]:
     """One job per data set × law × structure × objective × split for the library path
     (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
     ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``. ``validate`` adds the inner
     80/20 fit whose validation log-likelihood the "chosen on validation" rows read (it enters
     the job key only when set, so earlier run directories resume); so does ``local_reparam``
-    (VI: the linear maps trained by the local reparametrization, the variant's ", lrt").
+    (VI: the linear maps trained by the local reparametrization, the variant's ", lrt"), and
+    ``prior_weight`` β ≠ 1 (``fit``'s tempered prior, the variant's ", β=…").
 
     Raises:
         ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
@@ -145,8 +147,12 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                          f"got --inference {inference}")
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
-    variant = f"depth {depth or 0}, {inference}, {hyperprior}" + (", lrt" if local_reparam
-                                                                   else "")
+    from dropprior._validation import check_prior_weight
+
+    prior_weight = check_prior_weight(prior_weight)
+    variant = (f"depth {depth or 0}, {inference}, {hyperprior}"
+               + (", lrt" if local_reparam else "")
+               + (f", β={prior_weight:g}" if prior_weight != 1 else ""))
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
@@ -167,6 +173,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                             params["validate"] = True
                         if local_reparam:
                             params["local_reparam"] = True
+                        if prior_weight != 1:
+                            params["prior_weight"] = prior_weight
                         key = (f"{name}/{law}/{structure}/{objective}/{variant}/split={k}/"
                                + "-".join(f"{n}={params[n]}" for n in sorted(params)
                                           if n not in ("data_dir", "dataset", "law", "structure",

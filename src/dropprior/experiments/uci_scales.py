@@ -15,7 +15,8 @@ Model (width W, depth K, law from the dropout rate p by
 
 Inference: ``map`` trains under the chosen objective, with :func:`dropprior.scales.learn_scales`
 when a hyperprior is given; ``vi`` is :func:`dropprior.scales.variational` (it needs one;
-``local_reparam`` trains its linear maps by the local reparametrization). The likelihood
+``local_reparam`` trains its linear maps by the local reparametrization; ``prior_weight`` is
+``fit``'s β on the prior term). The likelihood
 is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised data is
 ``sigma0``; the hyperparameters are fixed, not searched. Per split it reports test RMSE and test
 log-likelihood in the target's units, and, where scales were learned, the inputs, last hidden
@@ -166,7 +167,8 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
     fit(model, likelihood, xt, yt, objective=objective,
         samples=int(params["train_samples"] or (1 if objective == "mc" else 5)),
         sigma0=float(params["sigma0"]), epochs=int(params["epochs"]), lr=float(params["lr"]),
-        batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False)
+        batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False,
+        prior_weight=float(params.get("prior_weight", 1.0)))
     intervals: dict[str, float] = {}
     rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std,
                             intervals if with_intervals else None)
