@@ -424,7 +424,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
           example_input: Tensor | None = None, by: str = "auto",
           fine_tune: Callable[[nn.Module], object] | None = None,
           data: tuple[nn.Module, Tensor, Tensor] | None = None,
-          sigma0: float = 1.0, decisions: dict[str, Tensor] | None = None) -> PruneResult:
+          sigma0: float = 1.0, decisions: dict[str, Tensor] | None = None,
+          prior_weight: float = 1.0) -> PruneResult:
     """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
 
     What is removed, per kind of noisy layer at the top level of the Sequential:
@@ -474,6 +475,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         data, sigma0: with ``threshold="auto"`` on a variational model, ``(likelihood, x, y)``
             of the fit and its σ0 select the evidence rule of
             :func:`dropprior.scales.kept_groups` (a group is kept when it pays for its KL).
+        prior_weight: the fit's β on its prior term, for the evidence rule (see ``fit``).
         decisions: with ``threshold="auto"``, the fit's decisions when already computed
             (``kept_groups(model, ...)``'s result), used instead of computing them again.
 
@@ -493,7 +495,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         if threshold != "auto":
             raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
         if decisions is None:
-            decisions = kept_groups(model, data, sigma0)  # raises without learned scales
+            # raises without learned scales
+            decisions = kept_groups(model, data, sigma0, prior_weight=prior_weight)
         elif data is not None:
             raise ValueError("give data= (to decide here) or decisions= (decided already), "
                              "not both")

@@ -69,12 +69,13 @@ def _prior_std(model: nn.Sequential, name: str, sigma0: float) -> torch.Tensor:
     return torch.tensor(sigma0, dtype=f64)
 
 
-def test_evidence_matches_an_explicit_elbo_difference() -> None:
+@pytest.mark.parametrize("beta", [1.0, 0.1])
+def test_evidence_matches_an_explicit_elbo_difference(beta) -> None:
     model = _vi_model()
     sigma0 = 0.7
     x = torch.randn(40, 4, dtype=f64)
     y = torch.randn(40, 1, dtype=f64)
-    delta = scales.group_evidence(model, Gaussian(NOISE), x, y, sigma0)
+    delta = scales.group_evidence(model, Gaussian(NOISE), x, y, sigma0, prior_weight=beta)
     p = {k: mu for k, (mu, _) in _params(model).items()}
     base = _point_loglik(p, x, y)
     kl = {k: kl_divergence(Normal(mu, sd), Normal(torch.zeros_like(mu),
@@ -84,17 +85,17 @@ def test_evidence_matches_an_explicit_elbo_difference() -> None:
         q = dict(p)
         q["0.weight"] = p["0.weight"].clone()
         q["0.weight"][:, j] = 0.0
-        expected = base - _point_loglik(q, x, y) - float(kl["0.weight"][:, j].sum())
+        expected = base - _point_loglik(q, x, y) - beta * float(kl["0.weight"][:, j].sum())
         assert_close(float(delta["0:unit"][0, j]), expected)
     block = {k: v for k, v in p.items() if k.startswith("2.")}  # the ADD group: all of it
     q = dict(p, **{k: torch.zeros_like(v) for k, v in block.items()})
-    expected = base - _point_loglik(q, x, y) - sum(float(kl[k].sum()) for k in block)
+    expected = base - _point_loglik(q, x, y) - beta * sum(float(kl[k].sum()) for k in block)
     assert_close(float(delta["2:layer"].reshape(())), expected)
     for j in range(5):  # the last layer's units, behind the residual stream
         q = dict(p)
         q["3.weight"] = p["3.weight"].clone()
         q["3.weight"][:, j] = 0.0
-        expected = base - _point_loglik(q, x, y) - float(kl["3.weight"][:, j].sum())
+        expected = base - _point_loglik(q, x, y) - beta * float(kl["3.weight"][:, j].sum())
         assert_close(float(delta["3:unit"][0, j]), expected)
     assert_close(scales.group_kl(model, sigma0)["0:unit"],
                  kl["0.weight"].sum(0, keepdim=True))

@@ -187,7 +187,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None
     try:
         result = prune(model, threshold="auto", layers=layers, example_input=example, data=data,
-                       sigma0=s.sigma0)
+                       sigma0=s.sigma0, prior_weight=s.prior_weight)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics

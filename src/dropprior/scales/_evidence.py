@@ -8,10 +8,12 @@ that state costs no KL, so to first order the ELBO changes by
 
 where ℓ̄ is the mean log-likelihood of the point model (the posterior means) over the training
 data, N the number of training examples, and KL_g = Σ_{w ∈ g} KL(q(w) ‖ p(w)) the group's share
-of the KL term. A group is worth keeping when Δ_g > 0: the data's support for it exceeds its
-description length. Each group is scored on its own (the others kept), as in optimal brain
-damage; the score reads the group's effect on the likelihood, so a wide group whose many weights
-are individually noisy but jointly useful is kept, where its posterior SNR alone would drop it.
+of the KL term. A fit that weighted its prior by β (``fit(prior_weight=β)``) is judged by its own
+objective, Δ_g = N · [ℓ̄(μ) − ℓ̄(μ with g zeroed)] − β · KL_g. A group is worth keeping when
+Δ_g > 0: the data's support for it exceeds its description length. Each group is scored on its
+own (the others kept), as in optimal brain damage; the score reads the group's effect on the
+likelihood, so a wide group whose many weights are individually noisy but jointly useful is kept,
+where its posterior SNR alone would drop it.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _log_lik(run: nn.Module, likelihood: Any, inputs: Tensor, y: Tensor,
 @torch.no_grad()
 def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor,
                    sigma0: float, max_examples: int = 10_000, batch_size: int = 2_000,
-                   seed: int = 0) -> dict[str, Tensor]:
+                   seed: int = 0, prior_weight: float = 1.0) -> dict[str, Tensor]:
     r"""Δ_g of the module docstring for every group, ``{group name: tensor of the group's
     shape}``, in nats; positive for a group worth keeping.
 
@@ -86,10 +88,14 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
         max_examples: ℓ̄ is estimated on at most this many training examples, drawn without
             replacement with ``seed``.
         batch_size: examples per forward pass.
+        prior_weight: the β the fit weighted its prior (KL) term by (1: the ELBO).
 
     Shape:
         x: (N, ...); y: (N, ...), as ``likelihood`` takes them.
     """
+    from dropprior._validation import check_prior_weight
+
+    beta = check_prior_weight(prior_weight)
     kl = group_kl(model, sigma0)
     n = x.shape[0]
     if n == 0 or y.shape[0] != n:
@@ -134,5 +140,5 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
             for (t, _), s in zip(tensors, saved, strict=True):
                 t.copy_(s)
         out[group.name] = (factor * delta.reshape(group.shape)
-                           - kl[group.name].to(torch.float64))
+                           - beta * kl[group.name].to(torch.float64))
     return out

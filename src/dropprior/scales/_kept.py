@@ -36,7 +36,8 @@ towards 0 without bound, while a supported group's stays of order 1)."""
 
 
 def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None = None,
-                sigma0: float = 1.0, max_examples: int = 10_000) -> dict[str, Tensor]:
+                sigma0: float = 1.0, max_examples: int = 10_000,
+                prior_weight: float = 1.0) -> dict[str, Tensor]:
     """Which groups the fit keeps, ``{group name: bool tensor of the group's shape}`` (module
     docstring).
 
@@ -46,6 +47,8 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
             was fitted to, for the evidence rule; None: the SNR rule.
         sigma0: the prior σ0 of the fit (the evidence rule's KL term).
         max_examples: the evidence rule's log-likelihoods use at most this many examples.
+        prior_weight: the evidence rule's β, the fit's weight on its KL term
+            (``fit(prior_weight=)``).
 
     Raises:
         ValueError: the model has no learned scales, or ``data`` is given for a MAP model.
@@ -60,7 +63,8 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
             raise ValueError("data= selects the evidence rule of a variational model; a type-II "
                              "MAP model is decided by its scales alone: leave data=None")
         likelihood, x, y = data
-        evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples=max_examples)
+        evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples=max_examples,
+                                  prior_weight=prior_weight)
         return {name: delta > 0 for name, delta in evidence.items()}
     if variational:
         limit = math.exp(-VI_MAX_LOG_ALPHA / 2)  # SNR = α^(-1/2)
