@@ -263,3 +263,25 @@ def test_local_reparam_is_a_variant_of_vi_only(tiny_uci):
                                          "--inference map"):
         uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
                         inference="map", local_reparam=True, **common)
+
+
+def test_per_weight_prior_weight_is_rows_over_weights(tiny_uci, capsys):
+    from dropprior.data import load_uci
+    from dropprior.experiments.uci import uci_scales_jobs
+    from dropprior.experiments.uci_scales import run_uci_scales_split
+
+    common = {"depth": 1, "hyperprior": "log_uniform", "dropout": 0.05, "splits": [0],
+              "epochs": 2, "test_samples": 20, "hidden": 4, "lr": 1e-2, "batch_size": 32,
+              "sigma0": 1.0, "train_samples": None}
+    job = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["add"], ["mc"],
+                          inference="vi", prior_weight="per-weight", **common)[0]
+    assert job.params["variant"] == "depth 1, vi, log_uniform, β=N/W"
+    split = run_uci_scales_split(dict(job.params))["splits"][0]
+    n_train = len(load_uci(tiny_uci / "uci", "tiny").split(0)[1])
+    d = 3  # tiny's inputs: 3 -> 4 (ReLU), one block 4 -> 4 -> 4, 4 -> 1; weights and biases
+    weights = (d * 4 + 4) + 2 * (4 * 4 + 4) + (4 + 1)
+    assert split["prior_weight"] == pytest.approx(n_train / weights)
+    with pytest.raises(SystemExit):
+        main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", "--depth", "1",
+              "--prior-weight", "per-weights"])
+    assert "'per-weights' is neither a number nor 'per-weight'" in capsys.readouterr().err

@@ -73,9 +73,10 @@ def register(subparsers: Any) -> None:
              help="learned-scale path, --inference vi: train the linear maps by the local "
              "reparametrization (one output draw per example instead of one weight draw per "
              "minibatch)")
-    opts.add("--prior-weight", default=1.0, kind=float,
+    opts.add("--prior-weight", default=1.0, kind=_prior_weight,
              help="learned-scale path: β multiplying the prior term (1: the posterior; < 1 a "
-             "tempered, KL-down-weighted fit; choose it with --validate)")
+             "tempered, KL-down-weighted fit; choose it with --validate), or 'per-weight': "
+             "β = N / (the network's weights), the mean-KL objective of Nalisnick et al. 2019")
     opts.add("--sigma0", default=1.0, kind=float,
              help="learned-scale path: prior std of the weights on standardised data")
     opts.add("--splits", default=None, many=True, kind=int, metavar="K",
@@ -191,6 +192,18 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print(f"wrote {rundir.path('uci.md')}, uci.csv, uci.png and run.json in {seconds:.0f} s")
     return 0
+
+
+def _prior_weight(text: str) -> float | str:
+    from dropprior.experiments.uci_scales import PER_WEIGHT
+
+    if text == PER_WEIGHT:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor "
+                                         f"{PER_WEIGHT!r}") from None
 
 
 def _uci_root(path: Path | None) -> Path:

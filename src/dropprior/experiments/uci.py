@@ -109,7 +109,7 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                     structures: Sequence[str], objectives: Sequence[str], *, depth: int | None,
                     hyperprior: str, inference: str, dropout: float, seed: int = 0,
                     splits: Sequence[int] | None = None, validate: bool = False,
-                    local_reparam: bool = False, prior_weight: float = 1.0,
+                    local_reparam: bool = False, prior_weight: float | str = 1.0,
                     **settings: Any) -> list[Job]:
     """One job per data set × law × structure × objective × split for the library path
     (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
@@ -117,7 +117,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     80/20 fit whose validation log-likelihood the "chosen on validation" rows read (it enters
     the job key only when set, so earlier run directories resume); so does ``local_reparam``
     (VI: the linear maps trained by the local reparametrization, the variant's ", lrt"), and
-    ``prior_weight`` β ≠ 1 (``fit``'s tempered prior, the variant's ", β=…").
+    ``prior_weight`` β ≠ 1 (``fit``'s tempered prior, the variant's ", β=…"; or
+    ``"per-weight"``, β = N / W per split, the variant's ", β=N/W").
 
     Raises:
         ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
@@ -148,11 +149,15 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
     from dropprior._validation import check_prior_weight
+    from dropprior.experiments.uci_scales import PER_WEIGHT
 
-    prior_weight = check_prior_weight(prior_weight)
+    if prior_weight == PER_WEIGHT:
+        beta = ", β=N/W"
+    else:
+        prior_weight = check_prior_weight(prior_weight)
+        beta = f", β={prior_weight:g}" if prior_weight != 1 else ""
     variant = (f"depth {depth or 0}, {inference}, {hyperprior}"
-               + (", lrt" if local_reparam else "")
-               + (f", β={prior_weight:g}" if prior_weight != 1 else ""))
+               + (", lrt" if local_reparam else "") + beta)
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)

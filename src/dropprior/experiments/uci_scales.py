@@ -16,7 +16,7 @@ Model (width W, depth K, law from the dropout rate p by
 Inference: ``map`` trains under the chosen objective, with :func:`dropprior.scales.learn_scales`
 when a hyperprior is given; ``vi`` is :func:`dropprior.scales.variational` (it needs one;
 ``local_reparam`` trains its linear maps by the local reparametrization; ``prior_weight`` is
-``fit``'s β on the prior term). The likelihood
+``fit``'s β on the prior term, a number or :data:`PER_WEIGHT`). The likelihood
 is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised data is
 ``sigma0``; the hyperparameters are fixed, not searched. Per split it reports test RMSE and test
 log-likelihood in the target's units, and, where scales were learned, the inputs, last hidden
@@ -38,7 +38,7 @@ from torch import nn
 from dropprior._validation import check_choice, check_int
 
 __all__ = ["LIBRARY_STRUCTURES", "HYPERPRIOR_CHOICES", "build_uci_network", "run_uci_scales_split",
-           "needs_library_path"]
+           "needs_library_path", "PER_WEIGHT", "resolve_prior_weight"]
 
 LIBRARY_STRUCTURES = {
     "unit": "ARD: one scale per input unit of every noisy layer (dropout)",
@@ -47,6 +47,21 @@ LIBRARY_STRUCTURES = {
 }
 
 HYPERPRIOR_CHOICES = ("none", "inverse_gamma", "half_cauchy", "log_uniform")
+
+PER_WEIGHT = "per-weight"
+"""``prior_weight`` β = N / W, with N the training rows and W the network's weights and biases:
+the objective of Nalisnick et al. (2019)'s code, whose ELBO is the mean log-likelihood over
+examples minus the mean KL over weights."""
+
+
+def resolve_prior_weight(value: float | str, model: nn.Module, n_train: int) -> float:
+    """β of a job: ``value`` itself, or N / W for :data:`PER_WEIGHT` (W counted on ``model``
+    before any scales are attached)."""
+    if value == PER_WEIGHT:
+        return n_train / sum(p.numel() for p in model.parameters())
+    from dropprior._validation import check_prior_weight
+
+    return check_prior_weight(value)
 
 #: Per split, beside RMSE and LL: the test points' coverage of the predictive's central 90% and
 #: 95% intervals, its CRPS (target units) and the mean |observed − nominal| coverage over the
@@ -133,6 +148,7 @@ class _Fitted:
     train: tuple[torch.Tensor, torch.Tensor]  # standardised
     evaluation: tuple[torch.Tensor, torch.Tensor]  # standardised
     y_std: float
+    prior_weight: float
     rmse: float
     ll: float
     intervals: dict[str, float]
@@ -159,6 +175,7 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
     width = int(params["hidden"] or params["n_hidden"])
     model = build_uci_network(xt.shape[1], width, depth, params["structure"], params["law"],
                               float(params["dropout"]))
+    beta = resolve_prior_weight(params.get("prior_weight", 1.0), model, xt.shape[0])
     if params["inference"] == "vi" or params["hyperprior"] != "none":
         scales.attach_scales(model, params["inference"], params["hyperprior"], init_std=0.02,
                              local_reparam=bool(params.get("local_reparam", False)))
@@ -168,11 +185,11 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
         samples=int(params["train_samples"] or (1 if objective == "mc" else 5)),
         sigma0=float(params["sigma0"]), epochs=int(params["epochs"]), lr=float(params["lr"]),
         batch_size=int(params["batch_size"]), seed=int(params["seed"]), progress=False,
-        prior_weight=float(params.get("prior_weight", 1.0)))
+        prior_weight=beta)
     intervals: dict[str, float] = {}
     rmse, ll = _test_scores(model, likelihood, xs, ys, int(params["test_samples"]), y_std,
                             intervals if with_intervals else None)
-    return _Fitted(model, likelihood, (xt, yt), (xs, ys), y_std, rmse, ll, intervals)
+    return _Fitted(model, likelihood, (xt, yt), (xs, ys), y_std, beta, rmse, ll, intervals)
 
 
 def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
@@ -199,14 +216,15 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
     fitted = _fit_and_score(params, x_tr, y_tr, x_te, y_te)
     model, likelihood = fitted.model, fitted.likelihood
     (xt, yt), (xs, ys), y_std = fitted.train, fitted.evaluation, fitted.y_std
+    if "prior_weight" in params:
+        result["prior_weight"] = fitted.prior_weight
     result.update({"rmse": fitted.rmse, "ll": fitted.ll, **fitted.intervals,
                    "seconds": time.perf_counter() - start})
     if scales.has_scales(model):
         # VI: the evidence rule on the training split; MAP: the scales' collapse
         data = (likelihood, xt, yt) if params["inference"] == "vi" else None
         sigma0 = float(params["sigma0"])
-        decisions = scales.kept_groups(model, data, sigma0,
-                                       prior_weight=float(params.get("prior_weight", 1.0)))
+        decisions = scales.kept_groups(model, data, sigma0, prior_weight=fitted.prior_weight)
         result.update(_kept_counts(decisions, model, depth))
         try:
             pruned = prune(model, threshold="auto", decisions=decisions).model
