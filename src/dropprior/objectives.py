@@ -66,6 +66,7 @@ __all__ = [
     "marginal_log_likelihood",
     "tail_adaptive_weights",
     "tail_adaptive_log_likelihood",
+    "reduce_draws",
     "prior_penalty",
     "training_loss",
     "OBJECTIVE_FUNCTIONS",
@@ -198,7 +199,8 @@ def mc_log_likelihood(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likeli
     Shape:
         result: (N,).
     """
-    return log_likelihood_samples(model, x, y, likelihood, samples, vectorize).mean(dim=0)
+    return reduce_draws(log_likelihood_samples(model, x, y, likelihood, samples, vectorize),
+                        "mc")
 
 
 def marginal_log_likelihood(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likelihood,
@@ -217,11 +219,10 @@ def marginal_log_likelihood(model: nn.Module, x: Tensor, y: Tensor, likelihood: 
         result: (N,).
     """
     logp = log_likelihood_samples(model, x, y, likelihood, samples, vectorize)
-    log_s = math.log(logp.shape[0])
     if "batch" in noise_granularities(model):
-        joint = torch.logsumexp(logp.sum(dim=1), dim=0) - log_s
+        joint = reduce_draws(logp.sum(dim=1), "marginal")
         return (joint / logp.shape[1]).expand(logp.shape[1])
-    return torch.logsumexp(logp, dim=0) - log_s
+    return reduce_draws(logp, "marginal")
 
 
 def tail_adaptive_weights(logp: Tensor) -> Tensor:
@@ -230,15 +231,16 @@ def tail_adaptive_weights(logp: Tensor) -> Tensor:
     give the draw of rank r the weight (1/r) / Σ_{k=1}^S 1/k. Ties keep the draws' order.
 
     Shape:
-        logp: (S, N); result: (S, N), each column summing to 1.
+        logp: (S, ...) with at least one dim after S; result: its shape, each column (fixed
+        trailing index) summing to 1 over S.
     """
-    if logp.dim() != 2:
-        raise ValueError(f"logp must have shape (S, N), got {tuple(logp.shape)}")
+    if logp.dim() < 2:
+        raise ValueError(f"logp must have shape (S, N, ...), got {tuple(logp.shape)}")
     s = logp.shape[0]
     order = torch.argsort(logp.detach(), dim=0, descending=True, stable=True)
     ranks = torch.empty_like(order)
-    ranks.scatter_(0, order, torch.arange(1, s + 1, device=logp.device).unsqueeze(1)
-                   .expand_as(order))
+    steps = torch.arange(1, s + 1, device=logp.device).reshape(s, *([1] * (logp.dim() - 1)))
+    ranks.scatter_(0, order, steps.expand_as(order))
     weights = 1.0 / ranks.to(logp.dtype)
     return weights / weights.sum(dim=0, keepdim=True)
 
@@ -258,9 +260,42 @@ def tail_adaptive_log_likelihood(model: nn.Module, x: Tensor, y: Tensor, likelih
     logp = log_likelihood_samples(model, x, y, likelihood, samples, vectorize)
     if "batch" in noise_granularities(model):
         weights = tail_adaptive_weights(logp.sum(dim=1, keepdim=True)).expand_as(logp)
-    else:
-        weights = tail_adaptive_weights(logp)
-    return (weights.detach() * logp).sum(dim=0)
+        return (weights.detach() * logp).sum(dim=0)
+    return reduce_draws(logp, "tail_adaptive")
+
+
+def reduce_draws(logp: Tensor, objective: str) -> Tensor:
+    r"""An objective's per-example value from the log-likelihoods of S draws: the one place
+    each objective is computed (the model-level functions above and the batched UCI runner call
+    it).
+
+    * ``"mc"``: :math:`rac1S\sum_s \log p_s` (eq. 3);
+    * ``"marginal"``: :math:`\operatorname{logsumexp}_s \log p_s - \log S` (eq. 10);
+    * ``"tail_adaptive"``: :math:`\sum_s \gamma_s \log p_s` with the rank weights γ of
+      :func:`tail_adaptive_weights` held constant in the gradient.
+
+    Shape:
+        logp: (S, ...); result: logp.shape[1:].
+    """
+    if objective not in _REDUCERS:
+        raise ValueError(f"objective={objective!r} is not valid; expected one of "
+                         f"{list(_REDUCERS)}")
+    if not isinstance(logp, Tensor) or logp.dim() < 1 or logp.shape[0] < 1:
+        raise ValueError("logp must be a tensor (S, ...) with S >= 1 draws along dim 0")
+    return _REDUCERS[objective](logp)
+
+
+def _tail_adaptive(logp: Tensor) -> Tensor:
+    if logp.dim() == 1:  # one value per draw: rank them as one column
+        return _tail_adaptive(logp.unsqueeze(1)).squeeze(0)
+    return (tail_adaptive_weights(logp).detach() * logp).sum(dim=0)
+
+
+_REDUCERS = {
+    "mc": lambda logp: logp.mean(dim=0),
+    "marginal": lambda logp: torch.logsumexp(logp, dim=0) - math.log(logp.shape[0]),
+    "tail_adaptive": _tail_adaptive,
+}
 
 
 # ---- the Gaussian prior on the EP weights ---------------------------------------------------
@@ -433,7 +468,7 @@ def hp_log_prior(weight: Tensor, noise: NoiseLaw, sigma0: float, samples: int = 
     log_n = torch.where(var > 0, log_n, point_mass)
     if estimator == "jensen":
         return log_n.mean(dim=0).sum()
-    return (torch.logsumexp(log_n, dim=0) - math.log(samples)).sum()
+    return reduce_draws(log_n, "marginal").sum()
 
 
 #: The training objectives by name: per-example log-likelihoods (B,) of a minibatch.

@@ -209,3 +209,26 @@ def test_hp_prior_matches_explicit_density_and_shows_prop_4_2() -> None:
     assert bool(torch.isfinite(j1)) and float(j1) < float(l1) - 1e-6
     with pytest.raises(ValueError, match="estimator='median' is not valid"):
         hp_log_prior(weight, law, sigma0, estimator="median")
+
+
+def test_reduce_draws_is_each_objective_by_an_independent_formula() -> None:
+    import numpy as np
+    import scipy.special
+    import scipy.stats
+
+    from dropprior.objectives import reduce_draws
+
+    g = torch.Generator().manual_seed(0)
+    logp = (torch.randn(7, 3, 5, generator=g, dtype=torch.float64) * 30).requires_grad_()
+    a = logp.detach().numpy()
+    torch.testing.assert_close(reduce_draws(logp, "mc"), torch.from_numpy(a.mean(0)))
+    torch.testing.assert_close(reduce_draws(logp, "marginal"),
+                               torch.from_numpy(scipy.special.logsumexp(a, 0) - np.log(7)))
+    ranks = scipy.stats.rankdata(-a, axis=0, method="ordinal")  # 1 = the largest
+    w = (1 / ranks) / (1 / np.arange(1, 8)).sum()
+    got = reduce_draws(logp, "tail_adaptive")
+    torch.testing.assert_close(got, torch.from_numpy((w * a).sum(0)))
+    (grad,) = torch.autograd.grad(got.sum(), logp)  # the weights are constants in the gradient
+    torch.testing.assert_close(grad, torch.from_numpy(w))
+    with pytest.raises(ValueError, match=r"objective='elbo' is not valid; expected one of"):
+        reduce_draws(logp, "elbo")

@@ -41,8 +41,15 @@ def test_ties_keep_the_draw_order_and_one_draw_has_weight_one() -> None:
 
 
 def test_bad_shape_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match=r"logp must have shape \(S, N\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"logp must have shape \(S, N, ...\), got \(3,\)"):
         tail_adaptive_weights(torch.zeros(3))
+
+
+def test_weights_of_a_batch_of_columns_are_each_columns_weights() -> None:
+    logp = torch.randn(6, 3, 4, dtype=torch.float64)
+    got = tail_adaptive_weights(logp)
+    for j in range(3):
+        torch.testing.assert_close(got[:, j], tail_adaptive_weights(logp[:, j]))
 
 
 def _layer(seed: int) -> NoisyLinear:

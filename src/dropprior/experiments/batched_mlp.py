@@ -17,6 +17,8 @@ weight prior ‖W‖²/(2σ0²) written as a weight decay λ_g:
 
 * ``"mc"`` (paper eq. 3): mean over S draws of log N(y | f(x, ξ_s), 1/τ_g);
 * ``"marginal"`` (eq. 10): log-mean-exp over S draws, the tighter bound on the marginal MAP.
+
+Both are :func:`dropprior.objectives.reduce_draws`, the objectives' one implementation.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice
 from dropprior.functional import fused_plan, fused_sample
 from dropprior.noise import NoiseLaw
+from dropprior.objectives import reduce_draws
 
 __all__ = ["BatchedMLP", "train_batched", "predict_batched", "score_batched", "Scores",
            "BATCHED_STRUCTURES", "OBJECTIVES"]
@@ -187,10 +190,7 @@ def train_batched(x: Tensor, y: Tensor, laws: Sequence[NoiseLaw], precision: Ten
             xb, yb = x[:, idx], y[:, idx]
             out = model(xb, sampler(idx.numel(), generator))
             loglik = (log_norm - 0.5 * tau * (out - yb).pow(2)).view(n_networks, samples, -1)
-            if objective == "mc":
-                per_example = loglik.mean(dim=1)
-            else:
-                per_example = torch.logsumexp(loglik, dim=1) - math.log(samples)
+            per_example = reduce_draws(loglik.transpose(0, 1), objective)  # (G, B)
             loss = (-per_example.mean(dim=1) + decay * model.weight_norms()).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
