@@ -83,19 +83,27 @@ def test_bad_loader_and_optimizer_arguments_say_what_is_accepted() -> None:
         fit(model, Gaussian(0.5), x, y, optimizer="lbfgs", progress=False)
 
 
-def test_prior_warmup_weights_the_prior_up_to_one() -> None:
-    x, y = _data()
-    model, reference = _model(), _model()
-    fit(model, Gaussian(0.5), x, y, sigma0=0.2, optimizer="sgd",
-        optimizer_kwargs={"momentum": 0.0}, lr=0.05, epochs=4, prior_warmup=2, progress=False)
+def _sgd_with_weighted_prior(reference: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                             weights: tuple[float, ...]) -> None:
+    """Full-batch SGD (lr 0.05) on −mean log N(y | f(x), 0.5²) + w · ‖θ‖²/(2·0.2²) / N, one
+    step per weight w: the loss fit should minimise, written out."""
     opt = torch.optim.SGD(reference.parameters(), lr=0.05)
-    for weight in (1 / 3, 2 / 3, 1.0, 1.0):  # (epoch + 1) / (warmup + 1), then the full prior
+    for weight in weights:
         penalty = sum((p**2).sum() for p in reference.parameters()) / (2 * 0.2**2)
         loss = (-Normal(reference(x), 0.5).log_prob(y).sum(-1).mean()
                 + weight * penalty / x.shape[0])
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+def test_prior_warmup_weights_the_prior_up_to_one() -> None:
+    x, y = _data()
+    model, reference = _model(), _model()
+    fit(model, Gaussian(0.5), x, y, sigma0=0.2, optimizer="sgd",
+        optimizer_kwargs={"momentum": 0.0}, lr=0.05, epochs=4, prior_warmup=2, progress=False)
+    # (epoch + 1) / (warmup + 1), then the full prior
+    _sgd_with_weighted_prior(reference, x, y, (1 / 3, 2 / 3, 1.0, 1.0))
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
     with pytest.raises(ValueError, match="prior_warmup must be an int >= 0"):
@@ -108,14 +116,8 @@ def test_prior_weight_tempers_the_prior_throughout_and_after_the_warmup() -> Non
     fit(model, Gaussian(0.5), x, y, sigma0=0.2, optimizer="sgd",
         optimizer_kwargs={"momentum": 0.0}, lr=0.05, epochs=4, prior_warmup=1,
         prior_weight=0.3, progress=False)
-    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
-    for weight in (0.3 / 2, 0.3, 0.3, 0.3):  # β · min(1, (epoch + 1) / (warmup + 1))
-        penalty = sum((p**2).sum() for p in reference.parameters()) / (2 * 0.2**2)
-        loss = (-Normal(reference(x), 0.5).log_prob(y).sum(-1).mean()
-                + weight * penalty / x.shape[0])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # β · min(1, (epoch + 1) / (warmup + 1))
+    _sgd_with_weighted_prior(reference, x, y, (0.3 / 2, 0.3, 0.3, 0.3))
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
     for bad in (0, -1.0, float("inf"), float("nan"), True, "1"):
