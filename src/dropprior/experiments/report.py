@@ -91,6 +91,13 @@ def _lenet_rule(config: dict[str, Any]) -> str:
     return "evidence" if rule == "auto" else rule
 
 
+def _lenet_inference(config: dict[str, Any]) -> str:
+    """The inference of a LeNet record with its training options (the local reparametrization,
+    a prior weight β ≠ 1); records from before these settings had neither."""
+    return (config["inference"] + (", lrt" if config.get("local_reparam") else "")
+            + (f", β={config['prior_weight']:g}" if config.get("prior_weight", 1) != 1 else ""))
+
+
 def _lenet(records: list[dict[str, Any]]) -> str:
     out = [_HEADER.format(exp="lenet"), "# LeNets on MNIST with learned group scales\n\n",
            "`dropprior mnist` (`dropprior.experiments.lenet`): LeNet-300-100 (ARD on every "
@@ -100,14 +107,17 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "filters-conv2 filters-fc1 inputs-fc1 units. FLOPs are 2 × multiply–accumulates of "
            "the linear and conv maps per image (`count_flops`); published FLOP counts may count "
            "multiply–accumulates once.\n\n",
+           "Inference \"vi, lrt\" trained the fc layers by the local reparametrization "
+           "(`--local-reparam`); \"β=…\" weighted the prior (KL) term by β (`--prior-weight`). "
            "The rule is `kept_groups`'s (`snr`: posterior SNR ≥ 1; `evidence`: the group "
-           "pays for its KL on the training images; `scale`: MAP scale ≥ 10⁻³). \"Fine-tuned\" "
+           "pays for its KL on the training images, β·KL under a tempered prior; `scale`: MAP "
+           "scale ≥ 10⁻³). \"Fine-tuned\" "
            "is the pruned network after `--fine-tune-epochs` of `fit`; the target is judged on "
            "it where there is one.\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
            "kept | params | FLOPs | meets target | note |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
-    rows = sorted(records, key=lambda r: (r["config"]["arch"], r["config"]["inference"],
+    rows = sorted(records, key=lambda r: (r["config"]["arch"], _lenet_inference(r["config"]),
                                           r["config"].get("rule", ""),
                                           r["config"].get("fine_tune_epochs", 0)))
     for r in rows:
@@ -118,7 +128,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
         epochs = (f"{m['epochs_run']} (prior warm-up {c['prior_warmup']})"
                   if c.get("prior_warmup") else str(m["epochs_run"]))
         if "prune_error" in m:
-            out.append(f"| {c['arch']} | {c['inference']} | {c['hyperprior']} | {rule} | "
+            out.append(f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
                        f"{epochs} | {100 * m['test_error']:.2f}% | not pruned | — | — "
                        f"| — | — | no | prune refused: {m['prune_error']} {note} |\n")
             continue
@@ -132,7 +142,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
         tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({c['fine_tune_epochs']} epochs)"
                  if "test_error_fine_tuned" in m else "—")
         out.append(
-            f"| {c['arch']} | {c['inference']} | {c['hyperprior']} | {rule} | "
+            f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
             f"{epochs} | {100 * m['test_error']:.2f}% | "
             f"{100 * m['test_error_pruned']:.2f}% | {tuned} | "
             f"{m['kept_architecture']} | {m['params_before']:,} → {m['params_after']:,} | "
