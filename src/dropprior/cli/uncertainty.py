@@ -15,6 +15,8 @@ _HELP = {
     "sigma0": "prior std of the weights", "dropout": "dropout rate the noise laws match",
     "heavy_law": "the heavy-tailed law (Table 1)", "samples": "draws per prediction",
     "members": "deep-ensemble members", "seed": "subset, initialisation and draws",
+    "vi_local_reparam": "learned scales: train the linear maps by the local reparametrization",
+    "vi_prior_weight": "learned scales: β multiplying the KL term (1: the ELBO)",
 }
 _CHOICES = {"heavy_law": ["gaussian", "rayleigh", "inverse_nakagami"]}
 

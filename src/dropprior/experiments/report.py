@@ -170,9 +170,13 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
            "so no row is said to beat another.\n\n"]
     for r in sorted(records, key=lambda r: r["command"]):
         c, m = r["config"], r["metrics"]
+        vi = ((", learned scales by the local reparametrization"
+               if c.get("vi_local_reparam") else "")
+              + (f", learned scales' KL weighted by β = {c['vi_prior_weight']:g}"
+                 if c.get("vi_prior_weight", 1) != 1 else ""))
         out.append(f"## {c['epochs']} epochs, {c['train_size']:,} images, dropout "
                    f"{c['dropout']}, heavy law {c['heavy_law']}, S = {c['samples']}, "
-                   f"{c['members']} ensemble members\n\n")
+                   f"{c['members']} ensemble members{vi}\n\n")
         out.append("| predictor | accuracy | NLL | ECE | Brier | AURC | accuracy, 45° | "
                    "AUROC 30° | AUROC 60° | AUROC noise | training s |\n"
                    "|---|---|---|---|---|---|---|---|---|---|---|\n")

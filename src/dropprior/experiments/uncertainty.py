@@ -9,7 +9,9 @@ N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU
 * the heavy-tailed law ``heavy_law`` (Table 1, matched to the same rate by
   :func:`dropprior.experiments.laws.dropout_law`) in the same places;
 * ``learned_scales``: ARD on every layer's inputs with variational weights and closed-form
-  scales under a log-uniform hyperprior (:func:`dropprior.scales.variational`), #8's model;
+  scales under a log-uniform hyperprior (:func:`dropprior.scales.variational`), #8's model,
+  optionally trained by the local reparametrization (``vi_local_reparam``) and with its KL
+  weighted by ``vi_prior_weight``;
 * ``ensemble``: ``members`` deterministic nets from :func:`dropprior.fit_ensemble`.
 
 Each is evaluated by :func:`dropprior.experiments.evaluate.evaluate_classifier` with
@@ -49,10 +51,14 @@ class UncertaintySettings:
     samples: int = 50
     members: int = 5
     seed: int = 0
+    vi_local_reparam: bool = False
+    vi_prior_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        from dropprior._validation import check_prior_weight
         from dropprior.experiments.laws import TABLE1_LAWS
 
+        check_prior_weight(self.vi_prior_weight)
         for name in ("epochs", "train_size", "batch_size", "samples", "members"):
             check_int(name, getattr(self, name), 1)
         check_choice("heavy_law", self.heavy_law,
@@ -91,8 +97,12 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
                    "learned_scales": dropout_law("bernoulli", s.dropout)}[variant]
             model = lenet_300_100(law)
             if variant == "learned_scales":
-                scales.variational(model, "log_uniform", init_std=0.01)
-            fit(model, Categorical(), standard, y, seed=s.seed, **common)
+                scales.variational(model, "log_uniform", init_std=0.01,
+                                   local_reparam=s.vi_local_reparam)
+                fit(model, Categorical(), standard, y, seed=s.seed,
+                    prior_weight=s.vi_prior_weight, **common)
+            else:
+                fit(model, Categorical(), standard, y, seed=s.seed, **common)
             models = [model]
         seconds = time.perf_counter() - start
 
