@@ -162,6 +162,26 @@ def test_interval_metrics_of_one_gaussian_against_scipy():
     z = (obs - mu) / 0.5
     crps = 0.5 * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / np.sqrt(np.pi))
     assert intervals["crps"] == pytest.approx(3.0 * crps.mean(), rel=1e-4)
+    # its spread is the likelihood's alone: noise std 0.5 (× y_std), no spread between draws
+    assert intervals["noise_std"] == pytest.approx(1.5) and intervals["draw_std"] == 0.0
+
+
+def test_draw_spread_is_the_draws_standard_deviation():
+    from dropprior import predict
+    from dropprior.experiments.uci_scales import _test_scores
+    from dropprior.likelihoods import Gaussian
+    from dropprior.nn import NoisyLinear
+    from dropprior.noise import Bernoulli
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.7, inverted=True)))
+    x, y = torch.randn(50, 3), torch.randn(50, 1)
+    intervals = {}
+    torch.manual_seed(1)
+    _test_scores(model, Gaussian(0.2), x, y, samples=40, y_std=2.0, intervals=intervals)
+    torch.manual_seed(1)
+    draws = predict(model, x, samples=40, likelihood=None).sample_outputs[..., 0].numpy()
+    assert intervals["draw_std"] == pytest.approx(2.0 * draws.std(axis=0).mean(), rel=1e-5)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -278,12 +278,17 @@ def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
            "Coverage of the central 90% and 95% intervals of the predictive mixture on the test "
            "points (nominal 0.90, 0.95), its CRPS in the target's units (lower is better) and "
            "the mean |observed − nominal| coverage over the levels 0.05 … 0.95, each mean ± "
-           "standard error over the splits, on the first 1000 draws.\n\n",
+           "standard error over the splits, on the first 1000 draws. The predictive's spread "
+           "has two parts, both in the target's units: the likelihood's learned noise std and "
+           "the spread of the draws' means (their standard deviation, averaged over the test "
+           "points); runs recorded before these two were kept show —.\n\n",
            "| dataset | structure | variant | objective | splits | PICP 90% | PICP 95% | CRPS | "
-           "coverage error |\n|---|---|---|---|---|---|---|---|---|\n"]
+           "coverage error | noise std | draw spread |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|\n"]
     for row in rows:
-        cells = [format_mean_se(row[m], row[f"{m}_se"])
-                 for m in ("picp90", "picp95", "crps", "coverage_error")]
+        cells = [format_mean_se(row[m], row[f"{m}_se"]) if row.get(m, "") != "" else "—"
+                 for m in ("picp90", "picp95", "crps", "coverage_error", "noise_std",
+                           "draw_std")]
         out.append(f"| {row['dataset']} | {row['structure']} | {row.get('variant') or '—'} | "
                    f"{row['objective']} | {row['n_splits']} | {' | '.join(cells)} |\n")
     return out

@@ -385,13 +385,14 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 #: Per-split counts of the library path, averaged over splits in the summary.
 _KEPT = ("inputs_kept", "units_kept", "blocks_kept")
 #: The library path's interval metrics (dropprior.experiments.uci_scales.INTERVAL_METRICS).
-_INTERVALS = ("picp90", "picp95", "crps", "coverage_error")
+_INTERVALS = ("picp90", "picp95", "crps", "coverage_error", "noise_std", "draw_std")
 
 
 _CSV_FIELDS = ["dataset", "law", "structure", "variant", "objective", "n_splits", "epochs",
                "rmse", "rmse_se", "ll", "ll_se", "seconds", "inputs_kept", "units_kept",
                "blocks_kept", "ll_pruned", "ll_pruned_se", "picp90", "picp90_se", "picp95",
-               "picp95_se", "crps", "crps_se", "coverage_error", "coverage_error_se"]
+               "picp95_se", "crps", "crps_se", "coverage_error", "coverage_error_se",
+               "noise_std", "noise_std_se", "draw_std", "draw_std_se"]
 
 
 def anchor_verdicts(dataset: str, ll: float, ll_se: float

@@ -65,8 +65,10 @@ def resolve_prior_weight(value: float | str, model: nn.Module, n_train: int) -> 
 
 #: Per split, beside RMSE and LL: the test points' coverage of the predictive's central 90% and
 #: 95% intervals, its CRPS (target units) and the mean |observed − nominal| coverage over the
-#: levels 0.05 … 0.95 (:mod:`dropprior.metrics`), on the first INTERVAL_DRAWS draws.
-INTERVAL_METRICS = ("picp90", "picp95", "crps", "coverage_error")
+#: levels 0.05 … 0.95 (:mod:`dropprior.metrics`), on the first INTERVAL_DRAWS draws; and the two
+#: parts of the predictive's spread, in the target's units: the likelihood's learned noise std
+#: (``noise_std``) and the mean over test points of the draws' standard deviation (``draw_std``).
+INTERVAL_METRICS = ("picp90", "picp95", "crps", "coverage_error", "noise_std", "draw_std")
 INTERVAL_DRAWS = 1000
 
 
@@ -125,6 +127,8 @@ def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Te
             "picp95": float(metrics.picp(means, stds, target, 0.95)),
             "crps": float(metrics.crps(means, stds, target).mean()) * y_std,
             "coverage_error": float(metrics.coverage_calibration_error(means, stds, target)),
+            "noise_std": float(likelihood.noise_std.detach()) * y_std,
+            "draw_std": float(pred.sample_means.std(dim=0, correction=0).mean()) * y_std,
         })
     return rmse, ll
 
