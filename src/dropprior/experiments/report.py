@@ -224,7 +224,10 @@ def _uci_scales(results: Path) -> str:
            "by more than the combined standard error. \"Pruned LL\" is the test "
            "log-likelihood of the network `prune(threshold=\"auto\")` returns; \"within 1 SE\" "
            "says whether it is no more than one standard error of the unpruned mean below "
-           "that mean.\n\n",
+           "that mean. In the variant, \"lrt\" trained VI's linear maps by the local "
+           "reparametrization, and \"β=…\" weighted the prior (KL) term by β, where \"β=N/W\" "
+           "is the training rows over the network's weights (the follow-up's mean-KL "
+           "objective); the pruning rule then uses the same β.\n\n",
            "| dataset | structure | variant | objective | splits | test RMSE | test LL | "
            "2018 MC dropout LL | beats 2018 | inputs kept | units kept | blocks kept | "
            "pruned LL | within 1 SE | status |"
