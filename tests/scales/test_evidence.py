@@ -174,3 +174,66 @@ def test_evidence_leaves_the_model_as_it_was() -> None:
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert math.isfinite(float(scales.group_kl(model, 1.0)["0:unit"].sum()))
+
+
+def _zero(p: dict, entry: tuple[str, int]) -> dict:
+    """The point parameters with one group entry zeroed by hand."""
+    name, j = entry
+    q = dict(p)
+    if name == "2:layer":
+        return dict(q, **{k: torch.zeros_like(v) for k, v in p.items() if k.startswith("2.")})
+    key = "0.weight" if name == "0:unit" else "3.weight"
+    q[key] = p[key].clone()
+    q[key][:, j] = 0.0
+    return q
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.05])
+def test_joint_rule_removes_the_best_prefix_by_exhaustive_search(beta) -> None:
+    model = _vi_model()
+    sigma0 = 0.7
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(60, 4, dtype=f64, generator=g)
+    y = torch.randn(60, 1, dtype=f64, generator=g)
+    p = {k: mu for k, (mu, _) in _params(model).items()}
+    kl = {k: kl_divergence(Normal(mu, sd), Normal(torch.zeros_like(mu),
+                                                   _prior_std(model, k, sigma0)))
+          for k, (mu, sd) in _params(model).items()}
+
+    def entry_kl(entry: tuple[str, int]) -> float:
+        name, j = entry
+        if name == "2:layer":
+            return sum(float(v.sum()) for k, v in kl.items() if k.startswith("2."))
+        return float(kl["0.weight" if name == "0:unit" else "3.weight"][:, j].sum())
+
+    def joint_delta(entries: list[tuple[str, int]]) -> float:
+        q = dict(p)
+        for e in entries:
+            q = _zero(q, e)
+        return (_point_loglik(p, x, y) - _point_loglik(q, x, y)
+                - beta * sum(entry_kl(e) for e in entries))
+
+    entries = [("0:unit", j) for j in range(4)] + [("2:layer", 0)] + \
+        [("3:unit", j) for j in range(5)]
+    single = {e: joint_delta([e]) for e in entries}
+    candidates = sorted((e for e in entries if single[e] <= 0), key=lambda e: single[e])
+    best_k = min(range(len(candidates) + 1),
+                 key=lambda k: (joint_delta(candidates[:k]), k))
+    removed = set(candidates[:best_k])
+    kept = scales.kept_groups(model, (Gaussian(NOISE), x, y), sigma0, prior_weight=beta,
+                              joint=True)
+    got = {(name, j) for name, mask in kept.items()
+           for j, on in enumerate(mask.reshape(-1).tolist()) if not on}
+    assert got == removed
+    assert len(candidates) >= 2  # the case is not trivial
+    per_group = scales.kept_groups(model, (Gaussian(NOISE), x, y), sigma0, prior_weight=beta)
+    dropped = {(name, j) for name, mask in per_group.items()
+               for j, on in enumerate(mask.reshape(-1).tolist()) if not on}
+    assert removed <= dropped  # the joint rule removes a subset of the per-group candidates
+    assert joint_delta(sorted(removed)) <= min(0.0, joint_delta(sorted(dropped))) + 1e-9
+
+
+def test_joint_rule_needs_data() -> None:
+    with pytest.raises(ValueError, match="joint=True decides variational groups by the evidence "
+                                         "rule: pass data="):
+        scales.kept_groups(_vi_model(), None, 0.7, joint=True)

@@ -21,7 +21,7 @@ from dropprior.scales._attach import (
     update_scales,
     variational,
 )
-from dropprior.scales._evidence import group_evidence, group_kl
+from dropprior.scales._evidence import group_evidence, group_kl, joint_evidence_kept
 from dropprior.scales._groups import GROUP_KINDS, ScaleGroup, Target, scale_groups
 from dropprior.scales._kept import MAP_MIN_SCALE, VI_MAX_LOG_ALPHA, kept_groups
 from dropprior.scales._layout import COMBINE, layer_layout
@@ -54,6 +54,7 @@ __all__ = [
     "kept_groups",
     "group_evidence",
     "group_kl",
+    "joint_evidence_kept",
     "VI_MAX_LOG_ALPHA",
     "MAP_MIN_SCALE",
     "layer_layout",

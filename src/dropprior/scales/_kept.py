@@ -4,7 +4,10 @@ Three rules, by estimator and by what is at hand:
 
 * **VI with the training data** (``data=``): a group is kept when it pays for itself, Δ_g > 0
   (:func:`dropprior.scales.group_evidence`): its effect on the training log-likelihood exceeds
-  its share of the KL term.
+  its share of the KL term. With ``joint=True`` the groups to switch off are chosen as a set
+  (:func:`dropprior.scales.joint_evidence_kept`): the prefix of the lowest Δ_g whose joint
+  removal improves the objective most, so that groups that are each dispensable are not all
+  removed when together they are not.
 * **VI without data**: a group is kept when its posterior signal-to-noise ratio is at least 1
   (:data:`VI_MAX_LOG_ALPHA`). The SNR aggregates the group's weights, so a wide group whose
   weights are individually noisy but jointly useful can fall below 1; pass ``data=`` for such
@@ -19,7 +22,7 @@ import math
 from torch import Tensor, nn
 
 from dropprior.scales._attach import _parametrized, group_snr, has_scales, learned_scales
-from dropprior.scales._evidence import group_evidence
+from dropprior.scales._evidence import group_evidence, joint_evidence_kept
 from dropprior.scales._scale import GaussianTensor
 
 __all__ = ["kept_groups", "VI_MAX_LOG_ALPHA", "MAP_MIN_SCALE"]
@@ -37,7 +40,7 @@ towards 0 without bound, while a supported group's stays of order 1)."""
 
 def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None = None,
                 sigma0: float = 1.0, max_examples: int = 10_000,
-                prior_weight: float = 1.0) -> dict[str, Tensor]:
+                prior_weight: float = 1.0, joint: bool = False) -> dict[str, Tensor]:
     """Which groups the fit keeps, ``{group name: bool tensor of the group's shape}`` (module
     docstring).
 
@@ -49,6 +52,7 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
         max_examples: the evidence rule's log-likelihoods use at most this many examples.
         prior_weight: the evidence rule's β, the fit's weight on its KL term
             (``fit(prior_weight=)``).
+        joint: with ``data``, decide the groups to switch off as a set (module docstring).
 
     Raises:
         ValueError: the model has no learned scales, or ``data`` is given for a MAP model.
@@ -58,6 +62,9 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
                          "dropprior.scales.learn_scales(model) or variational(model) before "
                          "training, or pass keep= or a numeric threshold=")
     variational = any(isinstance(p, GaussianTensor) for _, _, p, _ in _parametrized(model))
+    if joint and data is None:
+        raise ValueError("joint=True decides variational groups by the evidence rule: pass "
+                         "data=(likelihood, x, y)")
     if data is not None:
         if not variational:
             raise ValueError("data= selects the evidence rule of a variational model; a type-II "
@@ -65,6 +72,9 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
         likelihood, x, y = data
         evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples=max_examples,
                                   prior_weight=prior_weight)
+        if joint:
+            return joint_evidence_kept(model, likelihood, x, y, sigma0, evidence,
+                                       prior_weight, max_examples)
         return {name: delta > 0 for name, delta in evidence.items()}
     if variational:
         limit = math.exp(-VI_MAX_LOG_ALPHA / 2)  # SNR = α^(-1/2)
