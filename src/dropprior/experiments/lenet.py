@@ -43,6 +43,7 @@ RULES = {
     "auto": "VI: the evidence rule (a group pays for its KL); MAP: the scales' collapse",
     "evidence": "VI: the evidence rule on the training images",
     "snr": "VI: the posterior signal-to-noise ratio (no data)",
+    "joint": "VI: the evidence rule deciding the switched-off groups as a set",
 }
 
 ARCHS = {
@@ -185,9 +186,14 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     if resumed:  # epochs trained by an earlier process (and possibly an earlier commit)
         metrics["epochs_resumed"] = resumed
     data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None
+    decisions = None
+    if s.rule == "joint":
+        decisions = scales.kept_groups(model, data, s.sigma0, prior_weight=s.prior_weight,
+                                       joint=True)
+        data = None
     try:
         result = prune(model, threshold="auto", layers=layers, example_input=example, data=data,
-                       sigma0=s.sigma0, prior_weight=s.prior_weight)
+                       sigma0=s.sigma0, prior_weight=s.prior_weight, decisions=decisions)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics

@@ -110,7 +110,8 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "Inference \"vi, lrt\" trained the fc layers by the local reparametrization "
            "(`--local-reparam`); \"β=…\" weighted the prior (KL) term by β (`--prior-weight`). "
            "The rule is `kept_groups`'s (`snr`: posterior SNR ≥ 1; `evidence`: the group "
-           "pays for its KL on the training images, β·KL under a tempered prior; `scale`: MAP "
+           "pays for its KL on the training images, β·KL under a tempered prior; `joint`: the "
+           "same, deciding the groups to switch off as a set; `scale`: MAP "
            "scale ≥ 10⁻³). \"Fine-tuned\" "
            "is the pruned network after `--fine-tune-epochs` of `fit`; the target is judged on "
            "it where there is one.\n\n",
