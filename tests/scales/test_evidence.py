@@ -216,7 +216,9 @@ def test_joint_rule_removes_the_best_prefix_by_exhaustive_search(beta) -> None:
     entries = [("0:unit", j) for j in range(4)] + [("2:layer", 0)] + \
         [("3:unit", j) for j in range(5)]
     single = {e: joint_delta([e]) for e in entries}
-    candidates = sorted((e for e in entries if single[e] <= 0), key=lambda e: single[e])
+    # cheapest likelihood cost first: Δ_g + β KL_g
+    candidates = sorted((e for e in entries if single[e] <= 0),
+                        key=lambda e: single[e] + beta * entry_kl(e))
     best_k = min(range(len(candidates) + 1),
                  key=lambda k: (joint_delta(candidates[:k]), k))
     removed = set(candidates[:best_k])

@@ -154,8 +154,10 @@ def joint_evidence_kept(model: nn.Module, likelihood: nn.Module, x: Tensor, y: T
 
     Each group's Δ_g (:func:`group_evidence`) is scored with every other group kept, and
     removing many groups whose Δ_g < 0 at once can cost far more likelihood than the sum of
-    their scores. This rule takes the candidates Δ_g ≤ 0 in increasing order of Δ_g and switches
-    off the prefix S_k of the k lowest that improves the objective most,
+    their scores. This rule takes the candidates Δ_g ≤ 0 in increasing order of their own
+    likelihood cost N · [ℓ̄(μ) − ℓ̄(μ with g zeroed)] = Δ_g + β KL_g (the groups the fit has
+    already switched off, which cost nothing, first) and switches off the prefix S_k of the k
+    cheapest that improves the objective most,
 
     .. math:: \Delta_{S_k} = N\,[\bar\ell(\mu) - \bar\ell(\mu \text{ with } S_k \text{ zeroed})]
               - \beta \sum_{g \in S_k} \mathrm{KL}_g, \qquad k^* = \arg\min_k \Delta_{S_k},
@@ -188,8 +190,10 @@ def joint_evidence_kept(model: nn.Module, likelihood: nn.Module, x: Tensor, y: T
     factor = n / x.shape[0]
     point = collapse(copy.deepcopy(model)).eval()
     groups = {g.name: g for g in scale_groups(point) if g.name in evidence}
-    candidates = sorted((float(d), name, k) for name in groups
-                        for k, d in enumerate(evidence[name].reshape(-1).tolist()) if d <= 0)
+    candidates = sorted(
+        (d + beta * c, name, k) for name in groups
+        for k, (d, c) in enumerate(zip(evidence[name].reshape(-1).tolist(),
+                                       kl[name].reshape(-1).tolist(), strict=True)) if d <= 0)
     base = _log_lik(point, likelihood, x, y, batch_size)
 
     def delta(k: int) -> float:

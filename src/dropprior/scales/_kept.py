@@ -5,9 +5,9 @@ Three rules, by estimator and by what is at hand:
 * **VI with the training data** (``data=``): a group is kept when it pays for itself, Δ_g > 0
   (:func:`dropprior.scales.group_evidence`): its effect on the training log-likelihood exceeds
   its share of the KL term. With ``joint=True`` the groups to switch off are chosen as a set
-  (:func:`dropprior.scales.joint_evidence_kept`): the prefix of the lowest Δ_g whose joint
-  removal improves the objective most, so that groups that are each dispensable are not all
-  removed when together they are not.
+  (:func:`dropprior.scales.joint_evidence_kept`): of the candidates Δ_g ≤ 0, cheapest
+  likelihood cost first, the prefix whose joint removal improves the objective most, so that
+  groups that are each dispensable are not all removed when together they are not.
 * **VI without data**: a group is kept when its posterior signal-to-noise ratio is at least 1
   (:data:`VI_MAX_LOG_ALPHA`). The SNR aggregates the group's weights, so a wide group whose
   weights are individually noisy but jointly useful can fall below 1; pass ``data=`` for such
