@@ -251,7 +251,8 @@ def test_validate_enters_the_job_key_only_when_set(tiny_uci):
 
 
 def test_library_path_flags_on_the_batched_network_are_errors(tiny_uci, capsys):
-    for flags in (["--prior-weight", "0.5"], ["--local-reparam"], ["--validate"]):
+    for flags in (["--prior-weight", "0.5"], ["--local-reparam"], ["--validate"],
+                  ["--joint-rule"]):
         assert main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", *flags]) == 2
         assert "applies to the learned-scale path" in capsys.readouterr().err
 
@@ -277,6 +278,16 @@ def test_local_reparam_is_a_variant_of_vi_only(tiny_uci):
     with pytest.raises(ValueError, match="prior_weight must be a finite number > 0"):
         uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
                         inference="vi", prior_weight=-1.0, **common)
+    joint = uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                            inference="vi", joint_rule=True, **common)
+    assert "joint_rule=True" in joint[0].key and "joint_rule" not in plain[0].key
+    assert joint[0].params["variant"] == "depth 0, vi, inverse_gamma, joint"
+    split = run_uci_scales_split(dict(joint[0].params))["splits"][0]
+    assert 0 <= split["inputs_kept"] <= 3 and 0 <= split["units_kept"] <= 4
+    with pytest.raises(ValueError, match="--joint-rule decides variational groups: it needs "
+                                         "--inference vi"):
+        uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                        inference="map", joint_rule=True, **common)
     split = run_uci_scales_split(lrt[0].params)["splits"][0]
     assert math.isfinite(split["ll"]) and math.isfinite(split["rmse"])
     with pytest.raises(ValueError, match="--local-reparam .* needs --inference vi, got "

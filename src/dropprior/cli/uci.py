@@ -73,6 +73,9 @@ def register(subparsers: Any) -> None:
              help="learned-scale path, --inference vi: train the linear maps by the local "
              "reparametrization (one output draw per example instead of one weight draw per "
              "minibatch)")
+    opts.add("--joint-rule", default=False, switch=True,
+             help="learned-scale path, --inference vi: prune by the set-wise evidence rule "
+             "(kept_groups(joint=True)) instead of one group at a time")
     opts.add("--prior-weight", default=1.0, kind=_prior_weight,
              help="learned-scale path: β multiplying the prior term (1: the posterior; < 1 a "
              "tempered, KL-down-weighted fit; choose it with --validate), or 'per-weight': "
@@ -153,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if not library:
         for flag, value, default in (("--prior-weight", cfg["prior_weight"], 1.0),
                                      ("--local-reparam", cfg["local_reparam"], False),
+                                     ("--joint-rule", cfg["joint_rule"], False),
                                      ("--validate", cfg["validate"], False)):
             if value != default:
                 raise CLIError(f"{flag} applies to the learned-scale path (--depth, "
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             depth=cfg["depth"], hyperprior=cfg["hyperprior"], inference=cfg["inference"],
             dropout=cfg["dropout"], seed=cfg["seed"], splits=cfg["splits"],
             validate=cfg["validate"], local_reparam=cfg["local_reparam"],
-            prior_weight=cfg["prior_weight"],
+            prior_weight=cfg["prior_weight"], joint_rule=cfg["joint_rule"],
             **{name: cfg[name] for name in ("epochs", "hidden", "lr", "batch_size", "sigma0",
                                             "test_samples", "train_samples")})
     else:

@@ -110,7 +110,7 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                     hyperprior: str, inference: str, dropout: float, seed: int = 0,
                     splits: Sequence[int] | None = None, validate: bool = False,
                     local_reparam: bool = False, prior_weight: float | str = 1.0,
-                    **settings: Any) -> list[Job]:
+                    joint_rule: bool = False, **settings: Any) -> list[Job]:
     """One job per data set × law × structure × objective × split for the library path
     (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
     ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``. ``validate`` adds the inner
@@ -118,7 +118,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     the job key only when set, so earlier run directories resume); so does ``local_reparam``
     (VI: the linear maps trained by the local reparametrization, the variant's ", lrt"), and
     ``prior_weight`` β ≠ 1 (``fit``'s tempered prior, the variant's ", β=…"; or
-    ``"per-weight"``, β = N / W per split, the variant's ", β=N/W").
+    ``"per-weight"``, β = N / W per split, the variant's ", β=N/W"), and ``joint_rule`` (VI
+    groups pruned by the set-wise evidence rule, the variant's ", joint").
 
     Raises:
         ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
@@ -146,6 +147,9 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     if local_reparam and inference != "vi":
         raise ValueError("--local-reparam trains variational weights: it needs --inference vi, "
                          f"got --inference {inference}")
+    if joint_rule and inference != "vi":
+        raise ValueError("--joint-rule decides variational groups: it needs --inference vi, "
+                         f"got --inference {inference}")
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
     from dropprior._validation import check_prior_weight
@@ -157,7 +161,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
         prior_weight = check_prior_weight(prior_weight)
         beta = f", β={prior_weight:g}" if prior_weight != 1 else ""
     variant = (f"depth {depth or 0}, {inference}, {hyperprior}"
-               + (", lrt" if local_reparam else "") + beta)
+               + (", lrt" if local_reparam else "") + beta
+               + (", joint" if joint_rule else ""))
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
@@ -180,6 +185,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                             params["local_reparam"] = True
                         if prior_weight != 1:
                             params["prior_weight"] = prior_weight
+                        if joint_rule:
+                            params["joint_rule"] = True
                         key = (f"{name}/{law}/{structure}/{objective}/{variant}/split={k}/"
                                + "-".join(f"{n}={params[n]}" for n in sorted(params)
                                           if n not in ("data_dir", "dataset", "law", "structure",

@@ -228,7 +228,8 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
         # VI: the evidence rule on the training split; MAP: the scales' collapse
         data = (likelihood, xt, yt) if params["inference"] == "vi" else None
         sigma0 = float(params["sigma0"])
-        decisions = scales.kept_groups(model, data, sigma0, prior_weight=fitted.prior_weight)
+        decisions = scales.kept_groups(model, data, sigma0, prior_weight=fitted.prior_weight,
+                                       joint=bool(data is not None and params.get("joint_rule")))
         result.update(_kept_counts(decisions, model, depth))
         try:
             pruned = prune(model, threshold="auto", decisions=decisions).model
