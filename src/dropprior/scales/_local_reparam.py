@@ -21,9 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-__all__ = ["local_reparam_eligible", "register_local_reparam", "LOCAL_REPARAM_KINDS"]
-
-LOCAL_REPARAM_KINDS = "torch.nn.Linear and dropprior.nn.NoisyLinear"
+__all__ = ["local_reparam_eligible", "register_local_reparam"]
 
 
 def _gaussian(module: nn.Module, name: str) -> Any:
