@@ -28,6 +28,7 @@ from dropprior.hyperpriors import ScaleHyperprior, resolve_hyperprior
 from dropprior.nn import NoisyModule
 from dropprior.noise import Bernoulli, NoiseLaw
 from dropprior.scales._groups import ScaleGroup, scale_groups
+from dropprior.scales._local_reparam import local_reparam_eligible, register_local_reparam
 from dropprior.scales._scale import (
     GaussianTensor,
     GroupScale,
@@ -151,7 +152,6 @@ def variational(model: nn.Module, hyperprior: str | ScaleHyperprior = "auto",
         the new :class:`ScaleVariance` modules, one per group.
     """
     from dropprior._validation import check_bool
-    from dropprior.scales._local_reparam import local_reparam_eligible, register_local_reparam
 
     _check_fresh(model)
     check_bool("local_reparam", local_reparam)

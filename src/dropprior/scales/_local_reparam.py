@@ -21,12 +21,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from dropprior.nn import NoisyLinear
+from dropprior.scales._scale import GaussianTensor
+
 __all__ = ["local_reparam_eligible", "register_local_reparam"]
 
 
 def _gaussian(module: nn.Module, name: str) -> Any:
-    from dropprior.scales._scale import GaussianTensor
-
     if not parametrize.is_parametrized(module, name):
         return None
     plist = module.parametrizations[name]  # type: ignore[index,union-attr]
@@ -37,8 +38,6 @@ def _gaussian(module: nn.Module, name: str) -> Any:
 def local_reparam_eligible(module: nn.Module) -> bool:
     """Whether ``module`` is a linear map whose weight is variational (a ``GaussianTensor``):
     ``nn.Linear``, or a ``NoisyLinear`` (whose noise :func:`variational` has switched off)."""
-    from dropprior.nn import NoisyLinear
-
     return isinstance(module, (nn.Linear, NoisyLinear)) and _gaussian(module, "weight") is not None
 
 
