@@ -64,6 +64,17 @@ def _top_level(model: nn.Module) -> dict[int, int]:
     return {id(m): i for i, child in enumerate(model) for m in child.modules()}
 
 
+def _subsample(x: Tensor, y: Tensor, max_examples: int, seed: int
+               ) -> tuple[Tensor, Tensor, float]:
+    """At most ``max_examples`` of the N examples, drawn without replacement with ``seed``, and
+    the factor N / (the number kept) that scales their log-likelihood to all N."""
+    n = x.shape[0]
+    if n > max_examples:
+        pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_examples]
+        x, y = x[pick], y[pick]
+    return x, y, n / x.shape[0]
+
+
 def _log_lik(run: nn.Module, likelihood: Any, inputs: Tensor, y: Tensor,
              batch_size: int) -> float:
     total = 0.0
@@ -101,10 +112,7 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
     if n == 0 or y.shape[0] != n:
         raise ValueError(f"group_evidence needs matching non-empty data, got x with {n} and y "
                          f"with {y.shape[0]} examples")
-    if n > max_examples:
-        pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_examples]
-        x, y = x[pick], y[pick]
-    factor = n / x.shape[0]
+    x, y, factor = _subsample(x, y, max_examples, seed)
     point = collapse(copy.deepcopy(model)).eval()
     position = _top_level(point)
     cache: dict[int, tuple[nn.Module, Tensor, float]] = {}
@@ -183,11 +191,7 @@ def joint_evidence_kept(model: nn.Module, likelihood: nn.Module, x: Tensor, y: T
         evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples, batch_size,
                                   seed, prior_weight)
     kl = group_kl(model, sigma0)
-    n = x.shape[0]
-    if n > max_examples:
-        pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_examples]
-        x, y = x[pick], y[pick]
-    factor = n / x.shape[0]
+    x, y, factor = _subsample(x, y, max_examples, seed)
     point = collapse(copy.deepcopy(model)).eval()
     groups = {g.name: g for g in scale_groups(point) if g.name in evidence}
     candidates = sorted(
