@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -75,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dropprior.data import load_uci
-    from dropprior.experiments.mcmc_uci import McmcSettings, run_method, summarise_methods
+    from dropprior.experiments.mcmc_uci import McmcSettings, method_rows, summarise_methods
     from dropprior.noise import law_by_name, match_dropout
 
     torch.set_num_threads(1)
@@ -103,21 +102,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--splits must be ≥ 1, got {args.splits}")
     law = match_dropout(args.law, args.p, dtype=torch.float64)
     rows = []
-    for k in range(n_splits):
-        train, test = ds.splits[k]
-        for method in methods:
-            start = time.perf_counter()
-            scores = run_method(method, ds.X, ds.y, train, test, law, settings,
-                                seed=args.seed + k)
-            scores.update(split=k, method=method, seconds=time.perf_counter() - start)
-            rows.append(scores)
-            print(f"split {k:2d} {method:13s} RMSE {scores['rmse']:.3f} "
-                  f"LL {scores['test_ll']:.3f}"
-                  + (f"  ESS/grad {scores['min_ess_per_gradient']:.2e} "
-                     f"div {scores['divergences']} R-hat {scores['max_rhat']:.3f} "
-                     f"(train LL {scores['rhat_train_ll']:.3f})"
-                     if method.startswith("nuts") else "")
-                  + f"  ({scores['seconds']:.0f}s)", flush=True)
+    for scores in method_rows(ds, law, methods, settings, args.seed, n_splits):
+        rows.append(scores)
+        k, method = scores["split"], scores["method"]
+        print(f"split {k:2d} {method:13s} RMSE {scores['rmse']:.3f} "
+              f"LL {scores['test_ll']:.3f}"
+              + (f"  ESS/grad {scores['min_ess_per_gradient']:.2e} "
+                 f"div {scores['divergences']} R-hat {scores['max_rhat']:.3f} "
+                 f"(train LL {scores['rhat_train_ll']:.3f})"
+                 if method.startswith("nuts") else "")
+              + f"  ({scores['seconds']:.0f}s)", flush=True)
     summary = summarise_methods(rows, methods)
     print(f"\n{args.dataset}, {n_splits} split(s), law {args.law} matched to p={args.p}")
     for m, s in summary.items():

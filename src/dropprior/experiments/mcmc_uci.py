@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["METHODS", "McmcSettings", "run_method", "summarise_methods", "run_mcmc_job"]
+__all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_methods",
+           "run_mcmc_job"]
 
 METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-ep")
 
@@ -83,12 +84,26 @@ def summarise_methods(rows: Sequence[dict[str, Any]],
     return out
 
 
+def method_rows(ds: Any, law: Any, methods: Sequence[str], settings: McmcSettings, seed: int,
+                n_splits: int) -> Iterator[dict[str, Any]]:
+    """Each method's scores on each of the first ``n_splits`` splits of ``ds`` (split k seeded
+    ``seed + k``), as rows with ``split``, ``method`` and ``seconds`` added, one at a time."""
+    import time
+
+    for k in range(n_splits):
+        train, test = ds.splits[k]
+        for method in methods:
+            start = time.perf_counter()
+            scores: dict[str, Any] = dict(run_method(method, ds.X, ds.y, train, test, law,
+                                                     settings, seed=seed + k))
+            scores.update(split=k, method=method, seconds=time.perf_counter() - start)
+            yield scores
+
+
 def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
     """The runner's job: ``params`` holds ``data_dir``, ``dataset``, ``law``, ``methods``,
     ``splits`` (the first N, or None for all), ``seed`` and the :class:`McmcSettings` fields.
     Returns ``{"rows": one per split and method, "summary": summarise_methods(...)}``."""
-    import time
-
     from dropprior.data import load_uci
     from dropprior.noise import match_dropout
 
@@ -96,15 +111,7 @@ def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
     ds = load_uci(params["data_dir"], params["dataset"])
     n = len(ds.splits) if params["splits"] is None else min(int(params["splits"]), len(ds.splits))
     law = match_dropout(params["law"], settings.p, dtype=torch.float64)
-    rows = []
-    for k in range(n):
-        train, test = ds.splits[k]
-        for method in params["methods"]:
-            start = time.perf_counter()
-            scores = run_method(method, ds.X, ds.y, train, test, law, settings,
-                                seed=int(params["seed"]) + k)
-            scores.update(split=k, method=method, seconds=time.perf_counter() - start)
-            rows.append(scores)
+    rows = list(method_rows(ds, law, params["methods"], settings, int(params["seed"]), n))
     return {"rows": rows, "summary": summarise_methods(rows, params["methods"])}
 
 
