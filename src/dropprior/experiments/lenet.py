@@ -186,14 +186,11 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     if resumed:  # epochs trained by an earlier process (and possibly an earlier commit)
         metrics["epochs_resumed"] = resumed
     data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None
-    decisions = None
-    if s.rule == "joint":
-        decisions = scales.kept_groups(model, data, s.sigma0, prior_weight=s.prior_weight,
-                                       joint=True)
-        data = None
+    decisions = scales.kept_groups(model, data, s.sigma0, prior_weight=s.prior_weight,
+                                   joint=s.rule == "joint")
     try:
-        result = prune(model, threshold="auto", layers=layers, example_input=example, data=data,
-                       sigma0=s.sigma0, prior_weight=s.prior_weight, decisions=decisions)
+        result = prune(model, threshold="auto", layers=layers, example_input=example,
+                       decisions=decisions)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics

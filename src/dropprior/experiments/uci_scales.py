@@ -229,7 +229,7 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
         data = (likelihood, xt, yt) if params["inference"] == "vi" else None
         sigma0 = float(params["sigma0"])
         decisions = scales.kept_groups(model, data, sigma0, prior_weight=fitted.prior_weight,
-                                       joint=bool(data is not None and params.get("joint_rule")))
+                                       joint=bool(params.get("joint_rule")))
         result.update(_kept_counts(decisions, model, depth))
         try:
             pruned = prune(model, threshold="auto", decisions=decisions).model
