@@ -96,13 +96,12 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
                    "heavy": dropout_law(s.heavy_law, s.dropout),
                    "learned_scales": dropout_law("bernoulli", s.dropout)}[variant]
             model = lenet_300_100(law)
-            if variant == "learned_scales":
+            learned = variant == "learned_scales"
+            if learned:
                 scales.variational(model, "log_uniform", init_std=0.01,
                                    local_reparam=s.vi_local_reparam)
-                fit(model, Categorical(), standard, y, seed=s.seed,
-                    prior_weight=s.vi_prior_weight, **common)
-            else:
-                fit(model, Categorical(), standard, y, seed=s.seed, **common)
+            fit(model, Categorical(), standard, y, seed=s.seed,
+                prior_weight=s.vi_prior_weight if learned else 1.0, **common)
             models = [model]
         seconds = time.perf_counter() - start
 

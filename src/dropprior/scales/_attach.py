@@ -146,7 +146,7 @@ def variational(model: nn.Module, hyperprior: str | ScaleHyperprior = "auto",
             (``nn.Linear``, ``NoisyLinear``) by the local reparametrization, one independent
             draw per example, instead of one weight draw per minibatch (the same ELBO with a
             lower-variance gradient; ``dropprior.scales._local_reparam``). Other layers, and
-            every layer under ``mc`` in eval mode, still draw their weights.
+            every layer under ``mc``, still draw their weights.
 
     Returns:
         the new :class:`ScaleVariance` modules, one per group.
