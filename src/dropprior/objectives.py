@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +59,9 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.noise import NoiseLaw
+
+if TYPE_CHECKING:
+    from dropprior.nn import SeededDraws
 
 __all__ = [
     "output_samples",
@@ -125,7 +129,8 @@ def _check_batch(x: Tensor, y: Tensor, likelihood: Likelihood) -> None:
 
 
 def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
-                   vectorize: bool | None = None, max_rows: int | None = None) -> Tensor:
+                   vectorize: bool | None = None, max_rows: int | None = None,
+                   seeded: SeededDraws | None = None) -> Tensor:
     r"""The model's outputs under S independent noise draws, stacked along a new dim 0.
 
     With per-example noise the batch is repeated S times along dim 0 and run through the model in
@@ -140,6 +145,9 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
         vectorize: force (True) or forbid (False) the repeated-batch pass; None decides from the
             layers' granularity (only "example" noise can be vectorized).
         max_rows: rows per vectorised pass (copies × N; None: 65536); at least one copy.
+        seeded: the handle of :func:`dropprior.nn.seeded_draws`: each pass announces the
+            samples it runs, so sample s draws from its own generators and the result does not
+            depend on ``vectorize`` or ``max_rows``.
 
     Shape:
         x: (N, ...); result: (S, N, ...).
@@ -153,7 +161,12 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
     if vectorize is None:
         vectorize = noise_granularities(model) <= {"example"}
     if not vectorize or samples == 1:
-        return torch.stack([model(x) for _ in range(samples)])
+        outputs = []
+        for s in range(samples):
+            if seeded is not None:
+                seeded.start_pass(s, 1)
+            outputs.append(model(x))
+        return torch.stack(outputs)
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 1):
         raise ValueError(f"max_rows must be an int >= 1 or None, got {max_rows!r}")
@@ -163,6 +176,8 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
     done = 0
     while done < samples:
         k = min(copies, samples - done)
+        if seeded is not None:
+            seeded.start_pass(done, k)
         out = model(x.repeat(k, *([1] * (x.dim() - 1))))
         chunks.append(out.reshape(k, n, *out.shape[1:]))
         done += k

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,7 +228,7 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             likelihood: Likelihood | None = _UNSET, method: str = "mc",
             batch_size: int | None = None, vectorize: bool | None = None,
             scope: str = "example", max_rows: int | None = None,
-            seed: int = 0) -> RegressionPrediction | ClassificationPrediction:
+            seed: int | None = None) -> RegressionPrediction | ClassificationPrediction:
     """Predict with MC averaging over noise draws (or deterministic mean-scaling).
 
     Args:
@@ -250,8 +250,13 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             input its own draw), ``"batch"`` (one draw per forward pass) or ``"function"`` (one
             draw per sampled function: sample s uses the same ξ for every input, across
             batches, so the S samples are S networks).
-        seed: ``scope="function"``: the seed of the S functions' draws (the same seed gives the
-            same S networks).
+        seed: the seed of the draws. ``scope="function"``: the S functions (None: 0; the same
+            seed gives the same S networks). ``"example"`` and ``"batch"``: None draws from the
+            layers' own generators, so the numbers depend on how the draws are split into
+            passes; an int gives sample s of batch b generators of its own, seeded by (seed, b,
+            s, module) (:func:`dropprior.nn.seeded_draws`), and the same numbers vectorised or
+            looped and at any ``max_rows``. Seeded vectorised passes run each noisy module once
+            per copy. Every noisy module must then be dropprior's.
         max_rows: the memory budget of a vectorised pass: at most this many rows (draws ×
             examples) go through the model at once (None: 65536); the S draws of a batch run in
             chunks of ⌊max_rows / batch⌋ copies.
@@ -276,14 +281,16 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
-    from dropprior.nn import SCOPES, has_noise, noise_scope, seed_function
+    from dropprior.nn import SCOPES, has_noise, noise_scope, seeded_draws
 
     check_choice("scope", scope, SCOPES)
     if scope != "example" and vectorize:
         raise ValueError(f"vectorize=True repeats the batch so that each copy draws its own "
                          f"noise, which scope={scope!r} shares; leave vectorize=None")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type_name(seed)}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be an int or None, got {type_name(seed)}")
+    if scope == "function" and seed is None:
+        seed = 0
 
     if not has_noise(model):
         samples = 1  # every draw would be the same: one pass
@@ -299,21 +306,16 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             finally:
                 for m, training in modes.items():
                     m.train(training)
-        elif scope == "function":
-            with mc_mode(model), noise_scope(model, scope) as layers:
-                draws = []
-                for s in range(samples):
-                    rows = []
-                    for i in range(0, x.shape[0], max(step, 1)):
-                        seed_function(layers, seed, s, x.device)
-                        rows.append(model(x[i:i + step]))
-                    draws.append(torch.cat(rows))
-                parts.append(_draws(torch.stack(draws), likelihood))
         else:
-            with mc_mode(model), noise_scope(model, scope):
-                for i in range(0, x.shape[0], max(step, 1)):
+            with mc_mode(model), noise_scope(model, scope), ExitStack() as stack:
+                seeded = None if seed is None else stack.enter_context(
+                    seeded_draws(model, seed, per_batch=scope != "function"))
+                for b, i in enumerate(range(0, x.shape[0], max(step, 1))):
+                    if seeded is not None:
+                        seeded.start_batch(b)
                     parts.append(_draws(output_samples(model, x[i:i + step], samples,
-                                                       vectorize, max_rows), likelihood))
+                                                       vectorize, max_rows, seeded),
+                                        likelihood))
     with torch.no_grad():  # a learned likelihood std must not attach the summary to a graph
         return _summary(torch.cat(parts, dim=1), likelihood)  # draws (S, N, ...)
 

@@ -11,7 +11,7 @@ from dropprior.nn._module import (
     mc,
     sampling_mode,
 )
-from dropprior.nn._scope import SCOPES, noise_scope, seed_function
+from dropprior.nn._scope import SCOPES, SeededDraws, noise_scope, seeded_draws
 from dropprior.nn.conv import NoisyConv1d, NoisyConv2d, NoisyConvNd
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import NoisyLSTM
@@ -29,7 +29,8 @@ __all__ = [
     "mc",
     "apply_noise",
     "noise_scope",
-    "seed_function",
+    "seeded_draws",
+    "SeededDraws",
     "has_noise",
     "sampling_mode",
     "NoisyConvNd",
