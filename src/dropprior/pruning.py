@@ -33,6 +33,11 @@ Removing a group gives exactly the model whose group weights are zero — in eva
 mode, the pruned model's outputs equal the unpruned model's with the removed filters' weights
 and biases and the consumer's matching input weights set to zero (tested).
 
+With ``mean_inputs=`` (mean replacement), a removed input unit or channel of a linear or conv map
+is held at its mean over those examples instead of zero: its mean contribution is folded into the
+map's bias, so the pruned model equals the unpruned one with the removed inputs replaced by their
+means (tested; for a conv, exactly so without padding).
+
 It reports parameter counts and FLOPs (2 × multiply–accumulates of the linear and convolutional
 maps, per example) before and after.
 """
@@ -219,9 +224,12 @@ def _shrink_outputs(m: Any, index: Tensor, where: str) -> None:
         m.out_channels = index.numel()
 
 
-def _shrink_inputs(m: Any, index: Tensor, where: str) -> None:
+def _shrink_inputs(m: Any, index: Tensor, where: str,
+                   means: dict[int, Tensor] | None = None) -> None:
     """Keep input features / channels ``index`` of a linear, conv or LSTM map (weight
-    columns; for an LSTM the first layer's input-to-hidden columns)."""
+    columns; for an LSTM the first layer's input-to-hidden columns). Where ``means`` holds the
+    map's input mean (:func:`_input_means`), the removed inputs' mean contribution is added to
+    its bias."""
     from dropprior.nn import NoisyLSTM
 
     if isinstance(m, NoisyLSTM):
@@ -231,11 +239,83 @@ def _shrink_inputs(m: Any, index: Tensor, where: str) -> None:
         return
     if _is_conv(m):
         _check_groups(m, where)
+    if means is not None and id(m) in means:
+        _fold_mean(m, index, means[id(m)])
     m.weight = nn.Parameter(m.weight.detach()[:, index].clone())
     if _is_linear(m):
         m.in_features = index.numel()
     else:
         m.in_channels = index.numel()
+
+
+@torch.no_grad()
+def _fold_mean(m: Any, index: Tensor, mean: Tensor) -> None:
+    """Add to ``m``'s bias what its removed inputs (all but ``index``) contribute at their
+    mean: m(mean with the kept inputs zeroed) − m(0), evaluated in eval mode (so a noise law's
+    mean scaling is included). ``mean`` has the shape of one input example; a convolution's
+    output is averaged over positions (exact without padding, where a constant input gives a
+    constant output)."""
+    removed = torch.ones(mean.shape[0], dtype=torch.bool)
+    removed[index] = False
+    if not bool(removed.any()):
+        return
+    probe = torch.where(removed.reshape(-1, *[1] * (mean.dim() - 1)), mean,
+                        torch.zeros_like(mean)).unsqueeze(0).to(m.weight.dtype)
+    training = m.training
+    m.eval()
+    try:
+        shift = m(probe) - m(torch.zeros_like(probe))
+    finally:
+        m.train(training)
+    shift = shift[0] if shift.dim() == 2 else shift[0].flatten(1).mean(dim=1)
+    if m.bias is None:
+        m.bias = nn.Parameter(shift.clone())
+    else:
+        m.bias = nn.Parameter(m.bias.detach() + shift)
+
+
+@torch.no_grad()
+def _input_means(base: nn.Module, new: nn.Module, x: Tensor, batch_size: int = 2_000
+                 ) -> dict[int, Tensor]:
+    """The mean input example of every linear and conv map of ``base`` (eval mode, over the
+    examples ``x``), keyed by the id of the matching map of its deep copy ``new``: for a
+    linear map the mean over every axis but the features, for a conv the mean input image
+    (per channel, broadcast over its positions)."""
+    maps = [(b, c) for b, c in zip(base.modules(), new.modules(), strict=True)
+            if _is_linear(b) or _is_conv(b)]
+    sums: dict[int, Tensor] = {}
+    counts: dict[int, int] = {}
+    shapes: dict[int, torch.Size] = {}
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        h = args[0].detach().to(torch.float64)
+        # a conv's rows are each example's channel means; a linear map's, its input rows
+        rows = h.flatten(2).mean(dim=2) if _is_conv(module) else h.reshape(-1, h.shape[-1])
+        key = id(module)
+        sums[key] = sums[key] + rows.sum(0) if key in sums else rows.sum(0)
+        counts[key] = counts.get(key, 0) + rows.shape[0]
+        shapes[key] = h.shape[1:]
+
+    modes = {m: m.training for m in base.modules()}
+    handles = [b.register_forward_pre_hook(hook) for b, _ in maps]
+    try:
+        base.eval()
+        for i in range(0, x.shape[0], batch_size):
+            base(x[i:i + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in modes.items():
+            m.train(training)
+    means = {}
+    for b, c in maps:
+        if id(b) in sums:
+            mean = sums[id(b)] / counts[id(b)]
+            if _is_conv(b):
+                mean = mean.reshape(-1, *[1] * (len(shapes[id(b)]) - 1)).expand(
+                    shapes[id(b)]).clone()
+            means[id(c)] = mean
+    return means
 
 
 def _shrink_norm(m: Any, index: Tensor) -> None:
@@ -252,8 +332,9 @@ def _shrink_norm(m: Any, index: Tensor) -> None:
 class _Surgery:
     """Shrinks the interface between two maps of a top-level Sequential, once per interface."""
 
-    def __init__(self, original: list[Any], new: list[Any]) -> None:
-        self.original, self.new = original, new
+    def __init__(self, original: list[Any], new: list[Any],
+                 means: dict[int, Tensor] | None = None) -> None:
+        self.original, self.new, self.means = original, new, means
         self.done: dict[int, str] = {}  # producer position -> the layer that pruned it
         self.select: tuple[Tensor, int] | None = None
         self.selections: dict[int, SelectFeatures] = {}  # consumer position -> its selection
@@ -297,7 +378,7 @@ class _Surgery:
             # a kept block reads and writes the whole residual stream, which keeps its width:
             # only this layer's inputs shrink, behind a feature selection
             self._claim(j, name)
-            _shrink_inputs(self.new[i], index, name)
+            _shrink_inputs(self.new[i], index, name, self.means)
             self.selections[i] = SelectFeatures(index, 1 if _is_conv(self.original[i]) else -1)
             return
         if producer is not None and not (_is_linear(producer) or _is_conv(producer)
@@ -308,7 +389,7 @@ class _Surgery:
                              "Linear/Conv producers, through element-wise, pooling and batch-norm "
                              "modules, and residual blocks)")
         self._claim(j, name)
-        _shrink_inputs(self.new[i], index, name)
+        _shrink_inputs(self.new[i], index, name, self.means)
         for k in norms:
             _shrink_norm(self.new[k], index)
         if j < 0:
@@ -351,10 +432,11 @@ class _Surgery:
         elif _is_linear(consumer) and consumer.weight.shape[1] != n_out:
             raise ValueError(f"cannot match the filters of layer {name!r} to the inputs of "
                              f"{type(consumer).__name__} at position {j}")
-        _shrink_inputs(self.new[j], columns, name)
+        _shrink_inputs(self.new[j], columns, name, self.means)
 
 
-def _shrink_block_inputs(residual: Any, index: Tensor, name: str) -> None:
+def _shrink_block_inputs(residual: Any, index: Tensor, name: str,
+                         means: dict[int, Tensor] | None = None) -> None:
     """Keep input units ``index`` of a residual block's first linear or conv map: its weight
     columns go and a :class:`SelectFeatures` in front of it reads the kept units (the residual
     stream, which the block adds to, keeps its width)."""
@@ -365,7 +447,7 @@ def _shrink_block_inputs(residual: Any, index: Tensor, name: str) -> None:
         raise ValueError(f"cannot prune the input units of residual block {name!r}: prune() "
                          "needs its block to be an nn.Sequential with a Linear/Conv map at the "
                          "top level")
-    _shrink_inputs(block[at], index, name)
+    _shrink_inputs(block[at], index, name, means)
     select = SelectFeatures(index, 1 if _is_conv(block[at]) else -1)
     residual.block = nn.Sequential(*block[:at], select, *block[at:])
 
@@ -425,7 +507,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
           fine_tune: Callable[[nn.Module], object] | None = None,
           data: tuple[nn.Module, Tensor, Tensor] | None = None,
           sigma0: float = 1.0, decisions: dict[str, Tensor] | None = None,
-          prior_weight: float = 1.0) -> PruneResult:
+          prior_weight: float = 1.0, mean_inputs: Tensor | None = None) -> PruneResult:
     """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
 
     What is removed, per kind of noisy layer at the top level of the Sequential:
@@ -478,6 +560,11 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         prior_weight: the fit's β on its prior term, for the evidence rule (see ``fit``).
         decisions: with ``threshold="auto"``, the fit's decisions when already computed
             (``kept_groups(model, ...)``'s result), used instead of computing them again.
+        mean_inputs: examples (e.g. the training inputs) for *mean replacement*: each removed
+            input unit or channel of a linear or conv map is replaced by its mean over them
+            (in eval mode), folded into that map's bias, instead of by zero. The pruned model
+            then equals, in eval mode, the unpruned one with those inputs held at their means
+            (for a conv, exactly so without padding). None: removal means zero.
 
     Returns:
         a :class:`PruneResult`.
@@ -491,6 +578,12 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"prune() supports nn.Sequential models, got {type(model).__name__}; "
                         "read relevance(model) and rebuild the model by hand")
+    if mean_inputs is not None and (not isinstance(mean_inputs, Tensor) or mean_inputs.dim() == 0
+                                    or mean_inputs.shape[0] == 0):
+        raise TypeError("mean_inputs must be a tensor of example inputs (N ≥ 1 along dim 0), "
+                        f"got {type(mean_inputs).__name__}"
+                        + (f" of shape {tuple(mean_inputs.shape)}"
+                           if isinstance(mean_inputs, Tensor) else ""))
     if isinstance(threshold, str):
         if threshold != "auto":
             raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
@@ -528,6 +621,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
 
     new = copy.deepcopy(base)
     new_children = list(new)
+    means = None if mean_inputs is None else _input_means(base, new, mean_inputs)
     kept: dict[str, Tensor] = {}
     block_names = [n for n in targets if "." not in n and isinstance(children[int(n)], Residual)
                    and children[int(n)].structure in ("layer", "unit+layer")]
@@ -544,9 +638,10 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             if auto and unit in decisions:
                 index = _choose(decisions[unit].to(torch.float64), None, 0.5, block_names[j],
                                 auto=True)
-                _shrink_block_inputs(new_children[int(block_names[j])], index, block_names[j])
+                _shrink_block_inputs(new_children[int(block_names[j])], index, block_names[j],
+                                     means)
                 kept[block_names[j]] = index
-    surgery = _Surgery(children, new_children)
+    surgery = _Surgery(children, new_children, means)
     for name in targets:
         if name in block_names:
             continue
@@ -570,7 +665,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         elif cut == "outputs":
             surgery.outputs(i, index, name)
         else:  # "block inputs"
-            _shrink_block_inputs(new_children[i], index, name)
+            _shrink_block_inputs(new_children[i], index, name, means)
         kept[name] = index
     pruned = surgery.assemble()
     if fine_tune is not None:

@@ -28,6 +28,8 @@ _HELP = {
     "local_reparam": "VI: draw the linear layers' outputs per example by the local "
     "reparametrization while training (convolutions keep one weight draw per minibatch)",
     "prior_weight": "β multiplying the prior (KL) term (1: the posterior; < 1 tempered)",
+    "mean_replacement": "prune by mean replacement: hold each removed unit or channel at its "
+    "mean over the training images (folded into the next map's bias) instead of at zero",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}

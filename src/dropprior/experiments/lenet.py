@@ -14,7 +14,9 @@ layers' outputs by the local reparametrization in training) or ``"map"``
 likelihood). The test error is the point network's (VI: posterior means; MAP: w = s·z with the
 noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off,
 by ``rule`` (:data:`RULES`, :func:`dropprior.scales.kept_groups`), optionally followed by
-``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network.
+``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network. With
+``mean_replacement`` a removed unit or channel is held at its mean over the training images
+(``prune(mean_inputs=...)``) instead of at zero.
 LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
 convolutions' filters (with them the fc layer's matching input features) and the fc layer's
 units; the ``kept`` architecture is conv1 filters - conv2 filters - fc1 inputs - fc1 units.
@@ -72,6 +74,7 @@ class LenetSettings:
     prior_warmup: int = 0
     local_reparam: bool = False
     prior_weight: float = 1.0
+    mean_replacement: bool = False
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -190,7 +193,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
                                    joint=s.rule == "joint")
     try:
         result = prune(model, threshold="auto", layers=layers, example_input=example,
-                       decisions=decisions)
+                       decisions=decisions, mean_inputs=x if s.mean_replacement else None)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics

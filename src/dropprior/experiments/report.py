@@ -85,10 +85,11 @@ _LENET_ANCHORS = {
 def _lenet_rule(config: dict[str, Any]) -> str:
     """The rule a LeNet record's groups were decided by; records from before the ``rule``
     setting used the SNR rule for VI."""
+    means = ", means" if config.get("mean_replacement") else ""
     if config["inference"] == "map":
-        return "scale"
+        return "scale" + means
     rule = config.get("rule", "snr")
-    return "evidence" if rule == "auto" else rule
+    return ("evidence" if rule == "auto" else rule) + means
 
 
 def _lenet_inference(config: dict[str, Any]) -> str:
@@ -112,7 +113,10 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "The rule is `kept_groups`'s (`snr`: posterior SNR ≥ 1; `evidence`: the group "
            "pays for its KL on the training images, β·KL under a tempered prior; `joint`: the "
            "same, deciding the groups to switch off as a set; `scale`: MAP "
-           "scale ≥ 10⁻³). \"Fine-tuned\" "
+           "scale ≥ 10⁻³); \", means\" removed the groups by mean replacement "
+           "(`--mean-replacement`: each removed unit or channel held at its mean over the "
+           "training images, folded into the next map's bias) instead of at zero. "
+           "\"Fine-tuned\" "
            "is the pruned network after `--fine-tune-epochs` of `fit`; the target is judged on "
            "it where there is one.\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
