@@ -50,6 +50,7 @@ from dropprior.nn import (
     NoisyLSTM,
     NoisyModule,
     Residual,
+    StackedNoisyLinear,
     apply_noise,
     mc,
 )
@@ -109,7 +110,8 @@ __all__ = [
     "ScaleMixture", "SpikeAndSlab", "VarianceGamma", "Laplace", "StudentT", "Horseshoe",
     "QuadratureMarginal",
     # layers
-    "NoisyModule", "MultiplicativeNoise", "NoisyLinear", "NoisyConv1d", "NoisyConv2d",
+    "NoisyModule", "MultiplicativeNoise", "NoisyLinear", "StackedNoisyLinear", "NoisyConv1d",
+    "NoisyConv2d",
     "Residual", "NoisyLSTM", "mc", "apply_noise",
     # training and prediction
     "fit", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",

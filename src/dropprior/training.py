@@ -335,10 +335,13 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
     step_batch = n_train if batch_size is None else min(batch_size, n_train)
     params = list(model.parameters()) + list(likelihood.parameters())
     opt = _make_optimizer(optimizer[0], params, float(lr), optimizer[1])
-    # Validate the batch shapes once, with a clear message, before training.
+    # Validate the batch shapes once, with a clear message, before training. The pass draws
+    # no noise from the layers' own generators: their states are put back afterwards.
     model.train()
+    layer_states = [g.get_state() for g in _layer_generators(model)]
     with torch.no_grad():
         likelihood.check(model(x_tr), y_tr)
+    _set_layer_generator_states(model, layer_states)
     _warn_mc_without_mean(model, objective)
 
     state = _TrainState(History(), opt, generator)
@@ -461,13 +464,13 @@ class _TrainState:
 
 
 def _layer_generators(model: nn.Module) -> list[torch.Generator]:
-    """The distinct generators held by the model's modules (``generator=`` of noisy layers), in
-    ``model.modules()`` order."""
+    """The distinct generators held by the model's modules (``generator=`` of noisy layers,
+    ``generators=`` of stacked ones), in ``model.modules()`` order."""
     seen: dict[int, torch.Generator] = {}
     for module in model.modules():
-        gen = getattr(module, "generator", None)
-        if isinstance(gen, torch.Generator) and id(gen) not in seen:
-            seen[id(gen)] = gen
+        for gen in [getattr(module, "generator", None), *getattr(module, "generators", [])]:
+            if isinstance(gen, torch.Generator) and id(gen) not in seen:
+                seen[id(gen)] = gen
     return list(seen.values())
 
 

@@ -234,7 +234,7 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
                   grids: Sequence[Sequence[tuple[float, float]]], *, law: str, structure: str,
                   objective: str, hidden: Sequence[int], epochs: int, batch_size: int,
                   lr: float, lengthscale: float, train_samples: int, eval_samples: int,
-                  generator: torch.Generator) -> list[dict[str, list[float]]]:
+                  seed: int) -> list[dict[str, list[float]]]:
     """For every task (x_train, y_train, x_eval, y_eval) train one network per grid point (p, τ)
     of its grid on the training rows, all in one batched network, and score each on its
     evaluation rows. Every task must have the same numbers of training and evaluation rows.
@@ -279,10 +279,10 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         torch.as_tensor(np.stack(ys_tr), dtype=dtype),
         per_net, tau_t * std_t**2, weight_decay, hidden=hidden, epochs=epochs,
         batch_size=batch_size, lr=lr, structure=structure, objective=objective,
-        samples=train_samples, generator=generator,
+        samples=train_samples, seed=seed,
     )
-    draws = predict_batched(model, torch.as_tensor(np.stack(xs_ev), dtype=dtype), per_net,
-                            samples=eval_samples, structure=structure, generator=generator)
+    draws = predict_batched(model, torch.as_tensor(np.stack(xs_ev), dtype=dtype),
+                            samples=eval_samples)
     scores = score_batched(draws, torch.as_tensor(np.stack(ys_ev)), torch.tensor(means), std_t,
                            tau_t)
     out: list[dict[str, list[float]]] = [{"rmse": [], "ll": []} for _ in tasks]
@@ -309,14 +309,12 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
     if not dataset.dropout_rates or not dataset.tau_values:
         raise ValueError(f"{dataset.name}: dropout_rates.txt and tau_values.txt must list the grid")
     grid = [(p, t) for p in dataset.dropout_rates for t in dataset.tau_values]
-    generator = torch.Generator().manual_seed(int(params["seed"]))
     common = dict(law=params["law"], structure=params["structure"],
                   objective=params["objective"], hidden=hidden, epochs=epochs,
                   batch_size=int(params["batch_size"]), lr=float(params["lr"]),
                   lengthscale=float(params["lengthscale"]),
                   train_samples=int(params["train_samples"]
-                                    or MARGINAL_SAMPLES * (params["objective"] == "marginal") or 1),
-                  generator=generator)
+                                    or MARGINAL_SAMPLES * (params["objective"] == "marginal") or 1))
     inner_tasks, full_tasks = [], []
     for k in params["splits"]:
         x_train, y_train, x_test, y_test = dataset.split(k)
@@ -324,10 +322,11 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
         inner_tasks.append((x_train[:n_inner], y_train[:n_inner], x_train[n_inner:],
                             y_train[n_inner:]))
         full_tasks.append((x_train, y_train, x_test, y_test))
-    validation = fit_and_score(inner_tasks, [grid] * len(inner_tasks),
+    seed = int(params["seed"])  # the inner fits with it, the refits with seed + 1
+    validation = fit_and_score(inner_tasks, [grid] * len(inner_tasks), seed=seed,
                                eval_samples=int(params["validation_samples"]), **common)
     best = [grid[int(np.nanargmax(np.asarray(v["ll"])))] for v in validation]
-    test = fit_and_score(full_tasks, [[b] for b in best],
+    test = fit_and_score(full_tasks, [[b] for b in best], seed=seed + 1,
                          eval_samples=int(params["test_samples"]), **common)
     results = []
     for k, (p, tau), v, t in zip(params["splits"], best, validation, test, strict=False):

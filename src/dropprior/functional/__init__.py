@@ -6,7 +6,7 @@ gates) have their own exact functions here. :mod:`dropprior.nn` wraps them in th
 """
 
 from dropprior.functional._conv import per_example_conv
-from dropprior.functional._fused import fused_plan, fused_sample
+from dropprior.functional._fused import fused_plan, fused_sample, fused_sample_blocks
 from dropprior.functional._linear import dropconnect_linear, local_reparam_linear
 from dropprior.functional._lstm import (
     gate_projections,
@@ -26,6 +26,7 @@ from dropprior.functional._structure import GRANULARITIES, STRUCTURES, noise_sha
 __all__ = [
     "fused_plan",
     "fused_sample",
+    "fused_sample_blocks",
     "multiplicative_noise",
     "noise_shape",
     "STRUCTURES",

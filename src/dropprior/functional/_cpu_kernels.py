@@ -53,7 +53,7 @@ from numba.extending import intrinsic
 
 from dropprior.functional._plans import LawId
 
-__all__ = ["kernel", "run_programs"]
+__all__ = ["kernel", "block_kernel", "run_programs"]
 
 # the law ids of the Triton kernel, as plain ints (Numba folds them into constants)
 _LAW_BERNOULLI, _LAW_UNIFORM = int(LawId.BERNOULLI), int(LawId.UNIFORM)
@@ -475,6 +475,23 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
                 y[base + i] = xi[i] if draw_only else x[base + i] * xi[i]
 
     return run  # type: ignore[no-any-return]
+
+
+@cache
+def block_kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int
+                 ) -> Callable[..., None]:
+    """``run(y, k0, k1, p0, p1, p2, p3)``: ξ alone into every row of the 2-D float32 array y, row
+    g drawn from its own Philox key (k0[g], k1[g]) exactly as :func:`kernel` with
+    ``draw_only=True`` draws a whole array from one key: one call for many independent draws."""
+    run = kernel(law, twice_a, twice_b, boost, lanes, True)
+
+    @_jit()
+    def run_blocks(y: np.ndarray, k0: np.ndarray, k1: np.ndarray, p0: float, p1: float,
+                   p2: float, p3: float) -> None:
+        for g in range(y.shape[0]):
+            run(y[g], y[g], k0[g], k1[g], p0, p1, p2, p3, 0)
+
+    return run_blocks  # type: ignore[no-any-return]
 
 
 # Programs per thread below which a pass stays on the calling thread (64 programs = 65 536

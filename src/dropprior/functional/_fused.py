@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -41,7 +43,8 @@ from torch.autograd.function import once_differentiable
 from dropprior.functional._plans import FusedPlan, LawId, kernel_plan
 from dropprior.noise import NoiseLaw
 
-__all__ = ["fused_multiply", "fused_plan", "kernel_plan", "FusedPlan", "LawId", "triton_available"]
+__all__ = ["fused_multiply", "fused_plan", "fused_sample_blocks", "kernel_plan", "FusedPlan",
+           "LawId", "triton_available"]
 
 # Lanes per program: each lane draws four elements, so a program covers 4·LANES elements.
 LANES = 256
@@ -139,6 +142,33 @@ def fused_sample(out: Tensor, plan: FusedPlan, generator: torch.Generator | None
     Philox stream, not the generator's own. The same ξ as :func:`fused_multiply` multiplies by
     from the same seed."""
     return launch(out, plan, _seed(out.device, generator), draw_only=True, out=out)
+
+
+def fused_sample_blocks(out: Tensor, plan: FusedPlan,
+                        generators: Sequence[torch.Generator | None]) -> Tensor:
+    """ξ alone into ``out`` (G, ...), block g drawn with its own seed from ``generators[g]``:
+    block g equals ``fused_sample(out[g], plan, generators[g])`` (the same seed draw, the same
+    Philox stream), but on CPU all G blocks are drawn by one kernel call.
+
+    Shape:
+        out: (G, ...), contiguous, G = len(generators).
+    """
+    if out.shape[0] != len(generators) or not out.is_contiguous():
+        raise ValueError(f"out must be contiguous with one block per generator "
+                         f"({len(generators)}), got shape {tuple(out.shape)}")
+    seeds = [int(_seed(out.device, g).item()) for g in generators]
+    if out.device.type != "cpu" or _interpreting() or out.dtype != torch.float32:
+        for block, seed in zip(out, seeds, strict=True):
+            launch(block, plan, torch.tensor([seed], device=out.device), draw_only=True,
+                   out=block)
+        return out
+    from dropprior.functional._cpu_kernels import block_kernel
+
+    run = block_kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, LANES)
+    words = np.array(seeds, dtype=np.int64)
+    run(out.view(out.shape[0], -1).numpy(), (words & 0xFFFFFFFF).astype(np.uint32),
+        ((words >> 32) & 0xFFFFFFFF).astype(np.uint32), *plan.params)
+    return out
 
 
 def _seed(device: torch.device, generator: torch.Generator | None) -> Tensor:

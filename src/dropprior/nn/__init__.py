@@ -16,12 +16,14 @@ from dropprior.nn.conv import NoisyConv1d, NoisyConv2d, NoisyConvNd
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import NoisyLSTM
 from dropprior.nn.residual import Residual
+from dropprior.nn.stacked import StackedNoisyLinear
 
 __all__ = [
     "Stochastic",
     "NoisyModule",
     "MultiplicativeNoise",
     "NoisyLinear",
+    "StackedNoisyLinear",
     "NoisyConv1d",
     "NoisyConv2d",
     "Residual",
