@@ -61,3 +61,107 @@ def test_medium_preset_follows_zarembas_schedule_and_init() -> None:
     for name, p in model.named_parameters():
         assert float(p.detach().abs().max()) <= 0.05 + 1e-7, name  # float32(0.05) rounds up
         assert float(p.detach().abs().max()) > 0.045, name  # filled, not left at a smaller default
+
+
+def test_zaremba_small_preset_follows_their_schedule_and_init() -> None:
+    """Zaremba et al.'s small model: 2 × 200, lr 1 for epochs 1–4, then halved every epoch,
+    13 epochs, every parameter uniform on ±0.1."""
+    small = PTB_SIZES["zaremba-small"]
+    assert (small.layers, small.hidden, small.bptt, small.batch_size, small.epochs) == \
+        (2, 200, 20, 20, 13)
+    assert [learning_rate(small, e) for e in range(4)] == [1.0] * 4
+    assert [learning_rate(small, e) for e in (4, 5, 12)] == [0.5, 0.25, 0.5**9]
+    model = LanguageModel("none", 50, small)
+    for name, p in model.named_parameters():
+        assert 0.09 < float(p.detach().abs().max()) <= 0.1 + 1e-7, name
+
+
+def test_the_zaremba_stack_is_a_multilayer_lstm_with_dropout_between_layers() -> None:
+    """In eval mode the per-layer stack with explicit nn.Dropout equals torch's 2-layer
+    nn.LSTM(dropout=p) with the same weights; in training mode the dropout between layers
+    acts (the outputs differ from eval's)."""
+    from torch import nn
+
+    from dropprior.experiments.ptb import PTBSettings
+
+    torch.manual_seed(0)
+    s = PTBSettings(hidden=8, layers=2, dropout=0.5)
+    model = LanguageModel("zaremba", 20, s)
+    reference = nn.LSTM(8, 8, 2, dropout=0.5)
+    with torch.no_grad():
+        for k, cell in enumerate(model.rnn.cells):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(reference, f"{name}_l{k}").copy_(getattr(cell, f"{name}_l0"))
+    x = torch.randn(5, 3, 8)
+    state = (torch.randn(2, 3, 8), torch.randn(2, 3, 8))
+    model.eval()
+    reference.eval()
+    out, (h, c) = model.rnn(x, state)
+    want, (h_ref, c_ref) = reference(x, state)
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(h, h_ref)
+    torch.testing.assert_close(c, c_ref)
+    model.train()
+    assert not torch.allclose(model.rnn(x, state)[0], want)
+
+
+def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_path: Path) -> None:
+    """Against S passes written out here from cross_entropy, with the same draws; and Jensen:
+    the MC-averaged perplexity is at most the geometric mean of the passes' perplexities."""
+    from dropprior.experiments.ptb import PTBSettings, mc_perplexity
+    from dropprior.nn import mc
+
+    torch.manual_seed(0)
+    model = LanguageModel("untied", 11, PTBSettings(hidden=6, dropout=0.3))
+    data = torch.randint(0, 11, (23, 2))
+    torch.manual_seed(5)
+    got = mc_perplexity(model, data, bptt=5, samples=3)
+    torch.manual_seed(5)
+    probs, nlls = [], []
+    with torch.no_grad(), mc(model):
+        for _ in range(3):
+            state, p = None, []
+            for i in range(0, 22, 5):
+                x, y = data[i:i + 5], data[i + 1:i + 6]
+                logits, state = model(x[:y.shape[0]], state)
+                nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1).double(),
+                                                        y.flatten(), reduction="none")
+                p.append(torch.exp(-nll))
+            probs.append(torch.cat(p))
+            nlls.append(-torch.log(torch.cat(p)).mean())
+    want = math.exp(-float(torch.log(torch.stack(probs).mean(0)).mean()))
+    assert got == pytest.approx(want, rel=1e-9)
+    assert got <= math.exp(float(torch.stack(nlls).mean())) + 1e-9
+    with pytest.raises(ValueError, match="samples must be an int >= 1"):
+        mc_perplexity(model, data, bptt=5, samples=0)
+
+
+def test_run_records_speed_and_mc_perplexity(tmp_path: Path) -> None:
+    _write_corpus(tmp_path)
+    settings = {"hidden": 8, "layers": 2, "bptt": 10, "batch_size": 4, "epochs": 1,
+                "dropout": 0.1, "seed": 0, "mc_samples": 2}
+    out = run_ptb_variant({"data_dir": str(tmp_path / "ptb"), "variant": "tied",
+                           "settings": settings})
+    assert out["train_tokens_per_second"] > 0 and out["epochs_run"] == 1
+    assert math.isfinite(out["test_ppl_mc"]) and math.isfinite(out["valid_ppl_mc"])
+    plain = run_ptb_variant({"data_dir": str(tmp_path / "ptb"), "variant": "none",
+                             "settings": settings})
+    assert "test_ppl_mc" not in plain  # no noise: the MC average is the plain perplexity
+
+
+def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> None:
+    from dropprior.cli import main
+    from dropprior.experiments.report import build_pages
+
+    _write_corpus(tmp_path)
+    argv = ["ptb", "--data-dir", str(tmp_path), "--variant", "zaremba", "tied", "--epochs", "1",
+            "--mc-samples", "2", "--results", str(tmp_path / "results")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "zaremba |" in first and "tied |" in first and "read from its record" not in first
+    assert len(list((tmp_path / "results" / "ptb").glob("*.json"))) == 2
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("read from its record") == 2
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| zaremba | 1 |" in page and "| tied | 1 |" in page and "1.00 |" in page
+    assert main(["ptb", "--data-dir", str(tmp_path), "--mc-samples", "-1"]) == 2

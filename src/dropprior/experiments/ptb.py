@@ -5,22 +5,29 @@ by truncated backpropagation through time (``bptt`` steps, state carried across 
 and gradient-norm clipping, as Zaremba et al. (2014), with their loss scale
 (:func:`sequence_loss`: summed over the time steps, averaged over the batch). Variants:
 
-* ``zaremba``: torch ``nn.Dropout`` on the non-recurrent connections, a fresh mask at every time
-  step (per-step dropout);
+* ``none``: no noise (Zaremba et al.'s unregularised baseline);
+* ``zaremba``: torch ``nn.Dropout`` on the non-recurrent connections (the embedding's output, the
+  input of every further layer, the last layer's output), a fresh mask at every time step
+  (per-step dropout);
 * ``gal``: one mask per sequence on the inputs *and* the recurrent state
   (:class:`dropprior.nn.NoisyLSTM` with ``gates="tied"``, ``recurrent_noise``; Gal & Ghahramani);
 * ``tied``: the law on the input rows, one draw per sequence shared by all four gates;
 * ``untied``: one draw per sequence and per gate.
 
 Evaluation uses E[ξ] (mean-scaling, the standard "approximate" evaluation); perplexity is
-exp(mean negative log-likelihood per token) on the validation and test splits.
+exp(mean negative log-likelihood per token) on the validation and test splits. With
+``mc_samples`` = S > 0 the MC-averaged perplexity (Gal & Ghahramani's "MC dropout") is reported
+too: S passes over the split, each with its own noise draws and carried state, the probability
+of every target token averaged over the S passes before the log (:func:`mc_perplexity`).
+Training speed is recorded as training tokens per second (evaluation excluded).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,9 +36,9 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice
 
 __all__ = ["PTB_VARIANTS", "PTBSettings", "PTB_SIZES", "LanguageModel", "run_ptb_variant",
-           "sequence_loss", "learning_rate"]
+           "sequence_loss", "learning_rate", "perplexity", "mc_perplexity", "run_and_record"]
 
-PTB_VARIANTS = ("zaremba", "gal", "tied", "untied")
+PTB_VARIANTS = ("none", "zaremba", "gal", "tied", "untied")
 
 
 @dataclass(frozen=True)
@@ -52,18 +59,54 @@ class PTBSettings:
     dropout: float = 0.3
     law: str = "bernoulli"
     seed: int = 0
+    mc_samples: int = 0  # S > 0: also the MC-averaged perplexity over S passes
+    variant: str = "tied"
+
+    def __post_init__(self) -> None:
+        check_choice("variant", self.variant, PTB_VARIANTS)
+        if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or \
+                self.mc_samples < 0:
+            raise ValueError(f"mc_samples must be an int >= 0, got {self.mc_samples!r}")
 
 
 #: ``small`` is one epoch over the whole training split (929 589 tokens, 1 452 steps of 32 × 20
-#: tokens) with a 1 × 128 LSTM (docs/results.md has the timings). ``medium`` is Zaremba's 2 × 650
-#: network with dropout 0.5 for 39 epochs on the whole training split, with their initialisation
-#: (uniform on ±0.05) and learning-rate schedule (1 for 6 epochs, then divided by 1.2 every epoch).
+#: tokens) with a 1 × 128 LSTM. ``zaremba-small`` is Zaremba et al.'s small network: 2 × 200,
+#: bptt 20, batch 20, 13 epochs, every parameter uniform on ±0.1, learning rate 1 for 4 epochs
+#: then halved every epoch; their small model has no dropout (the ``none`` variant), and the
+#: noisy variants use p = 0.2 here. ``medium`` is Zaremba's 2 × 650 network with dropout 0.5
+#: for 39 epochs on the whole training split, with their initialisation (uniform on ±0.05) and
+#: learning-rate schedule (1 for 6 epochs, then divided by 1.2 every epoch).
 PTB_SIZES = {
     "small": PTBSettings(),
+    "zaremba-small": PTBSettings(hidden=200, layers=2, bptt=20, batch_size=20, epochs=13,
+                                 dropout=0.2, lr_decay=0.5, decay_after=4, init_scale=0.1,
+                                 mc_samples=10),
     "medium": PTBSettings(hidden=650, layers=2, bptt=35, batch_size=20, epochs=39,
                           train_tokens=0, dropout=0.5, lr_decay=1 / 1.2, decay_after=6,
                           init_scale=0.05),
 }
+
+
+class _DroppedLSTM(nn.Module):
+    """``layers`` one-layer ``nn.LSTM``s with an ``nn.Dropout`` on the input of each layer after
+    the first: ``nn.LSTM(dropout=p)``'s structure, with dropout modules that :func:`dropprior.mc`
+    reaches. State as ``nn.LSTM``'s: (h, c), each (layers, N, H)."""
+
+    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.cells = nn.ModuleList(nn.LSTM(hidden, hidden) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        hs, cs = [], []
+        for k, cell in enumerate(self.cells):
+            if k:
+                x = self.drop(x)
+            x, (h, c) = cell(x, None if state is None else (state[0][k:k + 1],
+                                                            state[1][k:k + 1]))
+            hs.append(h)
+            cs.append(c)
+        return x, (torch.cat(hs), torch.cat(cs))
 
 
 class LanguageModel(nn.Module):
@@ -76,10 +119,10 @@ class LanguageModel(nn.Module):
 
         self.variant = check_choice("variant", variant, PTB_VARIANTS)
         self.embed = nn.Embedding(vocab, s.hidden)
-        self.drop = nn.Dropout(s.dropout if variant == "zaremba" else 0.0)
-        if variant == "zaremba":
-            self.rnn: nn.Module = nn.LSTM(s.hidden, s.hidden, s.layers,
-                                          dropout=s.dropout if s.layers > 1 else 0.0)
+        p = s.dropout if variant == "zaremba" else 0.0
+        self.drop = nn.Dropout(p)
+        if variant in ("none", "zaremba"):
+            self.rnn: nn.Module = _DroppedLSTM(s.hidden, s.layers, p)
         else:
             law = dropout_law(s.law, s.dropout)
             self.rnn = NoisyLSTM(s.hidden, s.hidden, s.layers, noise=law,
@@ -88,8 +131,8 @@ class LanguageModel(nn.Module):
         self.out = nn.Linear(s.hidden, vocab)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         if s.init_scale > 0:
-            for p in self.parameters():
-                nn.init.uniform_(p, -s.init_scale, s.init_scale)
+            for p_ in self.parameters():
+                nn.init.uniform_(p_, -s.init_scale, s.init_scale)
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         x = self.drop(self.embed(tokens))
@@ -136,24 +179,54 @@ def perplexity(model: LanguageModel, data: Tensor, bptt: int) -> float:
     return math.exp(total / count)
 
 
+@torch.no_grad()
+def mc_perplexity(model: LanguageModel, data: Tensor, bptt: int, samples: int) -> float:
+    """exp(−mean over tokens of log((1/S) Σ_s p_s(target))): S passes over ``data`` inside
+    :func:`dropprior.mc` (each pass its own noise draws, its state carried from chunk to chunk),
+    the probabilities of the target tokens averaged before the log. Shape: data (T, N)."""
+    from dropprior.nn import mc
+
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    model.eval()
+    targets = data[1:]
+    prob = torch.zeros(targets.shape, dtype=torch.float64)
+    with mc(model):
+        for _ in range(samples):
+            state = None
+            for i in range(0, data.shape[0] - 1, bptt):
+                x, y = data[i:i + bptt], data[i + 1:i + 1 + bptt]
+                logits, state = model(x[: y.shape[0]], state)
+                log_p = torch.log_softmax(logits.double(), dim=-1)
+                prob[i:i + y.shape[0]] += log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1).exp()
+    return math.exp(-float(torch.log(prob / samples).mean()))
+
+
 def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
-    """Train one variant and return its validation / test perplexity (a runner job function).
+    """Train one variant and return its perplexities, speed and history (a runner job function).
 
     Args:
         params: ``{"data_dir", "variant", "settings": {PTBSettings fields}}``.
+
+    Returns:
+        ``valid_ppl``, ``test_ppl`` (mean-scaling), with ``mc_samples`` > 0 ``valid_ppl_mc``
+        and ``test_ppl_mc``, ``valid_history`` (per epoch), ``epochs_run``,
+        ``train_tokens_per_second`` and ``seconds``.
     """
     from dropprior.data import load_ptb
     from dropprior.data.ptb import batchify
 
-    s = PTBSettings(**params["settings"])
+    s = PTBSettings(**{**params["settings"], "variant": params["variant"]})
     corpus = load_ptb(params["data_dir"])
     torch.manual_seed(s.seed)
     train_tokens = corpus.train if s.train_tokens == 0 else corpus.train[: s.train_tokens]
     train = batchify(train_tokens, s.batch_size)
     valid, test = batchify(corpus.valid, 10), batchify(corpus.test, 10)
-    model = LanguageModel(params["variant"], len(corpus.vocab), s)
+    model = LanguageModel(s.variant, len(corpus.vocab), s)
     optimizer = torch.optim.SGD(model.parameters(), lr=s.lr)
     start = time.perf_counter()
+    training = 0.0
+    tokens = 0
     history = []
     best = math.inf
     for epoch in range(s.epochs):
@@ -162,6 +235,7 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
                 group["lr"] = learning_rate(s, epoch)
         model.train()
         state = None
+        began = time.perf_counter()
         for i in range(0, train.shape[0] - 1, s.bptt):
             x, y = train[i:i + s.bptt], train[i + 1:i + 1 + s.bptt]
             x = x[: y.shape[0]]
@@ -173,11 +247,30 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), s.clip)
             optimizer.step()
+            tokens += y.numel()
+        training += time.perf_counter() - began
         val = perplexity(model, valid, s.bptt)
         history.append(val)
         if val >= best and not s.decay_after:
             for group in optimizer.param_groups:
                 group["lr"] *= s.lr_decay
         best = min(best, val)
-    return {"valid_ppl": history[-1], "test_ppl": perplexity(model, test, s.bptt),
-            "valid_history": history, "seconds": time.perf_counter() - start}
+    out: dict[str, Any] = {"valid_ppl": history[-1], "test_ppl": perplexity(model, test, s.bptt),
+                           "valid_history": history, "epochs_run": len(history),
+                           "train_tokens_per_second": tokens / training}
+    if s.mc_samples and s.variant != "none":
+        out["valid_ppl_mc"] = mc_perplexity(model, valid, s.bptt, s.mc_samples)
+        out["test_ppl_mc"] = mc_perplexity(model, test, s.bptt, s.mc_samples)
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def run_and_record(s: PTBSettings, command: str, data_dir: str | Path,
+                   root: str | Path | None = None) -> tuple[dict[str, Any], bool]:
+    """The record of variant ``s.variant`` under ``s`` from ``results/ptb/`` if it is there,
+    else train it and write the record. Returns (record, whether it was run now)."""
+    from dropprior.experiments.records import run_recorded
+
+    return run_recorded("ptb", s, command,
+                        lambda: run_ptb_variant({"data_dir": str(data_dir), "variant": s.variant,
+                                                 "settings": asdict(s)}), root)

@@ -331,6 +331,70 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+#: Published PTB anchors (test perplexity unless said), by (layers, hidden).
+_PTB_ANCHORS = {
+    (2, 200): ("Zaremba et al. 2014, small, unregularised: validation 120.7, test 114.5; "
+               "target here: every noisy variant ≤ 114.5 test perplexity, tied or untied "
+               "level with gal", 114.5),
+    (2, 650): ("Zaremba et al. 2014, medium: 82.7; Gal & Ghahramani 2016, variational LSTM "
+               "medium: 79.7 (78.6 with MC averaging); target here: tied or untied ≤ 79.7",
+               79.7),
+}
+
+
+def _ptb(records: list[dict[str, Any]]) -> str:
+    out = [_HEADER.format(exp="ptb"), "# Penn Treebank language models\n\n",
+           "`dropprior ptb` (`dropprior.experiments.ptb`): a word-level LSTM language model "
+           "trained as Zaremba et al. (2014), without noise (`none`), with per-step dropout "
+           "(`zaremba`, torch's `nn.Dropout`), per-sequence dropout on inputs and state "
+           "(`gal`), and dropprior's gate noise drawn once per sequence, tied or untied "
+           "across the four gates. Perplexity with mean-scaling (E[ξ]) and, where run, "
+           "MC-averaged over S passes (the probability of each target token averaged before "
+           "the log). One seed per row: no standard errors, so no row is said to beat "
+           "another. \"Cost\" is the torch-dropout variant's training tokens per second "
+           "over this variant's, from the records of the same configuration (≤ 1.15 is the "
+           "target; rows from different commits or machine loads compare less well).\n\n"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in records:
+        c = r["config"]
+        key = tuple((k, c[k]) for k in sorted(c) if k != "variant")
+        groups.setdefault(key, []).append(r)
+    order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
+    for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        c = dict(key)
+        tokens = "all" if not c["train_tokens"] else f"{c['train_tokens']:,}"
+        out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
+                   f"{c['batch_size']}, {c['epochs']} epochs, training tokens {tokens}, "
+                   f"{c['law']} p = {c['dropout']}, seed {c['seed']}\n\n")
+        anchor = _PTB_ANCHORS.get((c["layers"], c["hidden"]))
+        out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
+                   "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
+        rows = sorted(rows, key=lambda r: order.get(r["config"]["variant"], 99))
+        base = next((r["metrics"]["train_tokens_per_second"] for r in rows
+                     if r["config"]["variant"] == "zaremba"), None)
+        for r in rows:
+            m, variant = r["metrics"], r["config"]["variant"]
+            mc = [f"{m[k]:.1f}" if k in m else "—" for k in ("valid_ppl_mc", "test_ppl_mc")]
+            speed = m["train_tokens_per_second"]
+            cost = f"{base / speed:.2f}" if base is not None else "—"
+            meets = "—"
+            if anchor is not None and variant != "none":
+                best = min([m["test_ppl"]] + ([m["test_ppl_mc"]] if "test_ppl_mc" in m else []))
+                meets = "yes" if best <= anchor[1] else "no"
+            out.append(f"| {variant} | {m['epochs_run']} | {m['valid_ppl']:.1f} | "
+                       f"{m['test_ppl']:.1f} | {' | '.join(mc)} | {speed:,.0f} | {cost} | "
+                       f"{meets} |\n")
+        if anchor is not None:
+            out.append(f"\nAnchor: {anchor[0]}.\n")
+        out.append("\nCommands:\n\n")
+        for r in rows:
+            out.append(f"- `{r['command']}` ({r['config']['variant']}; commit "
+                       f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
+    if not groups:
+        out.append("No records yet.\n")
+    return "".join(out)
+
+
 def _from_records(experiment: str, builder: Callable[[list[dict[str, Any]]], str]
                   ) -> Callable[[Path], str]:
     def page(results: Path) -> str:
@@ -344,6 +408,7 @@ PAGES: dict[str, Callable[[Path], str]] = {
     "docs/results/lenet.md": _from_records("lenet", _lenet),
     "docs/results/uci_scales.md": _uci_scales,
     "docs/results/uncertainty.md": _from_records("uncertainty", _uncertainty),
+    "docs/results/ptb.md": _from_records("ptb", _ptb),
 }
 """Page path (relative to the repository root) → builder of its text from ``results/``."""
 
