@@ -77,8 +77,11 @@ _LENET_ANCHORS = {
     "lenet-300-100": "Sparse VD (Molchanov et al. 2017): 1.92% error; target here: ≤ 1.8% with at "
                      "most a third of the inputs and of each hidden layer kept",
     "lenet-5-caffe": "SBP (Neklyudov et al. 2017): 3-18-284-283 kept, 0.86–0.9%, 217K FLOPs; "
-                     "BC-GHS (Louizos et al. 2017): 5-10-76-16 kept, 1.0%, 158K FLOPs; target "
-                     "here: ≤ 1.0% at ≤ 217K FLOPs after pruning",
+                     "BC-GHS (Louizos et al. 2017): 5-10-76-16 kept, 1.0%, 158K FLOPs; their "
+                     "FLOPs count each multiply–accumulate once (3-18-284-283 is 213K of them, "
+                     "and the whole LeNet-5-Caffe 2.29M, which they call 2.3M FLOPs), half this "
+                     "page's FLOPs column; target here: ≤ 1.0% at ≤ 217K multiply–accumulates "
+                     "(≤ 434K on this page's count) after pruning",
 }
 
 
@@ -106,8 +109,8 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "layers) with learned group scales, pruned by the fit's own decisions "
            "(`prune(threshold=\"auto\")`). Architectures are kept pixels-hidden-hidden and conv1 "
            "filters-conv2 filters-fc1 inputs-fc1 units. FLOPs are 2 × multiply–accumulates of "
-           "the linear and conv maps per image (`count_flops`); published FLOP counts may count "
-           "multiply–accumulates once.\n\n",
+           "the linear and conv maps per image (`count_flops`); the published LeNet-5 counts "
+           "are multiply–accumulates, half of these (see the anchors below).\n\n",
            "Inference \"vi, lrt\" trained the fc layers by the local reparametrization "
            "(`--local-reparam`); \"β=…\" weighted the prior (KL) term by β (`--prior-weight`). "
            "The rule is `kept_groups`'s (`snr`: posterior SNR ≥ 1; `evidence`: the group "
@@ -143,7 +146,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
             meets = (final <= 0.018 and kept[0] <= 784 / 3 and kept[1] <= 100
                      and kept[2] <= 100 / 3)
         else:
-            meets = final <= 0.010 and m["flops_after"] <= 217_000
+            meets = final <= 0.010 and m["flops_after"] / 2 <= 217_000  # the anchors' MACs
         tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({c['fine_tune_epochs']} epochs)"
                  if "test_error_fine_tuned" in m else "—")
         out.append(
