@@ -156,18 +156,21 @@ def fused_sample_blocks(out: Tensor, plan: FusedPlan,
     if out.shape[0] != len(generators) or not out.is_contiguous():
         raise ValueError(f"out must be contiguous with one block per generator "
                          f"({len(generators)}), got shape {tuple(out.shape)}")
-    seeds = [int(_seed(out.device, g).item()) for g in generators]
+    # One seed per block, each drawn as _seed draws it (randint is empty(...).random_(...)),
+    # into one buffer read back once.
+    words = torch.empty(len(generators), dtype=torch.int64, device=out.device)
+    for slot, g in zip(words.split(1), generators, strict=True):
+        slot.random_(0, 2**62, generator=g)
     if out.device.type != "cpu" or _interpreting() or out.dtype != torch.float32:
-        for block, seed in zip(out, seeds, strict=True):
-            launch(block, plan, torch.tensor([seed], device=out.device), draw_only=True,
-                   out=block)
+        for block, seed in zip(out, words.split(1), strict=True):
+            launch(block, plan, seed, draw_only=True, out=block)
         return out
     from dropprior.functional._cpu_kernels import block_kernel
 
     run = block_kernel(int(plan.law), plan.twice_a, plan.twice_b, plan.boost, LANES)
-    words = np.array(seeds, dtype=np.int64)
-    run(out.view(out.shape[0], -1).numpy(), (words & 0xFFFFFFFF).astype(np.uint32),
-        ((words >> 32) & 0xFFFFFFFF).astype(np.uint32), *plan.params)
+    seeds = words.numpy()
+    run(out.view(out.shape[0], -1).numpy(), (seeds & 0xFFFFFFFF).astype(np.uint32),
+        ((seeds >> 32) & 0xFFFFFFFF).astype(np.uint32), *plan.params)
     return out
 
 

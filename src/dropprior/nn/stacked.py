@@ -108,31 +108,43 @@ class StackedNoisyLinear(Stochastic):
         generator=generators[g])`` draws it. Where that is the fused kernel's draw, the networks
         sharing a law are drawn by one call (:func:`~dropprior.functional.fused_sample_blocks`,
         each from its own generator's seed); elsewhere network by network."""
-        groups: dict[int, list[int]] = {}
+        groups: list[list[int]] = []
         if not torch.compiler.is_compiling():
-            for g, law in enumerate(self.laws):
-                if id(law) in groups:
-                    groups[id(law)].append(g)
-                elif not any(p.requires_grad for p in law.params().values()) and \
+            for members in self._law_groups():
+                law = self.laws[members[0]]
+                if not any(p.requires_grad for p in law.params().values()) and \
                         fused_plan(law, x) is not None:
-                    groups[id(law)] = [g]
+                    groups.append(members)
         xi = torch.empty_like(x) if groups else None
-        for members in groups.values():
+        for members in groups:
             plan = fused_plan(self.laws[members[0]], x)
             assert plan is not None and xi is not None
-            gens = [draw_generator(x.device, self.generators[g]) for g in members]
+            gens = [g if g is not None and g.device.type == x.device.type
+                    else draw_generator(x.device, g)
+                    for g in (self.generators[k] for k in members)]
             first, last = members[0], members[-1]
             if last - first + 1 == len(members):  # a run of networks: drawn in place
                 fused_sample_blocks(xi[first:last + 1], plan, gens)
             else:
                 xi[members] = fused_sample_blocks(torch.empty_like(x[members]), plan, gens)
-        fused = {g for members in groups.values() for g in members}
+        fused = {g for members in groups for g in members}
         if xi is not None and len(fused) == len(self.laws):
             return x * xi
         return torch.stack([
             x[g] * xi[g] if g in fused else  # type: ignore[index]
             multiplicative_noise(x[g], law, "unit", "example", generator=gen)
             for g, (law, gen) in enumerate(zip(self.laws, self.generators, strict=True))])
+
+    def _law_groups(self) -> list[list[int]]:
+        """The networks that share a law object, in order of first appearance (cached until
+        ``laws`` changes)."""
+        key = tuple(map(id, self.laws))
+        if getattr(self, "_groups_key", None) != key:
+            groups: dict[int, list[int]] = {}
+            for g, law in enumerate(self.laws):
+                groups.setdefault(id(law), []).append(g)
+            self._groups_key, self._groups = key, list(groups.values())
+        return self._groups
 
     def squared_norms(self) -> Tensor:
         """‖W_g‖² + ‖b_g‖² per network. Shape: (G,)."""
