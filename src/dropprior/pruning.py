@@ -56,7 +56,8 @@ from torch import Tensor, nn
 from dropprior._relevance import relevance
 from dropprior.scales import collapse, has_scales, kept_groups, layer_layout
 
-__all__ = ["prune", "PruneResult", "SelectFeatures", "count_parameters", "count_flops"]
+__all__ = ["prune", "PruneResult", "SelectFeatures", "Offset", "count_parameters",
+           "count_flops"]
 
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU, nn.SiLU, nn.Softplus,
                 nn.Identity, nn.Dropout, nn.AlphaDropout, nn.SELU, nn.Mish, nn.Hardtanh)
@@ -83,6 +84,24 @@ class SelectFeatures(nn.Module):
 
     def extra_repr(self) -> str:
         return f"features={self.index.tolist()}, dim={self.dim}"
+
+
+class Offset(nn.Module):
+    """x + c: a removed residual block held at its mean contribution c (mean replacement).
+
+    Shape:
+        input: (N, *c.shape); output: as input.
+    """
+
+    def __init__(self, offset: Tensor) -> None:
+        super().__init__()
+        self.offset = nn.Parameter(offset.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.offset
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.offset.shape)}"
 
 
 @dataclass(frozen=True)
@@ -196,7 +215,7 @@ def _passes_through(m: nn.Module) -> bool:
     channelwise = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
                    nn.Dropout1d, nn.Dropout2d)
-    return isinstance(m, _ELEMENTWISE + channelwise) or (
+    return isinstance(m, _ELEMENTWISE + channelwise + (Offset,)) or (
         isinstance(m, MultiplicativeNoise) and m.structure in ("unit", "channel"))
 
 
@@ -280,7 +299,10 @@ def _input_means(base: nn.Module, new: nn.Module, x: Tensor, batch_size: int = 2
     """The mean input example of every linear and conv map of ``base`` (eval mode, over the
     examples ``x``), keyed by the id of the matching map of its deep copy ``new``: for a
     linear map the mean over every axis but the features, for a conv the mean input image
-    (per channel, broadcast over its positions)."""
+    (per channel, broadcast over its positions); and for every residual block its mean
+    contribution (output − input, one example's shape)."""
+    from dropprior.nn import Residual
+
     maps = [(b, c) for b, c in zip(base.modules(), new.modules(), strict=True)
             if _is_linear(b) or _is_conv(b)]
     sums: dict[int, Tensor] = {}
@@ -296,8 +318,18 @@ def _input_means(base: nn.Module, new: nn.Module, x: Tensor, batch_size: int = 2
         counts[key] = counts.get(key, 0) + rows.shape[0]
         shapes[key] = h.shape[1:]
 
+    blocks = [(b, c) for b, c in zip(base.modules(), new.modules(), strict=True)
+              if isinstance(b, Residual)]
+
+    def block_hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+        rows = (output - args[0]).detach().to(torch.float64)  # the block's contribution
+        key = id(module)
+        sums[key] = sums[key] + rows.sum(0) if key in sums else rows.sum(0)
+        counts[key] = counts.get(key, 0) + rows.shape[0]
+
     modes = {m: m.training for m in base.modules()}
     handles = [b.register_forward_pre_hook(hook) for b, _ in maps]
+    handles += [b.register_forward_hook(block_hook) for b, _ in blocks]
     try:
         base.eval()
         for i in range(0, x.shape[0], batch_size):
@@ -307,7 +339,7 @@ def _input_means(base: nn.Module, new: nn.Module, x: Tensor, batch_size: int = 2
             h.remove()
         for m, training in modes.items():
             m.train(training)
-    means = {}
+    means = {id(c): sums[id(b)] / counts[id(b)] for b, c in blocks if id(b) in sums}
     for b, c in maps:
         if id(b) in sums:
             mean = sums[id(b)] / counts[id(b)]
@@ -341,7 +373,8 @@ class _Surgery:
 
     def _current(self, j: int) -> Any:
         """The module at position j, or the identity that replaced a removed block."""
-        return self.new[j] if isinstance(self.new[j], nn.Identity) else self.original[j]
+        return self.new[j] if isinstance(self.new[j], (nn.Identity, Offset)) \
+            else self.original[j]
 
     def assemble(self) -> nn.Sequential:
         """The pruned Sequential: the input selection, then each module behind its own."""
@@ -367,11 +400,13 @@ class _Surgery:
         from dropprior.nn import Residual
 
         j = i - 1
-        norms = []
+        norms, offsets = [], []
         while j >= 0 and (_passes_through(self._current(j)) or isinstance(
                 self.original[j], nn.modules.batchnorm._BatchNorm)):
             if isinstance(self.original[j], nn.modules.batchnorm._BatchNorm):
                 norms.append(j)
+            if isinstance(self.new[j], Offset):  # a removed block's mean: its kept units stay
+                offsets.append(j)
             j -= 1
         producer = self.original[j] if j >= 0 else None
         if isinstance(producer, Residual):
@@ -392,6 +427,10 @@ class _Surgery:
         _shrink_inputs(self.new[i], index, name, self.means)
         for k in norms:
             _shrink_norm(self.new[k], index)
+        for k in offsets:
+            held = self.new[k].offset.detach()
+            self.new[k] = Offset(held.index_select(0 if _is_conv(self.original[i]) else -1,
+                                                   index))
         if j < 0:
             self.select = (index, 1 if _is_conv(self.original[i]) else -1)
         else:
@@ -630,7 +669,9 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         chosen = _choose(block_scores, keep, threshold, "residual blocks", allow_none=True)
         for j, n in enumerate(block_names):
             if j not in chosen.tolist():
-                new_children[int(n)] = nn.Identity()
+                held = None if means is None else means.get(id(new_children[int(n)]))
+                new_children[int(n)] = nn.Identity() if held is None else \
+                    Offset(held.to(children[int(n)].first_weight().dtype))
         kept["residual_blocks"] = torch.tensor([int(block_names[j]) for j in chosen.tolist()],
                                                dtype=torch.long)
         for j in chosen.tolist():  # ARD+ADD: the fit's unit decisions inside a kept block

@@ -103,3 +103,86 @@ def test_mean_inputs_must_be_examples() -> None:
         prune(model, keep=0.5, mean_inputs=[[1.0, 2.0, 3.0]])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"of shape \(0, 3\)"):
         prune(model, keep=0.5, mean_inputs=torch.zeros(0, 3, dtype=torch.float64))
+
+
+def _resnet() -> nn.Sequential:
+    from dropprior.nn import Residual
+
+    torch.manual_seed(3)
+    law = Bernoulli(0.8, inverted=True)
+
+    def block() -> Residual:
+        return Residual(nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6)),
+                        depth_noise=law)
+
+    return nn.Sequential(NoisyLinear(4, 6, law), nn.ReLU(), block(), block(), block(),
+                         NoisyLinear(6, 1, law)).double().eval()
+
+
+def _hold_blocks(model: nn.Module, removed: list[int], x: torch.Tensor) -> list:
+    """Hooks that replace each removed block's output by its input plus the block's mean
+    contribution, read from the unpruned model on ``x``."""
+    contributions: dict[int, torch.Tensor] = {}
+    seen = [model[i].register_forward_hook(
+        lambda m, a, o, i=i: contributions.__setitem__(i, (o - a[0]).mean(0)))
+        for i in removed]
+    with torch.no_grad():
+        model(x)
+    for h in seen:
+        h.remove()
+    return [model[i].register_forward_hook(lambda m, a, o, i=i: a[0] + contributions[i])
+            for i in removed]
+
+
+def test_removed_blocks_are_held_at_their_mean_contribution() -> None:
+    from dropprior.pruning import Offset
+
+    model = _resnet()
+    x = torch.randn(300, 4, dtype=torch.float64) + 1.0
+    res = prune(model, keep=0.2, layers=["2", "3", "4"], mean_inputs=x)
+    kept = res.kept["residual_blocks"].tolist()
+    removed = [i for i in (2, 3, 4) if i not in kept]
+    assert len(removed) == 2
+    assert all(isinstance(res.model[i], Offset) for i in removed)
+    handles = _hold_blocks(model, removed, x)
+    fresh = torch.randn(40, 4, dtype=torch.float64) + 1.0
+    with torch.no_grad():
+        reference = model(fresh)
+        for h in handles:
+            h.remove()
+        assert_close(res.model.eval()(fresh), reference, rtol=1e-10, atol=1e-10)
+        plain = prune(model, keep=0.2, layers=["2", "3", "4"])
+        assert all(isinstance(plain.model[i], nn.Identity) for i in removed)
+        full = model(fresh)
+        assert (res.model(fresh) - full).abs().mean() < (plain.model(fresh) - full).abs().mean()
+
+
+def test_units_read_through_removed_blocks_shrink_their_offsets() -> None:
+    """Every block removed: the head's removed inputs take the producer's rows away, and the
+    Offsets between them keep only the kept units; still the unpruned model with the removed
+    blocks and units held at their means."""
+    from dropprior import relevance
+
+    model = _resnet()
+    with torch.no_grad():
+        for i in (2, 3, 4):  # the blocks score far below the head's units
+            for k in (0, 2):
+                model[i].block[k].weight.mul_(1e-2)
+    scores = relevance(model)
+    head = scores["5"].sort().values
+    threshold = float((head[2] + head[3]) / 2)  # the head keeps its top 3 inputs
+    assert max(float(scores[n].max()) for n in ("2", "3", "4")) < threshold
+    x = torch.randn(300, 4, dtype=torch.float64) + 1.0
+    res = prune(model, threshold=threshold, layers=["2", "3", "4", "5"], mean_inputs=x)
+    assert res.model[0].weight.shape == (3, 4)  # the producer lost 3 rows
+    assert all(res.model[i].offset.shape == (3,) for i in (2, 3, 4))
+    removed_units = _removed(6, res.kept["5"])
+    handles = _hold_blocks(model, [2, 3, 4], x)
+    means = _mean_inputs(model, [5], x, set())  # read with the blocks held, as prune reads
+    handles += _hold_at_means(model, {5: removed_units}, means)
+    fresh = torch.randn(40, 4, dtype=torch.float64) + 1.0
+    with torch.no_grad():
+        reference = model(fresh)
+        for h in handles:
+            h.remove()
+        assert_close(res.model.eval()(fresh), reference, rtol=1e-10, atol=1e-10)

@@ -236,14 +236,16 @@ def _uci_scales(results: Path) -> str:
            "by more than the combined standard error. \"Pruned LL\" is the test "
            "log-likelihood of the network `prune(threshold=\"auto\")` returns; \"within 1 SE\" "
            "says whether it is no more than one standard error of the unpruned mean below "
-           "that mean. In the variant, \"lrt\" trained VI's linear maps by the local "
+           "that mean; \"means\": the same network with the removed units and blocks held at "
+           "their training means (`prune(mean_inputs=...)`, mean replacement) instead of at "
+           "zero. In the variant, \"lrt\" trained VI's linear maps by the local "
            "reparametrization, and \"β=…\" weighted the prior (KL) term by β, where \"β=N/W\" "
            "is the training rows over the network's weights (the follow-up's mean-KL "
            "objective); the pruning rule then uses the same β.\n\n",
            "| dataset | structure | variant | objective | splits | test RMSE | test LL | "
            "2018 MC dropout LL | beats 2018 | inputs kept | units kept | blocks kept | "
-           "pruned LL | within 1 SE | status |"
-           "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+           "pruned LL | within 1 SE | pruned LL, means | within 1 SE, means | status |"
+           "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
     commands = []
     runs = _uci_runs(results)
     summaries = []
@@ -260,12 +262,13 @@ def _uci_scales(results: Path) -> str:
             partial = row["n_splits"] < 20
             kept = [f"{row[c]:.1f}" if row.get(c, "") != "" else "—"
                     for c in ("inputs_kept", "units_kept", "blocks_kept")]
-            if row.get("ll_pruned", "") != "":
-                kept += [format_mean_se(row["ll_pruned"], row["ll_pruned_se"]),
-                         "—" if partial else
-                         ("yes" if row["ll_pruned"] >= row["ll"] - row["ll_se"] else "no")]
-            else:
-                kept += ["—", "—"]
+            for name in ("ll_pruned", "ll_pruned_means"):
+                if row.get(name, "") != "":
+                    kept += [format_mean_se(row[name], row[f"{name}_se"]),
+                             "—" if partial else
+                             ("yes" if row[name] >= row["ll"] - row["ll_se"] else "no")]
+                else:
+                    kept += ["—", "—"]
             out.append(
                 f"| {row['dataset']} | {row['structure']} | {row.get('variant') or '—'} | "
                 f"{row['objective']} | {row['n_splits']} | "

@@ -362,7 +362,7 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for count in _KEPT:
                 if count in split:
                     group["kept"].setdefault(count, []).append(split[count])
-            for name in ("ll_pruned", *_INTERVALS):
+            for name in _PRUNED + _INTERVALS:
                 if name in split:
                     group.setdefault(name, []).append(split[name])
     rows = []
@@ -380,7 +380,7 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             values = group["kept"].get(count)
             row[count] = float(np.mean(values)) if values else ""
         # only when every split has it: a mean over some splits is not comparable to ll
-        for name in ("ll_pruned", *_INTERVALS):
+        for name in _PRUNED + _INTERVALS:
             values = group.get(name, [])
             row[name], row[f"{name}_se"] = (
                 mean_se(values) if values and len(values) == len(group["ll"]) else ("", ""))
@@ -390,13 +390,16 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 #: Per-split counts of the library path, averaged over splits in the summary.
 _KEPT = ("inputs_kept", "units_kept", "blocks_kept")
+#: The test LL of the pruned network: removed groups at zero, and held at their means.
+_PRUNED = ("ll_pruned", "ll_pruned_means")
 #: The library path's interval metrics (dropprior.experiments.uci_scales.INTERVAL_METRICS).
 _INTERVALS = ("picp90", "picp95", "crps", "coverage_error", "noise_std", "draw_std")
 
 
 _CSV_FIELDS = ["dataset", "law", "structure", "variant", "objective", "n_splits", "epochs",
                "rmse", "rmse_se", "ll", "ll_se", "seconds", "inputs_kept", "units_kept",
-               "blocks_kept", "ll_pruned", "ll_pruned_se", "picp90", "picp90_se", "picp95",
+               "blocks_kept", "ll_pruned", "ll_pruned_se", "ll_pruned_means",
+               "ll_pruned_means_se", "picp90", "picp90_se", "picp95",
                "picp95_se", "crps", "crps_se", "coverage_error", "coverage_error_se",
                "noise_std", "noise_std_se", "draw_std", "draw_std_se"]
 

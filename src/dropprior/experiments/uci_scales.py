@@ -22,7 +22,8 @@ is Gaussian with a learned noise std (no τ grid), the prior σ0 on standardised
 log-likelihood in the target's units, and, where scales were learned, the inputs, last hidden
 units and blocks the fit kept (:func:`dropprior.scales.kept_groups`: VI by the evidence rule on
 the training split, MAP by the scales' collapse) with the test log-likelihood of the pruned
-network.
+network: the removed groups at zero (``ll_pruned``), and held at their means over the training
+rows (``ll_pruned_means``, :func:`dropprior.prune`'s ``mean_inputs``).
 """
 
 from __future__ import annotations
@@ -232,9 +233,11 @@ def run_uci_scales_split(params: dict[str, Any]) -> dict[str, Any]:
                                        joint=bool(params.get("joint_rule")))
         result.update(_kept_counts(decisions, model, depth))
         try:
-            pruned = prune(model, threshold="auto", decisions=decisions).model
-            result["ll_pruned"] = _test_scores(pruned, likelihood, xs, ys,
-                                               int(params["test_samples"]), y_std)[1]
+            for name, means in (("ll_pruned", None), ("ll_pruned_means", xt)):
+                pruned = prune(model, threshold="auto", decisions=decisions,
+                               mean_inputs=means).model
+                result[name] = _test_scores(pruned, likelihood, xs, ys,
+                                            int(params["test_samples"]), y_std)[1]
         except ValueError as err:  # the fit switched a whole layer off
             result["prune_error"] = str(err)
     else:
