@@ -3,8 +3,9 @@ r"""G noisy linear maps side by side: a grid dimension for hyperparameter grids 
 :class:`StackedNoisyLinear` holds G independent :class:`~dropprior.nn.NoisyLinear` maps of one
 shape, each with its own noise law and generator, as stacked (G, out, in) parameters. Network g
 computes exactly what ``NoisyLinear(in, out, laws[g], structure, generator=generators[g])``
-computes on its slice of the input (the same functional call draws its noise), while the G
-matrix products run as one batched product. A grid of G = (dropout rate × precision × split)
+computes on its slice of the input (the same noise: the fused kernel's draw from the same seed
+of g's generator, or the same functional call), while the G matrix products run as one batched
+product. A grid of G = (dropout rate × precision × split)
 networks then trains in the time of a few.
 """
 
@@ -115,7 +116,7 @@ class StackedNoisyLinear(Stochastic):
                 if not any(p.requires_grad for p in law.params().values()) and \
                         fused_plan(law, x) is not None:
                     groups.append(members)
-        xi = torch.empty_like(x) if groups else None
+        xi = torch.empty(x.shape, dtype=x.dtype, device=x.device) if groups else None
         for members in groups:
             plan = fused_plan(self.laws[members[0]], x)
             assert plan is not None and xi is not None
@@ -126,7 +127,8 @@ class StackedNoisyLinear(Stochastic):
             if last - first + 1 == len(members):  # a run of networks: drawn in place
                 fused_sample_blocks(xi[first:last + 1], plan, gens)
             else:
-                xi[members] = fused_sample_blocks(torch.empty_like(x[members]), plan, gens)
+                block = torch.empty((len(members), *x.shape[1:]), dtype=x.dtype, device=x.device)
+                xi[members] = fused_sample_blocks(block, plan, gens)
         fused = {g for members in groups for g in members}
         if xi is not None and len(fused) == len(self.laws):
             return x * xi
