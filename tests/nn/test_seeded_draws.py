@@ -106,6 +106,11 @@ def test_seeded_draws_restore_generators_and_forwards() -> None:
     assert model[0].generator is gen and "forward" not in model[0].__dict__
     predict(model, torch.rand(4, 8, dtype=torch.float64), samples=3, likelihood=None, seed=1)
     assert model[0].generator is gen and "forward" not in model[0].__dict__
+    own = model[0].forward  # a forward set on the instance survives the context
+    model[0].forward = own
+    with seeded_draws(model, 0):
+        assert model[0].forward is not own
+    assert model[0].__dict__["forward"] is own
 
 
 def test_output_samples_takes_the_handle() -> None:

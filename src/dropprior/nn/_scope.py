@@ -184,12 +184,15 @@ def seeded_draws(model: nn.Module, seed: int, per_batch: bool = True
     layers = _check_scopeable(model, "seeded prediction (seed=...)", "leave seed=None",
                               allow_local_reparam=True)
     draws = SeededDraws(layers, seed, per_batch)
-    saved = [(m, getattr(m, "generator", None)) for m in layers]
+    saved = [(m, getattr(m, "generator", None), m.__dict__.get("forward")) for m in layers]
     try:
         for k, m in enumerate(layers):
             m.forward = partial(draws._forward, m, k, m.forward)  # type: ignore[method-assign]
         yield draws
     finally:
-        for m, generator in saved:
-            m.__dict__.pop("forward", None)
+        for m, generator, forward in saved:
+            if forward is None:  # the class's forward again
+                m.__dict__.pop("forward", None)
+            else:  # a forward the caller had set on the instance
+                m.forward = forward  # type: ignore[method-assign]
             setattr(m, "generator", generator)  # noqa: B010 (an attribute of every layer)
