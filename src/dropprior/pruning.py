@@ -601,7 +601,10 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             (``kept_groups(model, ...)``'s result), used instead of computing them again.
         mean_inputs: examples (e.g. the training inputs) for *mean replacement*: each removed
             input unit or channel of a linear or conv map is replaced by its mean over them
-            (in eval mode), folded into that map's bias, instead of by zero. The pruned model
+            (in eval mode), folded into that map's bias, and each removed residual block by its
+            mean contribution (:class:`Offset`), instead of by zero; with ``data=`` the
+            evidence rule then decides by the same removal (``kept_groups(...,
+            mean_replacement=True)``). The pruned model
             then equals, in eval mode, the unpruned one with those inputs held at their means
             (for a conv, exactly so without padding). None: removal means zero.
 
@@ -628,7 +631,9 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             raise ValueError(f"threshold={threshold!r} is not valid; expected a number or 'auto'")
         if decisions is None:
             # raises without learned scales
-            decisions = kept_groups(model, data, sigma0, prior_weight=prior_weight)
+            decisions = kept_groups(model, data, sigma0, prior_weight=prior_weight,
+                                    mean_replacement=mean_inputs is not None
+                                    and data is not None)
         elif data is not None:
             raise ValueError("give data= (to decide here) or decisions= (decided already), "
                              "not both")

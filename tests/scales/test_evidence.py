@@ -47,12 +47,20 @@ def _params(model: nn.Sequential) -> dict[str, tuple[torch.Tensor, torch.Tensor]
     return out
 
 
-def _point_loglik(p: dict, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Σ_n log N(y_n | f(x_n; μ), NOISE²) of the point network, written out."""
+def _stream(p: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first layer's output h and the block's contribution, written out."""
     h = F.relu(F.linear(x, p["0.weight"], p["0.bias"]))
     inner = F.linear(F.relu(F.linear(h, p["2.block.0.weight"], p["2.block.0.bias"])),
                      p["2.block.2.weight"], p["2.block.2.bias"])
-    h = h + inner
+    return h, inner
+
+
+def _point_loglik(p: dict, x: torch.Tensor, y: torch.Tensor,
+                  block: torch.Tensor | None = None) -> float:
+    """Σ_n log N(y_n | f(x_n; μ), NOISE²) of the point network, written out (``block``: the
+    block's contribution held at this value instead)."""
+    h, inner = _stream(p, x)
+    h = h + (inner if block is None else block)
     out = F.linear(h, p["3.weight"], p["3.bias"])
     return float(Normal(out, NOISE).log_prob(y).sum())
 
@@ -99,6 +107,43 @@ def test_evidence_matches_an_explicit_elbo_difference(beta) -> None:
         assert_close(float(delta["3:unit"][0, j]), expected)
     assert_close(scales.group_kl(model, sigma0)["0:unit"],
                  kl["0.weight"].sum(0, keepdim=True))
+
+
+def test_mean_replacement_evidence_holds_each_group_at_its_mean() -> None:
+    """Each group switched off by holding its contribution at its mean over the examples: an
+    input's column zeroed and its mean contribution added to the bias, the block's output held
+    at its mean, written out by hand."""
+    model = _vi_model()
+    sigma0 = 0.7
+    x = torch.randn(40, 4, dtype=f64) + 1.5  # inputs far from zero: the means matter
+    y = torch.randn(40, 1, dtype=f64)
+    delta = scales.group_evidence(model, Gaussian(NOISE), x, y, sigma0, mean_replacement=True)
+    zeroed = scales.group_evidence(model, Gaussian(NOISE), x, y, sigma0)
+    p = {k: mu for k, (mu, _) in _params(model).items()}
+    kl = scales.group_kl(model, sigma0)
+    base = _point_loglik(p, x, y)
+    for j in range(4):
+        q = dict(p)
+        q["0.weight"] = p["0.weight"].clone()
+        q["0.weight"][:, j] = 0.0
+        q["0.bias"] = p["0.bias"] + p["0.weight"][:, j] * x[:, j].mean()
+        expected = base - _point_loglik(q, x, y) - float(kl["0:unit"][0, j])
+        assert_close(float(delta["0:unit"][0, j]), expected)
+    h, inner = _stream(p, x)
+    expected = base - _point_loglik(p, x, y, block=inner.mean(0)) - float(kl["2:layer"].sum())
+    assert_close(float(delta["2:layer"].reshape(())), expected)
+    stream = h + inner
+    for j in range(5):
+        q = dict(p)
+        q["3.weight"] = p["3.weight"].clone()
+        q["3.weight"][:, j] = 0.0
+        q["3.bias"] = p["3.bias"] + p["3.weight"][:, j] * stream[:, j].mean()
+        expected = base - _point_loglik(q, x, y) - float(kl["3:unit"][0, j])
+        assert_close(float(delta["3:unit"][0, j]), expected)
+    assert (delta["0:unit"] != zeroed["0:unit"]).all()  # the means changed the scores
+    with pytest.raises(ValueError, match="mean_replacement=True applies to the per-group"):
+        scales.kept_groups(model, (Gaussian(NOISE), x, y), sigma0, joint=True,
+                           mean_replacement=True)
 
 
 def test_a_subsample_is_scaled_to_all_examples() -> None:

@@ -20,9 +20,9 @@ _HELP = {
     "sigma0": "prior std of the weights", "init_std": "VI: initial posterior std",
     "keep": "Bernoulli keep probability of the layers' noise (MAP keeps it on)",
     "train_size": "training images (a random subset)", "seed": "subset, weights and draws",
-    "rule": "which groups the fit switched off (VI: evidence, joint (evidence as a set) or snr; "
-    "auto: VI evidence, MAP "
-    "the scales' collapse)",
+    "rule": "which groups the fit switched off (VI: evidence, joint (evidence as a set), "
+    "evidence-means (evidence with switched-off groups held at their means, pruned so) or "
+    "snr; auto: VI evidence, MAP the scales' collapse)",
     "fine_tune_epochs": "epochs of fit on the pruned point network (0: none)",
     "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",
     "local_reparam": "VI: draw the linear layers' outputs per example by the local "

@@ -46,6 +46,8 @@ RULES = {
     "evidence": "VI: the evidence rule on the training images",
     "snr": "VI: the posterior signal-to-noise ratio (no data)",
     "joint": "VI: the evidence rule deciding the switched-off groups as a set",
+    "evidence-means": "VI: the evidence rule with each switched-off group held at its mean over "
+                      "the training images, and pruned so (mean replacement)",
 }
 
 ARCHS = {
@@ -189,11 +191,13 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     if resumed:  # epochs trained by an earlier process (and possibly an earlier commit)
         metrics["epochs_resumed"] = resumed
     data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None
+    means = s.rule == "evidence-means"
     decisions = scales.kept_groups(model, data, s.sigma0, prior_weight=s.prior_weight,
-                                   joint=s.rule == "joint")
+                                   joint=s.rule == "joint", mean_replacement=means)
     try:
         result = prune(model, threshold="auto", layers=layers, example_input=example,
-                       decisions=decisions, mean_inputs=x if s.mean_replacement else None)
+                       decisions=decisions,
+                       mean_inputs=x if s.mean_replacement or means else None)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics

@@ -75,6 +75,56 @@ def _subsample(x: Tensor, y: Tensor, max_examples: int, seed: int
     return x, y, n / x.shape[0]
 
 
+def _owner(model: nn.Module, modules: list[nn.Module]) -> nn.Module:
+    """The deepest submodule of ``model`` that holds every module of ``modules``."""
+    names = {id(m): name for name, m in model.named_modules()}
+    paths = [names[id(m)].split(".") if names[id(m)] else [] for m in modules]
+    common: list[str] = []
+    for level in zip(*paths, strict=False):  # up to the shortest path
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return model.get_submodule(".".join(common))
+
+
+class _MeanShift:
+    """Mean replacement inside the evidence rule: for a group whose tensors live in the module
+    ``owner``, the owner's mean output over the examples with the group zeroed falls short of
+    its mean output with the group by c; adding c to the owner's output holds the group's
+    contribution at its mean instead of at zero (what ``prune(mean_inputs=...)`` removes)."""
+
+    def __init__(self, run: nn.Module, inputs: Tensor, owner: nn.Module,
+                 batch_size: int) -> None:
+        self.owner = owner
+        self.batches: list[Tensor] = []
+        handle = owner.register_forward_pre_hook(
+            lambda m, args: self.batches.append(args[0].detach()))
+        try:
+            for j in range(0, inputs.shape[0], batch_size):
+                run(inputs[j:j + batch_size])
+        finally:
+            handle.remove()
+        self.full = self._mean_output()
+
+    def _mean_output(self) -> Tensor:
+        total, count = None, 0
+        for batch in self.batches:
+            out = self.owner(batch)
+            if not isinstance(out, Tensor):
+                raise ValueError(f"mean_replacement needs a module whose output is a tensor; "
+                                 f"{type(self.owner).__name__} returns {type(out).__name__}")
+            part = out.double().sum(0)
+            total = part if total is None else total + part
+            count += out.shape[0]
+        assert total is not None
+        return total / count
+
+    def hook(self) -> Any:
+        """Register the shift for the owner's current (zeroed) tensors; returns the handle."""
+        shift = (self.full - self._mean_output()).to(self.batches[0].dtype)
+        return self.owner.register_forward_hook(lambda m, args, out: out + shift)
+
+
 def _log_lik(run: nn.Module, likelihood: Any, inputs: Tensor, y: Tensor,
              batch_size: int) -> float:
     total = 0.0
@@ -87,7 +137,8 @@ def _log_lik(run: nn.Module, likelihood: Any, inputs: Tensor, y: Tensor,
 @torch.no_grad()
 def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor,
                    sigma0: float, max_examples: int = 10_000, batch_size: int = 2_000,
-                   seed: int = 0, prior_weight: float = 1.0) -> dict[str, Tensor]:
+                   seed: int = 0, prior_weight: float = 1.0,
+                   mean_replacement: bool = False) -> dict[str, Tensor]:
     r"""Δ_g of the module docstring for every group, ``{group name: tensor of the group's
     shape}``, in nats; positive for a group worth keeping.
 
@@ -100,13 +151,17 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
             replacement with ``seed``.
         batch_size: examples per forward pass.
         prior_weight: the β the fit weighted its prior (KL) term by (1: the ELBO).
+        mean_replacement: switch a group off by holding its contribution at its mean over the
+            examples instead of at zero: the output of the deepest module holding the group's
+            tensors is shifted by its mean loss (``prune(mean_inputs=...)``'s removal).
 
     Shape:
         x: (N, ...); y: (N, ...), as ``likelihood`` takes them.
     """
-    from dropprior._validation import check_prior_weight
+    from dropprior._validation import check_bool, check_prior_weight
 
     beta = check_prior_weight(prior_weight)
+    check_bool("mean_replacement", mean_replacement)
     kl = group_kl(model, sigma0)
     n = x.shape[0]
     if n == 0 or y.shape[0] != n:
@@ -138,13 +193,20 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
         delta = torch.empty(math.prod(group.shape), dtype=torch.float64)
         tensors = [(getattr(t.module, t.name), t.view) for t in group.targets]
         saved = [t.detach().clone() for t, _ in tensors]
+        shift = _MeanShift(run, inputs, _owner(point, [t.module for t in group.targets]),
+                           batch_size) if mean_replacement else None
         for k in range(delta.numel()):
             mask = torch.ones(math.prod(group.shape), dtype=saved[0].dtype)
             mask[k] = 0.0
             mask = mask.reshape(group.shape)
             for (t, view), s in zip(tensors, saved, strict=True):
                 t.copy_(s * _broadcast(mask, view, s.shape))
-            delta[k] = base - _log_lik(run, likelihood, inputs, y, batch_size)
+            handle = None if shift is None else shift.hook()
+            try:
+                delta[k] = base - _log_lik(run, likelihood, inputs, y, batch_size)
+            finally:
+                if handle is not None:
+                    handle.remove()
             for (t, _), s in zip(tensors, saved, strict=True):
                 t.copy_(s)
         out[group.name] = (factor * delta.reshape(group.shape)

@@ -40,7 +40,8 @@ towards 0 without bound, while a supported group's stays of order 1)."""
 
 def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None = None,
                 sigma0: float = 1.0, max_examples: int = 10_000,
-                prior_weight: float = 1.0, joint: bool = False) -> dict[str, Tensor]:
+                prior_weight: float = 1.0, joint: bool = False,
+                mean_replacement: bool = False) -> dict[str, Tensor]:
     """Which groups the fit keeps, ``{group name: bool tensor of the group's shape}`` (module
     docstring).
 
@@ -53,6 +54,9 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
         prior_weight: the evidence rule's β, the fit's weight on its KL term
             (``fit(prior_weight=)``).
         joint: with ``data``, decide the groups to switch off as a set (module docstring).
+        mean_replacement: with ``data``, the evidence rule switches a group off by holding its
+            contribution at its mean instead of at zero (:func:`group_evidence`), as
+            ``prune(mean_inputs=...)`` removes it; not with ``joint``.
 
     Raises:
         ValueError: the model has no learned scales, or ``data`` is given for a MAP model.
@@ -62,6 +66,9 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
                          "dropprior.scales.learn_scales(model) or variational(model) before "
                          "training, or pass keep= or a numeric threshold=")
     variational = any(isinstance(p, GaussianTensor) for _, _, p, _ in _parametrized(model))
+    if mean_replacement and (joint or data is None):
+        raise ValueError("mean_replacement=True applies to the per-group evidence rule: pass "
+                         "data=(likelihood, x, y) and joint=False")
     if joint and data is None:
         raise ValueError("joint=True decides variational groups by the evidence rule: pass "
                          "data=(likelihood, x, y)")
@@ -71,7 +78,7 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
                              "MAP model is decided by its scales alone: leave data=None")
         likelihood, x, y = data
         evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples=max_examples,
-                                  prior_weight=prior_weight)
+                                  prior_weight=prior_weight, mean_replacement=mean_replacement)
         if joint:
             return joint_evidence_kept(model, likelihood, x, y, sigma0, evidence,
                                        prior_weight, max_examples)
