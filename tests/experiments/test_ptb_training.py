@@ -165,3 +165,8 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     assert "| zaremba | 1 |" in page and "| tied | 1 |" in page and "1.00 |" in page
     assert main(["ptb", "--data-dir", str(tmp_path), "--mc-samples", "-1"]) == 2
+    assert main(["ptb", "--data-dir", str(tmp_path), "--device", "gpu"]) == 2
+    assert "device='gpu' is not a torch device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["ptb", "--data-dir", str(tmp_path), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err

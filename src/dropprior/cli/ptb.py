@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     opts.add("--mc-samples", default=None, kind=int,
              help="S passes of the MC-averaged perplexity (0: none)", shown="the preset's")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
+    opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help=f"folder of result records (default: {RESULTS_DIR})")
     parser.set_defaults(func=run)
@@ -76,8 +77,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--mc-samples={cfg['mc_samples']!r} must be >= 0")
     changes = {k: cfg[k] for k in ("epochs", "train_tokens", "dropout", "mc_samples")
                if cfg[k] is not None}
-    changes.update(law=cfg["law"], seed=cfg["seed"])
-    preset = dataclasses.replace(PTB_SIZES[cfg["size"]], **changes)
+    changes.update(law=cfg["law"], seed=cfg["seed"], device=cfg["device"])
+    try:
+        preset = dataclasses.replace(PTB_SIZES[cfg["size"]], **changes)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    import torch
+
+    if torch.device(preset.device).type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {preset.device}: CUDA is not available on this machine; "
+                       "use --device cpu")
     print("variant | valid ppl | test ppl | MC valid | MC test | tokens/s | seconds")
     for variant in dict.fromkeys(cfg["variant"]):
         record, fresh = run_and_record(dataclasses.replace(preset, variant=variant),

@@ -61,9 +61,15 @@ class PTBSettings:
     seed: int = 0
     mc_samples: int = 0  # S > 0: also the MC-averaged perplexity over S passes
     variant: str = "tied"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, PTB_VARIANTS)
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device={self.device!r} is not a torch device; accepted: 'cpu', "
+                             "'cuda', 'cuda:N'") from None
         if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or \
                 self.mc_samples < 0:
             raise ValueError(f"mc_samples must be an int >= 0, got {self.mc_samples!r}")
@@ -190,7 +196,7 @@ def mc_perplexity(model: LanguageModel, data: Tensor, bptt: int, samples: int) -
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
     model.eval()
     targets = data[1:]
-    prob = torch.zeros(targets.shape, dtype=torch.float64)
+    prob = torch.zeros(targets.shape, dtype=torch.float64, device=data.device)
     with mc(model):
         for _ in range(samples):
             state = None
@@ -217,12 +223,16 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
     from dropprior.data.ptb import batchify
 
     s = PTBSettings(**{**params["settings"], "variant": params["variant"]})
+    device = torch.device(s.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={s.device!r}: CUDA is not available on this machine; use "
+                         "device='cpu'")
     corpus = load_ptb(params["data_dir"])
     torch.manual_seed(s.seed)
     train_tokens = corpus.train if s.train_tokens == 0 else corpus.train[: s.train_tokens]
-    train = batchify(train_tokens, s.batch_size)
-    valid, test = batchify(corpus.valid, 10), batchify(corpus.test, 10)
-    model = LanguageModel(s.variant, len(corpus.vocab), s)
+    train = batchify(train_tokens, s.batch_size).to(device)
+    valid, test = batchify(corpus.valid, 10).to(device), batchify(corpus.test, 10).to(device)
+    model = LanguageModel(s.variant, len(corpus.vocab), s).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=s.lr)
     start = time.perf_counter()
     training = 0.0
@@ -248,6 +258,8 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
             nn.utils.clip_grad_norm_(model.parameters(), s.clip)
             optimizer.step()
             tokens += y.numel()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         training += time.perf_counter() - began
         val = perplexity(model, valid, s.bptt)
         history.append(val)

@@ -1,0 +1,22 @@
+#!/bin/bash
+# PTB on a lent GPU, every variant one after the other, one result record each.
+#
+#   bash scripts/ptb_gpu.sh [SIZE] [DATA_DIR]      (SIZE: zaremba-small (default) or medium)
+#
+# Records go to $OUT/results/ptb/ when $OUT is set (the device tool brings $OUT back), else to
+# results/ptb/. A variant whose record exists there is read, not rerun, so a rerun resumes. Run
+# `dropprior report` after copying the records into results/ptb/.
+set -euo pipefail
+SIZE=${1:-zaremba-small}
+DATA=${2:-${DROPPRIOR_DATA_DIR:-../shared/data}}
+RESULTS=${OUT:+$OUT/results}
+RESULTS=${RESULTS:-results}
+mkdir -p "$RESULTS"
+if [ -d results/ptb ] && [ "$RESULTS" != results ]; then
+    mkdir -p "$RESULTS/ptb" && cp -n results/ptb/*.json "$RESULTS/ptb/" 2>/dev/null || true
+fi
+# the checkout's own package, whether or not it is installed on the machine
+PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python -c \
+    'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
+    ptb --data-dir "$DATA" --size "$SIZE" --device cuda \
+    --variant none zaremba gal tied untied --results "$RESULTS"
