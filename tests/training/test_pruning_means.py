@@ -42,6 +42,17 @@ def _hold_at_means(model: nn.Module, removed: dict[int, torch.Tensor],
     return [model[i].register_forward_pre_hook(hook(i)) for i in removed]
 
 
+def _with_and_without(model: nn.Module, handles: list, fresh: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's output with the holding hooks on (the reference), then with them removed
+    (the unpruned model itself)."""
+    with torch.no_grad():
+        reference = model(fresh)
+        for h in handles:
+            h.remove()
+        return reference, model(fresh)
+
+
 def _removed(width: int, kept: torch.Tensor) -> torch.Tensor:
     mask = torch.ones(width, dtype=torch.bool)
     mask[kept] = False
@@ -61,11 +72,8 @@ def test_mlp_mean_replacement_holds_removed_units_at_their_means() -> None:
                4: _removed(8, res.kept["4"])}
     handles = _hold_at_means(model, removed, means)
     fresh = torch.randn(50, 6, dtype=torch.float64) + 2.0
+    reference, full = _with_and_without(model, handles, fresh)
     with torch.no_grad():
-        reference = model(fresh)
-        for h in handles:
-            h.remove()
-        full = model(fresh)
         assert_close(res.model.eval()(fresh), reference, rtol=1e-10, atol=1e-10)
         # the means matter here: removal at zero is further from the unpruned model
         near = (res.model(fresh) - full).abs().mean()
@@ -88,10 +96,8 @@ def test_conv_mean_replacement_through_pooling_and_flatten() -> None:
                6: (_removed(4, res.kept["3"])[:, None] * 4 + torch.arange(4)).reshape(-1)}
     handles = _hold_at_means(model, removed, means)
     fresh = torch.randn(20, 2, 10, 10, dtype=torch.float64) + 1.0
+    reference, _ = _with_and_without(model, handles, fresh)
     with torch.no_grad():
-        reference = model(fresh)
-        for h in handles:
-            h.remove()
         assert_close(res.model.eval()(fresh), reference, rtol=1e-10, atol=1e-10)
         assert not torch.allclose(prune(model, keep=0.5, example_input=x[:1]).model(fresh),
                                   reference, atol=1e-3)
@@ -146,14 +152,11 @@ def test_removed_blocks_are_held_at_their_mean_contribution() -> None:
     assert all(isinstance(res.model[i], Offset) for i in removed)
     handles = _hold_blocks(model, removed, x)
     fresh = torch.randn(40, 4, dtype=torch.float64) + 1.0
+    reference, full = _with_and_without(model, handles, fresh)
     with torch.no_grad():
-        reference = model(fresh)
-        for h in handles:
-            h.remove()
         assert_close(res.model.eval()(fresh), reference, rtol=1e-10, atol=1e-10)
         plain = prune(model, keep=0.2, layers=["2", "3", "4"])
         assert all(isinstance(plain.model[i], nn.Identity) for i in removed)
-        full = model(fresh)
         assert (res.model(fresh) - full).abs().mean() < (plain.model(fresh) - full).abs().mean()
 
 
@@ -181,8 +184,6 @@ def test_units_read_through_removed_blocks_shrink_their_offsets() -> None:
     means = _mean_inputs(model, [5], x, set())  # read with the blocks held, as prune reads
     handles += _hold_at_means(model, {5: removed_units}, means)
     fresh = torch.randn(40, 4, dtype=torch.float64) + 1.0
+    reference, _ = _with_and_without(model, handles, fresh)
     with torch.no_grad():
-        reference = model(fresh)
-        for h in handles:
-            h.remove()
         assert_close(res.model.eval()(fresh), reference, rtol=1e-10, atol=1e-10)
