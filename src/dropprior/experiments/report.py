@@ -368,7 +368,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "target; rows from different commits or machine loads compare less well).\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
-        c = r["config"]
+        c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
         key = tuple((k, c[k]) for k in sorted(c) if k != "variant")
         groups.setdefault(key, []).append(r)
     order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
