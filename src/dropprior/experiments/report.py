@@ -321,19 +321,33 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
 
     validated = [r for r in records
                  if all("validation" in split for split in r["result"]["splits"])]
-    by_dataset: dict[str, set[str]] = {}
+    # dataset -> candidate -> its splits; a candidate with fewer splits than the data set's most
+    # complete one (a partial run) does not compete
+    splits: dict[str, dict[str, set[int]]] = {}
     for r in validated:
         p = r["params"]
-        by_dataset.setdefault(p["dataset"], set()).add(
-            f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}")
-    keep = [r for r in validated if len(by_dataset[r["params"]["dataset"]]) >= 2]
+        name = f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}"
+        splits.setdefault(p["dataset"], {}).setdefault(name, set()).update(
+            int(s["split"]) for s in r["result"]["splits"])
+
+    def complete(r: dict[str, Any]) -> bool:
+        p = r["params"]
+        per = splits[p["dataset"]]
+        name = f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}"
+        return len(per[name]) == max(len(v) for v in per.values())
+
+    keep = [r for r in validated if complete(r)
+            and sum(len(v) == max(len(w) for w in splits[r["params"]["dataset"]].values())
+                    for v in splits[r["params"]["dataset"]].values()) >= 2]
     if not keep:
         return ["\nNo data set has two or more candidates run with `--validate`, so no row is "
                 "chosen on validation yet.\n"]
     out = ["\n## Chosen on inner validation\n\n",
            "Per split, the candidate (structure, variant, objective) with the best validation "
            "log-likelihood on the split's inner 80/20 division is kept, and its test scores "
-           "are reported (`dropprior.experiments.uci_selection.select_on_validation`).\n\n",
+           "are reported (`dropprior.experiments.uci_selection.select_on_validation`). A "
+           "candidate run on fewer splits than the data set's most complete one (a partial "
+           "run) does not compete.\n\n",
            "| dataset | splits | test RMSE | test LL | chosen (splits) |\n|---|---|---|---|---|\n"]
     for row in select_on_validation(keep):
         chosen = ", ".join(f"{c} ({n})" for c, n in row["chosen"].items())
