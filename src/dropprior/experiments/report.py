@@ -321,24 +321,23 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
 
     validated = [r for r in records
                  if all("validation" in split for split in r["result"]["splits"])]
+    def candidate(r: dict[str, Any]) -> str:
+        p = r["params"]
+        return f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}"
+
     # dataset -> candidate -> its splits; a candidate with fewer splits than the data set's most
-    # complete one (a partial run) does not compete
+    # complete one (a partial run) does not compete, and a data set needs two that do
     splits: dict[str, dict[str, set[int]]] = {}
     for r in validated:
-        p = r["params"]
-        name = f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}"
-        splits.setdefault(p["dataset"], {}).setdefault(name, set()).update(
+        splits.setdefault(r["params"]["dataset"], {}).setdefault(candidate(r), set()).update(
             int(s["split"]) for s in r["result"]["splits"])
-
-    def complete(r: dict[str, Any]) -> bool:
-        p = r["params"]
-        per = splits[p["dataset"]]
-        name = f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}"
-        return len(per[name]) == max(len(v) for v in per.values())
-
-    keep = [r for r in validated if complete(r)
-            and sum(len(v) == max(len(w) for w in splits[r["params"]["dataset"]].values())
-                    for v in splits[r["params"]["dataset"]].values()) >= 2]
+    competing: dict[str, set[str]] = {}
+    for dataset, per in splits.items():
+        most = max(len(v) for v in per.values())
+        full = {name for name, v in per.items() if len(v) == most}
+        if len(full) >= 2:
+            competing[dataset] = full
+    keep = [r for r in validated if candidate(r) in competing.get(r["params"]["dataset"], set())]
     if not keep:
         return ["\nNo data set has two or more candidates run with `--validate`, so no row is "
                 "chosen on validation yet.\n"]
