@@ -4,8 +4,10 @@
 #   bash scripts/ptb_gpu.sh [SIZE] [DATA_DIR]      (SIZE: zaremba-small (default) or medium)
 #
 # Records go to $OUT/results/ptb/ when $OUT is set (the device tool brings $OUT back), else to
-# results/ptb/. A variant whose record exists there is read, not rerun, so a rerun resumes. Run
-# `dropprior report` after copying the records into results/ptb/.
+# results/ptb/. A variant whose record exists there is read, not rerun, and one stopped by the
+# command's time limit resumes from its last epoch (runs/ptb/ holds the checkpoints while the
+# machine stays warm), so a rerun goes on. Run `dropprior report` after copying the records
+# into results/ptb/.
 set -euo pipefail
 SIZE=${1:-zaremba-small}
 DATA=${2:-${DROPPRIOR_DATA_DIR:-../shared/data}}
@@ -19,4 +21,4 @@ fi
 PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python -c \
     'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
     ptb --data-dir "$DATA" --size "$SIZE" --device cuda \
-    --variant none zaremba gal tied untied --results "$RESULTS"
+    --variant none zaremba gal tied untied --results "$RESULTS" --checkpoint-dir runs/ptb

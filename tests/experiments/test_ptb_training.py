@@ -3,6 +3,7 @@ corpus in the PTB layout that must learn its repeating pattern."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -170,3 +171,85 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
     if not torch.cuda.is_available():
         assert main(["ptb", "--data-dir", str(tmp_path), "--device", "cuda"]) == 2
         assert "CUDA is not available" in capsys.readouterr().err
+
+
+class _Stop(Exception):
+    """Stands in for a job killed between two epochs."""
+
+
+def _stop_after_checkpoints(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make the n-th checkpoint save the last thing the run does."""
+    import dropprior.experiments.ptb as ptb
+
+    save, calls = ptb._save_checkpoint, []
+
+    def stopping(path: Path, state: dict) -> None:
+        save(path, state)
+        calls.append(path)
+        if len(calls) == n:
+            raise _Stop
+
+    monkeypatch.setattr(ptb, "_save_checkpoint", stopping)
+
+
+@pytest.mark.parametrize("variant", ["zaremba", "untied"])
+def test_a_resumed_run_equals_an_uninterrupted_one(variant: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped after epoch 2 of 3 and started again from its checkpoint, the run ends with the
+    uninterrupted run's weights, history and perplexities: the model, the optimizer and torch's
+    random state (the noise draws) are all restored."""
+    _write_corpus(tmp_path)
+    params = {"data_dir": str(tmp_path / "ptb"), "variant": variant,
+              "settings": {"hidden": 8, "layers": 2, "bptt": 10, "batch_size": 4, "epochs": 3,
+                           "dropout": 0.3, "seed": 0, "decay_after": 0, "mc_samples": 2}}
+    whole = run_ptb_variant(params)
+    checkpoint = tmp_path / "ckpt" / "run.pt"
+    with monkeypatch.context() as patch:
+        _stop_after_checkpoints(patch, 2)
+        with pytest.raises(_Stop):
+            run_ptb_variant(params, checkpoint)
+    assert torch.load(checkpoint, weights_only=False)["history"] == whole["valid_history"][:2]
+    seen: list[int] = []
+    resumed = run_ptb_variant(params, checkpoint, lambda m: seen.append(m["epochs_run"]))
+    assert seen == [3] and resumed["resumed_epochs"] == 2
+    for key in ("valid_history", "valid_ppl", "test_ppl", "valid_ppl_mc", "test_ppl_mc"):
+        assert resumed[key] == whole[key], key
+    other = {**params, "settings": {**params["settings"], "dropout": 0.2}}
+    with pytest.raises(ValueError, match="belongs to other settings .*dropout"):
+        run_ptb_variant(other, checkpoint)
+
+
+def test_a_stopped_command_leaves_a_partial_record_and_resumes(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed after its first epoch stays in results/ptb as partial (epoch count, no
+    perplexity, shown so on the page); started again it resumes from its checkpoint, and the
+    finished record replaces the partial one."""
+    from dropprior.cli import main
+    from dropprior.experiments.report import build_pages
+
+    _write_corpus(tmp_path)
+    results = tmp_path / "results"
+    argv = ["ptb", "--data-dir", str(tmp_path), "--variant", "gal", "--epochs", "3",
+            "--mc-samples", "0", "--results", str(results), "--checkpoint-dir",
+            str(tmp_path / "ckpt")]
+    with monkeypatch.context() as patch:
+        _stop_after_checkpoints(patch, 2)
+        with pytest.raises(_Stop):
+            main(argv)
+    (partial,) = [json.loads(p.read_text())["record"] for p in (results / "ptb").glob("*.json")]
+    assert partial["metrics"]["partial"] is True and partial["metrics"]["epochs_run"] == 1
+    assert "test_ppl" not in partial["metrics"]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| gal | 1 of 3 (partial) | — |" in page and "(gal, partial;" in page
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "gal |" in capsys.readouterr().out
+    (done,) = [json.loads(p.read_text())["record"] for p in (results / "ptb").glob("*.json")]
+    assert "partial" not in done["metrics"] and done["metrics"]["resumed_epochs"] == 2
+    assert len(done["metrics"]["valid_history"]) == 3
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "partial" not in page.split("## ")[1].split("Commands")[0]
+    # other settings in the same checkpoint folder: their own checkpoint file, a fresh run
+    assert main([*argv, "--dropout", "0.4"]) == 0
+    assert "resumed_epochs" not in max((results / "ptb").glob("*.json"),
+                                       key=lambda p: p.stat().st_mtime).read_text()

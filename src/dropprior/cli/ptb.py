@@ -15,6 +15,8 @@ from dropprior.experiments.ptb import PTB_SIZES, PTB_VARIANTS
 EXAMPLE = """example:
   dropprior ptb --data-dir ../shared/data                       # 1x128, one epoch: minutes
   dropprior ptb --data-dir ../shared/data --size zaremba-small  # Zaremba's 2x200, 13 epochs
+  dropprior ptb --data-dir ../shared/data --size zaremba-small --variant gal \\
+      --checkpoint-dir runs/ptb                                   # resumable after a stop
   dropprior ptb --data-dir ../shared/data --size medium         # Zaremba's 2x650 (days on a CPU)"""
 
 
@@ -29,7 +31,8 @@ def register(subparsers: Any) -> None:
         "dropprior's tied and untied gate noise; report validation and test perplexity "
         "(mean-scaling, and MC-averaged with --mc-samples) and training tokens per second. "
         "Each variant's result record (JSON) goes to RESULTS/ptb/; a variant whose record "
-        "exists is read, not rerun.",
+        "exists is read, not rerun. A partial record (epochs done) is rewritten after every "
+        "epoch, so a stopped run stays in the results as partial.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     opts = Options(parser)
     opts.add("--data-dir", default=None, kind=Path, metavar="DIR",
@@ -53,6 +56,9 @@ def register(subparsers: Any) -> None:
              help="S passes of the MC-averaged perplexity (0: none)", shown="the preset's")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
+    opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
+             help="keep each variant's training state here after every epoch, and resume "
+             "from it when the run is started again", shown="none: no checkpoints")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help=f"folder of result records (default: {RESULTS_DIR})")
     parser.set_defaults(func=run)
@@ -89,8 +95,12 @@ def run(args: argparse.Namespace) -> int:
                        "use --device cpu")
     print("variant | valid ppl | test ppl | MC valid | MC test | tokens/s | seconds")
     for variant in dict.fromkeys(cfg["variant"]):
-        record, fresh = run_and_record(dataclasses.replace(preset, variant=variant),
-                                       command_line(), data_dir, args.results)
+        try:
+            record, fresh = run_and_record(dataclasses.replace(preset, variant=variant),
+                                           command_line(), data_dir, args.results,
+                                           cfg["checkpoint_dir"])
+        except ValueError as err:  # a checkpoint of other settings
+            raise CLIError(str(err)) from None
         m = record["metrics"]
         mc = [f"{m[k]:.1f}" if k in m else "—" for k in ("valid_ppl_mc", "test_ppl_mc")]
         print(f"{variant} | {m['valid_ppl']:.1f} | {m['test_ppl']:.1f} | {' | '.join(mc)} | "

@@ -25,7 +25,9 @@ Training speed is recorded as training tokens per second (evaluation excluded).
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -208,16 +210,24 @@ def mc_perplexity(model: LanguageModel, data: Tensor, bptt: int, samples: int) -
     return math.exp(-float(torch.log(prob / samples).mean()))
 
 
-def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
+def run_ptb_variant(params: dict[str, Any], checkpoint: str | Path | None = None,
+                    on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train one variant and return its perplexities, speed and history (a runner job function).
 
     Args:
         params: ``{"data_dir", "variant", "settings": {PTBSettings fields}}``.
+        checkpoint: a file that holds the training state after every epoch (model, optimizer,
+            torch's random state, history and timings); if it exists, training resumes from it,
+            and the result equals an uninterrupted run's. A checkpoint of other settings is
+            refused.
+        on_epoch: called after every epoch with ``{"epochs_run", "valid_history",
+            "train_tokens_per_second"}`` (what a partial record holds).
 
     Returns:
         ``valid_ppl``, ``test_ppl`` (mean-scaling), with ``mc_samples`` > 0 ``valid_ppl_mc``
         and ``test_ppl_mc``, ``valid_history`` (per epoch), ``epochs_run``,
-        ``train_tokens_per_second`` and ``seconds``.
+        ``train_tokens_per_second`` and ``seconds`` (this process's, resumed epochs excluded),
+        and ``resumed_epochs`` when it resumed.
     """
     from dropprior.data import load_ptb
     from dropprior.data.ptb import batchify
@@ -237,9 +247,26 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     training = 0.0
     tokens = 0
-    history = []
+    history: list[float] = []
     best = math.inf
-    for epoch in range(s.epochs):
+    settings = asdict(s)
+    resumed = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        if saved["settings"] != settings:
+            changed = sorted(k for k in settings if saved["settings"].get(k) != settings[k])
+            raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to other settings "
+                             f"(they differ in {', '.join(changed)}); remove it or use "
+                             "another checkpoint file")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        history, tokens, training, best = (saved["history"], saved["tokens"],
+                                           saved["training"], saved["best"])
+        resumed = len(history)
+    for epoch in range(resumed, s.epochs):
         if s.decay_after:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(s, epoch)
@@ -267,6 +294,15 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
             for group in optimizer.param_groups:
                 group["lr"] *= s.lr_decay
         best = min(best, val)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {
+                "settings": settings, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "history": history, "tokens": tokens, "training": training, "best": best})
+        if on_epoch is not None:
+            on_epoch({"epochs_run": len(history), "valid_history": list(history),
+                      "train_tokens_per_second": tokens / training})
     out: dict[str, Any] = {"valid_ppl": history[-1], "test_ppl": perplexity(model, test, s.bptt),
                            "valid_history": history, "epochs_run": len(history),
                            "train_tokens_per_second": tokens / training}
@@ -274,15 +310,39 @@ def run_ptb_variant(params: dict[str, Any]) -> dict[str, Any]:
         out["valid_ppl_mc"] = mc_perplexity(model, valid, s.bptt, s.mc_samples)
         out["test_ppl_mc"] = mc_perplexity(model, test, s.bptt, s.mc_samples)
     out["seconds"] = time.perf_counter() - start
+    if resumed:
+        out["resumed_epochs"] = resumed
     return out
 
 
-def run_and_record(s: PTBSettings, command: str, data_dir: str | Path,
-                   root: str | Path | None = None) -> tuple[dict[str, Any], bool]:
-    """The record of variant ``s.variant`` under ``s`` from ``results/ptb/`` if it is there,
-    else train it and write the record. Returns (record, whether it was run now)."""
-    from dropprior.experiments.records import run_recorded
+def _save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """``torch.save`` to ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
+
+def run_and_record(s: PTBSettings, command: str, data_dir: str | Path,
+                   root: str | Path | None = None,
+                   checkpoint_dir: str | Path | None = None) -> tuple[dict[str, Any], bool]:
+    """The record of variant ``s.variant`` under ``s`` from ``results/ptb/`` if it is there,
+    else train it and write the record. Returns (record, whether it was run now).
+
+    After every epoch the run's partial record (its epochs and validation history) is
+    rewritten, so a stopped run stays in the results as partial. With ``checkpoint_dir`` the
+    training state is kept there too, one file per settings, and a rerun resumes from it.
+    """
+    from dropprior.experiments.records import RESULTS_DIR, record_store, run_recorded, settings_key
+
+    checkpoint = None
+    if checkpoint_dir is not None:  # named as the record: readable settings and their digest
+        name = record_store("ptb", RESULTS_DIR if root is None else root).path(
+            settings_key("ptb", s)).stem
+        checkpoint = Path(checkpoint_dir) / f"{name}.pt"
     return run_recorded("ptb", s, command,
-                        lambda: run_ptb_variant({"data_dir": str(data_dir), "variant": s.variant,
-                                                 "settings": asdict(s)}), root)
+                        lambda report: run_ptb_variant(
+                            {"data_dir": str(data_dir), "variant": s.variant,
+                             "settings": asdict(s)}, checkpoint, report),
+                        root, progress=True)

@@ -20,10 +20,13 @@ from dropprior.experiments.rundir import versions
 from dropprior.experiments.store import ResultStore
 
 __all__ = ["make_record", "record_store", "git_commit", "run_recorded", "settings_key",
-           "RESULTS_DIR"]
+           "RESULTS_DIR", "PARTIAL"]
 
 RESULTS_DIR = Path("results")
 """The tracked folder of result records, relative to the repository root."""
+
+PARTIAL = "#partial"
+"""Suffix of the job key of a run's partial record (see :func:`run_recorded`)."""
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -64,18 +67,32 @@ def settings_key(experiment: str, settings: Any) -> str:
 
 
 def run_recorded(experiment: str, settings: Any, command: str,
-                 run: Callable[[], Mapping[str, Any]],
-                 root: str | Path | None = None) -> tuple[dict[str, Any], bool]:
+                 run: Callable[..., Mapping[str, Any]],
+                 root: str | Path | None = None,
+                 progress: bool = False) -> tuple[dict[str, Any], bool]:
     """The run's record from ``<root>/<experiment>/`` if it is there; else call ``run()`` for
     the metrics and write the record. ``settings`` is the run's settings dataclass (its key and
-    config). Returns (record, whether it was run now)."""
+    config). Returns (record, whether it was run now).
+
+    With ``progress``, ``run`` is called as ``run(report)``: each ``report(metrics)`` (re)writes
+    the run's *partial* record (key + :data:`PARTIAL`, its metrics marked ``"partial": True``),
+    which stays in the results when the job is stopped before it finishes, and is removed once
+    the finished record is written.
+    """
     store = record_store(experiment, RESULTS_DIR if root is None else root)
     key = settings_key(experiment, settings)
     if store.has(key):
         return store.get(key), False
     commit, start = git_commit(), time.perf_counter()
-    metrics = run()
+
+    def report(metrics: Mapping[str, Any]) -> None:
+        store.put(key + PARTIAL, make_record(command, asdict(settings), settings.seed,
+                                             {**metrics, "partial": True},
+                                             time.perf_counter() - start, commit), replace=True)
+
+    metrics = run(report) if progress else run()
     record = make_record(command, asdict(settings), settings.seed, metrics,
                          time.perf_counter() - start, commit)
     store.put(key, record)
+    store.remove(key + PARTIAL)
     return record, True

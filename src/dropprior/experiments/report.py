@@ -376,9 +376,11 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "across the four gates. Perplexity with mean-scaling (E[ξ]) and, where run, "
            "MC-averaged over S passes (the probability of each target token averaged before "
            "the log). One seed per row: no standard errors, so no row is said to beat "
-           "another. \"Cost\" is the torch-dropout variant's training tokens per second "
-           "over this variant's, from the records of the same configuration (≤ 1.15 is the "
-           "target; rows from different commits or machine loads compare less well).\n\n"]
+           "another. A run stopped before its last epoch is listed as partial, with its "
+           "epoch count and no perplexity. \"Cost\" is the torch-dropout variant's training "
+           "tokens per second over this variant's, from the records of the same "
+           "configuration (≤ 1.15 is the target; rows from different commits or machine "
+           "loads compare less well).\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
@@ -394,11 +396,19 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         anchor = _PTB_ANCHORS.get((c["layers"], c["hidden"]))
         out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
-        rows = sorted(rows, key=lambda r: order.get(r["config"]["variant"], 99))
+        finished = {r["config"]["variant"] for r in rows if not r["metrics"].get("partial")}
+        rows = sorted((r for r in rows if not (r["metrics"].get("partial")
+                                               and r["config"]["variant"] in finished)),
+                      key=lambda r: order.get(r["config"]["variant"], 99))
         base = next((r["metrics"]["train_tokens_per_second"] for r in rows
-                     if r["config"]["variant"] == "zaremba"), None)
+                     if r["config"]["variant"] == "zaremba" and not r["metrics"].get("partial")),
+                    None)
         for r in rows:
             m, variant = r["metrics"], r["config"]["variant"]
+            if m.get("partial"):  # a stopped run: its epoch count, no result
+                out.append(f"| {variant} | {m['epochs_run']} of {c['epochs']} (partial) | "
+                           + " | ".join(["—"] * 7) + " |\n")
+                continue
             mc = [f"{m[k]:.1f}" if k in m else "—" for k in ("valid_ppl_mc", "test_ppl_mc")]
             speed = m["train_tokens_per_second"]
             cost = f"{base / speed:.2f}" if base is not None else "—"
@@ -413,7 +423,8 @@ def _ptb(records: list[dict[str, Any]]) -> str:
             out.append(f"\nAnchor: {anchor[0]}.\n")
         out.append("\nCommands:\n\n")
         for r in rows:
-            out.append(f"- `{r['command']}` ({r['config']['variant']}; commit "
+            stopped = ", partial" if r["metrics"].get("partial") else ""
+            out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
                        f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
     if not groups:
         out.append("No records yet.\n")

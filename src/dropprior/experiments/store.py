@@ -96,10 +96,11 @@ class ResultStore:
                       f"{target.name!r}, and its job will run again", UserWarning, stacklevel=3)
         return None
 
-    def put(self, key: str, record: Mapping[str, Any]) -> bool:
-        """Record ``key`` once, atomically. Returns False (and writes nothing) if it exists."""
+    def put(self, key: str, record: Mapping[str, Any], replace: bool = False) -> bool:
+        """Record ``key`` once, atomically. Returns False (and writes nothing) if it exists,
+        unless ``replace`` (for a record that is rewritten as a job progresses)."""
         path = self.path(key)
-        if path.exists():
+        if path.exists() and not replace:
             return False
         text = json.dumps({"key": key, "record": dict(record)}, indent=1, sort_keys=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
@@ -111,6 +112,10 @@ class ResultStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return True
+
+    def remove(self, key: str) -> None:
+        """Delete the record of ``key``, if there is one."""
+        self.path(key).unlink(missing_ok=True)
 
     def keys(self) -> list[str]:
         """Keys of every finished record, sorted."""
