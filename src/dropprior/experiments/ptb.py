@@ -334,13 +334,9 @@ def run_and_record(s: PTBSettings, command: str, data_dir: str | Path,
     rewritten, so a stopped run stays in the results as partial. With ``checkpoint_dir`` the
     training state is kept there too, one file per settings, and a rerun resumes from it.
     """
-    from dropprior.experiments.records import RESULTS_DIR, record_store, run_recorded, settings_key
+    from dropprior.experiments.records import checkpoint_file, run_recorded
 
-    checkpoint = None
-    if checkpoint_dir is not None:  # named as the record: readable settings and their digest
-        name = record_store("ptb", RESULTS_DIR if root is None else root).path(
-            settings_key("ptb", s)).stem
-        checkpoint = Path(checkpoint_dir) / f"{name}.pt"
+    checkpoint = checkpoint_file("ptb", s, checkpoint_dir, root)
     return run_recorded("ptb", s, command,
                         lambda report: run_ptb_variant(
                             {"data_dir": str(data_dir), "variant": s.variant,

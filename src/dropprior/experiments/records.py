@@ -19,8 +19,8 @@ from typing import Any
 from dropprior.experiments.rundir import versions
 from dropprior.experiments.store import ResultStore
 
-__all__ = ["make_record", "record_store", "git_commit", "run_recorded", "settings_key",
-           "RESULTS_DIR", "PARTIAL"]
+__all__ = ["checkpoint_file", "make_record", "record_store", "git_commit", "run_recorded",
+           "settings_key", "RESULTS_DIR", "PARTIAL"]
 
 RESULTS_DIR = Path("results")
 """The tracked folder of result records, relative to the repository root."""
@@ -64,6 +64,16 @@ def record_store(experiment: str, root: str | Path = RESULTS_DIR) -> ResultStore
 def settings_key(experiment: str, settings: Any) -> str:
     """The job key of a run: the experiment and its settings dataclass, field by field."""
     return f"{experiment}/" + ",".join(f"{k}={v}" for k, v in asdict(settings).items())
+
+
+def checkpoint_file(experiment: str, settings: Any, checkpoint_dir: str | Path | None,
+                    root: str | Path | None = None) -> Path | None:
+    """The checkpoint file of a run in ``checkpoint_dir`` (None without one), named as its
+    record: the readable settings and their digest, with ``.pt``."""
+    if checkpoint_dir is None:
+        return None
+    store = record_store(experiment, RESULTS_DIR if root is None else root)
+    return Path(checkpoint_dir) / (store.path(settings_key(experiment, settings)).stem + ".pt")
 
 
 def run_recorded(experiment: str, settings: Any, command: str,

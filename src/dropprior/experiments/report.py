@@ -431,6 +431,86 @@ def _ptb(records: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _conv_resnet(records: list[dict[str, Any]]) -> str:
+    out = [_HEADER.format(exp="conv_resnet"), "# MNIST residual CNN: depth selection\n\n",
+           "`dropprior conv-resnet` (`dropprior.experiments.conv_resnet`): conv 3×3, pool, K "
+           "residual blocks of two 3×3 convolutions at 14 × 14, pool, linear. `plain` has no "
+           "noise, `stochastic_depth` drops each block per example with probability p "
+           "(Huang et al. 2016), `add` and `ard+add` learn one scale per block (and per "
+           "block input channel) by VI and are pruned by the fit's own decisions: a block it "
+           "switched off is removed. The test error is the point network's (eval mode; VI: "
+           "the posterior means). FLOPs are 2 × multiply–accumulates per image. \"Cost\" is "
+           "`plain`'s training images per second over the variant's, from records of the same "
+           "configuration. Targets (#21): ≤ 0.6% test error; ADD switches off at least a "
+           "third of the blocks with at most 0.1 percentage point more error after pruning. "
+           "One seed per row: no row is said to beat another. A run stopped before its last "
+           "epoch is listed as partial, with its epoch count and no error.\n\n"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    shared = ("blocks", "channels", "epochs", "batch_size", "lr", "sigma0", "train_size", "seed")
+    for r in records:
+        groups.setdefault(tuple((k, r["config"][k]) for k in shared), []).append(r)
+    order = {v: i for i, v in enumerate(("plain", "stochastic_depth", "add", "ard+add"))}
+    for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        c = dict(key)
+        out.append(f"\n## {c['blocks']} blocks × {c['channels']} channels, {c['epochs']} "
+                   f"epochs, {c['train_size']:,} training images, batch {c['batch_size']}, "
+                   f"lr {c['lr']:g}, σ0 {c['sigma0']:g}, seed {c['seed']}\n\n")
+        out.append("| variant | settings | epochs | test error | pruned | blocks kept | params | "
+                   "FLOPs | images/s | cost | meets target |\n"
+                   "|---|---|---|---|---|---|---|---|---|---|---|\n")
+        done = {_conv_resnet_setting(r["config"]) for r in rows
+                if not r["metrics"].get("partial")}
+        rows = sorted((r for r in rows if not (r["metrics"].get("partial")
+                                               and _conv_resnet_setting(r["config"]) in done)),
+                      key=lambda r: (order[r["config"]["variant"]],
+                                     _conv_resnet_setting(r["config"])))
+        base = next((r["metrics"].get("train_images_per_second") for r in rows
+                     if r["config"]["variant"] == "plain" and not r["metrics"].get("partial")),
+                    None)
+        for r in rows:
+            m, variant = r["metrics"], r["config"]["variant"]
+            setting = _conv_resnet_setting(r["config"])[1]
+            if m.get("partial"):
+                out.append(f"| {variant} | {setting} | {m['epochs_run']} of {c['epochs']} "
+                           "(partial) | " + " | ".join(["—"] * 8) + " |\n")
+                continue
+            speed = m.get("train_images_per_second")
+            cost = f"{base / speed:.2f}" if base and speed else "—"
+            pruned = kept = params = flops = "—"
+            meets = "yes" if m["test_error"] <= 0.006 else "no"
+            if "test_error_pruned" in m:
+                pruned = f"{100 * m['test_error_pruned']:.2f}%"
+                kept = f"{m['blocks_kept']} of {m['blocks']}"
+                params = f"{m['params_before']:,} → {m['params_after']:,}"
+                flops = f"{m['flops_before']:,} → {m['flops_after']:,}"
+                off = m["blocks"] - m["blocks_kept"]
+                meets = "yes" if (m["test_error"] <= 0.006 and 3 * off >= m["blocks"] and
+                                  m["test_error_pruned"] - m["test_error"] <= 0.001) else "no"
+            images = f"{speed:,.0f}" if speed else "—"
+            out.append(f"| {variant} | {setting} | {m['epochs_run']} | "
+                       f"{100 * m['test_error']:.2f}% | {pruned} | {kept} | {params} | {flops} | "
+                       f"{images} | {cost} | {meets} |\n")
+        out.append("\nCommands:\n\n")
+        for r in rows:
+            stopped = ", partial" if r["metrics"].get("partial") else ""
+            out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
+                       f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
+    if not groups:
+        out.append("No records yet.\n")
+    return "".join(out)
+
+
+def _conv_resnet_setting(c: dict[str, Any]) -> tuple[str, str]:
+    """(variant, its own settings as shown on the page) of a conv-resnet record."""
+    if c["variant"] == "plain":
+        return c["variant"], "—"
+    if c["variant"] == "stochastic_depth":
+        return c["variant"], f"p = {c['drop']:g}"
+    beta = f", β = {c['prior_weight']:g}" if c["prior_weight"] != 1 else ""
+    means = ", means" if c["mean_replacement"] else ""
+    return c["variant"], f"{c['hyperprior']}{beta}, {c['rule']}{means}"
+
+
 def _from_records(experiment: str, builder: Callable[[list[dict[str, Any]]], str]
                   ) -> Callable[[Path], str]:
     def page(results: Path) -> str:
@@ -445,6 +525,7 @@ PAGES: dict[str, Callable[[Path], str]] = {
     "docs/results/uci_scales.md": _uci_scales,
     "docs/results/uncertainty.md": _from_records("uncertainty", _uncertainty),
     "docs/results/ptb.md": _from_records("ptb", _ptb),
+    "docs/results/conv_resnet.md": _from_records("conv_resnet", _conv_resnet),
 }
 """Page path (relative to the repository root) → builder of its text from ``results/``."""
 

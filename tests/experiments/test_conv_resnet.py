@@ -1,0 +1,187 @@
+"""The MNIST residual CNN: its forward against a written-out reference, resuming, pruning, and
+the command with its records and page."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dropprior.experiments.conv_resnet import (
+    ConvResnetSettings,
+    build_conv_resnet,
+    run_conv_resnet,
+)
+from dropprior.nn import Residual
+from dropprior.pruning import count_flops
+
+
+def _reference(model: nn.Sequential, x: torch.Tensor, off: set[int] = frozenset()) -> torch.Tensor:
+    """conv, ReLU, pool, h + conv(ReLU(conv(h))) per block (block k skipped if k in ``off``),
+    pool, flatten, linear, from the model's parameters with torch.nn.functional."""
+    stem, head = model[0], model[-1]
+    h = F.max_pool2d(F.relu(F.conv2d(x, stem.weight, stem.bias, padding=1)), 2)
+    for k, block in enumerate(m for m in model if isinstance(m, Residual)):
+        if k in off:
+            continue
+        a, b = block.block[0], block.block[2]
+        h = h + F.conv2d(F.relu(F.conv2d(h, a.weight, a.bias, padding=1)), b.weight, b.bias,
+                         padding=1)
+    return F.linear(F.max_pool2d(h, 2).flatten(1), head.weight, head.bias)
+
+
+@pytest.mark.parametrize("variant", ["plain", "stochastic_depth", "add", "ard+add"])
+def test_eval_forward_is_the_written_out_residual_cnn(variant: str) -> None:
+    """In eval mode every variant's noise is at its mean (1): the network is the plain one."""
+    torch.manual_seed(0)
+    model = build_conv_resnet(variant, blocks=3, channels=4, drop=0.2).eval()
+    x = torch.randn(5, 1, 28, 28)
+    torch.testing.assert_close(model(x), _reference(model, x), rtol=1e-5, atol=1e-5)
+    blocks = [m for m in model if isinstance(m, Residual)]
+    assert len(blocks) == 3
+    assert all(b.structure == ("unit+layer" if variant == "ard+add" else "layer")
+               for b in blocks)
+
+
+def test_stochastic_depth_drops_whole_blocks_per_example_at_rate_p() -> None:
+    """Training-mode output of one block is h (dropped) or h + f(h)/(1 − p) (kept), per example,
+    with the dropped fraction p: Huang et al.'s rule, torchvision's mode="row"."""
+    torch.manual_seed(0)
+    model = build_conv_resnet("stochastic_depth", blocks=1, channels=3, drop=0.3)
+    block = model[3].train()
+    h = torch.randn(4000, 3, 14, 14)
+    out = block(h)
+    f = block.block(h)
+    dropped = torch.isclose(out, h).flatten(1).all(1)
+    kept = torch.isclose(out, h + f / 0.7, atol=1e-5).flatten(1).all(1)
+    assert bool((dropped ^ kept).all())
+    assert float(dropped.float().mean()) == pytest.approx(0.3, abs=3 * (0.3 * 0.7 / 4000) ** 0.5)
+
+
+def test_flops_of_the_default_network() -> None:
+    """stem 28·28·16·9, eight blocks of two 14·14·16·16·9 convolutions, linear 784·10."""
+    model = build_conv_resnet("plain")
+    macs = 28 * 28 * 16 * 9 + 8 * 2 * 14 * 14 * 16 * 16 * 9 + 16 * 49 * 10
+    assert count_flops(model, torch.zeros(1, 1, 28, 28)) == 2 * macs
+
+
+def test_bad_settings_name_the_value() -> None:
+    with pytest.raises(ValueError, match="variant='dense' is not valid"):
+        ConvResnetSettings(variant="dense")
+    with pytest.raises(ValueError, match="blocks must be an int >= 0, got -1"):
+        ConvResnetSettings(blocks=-1)
+    with pytest.raises(ValueError, match="drop must lie in \\[0, 1\\), got 1.0"):
+        ConvResnetSettings(drop=1.0)
+    with pytest.raises(ValueError, match="rule='snr' is not valid"):
+        ConvResnetSettings(rule="snr")
+
+
+class _Stop(Exception):
+    """Stands in for a job killed between two epochs."""
+
+
+def _tiny(variant: str, **kw) -> ConvResnetSettings:
+    return ConvResnetSettings(**{"variant": variant, "blocks": 2, "channels": 3, "epochs": 2,
+                                 "train_size": 300, "batch_size": 100, **kw})
+
+
+@pytest.mark.parametrize("variant", ["stochastic_depth", "add"])
+def test_a_resumed_run_equals_an_uninterrupted_one(variant: str, data_dir: Path,
+                                                   tmp_path: Path) -> None:
+    s = _tiny(variant)
+    whole = run_conv_resnet(s, data_dir)
+
+    def stop(progress: dict) -> None:
+        if progress["epochs_run"] == 1:
+            raise _Stop
+
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(_Stop):
+        run_conv_resnet(s, data_dir, checkpoint, stop)
+    resumed = run_conv_resnet(s, data_dir, checkpoint)
+    assert resumed["epochs_resumed"] == 1 and resumed["epochs_run"] == 2
+    for key in ("test_error", "test_error_pruned", "blocks_kept", "params_after"):
+        assert resumed.get(key) == whole.get(key), key
+
+
+def test_the_pruned_network_is_the_point_network_without_the_removed_blocks(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pruned error is recomputed from the trained point network (posterior means) with the
+    blocks the fit switched off skipped, written out by hand."""
+    import dropprior
+    from dropprior import scales
+    from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
+
+    captured: dict = {}
+    original = dropprior.prune
+
+    def spy(model, **kw):  # keeps the trained model as prune received it
+        captured["model"] = copy.deepcopy(model)
+        return original(model, **kw)
+
+    monkeypatch.setattr(dropprior, "prune", spy)
+    m = run_conv_resnet(_tiny("add", epochs=3), data_dir)
+    point = scales.collapse(captured["model"]).eval()
+    names = [n for n, b in point.named_children() if isinstance(b, Residual)]
+    off = {k for k, n in enumerate(names) if n not in m["kept_blocks"]}
+    x, y = load_mnist(data_dir, "test")
+    x = ((x - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28)
+    with torch.no_grad():
+        wrong = int((_reference(point, x, off).argmax(1) != y).sum())
+        whole = int((_reference(point, x).argmax(1) != y).sum())
+    assert m["test_error_pruned"] == pytest.approx(wrong / x.shape[0], abs=2e-4)
+    assert m["test_error"] == pytest.approx(whole / x.shape[0], abs=2e-4)
+    assert m["blocks_kept"] == 2 - len(off)
+
+
+def test_the_command_records_resumes_and_pages(data_dir: Path, tmp_path: Path, capsys,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped after its first epoch leaves a partial record (listed as partial on the
+    page); started again with the same checkpoint folder it resumes, and the finished record
+    replaces the partial one."""
+    import dropprior.experiments.conv_resnet as module
+    from dropprior.cli import main
+    from dropprior.experiments.report import build_pages
+
+    argv = ["conv-resnet", "--variant", "add", "--blocks", "2", "--channels", "3",
+            "--epochs", "2", "--train-size", "300", "--batch-size", "100",
+            "--data-dir", str(data_dir), "--results", str(tmp_path / "results"),
+            "--checkpoint-dir", str(tmp_path / "ckpt")]
+    real = module.run_conv_resnet
+
+    def stopping(s, data, checkpoint=None, report=None):
+        def wrapped(progress: dict) -> None:
+            report(progress)
+            if progress["epochs_run"] == 1:
+                raise _Stop
+        return real(s, data, checkpoint, wrapped)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "run_conv_resnet", stopping)
+        with pytest.raises(_Stop):
+            main(argv)
+    (partial,) = [json.loads(p.read_text())["record"]
+                  for p in (tmp_path / "results" / "conv_resnet").glob("*.json")]
+    assert partial["metrics"] == {"epochs_run": 1, "partial": True,
+                                  "train_images_per_second":
+                                      partial["metrics"]["train_images_per_second"]}
+    page = build_pages(tmp_path)[tmp_path / "docs/results/conv_resnet.md"]
+    assert "| add | log_uniform, evidence | 1 of 2 (partial) |" in page
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ran: add, 2 blocks of 3 channels, 2 epochs")
+    m = json.loads(out.strip().splitlines()[-1])
+    assert m["epochs_resumed"] == 1 and 0 <= m["blocks_kept"] <= 2
+    (done,) = list((tmp_path / "results" / "conv_resnet").glob("*.json"))
+    assert "partial" not in json.loads(done.read_text())["record"]["metrics"]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/conv_resnet.md"]
+    assert "partial" not in page.split("## ")[1] and "| add | log_uniform, evidence | 2 |" in page
+    assert main(argv) == 0 and capsys.readouterr().out.startswith("read:")
+    assert main([*argv[:-2], "--blocks", "-1"]) == 2
+    assert "blocks must be an int >= 0, got -1" in capsys.readouterr().err
