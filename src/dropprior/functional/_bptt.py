@@ -12,6 +12,9 @@ with one matrix product over all steps, as torch's own fused LSTM does (h̃ = h 
 recurrent noise, h otherwise). The per-step work left in the loop is δ_t and δ_t U, the
 gradient that flows to h_{t−1}.
 
+Float32 products on the CPU go through oneDNN (:mod:`dropprior.functional._onednn`), with U
+packed once per call for the per-step products; elsewhere, or without it, through torch.mm.
+
 Gate order is torch's (i, f, g, o): c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh c_t.
 """
 
@@ -22,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from dropprior.functional import _onednn as onednn
 
 __all__ = ["RecurrenceBPTT"]
 
@@ -54,15 +59,22 @@ class RecurrenceBPTT(torch.autograd.Function):
         h_l, c_l, tc_l, pre_l, a_l = (v.unbind(0) for v in (hs, cs, tanh_c, pre, acts))
         ag_l = acts[:, :, g_slice].unbind(0)
         i_l, f_l, g_l, o_l = (v.unbind(0) for v in acts.view(*pre.shape[:2], 4, hidden).unbind(2))
+        fast = onednn.usable(proj, weight_hh, h0)
+        packed = onednn.pack(weight_hh, h0.shape[0]) if fast else None
         for t in range(steps):
             h_prev = h_l[t] if noise is None else torch.mul(h_l[t], noise, out=h_in)
-            torch.addmm(pre_l[t], h_prev, u_t, out=gates)
+            if packed is not None:  # oneDNN: U packed once, "+ pre" fused into the product
+                gates = onednn.linear_packed(h_prev, packed, pre_l[t])
+                gates_g = gates[:, g_slice]
+            else:
+                torch.addmm(pre_l[t], h_prev, u_t, out=gates)
             torch.sigmoid(gates, out=a_l[t])
             torch.tanh(gates_g, out=ag_l[t])
             torch.mul(f_l[t], c_l[t], out=c_l[t + 1]).addcmul_(i_l[t], g_l[t])
             torch.mul(o_l[t], torch.tanh(c_l[t + 1], out=tc_l[t]), out=h_l[t + 1])
         ctx.save_for_backward(weight_hh, acts, hs, cs, tanh_c, recurrent_noise)
         ctx.has_bias = bias_hh is not None
+        ctx.fast = fast
         return hs[1:].clone(), hs[steps].clone(), cs[steps].clone()
 
     @staticmethod
@@ -89,20 +101,26 @@ class RecurrenceBPTT(torch.autograd.Function):
         d_front, d_back = delta_4[:, :, :3].unbind(0), delta_4[:, :, 3].unbind(0)
         c_front, c_back = coef[:, :, :3].unbind(0), coef[:, :, 3].unbind(0)
         delta_l, f_l, od_l, dout_l = (v.unbind(0) for v in (delta, f, o_dtanh, d_out))
+        packed = onednn.pack(weight_hh.t(), n) if ctx.fast else None  # δ_t U = δ_t (Uᵀ)ᵀ
         for t in reversed(range(steps)):
             dh.add_(dout_l[t])
             dc.addcmul_(dh, od_l[t])
             torch.mul(c_front[t], dc_3, out=d_front[t])
             torch.mul(c_back[t], dh, out=d_back[t])
             dc.mul_(f_l[t])
-            torch.mm(delta_l[t], weight_hh, out=dh)
+            if packed is not None:
+                dh = onednn.linear_packed(delta_l[t], packed)
+            else:
+                torch.mm(delta_l[t], weight_hh, out=dh)
             if noise is not None:
                 dh.mul_(noise)
         needs = ctx.needs_input_grad
         d_weight = d_bias = None
         if needs[1]:
             h_in = hs[:-1] if noise is None else hs[:-1] * noise
-            d_weight = delta.reshape(-1, 4 * hidden).t() @ h_in.reshape(-1, hidden)
+            flat_delta, flat_h = delta.reshape(-1, 4 * hidden), h_in.reshape(-1, hidden)
+            d_weight = onednn.linear(flat_delta.t(), flat_h.t()) if ctx.fast else \
+                flat_delta.t() @ flat_h
         if ctx.has_bias and needs[2]:
             d_bias = delta.sum((0, 1))
         return (delta if needs[0] else None, d_weight, d_bias, dh if needs[3] else None,

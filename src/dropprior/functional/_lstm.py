@@ -10,7 +10,9 @@ Because Ξ_g does not depend on t, the input projections of *all* time steps are
 time, which is unavoidable once the input projection differs per example and gate. Its backward
 is hand-written (:mod:`dropprior.functional._bptt`): the gradient of U is one matrix product over
 all steps, as in torch's fused LSTM, instead of one per step. Optional recurrent noise ξ^h
-multiplies h_{t-1} (rows of U), also once per sequence.
+multiplies h_{t-1} (rows of U), also once per sequence. For float32 CPU tensors the products of
+both, forward and backward, go through oneDNN (:mod:`dropprior.functional._onednn`,
+:class:`GateProjection`), the library of torch's own fused LSTM, instead of torch's BLAS.
 
 On CUDA that per-step loop is bound by kernel launches, so :func:`untied_lstm_fused` runs the same
 layer through torch's fused (cuDNN) LSTM instead: the input widened to 4·D features, gate g's
@@ -22,13 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
+from dropprior.functional import _onednn as onednn
 from dropprior.functional._bptt import RecurrenceBPTT
 
-__all__ = ["gate_projections", "lstm_layer", "lstm_recurrence", "untied_lstm_fused"]
+__all__ = ["GateProjection", "gate_projections", "lstm_layer", "lstm_recurrence",
+           "untied_lstm_fused"]
 
 
 def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
@@ -44,6 +50,8 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
     Shape:
         output: (T, N, 4H).
     """
+    if onednn.usable(x, weight_ih, gate_noise):
+        return GateProjection.apply(x, weight_ih, bias_ih, gate_noise)
     t, n, d = x.shape
     hidden = weight_ih.shape[0] // 4
     scaled = (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)  # (4, T·N, D)
@@ -53,6 +61,58 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
     else:  # the bias inside the product: no separate pass over the (T, N, 4H) result
         proj = torch.baddbmm(bias_ih.view(4, 1, hidden), scaled, weight)
     return proj.view(4, t, n, hidden).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden)
+
+
+class GateProjection(torch.autograd.Function):
+    """:func:`gate_projections` with its four products (and those of its backward) through
+    oneDNN: ``apply(x, weight_ih, bias_ih, gate_noise)``, float32 CPU tensors.
+
+    Backward, with δ_g the gradient of gate g's block and S_g = x ⊙ ξ_g:
+    ∂W_g = Σ δ_gᵀ S_g, ∂b = Σ δ, ∂x = Σ_g (δ_g W_g) ⊙ ξ_g and ∂ξ_g = Σ_t (δ_g W_g) ⊙ x (summed
+    over examples too when ξ is shared by them).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
+                gate_noise: Tensor) -> Tensor:
+        t, n, d = x.shape
+        hidden = weight_ih.shape[0] // 4
+        scaled = (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)
+        weights = weight_ih.view(4, hidden, d)
+        out = x.new_empty(t * n, 4, hidden)
+        for g in range(4):
+            out[:, g] = onednn.linear(scaled[g], weights[g])
+        if bias_ih is not None:
+            out += bias_ih.view(4, hidden)
+        ctx.save_for_backward(x, weight_ih, gate_noise, scaled)
+        ctx.has_bias = bias_ih is not None
+        return out.view(t, n, 4 * hidden)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, d_out: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight_ih, gate_noise, scaled = ctx.saved_tensors
+        t, n, d = x.shape
+        hidden = weight_ih.shape[0] // 4
+        grads = d_out.reshape(t * n, 4, hidden)
+        weights = weight_ih.view(4, hidden, d)
+        needs = ctx.needs_input_grad
+        d_weight = d_bias = d_x = d_noise = None
+        if needs[1]:
+            d_weight = torch.stack([onednn.linear(grads[:, g].t(), scaled[g].t())
+                                    for g in range(4)]).view(4 * hidden, d)
+        if ctx.has_bias and needs[2]:
+            d_bias = grads.sum(0).reshape(4 * hidden)
+        if needs[0] or needs[3]:
+            back = torch.stack([onednn.linear(grads[:, g], weights[g].t())
+                                for g in range(4)]).view(4, t, n, d)  # δ_g W_g
+            if needs[0]:
+                d_x = (back * gate_noise.unsqueeze(1)).sum(0)
+            if needs[3]:
+                d_noise = (back * x).sum(1)
+                if gate_noise.shape[1] == 1:
+                    d_noise = d_noise.sum(1, keepdim=True)
+        return d_x, d_weight, d_bias, d_noise
 
 
 def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
