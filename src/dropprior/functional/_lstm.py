@@ -79,11 +79,9 @@ class GateProjection(torch.autograd.Function):
         hidden = weight_ih.shape[0] // 4
         scaled = (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)
         weights = weight_ih.view(4, hidden, d)
-        out = x.new_empty(t * n, 4, hidden)
-        for g in range(4):
-            out[:, g] = onednn.linear(scaled[g], weights[g])
-        if bias_ih is not None:
-            out += bias_ih.view(4, hidden)
+        biases = [None] * 4 if bias_ih is None else bias_ih.view(4, hidden).unbind(0)
+        out = torch.cat([onednn.linear(scaled[g], weights[g], biases[g]) for g in range(4)],
+                        dim=1)  # (T·N, 4H), the gates side by side
         ctx.save_for_backward(x, weight_ih, gate_noise, scaled)
         ctx.has_bias = bias_ih is not None
         return out.view(t, n, 4 * hidden)

@@ -62,11 +62,12 @@ def usable(*tensors: Tensor) -> bool:
     return enabled()
 
 
-def linear(x: Tensor, weight: Tensor) -> Tensor:
-    """x Wᵀ for a dense ``weight`` (oneDNN packs it per call). Shape: x (M, K); weight (N, K);
-    output (M, N)."""
-    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), None, "none",
-                                             [], "")
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x Wᵀ (+ b) for a dense ``weight`` (oneDNN packs it per call). Shape: x (M, K);
+    weight (N, K); bias (N,); output (M, N)."""
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(),
+                                             None if bias is None else bias.contiguous(),
+                                             "none", [], "")
 
 
 def pack(weight: Tensor, rows: int) -> Tensor:
