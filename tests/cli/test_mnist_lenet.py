@@ -45,3 +45,30 @@ def test_bad_settings_name_the_value() -> None:
         LenetSettings(arch="lenet-4")
     with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
         LenetSettings(epochs=0)
+
+
+def test_fine_tune_with_early_stopping_on_held_out_images(data_dir, tmp_path, capsys) -> None:
+    """--fine-tune-patience holds out a tenth of the training images and records how many
+    fine-tune epochs ran and the best one; the page says so."""
+    from dropprior.experiments.report import build_pages
+
+    argv = ["mnist", "--arch", "lenet-300-100", "--epochs", "1", "--train-size", "600",
+            "--rule", "snr", "--fine-tune-epochs", "4", "--fine-tune-patience", "1",
+            "--fine-tune-lr", "1e-4", "--data-dir", str(data_dir), "--results",
+            str(tmp_path / "results")]
+    assert main(argv) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    if "prune_error" in m:
+        pytest.skip(f"the one-epoch fit switched a layer off: {m['prune_error']}")
+    assert 1 <= m["fine_tune_epochs_run"] <= 4
+    assert 0 <= m["fine_tune_best_epoch"] < m["fine_tune_epochs_run"]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
+    assert (f"epochs on held-out images: epoch {m['fine_tune_best_epoch'] + 1}, patience 1, "
+            "lr 0.0001") in page
+
+
+def test_fine_tune_settings_name_the_bad_value() -> None:
+    with pytest.raises(ValueError, match="fine_tune_patience applies to a fine-tune"):
+        LenetSettings(fine_tune_patience=3)
+    with pytest.raises(ValueError, match="fine_tune_lr must be >= 0"):
+        LenetSettings(fine_tune_lr=-1.0)

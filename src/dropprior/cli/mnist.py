@@ -24,6 +24,9 @@ _HELP = {
     "evidence-means (evidence with switched-off groups held at their means, pruned so) or "
     "snr; auto: VI evidence, MAP the scales' collapse)",
     "fine_tune_epochs": "epochs of fit on the pruned point network (0: none)",
+    "fine_tune_lr": "learning rate of the fine-tune (0: --lr)",
+    "fine_tune_patience": "stop the fine-tune after this many epochs without a better loss on "
+    "a tenth of the training images held out, keeping the best epoch (0: run every epoch)",
     "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",
     "local_reparam": "VI: draw the linear layers' outputs per example by the local "
     "reparametrization while training (convolutions keep one weight draw per minibatch)",
@@ -62,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"test error {100 * m['test_error']:.2f}%, pruned {100 * m['test_error_pruned']:.2f}%")
     if "test_error_fine_tuned" in m:
-        print(f"after {settings.fine_tune_epochs} fine-tune epochs "
-              f"{100 * m['test_error_fine_tuned']:.2f}%")
+        epochs = m.get("fine_tune_epochs_run", settings.fine_tune_epochs)
+        print(f"after {epochs} fine-tune epochs {100 * m['test_error_fine_tuned']:.2f}%")
     print(f"kept architecture {m['kept_architecture']}")
     print(f"parameters {m['params_before']} -> {m['params_after']}, "
           f"FLOPs {m['flops_before']} -> {m['flops_after']}")

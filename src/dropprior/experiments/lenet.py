@@ -14,7 +14,10 @@ layers' outputs by the local reparametrization in training) or ``"map"``
 likelihood). The test error is the point network's (VI: posterior means; MAP: w = s·z with the
 noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off,
 by ``rule`` (:data:`RULES`, :func:`dropprior.scales.kept_groups`), optionally followed by
-``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network. With
+``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network (learning rate
+``fine_tune_lr``, 0: ``lr``; with ``fine_tune_patience`` = k > 0 a tenth of the training images
+is held out and the fine-tune stops after k epochs without a better validation loss, keeping the
+best epoch's weights). With
 ``mean_replacement`` a removed unit or channel is held at its mean over the training images
 (``prune(mean_inputs=...)``) instead of at zero.
 LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
@@ -73,6 +76,8 @@ class LenetSettings:
     seed: int = 0
     rule: str = "auto"
     fine_tune_epochs: int = 0
+    fine_tune_lr: float = 0.0
+    fine_tune_patience: int = 0
     prior_warmup: int = 0
     local_reparam: bool = False
     prior_weight: float = 1.0
@@ -88,6 +93,12 @@ class LenetSettings:
         for name in ("epochs", "batch_size", "train_size"):
             check_int(name, getattr(self, name), 1)
         check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
+        check_int("fine_tune_patience", self.fine_tune_patience, 0)
+        if not self.fine_tune_lr >= 0:
+            raise ValueError(f"fine_tune_lr must be >= 0 (0: lr), got {self.fine_tune_lr!r}")
+        if self.fine_tune_patience and not self.fine_tune_epochs:
+            raise ValueError("fine_tune_patience applies to a fine-tune: give fine_tune_epochs "
+                             "> 0 as well")
         check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
         check_prior_weight(self.prior_weight)
@@ -208,9 +219,15 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         "flops_before": result.flops_before, "flops_after": result.flops_after,
     })
     if s.fine_tune_epochs:
-        fit(result.model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.fine_tune_epochs,
-            lr=s.lr, batch_size=s.batch_size, seed=s.seed, progress=False)
+        stopping: dict[str, Any] = {} if not s.fine_tune_patience else \
+            {"validation": 0.1, "patience": s.fine_tune_patience}
+        tuned = fit(result.model, Categorical(), x, y, sigma0=s.sigma0,
+                    epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
+                    batch_size=s.batch_size, seed=s.seed, progress=False, **stopping)
         metrics["test_error_fine_tuned"] = _error(result.model, x_test, y_test)
+        if s.fine_tune_patience:
+            metrics["fine_tune_epochs_run"] = tuned.epochs_run
+            metrics["fine_tune_best_epoch"] = tuned.best_epoch
     return metrics
 
 

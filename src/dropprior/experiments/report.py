@@ -102,6 +102,19 @@ def _lenet_inference(config: dict[str, Any]) -> str:
             + (f", β={config['prior_weight']:g}" if config.get("prior_weight", 1) != 1 else ""))
 
 
+def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """How a LeNet record was fine-tuned: its epochs, and where set its learning rate and
+    early stopping (records from before these settings ran every epoch at ``lr``)."""
+    text = f"{config['fine_tune_epochs']} epochs"
+    if config.get("fine_tune_patience"):
+        best = metrics["fine_tune_best_epoch"]
+        text = (f"best of {metrics['fine_tune_epochs_run']} epochs on held-out images: "
+                f"epoch {best + 1}, patience {config['fine_tune_patience']}")
+    if config.get("fine_tune_lr"):
+        text += f", lr {config['fine_tune_lr']:g}"
+    return text
+
+
 def _lenet(records: list[dict[str, Any]]) -> str:
     out = [_HEADER.format(exp="lenet"), "# LeNets on MNIST with learned group scales\n\n",
            "`dropprior mnist` (`dropprior.experiments.lenet`): LeNet-300-100 (ARD on every "
@@ -122,7 +135,9 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "(`--mean-replacement`: each removed unit or channel held at its mean over the "
            "training images, folded into the next map's bias) instead of at zero. "
            "\"Fine-tuned\" "
-           "is the pruned network after `--fine-tune-epochs` of `fit`; the target is judged on "
+           "is the pruned network after `--fine-tune-epochs` of `fit` (with "
+           "`--fine-tune-patience k`: stopped after k epochs without a better loss on a tenth "
+           "of the training images held out, the best epoch kept); the target is judged on "
            "it where there is one.\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
            "kept | params | FLOPs | meets target | note |\n"
@@ -149,7 +164,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
                      and kept[2] <= 100 / 3)
         else:
             meets = final <= 0.010 and m["flops_after"] / 2 <= 217_000  # the anchors' MACs
-        tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({c['fine_tune_epochs']} epochs)"
+        tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({_lenet_fine_tune(c, m)})"
                  if "test_error_fine_tuned" in m else "—")
         out.append(
             f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
