@@ -436,14 +436,20 @@ def _ptb(records: list[dict[str, Any]]) -> str:
                        f"{meets} |\n")
         if anchor is not None:
             out.append(f"\nAnchor: {anchor[0]}.\n")
-        out.append("\nCommands:\n\n")
-        for r in rows:
-            stopped = ", partial" if r["metrics"].get("partial") else ""
-            out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
-                       f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
+        out += _variant_commands(rows)
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
+
+
+def _variant_commands(rows: list[dict[str, Any]]) -> list[str]:
+    """The "Commands" list under a table of variant records, partial runs marked."""
+    out = ["\nCommands:\n\n"]
+    for r in rows:
+        stopped = ", partial" if r["metrics"].get("partial") else ""
+        out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
+                   f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
+    return out
 
 
 def _conv_resnet(records: list[dict[str, Any]]) -> str:
@@ -505,11 +511,7 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
             out.append(f"| {variant} | {setting} | {m['epochs_run']} | "
                        f"{100 * m['test_error']:.2f}% | {pruned} | {kept} | {params} | {flops} | "
                        f"{images} | {cost} | {meets} |\n")
-        out.append("\nCommands:\n\n")
-        for r in rows:
-            stopped = ", partial" if r["metrics"].get("partial") else ""
-            out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
-                       f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
+        out += _variant_commands(rows)
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
