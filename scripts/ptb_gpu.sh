@@ -1,5 +1,6 @@
 #!/bin/bash
-# PTB on a lent GPU, every variant one after the other, one result record each.
+# PTB on a lent GPU, every variant one after the other (and tied noise under the heavy-tailed
+# inverse Nakagami law), one result record each.
 #
 #   bash scripts/ptb_gpu.sh [SIZE] [DATA_DIR]      (SIZE: zaremba-small (default) or medium)
 #
@@ -18,7 +19,12 @@ if [ -d results/ptb ] && [ "$RESULTS" != results ]; then
     mkdir -p "$RESULTS/ptb" && cp -n results/ptb/*.json "$RESULTS/ptb/" 2>/dev/null || true
 fi
 # the checkout's own package, whether or not it is installed on the machine
-PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python -c \
-    'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
-    ptb --data-dir "$DATA" --size "$SIZE" --device cuda \
-    --variant none zaremba gal tied untied --results "$RESULTS" --checkpoint-dir runs/ptb
+ptb() {
+    PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python -c \
+        'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
+        ptb --data-dir "$DATA" --size "$SIZE" --device cuda --results "$RESULTS" \
+        --checkpoint-dir runs/ptb "$@"
+}
+ptb --variant none zaremba gal tied untied
+# the heavy-tailed law (Student-t prior: inverse Nakagami noise) on the tied structure
+ptb --variant tied --law inverse_nakagami
