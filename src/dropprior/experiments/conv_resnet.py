@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from dropprior._validation import check_choice, check_int, check_prior_weight
+from dropprior.experiments.evaluate import point_error
 
 __all__ = ["CONV_RESNET_VARIANTS", "ConvResnetSettings", "build_conv_resnet", "run_conv_resnet",
            "run_and_record"]
@@ -111,14 +112,6 @@ def build_conv_resnet(variant: str, blocks: int = 8, channels: int = 16,
     return nn.Sequential(*layers)
 
 
-def _error(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        wrong = sum(int((model(x[i:i + 1000]).argmax(1) != y[i:i + 1000]).sum())
-                    for i in range(0, x.shape[0], 1000))
-    return wrong / x.shape[0]
-
-
 def _block_names(model: nn.Sequential) -> list[str]:
     from dropprior.nn import Residual
 
@@ -171,7 +164,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
                           checkpoint=path, resume=True, prior_weight=s.prior_weight)
     point = scales.collapse(copy.deepcopy(model)) if s.variant in _LEARNED else model
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run,
-                               "test_error": _error(point, x_test, y_test),
+                               "test_error": point_error(point, x_test, y_test),
                                "train_seconds": round(seconds, 1)}
     if s.epochs > resumed:
         metrics["train_images_per_second"] = (s.epochs - resumed) * x.shape[0] / seconds
@@ -187,7 +180,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
                    decisions=decisions, mean_inputs=x if s.mean_replacement else None)
     kept = [n for n in names if not isinstance(getattr(result.model, n), nn.Identity | Offset)]
     metrics.update({
-        "test_error_pruned": _error(result.model, x_test, y_test),
+        "test_error_pruned": point_error(result.model, x_test, y_test),
         "blocks_kept": len(kept), "blocks": s.blocks, "kept_blocks": kept,
         "params_before": result.params_before, "params_after": result.params_after,
         "flops_before": result.flops_before, "flops_after": result.flops_after,

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._validation import check_choice, check_int, check_prior_weight
+from dropprior.experiments.evaluate import point_error
 from dropprior.noise import NoiseLaw
 
 __all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "lenet_300_100", "run_lenet",
@@ -151,14 +152,6 @@ def _images(x: Tensor, arch: str) -> Tensor:
     return x if arch == "lenet-300-100" else x.reshape(-1, 1, 28, 28)
 
 
-def _error(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        wrong = sum(int((model(x[i:i + 2000]).argmax(1) != y[i:i + 2000]).sum())
-                    for i in range(0, x.shape[0], 2000))
-    return wrong / x.shape[0]
-
-
 def _architecture(arch: str, kept: dict[str, Tensor]) -> str:
     if arch == "lenet-300-100":
         sizes = [len(kept.get("0", range(784))), len(kept.get("2", range(300))),
@@ -194,7 +187,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
                   resume=checkpoint is not None, prior_warmup=s.prior_warmup,
                   prior_weight=s.prior_weight)
     seconds = time.perf_counter() - start
-    error = _error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
+    error = point_error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
     example = x_test[:1]
     layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run, "test_error": error,
@@ -213,7 +206,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         metrics["prune_error"] = str(err)
         return metrics
     metrics.update({
-        "test_error_pruned": _error(result.model, x_test, y_test),
+        "test_error_pruned": point_error(result.model, x_test, y_test),
         "kept_architecture": _architecture(s.arch, result.kept),
         "params_before": result.params_before, "params_after": result.params_after,
         "flops_before": result.flops_before, "flops_after": result.flops_after,
@@ -224,7 +217,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         tuned = fit(result.model, Categorical(), x, y, sigma0=s.sigma0,
                     epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
                     batch_size=s.batch_size, seed=s.seed, progress=False, **stopping)
-        metrics["test_error_fine_tuned"] = _error(result.model, x_test, y_test)
+        metrics["test_error_fine_tuned"] = point_error(result.model, x_test, y_test)
         if s.fine_tune_patience:
             metrics["fine_tune_epochs_run"] = tuned.epochs_run
             metrics["fine_tune_best_epoch"] = tuned.best_epoch

@@ -411,13 +411,9 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         anchor = _PTB_ANCHORS.get((c["layers"], c["hidden"]))
         out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
-        finished = {r["config"]["variant"] for r in rows if not r["metrics"].get("partial")}
-        rows = sorted((r for r in rows if not (r["metrics"].get("partial")
-                                               and r["config"]["variant"] in finished)),
+        rows = sorted(_without_superseded_partials(rows, lambda r: r["config"]["variant"]),
                       key=lambda r: order.get(r["config"]["variant"], 99))
-        base = next((r["metrics"]["train_tokens_per_second"] for r in rows
-                     if r["config"]["variant"] == "zaremba" and not r["metrics"].get("partial")),
-                    None)
+        base = _baseline_speed(rows, "zaremba", "train_tokens_per_second")
         for r in rows:
             m, variant = r["metrics"], r["config"]["variant"]
             if m.get("partial"):  # a stopped run: its epoch count, no result
@@ -440,6 +436,20 @@ def _ptb(records: list[dict[str, Any]]) -> str:
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
+
+
+def _without_superseded_partials(rows: list[dict[str, Any]],
+                                 run: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:
+    """``rows`` less the partial records of runs (identified by ``run(record)``) that have a
+    finished record too."""
+    finished = {run(r) for r in rows if not r["metrics"].get("partial")}
+    return [r for r in rows if not (r["metrics"].get("partial") and run(r) in finished)]
+
+
+def _baseline_speed(rows: list[dict[str, Any]], variant: str, speed: str) -> float | None:
+    """The ``speed`` metric of the finished ``variant`` record among ``rows``, or None."""
+    return next((r["metrics"].get(speed) for r in rows
+                 if r["config"]["variant"] == variant and not r["metrics"].get("partial")), None)
 
 
 def _variant_commands(rows: list[dict[str, Any]]) -> list[str]:
@@ -479,15 +489,11 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
         out.append("| variant | settings | epochs | test error | pruned | blocks kept | params | "
                    "FLOPs | images/s | cost | meets target |\n"
                    "|---|---|---|---|---|---|---|---|---|---|---|\n")
-        done = {_conv_resnet_setting(r["config"]) for r in rows
-                if not r["metrics"].get("partial")}
-        rows = sorted((r for r in rows if not (r["metrics"].get("partial")
-                                               and _conv_resnet_setting(r["config"]) in done)),
+        rows = sorted(_without_superseded_partials(rows, lambda r: _conv_resnet_setting(
+                          r["config"])),
                       key=lambda r: (order[r["config"]["variant"]],
                                      _conv_resnet_setting(r["config"])))
-        base = next((r["metrics"].get("train_images_per_second") for r in rows
-                     if r["config"]["variant"] == "plain" and not r["metrics"].get("partial")),
-                    None)
+        base = _baseline_speed(rows, "plain", "train_images_per_second")
         for r in rows:
             m, variant = r["metrics"], r["config"]["variant"]
             setting = _conv_resnet_setting(r["config"])[1]

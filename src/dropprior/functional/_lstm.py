@@ -54,13 +54,20 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
         return GateProjection.apply(x, weight_ih, bias_ih, gate_noise)
     t, n, d = x.shape
     hidden = weight_ih.shape[0] // 4
-    scaled = (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)  # (4, T·N, D)
+    scaled = _gate_inputs(x, gate_noise)  # (4, T·N, D)
     weight = weight_ih.view(4, hidden, d).transpose(1, 2)
     if bias_ih is None:
         proj = torch.bmm(scaled, weight)
     else:  # the bias inside the product: no separate pass over the (T, N, 4H) result
         proj = torch.baddbmm(bias_ih.view(4, 1, hidden), scaled, weight)
     return proj.view(4, t, n, hidden).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden)
+
+
+def _gate_inputs(x: Tensor, gate_noise: Tensor) -> Tensor:
+    """x ⊙ ξ_g for the four gates, the time steps and examples flattened. Shape: x (T, N, D);
+    gate_noise (4, N, D) or (4, 1, D); output (4, T·N, D)."""
+    t, n, d = x.shape
+    return (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)
 
 
 class GateProjection(torch.autograd.Function):
@@ -77,7 +84,7 @@ class GateProjection(torch.autograd.Function):
                 gate_noise: Tensor) -> Tensor:
         t, n, d = x.shape
         hidden = weight_ih.shape[0] // 4
-        scaled = (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)
+        scaled = _gate_inputs(x, gate_noise)
         weights = weight_ih.view(4, hidden, d)
         biases = [None] * 4 if bias_ih is None else bias_ih.view(4, hidden).unbind(0)
         out = torch.cat([onednn.linear(scaled[g], weights[g], biases[g]) for g in range(4)],
