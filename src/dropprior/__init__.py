@@ -82,7 +82,7 @@ from dropprior.priors import (
 )
 from dropprior.pruning import PruneResult, prune
 from dropprior.scales import group_snr, learn_scales, learned_scales, variational
-from dropprior.training import History, fit
+from dropprior.training import History, cosine_lr, fit
 from dropprior.truncation import Truncated
 
 __version__ = "0.1.0"
@@ -114,7 +114,7 @@ __all__ = [
     "NoisyConv2d",
     "Residual", "NoisyLSTM", "mc", "apply_noise",
     # training and prediction
-    "fit", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
+    "fit", "cosine_lr", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
     "fit_ensemble", "predict_ensemble",
     # learned group scales
     "ScaleHyperprior", "InverseGammaScale", "GammaScale", "HalfCauchyScale", "LogUniformScale",

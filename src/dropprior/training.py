@@ -21,7 +21,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from dropprior._validation import check_choice, check_prior_weight, type_name
+from dropprior._validation import check_choice, check_int, check_prior_weight, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import (
     OBJECTIVE_FUNCTIONS,
@@ -41,7 +41,7 @@ from dropprior.objectives import (
 )
 from dropprior.prediction import mc_mode
 
-__all__ = ["fit", "History", "OBJECTIVES", "OPTIMIZERS"]
+__all__ = ["cosine_lr", "fit", "History", "OBJECTIVES", "OPTIMIZERS"]
 
 #: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound;
 #: "tail_adaptive": the rank-weighted draws of the ICML 2019 follow-up.
@@ -163,7 +163,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         seed: int = 0, progress: bool = True, checkpoint: str | Path | None = None,
         resume: bool = False, on_nonfinite: str = "raise", restore_best: bool = True,
         vectorize: bool | None = None, prior_warmup: int = 0,
-        prior_weight: float = 1.0) -> History:
+        prior_weight: float = 1.0,
+        lr_lambda: Callable[[int], float] | None = None) -> History:
     """Train ``model`` in place by minibatch MAP under the MC or marginal-MAP objective.
 
     Args:
@@ -207,6 +208,10 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
             the posterior (for a variational model the ELBO); β < 1 tempers it (β-VI, a
             KL-down-weighted ELBO; Nalisnick et al. 2019 average the KL over the weights,
             β = N / #weights). A hyperparameter to choose on validation data.
+        lr_lambda: the learning rate of epoch e (from 0) is ``lr * lr_lambda(e)``, as with
+            ``torch.optim.lr_scheduler.LambdaLR`` stepped once per epoch; None: ``lr``
+            throughout. A function of the epoch alone, so a resumed run follows it too (e.g.
+            :func:`cosine_lr`).
 
     Returns:
         the :class:`History`.
@@ -237,6 +242,9 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
     if not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
+    if lr_lambda is not None and not callable(lr_lambda):
+        raise TypeError(f"lr_lambda must be a function of the epoch or None, got "
+                        f"{type_name(lr_lambda)}")
     if not isinstance(likelihood, Likelihood):
         raise TypeError("likelihood must be a dropprior Likelihood, got "
                         f"{type_name(likelihood)}")
@@ -258,7 +266,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
                            (optimizer, opt_kwargs), lr, epochs, batch_size, validation, patience,
                            val_samples, grad_clip, seed, progress, checkpoint, resume,
                            on_nonfinite, restore_best, vectorize, n_loader, prior_warmup,
-                           prior_weight)
+                           prior_weight, lr_lambda)
         finally:
             for m, training in modes.items():
                 m.train(training)
@@ -320,7 +328,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
          patience: int | None, val_samples: int, grad_clip: float | None, seed: int,
          progress: bool, checkpoint: str | Path | None, resume: bool, on_nonfinite: str,
          restore_best: bool, vectorize: bool | None, n_loader: int,
-         prior_warmup: int, prior_weight: float) -> History:
+         prior_warmup: int, prior_weight: float,
+         lr_lambda: Callable[[int], float] | None) -> History:
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     loader = x if isinstance(x, DataLoader) else None
@@ -355,6 +364,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
     history = state.history
     bar = tqdm(range(first_epoch, epochs), disable=not progress, desc="fit", leave=False)
     for epoch in bar:
+        if lr_lambda is not None:
+            _set_lr(opt, float(lr), lr_lambda, epoch)
         model.train()
         likelihood.train()
         mean_loss = _train_epoch(
@@ -384,6 +395,29 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
         likelihood.load_state_dict(state.best_state["likelihood"])
     history.seconds = time.perf_counter() - start
     return history
+
+
+def cosine_lr(epochs: int) -> Callable[[int], float]:
+    """The cosine schedule over ``epochs`` epochs as an ``lr_lambda`` of :func:`fit`: epoch e
+    trains at lr · (1 + cos(π e / epochs)) / 2, from lr down towards 0 (Loshchilov & Hutter
+    2017, without restarts; ``torch.optim.lr_scheduler.CosineAnnealingLR`` with ``T_max=epochs``
+    and ``eta_min=0``)."""
+    check_int("epochs", epochs, 1)
+
+    def factor(epoch: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+    return factor
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float, lr_lambda: Callable[[int], float],
+            epoch: int) -> None:
+    factor = lr_lambda(epoch)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
+            not math.isfinite(factor) or factor < 0:
+        raise ValueError(f"lr_lambda({epoch}) must be a finite number >= 0, got {factor!r}")
+    for group in opt.param_groups:
+        group["lr"] = lr * float(factor)
 
 
 def _train_epoch(model: nn.Module, likelihood: Likelihood,

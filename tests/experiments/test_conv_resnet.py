@@ -79,6 +79,25 @@ def test_bad_settings_name_the_value() -> None:
         ConvResnetSettings(drop=1.0)
     with pytest.raises(ValueError, match="rule='snr' is not valid"):
         ConvResnetSettings(rule="snr")
+    with pytest.raises(ValueError, match="lr_schedule='step' is not valid"):
+        ConvResnetSettings(lr_schedule="step")
+    with pytest.raises(ValueError, match="validation must be an int >= 0, got -5"):
+        ConvResnetSettings(validation=-5)
+    with pytest.raises(ValueError, match=r"validation \(10000\) \+ train_size \(60000\) exceed "
+                       "the 60000 MNIST training images; pass train_size <= 50000"):
+        ConvResnetSettings(validation=10_000)
+
+
+def test_new_settings_at_their_defaults_keep_the_recorded_keys() -> None:
+    """Records written before ``lr_schedule`` and ``validation`` existed are still found."""
+    from dropprior.experiments.records import settings_key
+
+    assert settings_key("conv_resnet", ConvResnetSettings()) == (
+        "conv_resnet/variant=add,blocks=8,channels=16,epochs=30,batch_size=128,lr=0.001,"
+        "sigma0=1.0,drop=0.1,hyperprior=log_uniform,init_std=0.01,prior_weight=1.0,"
+        "rule=evidence,mean_replacement=False,train_size=60000,seed=0")
+    assert settings_key("conv_resnet", ConvResnetSettings(lr_schedule="cosine")).endswith(
+        "seed=0,lr_schedule=cosine")
 
 
 class _Stop(Exception):
@@ -137,6 +156,78 @@ def test_the_pruned_network_is_the_point_network_without_the_removed_blocks(
     assert m["test_error_pruned"] == pytest.approx(wrong / x.shape[0], abs=2e-4)
     assert m["test_error"] == pytest.approx(whole / x.shape[0], abs=2e-4)
     assert m["blocks_kept"] == 2 - len(off)
+
+
+def test_validation_error_is_the_point_network_on_held_out_images(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The held-out images are the last of the seeded permutation, none of them trained on; the
+    validation errors (before and after pruning) are recomputed by hand from them."""
+    import dropprior
+    from dropprior import scales
+    from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
+
+    captured: dict = {}
+    original_prune, original_fit = dropprior.prune, dropprior.fit
+
+    def spy_prune(model, **kw):
+        captured["model"] = copy.deepcopy(model)
+        return original_prune(model, **kw)
+
+    def spy_fit(model, likelihood, x, y, **kw):
+        captured["x_train"] = x
+        return original_fit(model, likelihood, x, y, **kw)
+
+    monkeypatch.setattr(dropprior, "prune", spy_prune)
+    monkeypatch.setattr(dropprior, "fit", spy_fit)
+    s = _tiny("add", epochs=2, validation=500, lr_schedule="cosine")
+    m = run_conv_resnet(s, data_dir)
+    x, y = load_mnist(data_dir, "train")
+    x = ((x - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28)
+    pick = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))
+    held = pick[-500:]
+    assert not set(held.tolist()) & set(pick[:300].tolist())
+    torch.testing.assert_close(captured["x_train"], x[pick[:300]], rtol=0, atol=0)
+    point = scales.collapse(captured["model"]).eval()
+    names = [n for n, b in point.named_children() if isinstance(b, Residual)]
+    off = {k for k, n in enumerate(names) if n not in m["kept_blocks"]}
+    with torch.no_grad():
+        whole = int((_reference(point, x[held]).argmax(1) != y[held]).sum())
+        pruned = int((_reference(point, x[held], off).argmax(1) != y[held]).sum())
+    assert m["valid_error"] == pytest.approx(whole / 500, abs=1e-9)
+    assert m["valid_error_pruned"] == pytest.approx(pruned / 500, abs=2.5e-3)
+    assert "valid_error" not in run_conv_resnet(_tiny("plain", epochs=1), data_dir)
+
+
+def test_cosine_schedule_changes_the_run(data_dir: Path) -> None:
+    constant = run_conv_resnet(_tiny("plain", epochs=2), data_dir)
+    cosine = run_conv_resnet(_tiny("plain", epochs=2, lr_schedule="cosine"), data_dir)
+    assert constant["epochs_run"] == cosine["epochs_run"] == 2
+    assert constant["test_error"] != cosine["test_error"]
+
+
+def test_the_page_marks_the_setting_chosen_on_validation(data_dir: Path,
+                                                         tmp_path: Path) -> None:
+    from dropprior.cli import main
+    from dropprior.experiments.report import build_pages
+
+    base = ["conv-resnet", "--blocks", "2", "--channels", "3", "--epochs", "1",
+            "--train-size", "300", "--batch-size", "100", "--validation", "1000",
+            "--data-dir", str(data_dir), "--results", str(tmp_path / "results")]
+    for extra in (["--variant", "plain"], ["--variant", "add", "--prior-weight", "0.05"],
+                  ["--variant", "add", "--prior-weight", "1"]):
+        assert main([*base, *extra]) == 0
+    records = [json.loads(p.read_text())["record"]
+               for p in (tmp_path / "results" / "conv_resnet").glob("*.json")]
+    adds = sorted((r for r in records if r["config"]["variant"] == "add"),
+                  key=lambda r: r["metrics"]["valid_error_pruned"])
+    page = build_pages(tmp_path)[tmp_path / "docs/results/conv_resnet.md"]
+    assert "300 training images (1,000 held out)" in page
+    rows = {line.split(" | ")[1]: line for line in page.splitlines() if line.startswith("| add")}
+    best = adds[0]["config"]["prior_weight"]
+    chosen = "log_uniform, evidence" if best == 1 else f"log_uniform, β = {best:g}, evidence"
+    assert f"{100 * adds[0]['metrics']['valid_error_pruned']:.2f}% ✔" in rows[chosen]
+    assert sum("✔" in line for line in rows.values()) == 1
+    assert [line for line in page.splitlines() if line.startswith("| plain")][0].count("✔") == 1
 
 
 def test_the_command_records_resumes_and_pages(data_dir: Path, tmp_path: Path, capsys,

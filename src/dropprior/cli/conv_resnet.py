@@ -11,6 +11,7 @@ from dropprior.cli._common import resolve_data_dir
 from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
 from dropprior.experiments.conv_resnet import (
     CONV_RESNET_VARIANTS,
+    LR_SCHEDULES,
     ConvResnetSettings,
     run_and_record,
 )
@@ -31,8 +32,12 @@ _HELP = {
     "mean_replacement": "add / ard+add: hold each removed block at its mean contribution over "
     "the training images instead of removing it at zero",
     "train_size": "training images (a random subset)", "seed": "subset, weights and draws",
+    "lr_schedule": "constant, or cosine (annealed from lr towards 0 over the epochs)",
+    "validation": "training images held out (disjoint from the training subset) for a "
+    "validation error to choose settings on; needs validation + train_size <= 60000",
 }
 _CHOICES = {"variant": list(CONV_RESNET_VARIANTS), "rule": ["evidence", "joint"],
+            "lr_schedule": list(LR_SCHEDULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
 
 
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'ran' if fresh else 'read'}: {settings.variant}, {settings.blocks} blocks of "
           f"{settings.channels} channels, {m['epochs_run']} epochs ({record['seconds']:.0f} s)")
     line = f"test error {100 * m['test_error']:.2f}%"
+    if "valid_error" in m:
+        line += f" (validation {100 * m['valid_error']:.2f}%)"
     if "test_error_pruned" in m:
         line += (f", pruned {100 * m['test_error_pruned']:.2f}% with {m['blocks_kept']} of "
                  f"{m['blocks']} blocks kept; parameters {m['params_before']} -> "

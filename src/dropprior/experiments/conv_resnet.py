@@ -22,7 +22,8 @@ fit's own decisions (``prune(threshold="auto")`` with :func:`dropprior.scales.ke
 evidence rule on the training images, or ``rule="joint"``): a block the fit switched off is
 removed (``nn.Identity``; with ``mean_replacement`` an :class:`~dropprior.pruning.Offset` holding
 its mean contribution over the training images), and in a kept ARD+ADD block its switched-off
-input channels. Reported: test error before and after pruning, the blocks kept, parameters and
+input channels. Reported: test error (and, with held-out ``validation`` images, validation
+error) before and after pruning, the blocks kept, parameters and
 FLOPs (:func:`dropprior.pruning.count_flops`) before and after, and training images per second.
 """
 
@@ -41,18 +42,24 @@ from torch import nn
 
 from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.experiments.evaluate import point_error
+from dropprior.experiments.records import added_setting
 
 __all__ = ["CONV_RESNET_VARIANTS", "ConvResnetSettings", "build_conv_resnet", "run_conv_resnet",
            "run_and_record"]
 
 CONV_RESNET_VARIANTS = ("plain", "stochastic_depth", "add", "ard+add")
+LR_SCHEDULES = ("constant", "cosine")
+MNIST_TRAIN = 60_000
 _LEARNED = ("add", "ard+add")
 
 
 @dataclass(frozen=True)
 class ConvResnetSettings:
     """One run (module docstring). ``drop`` is stochastic depth's p; ``rule`` the pruning
-    rule of the VI variants (``"evidence"`` or ``"joint"``)."""
+    rule of the VI variants (``"evidence"`` or ``"joint"``); ``lr_schedule`` ``"constant"`` or
+    ``"cosine"`` (:func:`dropprior.cosine_lr` over ``epochs``); ``validation`` training images
+    held out to choose settings on: the last ``validation`` of the seeded permutation of the
+    60 000, disjoint from the ``train_size`` training images (its first)."""
 
     variant: str = "add"
     blocks: int = 8
@@ -69,6 +76,8 @@ class ConvResnetSettings:
     mean_replacement: bool = False
     train_size: int = 60_000
     seed: int = 0
+    lr_schedule: str = added_setting("constant")
+    validation: int = added_setting(0)
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -79,6 +88,13 @@ class ConvResnetSettings:
             check_int(name, getattr(self, name), 1)
         check_choice("hyperprior", self.hyperprior, [k for k in HYPERPRIORS if k != "auto"])
         check_choice("rule", self.rule, ["evidence", "joint"])
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_int("validation", self.validation, 0)
+        if self.validation + self.train_size > MNIST_TRAIN:
+            raise ValueError(
+                f"validation ({self.validation}) + train_size ({self.train_size}) exceed the "
+                f"{MNIST_TRAIN} MNIST training images; pass train_size <= "
+                f"{max(MNIST_TRAIN - self.validation, 0)}")
         check_prior_weight(self.prior_weight)
         if not 0.0 <= self.drop < 1.0:
             raise ValueError(f"drop must lie in [0, 1), got {self.drop!r}")
@@ -127,7 +143,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     A run stopped between epochs resumes from ``checkpoint`` (:func:`dropprior.fit`'s) and ends
     as an uninterrupted one; without a checkpoint file a temporary one is used.
     """
-    from dropprior import fit, prune, scales
+    from dropprior import cosine_lr, fit, prune, scales
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.likelihoods import Categorical
     from dropprior.pruning import Offset
@@ -135,9 +151,12 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     x, y = load_mnist(data_dir, "train")
     x_test, y_test = load_mnist(data_dir, "test")
     pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(s.seed))
-    x, y = x[pick[:s.train_size]], y[pick[:s.train_size]]
     x = ((x - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28)
     x_test = ((x_test - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28)
+    held = pick[x.shape[0] - s.validation:] if s.validation else pick[:0]
+    x_val, y_val = x[held], y[held]
+    x, y = x[pick[:s.train_size]], y[pick[:s.train_size]]
+    lr_lambda = cosine_lr(s.epochs) if s.lr_schedule == "cosine" else None
     torch.manual_seed(s.seed)
     model = build_conv_resnet(s.variant, s.blocks, s.channels, s.drop)
     if s.variant in _LEARNED:
@@ -153,7 +172,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
             began = time.perf_counter()
             history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=epoch, lr=s.lr,
                           batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=path,
-                          resume=True, prior_weight=s.prior_weight)
+                          resume=True, prior_weight=s.prior_weight, lr_lambda=lr_lambda)
             seconds += time.perf_counter() - began
             if report is not None:
                 report({"epochs_run": history.epochs_run,
@@ -161,7 +180,8 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
         if history is None:  # every epoch was in the checkpoint already
             history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs,
                           lr=s.lr, batch_size=s.batch_size, seed=s.seed, progress=False,
-                          checkpoint=path, resume=True, prior_weight=s.prior_weight)
+                          checkpoint=path, resume=True, prior_weight=s.prior_weight,
+                          lr_lambda=lr_lambda)
     point = scales.collapse(copy.deepcopy(model)) if s.variant in _LEARNED else model
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run,
                                "test_error": point_error(point, x_test, y_test),
@@ -170,6 +190,8 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
         metrics["train_images_per_second"] = (s.epochs - resumed) * x.shape[0] / seconds
     if resumed:
         metrics["epochs_resumed"] = resumed
+    if s.validation:
+        metrics["valid_error"] = point_error(point, x_val, y_val)
     if s.variant not in _LEARNED:
         return metrics
     names = _block_names(model)
@@ -181,6 +203,8 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     kept = [n for n in names if not isinstance(getattr(result.model, n), nn.Identity | Offset)]
     metrics.update({
         "test_error_pruned": point_error(result.model, x_test, y_test),
+        **({"valid_error_pruned": point_error(result.model, x_val, y_val)}
+           if s.validation else {}),
         "blocks_kept": len(kept), "blocks": s.blocks, "kept_blocks": kept,
         "params_before": result.params_before, "params_after": result.params_after,
         "flops_before": result.flops_before, "flops_after": result.flops_after,

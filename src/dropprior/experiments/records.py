@@ -12,15 +12,15 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, field, fields
 from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.rundir import versions
 from dropprior.experiments.store import ResultStore
 
-__all__ = ["checkpoint_file", "make_record", "record_store", "git_commit", "run_recorded",
-           "settings_key", "RESULTS_DIR", "PARTIAL"]
+__all__ = ["added_setting", "checkpoint_file", "make_record", "record_store", "git_commit",
+           "run_recorded", "settings_key", "RESULTS_DIR", "PARTIAL"]
 
 RESULTS_DIR = Path("results")
 """The tracked folder of result records, relative to the repository root."""
@@ -61,9 +61,22 @@ def record_store(experiment: str, root: str | Path = RESULTS_DIR) -> ResultStore
     return ResultStore(Path(root) / experiment)
 
 
+_ADDED = "dropprior_added_setting"
+
+
+def added_setting(default: Any) -> Any:
+    """A settings dataclass field added after records were written: :func:`settings_key` leaves
+    it out at ``default``, so the earlier records (and checkpoints) keep their keys and are
+    still found. ``default`` must be immutable (a str, number, bool or None)."""
+    return field(default=default, metadata={_ADDED: True})
+
+
 def settings_key(experiment: str, settings: Any) -> str:
-    """The job key of a run: the experiment and its settings dataclass, field by field."""
-    return f"{experiment}/" + ",".join(f"{k}={v}" for k, v in asdict(settings).items())
+    """The job key of a run: the experiment and its settings dataclass, field by field (an
+    :func:`added_setting` field only when it differs from its default)."""
+    return f"{experiment}/" + ",".join(
+        f"{f.name}={getattr(settings, f.name)}" for f in fields(settings)
+        if not (f.metadata.get(_ADDED) and getattr(settings, f.name) == f.default))
 
 
 def checkpoint_file(experiment: str, settings: Any, checkpoint_dir: str | Path | None,

@@ -475,31 +475,38 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
            "configuration. Targets (#21): ≤ 0.6% test error; ADD switches off at least a "
            "third of the blocks with at most 0.1 percentage point more error after pruning. "
            "One seed per row: no row is said to beat another. A run stopped before its last "
-           "epoch is listed as partial, with its epoch count and no error.\n\n"]
+           "epoch is listed as partial, with its epoch count and no error. Where training "
+           "images were held out (`--validation`), the \"valid\" column is the error on them "
+           "(after pruning for the VI variants), and ✔ marks each variant's setting with the "
+           "lowest: the one to report, chosen without the test images.\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    shared = ("blocks", "channels", "epochs", "batch_size", "lr", "sigma0", "train_size", "seed")
     for r in records:
-        groups.setdefault(tuple((k, r["config"][k]) for k in shared), []).append(r)
+        groups.setdefault(_conv_resnet_group(r["config"]), []).append(r)
     order = {v: i for i, v in enumerate(("plain", "stochastic_depth", "add", "ard+add"))}
     for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
         c = dict(key)
+        held = c["validation"]
+        schedule = ", cosine lr" if c["lr_schedule"] == "cosine" else ""
         out.append(f"\n## {c['blocks']} blocks × {c['channels']} channels, {c['epochs']} "
-                   f"epochs, {c['train_size']:,} training images, batch {c['batch_size']}, "
-                   f"lr {c['lr']:g}, σ0 {c['sigma0']:g}, seed {c['seed']}\n\n")
-        out.append("| variant | settings | epochs | test error | pruned | blocks kept | params | "
-                   "FLOPs | images/s | cost | meets target |\n"
-                   "|---|---|---|---|---|---|---|---|---|---|---|\n")
+                   f"epochs, {c['train_size']:,} training images"
+                   f"{f' ({held:,} held out)' if held else ''}, batch {c['batch_size']}, "
+                   f"lr {c['lr']:g}{schedule}, σ0 {c['sigma0']:g}, seed {c['seed']}\n\n")
+        valid_head, valid_rule = ("valid | ", "---|") if held else ("", "")
+        out.append(f"| variant | settings | epochs | {valid_head}test error | pruned | "
+                   "blocks kept | params | FLOPs | images/s | cost | meets target |\n"
+                   f"|---|---|---|{valid_rule}---|---|---|---|---|---|---|---|\n")
         rows = sorted(_without_superseded_partials(rows, lambda r: _conv_resnet_setting(
                           r["config"])),
                       key=lambda r: (order[r["config"]["variant"]],
                                      _conv_resnet_setting(r["config"])))
         base = _baseline_speed(rows, "plain", "train_images_per_second")
+        chosen = _chosen_on_validation(rows) if held else set()
         for r in rows:
             m, variant = r["metrics"], r["config"]["variant"]
             setting = _conv_resnet_setting(r["config"])[1]
             if m.get("partial"):
                 out.append(f"| {variant} | {setting} | {m['epochs_run']} of {c['epochs']} "
-                           "(partial) | " + " | ".join(["—"] * 8) + " |\n")
+                           "(partial) | " + " | ".join(["—"] * (9 if held else 8)) + " |\n")
                 continue
             speed = m.get("train_images_per_second")
             cost = f"{base / speed:.2f}" if base and speed else "—"
@@ -514,13 +521,41 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                 meets = "yes" if (m["test_error"] <= 0.006 and 3 * off >= m["blocks"] and
                                   m["test_error_pruned"] - m["test_error"] <= 0.001) else "no"
             images = f"{speed:,.0f}" if speed else "—"
-            out.append(f"| {variant} | {setting} | {m['epochs_run']} | "
+            valid = (f"{100 * _conv_resnet_valid(m):.2f}%"
+                     f"{' ✔' if id(r) in chosen else ''} | ") if held else ""
+            out.append(f"| {variant} | {setting} | {m['epochs_run']} | {valid}"
                        f"{100 * m['test_error']:.2f}% | {pruned} | {kept} | {params} | {flops} | "
                        f"{images} | {cost} | {meets} |\n")
         out += _variant_commands(rows)
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
+
+
+def _conv_resnet_group(c: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The settings a conv-resnet page section shares (records from before ``lr_schedule``
+    and ``validation`` existed ran with their defaults)."""
+    shared = ("blocks", "channels", "epochs", "batch_size", "lr", "sigma0", "train_size", "seed")
+    return tuple((k, c[k]) for k in shared) + (
+        ("lr_schedule", c.get("lr_schedule", "constant")), ("validation", c.get("validation", 0)))
+
+
+def _conv_resnet_valid(m: dict[str, Any]) -> float:
+    """The validation error a setting is chosen by: the pruned network's where there is one."""
+    return float(m.get("valid_error_pruned", m["valid_error"]))
+
+
+def _chosen_on_validation(rows: list[dict[str, Any]]) -> set[int]:
+    """``id`` of each variant's finished row with the lowest validation error."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["metrics"].get("partial"):
+            continue
+        v = r["config"]["variant"]
+        if v not in best or _conv_resnet_valid(r["metrics"]) < _conv_resnet_valid(
+                best[v]["metrics"]):
+            best[v] = r
+    return {id(r) for r in best.values()}
 
 
 def _conv_resnet_setting(c: dict[str, Any]) -> tuple[str, str]:
