@@ -17,6 +17,9 @@ in fp32; torch's own CPU ``F.dropout`` does the same). Here:
   multiplies, and redrawn by it in backward from a saved seed (:mod:`dropprior.functional._fused`:
   Triton on CUDA, the same kernel compiled by Numba on CPU; float32, float16 and bfloat16):
   8 bytes per call, and no pass over memory for ξ.
+* except Bernoulli noise of x's shape on a small CPU tensor (:data:`SMALL_CPU_DROPOUT`
+  elements) from the default generator, which takes torch's own ``F.dropout`` steps and keeps
+  the float draw, as it does: there a kernel call costs more than it saves.
 
 Under ``torch.compile``, or when the law's parameters require grad (learned noise), the plain
 differentiable form ``x * law.rsample(shape)`` is used instead.
@@ -25,7 +28,7 @@ differentiable form ``x * law.rsample(shape)`` is used instead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import Tensor
@@ -230,6 +233,9 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
     if any(p.requires_grad for p in noise.params().values()):  # learned noise: rsample
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
+    if shape == tuple(x.shape) and generator is None and _small_cpu_dropout(noise, x) and \
+            draw_generator(x.device) is torch.default_generator:
+        return _torch_dropout(x, noise)
     if shape == tuple(x.shape):  # as many draws as elements: one fused kernel (CUDA or CPU)
         plan = fused_plan(noise, x)
         if plan is not None:
@@ -242,6 +248,33 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
         mask, scale = compact(noise, shape, gen, x.device, dtype)
         return _MaskScale.apply(x, mask, scale.to(x.dtype))
     return _Regenerated.apply(x, law, shape, gen)
+
+
+# Below this many elements a CPU Bernoulli draw of x's shape from the default generator takes
+# torch's own dropout steps: the fused kernel's per-call cost (two launches, a Python autograd
+# function) exceeds its gain there. An explicit generator keeps the kernel's draw (the stacked
+# layers draw each network's noise as the kernel does).
+SMALL_CPU_DROPOUT = 4096
+
+
+def _small_cpu_dropout(law: NoiseLaw, x: Tensor) -> TypeGuard[Bernoulli]:
+    """Whether per-element Bernoulli noise on ``x`` takes :func:`_torch_dropout`: a small float32
+    or float64 CPU tensor, and a keep probability of at least 10⁻⁶ (below, the general path's
+    saturated 1/π applies)."""
+    return (type(law) is Bernoulli and x.device.type == "cpu" and
+            x.dtype in (torch.float32, torch.float64) and x.numel() <= SMALL_CPU_DROPOUT and
+            float(law.keep) >= 1e-6)
+
+
+def _torch_dropout(x: Tensor, law: Bernoulli) -> Tensor:
+    """x ⊙ ξ by the steps of torch's CPU ``F.dropout`` (a Bernoulli(π) draw of x's shape from the
+    default generator, divided by π when inverted, multiplied in, autograd keeping ξ): the same
+    numbers as ``F.dropout(x, 1 - π)`` under the same seed."""
+    keep = float(law.keep)
+    xi = torch.empty_like(x, memory_format=torch.contiguous_format).bernoulli_(keep)
+    if law.inverted:
+        xi.div_(keep)
+    return x * xi
 
 
 def _compact_draw_for(law: NoiseLaw) -> CompactDraw | None:
