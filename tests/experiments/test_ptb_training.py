@@ -106,6 +106,36 @@ def test_the_zaremba_stack_is_a_multilayer_lstm_with_dropout_between_layers() ->
     assert not torch.allclose(model.rnn(x, state)[0], want)
 
 
+@pytest.mark.parametrize("variant", ["gal", "tied", "untied"])
+def test_output_noise_is_one_draw_per_sequence_on_the_last_layers_output(variant: str) -> None:
+    """With output_noise the softmax layer's input is the LSTM's output times ξ of shape
+    (1, N, H): constant along time, in {0, 1/(1 − p)}; in eval mode it is the output itself."""
+    from dropprior.experiments.ptb import PTBSettings
+
+    torch.manual_seed(0)
+    s = PTBSettings(hidden=12, layers=2, dropout=0.4, variant=variant, output_noise=True)
+    model = LanguageModel(variant, 30, s)
+    seen: dict[str, torch.Tensor] = {}
+    model.out.register_forward_hook(lambda m, i, out: seen.__setitem__("in", i[0]))
+    tokens = torch.randint(0, 30, (9, 5))
+    model.train()
+    torch.manual_seed(3)
+    model(tokens)
+    torch.manual_seed(3)  # the LSTM draws first: the same draws again, without the output's
+    h = model.rnn.forward_with_state(model.embed(tokens), None)[0]
+    xi = seen["in"] / h
+    torch.testing.assert_close(xi, xi[:1].expand_as(xi))  # one draw per sequence and unit
+    values = set(torch.round(xi[0] * 1e4).flatten().tolist())
+    assert values == {0.0, round(1e4 / 0.6)}
+    model.eval()
+    model(tokens)
+    torch.testing.assert_close(seen["in"], model.rnn.forward_with_state(model.embed(tokens),
+                                                                          None)[0])
+    with pytest.raises(ValueError, match="output_noise=True applies to the gal, tied, untied "
+                       "variants, got variant='zaremba'"):
+        PTBSettings(variant="zaremba", output_noise=True)
+
+
 def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_path: Path) -> None:
     """Against S passes written out here from cross_entropy, with the same draws; and Jensen:
     the MC-averaged perplexity is at most the geometric mean of the passes' perplexities."""
@@ -165,6 +195,15 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
     assert capsys.readouterr().out.count("read from its record") == 2
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     assert "| zaremba | 1 |" in page and "| tied | 1 |" in page and "1.00 |" in page
+    assert main([*argv, "--output-noise"]) == 0  # zaremba read again, tied + output run
+    out = capsys.readouterr().out
+    assert out.count("read from its record") == 1 and "tied |" in out
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| tied + output | 1 |" in page and "| tied | 1 |" in page
+    assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "none", "zaremba",
+                 "--output-noise"]) == 2
+    assert "--output-noise applies to the gal, tied, untied variants, got --variant none " \
+        "zaremba" in capsys.readouterr().err
     assert main(["ptb", "--data-dir", str(tmp_path), "--mc-samples", "-1"]) == 2
     assert main(["ptb", "--data-dir", str(tmp_path), "--device", "gpu"]) == 2
     assert "device='gpu' is not a torch device" in capsys.readouterr().err
@@ -217,6 +256,12 @@ def test_a_resumed_run_equals_an_uninterrupted_one(variant: str, tmp_path: Path,
     other = {**params, "settings": {**params["settings"], "dropout": 0.2}}
     with pytest.raises(ValueError, match="belongs to other settings .*dropout"):
         run_ptb_variant(other, checkpoint)
+    # the checkpoint names the settings as before output_noise existed, and tells them apart
+    assert "output_noise" not in torch.load(checkpoint, weights_only=False)["settings"]
+    if variant == "untied":
+        with pytest.raises(ValueError, match="belongs to other settings .*output_noise"):
+            run_ptb_variant({**params, "settings": {**params["settings"], "output_noise": True}},
+                            checkpoint)
 
 
 def test_a_stopped_command_leaves_a_partial_record_and_resumes(

@@ -10,7 +10,7 @@ from typing import Any
 from dropprior.cli._common import CLIError
 from dropprior.cli._config import Options, command_line, resolve
 from dropprior.experiments.laws import TABLE1_LAWS
-from dropprior.experiments.ptb import PTB_SIZES, PTB_VARIANTS
+from dropprior.experiments.ptb import PTB_SIZES, PTB_VARIANTS, SEQUENCE_NOISE
 
 EXAMPLE = """example:
   dropprior ptb --data-dir ../shared/data                       # 1x128, one epoch: minutes
@@ -54,6 +54,10 @@ def register(subparsers: Any) -> None:
              shown="the preset's")
     opts.add("--mc-samples", default=None, kind=int,
              help="S passes of the MC-averaged perplexity (0: none)", shown="the preset's")
+    opts.add("--output-noise", default=False, switch=True,
+             help="gal / tied / untied: the law on the last LSTM layer's output too, one draw "
+             "per sequence (Gal and Ghahramani's model drops it; zaremba drops it per step "
+             "either way)")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
@@ -93,10 +97,16 @@ def run(args: argparse.Namespace) -> int:
     if torch.device(preset.device).type == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {preset.device}: CUDA is not available on this machine; "
                        "use --device cpu")
+    variants = list(dict.fromkeys(cfg["variant"]))
+    if cfg["output_noise"] and not set(variants) & set(SEQUENCE_NOISE):
+        raise CLIError(f"--output-noise applies to the {', '.join(SEQUENCE_NOISE)} variants, "
+                       f"got --variant {' '.join(variants)}")
     print("variant | valid ppl | test ppl | MC valid | MC test | tokens/s | seconds")
-    for variant in dict.fromkeys(cfg["variant"]):
+    for variant in variants:
+        output_noise = bool(cfg["output_noise"]) and variant in SEQUENCE_NOISE
         try:
-            record, fresh = run_and_record(dataclasses.replace(preset, variant=variant),
+            record, fresh = run_and_record(dataclasses.replace(preset, variant=variant,
+                                                               output_noise=output_noise),
                                            command_line(), data_dir, args.results,
                                            cfg["checkpoint_dir"])
         except ValueError as err:  # a checkpoint of other settings

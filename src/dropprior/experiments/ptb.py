@@ -14,6 +14,10 @@ and gradient-norm clipping, as Zaremba et al. (2014), with their loss scale
 * ``tied``: the law on the input rows, one draw per sequence shared by all four gates;
 * ``untied``: one draw per sequence and per gate.
 
+With ``output_noise`` the ``gal``, ``tied`` and ``untied`` variants also multiply the last LSTM
+layer's output by the law, one draw per sequence and unit (Gal & Ghahramani's model drops it;
+``zaremba`` drops it at every step either way).
+
 Evaluation uses E[ξ] (mean-scaling, the standard "approximate" evaluation); perplexity is
 exp(mean negative log-likelihood per token) on the validation and test splits. With
 ``mc_samples`` = S > 0 the MC-averaged perplexity (Gal & Ghahramani's "MC dropout") is reported
@@ -35,12 +39,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_bool, check_choice
+from dropprior.experiments.records import added_setting, key_fields
 
-__all__ = ["PTB_VARIANTS", "PTBSettings", "PTB_SIZES", "LanguageModel", "run_ptb_variant",
-           "sequence_loss", "learning_rate", "perplexity", "mc_perplexity", "run_and_record"]
+__all__ = ["PTB_VARIANTS", "SEQUENCE_NOISE", "PTBSettings", "PTB_SIZES", "LanguageModel",
+           "run_ptb_variant", "sequence_loss", "learning_rate", "perplexity", "mc_perplexity",
+           "run_and_record"]
 
 PTB_VARIANTS = ("none", "zaremba", "gal", "tied", "untied")
+SEQUENCE_NOISE = ("gal", "tied", "untied")
+"""The variants whose noise is drawn once per sequence (they take ``output_noise``)."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,15 @@ class PTBSettings:
     mc_samples: int = 0  # S > 0: also the MC-averaged perplexity over S passes
     variant: str = "tied"
     device: str = "cpu"
+    output_noise: bool = added_setting(False)
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, PTB_VARIANTS)
+        check_bool("output_noise", self.output_noise)
+        if self.output_noise and self.variant not in SEQUENCE_NOISE:
+            raise ValueError(f"output_noise=True applies to the {', '.join(SEQUENCE_NOISE)} "
+                             f"variants, got variant={self.variant!r} ('zaremba' drops the "
+                             "output already; 'none' has no noise)")
         try:
             torch.device(self.device)
         except (RuntimeError, TypeError):
@@ -136,6 +150,12 @@ class LanguageModel(nn.Module):
             self.rnn = NoisyLSTM(s.hidden, s.hidden, s.layers, noise=law,
                                  gates="untied" if variant == "untied" else "tied",
                                  recurrent_noise=law if variant == "gal" else None)
+        self.out_noise: nn.Module = nn.Identity()
+        if s.output_noise and variant in SEQUENCE_NOISE:
+            from dropprior.nn import MultiplicativeNoise
+
+            self.out_noise = MultiplicativeNoise(dropout_law(s.law, s.dropout), "unit",
+                                                 "sequence")
         self.out = nn.Linear(s.hidden, vocab)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         if s.init_scale > 0:
@@ -150,7 +170,7 @@ class LanguageModel(nn.Module):
             h, state = self.rnn.forward_with_state(x, state)
         else:
             h, state = self.rnn(x, state)
-        return self.out(self.drop(h)), state
+        return self.out(self.drop(self.out_noise(h))), state
 
 
 def learning_rate(s: PTBSettings, epoch: int) -> float:
@@ -249,7 +269,7 @@ def run_ptb_variant(params: dict[str, Any], checkpoint: str | Path | None = None
     tokens = 0
     history: list[float] = []
     best = math.inf
-    settings = asdict(s)
+    settings = key_fields(s)  # as a checkpoint from before an added setting holds them
     resumed = 0
     if checkpoint is not None and Path(checkpoint).exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)

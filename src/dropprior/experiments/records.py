@@ -19,8 +19,8 @@ from typing import Any
 from dropprior.experiments.rundir import versions
 from dropprior.experiments.store import ResultStore
 
-__all__ = ["added_setting", "checkpoint_file", "make_record", "record_store", "git_commit",
-           "run_recorded", "settings_key", "RESULTS_DIR", "PARTIAL"]
+__all__ = ["added_setting", "checkpoint_file", "key_fields", "make_record", "record_store",
+           "git_commit", "run_recorded", "settings_key", "RESULTS_DIR", "PARTIAL"]
 
 RESULTS_DIR = Path("results")
 """The tracked folder of result records, relative to the repository root."""
@@ -71,12 +71,17 @@ def added_setting(default: Any) -> Any:
     return field(default=default, metadata={_ADDED: True})
 
 
+def key_fields(settings: Any) -> dict[str, Any]:
+    """The fields of a settings dataclass that name its job: every field, an
+    :func:`added_setting` only when it differs from its default (what a checkpoint written
+    before the field existed holds)."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings)
+            if not (f.metadata.get(_ADDED) and getattr(settings, f.name) == f.default)}
+
+
 def settings_key(experiment: str, settings: Any) -> str:
-    """The job key of a run: the experiment and its settings dataclass, field by field (an
-    :func:`added_setting` field only when it differs from its default)."""
-    return f"{experiment}/" + ",".join(
-        f"{f.name}={getattr(settings, f.name)}" for f in fields(settings)
-        if not (f.metadata.get(_ADDED) and getattr(settings, f.name) == f.default))
+    """The job key of a run: the experiment and its :func:`key_fields`, field by field."""
+    return f"{experiment}/" + ",".join(f"{k}={v}" for k, v in key_fields(settings).items())
 
 
 def checkpoint_file(experiment: str, settings: Any, checkpoint_dir: str | Path | None,

@@ -390,16 +390,18 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "(`gal`), and dropprior's gate noise drawn once per sequence, tied or untied "
            "across the four gates. Perplexity with mean-scaling (E[ξ]) and, where run, "
            "MC-averaged over S passes (the probability of each target token averaged before "
-           "the log). One seed per row: no standard errors, so no row is said to beat "
-           "another. A run stopped before its last epoch is listed as partial, with its "
-           "epoch count and no perplexity. \"Cost\" is the torch-dropout variant's training "
-           "tokens per second over this variant's, from the records of the same "
+           "the log). \"+ output\" marks runs with the same per-sequence noise on the last "
+           "LSTM layer's output (`--output-noise`, as Gal's model). One seed per row: no "
+           "standard errors, so no row is said to beat another. A run stopped before its "
+           "last epoch is listed as partial, with its epoch count and no perplexity. "
+           "\"Cost\" is the torch-dropout variant's training tokens per second over this "
+           "variant's, from the records of the same "
            "configuration (≤ 1.15 is the target; rows from different commits or machine "
            "loads compare less well).\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
-        key = tuple((k, c[k]) for k in sorted(c) if k != "variant")
+        key = tuple((k, c[k]) for k in sorted(c) if k not in ("variant", "output_noise"))
         groups.setdefault(key, []).append(r)
     order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
     for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
@@ -411,11 +413,11 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         anchor = _PTB_ANCHORS.get((c["layers"], c["hidden"]))
         out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
-        rows = sorted(_without_superseded_partials(rows, lambda r: r["config"]["variant"]),
-                      key=lambda r: order.get(r["config"]["variant"], 99))
+        rows = sorted(_without_superseded_partials(rows, _ptb_variant),
+                      key=lambda r: (order.get(r["config"]["variant"], 99), _ptb_variant(r)))
         base = _baseline_speed(rows, "zaremba", "train_tokens_per_second")
         for r in rows:
-            m, variant = r["metrics"], r["config"]["variant"]
+            m, variant = r["metrics"], _ptb_variant(r)
             if m.get("partial"):  # a stopped run: its epoch count, no result
                 out.append(f"| {variant} | {m['epochs_run']} of {c['epochs']} (partial) | "
                            + " | ".join(["—"] * 7) + " |\n")
@@ -436,6 +438,12 @@ def _ptb(records: list[dict[str, Any]]) -> str:
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
+
+
+def _ptb_variant(r: dict[str, Any]) -> str:
+    """A PTB record's variant as the page names it (``+ output`` with ``output_noise``)."""
+    v = r["config"]["variant"]
+    return f"{v} + output" if r["config"].get("output_noise") else v
 
 
 def _without_superseded_partials(rows: list[dict[str, Any]],
