@@ -72,3 +72,35 @@ def test_fine_tune_settings_name_the_bad_value() -> None:
         LenetSettings(fine_tune_patience=3)
     with pytest.raises(ValueError, match="fine_tune_lr must be >= 0"):
         LenetSettings(fine_tune_lr=-1.0)
+    with pytest.raises(ValueError, match="fine_tune_schedule='cosine' applies to a fine-tune"):
+        LenetSettings(fine_tune_schedule="cosine")
+    with pytest.raises(ValueError, match="fine_tune_schedule='step' is not valid"):
+        LenetSettings(fine_tune_epochs=2, fine_tune_schedule="step")
+
+
+def test_fine_tune_settings_are_chosen_on_the_held_out_loss(data_dir, tmp_path, capsys) -> None:
+    """Two fine-tunes of the same pruned network that differ only in their learning rate: each
+    record holds its best held-out loss, and the page marks the lower one ✔ and calls the
+    other "not chosen", whatever their test errors."""
+    from dropprior.experiments.report import build_pages
+
+    base = ["mnist", "--arch", "lenet-300-100", "--epochs", "1", "--train-size", "600",
+            "--rule", "snr", "--fine-tune-epochs", "3", "--fine-tune-patience", "2",
+            "--fine-tune-schedule", "cosine", "--data-dir", str(data_dir), "--results",
+            str(tmp_path / "results")]
+    metrics = {}
+    for lr in ("1e-4", "3e-3"):
+        assert main([*base, "--fine-tune-lr", lr]) == 0
+        out = capsys.readouterr().out
+        metrics[lr] = json.loads(out.strip().splitlines()[-1])
+        if "prune_error" in metrics[lr]:
+            pytest.skip(f"the one-epoch fit switched a layer off: {metrics[lr]['prune_error']}")
+        assert f"(held-out loss {metrics[lr]['fine_tune_valid_loss']:.4f})" in out
+    assert metrics["1e-4"]["fine_tune_valid_loss"] != metrics["3e-3"]["fine_tune_valid_loss"]
+    best = min(metrics, key=lambda lr: metrics[lr]["fine_tune_valid_loss"])
+    page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
+    rows = [line for line in page.splitlines() if line.startswith("| lenet-300-100")]
+    chosen = [line for line in rows if "✔" in line]
+    assert len(rows) == 2 and len(chosen) == 1
+    assert f"lr {float(best):g}, cosine, held-out loss" in chosen[0]
+    assert "| not chosen |" in [line for line in rows if "✔" not in line][0]

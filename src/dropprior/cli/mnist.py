@@ -9,7 +9,13 @@ from pathlib import Path
 
 from dropprior.cli._common import resolve_data_dir
 from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
-from dropprior.experiments.lenet import ARCHS, RULES, LenetSettings, run_and_record
+from dropprior.experiments.lenet import (
+    ARCHS,
+    FINE_TUNE_SCHEDULES,
+    RULES,
+    LenetSettings,
+    run_and_record,
+)
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
 
@@ -25,6 +31,8 @@ _HELP = {
     "snr; auto: VI evidence, MAP the scales' collapse)",
     "fine_tune_epochs": "epochs of fit on the pruned point network (0: none)",
     "fine_tune_lr": "learning rate of the fine-tune (0: --lr)",
+    "fine_tune_schedule": "the fine-tune's learning rate: constant, or cosine (annealed "
+    "towards 0 over --fine-tune-epochs)",
     "fine_tune_patience": "stop the fine-tune after this many epochs without a better loss on "
     "a tenth of the training images held out, keeping the best epoch (0: run every epoch)",
     "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",
@@ -35,6 +43,7 @@ _HELP = {
     "mean over the training images (folded into the next map's bias) instead of at zero",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
+            "fine_tune_schedule": list(FINE_TUNE_SCHEDULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
 
 
@@ -66,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"test error {100 * m['test_error']:.2f}%, pruned {100 * m['test_error_pruned']:.2f}%")
     if "test_error_fine_tuned" in m:
         epochs = m.get("fine_tune_epochs_run", settings.fine_tune_epochs)
-        print(f"after {epochs} fine-tune epochs {100 * m['test_error_fine_tuned']:.2f}%")
+        held = (f" (held-out loss {m['fine_tune_valid_loss']:.4f})"
+                if "fine_tune_valid_loss" in m else "")
+        print(f"after {epochs} fine-tune epochs {100 * m['test_error_fine_tuned']:.2f}%{held}")
     print(f"kept architecture {m['kept_architecture']}")
     print(f"parameters {m['params_before']} -> {m['params_after']}, "
           f"FLOPs {m['flops_before']} -> {m['flops_after']}")

@@ -15,9 +15,11 @@ likelihood). The test error is the point network's (VI: posterior means; MAP: w 
 noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off,
 by ``rule`` (:data:`RULES`, :func:`dropprior.scales.kept_groups`), optionally followed by
 ``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network (learning rate
-``fine_tune_lr``, 0: ``lr``; with ``fine_tune_patience`` = k > 0 a tenth of the training images
-is held out and the fine-tune stops after k epochs without a better validation loss, keeping the
-best epoch's weights). With
+``fine_tune_lr``, 0: ``lr``, constant or, with ``fine_tune_schedule="cosine"``,
+:func:`dropprior.cosine_lr` over ``fine_tune_epochs``; with ``fine_tune_patience`` = k > 0 a
+tenth of the training images is held out and the fine-tune stops after k epochs without a better
+loss on them, keeping the best epoch's weights and reporting that loss, by which fine-tune
+settings are chosen). With
 ``mean_replacement`` a removed unit or channel is held at its mean over the training images
 (``prune(mean_inputs=...)``) instead of at zero.
 LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
@@ -40,6 +42,7 @@ from torch import Tensor, nn
 
 from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.experiments.evaluate import point_error
+from dropprior.experiments.records import added_setting
 from dropprior.noise import NoiseLaw
 
 __all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "lenet_300_100", "run_lenet",
@@ -53,6 +56,8 @@ RULES = {
     "evidence-means": "VI: the evidence rule with each switched-off group held at its mean over "
                       "the training images, and pruned so (mean replacement)",
 }
+
+FINE_TUNE_SCHEDULES = ("constant", "cosine")
 
 ARCHS = {
     "lenet-300-100": "784-300-100-10 MLP, ARD on every layer's inputs",
@@ -83,6 +88,7 @@ class LenetSettings:
     local_reparam: bool = False
     prior_weight: float = 1.0
     mean_replacement: bool = False
+    fine_tune_schedule: str = added_setting("constant")
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -97,6 +103,10 @@ class LenetSettings:
         check_int("fine_tune_patience", self.fine_tune_patience, 0)
         if not self.fine_tune_lr >= 0:
             raise ValueError(f"fine_tune_lr must be >= 0 (0: lr), got {self.fine_tune_lr!r}")
+        check_choice("fine_tune_schedule", self.fine_tune_schedule, FINE_TUNE_SCHEDULES)
+        if self.fine_tune_schedule != "constant" and not self.fine_tune_epochs:
+            raise ValueError(f"fine_tune_schedule={self.fine_tune_schedule!r} applies to a "
+                             "fine-tune: give fine_tune_epochs > 0 as well")
         if self.fine_tune_patience and not self.fine_tune_epochs:
             raise ValueError("fine_tune_patience applies to a fine-tune: give fine_tune_epochs "
                              "> 0 as well")
@@ -165,7 +175,7 @@ def _architecture(arch: str, kept: dict[str, Tensor]) -> str:
 def run_lenet(s: LenetSettings, data_dir: str | Path | None,
               checkpoint: str | Path | None = None) -> dict[str, Any]:
     """Train, prune by the fit's decisions, and return the metrics of a result record."""
-    from dropprior import fit, prune, scales
+    from dropprior import cosine_lr, fit, prune, scales
     from dropprior.data.mnist import load_mnist
     from dropprior.likelihoods import Categorical
 
@@ -214,13 +224,16 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     if s.fine_tune_epochs:
         stopping: dict[str, Any] = {} if not s.fine_tune_patience else \
             {"validation": 0.1, "patience": s.fine_tune_patience}
+        schedule = cosine_lr(s.fine_tune_epochs) if s.fine_tune_schedule == "cosine" else None
         tuned = fit(result.model, Categorical(), x, y, sigma0=s.sigma0,
                     epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
-                    batch_size=s.batch_size, seed=s.seed, progress=False, **stopping)
+                    batch_size=s.batch_size, seed=s.seed, progress=False, lr_lambda=schedule,
+                    **stopping)
         metrics["test_error_fine_tuned"] = point_error(result.model, x_test, y_test)
         if s.fine_tune_patience:
             metrics["fine_tune_epochs_run"] = tuned.epochs_run
             metrics["fine_tune_best_epoch"] = tuned.best_epoch
+            metrics["fine_tune_valid_loss"] = min(tuned.val_loss)  # the best epoch's
     return metrics
 
 

@@ -112,7 +112,32 @@ def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
                 f"epoch {best + 1}, patience {config['fine_tune_patience']}")
     if config.get("fine_tune_lr"):
         text += f", lr {config['fine_tune_lr']:g}"
+    if config.get("fine_tune_schedule", "constant") != "constant":
+        text += f", {config['fine_tune_schedule']}"
+    if "fine_tune_valid_loss" in metrics:
+        text += f", held-out loss {metrics['fine_tune_valid_loss']:.4f}"
     return text
+
+
+_FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tune_schedule")
+
+
+def _lenet_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
+    """(chosen, compared): ``id`` of the record with the lowest held-out fine-tune loss among
+    records that differ only in their fine-tune settings, and of every record so compared
+    (groups of at least two records that report the loss)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "fine_tune_valid_loss" in r["metrics"]:
+            same = {k: v for k, v in r["config"].items() if k not in _FINE_TUNE}
+            groups.setdefault(repr(sorted(same.items())), []).append(r)
+    chosen: set[int] = set()
+    compared: set[int] = set()
+    for group in groups.values():
+        if len(group) > 1:
+            chosen.add(id(min(group, key=lambda r: r["metrics"]["fine_tune_valid_loss"])))
+            compared.update(id(r) for r in group)
+    return chosen, compared
 
 
 def _lenet(records: list[dict[str, Any]]) -> str:
@@ -137,14 +162,18 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "\"Fine-tuned\" "
            "is the pruned network after `--fine-tune-epochs` of `fit` (with "
            "`--fine-tune-patience k`: stopped after k epochs without a better loss on a tenth "
-           "of the training images held out, the best epoch kept); the target is judged on "
-           "it where there is one.\n\n",
+           "of the training images held out, the best epoch kept, and its loss on them "
+           "reported); the target is judged on it where there is one. Where records differ "
+           "only in their fine-tune settings and report that held-out loss, ✔ marks the one "
+           "with the lowest: it alone is judged against the target, the others say \"not "
+           "chosen\" (the choice sees no test image).\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
            "kept | params | FLOPs | meets target | note |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
     rows = sorted(records, key=lambda r: (r["config"]["arch"], _lenet_inference(r["config"]),
                                           r["config"].get("rule", ""),
                                           r["config"].get("fine_tune_epochs", 0)))
+    chosen, compared = _lenet_chosen(rows)
     for r in rows:
         c, m = r["config"], r["metrics"]
         rule = _lenet_rule(c)
@@ -166,12 +195,17 @@ def _lenet(records: list[dict[str, Any]]) -> str:
             meets = final <= 0.010 and m["flops_after"] / 2 <= 217_000  # the anchors' MACs
         tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({_lenet_fine_tune(c, m)})"
                  if "test_error_fine_tuned" in m else "—")
+        verdict = "yes" if meets else "no"
+        if id(r) in chosen:
+            tuned += " ✔"
+        elif id(r) in compared:
+            verdict = "not chosen"
         out.append(
             f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
             f"{epochs} | {100 * m['test_error']:.2f}% | "
             f"{100 * m['test_error_pruned']:.2f}% | {tuned} | "
             f"{m['kept_architecture']} | {m['params_before']:,} → {m['params_after']:,} | "
-            f"{m['flops_before']:,} → {m['flops_after']:,} | {'yes' if meets else 'no'} | "
+            f"{m['flops_before']:,} → {m['flops_after']:,} | {verdict} | "
             f"{note} |\n")
     out.append("\nAnchors and targets:\n\n")
     for arch, text in _LENET_ANCHORS.items():
