@@ -17,6 +17,9 @@ LAW_SETS = {
     "distinct": [Bernoulli(0.7, inverted=True), Rayleigh(0.8), InverseNakagami(2.3, 1.0)],
     "shared, apart": [_SHARED, Rayleigh(0.8), _SHARED],  # one fused call, not a run of rows
     "no kernel": [Rayleigh(0.8), Beta(0.3, 2.0), Rayleigh(0.8)],  # Beta(0.3, 2): general path
+    # distinct objects with equal parameters: one fused call, rows 0 and 2
+    "equal, apart": [Bernoulli(0.7, inverted=True), Rayleigh(0.8),
+                     Bernoulli(0.7, inverted=True)],
 }
 
 
@@ -96,3 +99,34 @@ def test_block_draws_are_each_generators_fused_draw(law) -> None:
         assert torch.equal(out[g], alone)
     with pytest.raises(ValueError, match="one block per generator"):
         fused_sample_blocks(out, plan, [torch.Generator()])
+
+
+def test_laws_with_equal_parameters_share_one_kernel_call(monkeypatch) -> None:
+    """A grid of 12 networks over 3 keep probabilities, each network its own law object: three
+    block calls per draw (one per distinct law), and every network still equals its own
+    NoisyLinear."""
+    import dropprior.nn.stacked as stacked
+
+    calls: list[int] = []
+    real = stacked.fused_sample_blocks
+
+    def counting(out, plan, gens):
+        calls.append(len(gens))
+        return real(out, plan, gens)
+
+    monkeypatch.setattr(stacked, "fused_sample_blocks", counting)
+    keeps = [0.9, 0.8, 0.7] * 4
+    laws = [Bernoulli(k, inverted=True) for k in keeps]
+    gens = [torch.Generator().manual_seed(50 + g) for g in range(12)]
+    layer = StackedNoisyLinear(12, 5, 4, laws, "unit", gens)
+    x = torch.randn(12, 9, 5, generator=torch.Generator().manual_seed(4))
+    states = [g.get_state() for g in gens]
+    out = layer(x)
+    assert sorted(calls) == [4, 4, 4]
+    for g in range(12):
+        single = NoisyLinear(5, 4, laws[g], "unit", generator=torch.Generator().set_state(
+            states[g]))
+        with torch.no_grad():
+            single.weight.copy_(layer.weight[g])
+            single.bias.copy_(layer.bias[g])
+        torch.testing.assert_close(out[g], single(x[g]), rtol=0, atol=0)

@@ -6,7 +6,7 @@ gates) have their own exact functions here. :mod:`dropprior.nn` wraps them in th
 """
 
 from dropprior.functional._conv import per_example_conv
-from dropprior.functional._fused import fused_plan, fused_sample, fused_sample_blocks
+from dropprior.functional._fused import FusedPlan, fused_plan, fused_sample, fused_sample_blocks
 from dropprior.functional._linear import dropconnect_linear, local_reparam_linear
 from dropprior.functional._lstm import (
     gate_projections,
@@ -24,6 +24,7 @@ from dropprior.functional._rng import draw_generator
 from dropprior.functional._structure import GRANULARITIES, STRUCTURES, noise_shape
 
 __all__ = [
+    "FusedPlan",
     "fused_plan",
     "fused_sample",
     "fused_sample_blocks",

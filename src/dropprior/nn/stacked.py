@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from dropprior._validation import check_choice
 from dropprior.functional import (
+    FusedPlan,
     draw_generator,
     dropconnect_linear,
     fused_plan,
@@ -107,19 +108,23 @@ class StackedNoisyLinear(Stochastic):
     def _unit_noise(self, x: Tensor) -> Tensor:
         """x ⊙ ξ with network g's ξ drawn as ``multiplicative_noise(x[g], laws[g],
         generator=generators[g])`` draws it. Where that is the fused kernel's draw, the networks
-        sharing a law are drawn by one call (:func:`~dropprior.functional.fused_sample_blocks`,
-        each from its own generator's seed); elsewhere network by network."""
-        groups: list[list[int]] = []
+        whose laws the kernel sees alike (one :class:`~dropprior.functional.FusedPlan`: the same
+        law object, or equal parameters) are drawn by one call
+        (:func:`~dropprior.functional.fused_sample_blocks`, each from its own generator's seed);
+        elsewhere network by network."""
+        by_plan: dict[FusedPlan, list[int]] = {}  # laws the kernel draws alike: one call
         if not torch.compiler.is_compiling():
             for members in self._law_groups():
                 law = self.laws[members[0]]
-                if not any(p.requires_grad for p in law.params().values()) and \
-                        fused_plan(law, x) is not None:
-                    groups.append(members)
+                if any(p.requires_grad for p in law.params().values()):
+                    continue
+                plan = fused_plan(law, x)
+                if plan is not None:
+                    by_plan.setdefault(plan, []).extend(members)
+        groups = [(plan, sorted(members)) for plan, members in by_plan.items()]
         xi = torch.empty(x.shape, dtype=x.dtype, device=x.device) if groups else None
-        for members in groups:
-            plan = fused_plan(self.laws[members[0]], x)
-            assert plan is not None and xi is not None
+        for plan, members in groups:
+            assert xi is not None
             gens = [g if g is not None and g.device.type == x.device.type
                     else draw_generator(x.device, g)
                     for g in (self.generators[k] for k in members)]
@@ -129,7 +134,7 @@ class StackedNoisyLinear(Stochastic):
             else:
                 block = torch.empty((len(members), *x.shape[1:]), dtype=x.dtype, device=x.device)
                 xi[members] = fused_sample_blocks(block, plan, gens)
-        fused = {g for members in groups for g in members}
+        fused = {g for _, members in groups for g in members}
         if xi is not None and len(fused) == len(self.laws):
             return x * xi
         return torch.stack([
