@@ -164,7 +164,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         resume: bool = False, on_nonfinite: str = "raise", restore_best: bool = True,
         vectorize: bool | None = None, prior_warmup: int = 0,
         prior_weight: float = 1.0,
-        lr_lambda: Callable[[int], float] | None = None) -> History:
+        lr_lambda: Callable[[int], float] | None = None,
+        batch_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None) -> History:
     """Train ``model`` in place by minibatch MAP under the MC or marginal-MAP objective.
 
     Args:
@@ -212,6 +213,11 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
             ``torch.optim.lr_scheduler.LambdaLR`` stepped once per epoch; None: ``lr``
             throughout. A function of the epoch alone, so a resumed run follows it too (e.g.
             :func:`cosine_lr`).
+        batch_transform: applied to every training minibatch's inputs before the loss, as
+            ``batch_transform(x_batch, generator)`` (data augmentation, e.g.
+            :func:`dropprior.data.random_shift`); ``generator`` is fit's seeded shuffling
+            generator, kept in the checkpoint, so a resumed run draws as an uninterrupted one.
+            Validation batches are not transformed.
 
     Returns:
         the :class:`History`.
@@ -242,6 +248,9 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
     if not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
+    if batch_transform is not None and not callable(batch_transform):
+        raise TypeError(f"batch_transform must be a function (x, generator) -> x or None, got "
+                        f"{type_name(batch_transform)}")
     if lr_lambda is not None and not callable(lr_lambda):
         raise TypeError(f"lr_lambda must be a function of the epoch or None, got "
                         f"{type_name(lr_lambda)}")
@@ -266,7 +275,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
                            (optimizer, opt_kwargs), lr, epochs, batch_size, validation, patience,
                            val_samples, grad_clip, seed, progress, checkpoint, resume,
                            on_nonfinite, restore_best, vectorize, n_loader, prior_warmup,
-                           prior_weight, lr_lambda)
+                           prior_weight, lr_lambda, batch_transform)
         finally:
             for m, training in modes.items():
                 m.train(training)
@@ -309,16 +318,28 @@ def _warn_collapse(model: nn.Module) -> None:
 
 
 def _batches(loader: DataLoader | None, x: Tensor, y: Tensor, n: int, step: int,
-             generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-    """One epoch's minibatches: the loader's, or a shuffled pass over (x, y)."""
+             generator: torch.Generator,
+             transform: Callable[[Tensor, torch.Generator], Tensor] | None = None
+             ) -> Iterator[tuple[Tensor, Tensor]]:
+    """One epoch's minibatches: the loader's, or a shuffled pass over (x, y); with
+    ``transform`` their inputs transformed (``transform(x_batch, generator)``)."""
     if loader is not None:
-        for batch in loader:
-            yield _pair(batch)
-        return
-    perm = torch.randperm(n, generator=generator)
-    for i in range(0, n, step):
-        idx = perm[i:i + step]
-        yield x[idx], y[idx]
+        batches: Iterator[tuple[Tensor, Tensor]] = (_pair(batch) for batch in loader)
+    else:
+        perm = torch.randperm(n, generator=generator)
+        batches = ((x[perm[i:i + step]], y[perm[i:i + step]]) for i in range(0, n, step))
+    for xb, yb in batches:
+        yield (xb if transform is None else _transformed(transform, xb, generator)), yb
+
+
+def _transformed(transform: Callable[[Tensor, torch.Generator], Tensor], xb: Tensor,
+                 generator: torch.Generator) -> Tensor:
+    out = transform(xb, generator)
+    if not isinstance(out, Tensor) or out.shape[0] != xb.shape[0]:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type_name(out)
+        raise ValueError(f"batch_transform must return a tensor with the batch's "
+                         f"{xb.shape[0]} examples along dim 0, got {got}")
+    return out
 
 
 def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Tensor | None,
@@ -329,7 +350,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
          progress: bool, checkpoint: str | Path | None, resume: bool, on_nonfinite: str,
          restore_best: bool, vectorize: bool | None, n_loader: int,
          prior_warmup: int, prior_weight: float,
-         lr_lambda: Callable[[int], float] | None) -> History:
+         lr_lambda: Callable[[int], float] | None,
+         batch_transform: Callable[[Tensor, torch.Generator], Tensor] | None) -> History:
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     loader = x if isinstance(x, DataLoader) else None
@@ -369,7 +391,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
         model.train()
         likelihood.train()
         mean_loss = _train_epoch(
-            model, likelihood, _batches(loader, x_tr, y_tr, n_train, step_batch, generator),
+            model, likelihood, _batches(loader, x_tr, y_tr, n_train, step_batch, generator,
+                                        batch_transform),
             opt, params, (objective, samples, sigma0, n_train, vectorize,
                           prior_weight * min(1.0, (epoch + 1) / (prior_warmup + 1))),
             grad_clip, on_nonfinite, epoch)

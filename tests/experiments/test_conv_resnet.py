@@ -109,10 +109,11 @@ def _tiny(variant: str, **kw) -> ConvResnetSettings:
                                  "train_size": 300, "batch_size": 100, **kw})
 
 
-@pytest.mark.parametrize("variant", ["stochastic_depth", "add"])
-def test_a_resumed_run_equals_an_uninterrupted_one(variant: str, data_dir: Path,
+@pytest.mark.parametrize(("variant", "augment"), [("stochastic_depth", 0), ("add", 0),
+                                                 ("plain", 2)])
+def test_a_resumed_run_equals_an_uninterrupted_one(variant: str, augment: int, data_dir: Path,
                                                    tmp_path: Path) -> None:
-    s = _tiny(variant)
+    s = _tiny(variant, augment=augment)
     whole = run_conv_resnet(s, data_dir)
 
     def stop(progress: dict) -> None:
@@ -196,6 +197,30 @@ def test_validation_error_is_the_point_network_on_held_out_images(
     assert m["valid_error"] == pytest.approx(whole / 500, abs=1e-9)
     assert m["valid_error_pruned"] == pytest.approx(pruned / 500, abs=2.5e-3)
     assert "valid_error" not in run_conv_resnet(_tiny("plain", epochs=1), data_dir)
+
+
+def test_augment_shifts_every_training_batch_at_the_background(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With augment=k, fit gets random_shift(·, k) with the standardised background as fill,
+    and applies it to every training minibatch; the run resumes exactly (its draws come from
+    fit's checkpointed generator) and differs from the run without it."""
+    import dropprior.data as data
+    from dropprior.data.mnist import MNIST_MEAN, MNIST_STD
+
+    calls: list[tuple[int, int, float]] = []
+    real = data.random_shift
+
+    def spy(xb, max_shift, generator=None, fill=0.0):
+        calls.append((xb.shape[0], max_shift, fill))
+        return real(xb, max_shift, generator, fill)
+
+    monkeypatch.setattr(data, "random_shift", spy)
+    m = run_conv_resnet(_tiny("plain", epochs=1, augment=2), data_dir)
+    assert [c[0] for c in calls] == [100, 100, 100]
+    assert all(c[1] == 2 and c[2] == pytest.approx(-MNIST_MEAN / MNIST_STD) for c in calls)
+    assert m["test_error"] != run_conv_resnet(_tiny("plain", epochs=1), data_dir)["test_error"]
+    with pytest.raises(ValueError, match="augment must be an int >= 0, got -2"):
+        ConvResnetSettings(augment=-2)
 
 
 def test_cosine_schedule_changes_the_run(data_dir: Path) -> None:

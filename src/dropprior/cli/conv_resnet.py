@@ -33,6 +33,8 @@ _HELP = {
     "the training images instead of removing it at zero",
     "train_size": "training images (a random subset)", "seed": "subset, weights and draws",
     "lr_schedule": "constant, or cosine (annealed from lr towards 0 over the epochs)",
+    "augment": "largest random shift in pixels of each training image (pad-and-crop at the "
+    "background; 0: none)",
     "validation": "training images held out (disjoint from the training subset) for a "
     "validation error to choose settings on; needs validation + train_size <= 60000",
 }

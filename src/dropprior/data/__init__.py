@@ -1,6 +1,7 @@
 """Data readers, by path: the UCI split layout, MNIST (IDX), Penn Treebank, and scikit-learn's
-bundled data sets (no download)."""
+bundled data sets (no download); and image augmentation for :func:`dropprior.fit`."""
 
+from dropprior.data.augment import random_shift
 from dropprior.data.mnist import load_mnist
 from dropprior.data.paths import DATA_DIR_ENV, resolve_data_dir
 from dropprior.data.ptb import PTB, load_ptb
@@ -18,4 +19,5 @@ __all__ = [
     "load_ptb",
     "load_diabetes",
     "load_digits",
+    "random_shift",
 ]

@@ -59,7 +59,9 @@ class ConvResnetSettings:
     rule of the VI variants (``"evidence"`` or ``"joint"``); ``lr_schedule`` ``"constant"`` or
     ``"cosine"`` (:func:`dropprior.cosine_lr` over ``epochs``); ``validation`` training images
     held out to choose settings on: the last ``validation`` of the seeded permutation of the
-    60 000, disjoint from the ``train_size`` training images (its first)."""
+    60 000, disjoint from the ``train_size`` training images (its first); ``augment`` the
+    largest random shift in pixels of every training image (:func:`dropprior.data.random_shift`,
+    the border at the background; 0: none)."""
 
     variant: str = "add"
     blocks: int = 8
@@ -78,6 +80,7 @@ class ConvResnetSettings:
     seed: int = 0
     lr_schedule: str = added_setting("constant")
     validation: int = added_setting(0)
+    augment: int = added_setting(0)
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -90,6 +93,7 @@ class ConvResnetSettings:
         check_choice("rule", self.rule, ["evidence", "joint"])
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_int("validation", self.validation, 0)
+        check_int("augment", self.augment, 0)
         if self.validation + self.train_size > MNIST_TRAIN:
             raise ValueError(
                 f"validation ({self.validation}) + train_size ({self.train_size}) exceed the "
@@ -144,6 +148,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     as an uninterrupted one; without a checkpoint file a temporary one is used.
     """
     from dropprior import cosine_lr, fit, prune, scales
+    from dropprior.data import random_shift
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.likelihoods import Categorical
     from dropprior.pruning import Offset
@@ -157,6 +162,12 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     x_val, y_val = x[held], y[held]
     x, y = x[pick[:s.train_size]], y[pick[:s.train_size]]
     lr_lambda = cosine_lr(s.epochs) if s.lr_schedule == "cosine" else None
+    background = -MNIST_MEAN / MNIST_STD
+
+    def shift(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return random_shift(xb, s.augment, generator, fill=background)
+
+    transform = shift if s.augment else None
     torch.manual_seed(s.seed)
     model = build_conv_resnet(s.variant, s.blocks, s.channels, s.drop)
     if s.variant in _LEARNED:
@@ -172,7 +183,8 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
             began = time.perf_counter()
             history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=epoch, lr=s.lr,
                           batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=path,
-                          resume=True, prior_weight=s.prior_weight, lr_lambda=lr_lambda)
+                          resume=True, prior_weight=s.prior_weight, lr_lambda=lr_lambda,
+                          batch_transform=transform)
             seconds += time.perf_counter() - began
             if report is not None:
                 report({"epochs_run": history.epochs_run,
@@ -181,7 +193,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
             history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs,
                           lr=s.lr, batch_size=s.batch_size, seed=s.seed, progress=False,
                           checkpoint=path, resume=True, prior_weight=s.prior_weight,
-                          lr_lambda=lr_lambda)
+                          lr_lambda=lr_lambda, batch_transform=transform)
     point = scales.collapse(copy.deepcopy(model)) if s.variant in _LEARNED else model
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run,
                                "test_error": point_error(point, x_test, y_test),

@@ -529,6 +529,7 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
         c = dict(key)
         held = c["validation"]
         schedule = ", cosine lr" if c["lr_schedule"] == "cosine" else ""
+        schedule += f", random shifts ≤ {c['augment']} px" if c["augment"] else ""
         out.append(f"\n## {c['blocks']} blocks × {c['channels']} channels, {c['epochs']} "
                    f"epochs, {c['train_size']:,} training images"
                    f"{f' ({held:,} held out)' if held else ''}, batch {c['batch_size']}, "
@@ -575,11 +576,12 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
 
 
 def _conv_resnet_group(c: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """The settings a conv-resnet page section shares (records from before ``lr_schedule``
-    and ``validation`` existed ran with their defaults)."""
+    """The settings a conv-resnet page section shares (records from before ``lr_schedule``,
+    ``validation`` and ``augment`` existed ran with their defaults)."""
     shared = ("blocks", "channels", "epochs", "batch_size", "lr", "sigma0", "train_size", "seed")
     return tuple((k, c[k]) for k in shared) + (
-        ("lr_schedule", c.get("lr_schedule", "constant")), ("validation", c.get("validation", 0)))
+        ("lr_schedule", c.get("lr_schedule", "constant")), ("validation", c.get("validation", 0)),
+        ("augment", c.get("augment", 0)))
 
 
 def _conv_resnet_valid(m: dict[str, Any]) -> float:
