@@ -506,21 +506,23 @@ def _variant_commands(rows: list[dict[str, Any]]) -> list[str]:
 
 def _conv_resnet(records: list[dict[str, Any]]) -> str:
     out = [_HEADER.format(exp="conv_resnet"), "# MNIST residual CNN: depth selection\n\n",
-           "`dropprior conv-resnet` (`dropprior.experiments.conv_resnet`): conv 3×3, pool, K "
-           "residual blocks of two 3×3 convolutions at 14 × 14, pool, linear. `plain` has no "
-           "noise, `stochastic_depth` drops each block per example with probability p "
-           "(Huang et al. 2016), `add` and `ard+add` learn one scale per block (and per "
-           "block input channel) by VI and are pruned by the fit's own decisions: a block it "
-           "switched off is removed. The test error is the point network's (eval mode; VI: "
-           "the posterior means). FLOPs are 2 × multiply–accumulates per image. \"Cost\" is "
-           "`plain`'s training images per second over the variant's, from records of the same "
-           "configuration. Targets (#21): ≤ 0.6% test error; ADD switches off at least a "
-           "third of the blocks with at most 0.1 percentage point more error after pruning. "
-           "One seed per row: no row is said to beat another. A run stopped before its last "
-           "epoch is listed as partial, with its epoch count and no error. Where training "
-           "images were held out (`--validation`), the \"valid\" column is the error on them "
-           "(after pruning for the VI variants), and ✔ marks each variant's setting with the "
-           "lowest: the one to report, chosen without the test images.\n\n"]
+           "`dropprior conv-resnet` (`dropprior.experiments.conv_resnet`): conv 3×3, pool, "
+           "K residual blocks of two 3×3 convolutions at 14 × 14, pool, linear. `plain` "
+           "has no noise, `stochastic_depth` drops each block per example with probability "
+           "p (Huang et al. 2016), `add` and `ard+add` learn one scale per block (and per "
+           "block input channel) by VI and are pruned by the fit's own decisions: a block "
+           "it switched off is removed. The test error is the point network's (eval mode; "
+           "VI: the posterior means). FLOPs are 2 × multiply–accumulates per image. "
+           "\"Cost\" is `plain`'s training images per second over the variant's, from "
+           "records of the same configuration (runs under different machine loads, or "
+           "resumed in another process, compare less well). Targets (#21): ≤ 0.6% test "
+           "error; ADD switches off at least a third of the blocks with at most 0.1 "
+           "percentage point more error after pruning. One seed per row: no row is said to "
+           "beat another. A run stopped before its last epoch is listed as partial, with "
+           "its epoch count and no error. Where training images were held out "
+           "(`--validation`), the \"valid\" column is the error on them (after pruning for "
+           "the VI variants), and ✔ marks each variant's setting with the lowest: the one "
+           "to report, chosen without the test images.\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(_conv_resnet_group(r["config"]), []).append(r)
