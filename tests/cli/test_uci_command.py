@@ -260,7 +260,7 @@ def test_validate_enters_the_job_key_only_when_set(tiny_uci):
 
 def test_library_path_flags_on_the_batched_network_are_errors(tiny_uci, capsys):
     for flags in (["--prior-weight", "0.5"], ["--local-reparam"], ["--validate"],
-                  ["--joint-rule"]):
+                  ["--joint-rule"], ["--init-std", "0.001"]):
         assert main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", *flags]) == 2
         assert "applies to the learned-scale path" in capsys.readouterr().err
 
@@ -302,6 +302,41 @@ def test_local_reparam_is_a_variant_of_vi_only(tiny_uci):
                                          "--inference map"):
         uci_scales_jobs(str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
                         inference="map", local_reparam=True, **common)
+
+
+def test_init_std_is_a_variant_of_vi_only(tiny_uci, monkeypatch):
+    """--init-std enters the key and the variant only off its default, reaches the weights'
+    initial posterior std, and is refused for MAP and for a non-positive value."""
+    from dropprior import scales
+    from dropprior.experiments.uci import uci_scales_jobs
+    from dropprior.experiments.uci_scales import VI_INIT_STD, run_uci_scales_split
+
+    common = {"depth": 1, "hyperprior": "log_uniform", "dropout": 0.05, "splits": [0],
+              "epochs": 1, "test_samples": 20, "hidden": 4, "lr": 1e-2, "batch_size": 32,
+              "sigma0": 1.0, "train_samples": None}
+    args = (str(tiny_uci / "uci"), ["tiny"], ["bernoulli"], ["add"], ["mc"])
+    plain = uci_scales_jobs(*args, inference="vi", **common)
+    same = uci_scales_jobs(*args, inference="vi", init_std=VI_INIT_STD, **common)
+    small = uci_scales_jobs(*args, inference="vi", init_std=1e-3, **common)
+    assert plain[0].key == same[0].key and "init_std" not in plain[0].key
+    assert "init_std=0.001" in small[0].key
+    assert small[0].params["variant"] == "depth 1, vi, log_uniform, init 0.001"
+    seen: list[float] = []
+    real = scales.attach_scales
+
+    def spy(model, inference, hyperprior, init_std=1e-3, local_reparam=False):
+        seen.append(init_std)
+        return real(model, inference, hyperprior, init_std, local_reparam)
+
+    monkeypatch.setattr(scales, "attach_scales", spy)
+    for job in (plain[0], small[0]):
+        run_uci_scales_split(dict(job.params))
+    assert seen == [VI_INIT_STD, 1e-3]
+    with pytest.raises(ValueError, match="--init-std sets variational weights' initial "
+                                         "posterior std: it needs --inference vi"):
+        uci_scales_jobs(*args, inference="map", init_std=1e-3, **common)
+    with pytest.raises(ValueError, match="--init-std must be a finite number > 0, got -0.1"):
+        uci_scales_jobs(*args, inference="vi", init_std=-0.1, **common)
 
 
 def test_per_weight_prior_weight_is_rows_over_weights(tiny_uci, capsys):

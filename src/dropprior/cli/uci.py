@@ -14,6 +14,7 @@ from dropprior.experiments.runner import BACKENDS
 from dropprior.experiments.uci_scales import (
     HYPERPRIOR_CHOICES,
     LIBRARY_STRUCTURES,
+    VI_INIT_STD,
     needs_library_path,
 )
 from dropprior.scales import INFERENCE
@@ -73,6 +74,9 @@ def register(subparsers: Any) -> None:
              help="learned-scale path, --inference vi: train the linear maps by the local "
              "reparametrization (one output draw per example instead of one weight draw per "
              "minibatch)")
+    opts.add("--init-std", default=VI_INIT_STD, kind=float,
+             help="learned-scale path, --inference vi: the posterior std every weight starts "
+             "from (a group the data do not support stays at about this std)")
     opts.add("--joint-rule", default=False, switch=True,
              help="learned-scale path, --inference vi: prune by the set-wise evidence rule "
              "(kept_groups(joint=True)) instead of one group at a time")
@@ -157,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         for flag, value, default in (("--prior-weight", cfg["prior_weight"], 1.0),
                                      ("--local-reparam", cfg["local_reparam"], False),
                                      ("--joint-rule", cfg["joint_rule"], False),
+                                     ("--init-std", cfg["init_std"], VI_INIT_STD),
                                      ("--validate", cfg["validate"], False)):
             if value != default:
                 raise CLIError(f"{flag} applies to the learned-scale path (--depth, "
@@ -170,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             dropout=cfg["dropout"], seed=cfg["seed"], splits=cfg["splits"],
             validate=cfg["validate"], local_reparam=cfg["local_reparam"],
             prior_weight=cfg["prior_weight"], joint_rule=cfg["joint_rule"],
+            init_std=cfg["init_std"],
             **{name: cfg[name] for name in ("epochs", "hidden", "lr", "batch_size", "sigma0",
                                             "test_samples", "train_samples")})
     else:

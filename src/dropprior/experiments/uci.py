@@ -41,6 +41,7 @@ from dropprior.experiments.batched_mlp import (
 from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.runner import Job
 from dropprior.experiments.tables import beats, format_mean_se, markdown_table, mean_se, write_csv
+from dropprior.experiments.uci_scales import VI_INIT_STD
 
 __all__ = ["uci_jobs", "uci_scales_jobs", "run_uci_split", "fit_and_score", "standardise",
            "summarise_uci", "write_uci_tables", "anchor_verdicts", "plot_uci", "DEFAULTS"]
@@ -110,7 +111,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                     hyperprior: str, inference: str, dropout: float, seed: int = 0,
                     splits: Sequence[int] | None = None, validate: bool = False,
                     local_reparam: bool = False, prior_weight: float | str = 1.0,
-                    joint_rule: bool = False, **settings: Any) -> list[Job]:
+                    joint_rule: bool = False, init_std: float = VI_INIT_STD,
+                    **settings: Any) -> list[Job]:
     """One job per data set × law × structure × objective × split for the library path
     (:mod:`dropprior.experiments.uci_scales`); ``settings`` are ``epochs``, ``hidden``, ``lr``,
     ``batch_size``, ``sigma0``, ``test_samples``, ``train_samples``. ``validate`` adds the inner
@@ -118,8 +120,10 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     the job key only when set, so earlier run directories resume); so does ``local_reparam``
     (VI: the linear maps trained by the local reparametrization, the variant's ", lrt"), and
     ``prior_weight`` β ≠ 1 (``fit``'s tempered prior, the variant's ", β=…"; or
-    ``"per-weight"``, β = N / W per split, the variant's ", β=N/W"), and ``joint_rule`` (VI
-    groups pruned by the set-wise evidence rule, the variant's ", joint").
+    ``"per-weight"``, β = N / W per split, the variant's ", β=N/W"), ``joint_rule`` (VI
+    groups pruned by the set-wise evidence rule, the variant's ", joint"), and ``init_std``
+    other than :data:`VI_INIT_STD` (VI: the posterior std every weight starts from, the
+    variant's ", init …").
 
     Raises:
         ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
@@ -147,6 +151,12 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     if local_reparam and inference != "vi":
         raise ValueError("--local-reparam trains variational weights: it needs --inference vi, "
                          f"got --inference {inference}")
+    if init_std != VI_INIT_STD and inference != "vi":
+        raise ValueError("--init-std sets variational weights' initial posterior std: it needs "
+                         f"--inference vi, got --inference {inference}")
+    if isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or \
+            not 0 < init_std < math.inf:
+        raise ValueError(f"--init-std must be a finite number > 0, got {init_std!r}")
     if joint_rule and inference != "vi":
         raise ValueError("--joint-rule decides variational groups: it needs --inference vi, "
                          f"got --inference {inference}")
@@ -162,7 +172,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
         beta = f", β={prior_weight:g}" if prior_weight != 1 else ""
     variant = (f"depth {depth or 0}, {inference}, {hyperprior}"
                + (", lrt" if local_reparam else "") + beta
-               + (", joint" if joint_rule else ""))
+               + (", joint" if joint_rule else "")
+               + (f", init {init_std:g}" if init_std != VI_INIT_STD else ""))
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
@@ -187,6 +198,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                             params["prior_weight"] = prior_weight
                         if joint_rule:
                             params["joint_rule"] = True
+                        if init_std != VI_INIT_STD:
+                            params["init_std"] = float(init_std)
                         key = (f"{name}/{law}/{structure}/{objective}/{variant}/split={k}/"
                                + "-".join(f"{n}={params[n]}" for n in sorted(params)
                                           if n not in ("data_dir", "dataset", "law", "structure",

@@ -39,7 +39,7 @@ from torch import nn
 from dropprior._validation import check_choice, check_int
 
 __all__ = ["LIBRARY_STRUCTURES", "HYPERPRIOR_CHOICES", "build_uci_network", "run_uci_scales_split",
-           "needs_library_path", "PER_WEIGHT", "resolve_prior_weight"]
+           "needs_library_path", "PER_WEIGHT", "VI_INIT_STD", "resolve_prior_weight"]
 
 LIBRARY_STRUCTURES = {
     "unit": "ARD: one scale per input unit of every noisy layer (dropout)",
@@ -48,6 +48,12 @@ LIBRARY_STRUCTURES = {
 }
 
 HYPERPRIOR_CHOICES = ("none", "inverse_gamma", "half_cauchy", "log_uniform")
+
+VI_INIT_STD = 0.02
+"""VI: the posterior std every weight starts from unless a job sets ``init_std``. A group the
+data do not support keeps about this std (under a scale-free hyperprior such as the log-uniform,
+scaling a collapsed group's σ and its learned scale together leaves the objective unchanged), so
+it is also the scale at which such a group sits."""
 
 PER_WEIGHT = "per-weight"
 """``prior_weight`` β = N / W, with N the training rows and W the network's weights and biases:
@@ -182,7 +188,8 @@ def _fit_and_score(params: dict[str, Any], x_train: Any, y_train: Any, x_eval: A
                               float(params["dropout"]))
     beta = resolve_prior_weight(params.get("prior_weight", 1.0), model, xt.shape[0])
     if params["inference"] == "vi" or params["hyperprior"] != "none":
-        scales.attach_scales(model, params["inference"], params["hyperprior"], init_std=0.02,
+        scales.attach_scales(model, params["inference"], params["hyperprior"],
+                             init_std=float(params.get("init_std", VI_INIT_STD)),
                              local_reparam=bool(params.get("local_reparam", False)))
     likelihood = Gaussian(noise_std=0.5, learn=True)
     objective = params["objective"]
