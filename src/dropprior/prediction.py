@@ -249,7 +249,11 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
         scope: how far one draw reaches (:data:`dropprior.nn.SCOPES`): ``"example"`` (each
             input its own draw), ``"batch"`` (one draw per forward pass) or ``"function"`` (one
             draw per sampled function: sample s uses the same ξ for every input, across
-            batches, so the S samples are S networks).
+            batches, so the S samples are S networks). With ``"example"`` and no ``seed``, a
+            variational linear map trained by the local reparametrization draws each input's
+            output from its exact law under q (:func:`dropprior.nn.per_example_draws`): every
+            input's predictive is the one weight draws give it, and the S draws run
+            vectorised; ``"batch"``, ``"function"`` or a ``seed`` draw whole weights per pass.
         seed: the seed of the draws. ``scope="function"``: the S functions (None: 0; the same
             seed gives the same S networks). ``"example"`` and ``"batch"``: None draws from the
             layers' own generators, so the numbers depend on how the draws are split into
@@ -281,7 +285,7 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
-    from dropprior.nn import SCOPES, has_noise, noise_scope, seeded_draws
+    from dropprior.nn import SCOPES, has_noise, noise_scope, per_example_draws, seeded_draws
 
     check_choice("scope", scope, SCOPES)
     if scope != "example" and vectorize:
@@ -308,6 +312,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                     m.train(training)
         else:
             with mc_mode(model), noise_scope(model, scope), ExitStack() as stack:
+                if scope == "example" and seed is None:
+                    stack.enter_context(per_example_draws(model))
                 seeded = None if seed is None else stack.enter_context(
                     seeded_draws(model, seed, per_batch=scope != "function"))
                 for b, i in enumerate(range(0, x.shape[0], max(step, 1))):

@@ -11,7 +11,7 @@ from dropprior.nn._module import (
     mc,
     sampling_mode,
 )
-from dropprior.nn._scope import SCOPES, SeededDraws, noise_scope, seeded_draws
+from dropprior.nn._scope import SCOPES, SeededDraws, noise_scope, per_example_draws, seeded_draws
 from dropprior.nn.conv import NoisyConv1d, NoisyConv2d, NoisyConvNd
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import NoisyLSTM
@@ -31,6 +31,7 @@ __all__ = [
     "mc",
     "apply_noise",
     "noise_scope",
+    "per_example_draws",
     "seeded_draws",
     "SeededDraws",
     "has_noise",

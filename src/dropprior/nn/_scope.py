@@ -1,6 +1,8 @@
 r"""Mask scope of MC prediction: how far one noise draw reaches.
 
 * ``"example"``: every input gets its own draw (each layer's own granularity; the default).
+  Under :func:`dropprior.predict` without a seed, a variational linear map trained by the local
+  reparametrization draws per example too (:func:`per_example_draws`).
 * ``"batch"``: one draw per forward pass, shared by every input of the batch.
 * ``"function"``: one draw per *sampled function*. Sample s reuses the same ξ in every layer for
   every input, across batches, so the S samples are S fixed networks f_1, …, f_S. Each noisy
@@ -32,7 +34,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from dropprior._validation import check_choice
 from dropprior.nn._module import Stochastic
 
-__all__ = ["SCOPES", "SeededDraws", "noise_scope", "seeded_draws"]
+__all__ = ["SCOPES", "SeededDraws", "noise_scope", "per_example_draws", "seeded_draws"]
 
 SCOPES = {
     "example": "each input its own draw (the layers' own granularity)",
@@ -88,6 +90,31 @@ def noise_scope(model: nn.Module, scope: str) -> Iterator[list[Stochastic]]:
             else:
                 m.granularity = granularity
             setattr(m, "generator", generator)  # noqa: B010 (an attribute of every layer)
+
+
+@contextmanager
+def per_example_draws(model: nn.Module) -> Iterator[list[Stochastic]]:
+    """Inside the context, every variational tensor of a linear map trained by the local
+    reparametrization (``trains_by_local_reparam``, set by
+    ``dropprior.scales.variational(local_reparam=True)``) draws per example while sampling: the
+    map's output for each input from its exact Gaussian law under q (the law one weight draw
+    gives that input), independently across inputs, instead of one weight draw per pass. Its
+    ``granularity`` reads ``"example"``, so MC passes over it can be vectorised. Yields the
+    tensors switched; restores their granularity on exit.
+    """
+    switched = [m for m in model.modules()
+                if isinstance(m, Stochastic) and getattr(m, "trains_by_local_reparam", False)]
+    saved = [m.__dict__.get("granularity") for m in switched]
+    try:
+        for m in switched:
+            m.granularity = "example"
+        yield switched
+    finally:
+        for m, granularity in zip(switched, saved, strict=True):
+            if granularity is None:
+                m.__dict__.pop("granularity", None)
+            else:
+                m.granularity = granularity
 
 
 class SeededDraws:

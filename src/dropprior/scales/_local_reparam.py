@@ -8,8 +8,12 @@ minibatch. Each example's output has the law it has under one weight draw, so th
 log-likelihood — the ELBO — is the same; its minibatch estimate has less variance, since the
 examples no longer share one draw.
 
-It acts in training mode outside :func:`dropprior.nn.mc` only. Under ``mc`` the weights are
-drawn as before, so that each MC sample stays one network (and ``scope="function"`` holds).
+It acts in training mode outside :func:`dropprior.nn.mc`, and in MC prediction with per-example
+draws (:func:`dropprior.predict` with ``scope="example"`` and no seed, through
+:func:`dropprior.nn.per_example_draws`): there too each input's output has exactly the law one
+weight draw gives it, independently across inputs. Otherwise under ``mc`` (``scope="batch"`` or
+``"function"``, or seeded draws) the weights are drawn whole, so that each MC sample stays one
+network.
 """
 
 from __future__ import annotations

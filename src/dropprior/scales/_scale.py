@@ -144,8 +144,11 @@ class GaussianTensor(Stochastic):
 
     def local_reparam_active(self) -> bool:
         """Whether the layer's local-reparametrization hook draws instead of this tensor: in
-        training mode, outside ``mc``."""
-        return self.trains_by_local_reparam and self.training and self._mc_depth == 0
+        training mode outside ``mc``, and while sampling with per-example draws
+        (:func:`dropprior.nn.per_example_draws`, which sets ``granularity`` to ``"example"``)."""
+        return self.trains_by_local_reparam and (
+            (self.training and self._mc_depth == 0)
+            or (self.sampling and self.granularity == "example"))
 
     def std(self) -> Tensor:
         """σ, the tensor's shape."""
