@@ -37,3 +37,30 @@ class MaskMLP(nn.Module):
         on = masks.sum(dim=1)
         log_p = on * math.log(self.keep) + (self.hidden - on) * math.log1p(-self.keep)
         return masks, log_p
+
+
+def regression_data(n: int = 40) -> tuple[Tensor, Tensor]:
+    """n rows of 2 inputs and a noisy linear target (fixed seed)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 2, generator=g)
+    return x, x.sum(dim=1) + 0.1 * torch.randn(n, generator=g)
+
+
+def resumed_equals_straight(path, x: Tensor, y: Tensor, **fit_kwargs) -> MaskMLP:  # noqa: ANN001
+    """Train a MaskMLP for 4 epochs straight, and again stopped after 2 and resumed from the
+    checkpoint ``path``; assert the two end bit for bit equal and return the trained model."""
+    from dropprior import fit
+    from dropprior.likelihoods import Gaussian
+
+    models = []
+    for stops in ([4], [2, 4]):
+        torch.manual_seed(1)
+        model = MaskMLP()
+        for epochs in stops:
+            fit(model, Gaussian(0.5), x, y, lr=0.05, epochs=epochs, progress=False,
+                checkpoint=path, resume=True, **fit_kwargs)
+        models.append(model)
+        path.unlink()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    return models[0]
