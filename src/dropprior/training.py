@@ -41,7 +41,8 @@ from dropprior.objectives import (
 )
 from dropprior.prediction import mc_mode
 
-__all__ = ["cosine_lr", "fit", "History", "OBJECTIVES", "OPTIMIZERS"]
+__all__ = ["cosine_lr", "fit", "History", "LR_SCHEDULES", "lr_schedule", "OBJECTIVES",
+           "OPTIMIZERS"]
 
 #: "mc": eq. 3, the mean log-likelihood over draws; "marginal": eq. 10, the log-mean-exp bound;
 #: "tail_adaptive": the rank-weighted draws of the ICML 2019 follow-up.
@@ -431,6 +432,17 @@ def cosine_lr(epochs: int) -> Callable[[int], float]:
         return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
     return factor
+
+
+LR_SCHEDULES = ("constant", "cosine")
+"""The named learning-rate schedules of the experiments' settings (:func:`lr_schedule`)."""
+
+
+def lr_schedule(name: str, epochs: int) -> Callable[[int], float] | None:
+    """The ``lr_lambda`` of :func:`fit` for a schedule named in :data:`LR_SCHEDULES` over
+    ``epochs`` epochs: None for ``"constant"``, :func:`cosine_lr` for ``"cosine"``."""
+    check_choice("lr_schedule", name, LR_SCHEDULES)
+    return cosine_lr(epochs) if name == "cosine" else None
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float, lr_lambda: Callable[[int], float],

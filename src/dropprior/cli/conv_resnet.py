@@ -11,11 +11,11 @@ from dropprior.cli._common import resolve_data_dir
 from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
 from dropprior.experiments.conv_resnet import (
     CONV_RESNET_VARIANTS,
-    LR_SCHEDULES,
     ConvResnetSettings,
     run_and_record,
 )
 from dropprior.hyperpriors import HYPERPRIORS
+from dropprior.training import LR_SCHEDULES
 
 _HELP = {
     "variant": "plain (no noise), stochastic_depth (Huang et al.), add or ard+add (VI with "

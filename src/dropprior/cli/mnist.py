@@ -9,15 +9,10 @@ from pathlib import Path
 
 from dropprior.cli._common import resolve_data_dir
 from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
-from dropprior.experiments.lenet import (
-    ARCHS,
-    FINE_TUNE_SCHEDULES,
-    RULES,
-    LenetSettings,
-    run_and_record,
-)
+from dropprior.experiments.lenet import ARCHS, RULES, LenetSettings, run_and_record
 from dropprior.hyperpriors import HYPERPRIORS
 from dropprior.scales import INFERENCE
+from dropprior.training import LR_SCHEDULES
 
 _HELP = {
     "arch": "network", "inference": "vi (closed-form scales) or map (learned scales)",
@@ -43,7 +38,7 @@ _HELP = {
     "mean over the training images (folded into the next map's bias) instead of at zero",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
-            "fine_tune_schedule": list(FINE_TUNE_SCHEDULES),
+            "fine_tune_schedule": list(LR_SCHEDULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
 
 

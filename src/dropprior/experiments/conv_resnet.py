@@ -30,6 +30,7 @@ FLOPs (:func:`dropprior.pruning.count_flops`) before and after, and training ima
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,12 +44,12 @@ from torch import nn
 from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.records import added_setting
+from dropprior.training import LR_SCHEDULES, lr_schedule
 
 __all__ = ["CONV_RESNET_VARIANTS", "ConvResnetSettings", "build_conv_resnet", "run_conv_resnet",
            "run_and_record"]
 
 CONV_RESNET_VARIANTS = ("plain", "stochastic_depth", "add", "ard+add")
-LR_SCHEDULES = ("constant", "cosine")
 MNIST_TRAIN = 60_000
 _LEARNED = ("add", "ard+add")
 
@@ -147,7 +148,7 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     A run stopped between epochs resumes from ``checkpoint`` (:func:`dropprior.fit`'s) and ends
     as an uninterrupted one; without a checkpoint file a temporary one is used.
     """
-    from dropprior import cosine_lr, fit, prune, scales
+    from dropprior import fit, prune, scales
     from dropprior.data import random_shift
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.likelihoods import Categorical
@@ -161,13 +162,11 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
     held = pick[x.shape[0] - s.validation:] if s.validation else pick[:0]
     x_val, y_val = x[held], y[held]
     x, y = x[pick[:s.train_size]], y[pick[:s.train_size]]
-    lr_lambda = cosine_lr(s.epochs) if s.lr_schedule == "cosine" else None
     background = -MNIST_MEAN / MNIST_STD
 
     def shift(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return random_shift(xb, s.augment, generator, fill=background)
 
-    transform = shift if s.augment else None
     torch.manual_seed(s.seed)
     model = build_conv_resnet(s.variant, s.blocks, s.channels, s.drop)
     if s.variant in _LEARNED:
@@ -177,23 +176,22 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
         path.parent.mkdir(parents=True, exist_ok=True)
         resumed = torch.load(path, weights_only=False)["history"].epochs_run \
             if path.exists() else 0
+        train = functools.partial(
+            fit, model, Categorical(), x, y, sigma0=s.sigma0, lr=s.lr, batch_size=s.batch_size,
+            seed=s.seed, progress=False, checkpoint=path, resume=True,
+            prior_weight=s.prior_weight, lr_lambda=lr_schedule(s.lr_schedule, s.epochs),
+            batch_transform=shift if s.augment else None)
         seconds = 0.0
         history = None
         for epoch in range(resumed + 1, s.epochs + 1):
             began = time.perf_counter()
-            history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=epoch, lr=s.lr,
-                          batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=path,
-                          resume=True, prior_weight=s.prior_weight, lr_lambda=lr_lambda,
-                          batch_transform=transform)
+            history = train(epochs=epoch)
             seconds += time.perf_counter() - began
             if report is not None:
                 report({"epochs_run": history.epochs_run,
                         "train_images_per_second": (epoch - resumed) * x.shape[0] / seconds})
         if history is None:  # every epoch was in the checkpoint already
-            history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs,
-                          lr=s.lr, batch_size=s.batch_size, seed=s.seed, progress=False,
-                          checkpoint=path, resume=True, prior_weight=s.prior_weight,
-                          lr_lambda=lr_lambda, batch_transform=transform)
+            history = train(epochs=s.epochs)
     point = scales.collapse(copy.deepcopy(model)) if s.variant in _LEARNED else model
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run,
                                "test_error": point_error(point, x_test, y_test),

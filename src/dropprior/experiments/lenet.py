@@ -44,6 +44,7 @@ from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.records import added_setting
 from dropprior.noise import NoiseLaw
+from dropprior.training import LR_SCHEDULES, lr_schedule
 
 __all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "lenet_300_100", "run_lenet",
            "run_and_record"]
@@ -56,8 +57,6 @@ RULES = {
     "evidence-means": "VI: the evidence rule with each switched-off group held at its mean over "
                       "the training images, and pruned so (mean replacement)",
 }
-
-FINE_TUNE_SCHEDULES = ("constant", "cosine")
 
 ARCHS = {
     "lenet-300-100": "784-300-100-10 MLP, ARD on every layer's inputs",
@@ -103,7 +102,7 @@ class LenetSettings:
         check_int("fine_tune_patience", self.fine_tune_patience, 0)
         if not self.fine_tune_lr >= 0:
             raise ValueError(f"fine_tune_lr must be >= 0 (0: lr), got {self.fine_tune_lr!r}")
-        check_choice("fine_tune_schedule", self.fine_tune_schedule, FINE_TUNE_SCHEDULES)
+        check_choice("fine_tune_schedule", self.fine_tune_schedule, LR_SCHEDULES)
         if self.fine_tune_schedule != "constant" and not self.fine_tune_epochs:
             raise ValueError(f"fine_tune_schedule={self.fine_tune_schedule!r} applies to a "
                              "fine-tune: give fine_tune_epochs > 0 as well")
@@ -175,7 +174,7 @@ def _architecture(arch: str, kept: dict[str, Tensor]) -> str:
 def run_lenet(s: LenetSettings, data_dir: str | Path | None,
               checkpoint: str | Path | None = None) -> dict[str, Any]:
     """Train, prune by the fit's decisions, and return the metrics of a result record."""
-    from dropprior import cosine_lr, fit, prune, scales
+    from dropprior import fit, prune, scales
     from dropprior.data.mnist import load_mnist
     from dropprior.likelihoods import Categorical
 
@@ -224,11 +223,10 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     if s.fine_tune_epochs:
         stopping: dict[str, Any] = {} if not s.fine_tune_patience else \
             {"validation": 0.1, "patience": s.fine_tune_patience}
-        schedule = cosine_lr(s.fine_tune_epochs) if s.fine_tune_schedule == "cosine" else None
         tuned = fit(result.model, Categorical(), x, y, sigma0=s.sigma0,
                     epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
-                    batch_size=s.batch_size, seed=s.seed, progress=False, lr_lambda=schedule,
-                    **stopping)
+                    batch_size=s.batch_size, seed=s.seed, progress=False,
+                    lr_lambda=lr_schedule(s.fine_tune_schedule, s.fine_tune_epochs), **stopping)
         metrics["test_error_fine_tuned"] = point_error(result.model, x_test, y_test)
         if s.fine_tune_patience:
             metrics["fine_tune_epochs_run"] = tuned.epochs_run
