@@ -126,17 +126,29 @@ def _lenet_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
     """(chosen, compared): ``id`` of the record with the lowest held-out fine-tune loss among
     records that differ only in their fine-tune settings, and of every record so compared
     (groups of at least two records that report the loss)."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    return _lowest_per_group(
+        rows, lambda r: repr(sorted((k, v) for k, v in r["config"].items()
+                                    if k not in _FINE_TUNE)),
+        lambda r: r["metrics"].get("fine_tune_valid_loss"), at_least=2)
+
+
+def _lowest_per_group(rows: list[dict[str, Any]], group: Callable[[dict[str, Any]], Any],
+                      score: Callable[[dict[str, Any]], float | None],
+                      at_least: int = 1) -> tuple[set[int], set[int]]:
+    """(chosen, compared): in every group (by ``group(record)``) of at least ``at_least``
+    scored records (``score(record)`` not None), the ``id`` of the one with the lowest score,
+    and the ``id`` of every record in such a group."""
+    groups: dict[Any, list[tuple[float, int]]] = {}
     for r in rows:
-        if "fine_tune_valid_loss" in r["metrics"]:
-            same = {k: v for k, v in r["config"].items() if k not in _FINE_TUNE}
-            groups.setdefault(repr(sorted(same.items())), []).append(r)
+        value = score(r)
+        if value is not None:
+            groups.setdefault(group(r), []).append((value, id(r)))
     chosen: set[int] = set()
     compared: set[int] = set()
-    for group in groups.values():
-        if len(group) > 1:
-            chosen.add(id(min(group, key=lambda r: r["metrics"]["fine_tune_valid_loss"])))
-            compared.update(id(r) for r in group)
+    for members in groups.values():
+        if len(members) >= at_least:
+            chosen.add(min(members, key=lambda m: m[0])[1])
+            compared.update(key for _, key in members)
     return chosen, compared
 
 
@@ -593,15 +605,9 @@ def _conv_resnet_valid(m: dict[str, Any]) -> float:
 
 def _chosen_on_validation(rows: list[dict[str, Any]]) -> set[int]:
     """``id`` of each variant's finished row with the lowest validation error."""
-    best: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r["metrics"].get("partial"):
-            continue
-        v = r["config"]["variant"]
-        if v not in best or _conv_resnet_valid(r["metrics"]) < _conv_resnet_valid(
-                best[v]["metrics"]):
-            best[v] = r
-    return {id(r) for r in best.values()}
+    return _lowest_per_group(
+        rows, lambda r: r["config"]["variant"],
+        lambda r: None if r["metrics"].get("partial") else _conv_resnet_valid(r["metrics"]))[0]
 
 
 def _conv_resnet_setting(c: dict[str, Any]) -> tuple[str, str]:
