@@ -78,18 +78,30 @@ def noise_scope(model: nn.Module, scope: str) -> Iterator[list[Stochastic]]:
         yield [m for m in model.modules() if isinstance(m, Stochastic)]
         return
     layers = _check_scopeable(model, f"scope={scope!r}", "use scope='example'")
-    saved = [(m, m.__dict__.get("granularity"), getattr(m, "generator", None)) for m in layers]
+    generators = [getattr(m, "generator", None) for m in layers]
+    try:
+        with _granularity(layers, "batch"):
+            yield layers
+    finally:
+        for m, generator in zip(layers, generators, strict=True):
+            setattr(m, "generator", generator)  # noqa: B010 (an attribute of every layer)
+
+
+@contextmanager
+def _granularity(layers: list[Stochastic], value: str) -> Iterator[None]:
+    """Every layer's ``granularity`` set to ``value`` inside the context, and put back on exit
+    (an instance copy of a class attribute is dropped again)."""
+    saved = [m.__dict__.get("granularity") for m in layers]
     try:
         for m in layers:
-            m.granularity = "batch"
-        yield layers
+            m.granularity = value
+        yield
     finally:
-        for m, granularity, generator in saved:
+        for m, granularity in zip(layers, saved, strict=True):
             if granularity is None:  # a class attribute: drop the instance's copy
                 m.__dict__.pop("granularity", None)
             else:
                 m.granularity = granularity
-            setattr(m, "generator", generator)  # noqa: B010 (an attribute of every layer)
 
 
 @contextmanager
@@ -104,17 +116,8 @@ def per_example_draws(model: nn.Module) -> Iterator[list[Stochastic]]:
     """
     switched = [m for m in model.modules()
                 if isinstance(m, Stochastic) and getattr(m, "trains_by_local_reparam", False)]
-    saved = [m.__dict__.get("granularity") for m in switched]
-    try:
-        for m in switched:
-            m.granularity = "example"
+    with _granularity(switched, "example"):
         yield switched
-    finally:
-        for m, granularity in zip(switched, saved, strict=True):
-            if granularity is None:
-                m.__dict__.pop("granularity", None)
-            else:
-                m.granularity = granularity
 
 
 class SeededDraws:
