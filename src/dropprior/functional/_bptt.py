@@ -13,7 +13,9 @@ recurrent noise, h otherwise). The per-step work left in the loop is δ_t and δ
 gradient that flows to h_{t−1}.
 
 Float32 products on the CPU go through oneDNN (:mod:`dropprior.functional._onednn`), with U
-packed once per call for the per-step products; elsewhere, or without it, through torch.mm.
+packed once per call for the per-step products; elsewhere, or without it, through torch.mm. On
+float32 CPU tensors each step's elementwise cell work, forward and backward, is one compiled
+kernel call (:mod:`dropprior.functional._lstm_kernels`); elsewhere it is torch operations.
 
 Gate order is torch's (i, f, g, o): c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh c_t.
 """
@@ -26,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from dropprior.functional import _lstm_kernels as kernels
 from dropprior.functional import _onednn as onednn
 
 __all__ = ["RecurrenceBPTT"]
@@ -61,6 +64,8 @@ class RecurrenceBPTT(torch.autograd.Function):
         i_l, f_l, g_l, o_l = (v.unbind(0) for v in acts.view(*pre.shape[:2], 4, hidden).unbind(2))
         fast = onednn.usable(proj, weight_hh, h0)
         packed = onednn.pack(weight_hh, h0.shape[0]) if fast else None
+        cell = kernels.usable(proj, weight_hh, h0, c0)
+        arrays = tuple(v.numpy() for v in (acts, cs, tanh_c, hs)) if cell else ()
         for t in range(steps):
             h_prev = h_l[t] if noise is None else torch.mul(h_l[t], noise, out=h_in)
             if packed is not None:  # oneDNN: U packed once, "+ pre" fused into the product
@@ -68,13 +73,16 @@ class RecurrenceBPTT(torch.autograd.Function):
                 gates_g = gates[:, g_slice]
             else:
                 torch.addmm(pre_l[t], h_prev, u_t, out=gates)
+            if cell:  # the elementwise rest of the step in one kernel call
+                kernels.cell_forward(t, gates.numpy(), *arrays)
+                continue
             torch.sigmoid(gates, out=a_l[t])
             torch.tanh(gates_g, out=ag_l[t])
             torch.mul(f_l[t], c_l[t], out=c_l[t + 1]).addcmul_(i_l[t], g_l[t])
             torch.mul(o_l[t], torch.tanh(c_l[t + 1], out=tc_l[t]), out=h_l[t + 1])
         ctx.save_for_backward(weight_hh, acts, hs, cs, tanh_c, recurrent_noise)
         ctx.has_bias = bias_hh is not None
-        ctx.fast = fast
+        ctx.fast, ctx.cell = fast, cell
         return hs[1:].clone(), hs[steps].clone(), cs[steps].clone()
 
     @staticmethod
@@ -83,37 +91,13 @@ class RecurrenceBPTT(torch.autograd.Function):
                  ) -> tuple[Tensor | None, ...]:
         weight_hh, acts, hs, cs, tanh_c, noise = ctx.saved_tensors
         steps, n, hidden = tanh_c.shape
-        a = acts.view(steps, n, 4, hidden)
-        i, f, g, o = a.unbind(2)
-        # δ_t = (dc_t, dc_t, dc_t, dh_t) ⊙ coef_t, coef = (g σ'(i), c_{t−1} σ'(f), i tanh'(g),
-        # tanh(c_t) σ'(o)): every factor that does not depend on the incoming gradient, at once
-        coef = torch.empty_like(a)
-        torch.mul(i * (1 - i), g, out=coef[:, :, 0])
-        torch.mul(f * (1 - f), cs[:-1], out=coef[:, :, 1])
-        torch.mul(1 - g * g, i, out=coef[:, :, 2])
-        torch.mul(o * (1 - o), tanh_c, out=coef[:, :, 3])
-        o_dtanh = o * (1 - tanh_c * tanh_c)  # ∂h_t/∂c_t
-        delta = torch.empty_like(acts)  # pre-activation gradients δ_t
-        dh, dc = d_hn.clone(), d_cn.clone()
-        dc_3 = dc.unsqueeze(1)
-        # per-step views made once (see forward)
-        delta_4 = delta.view(steps, n, 4, hidden)
-        d_front, d_back = delta_4[:, :, :3].unbind(0), delta_4[:, :, 3].unbind(0)
-        c_front, c_back = coef[:, :, :3].unbind(0), coef[:, :, 3].unbind(0)
-        delta_l, f_l, od_l, dout_l = (v.unbind(0) for v in (delta, f, o_dtanh, d_out))
         packed = onednn.pack(weight_hh.t(), n) if ctx.fast else None  # δ_t U = δ_t (Uᵀ)ᵀ
-        for t in reversed(range(steps)):
-            dh.add_(dout_l[t])
-            dc.addcmul_(dh, od_l[t])
-            torch.mul(c_front[t], dc_3, out=d_front[t])
-            torch.mul(c_back[t], dh, out=d_back[t])
-            dc.mul_(f_l[t])
-            if packed is not None:
-                dh = onednn.linear_packed(delta_l[t], packed)
-            else:
-                torch.mm(delta_l[t], weight_hh, out=dh)
-            if noise is not None:
-                dh.mul_(noise)
+        if ctx.cell:
+            delta, dh, dc = _backward_steps_kernel(weight_hh, packed, acts, cs, tanh_c, noise,
+                                                   d_out, d_hn, d_cn)
+        else:
+            delta, dh, dc = _backward_steps(weight_hh, packed, acts, cs, tanh_c, noise,
+                                            d_out, d_hn, d_cn)
         needs = ctx.needs_input_grad
         d_weight = d_bias = None
         if needs[1]:
@@ -125,3 +109,62 @@ class RecurrenceBPTT(torch.autograd.Function):
             d_bias = delta.sum((0, 1))
         return (delta if needs[0] else None, d_weight, d_bias, dh if needs[3] else None,
                 dc if needs[4] else None, None)
+
+
+def _backward_steps_kernel(weight_hh: Tensor, packed: Tensor | None, acts: Tensor, cs: Tensor,
+                           tanh_c: Tensor, noise: Tensor | None, d_out: Tensor, d_hn: Tensor,
+                           d_cn: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The backward loop with each step's elementwise work in one kernel call
+    (:func:`~dropprior.functional._lstm_kernels.cell_backward`): (δ, ∂h_0, ∂c_0)."""
+    delta = torch.empty_like(acts)
+    dh = d_hn.clone(memory_format=torch.contiguous_format)
+    dc = d_cn.clone(memory_format=torch.contiguous_format)
+    arrays = tuple(v.numpy() for v in (d_out.contiguous(), acts, cs, tanh_c, delta))
+    dc_array, delta_l = dc.numpy(), delta.unbind(0)
+    for t in reversed(range(tanh_c.shape[0])):
+        kernels.cell_backward(t, dh.numpy(), dc_array, *arrays)
+        if packed is not None:
+            dh = onednn.linear_packed(delta_l[t], packed)
+        else:
+            dh = torch.mm(delta_l[t], weight_hh)
+        if noise is not None:
+            dh.mul_(noise)
+    return delta, dh, dc
+
+
+def _backward_steps(weight_hh: Tensor, packed: Tensor | None, acts: Tensor, cs: Tensor,
+                    tanh_c: Tensor, noise: Tensor | None, d_out: Tensor, d_hn: Tensor,
+                    d_cn: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The backward loop in torch operations: (δ, ∂h_0, ∂c_0)."""
+    steps, n, hidden = tanh_c.shape
+    a = acts.view(steps, n, 4, hidden)
+    i, f, g, o = a.unbind(2)
+    # δ_t = (dc_t, dc_t, dc_t, dh_t) ⊙ coef_t, coef = (g σ'(i), c_{t−1} σ'(f), i tanh'(g),
+    # tanh(c_t) σ'(o)): every factor that does not depend on the incoming gradient, at once
+    coef = torch.empty_like(a)
+    torch.mul(i * (1 - i), g, out=coef[:, :, 0])
+    torch.mul(f * (1 - f), cs[:-1], out=coef[:, :, 1])
+    torch.mul(1 - g * g, i, out=coef[:, :, 2])
+    torch.mul(o * (1 - o), tanh_c, out=coef[:, :, 3])
+    o_dtanh = o * (1 - tanh_c * tanh_c)  # ∂h_t/∂c_t
+    delta = torch.empty_like(acts)  # pre-activation gradients δ_t
+    dh, dc = d_hn.clone(), d_cn.clone()
+    dc_3 = dc.unsqueeze(1)
+    # per-step views made once (see forward)
+    delta_4 = delta.view(steps, n, 4, hidden)
+    d_front, d_back = delta_4[:, :, :3].unbind(0), delta_4[:, :, 3].unbind(0)
+    c_front, c_back = coef[:, :, :3].unbind(0), coef[:, :, 3].unbind(0)
+    delta_l, f_l, od_l, dout_l = (v.unbind(0) for v in (delta, f, o_dtanh, d_out))
+    for t in reversed(range(steps)):
+        dh.add_(dout_l[t])
+        dc.addcmul_(dh, od_l[t])
+        torch.mul(c_front[t], dc_3, out=d_front[t])
+        torch.mul(c_back[t], dh, out=d_back[t])
+        dc.mul_(f_l[t])
+        if packed is not None:
+            dh = onednn.linear_packed(delta_l[t], packed)
+        else:
+            torch.mm(delta_l[t], weight_hh, out=dh)
+        if noise is not None:
+            dh.mul_(noise)
+    return delta, dh, dc
