@@ -76,3 +76,23 @@ def test_switched_off_it_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert onednn.usable(x) and not onednn.usable(x.double())
     monkeypatch.setattr(onednn, "enabled", lambda: False)
     assert not onednn.usable(x)
+
+
+def test_linear_reads_transposed_and_sliced_operands() -> None:
+    """x Wᵀ for transposes, row and column slices of wider matrices, an expanded (stride-0)
+    operand and a non-contiguous bias, against torch's own product."""
+    g = torch.Generator().manual_seed(5)
+    wide = torch.randn(40, 4, 9, generator=g)
+    w = torch.randn(9, 40, generator=g)
+    cases = [
+        (wide[:, 1], torch.randn(7, 9, generator=g)),  # rows of a wider matrix
+        (wide[:, 2].t(), w),  # a transposed slice
+        (torch.randn(9, 40, generator=g).t(), torch.randn(6, 9, generator=g).t().t()),
+        (torch.randn(1, 9, generator=g).expand(40, 9), w.t()),  # stride 0
+        (wide[::2, 0], wide[1::2, 3].t().t()),  # every other row
+    ]
+    for x, weight in cases:
+        assert_close(onednn.linear(x, weight), x @ weight.t(), rtol=1e-5, atol=1e-5)
+    bias = torch.randn(2, 7, generator=g)[1]
+    assert_close(onednn.linear(wide[:, 1], cases[0][1], bias), wide[:, 1] @ cases[0][1].t() + bias,
+                 rtol=1e-5, atol=1e-5)

@@ -45,41 +45,18 @@ class RecurrenceBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, h0: Tensor,
                 c0: Tensor, recurrent_noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        steps, hidden = proj.shape[0], weight_hh.shape[1]
+        steps = proj.shape[0]
         pre = proj if bias_hh is None else proj + bias_hh
         acts = torch.empty_like(pre)  # σ(i), σ(f), tanh(g), σ(o) of every step
         hs = proj.new_empty(steps + 1, *h0.shape)
         cs = proj.new_empty(steps + 1, *c0.shape)
         tanh_c = proj.new_empty(steps, *c0.shape)
         hs[0], cs[0] = h0, c0
-        u_t = weight_hh.t()
-        g_slice = slice(2 * hidden, 3 * hidden)
-        # Every per-step view is made once here: the loop is then 7 ops per step, with no
-        # indexing and no allocation (35 short steps are dominated by per-call overhead).
-        gates = pre.new_empty(pre.shape[1:])
-        gates_g = gates[:, g_slice]
-        noise, h_in = recurrent_noise, torch.empty_like(h0)
-        h_l, c_l, tc_l, pre_l, a_l = (v.unbind(0) for v in (hs, cs, tanh_c, pre, acts))
-        ag_l = acts[:, :, g_slice].unbind(0)
-        i_l, f_l, g_l, o_l = (v.unbind(0) for v in acts.view(*pre.shape[:2], 4, hidden).unbind(2))
         fast = onednn.usable(proj, weight_hh, h0)
         packed = onednn.pack(weight_hh, h0.shape[0]) if fast else None
         cell = kernels.usable(proj, weight_hh, h0, c0)
-        arrays = tuple(v.numpy() for v in (acts, cs, tanh_c, hs)) if cell else ()
-        for t in range(steps):
-            h_prev = h_l[t] if noise is None else torch.mul(h_l[t], noise, out=h_in)
-            if packed is not None:  # oneDNN: U packed once, "+ pre" fused into the product
-                gates = onednn.linear_packed(h_prev, packed, pre_l[t])
-                gates_g = gates[:, g_slice]
-            else:
-                torch.addmm(pre_l[t], h_prev, u_t, out=gates)
-            if cell:  # the elementwise rest of the step in one kernel call
-                kernels.cell_forward(t, gates.numpy(), *arrays)
-                continue
-            torch.sigmoid(gates, out=a_l[t])
-            torch.tanh(gates_g, out=ag_l[t])
-            torch.mul(f_l[t], c_l[t], out=c_l[t + 1]).addcmul_(i_l[t], g_l[t])
-            torch.mul(o_l[t], torch.tanh(c_l[t + 1], out=tc_l[t]), out=h_l[t + 1])
+        steps_of = _forward_steps_kernel if cell else _forward_steps
+        steps_of(pre, weight_hh, packed, recurrent_noise, acts, hs, cs, tanh_c)
         ctx.save_for_backward(weight_hh, acts, hs, cs, tanh_c, recurrent_noise)
         ctx.has_bias = bias_hh is not None
         ctx.fast, ctx.cell = fast, cell
@@ -109,6 +86,49 @@ class RecurrenceBPTT(torch.autograd.Function):
             d_bias = delta.sum((0, 1))
         return (delta if needs[0] else None, d_weight, d_bias, dh if needs[3] else None,
                 dc if needs[4] else None, None)
+
+
+def _product(h_prev: Tensor, weight_hh: Tensor, packed: Tensor | None, pre_t: Tensor,
+             out: Tensor) -> Tensor:
+    """A step's pre-activations pre_t + h_{t−1} Uᵀ: oneDNN with U packed once ("+ pre_t" fused
+    into the product) where ``packed`` is given, else torch.addmm into ``out``."""
+    if packed is not None:
+        return onednn.linear_packed(h_prev, packed, pre_t)
+    return torch.addmm(pre_t, h_prev, weight_hh.t(), out=out)
+
+
+def _forward_steps_kernel(pre: Tensor, weight_hh: Tensor, packed: Tensor | None,
+                          noise: Tensor | None, acts: Tensor, hs: Tensor, cs: Tensor,
+                          tanh_c: Tensor) -> None:
+    """The forward loop with each step's elementwise work in one kernel call
+    (:func:`~dropprior.functional._lstm_kernels.cell_forward`), filling acts, hs, cs, tanh_c."""
+    arrays = tuple(v.numpy() for v in (acts, cs, tanh_c, hs))
+    h_l, pre_l = hs.unbind(0), pre.unbind(0)
+    gates, h_in = torch.empty_like(pre_l[0]), torch.empty_like(h_l[0])
+    for t in range(len(pre_l)):
+        h_prev = h_l[t] if noise is None else torch.mul(h_l[t], noise, out=h_in)
+        gates = _product(h_prev, weight_hh, packed, pre_l[t], gates)
+        kernels.cell_forward(t, gates.numpy(), *arrays)
+
+
+def _forward_steps(pre: Tensor, weight_hh: Tensor, packed: Tensor | None, noise: Tensor | None,
+                   acts: Tensor, hs: Tensor, cs: Tensor, tanh_c: Tensor) -> None:
+    """The forward loop in torch operations, filling acts, hs, cs, tanh_c."""
+    hidden = weight_hh.shape[1]
+    g_slice = slice(2 * hidden, 3 * hidden)
+    # Every per-step view is made once here: the loop is then 7 ops per step, with no
+    # indexing and no allocation (35 short steps are dominated by per-call overhead).
+    gates, h_in = pre.new_empty(pre.shape[1:]), torch.empty_like(hs[0])
+    h_l, c_l, tc_l, pre_l, a_l = (v.unbind(0) for v in (hs, cs, tanh_c, pre, acts))
+    ag_l = acts[:, :, g_slice].unbind(0)
+    i_l, f_l, g_l, o_l = (v.unbind(0) for v in acts.view(*pre.shape[:2], 4, hidden).unbind(2))
+    for t in range(len(pre_l)):
+        h_prev = h_l[t] if noise is None else torch.mul(h_l[t], noise, out=h_in)
+        gates = _product(h_prev, weight_hh, packed, pre_l[t], gates)
+        torch.sigmoid(gates, out=a_l[t])
+        torch.tanh(gates[:, g_slice], out=ag_l[t])
+        torch.mul(f_l[t], c_l[t], out=c_l[t + 1]).addcmul_(i_l[t], g_l[t])
+        torch.mul(o_l[t], torch.tanh(c_l[t + 1], out=tc_l[t]), out=h_l[t + 1])
 
 
 def _backward_steps_kernel(weight_hh: Tensor, packed: Tensor | None, acts: Tensor, cs: Tensor,

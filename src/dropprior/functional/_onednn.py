@@ -62,10 +62,23 @@ def usable(*tensors: Tensor) -> bool:
     return enabled()
 
 
+def _matrix_layout(t: Tensor) -> Tensor:
+    """``t`` itself where it is a row- or column-major matrix (a transpose, or rows or columns
+    of a wider one, as BLAS takes them: oneDNN reads such strides without a copy), else a
+    contiguous copy."""
+    rows, cols = t.shape
+    row_stride, col_stride = t.stride()
+    if (col_stride == 1 and row_stride >= max(cols, 1)) or \
+            (row_stride == 1 and col_stride >= max(rows, 1)):
+        return t
+    return t.contiguous()
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x Wᵀ (+ b) for a dense ``weight`` (oneDNN packs it per call). Shape: x (M, K);
-    weight (N, K); bias (N,); output (M, N)."""
-    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(),
+    weight (N, K); bias (N,); output (M, N). x and W may be transposes or row / column slices
+    of wider matrices (read in place); any other layout is copied first."""
+    return torch.ops.mkldnn._linear_pointwise(_matrix_layout(x), _matrix_layout(weight),
                                              None if bias is None else bias.contiguous(),
                                              "none", [], "")
 
