@@ -38,6 +38,7 @@ CASES = {
     "half_cauchy": HalfCauchy(1.3),
     "inverse_nakagami": InverseNakagami(2.0, 1.5),  # m = 2: a sum of two exponentials
     "inverse_nakagami_half": InverseNakagami(1.5, 1.0),  # one exponential and half a χ²₁
+    "inverse_nakagami_long": InverseNakagami(5.5, 1.0),  # five exponentials (two logs), half
     "inverse_nakagami_chi2": InverseNakagami(0.5, 2.0),  # half a χ²₁ alone
     "inverse_nakagami_rejection": InverseNakagami(2.3, 1.0),  # Marsaglia–Tsang
     "inverse_nakagami_boost": InverseNakagami(0.6, 1.0),  # Marsaglia–Tsang with the boost

@@ -18,11 +18,11 @@ So the draws agree with the Triton kernel's accurate (interpreter) mode to float
 except where a rounding flips a Marsaglia–Tsang accept decision (tested).
 
 The gamma-based laws run per program of 4·LANES elements: the gamma draws into a buffer, then ξ
-and the product. An exact sum (a half-integer shape ≤ 8) is one vectorised loop. Rejection
-sampling (any other shape) is a vectorised loop for every element's first attempt, then rounds
-over the elements still pending (~2–5%) from attempt 1 on, each round a vectorised attempt over a
-compacted list of them; each element's value is its first accepted attempt, as in the Triton
-kernel's per-lane loop, so the split changes no number.
+and the product. An exact sum (a half-integer shape ≤ 8) is vectorised loops over the lanes.
+Rejection sampling (any other shape) is a vectorised loop for every element's first attempt,
+then rounds over the elements still pending (~2–5%) from attempt 1 on, each round a vectorised
+attempt over a compacted list of them; each element's value is its first accepted attempt, as
+in the Triton kernel's per-lane loop, so the split changes no number.
 
 A kernel is compiled on the first use of its law and gamma shape class (0.4–9 s on a 2-core
 machine) and cached on disk by Numba (``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``):
@@ -206,29 +206,6 @@ def _box_muller(word_a: int, word_b: int) -> tuple[float, float]:
 
 
 @_jit(inline=True)
-def _exponentials(k0: int, k1: int, counter: int, stream: int, count: int
-                  ) -> tuple[float, float, float, float]:
-    """The sum of ``count`` exponentials for the four elements of a lane, as the Triton kernel's
-    ``_gamma4`` forms it (one logarithm per 4 factors; ``count`` is a compile-time constant of the
-    calling kernel, so LLVM unrolls the loop)."""
-    g0 = g1 = g2 = g3 = _f32(0.0)
-    q0 = q1 = q2 = q3 = _f32(1.0)
-    for i in range(count):
-        w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
-        q0 *= _open_uniform(w0)
-        q1 *= _open_uniform(w1)
-        q2 *= _open_uniform(w2)
-        q3 *= _open_uniform(w3)
-        if i % 4 == 3 or i == count - 1:  # ≥ 2⁻⁹⁶: no underflow in 4 factors
-            g0 -= _log(q0)
-            g1 -= _log(q1)
-            g2 -= _log(q2)
-            g3 -= _log(q3)
-            q0 = q1 = q2 = q3 = _f32(1.0)
-    return g0, g1, g2, g3
-
-
-@_jit(inline=True)
 def _half_chi2(k0: int, k1: int, counter: int, stream: int) -> tuple[float, float, float, float]:
     """Half a χ²₁ (Gamma(½)) for the four elements of a lane: Z²/2, Z by Box–Muller."""
     w0, w1, w2, w3 = _philox(counter, _u32(0), stream, _u32(3), k0, k1)
@@ -277,17 +254,63 @@ def _attempt(k0: int, k1: int, counter: int, pair: int, attempt: int, odd: bool,
 
 
 @_jit(inline=True)
-def _exact_stage(g: np.ndarray, k0: int, k1: int, first: int, stream: int, lanes: int,
-                 count: int, half: bool) -> None:
+def _exponentials(k0: int, k1: int, counter: int, stream: int, count: int
+                  ) -> tuple[float, float, float, float]:
+    """The sum of ``count`` (≤ 2) exponentials for the four elements of a lane, as the Triton
+    kernel's ``_gamma4`` forms it: −log of the product of the uniforms."""
+    q0 = q1 = q2 = q3 = _f32(1.0)
+    for i in range(count):
+        w0, w1, w2, w3 = _philox(counter, _u32(i), stream, _u32(2), k0, k1)
+        q0 *= _open_uniform(w0)
+        q1 *= _open_uniform(w1)
+        q2 *= _open_uniform(w2)
+        q3 *= _open_uniform(w3)
+    return -_log(q0), -_log(q1), -_log(q2), -_log(q3)
+
+
+@_jit(inline=True)
+def _exact_stage(g: np.ndarray, q: np.ndarray, k0: int, k1: int, first: int, stream: int,
+                 lanes: int, count: int, half: bool) -> None:
     """Gamma(count + ½·half) of one program's 4·LANES elements into g (element j·LANES + lane),
-    stream s: the exact sum, one vectorised loop."""
-    for lane in range(lanes):
-        counter = _u32(first + lane)
-        g0, g1, g2, g3 = _exponentials(k0, k1, counter, _u32(stream), count)
-        if half:
-            h0, h1, h2, h3 = _half_chi2(k0, k1, counter, _u32(stream))
-            g0, g1, g2, g3 = g0 + h0, g1 + h1, g2 + h2, g3 + h3
-        g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes] = g0, g1, g2, g3
+    stream s: the exact sum of ``count`` exponentials, as the Triton kernel's ``_gamma4`` forms
+    it (one logarithm per 4 uniform factors, ≥ 2⁻⁹⁶: no underflow), plus Z²/2 for the half.
+
+    Up to two factors, one loop over the lanes does it all (LLVM unrolls the factors and
+    vectorises the lanes). Beyond two it does not unroll them, and that loop runs scalar, so
+    there factor i of every lane is a loop over the lanes of its own, with the running products
+    in ``q`` (4·LANES floats). Both give the same numbers."""
+    s = _u32(stream)
+    if count <= 2:  # count is a compile-time constant: Numba keeps one branch
+        for lane in range(lanes):
+            counter = _u32(first + lane)
+            g0, g1, g2, g3 = _exponentials(k0, k1, counter, s, count)
+            if half:
+                h0, h1, h2, h3 = _half_chi2(k0, k1, counter, s)
+                g0, g1, g2, g3 = g0 + h0, g1 + h1, g2 + h2, g3 + h3
+            g[lane], g[lane + lanes], g[lane + 2 * lanes], g[lane + 3 * lanes] = g0, g1, g2, g3
+        return
+    block = 4 * lanes
+    for j in range(block):
+        g[j] = _f32(0.0)
+        q[j] = _f32(1.0)
+    for i in range(count):
+        for lane in range(lanes):
+            w0, w1, w2, w3 = _philox(_u32(first + lane), _u32(i), s, _u32(2), k0, k1)
+            q[lane] *= _open_uniform(w0)
+            q[lane + lanes] *= _open_uniform(w1)
+            q[lane + 2 * lanes] *= _open_uniform(w2)
+            q[lane + 3 * lanes] *= _open_uniform(w3)
+        if i % 4 == 3 or i == count - 1:
+            for j in range(block):
+                g[j] -= _log(q[j])
+                q[j] = _f32(1.0)
+    if half:
+        for lane in range(lanes):
+            h0, h1, h2, h3 = _half_chi2(k0, k1, _u32(first + lane), s)
+            g[lane] += h0
+            g[lane + lanes] += h1
+            g[lane + 2 * lanes] += h2
+            g[lane + 3 * lanes] += h3
 
 
 @_jit(inline=True)
@@ -390,18 +413,19 @@ def _gamma_kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
         rows = np.empty(block, np.int32)  # and rows
         values = np.empty(block, np.float32)
         accepted = np.empty(block, np.bool_)
+        q = np.empty(block, np.float32)  # the exact stage's running products
         for p in range(0, (n + block - 1) // block):
             base = p * block
             first = (p + offset) * lanes  # the offset enters the counters only
             if exact_a:
-                _exact_stage(g_a, k0, k1, first, 0, lanes, count_a, half_a)
+                _exact_stage(g_a, q, k0, k1, first, 0, lanes, count_a, half_a)
             else:
                 _rejection_stage(g_a, k0, k1, first, 0, p0, p1, pending, todo, rows,
                                  values, accepted)
             count = min(block, n - base)
             if beta:
                 if exact_b:
-                    _exact_stage(g_b, k0, k1, first, 1, lanes, count_b, half_b)
+                    _exact_stage(g_b, q, k0, k1, first, 1, lanes, count_b, half_b)
                 else:
                     _rejection_stage(g_b, k0, k1, first, 1, p2, p3, pending, todo, rows,
                                      values, accepted)
