@@ -1,6 +1,6 @@
 """Forward+backward time and saved-activation memory of dropprior's noise layers against torch.
 
-Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1]
+Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1] [--only unit dropconnect lstm]
       python benchmarks/bench_layers.py --device cuda --size 8192 8192
 
 Prints, measured in the same run on this machine:
@@ -8,7 +8,8 @@ Prints, measured in the same run on this machine:
   Nakagami and Beta also at gamma shapes that need rejection sampling), plus the naive
   ``x * law.sample(shape)`` for comparison, and the bytes per element saved for backward;
 * DropConnect (exact per-example, and Gaussian local reparametrization) vs ``nn.Linear``;
-* tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units).
+* tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units), the three timed in
+  turn.
 Times are medians over ``--repeats`` runs (on CUDA each run is synchronised before and after, and
 ``--pipelined K`` times K steps queued back to back per run); ratios < 1 mean faster than the
 torch baseline.
@@ -68,6 +69,24 @@ def median_time(step: Callable[[], None], repeats: int) -> float:
         synchronize()
         times.append((time.perf_counter() - start) / PIPELINED)
     return statistics.median(times)
+
+
+def round_robin(steps: list[Callable[[], None]], repeats: int) -> list[float]:
+    """Median time of one step of each, the steps timed in turn ``repeats`` times (after three
+    warm-up steps each)."""
+    for step in steps:
+        for _ in range(3):
+            step()
+    times: list[list[float]] = [[] for _ in steps]
+    for _ in range(repeats):
+        for k, step in enumerate(steps):
+            synchronize()
+            start = time.perf_counter()
+            for _ in range(PIPELINED):
+                step()
+            synchronize()
+            times[k].append((time.perf_counter() - start) / PIPELINED)
+    return [statistics.median(t) for t in times]
 
 
 def saved_bytes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
@@ -141,10 +160,13 @@ def bench_lstm(repeats: int) -> None:
             (out[0] if unpack else out).sum().backward()
         return step
 
-    base = median_time(run(torch_lstm, True), repeats)
-    print(f"\n[LSTM vs nn.LSTM] T=35, B=20, 200 -> 200 fp32; nn.LSTM: {base * 1e3:.2f} ms")
-    for label, module in (("tied", tied), ("untied", untied)):
-        t = median_time(run(module, False), repeats)
+    # nn.LSTM, tied and untied take turns, so that a drift in the machine's speed reaches all
+    # three alike
+    base, *ours = round_robin([run(torch_lstm, True), run(tied, False), run(untied, False)],
+                              repeats)
+    print(f"\n[LSTM vs nn.LSTM] T=35, B=20, 200 -> 200 fp32, taking turns; "
+          f"nn.LSTM: {base * 1e3:.2f} ms")
+    for label, t in zip(("tied", "untied"), ours, strict=True):
         print(f"{label:<20}{t * 1e3:>10.2f} ms{t / base:>10.2f}x")
     # Rejected exact alternatives for untied noise that keep torch's fused sequence kernel.
     w_ih, w_hh = untied.weight_ih_l0, untied.weight_hh_l0
@@ -182,6 +204,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--only", nargs="+", choices=("unit", "dropconnect", "lstm"),
+                        default=None, help="the comparisons to run (default: all)")
     parser.add_argument("--device", default="cpu",
                         help="where to run: cpu (default), cuda or cuda:N")
     parser.add_argument("--size", type=int, nargs=2, default=(2048, 1024), metavar=("ROWS", "COLS"),
@@ -202,9 +226,11 @@ def main() -> None:
         f"CPU, {torch.get_num_threads()} thread(s)"
     pipelined = f", {PIPELINED} steps back to back per run" if PIPELINED > 1 else ""
     print(f"torch {torch.__version__}, {where}, median of {args.repeats} runs{pipelined}")
-    bench_unit(args.repeats, *args.size)
-    bench_dropconnect(args.repeats)
-    bench_lstm(args.repeats)
+    for name, bench in (("unit", lambda: bench_unit(args.repeats, *args.size)),
+                        ("dropconnect", lambda: bench_dropconnect(args.repeats)),
+                        ("lstm", lambda: bench_lstm(args.repeats))):
+        if args.only is None or name in args.only:
+            bench()
 
 
 if __name__ == "__main__":
