@@ -145,6 +145,20 @@ def _loader_size(loader: DataLoader, y: object, batch_size: object,
     return n
 
 
+def _check_targets(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tensor,
+                   rows: int) -> None:
+    """``likelihood.check`` of every target in ``y`` against the model's output on the first
+    ``rows`` inputs, repeated to the length of ``y`` (a stride-0 view): every row of a model's
+    output has the same shape, so a full pass over ``x`` would check nothing more. An output
+    whose leading size is not ``rows`` is checked against the first ``rows`` targets instead,
+    so that its error names the shapes the model produced."""
+    out = model(x[:rows])
+    if out.dim() >= 1 and out.shape[0] == min(rows, x.shape[0]) and out.shape[0] > 0:
+        likelihood.check(out[:1].expand(y.shape[0], *out.shape[1:]), y)
+    else:
+        likelihood.check(out, y[:rows])
+
+
 def _pair(batch: object) -> tuple[Tensor, Tensor]:
     if not (isinstance(batch, (tuple, list)) and len(batch) == 2
             and all(isinstance(t, Tensor) for t in batch)):
@@ -367,12 +381,12 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
     step_batch = n_train if batch_size is None else min(batch_size, n_train)
     params = list(model.parameters()) + list(likelihood.parameters())
     opt = _make_optimizer(optimizer[0], params, float(lr), optimizer[1])
-    # Validate the batch shapes once, with a clear message, before training. The pass draws
-    # no noise from the layers' own generators: their states are put back afterwards.
+    # Validate the shapes and targets once, with a clear message, before training. The pass
+    # draws no noise from the layers' own generators: their states are put back afterwards.
     model.train()
     layer_states = [g.get_state() for g in _layer_generators(model)]
     with torch.no_grad():
-        likelihood.check(model(x_tr), y_tr)
+        _check_targets(model, likelihood, x_tr, y_tr, step_batch)
     _set_layer_generator_states(model, layer_states)
     _warn_mc_without_mean(model, objective)
 

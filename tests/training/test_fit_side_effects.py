@@ -84,3 +84,47 @@ def test_predict_on_empty_x_names_the_problem() -> None:
     model = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.8, inverted=True)))
     with pytest.raises(ValueError, match=r"x holds no examples \(shape \(0, 3\)\)"):
         predict(model, torch.zeros(0, 3), likelihood=None)
+
+
+class _Rows(nn.Module):
+    """A linear classifier that records the rows of every input it sees."""
+
+    def __init__(self, out: int = 3) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, out)
+        self.rows: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.shape[0])
+        return self.linear(x)
+
+
+def test_the_target_check_sees_one_batch_and_every_label() -> None:
+    """Before training fit checks every target against the model's output without a pass over
+    the whole training set: a label out of range in the last row is the likelihood's clear
+    error before any step, and the check's pass sees one batch."""
+    x, _ = _data(200)
+    y = torch.arange(200) % 3
+    model = _Rows()
+    fit(model, Categorical(), x, y, epochs=1, batch_size=16, progress=False)
+    assert model.rows[0] == 16 and max(model.rows) == 16
+    bad = y.clone()
+    bad[-1] = 3
+    model = _Rows()
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        fit(model, Categorical(), x, bad, epochs=1, batch_size=16, progress=False)
+    assert model.rows == [16]  # the check alone ran
+
+
+def test_an_output_of_the_wrong_length_names_its_shape() -> None:
+    """A model whose output does not have one row per input gets the likelihood's shape error,
+    naming the shapes it produced (not a view stretched to the data's length)."""
+
+    class OneRow(_Rows):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x)[:1]
+
+    x, _ = _data(40)
+    with pytest.raises(ValueError, match=r"y has shape \(8,\) but the logits have shape \(1, 3\)"):
+        fit(OneRow(), Categorical(), x, torch.zeros(40, dtype=torch.long), epochs=1,
+            batch_size=8, progress=False)
