@@ -40,6 +40,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             outs.append((y.detach(), model.module[0].weight.grad.clone()))
         results[name] = outs
     torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()  # neither rank tears gloo down while the other still uses it
     dist.destroy_process_group()
 
 
