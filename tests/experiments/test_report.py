@@ -40,3 +40,17 @@ def test_every_hand_written_table_is_marked_not_regenerated() -> None:
     unmarked = [s.splitlines()[0] for s in sections
                 if re.search(r"^\|", s, flags=re.M) and "**Not regenerated.**" not in s]
     assert not unmarked, unmarked
+
+
+def test_cost_compares_records_of_one_commit_only() -> None:
+    """The pages' cost column: the baseline's speed over the record's where both ran the same
+    commit (a dirty tree counts as its commit), and — across commits or without a baseline."""
+    from dropprior.experiments.report import _cost
+
+    def record(commit: str, speed: float) -> dict:
+        return {"commit": commit, "metrics": {"train_images_per_second": speed}}
+
+    base = record("abc123", 900.0)
+    assert _cost(base, record("abc123+dirty", 600.0), "train_images_per_second") == "1.50"
+    assert _cost(base, record("def456", 600.0), "train_images_per_second") == "—"
+    assert _cost(None, record("abc123", 600.0), "train_images_per_second") == "—"

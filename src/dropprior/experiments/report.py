@@ -442,8 +442,8 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "last epoch is listed as partial, with its epoch count and no perplexity. "
            "\"Cost\" is the torch-dropout variant's training tokens per second over this "
            "variant's, from the records of the same "
-           "configuration (≤ 1.15 is the target; rows from different commits or machine "
-           "loads compare less well).\n\n"]
+           "configuration and commit (— where the commits differ; ≤ 1.15 is the target; "
+           "rows from different machine loads compare less well).\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
@@ -461,7 +461,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
         rows = sorted(_without_superseded_partials(rows, _ptb_variant),
                       key=lambda r: (order.get(r["config"]["variant"], 99), _ptb_variant(r)))
-        base = _baseline_speed(rows, "zaremba", "train_tokens_per_second")
+        base = _baseline(rows, "zaremba")
         for r in rows:
             m, variant = r["metrics"], _ptb_variant(r)
             if m.get("partial"):  # a stopped run: its epoch count, no result
@@ -470,7 +470,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
                 continue
             mc = [f"{m[k]:.1f}" if k in m else "—" for k in ("valid_ppl_mc", "test_ppl_mc")]
             speed = m["train_tokens_per_second"]
-            cost = f"{base / speed:.2f}" if base is not None else "—"
+            cost = _cost(base, r, "train_tokens_per_second")
             meets = "—"
             if anchor is not None and variant != "none":
                 best = min([m["test_ppl"]] + ([m["test_ppl_mc"]] if "test_ppl_mc" in m else []))
@@ -500,10 +500,19 @@ def _without_superseded_partials(rows: list[dict[str, Any]],
     return [r for r in rows if not (r["metrics"].get("partial") and run(r) in finished)]
 
 
-def _baseline_speed(rows: list[dict[str, Any]], variant: str, speed: str) -> float | None:
-    """The ``speed`` metric of the finished ``variant`` record among ``rows``, or None."""
-    return next((r["metrics"].get(speed) for r in rows
+def _baseline(rows: list[dict[str, Any]], variant: str) -> dict[str, Any] | None:
+    """The finished ``variant`` record among ``rows``, or None."""
+    return next((r for r in rows
                  if r["config"]["variant"] == variant and not r["metrics"].get("partial")), None)
+
+
+def _cost(base: dict[str, Any] | None, record: dict[str, Any], speed: str) -> str:
+    """The baseline record's ``speed`` over this record's, where both ran the same commit (the
+    code, not the machine, then sets the ratio's meaning); else —."""
+    if base is None or base["commit"].split("+")[0] != record["commit"].split("+")[0]:
+        return "—"
+    ours, theirs = record["metrics"].get(speed), base["metrics"].get(speed)
+    return f"{theirs / ours:.2f}" if ours and theirs else "—"
 
 
 def _variant_commands(rows: list[dict[str, Any]]) -> list[str]:
@@ -526,8 +535,9 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
            "it switched off is removed. The test error is the point network's (eval mode; "
            "VI: the posterior means). FLOPs are 2 × multiply–accumulates per image. "
            "\"Cost\" is `plain`'s training images per second over the variant's, from "
-           "records of the same configuration (runs under different machine loads, or "
-           "resumed in another process, compare less well). Targets (#21): ≤ 0.6% test "
+           "records of the same configuration and commit (— where the commits differ; runs "
+           "under different machine loads, or resumed in another process, compare less "
+           "well). Targets (#21): ≤ 0.6% test "
            "error; ADD switches off at least a third of the blocks with at most 0.1 "
            "percentage point more error after pruning. One seed per row: no row is said to "
            "beat another. A run stopped before its last epoch is listed as partial, with "
@@ -556,7 +566,7 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                           r["config"])),
                       key=lambda r: (order[r["config"]["variant"]],
                                      _conv_resnet_setting(r["config"])))
-        base = _baseline_speed(rows, "plain", "train_images_per_second")
+        base = _baseline(rows, "plain")
         chosen = _chosen_on_validation(rows) if held else set()
         for r in rows:
             m, variant = r["metrics"], r["config"]["variant"]
@@ -566,7 +576,7 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                            "(partial) | " + " | ".join(["—"] * (9 if held else 8)) + " |\n")
                 continue
             speed = m.get("train_images_per_second")
-            cost = f"{base / speed:.2f}" if base and speed else "—"
+            cost = _cost(base, r, "train_images_per_second")
             pruned = kept = params = flops = "—"
             meets = "yes" if m["test_error"] <= 0.006 else "no"
             if "test_error_pruned" in m:
