@@ -56,24 +56,14 @@ PIPELINED = 1  # steps timed back to back between synchronisations (--pipelined 
 
 
 def median_time(step: Callable[[], None], repeats: int) -> float:
-    """Median time of one step. On CUDA with ``--pipelined K``, a sample is K steps queued back
-    to back (the CPU's launch overhead then overlaps the GPU's work, as in training) over K."""
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        synchronize()
-        start = time.perf_counter()
-        for _ in range(PIPELINED):
-            step()
-        synchronize()
-        times.append((time.perf_counter() - start) / PIPELINED)
-    return statistics.median(times)
+    """Median time of one step (:func:`round_robin` of the step alone)."""
+    return round_robin([step], repeats)[0]
 
 
 def round_robin(steps: list[Callable[[], None]], repeats: int) -> list[float]:
     """Median time of one step of each, the steps timed in turn ``repeats`` times (after three
-    warm-up steps each)."""
+    warm-up steps each). On CUDA with ``--pipelined K``, a sample is K steps queued back to
+    back (the CPU's launch overhead then overlaps the GPU's work, as in training) over K."""
     for step in steps:
         for _ in range(3):
             step()
