@@ -97,6 +97,15 @@ def _product(h_prev: Tensor, weight_hh: Tensor, packed: Tensor | None, pre_t: Te
     return torch.addmm(pre_t, h_prev, weight_hh.t(), out=out)
 
 
+def _back_product(delta_t: Tensor, weight_hh: Tensor, packed: Tensor | None,
+                  noise: Tensor | None, out: Tensor) -> Tensor:
+    """The gradient that flows to h_{t−1}: (δ_t U) ⊙ ξ^h, the product through oneDNN with Uᵀ
+    packed once where ``packed`` is given, else torch.mm into ``out``."""
+    dh = onednn.linear_packed(delta_t, packed) if packed is not None else \
+        torch.mm(delta_t, weight_hh, out=out)
+    return dh if noise is None else dh.mul_(noise)
+
+
 def _forward_steps_kernel(pre: Tensor, weight_hh: Tensor, packed: Tensor | None,
                           noise: Tensor | None, acts: Tensor, hs: Tensor, cs: Tensor,
                           tanh_c: Tensor) -> None:
@@ -143,12 +152,7 @@ def _backward_steps_kernel(weight_hh: Tensor, packed: Tensor | None, acts: Tenso
     dc_array, delta_l = dc.numpy(), delta.unbind(0)
     for t in reversed(range(tanh_c.shape[0])):
         kernels.cell_backward(t, dh.numpy(), dc_array, *arrays)
-        if packed is not None:
-            dh = onednn.linear_packed(delta_l[t], packed)
-        else:
-            dh = torch.mm(delta_l[t], weight_hh)
-        if noise is not None:
-            dh.mul_(noise)
+        dh = _back_product(delta_l[t], weight_hh, packed, noise, dh)
     return delta, dh, dc
 
 
@@ -181,10 +185,5 @@ def _backward_steps(weight_hh: Tensor, packed: Tensor | None, acts: Tensor, cs: 
         torch.mul(c_front[t], dc_3, out=d_front[t])
         torch.mul(c_back[t], dh, out=d_back[t])
         dc.mul_(f_l[t])
-        if packed is not None:
-            dh = onednn.linear_packed(delta_l[t], packed)
-        else:
-            torch.mm(delta_l[t], weight_hh, out=dh)
-        if noise is not None:
-            dh.mul_(noise)
+        dh = _back_product(delta_l[t], weight_hh, packed, noise, dh)
     return delta, dh, dc
