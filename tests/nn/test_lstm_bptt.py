@@ -56,6 +56,43 @@ def test_bptt_matches_nn_lstm_gradients() -> None:
         assert_close(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+@pytest.mark.parametrize("noise_rows", [1, 3])
+def test_tied_gate_projection_is_one_linear_map_of_the_noisy_input(dtype, noise_rows) -> None:
+    """Tied gate noise (one row, shared by the four gates) gives F.linear(x ⊙ ξ, W, b), and so
+    does the untied form with that row repeated for every gate; their gradients (x, W, b and ξ,
+    the untied ξ's summed over its four copies) agree. float32 takes the oneDNN path where it
+    is available, float64 torch's products."""
+    g = torch.Generator().manual_seed(11)
+    t, n, d, hidden = 5, 3, 4, 2
+    x, w, b = (torch.randn(*shape, dtype=dtype, generator=g).requires_grad_()
+               for shape in ((t, n, d), (4 * hidden, d), (4 * hidden,)))
+    xi = (torch.rand(1, noise_rows, d, dtype=dtype, generator=g) * 2).requires_grad_()
+    xi4 = xi.detach().expand(4, noise_rows, d).clone().requires_grad_()
+    weights = torch.linspace(-1, 1, 4 * hidden, dtype=dtype)
+    results = []
+    for proj in (gate_projections(x, w, b, xi), gate_projections(x, w, b, xi4),
+                 torch.nn.functional.linear(x * xi[0], w, b)):
+        grads = torch.autograd.grad((proj * weights).square().sum(), [x, w, b, xi, xi4],
+                                    allow_unused=True)
+        results.append((proj, grads))
+    (tied, g_tied), (untied, g_untied), (ref, g_ref) = results
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
+    assert_close(tied, ref, **tol)
+    assert_close(untied, ref, **tol)
+    for k in range(3):  # x, W, b
+        assert_close(g_tied[k], g_ref[k], **tol)
+        assert_close(g_untied[k], g_ref[k], **tol)
+    assert_close(g_tied[3], g_ref[3], **tol)
+    assert_close(g_untied[4].sum(0, keepdim=True), g_ref[3], **tol)
+
+
+def test_gate_projections_rejects_other_noise_groups() -> None:
+    x, w = torch.randn(2, 3, 4), torch.randn(8, 4)
+    with pytest.raises(ValueError, match=r"4 \(untied\) or 1 \(tied\).*\(2, 3, 4\)"):
+        gate_projections(x, w, None, torch.ones(2, 3, 4))
+
+
 def test_bptt_outputs_do_not_alias_saved_states() -> None:
     proj, u, b, h0, c0 = _inputs(2, 3, 4, True, seed=4)
     out, hn, cn = RecurrenceBPTT.apply(proj, u, b, h0, c0, None)

@@ -19,26 +19,29 @@ def _layer(x, w_ih, b_ih, w_hh, b_hh, noise, rec, h0, c0):
     return out, h, c
 
 
-def _leaves(noise_rows: int, recurrent: bool, seed: int) -> list:
+def _leaves(noise_rows: int, recurrent: bool, seed: int, groups: int = 4) -> list:
     g = torch.Generator().manual_seed(seed)
     t, n, d, hidden = 6, 3, 5, 4
 
     def leaf(*shape: int, scale: float = 1.0) -> torch.Tensor:
         return (scale * torch.randn(*shape, generator=g)).requires_grad_()
 
-    noise = (torch.rand(4, noise_rows, d, generator=g) * 2).requires_grad_()
+    noise = (torch.rand(groups, noise_rows, d, generator=g) * 2).requires_grad_()
     rec = torch.rand(n, hidden, generator=g) * 2 if recurrent else None
     return [leaf(t, n, d), leaf(4 * hidden, d, scale=0.5), leaf(4 * hidden),
             leaf(4 * hidden, hidden, scale=0.5), leaf(4 * hidden), noise, rec,
             leaf(n, hidden), leaf(n, hidden)]
 
 
+@pytest.mark.parametrize("groups", [4, 1])
 @pytest.mark.parametrize("noise_rows", [1, 3])
 @pytest.mark.parametrize("recurrent", [False, True])
-def test_float32_onednn_path_equals_the_float64_path(noise_rows: int, recurrent: bool) -> None:
+def test_float32_onednn_path_equals_the_float64_path(noise_rows: int, recurrent: bool,
+                                                     groups: int) -> None:
     """Outputs and the gradients of x, both weights, both biases, the gate noise and the
-    initial state agree with the float64 computation to float32 accuracy."""
-    leaves = _leaves(noise_rows, recurrent, seed=noise_rows + 2 * recurrent)
+    initial state agree with the float64 computation to float32 accuracy, for untied (one
+    noise row per gate) and tied (one shared by the four) gate noise."""
+    leaves = _leaves(noise_rows, recurrent, seed=noise_rows + 2 * recurrent, groups=groups)
     doubled = [None if v is None else v.detach().double().requires_grad_(v.requires_grad)
                for v in leaves]
     assert onednn.usable(leaves[0]) and not onednn.usable(doubled[0])

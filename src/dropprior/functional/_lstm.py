@@ -45,79 +45,93 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
         x: inputs, (T, N, D).
         weight_ih: W_ih, (4H, D), torch's gate order.
         bias_ih: b_ih, (4H,) or None.
-        gate_noise: Ξ, (4, N, D) or (4, 1, D): one draw per gate, example and input dimension.
+        gate_noise: Ξ, (G, N, D) or (G, 1, D) with G = 4 (untied: one draw per gate, example and
+            input dimension, one product per gate) or G = 1 (tied: one draw shared by the four
+            gates, one product for all of them).
 
     Shape:
         output: (T, N, 4H).
     """
+    groups = gate_noise.shape[0]
+    if groups not in (1, 4):
+        raise ValueError(f"gate_noise must have 4 (untied) or 1 (tied) rows in its first "
+                         f"dimension, got shape {tuple(gate_noise.shape)}")
     if onednn.usable(x, weight_ih, gate_noise):
         return GateProjection.apply(x, weight_ih, bias_ih, gate_noise)
     t, n, d = x.shape
-    hidden = weight_ih.shape[0] // 4
-    scaled = _gate_inputs(x, gate_noise)  # (4, T·N, D)
-    weight = weight_ih.view(4, hidden, d).transpose(1, 2)
+    rows = weight_ih.shape[0] // groups
+    scaled = _gate_inputs(x, gate_noise)  # (G, T·N, D)
+    weight = weight_ih.view(groups, rows, d).transpose(1, 2)
     if bias_ih is None:
         proj = torch.bmm(scaled, weight)
     else:  # the bias inside the product: no separate pass over the (T, N, 4H) result
-        proj = torch.baddbmm(bias_ih.view(4, 1, hidden), scaled, weight)
-    return proj.view(4, t, n, hidden).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden)
+        proj = torch.baddbmm(bias_ih.view(groups, 1, rows), scaled, weight)
+    return proj.view(groups, t, n, rows).permute(1, 2, 0, 3).reshape(t, n, groups * rows)
 
 
 def _gate_inputs(x: Tensor, gate_noise: Tensor) -> Tensor:
-    """x ⊙ ξ_g for the four gates, the time steps and examples flattened. Shape: x (T, N, D);
-    gate_noise (4, N, D) or (4, 1, D); output (4, T·N, D)."""
+    """x ⊙ ξ_g for the G noise groups, the time steps and examples flattened. Shape: x (T, N, D);
+    gate_noise (G, N, D) or (G, 1, D); output (G, T·N, D)."""
     t, n, d = x.shape
-    return (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(4, t * n, d)
+    return (x.unsqueeze(0) * gate_noise.unsqueeze(1)).reshape(gate_noise.shape[0], t * n, d)
 
 
 class GateProjection(torch.autograd.Function):
-    """:func:`gate_projections` with its four products (and those of its backward) through
+    """:func:`gate_projections` with its G products (and those of its backward) through
     oneDNN: ``apply(x, weight_ih, bias_ih, gate_noise)``, float32 CPU tensors.
 
-    Backward, with δ_g the gradient of gate g's block and S_g = x ⊙ ξ_g:
-    ∂W_g = Σ δ_gᵀ S_g, ∂b = Σ δ, ∂x = Σ_g (δ_g W_g) ⊙ ξ_g and ∂ξ_g = Σ_t (δ_g W_g) ⊙ x (summed
-    over examples too when ξ is shared by them).
+    Backward, with δ_g the gradient of group g's block of rows (a gate, or all four when G = 1)
+    and S_g = x ⊙ ξ_g: ∂W_g = Σ δ_gᵀ S_g, ∂b = Σ δ, ∂x = Σ_g (δ_g W_g) ⊙ ξ_g and
+    ∂ξ_g = Σ_t (δ_g W_g) ⊙ x (summed over examples too when ξ is shared by them).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
                 gate_noise: Tensor) -> Tensor:
         t, n, d = x.shape
-        hidden = weight_ih.shape[0] // 4
+        groups = gate_noise.shape[0]
+        rows = weight_ih.shape[0] // groups
         scaled = _gate_inputs(x, gate_noise)
-        weights = weight_ih.view(4, hidden, d)
-        biases = [None] * 4 if bias_ih is None else bias_ih.view(4, hidden).unbind(0)
-        out = torch.cat([onednn.linear(scaled[g], weights[g], biases[g]) for g in range(4)],
-                        dim=1)  # (T·N, 4H), the gates side by side
+        weights = weight_ih.view(groups, rows, d)
+        biases = [None] * groups if bias_ih is None else bias_ih.view(groups, rows).unbind(0)
+        blocks = [onednn.linear(scaled[g], weights[g], biases[g]) for g in range(groups)]
+        out = blocks[0] if groups == 1 else torch.cat(blocks, dim=1)  # (T·N, 4H)
         ctx.save_for_backward(x, weight_ih, gate_noise, scaled)
         ctx.has_bias = bias_ih is not None
-        return out.view(t, n, 4 * hidden)
+        return out.view(t, n, groups * rows)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, d_out: Tensor) -> tuple[Tensor | None, ...]:
         x, weight_ih, gate_noise, scaled = ctx.saved_tensors
         t, n, d = x.shape
-        hidden = weight_ih.shape[0] // 4
-        grads = d_out.reshape(t * n, 4, hidden)
-        weights = weight_ih.view(4, hidden, d)
+        groups = gate_noise.shape[0]
+        rows = weight_ih.shape[0] // groups
+        grads = d_out.reshape(t * n, groups, rows)
+        weights = weight_ih.view(groups, rows, d)
         needs = ctx.needs_input_grad
         d_weight = d_bias = d_x = d_noise = None
         if needs[1]:
-            d_weight = torch.stack([onednn.linear(grads[:, g].t(), scaled[g].t())
-                                    for g in range(4)]).view(4 * hidden, d)
+            d_weight = _stacked([onednn.linear(grads[:, g].t(), scaled[g].t())
+                                 for g in range(groups)]).view(groups * rows, d)
         if ctx.has_bias and needs[2]:
-            d_bias = grads.sum(0).reshape(4 * hidden)
+            d_bias = grads.sum(0).reshape(groups * rows)
         if needs[0] or needs[3]:
-            back = torch.stack([onednn.linear(grads[:, g], weights[g].t())
-                                for g in range(4)]).view(4, t, n, d)  # δ_g W_g
+            back = _stacked([onednn.linear(grads[:, g], weights[g].t())
+                             for g in range(groups)]).view(groups, t, n, d)  # δ_g W_g
             if needs[0]:
-                d_x = (back * gate_noise.unsqueeze(1)).sum(0)
+                d_x = back[0] * gate_noise[0] if groups == 1 else \
+                    (back * gate_noise.unsqueeze(1)).sum(0)
             if needs[3]:
                 d_noise = (back * x).sum(1)
                 if gate_noise.shape[1] == 1:
                     d_noise = d_noise.sum(1, keepdim=True)
         return d_x, d_weight, d_bias, d_noise
+
+
+def _stacked(blocks: list[Tensor]) -> Tensor:
+    """The blocks stacked along a new first dimension; a single block as a view, not a copy."""
+    return blocks[0].unsqueeze(0) if len(blocks) == 1 else torch.stack(blocks)
 
 
 def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,

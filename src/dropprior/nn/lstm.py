@@ -190,7 +190,8 @@ class NoisyLSTM(NoisyModule):
         # b_ih + b_hh enter once, inside the projections' product (exact: both are added to
         # every step's pre-activation)
         bias = None if b_ih is None or b_hh is None else b_ih + b_hh
-        proj = gate_projections(seq, w_ih, bias, gate_noise.expand(4, rows, d))
+        # untied: (4, rows, D), one product per gate; tied: (1, rows, D), one for all four
+        proj = gate_projections(seq, w_ih, bias, gate_noise)
         rec = None
         if recurrent:
             assert self.recurrent_noise is not None
