@@ -74,3 +74,20 @@ def test_small_draws_follow_the_law() -> None:
     kept = (xi != 0).double().mean().item()
     assert abs(kept - 0.3) < 4 * (0.3 * 0.7 / xi.numel()) ** 0.5
     torch.testing.assert_close(xi[xi != 0], torch.full_like(xi[xi != 0], 1 / 0.3))
+
+
+def test_keep_one_returns_a_new_tensor_equal_to_x() -> None:
+    """At π = 1 the small path still returns a fresh tensor (torch's dropout at p = 0 would
+    return x itself), so writing into the output leaves x alone."""
+    x = torch.randn(6, 4)
+    out = multiplicative_noise(x, Bernoulli(1.0, inverted=True))
+    torch.testing.assert_close(out, x, rtol=0, atol=0)
+    out.zero_()
+    assert bool((x != 0).all())
+
+
+def test_bad_structure_on_the_small_path_is_still_rejected() -> None:
+    with pytest.raises(ValueError, match="structure"):
+        multiplicative_noise(torch.ones(3, 4), Bernoulli(0.5, inverted=True), "units")
+    with pytest.raises(ValueError, match="rank >= 1"):
+        multiplicative_noise(torch.tensor(1.0), Bernoulli(0.5, inverted=True), "unit")

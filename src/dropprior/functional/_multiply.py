@@ -213,6 +213,13 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
     """
     _check_inputs(x, noise)
     check_bool("training", training)
+    if sample is None and training and generator is None and structure == "unit" and \
+            granularity == "example" and x.dim() >= 1 and not torch.compiler.is_compiling() \
+            and _small_cpu_dropout(noise, x) and not noise.keep.requires_grad and \
+            draw_generator(x.device) is torch.default_generator:
+        # a draw per element of a small CPU tensor: torch's dropout steps (checked first, as
+        # a small layer's forward is dominated by per-call work)
+        return _torch_dropout(x, noise)
     shape = noise_shape(tuple(x.shape), structure, granularity, time_dim)
     if sample is not None:
         if not isinstance(sample, Tensor) or tuple(sample.shape) != shape:
@@ -233,9 +240,6 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
     if any(p.requires_grad for p in noise.params().values()):  # learned noise: rsample
         return x * draw_noise(noise, shape, x.device, x.dtype, generator)
-    if shape == tuple(x.shape) and generator is None and _small_cpu_dropout(noise, x) and \
-            draw_generator(x.device) is torch.default_generator:
-        return _torch_dropout(x, noise)
     if shape == tuple(x.shape):  # as many draws as elements: one fused kernel (CUDA or CPU)
         plan = fused_plan(noise, x)
         if plan is not None:
@@ -271,6 +275,8 @@ def _torch_dropout(x: Tensor, law: Bernoulli) -> Tensor:
     default generator, divided by π when inverted, multiplied in, autograd keeping ξ): the same
     numbers as ``F.dropout(x, 1 - π)`` under the same seed."""
     keep = float(law.keep)
+    if law.inverted and keep < 1.0:  # torch's own op: these steps, in C++ (at keep = 1 it
+        return torch.dropout(x, 1.0 - keep, True)  # would return x itself, not a new tensor)
     xi = torch.empty_like(x, memory_format=torch.contiguous_format).bernoulli_(keep)
     if law.inverted:
         xi.div_(keep)

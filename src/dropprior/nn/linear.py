@@ -106,11 +106,13 @@ class NoisyLinear(NoisyModule):
                 f"NoisyLinear expects input of shape (*, {self.in_features}), "
                 f"got {tuple(x.shape)}"
             )
-        amp = self._compute_dtype(x, self._raw("weight"))
         if self.structure == "unit":
+            weight = self.weight  # evaluated once (a parametrization draws at every access)
+            self._compute_dtype(x, weight)
             h = multiplicative_noise(x, self.noise, "unit", self.granularity,
                                      generator=self.generator, training=self.sampling)
-            return F.linear(h, self.weight, self.bias)
+            return F.linear(h, weight, self.bias)
+        amp = self._compute_dtype(x, self._raw("weight"))
         if not self.sampling:
             mean = noise_mean(self.noise, x.dtype, x.device)
             return F.linear(x, self.weight * mean, self.bias)
