@@ -36,6 +36,9 @@ _HELP = {
     "prior_weight": "β multiplying the prior (KL) term (1: the posterior; < 1 tempered)",
     "mean_replacement": "prune by mean replacement: hold each removed unit or channel at its "
     "mean over the training images (folded into the next map's bias) instead of at zero",
+    "validation": "training images held out (disjoint from the training subset) for a "
+    "validation error, unpruned, pruned and fine-tuned, to choose settings on; needs "
+    "validation + train_size <= 60000",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
             "fine_tune_schedule": list(LR_SCHEDULES),
@@ -68,11 +71,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"test error {100 * m['test_error']:.2f}%; not pruned: {m['prune_error']}")
         return 0
     print(f"test error {100 * m['test_error']:.2f}%, pruned {100 * m['test_error_pruned']:.2f}%")
+    if "valid_error" in m:
+        print(f"validation error {100 * m['valid_error']:.2f}%, pruned "
+              f"{100 * m['valid_error_pruned']:.2f}%")
     if "test_error_fine_tuned" in m:
         epochs = m.get("fine_tune_epochs_run", settings.fine_tune_epochs)
         held = (f" (held-out loss {m['fine_tune_valid_loss']:.4f})"
                 if "fine_tune_valid_loss" in m else "")
-        print(f"after {epochs} fine-tune epochs {100 * m['test_error_fine_tuned']:.2f}%{held}")
+        valid = (f", validation {100 * m['valid_error_fine_tuned']:.2f}%"
+                 if "valid_error_fine_tuned" in m else "")
+        print(f"after {epochs} fine-tune epochs {100 * m['test_error_fine_tuned']:.2f}%{held}"
+              f"{valid}")
     print(f"kept architecture {m['kept_architecture']}")
     print(f"parameters {m['params_before']} -> {m['params_after']}, "
           f"FLOPs {m['flops_before']} -> {m['flops_after']}")

@@ -14,10 +14,22 @@ from torch import Tensor
 from dropprior._validation import check_choice
 from dropprior.data.paths import resolve_data_dir
 
-__all__ = ["load_mnist", "load_idx", "MNIST_MEAN", "MNIST_STD"]
+__all__ = ["load_mnist", "load_idx", "MNIST_MEAN", "MNIST_STD", "MNIST_TRAIN",
+           "check_held_out"]
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+MNIST_TRAIN = 60_000  # images in the training file
+
+
+def check_held_out(train_size: int, validation: int) -> None:
+    """Raise ValueError unless ``validation`` held-out images and ``train_size`` training
+    images, drawn disjointly from the MNIST training file, fit in it."""
+    if validation + train_size > MNIST_TRAIN:
+        raise ValueError(
+            f"validation ({validation}) + train_size ({train_size}) exceed the "
+            f"{MNIST_TRAIN} MNIST training images; pass train_size <= "
+            f"{max(MNIST_TRAIN - validation, 0)}")
 _FILES = {"train": "train", "test": "t10k"}
 
 

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from dropprior._validation import check_choice, check_int, check_prior_weight
+from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.records import added_setting
 from dropprior.training import LR_SCHEDULES, lr_schedule
@@ -50,7 +51,6 @@ __all__ = ["CONV_RESNET_VARIANTS", "ConvResnetSettings", "build_conv_resnet", "r
            "run_and_record"]
 
 CONV_RESNET_VARIANTS = ("plain", "stochastic_depth", "add", "ard+add")
-MNIST_TRAIN = 60_000
 _LEARNED = ("add", "ard+add")
 
 
@@ -95,11 +95,7 @@ class ConvResnetSettings:
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_int("validation", self.validation, 0)
         check_int("augment", self.augment, 0)
-        if self.validation + self.train_size > MNIST_TRAIN:
-            raise ValueError(
-                f"validation ({self.validation}) + train_size ({self.train_size}) exceed the "
-                f"{MNIST_TRAIN} MNIST training images; pass train_size <= "
-                f"{max(MNIST_TRAIN - self.validation, 0)}")
+        check_held_out(self.train_size, self.validation)
         check_prior_weight(self.prior_weight)
         if not 0.0 <= self.drop < 1.0:
             raise ValueError(f"drop must lie in [0, 1), got {self.drop!r}")

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._validation import check_choice, check_int, check_prior_weight
+from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.records import added_setting
 from dropprior.noise import NoiseLaw
@@ -88,6 +89,7 @@ class LenetSettings:
     prior_weight: float = 1.0
     mean_replacement: bool = False
     fine_tune_schedule: str = added_setting("constant")
+    validation: int = added_setting(0)
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -98,6 +100,8 @@ class LenetSettings:
         check_choice("hyperprior", self.hyperprior, [k for k in HYPERPRIORS if k != "auto"])
         for name in ("epochs", "batch_size", "train_size"):
             check_int(name, getattr(self, name), 1)
+        check_int("validation", self.validation, 0)
+        check_held_out(self.train_size, self.validation)
         check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
         check_int("fine_tune_patience", self.fine_tune_patience, 0)
         if not self.fine_tune_lr >= 0:
@@ -180,8 +184,10 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
 
     x, y = load_mnist(data_dir, "train")
     x_test, y_test = load_mnist(data_dir, "test")
-    gen = torch.Generator().manual_seed(s.seed)
-    pick = torch.randperm(x.shape[0], generator=gen)[:s.train_size]
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(s.seed))
+    pick = order[:s.train_size]
+    held = order[x.shape[0] - s.validation:] if s.validation else order[:0]  # disjoint from pick
+    x_val, y_val = _images(x[held], s.arch), y[held]
     x, y = _images(x[pick], s.arch), y[pick]
     x_test = _images(x_test, s.arch)
     torch.manual_seed(s.seed)
@@ -201,6 +207,8 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run, "test_error": error,
                                "train_seconds": round(seconds, 1)}
+    if s.validation:
+        metrics["valid_error"] = point_error(scales.collapse(copy.deepcopy(model)), x_val, y_val)
     if resumed:  # epochs trained by an earlier process (and possibly an earlier commit)
         metrics["epochs_resumed"] = resumed
     data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None
@@ -214,6 +222,8 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)
         return metrics
+    if s.validation:
+        metrics["valid_error_pruned"] = point_error(result.model, x_val, y_val)
     metrics.update({
         "test_error_pruned": point_error(result.model, x_test, y_test),
         "kept_architecture": _architecture(s.arch, result.kept),
@@ -228,6 +238,8 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
                     batch_size=s.batch_size, seed=s.seed, progress=False,
                     lr_lambda=lr_schedule(s.fine_tune_schedule, s.fine_tune_epochs), **stopping)
         metrics["test_error_fine_tuned"] = point_error(result.model, x_test, y_test)
+        if s.validation:
+            metrics["valid_error_fine_tuned"] = point_error(result.model, x_val, y_val)
         if s.fine_tune_patience:
             metrics["fine_tune_epochs_run"] = tuned.epochs_run
             metrics["fine_tune_best_epoch"] = tuned.best_epoch
