@@ -104,3 +104,48 @@ def test_fine_tune_settings_are_chosen_on_the_held_out_loss(data_dir, tmp_path, 
     assert len(rows) == 2 and len(chosen) == 1
     assert f"lr {float(best):g}, cosine, held-out loss" in chosen[0]
     assert "| not chosen |" in [line for line in rows if "✔" not in line][0]
+
+
+def test_validation_images_are_held_out_and_beta_is_chosen_on_them(data_dir, tmp_path,
+                                                                   capsys) -> None:
+    """--validation N records the error on N training images the fit never saw (the error of
+    the recorded point network on exactly those images, recomputed here); the page marks, among
+    records that differ only in β, the one with the lowest final validation error that is small
+    enough, and calls the other "not chosen"."""
+    from dropprior.data.mnist import load_mnist
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    metrics = []
+    for beta in ("30", "100"):
+        argv = ["mnist", "--arch", "lenet-300-100", "--inference", "map", "--epochs", "1",
+                "--train-size", "500", "--validation", "300", "--prior-weight", beta,
+                "--data-dir", str(data_dir), "--results", str(results)]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "validation error" in out
+        metrics.append(json.loads(out.strip().splitlines()[-1]))
+    for m in metrics:
+        # errors on 300 images are multiples of 1/300
+        for key in ("valid_error", "valid_error_pruned"):
+            assert 0.0 <= m[key] <= 1.0 and abs(m[key] * 300 - round(m[key] * 300)) < 1e-6
+    # the held-out images: the last 300 of the seeded permutation, none of the first 500
+    order = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))
+    assert not set(order[-300:].tolist()) & set(order[:500].tolist())
+    x, _ = load_mnist(data_dir, "train")
+    assert x[order[-300:]].shape[0] == 300
+    page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
+    rows = [line for line in page.splitlines() if line.startswith("| lenet-300-100 | map")]
+    assert len(rows) == 2
+    # a 1-epoch fit on 500 images keeps more than a third of the units: nothing is small
+    # enough, so neither is chosen and both are compared
+    assert all("not chosen" in row and "✔" not in row for row in rows)
+
+
+def test_validation_and_train_size_must_fit_in_the_training_file() -> None:
+    with pytest.raises(ValueError, match=r"validation \(10000\) \+ train_size \(60000\) exceed "
+                                         r"the 60000 MNIST training images; pass train_size "
+                                         r"<= 50000"):
+        LenetSettings(validation=10_000)
+    with pytest.raises(ValueError, match="validation must be an int >= 0, got -1"):
+        LenetSettings(validation=-1)

@@ -7,6 +7,7 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -132,6 +133,40 @@ def _lenet_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
         lambda r: r["metrics"].get("fine_tune_valid_loss"), at_least=2)
 
 
+def _lenet_small_enough(config: dict[str, Any], metrics: dict[str, Any]) -> bool:
+    """Whether a pruned LeNet meets its target's size: LeNet-300-100 at most a third of the
+    inputs and of each hidden layer; LeNet-5-Caffe at most 217K multiply–accumulates."""
+    if config["arch"] == "lenet-300-100":
+        kept = [int(v) for v in metrics["kept_architecture"].split("-")]
+        return kept[0] <= 784 / 3 and kept[1] <= 300 / 3 and kept[2] <= 100 / 3
+    return metrics["flops_after"] / 2 <= 217_000  # the anchors' count
+
+
+def _lenet_final(metrics: dict[str, Any], split: str) -> float:
+    """The error the target is judged on: fine-tuned where there is a fine-tune, else pruned
+    (``split`` "test" or "valid")."""
+    return metrics.get(f"{split}_error_fine_tuned", metrics[f"{split}_error_pruned"])
+
+
+def _lenet_prior_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
+    """(chosen, compared) over records that differ only in the prior weight β and report a
+    validation error (groups of at least two): in each, the one with the lowest final
+    validation error among those small enough for the target (:func:`_lenet_small_enough`),
+    and every record so compared."""
+    def group(r: dict[str, Any]) -> str:
+        return repr(sorted((k, v) for k, v in r["config"].items() if k != "prior_weight"))
+
+    def score(r: dict[str, Any]) -> float | None:
+        small = _lenet_small_enough(r["config"], r["metrics"])
+        return _lenet_final(r["metrics"], "valid") if small else None
+
+    validated = [r for r in rows if "valid_error_pruned" in r["metrics"]]
+    sizes = Counter(group(r) for r in validated)
+    compared = [r for r in validated if sizes[group(r)] >= 2]
+    chosen, _ = _lowest_per_group(compared, group, score)
+    return chosen, {id(r) for r in compared}
+
+
 def _lowest_per_group(rows: list[dict[str, Any]], group: Callable[[dict[str, Any]], Any],
                       score: Callable[[dict[str, Any]], float | None],
                       at_least: int = 1) -> tuple[set[int], set[int]]:
@@ -178,14 +213,20 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "reported); the target is judged on it where there is one. Where records differ "
            "only in their fine-tune settings and report that held-out loss, ✔ marks the one "
            "with the lowest: it alone is judged against the target, the others say \"not "
-           "chosen\" (the choice sees no test image).\n\n",
+           "chosen\" (the choice sees no test image). \"Valid\" is the error on "
+           "`--validation` training images held out from the fit (unpruned, then as the target "
+           "is judged: fine-tuned, or pruned); where records differ only in β and report it, "
+           "✔ there marks the one with the lowest final validation error among those small "
+           "enough for the target, and it alone is judged against the target (the others say "
+           "\"not chosen\").\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
-           "kept | params | FLOPs | meets target | note |\n"
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+           "valid | kept | params | FLOPs | meets target | note |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
     rows = sorted(records, key=lambda r: (r["config"]["arch"], _lenet_inference(r["config"]),
                                           r["config"].get("rule", ""),
                                           r["config"].get("fine_tune_epochs", 0)))
     chosen, compared = _lenet_chosen(rows)
+    prior_chosen, prior_compared = _lenet_prior_chosen(rows)
     for r in rows:
         c, m = r["config"], r["metrics"]
         rule = _lenet_rule(c)
@@ -195,16 +236,13 @@ def _lenet(records: list[dict[str, Any]]) -> str:
                   if c.get("prior_warmup") else str(m["epochs_run"]))
         if "prune_error" in m:
             out.append(f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
-                       f"{epochs} | {100 * m['test_error']:.2f}% | not pruned | — | — "
+                       f"{epochs} | {100 * m['test_error']:.2f}% | not pruned | — | — | — "
                        f"| — | — | no | prune refused: {m['prune_error']} {note} |\n")
             continue
-        kept = [int(v) for v in m["kept_architecture"].split("-")]
-        final = m.get("test_error_fine_tuned", m["test_error_pruned"])
-        if c["arch"] == "lenet-300-100":
-            meets = (final <= 0.018 and kept[0] <= 784 / 3 and kept[1] <= 100
-                     and kept[2] <= 100 / 3)
-        else:
-            meets = final <= 0.010 and m["flops_after"] / 2 <= 217_000  # the anchors' MACs
+        bound = 0.018 if c["arch"] == "lenet-300-100" else 0.010
+        meets = _lenet_final(m, "test") <= bound and _lenet_small_enough(c, m)
+        valid = (f"{100 * m['valid_error']:.2f}% / {100 * _lenet_final(m, 'valid'):.2f}%"
+                 if "valid_error_pruned" in m else "—")
         tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({_lenet_fine_tune(c, m)})"
                  if "test_error_fine_tuned" in m else "—")
         verdict = "yes" if meets else "no"
@@ -212,10 +250,14 @@ def _lenet(records: list[dict[str, Any]]) -> str:
             tuned += " ✔"
         elif id(r) in compared:
             verdict = "not chosen"
+        if id(r) in prior_chosen:
+            valid += " ✔"
+        elif id(r) in prior_compared:
+            verdict = "not chosen"
         out.append(
             f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
             f"{epochs} | {100 * m['test_error']:.2f}% | "
-            f"{100 * m['test_error_pruned']:.2f}% | {tuned} | "
+            f"{100 * m['test_error_pruned']:.2f}% | {tuned} | {valid} | "
             f"{m['kept_architecture']} | {m['params_before']:,} → {m['params_after']:,} | "
             f"{m['flops_before']:,} → {m['flops_after']:,} | {verdict} | "
             f"{note} |\n")
