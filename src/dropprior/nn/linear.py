@@ -107,11 +107,12 @@ class NoisyLinear(NoisyModule):
                 f"got {tuple(x.shape)}"
             )
         if self.structure == "unit":
-            weight = self.weight  # evaluated once (a parametrization draws at every access)
-            self._compute_dtype(x, weight)
+            # the input's noise is drawn before a variational weight's sample (the draw order
+            # that seeded runs reproduce)
+            self._compute_dtype(x, self._raw("weight"))
             h = multiplicative_noise(x, self.noise, "unit", self.granularity,
                                      generator=self.generator, training=self.sampling)
-            return F.linear(h, weight, self.bias)
+            return F.linear(h, self.weight, self.bias)
         amp = self._compute_dtype(x, self._raw("weight"))
         if not self.sampling:
             mean = noise_mean(self.noise, x.dtype, x.device)
