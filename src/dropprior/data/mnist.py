@@ -30,6 +30,8 @@ def check_held_out(train_size: int, validation: int) -> None:
             f"validation ({validation}) + train_size ({train_size}) exceed the "
             f"{MNIST_TRAIN} MNIST training images; pass train_size <= "
             f"{max(MNIST_TRAIN - validation, 0)}")
+
+
 _FILES = {"train": "train", "test": "t10k"}
 
 

@@ -202,13 +202,14 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
                   resume=checkpoint is not None, prior_warmup=s.prior_warmup,
                   prior_weight=s.prior_weight)
     seconds = time.perf_counter() - start
-    error = point_error(scales.collapse(copy.deepcopy(model)), x_test, y_test)
+    point = scales.collapse(copy.deepcopy(model))  # the point network (test and validation)
+    error = point_error(point, x_test, y_test)
     example = x_test[:1]
     layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run, "test_error": error,
                                "train_seconds": round(seconds, 1)}
     if s.validation:
-        metrics["valid_error"] = point_error(scales.collapse(copy.deepcopy(model)), x_val, y_val)
+        metrics["valid_error"] = point_error(point, x_val, y_val)
     if resumed:  # epochs trained by an earlier process (and possibly an earlier commit)
         metrics["epochs_resumed"] = resumed
     data = (Categorical(), x, y) if s.inference == "vi" and s.rule != "snr" else None

@@ -106,14 +106,13 @@ class NoisyLinear(NoisyModule):
                 f"NoisyLinear expects input of shape (*, {self.in_features}), "
                 f"got {tuple(x.shape)}"
             )
+        amp = self._compute_dtype(x, self._raw("weight"))
         if self.structure == "unit":
             # the input's noise is drawn before a variational weight's sample (the draw order
             # that seeded runs reproduce)
-            self._compute_dtype(x, self._raw("weight"))
             h = multiplicative_noise(x, self.noise, "unit", self.granularity,
                                      generator=self.generator, training=self.sampling)
             return F.linear(h, self.weight, self.bias)
-        amp = self._compute_dtype(x, self._raw("weight"))
         if not self.sampling:
             mean = noise_mean(self.noise, x.dtype, x.device)
             return F.linear(x, self.weight * mean, self.bias)
