@@ -149,3 +149,42 @@ def test_validation_and_train_size_must_fit_in_the_training_file() -> None:
         LenetSettings(validation=10_000)
     with pytest.raises(ValueError, match="validation must be an int >= 0, got -1"):
         LenetSettings(validation=-1)
+
+
+def test_lr_schedule_anneals_the_training_as_torch_cosine_annealing(data_dir, tmp_path,
+                                                                   capsys, monkeypatch) -> None:
+    """--lr-schedule cosine gives the training fit the learning rates of torch's
+    CosineAnnealingLR (T_max = epochs, eta_min = 0), epoch by epoch; the record keeps the
+    setting and the page shows it; a bad name is refused naming it."""
+    import dropprior
+    from dropprior.experiments.report import build_pages
+
+    seen = []
+
+    def recording_fit(*args, **kwargs):
+        seen.append(kwargs.get("lr_lambda"))
+        return fit(*args, **kwargs)
+
+    fit = dropprior.fit
+    monkeypatch.setattr(dropprior, "fit", recording_fit)
+    argv = ["mnist", "--arch", "lenet-300-100", "--inference", "map", "--epochs", "4",
+            "--train-size", "300", "--lr-schedule", "cosine", "--data-dir", str(data_dir),
+            "--results", str(tmp_path / "results")]
+    assert main(argv) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert m["epochs_run"] == 4
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=0.0)
+    expected = []
+    for _ in range(4):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [1e-3 * seen[0](e) for e in range(4)] == pytest.approx(expected, rel=1e-12)
+    record = json.loads(next((tmp_path / "results/lenet").glob("*.json")).read_text())
+    assert record["record"]["config"]["lr_schedule"] == "cosine"
+    page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
+    assert "| 4, cosine lr |" in page
+    with pytest.raises(ValueError, match="lr_schedule='step' is not valid"):
+        LenetSettings(lr_schedule="step")

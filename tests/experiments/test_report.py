@@ -54,3 +54,36 @@ def test_cost_compares_records_of_one_commit_only() -> None:
     assert _cost(base, record("abc123+dirty", 600.0), "train_images_per_second") == "1.50"
     assert _cost(base, record("def456", 600.0), "train_images_per_second") == "—"
     assert _cost(None, record("abc123", 600.0), "train_images_per_second") == "—"
+
+
+def _lenet_record(beta: float, ft_lr: float, kept: str, valid: float, loss: float) -> dict:
+    config = {"arch": "lenet-300-100", "inference": "map", "prior_weight": beta, "epochs": 100,
+              "fine_tune_epochs": 30, "fine_tune_lr": ft_lr, "fine_tune_patience": 5,
+              "fine_tune_schedule": "cosine", "validation": 10_000}
+    metrics = {"kept_architecture": kept, "valid_error_pruned": valid + 0.01,
+               "valid_error_fine_tuned": valid, "fine_tune_valid_loss": loss}
+    return {"config": config, "metrics": metrics}
+
+
+def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
+    """Records that differ in β, epochs and fine-tune settings are one choice on the validation
+    error, among those small enough (≤ a third of each layer); the fine-tune-loss choice leaves
+    records with a validation error alone, so it cannot overrule that choice."""
+    from dropprior.experiments.report import _lenet_chosen, _lenet_prior_chosen
+
+    small_a = _lenet_record(20, 3e-4, "130-90-30", valid=0.020, loss=0.05)
+    small_b = _lenet_record(20, 1e-3, "130-90-30", valid=0.018, loss=0.07)
+    large = _lenet_record(10, 3e-4, "200-150-45", valid=0.015, loss=0.03)
+    other_beta = _lenet_record(30, 1e-3, "100-70-28", valid=0.019, loss=0.04)
+    longer = _lenet_record(20, 1e-3, "120-80-33", valid=0.0185, loss=0.06)
+    longer["config"]["epochs"] = 200
+    rows = [small_a, small_b, large, other_beta, longer]
+    chosen, compared = _lenet_prior_chosen(rows)
+    assert chosen == {id(small_b)}
+    assert compared == {id(r) for r in rows}
+    assert _lenet_chosen(rows) == (set(), set())
+    # without a validation error the fine-tune loss chooses among fine-tune settings only
+    for r in rows:
+        r["metrics"].pop("valid_error_pruned")
+    chosen, compared = _lenet_chosen(rows)
+    assert chosen == {id(small_a)} and compared == {id(small_a), id(small_b)}

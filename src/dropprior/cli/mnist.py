@@ -18,6 +18,8 @@ _HELP = {
     "arch": "network", "inference": "vi (closed-form scales) or map (learned scales)",
     "hyperprior": "the scales' hyperprior", "epochs": "training epochs",
     "batch_size": "minibatch size", "lr": "Adam learning rate",
+    "lr_schedule": "the training's learning rate: constant, or cosine (annealed from --lr "
+    "towards 0 over --epochs)",
     "sigma0": "prior std of the weights", "init_std": "VI: initial posterior std",
     "keep": "Bernoulli keep probability of the layers' noise (MAP keeps it on)",
     "train_size": "training images (a random subset)", "seed": "subset, weights and draws",
@@ -41,7 +43,7 @@ _HELP = {
     "validation + train_size <= 60000",
 }
 _CHOICES = {"arch": list(ARCHS), "inference": list(INFERENCE), "rule": list(RULES),
-            "fine_tune_schedule": list(LR_SCHEDULES),
+            "fine_tune_schedule": list(LR_SCHEDULES), "lr_schedule": list(LR_SCHEDULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
 
 

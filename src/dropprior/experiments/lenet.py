@@ -11,9 +11,11 @@ Architectures (``arch``):
 Inference: ``"vi"`` (:func:`dropprior.scales.variational`; ``local_reparam`` draws the fc
 layers' outputs by the local reparametrization in training) or ``"map"``
 (:func:`dropprior.scales.learn_scales`), trained with :func:`dropprior.fit` (categorical
-likelihood). The test error is the point network's (VI: posterior means; MAP: w = s·z with the
-noise at its mean). Pruning is ``prune(threshold="auto")``: the groups the fit switched off,
-by ``rule`` (:data:`RULES`, :func:`dropprior.scales.kept_groups`), optionally followed by
+likelihood), at learning rate ``lr``: constant, or with ``lr_schedule="cosine"``
+:func:`dropprior.cosine_lr` over ``epochs``. The test error is the point network's (VI:
+posterior means; MAP: w = s·z with the noise at its mean). Pruning is
+``prune(threshold="auto")``: the groups the fit switched off, by ``rule`` (:data:`RULES`,
+:func:`dropprior.scales.kept_groups`), optionally followed by
 ``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network (learning rate
 ``fine_tune_lr``, 0: ``lr``, constant or, with ``fine_tune_schedule="cosine"``,
 :func:`dropprior.cosine_lr` over ``fine_tune_epochs``; with ``fine_tune_patience`` = k > 0 a
@@ -90,6 +92,7 @@ class LenetSettings:
     mean_replacement: bool = False
     fine_tune_schedule: str = added_setting("constant")
     validation: int = added_setting(0)
+    lr_schedule: str = added_setting("constant")
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -107,6 +110,7 @@ class LenetSettings:
         if not self.fine_tune_lr >= 0:
             raise ValueError(f"fine_tune_lr must be >= 0 (0: lr), got {self.fine_tune_lr!r}")
         check_choice("fine_tune_schedule", self.fine_tune_schedule, LR_SCHEDULES)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.fine_tune_schedule != "constant" and not self.fine_tune_epochs:
             raise ValueError(f"fine_tune_schedule={self.fine_tune_schedule!r} applies to a "
                              "fine-tune: give fine_tune_epochs > 0 as well")
@@ -200,7 +204,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     history = fit(model, Categorical(), x, y, sigma0=s.sigma0, epochs=s.epochs, lr=s.lr,
                   batch_size=s.batch_size, seed=s.seed, progress=False, checkpoint=checkpoint,
                   resume=checkpoint is not None, prior_warmup=s.prior_warmup,
-                  prior_weight=s.prior_weight)
+                  prior_weight=s.prior_weight, lr_lambda=lr_schedule(s.lr_schedule, s.epochs))
     seconds = time.perf_counter() - start
     point = scales.collapse(copy.deepcopy(model))  # the point network (test and validation)
     error = point_error(point, x_test, y_test)

@@ -121,15 +121,19 @@ def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
 
 
 _FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tune_schedule")
+#: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_prior_chosen`)
+_CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", *_FINE_TUNE)
 
 
 def _lenet_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
     """(chosen, compared): ``id`` of the record with the lowest held-out fine-tune loss among
     records that differ only in their fine-tune settings, and of every record so compared
-    (groups of at least two records that report the loss)."""
+    (groups of at least two records that report the loss). Records with a ``--validation``
+    error are left to :func:`_lenet_prior_chosen`, which chooses their fine-tune too."""
     return _lowest_per_group(
-        rows, lambda r: repr(sorted((k, v) for k, v in r["config"].items()
-                                    if k not in _FINE_TUNE)),
+        [r for r in rows if "valid_error_pruned" not in r["metrics"]],
+        lambda r: repr(sorted((k, v) for k, v in r["config"].items()
+                              if k not in _FINE_TUNE)),
         lambda r: r["metrics"].get("fine_tune_valid_loss"), at_least=2)
 
 
@@ -149,12 +153,14 @@ def _lenet_final(metrics: dict[str, Any], split: str) -> float:
 
 
 def _lenet_prior_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
-    """(chosen, compared) over records that differ only in the prior weight β and report a
-    validation error (groups of at least two): in each, the one with the lowest final
-    validation error among those small enough for the target (:func:`_lenet_small_enough`),
-    and every record so compared."""
+    """(chosen, compared) over records that differ only in the prior weight β, the training
+    epochs and schedule and their fine-tune settings (:data:`_CHOSEN_ON_VALIDATION`) and report
+    a validation error (groups of at least two): in each, the one with the lowest final
+    validation error among those small enough for the target (:func:`_lenet_small_enough`), and
+    every record so compared."""
     def group(r: dict[str, Any]) -> str:
-        return repr(sorted((k, v) for k, v in r["config"].items() if k != "prior_weight"))
+        return repr(sorted((k, v) for k, v in r["config"].items()
+                           if k not in _CHOSEN_ON_VALIDATION))
 
     def score(r: dict[str, Any]) -> float | None:
         small = _lenet_small_enough(r["config"], r["metrics"])
@@ -210,15 +216,16 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "is the pruned network after `--fine-tune-epochs` of `fit` (with "
            "`--fine-tune-patience k`: stopped after k epochs without a better loss on a tenth "
            "of the training images held out, the best epoch kept, and its loss on them "
-           "reported); the target is judged on it where there is one. Where records differ "
-           "only in their fine-tune settings and report that held-out loss, ✔ marks the one "
-           "with the lowest: it alone is judged against the target, the others say \"not "
-           "chosen\" (the choice sees no test image). \"Valid\" is the error on "
-           "`--validation` training images held out from the fit (unpruned, then as the target "
-           "is judged: fine-tuned, or pruned); where records differ only in β and report it, "
-           "✔ there marks the one with the lowest final validation error among those small "
-           "enough for the target, and it alone is judged against the target (the others say "
-           "\"not chosen\").\n\n",
+           "reported); the target is judged on it where there is one. Where records without a "
+           "validation error differ only in their fine-tune settings and report that held-out "
+           "loss, ✔ marks the one with the lowest: it alone is judged against the target, the "
+           "others say \"not chosen\" (the choice sees no test image). \"Valid\" is the error "
+           "on `--validation` training images held out from the fit (unpruned, then as the "
+           "target is judged: fine-tuned, or pruned); where records differ only in β, the "
+           "training epochs and schedule and their fine-tune settings and report it, ✔ there "
+           "marks the one with the lowest final validation error among those small enough for "
+           "the target, and it alone is judged against the target (the others say \"not "
+           "chosen\").\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
            "valid | kept | params | FLOPs | meets target | note |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
@@ -234,6 +241,8 @@ def _lenet(records: list[dict[str, Any]]) -> str:
                 if "epochs_resumed" in m else "")
         epochs = (f"{m['epochs_run']} (prior warm-up {c['prior_warmup']})"
                   if c.get("prior_warmup") else str(m["epochs_run"]))
+        if c.get("lr_schedule", "constant") != "constant":
+            epochs += f", {c['lr_schedule']} lr"
         if "prune_error" in m:
             out.append(f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
                        f"{epochs} | {100 * m['test_error']:.2f}% | not pruned | — | — | — "
