@@ -243,16 +243,48 @@ def test_the_page_marks_the_setting_chosen_on_validation(data_dir: Path,
         assert main([*base, *extra]) == 0
     records = [json.loads(p.read_text())["record"]
                for p in (tmp_path / "results" / "conv_resnet").glob("*.json")]
-    adds = sorted((r for r in records if r["config"]["variant"] == "add"),
+    # ADD's candidates: the runs that switched off at least a third of the 2 blocks
+    adds = sorted((r for r in records if r["config"]["variant"] == "add"
+                   and 3 * (2 - r["metrics"]["blocks_kept"]) >= 2),
                   key=lambda r: r["metrics"]["valid_error_pruned"])
     page = build_pages(tmp_path)[tmp_path / "docs/results/conv_resnet.md"]
     assert "300 training images (1,000 held out)" in page
     rows = {line.split(" | ")[1]: line for line in page.splitlines() if line.startswith("| add")}
+    assert [line for line in page.splitlines() if line.startswith("| plain")][0].count("✔") == 1
+    if not adds:  # neither switched a block off: nothing to choose, both judged
+        assert not any("✔" in line or "not chosen" in line for line in rows.values())
+        return
     best = adds[0]["config"]["prior_weight"]
     chosen = "log_uniform, evidence" if best == 1 else f"log_uniform, β = {best:g}, evidence"
     assert f"{100 * adds[0]['metrics']['valid_error_pruned']:.2f}% ✔" in rows[chosen]
     assert sum("✔" in line for line in rows.values()) == 1
-    assert [line for line in page.splitlines() if line.startswith("| plain")][0].count("✔") == 1
+    assert all(line.endswith("| not chosen |") for key, line in rows.items() if key != chosen)
+
+
+def test_add_is_chosen_among_settings_that_switch_off_a_third() -> None:
+    """On validation, ADD's choice skips a setting with a lower validation error that keeps
+    more than two thirds of the blocks; rows of a variant so compared but not chosen are not
+    judged. Plain (no blocks to prune) is chosen on the validation error alone."""
+    from dropprior.experiments.report import _chosen_on_validation
+
+    def row(variant: str, valid: float, kept: int | None) -> dict:
+        m = {"valid_error": valid}
+        if kept is not None:
+            m.update(valid_error_pruned=valid, blocks=8, blocks_kept=kept)
+        return {"config": {"variant": variant}, "metrics": m}
+
+    keeps_seven = row("add", 0.0061, 7)
+    keeps_five = row("add", 0.0079, 5)
+    keeps_four = row("add", 0.0080, 4)
+    partial = {"config": {"variant": "add"}, "metrics": {"epochs_run": 3, "partial": True}}
+    plain = row("plain", 0.0052, None)
+    rows = [keeps_seven, keeps_five, keeps_four, partial, plain]
+    chosen, compared = _chosen_on_validation(rows)
+    assert chosen == {id(keeps_five), id(plain)}
+    assert compared == {id(keeps_seven), id(keeps_five), id(keeps_four), id(plain)}
+    # no ADD setting selects enough: none is chosen, none is compared
+    chosen, compared = _chosen_on_validation([keeps_seven, plain])
+    assert chosen == compared == {id(plain)}
 
 
 def test_the_command_records_resumes_and_pages(data_dir: Path, tmp_path: Path, capsys,

@@ -594,8 +594,10 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
            "beat another. A run stopped before its last epoch is listed as partial, with "
            "its epoch count and no error. Where training images were held out "
            "(`--validation`), the \"valid\" column is the error on them (after pruning for "
-           "the VI variants), and ✔ marks each variant's setting with the lowest: the one "
-           "to report, chosen without the test images.\n\n"]
+           "the VI variants), and ✔ marks each variant's setting with the lowest, among the "
+           "ADD settings only those that switch off at least a third of the blocks: the one "
+           "to report, chosen without the test images, and the only one of its variant judged "
+           "against the target (the others say \"not chosen\").\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(_conv_resnet_group(r["config"]), []).append(r)
@@ -618,7 +620,7 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                       key=lambda r: (order[r["config"]["variant"]],
                                      _conv_resnet_setting(r["config"])))
         base = _baseline(rows, "plain")
-        chosen = _chosen_on_validation(rows) if held else set()
+        chosen, compared = _chosen_on_validation(rows) if held else (set(), set())
         for r in rows:
             m, variant = r["metrics"], r["config"]["variant"]
             setting = _conv_resnet_setting(r["config"])[1]
@@ -638,6 +640,8 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                 off = m["blocks"] - m["blocks_kept"]
                 meets = "yes" if (m["test_error"] <= 0.006 and 3 * off >= m["blocks"] and
                                   m["test_error_pruned"] - m["test_error"] <= 0.001) else "no"
+            if id(r) in compared and id(r) not in chosen:
+                meets = "not chosen"
             images = f"{speed:,.0f}" if speed else "—"
             valid = (f"{100 * _conv_resnet_valid(m):.2f}%"
                      f"{' ✔' if id(r) in chosen else ''} | ") if held else ""
@@ -664,11 +668,26 @@ def _conv_resnet_valid(m: dict[str, Any]) -> float:
     return float(m.get("valid_error_pruned", m["valid_error"]))
 
 
-def _chosen_on_validation(rows: list[dict[str, Any]]) -> set[int]:
-    """``id`` of each variant's finished row with the lowest validation error."""
-    return _lowest_per_group(
-        rows, lambda r: r["config"]["variant"],
-        lambda r: None if r["metrics"].get("partial") else _conv_resnet_valid(r["metrics"]))[0]
+def _conv_resnet_selects(m: dict[str, Any]) -> bool:
+    """Whether a finished run meets the selection part of the target: no blocks to prune
+    (``plain``, ``stochastic_depth``), or at least a third of them switched off."""
+    return "blocks_kept" not in m or 3 * (m["blocks"] - m["blocks_kept"]) >= m["blocks"]
+
+
+def _chosen_on_validation(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
+    """(chosen, compared): ``id`` of each variant's finished row with the lowest validation
+    error among those that switch off at least a third of the blocks (every finished row of a
+    variant without pruning), and of every finished row of a variant that has such a row."""
+    def score(r: dict[str, Any]) -> float | None:
+        m = r["metrics"]
+        if m.get("partial") or not _conv_resnet_selects(m):
+            return None
+        return _conv_resnet_valid(m)
+
+    chosen, _ = _lowest_per_group(rows, lambda r: r["config"]["variant"], score)
+    variants = {r["config"]["variant"] for r in rows if id(r) in chosen}
+    return chosen, {id(r) for r in rows
+                    if r["config"]["variant"] in variants and not r["metrics"].get("partial")}
 
 
 def _conv_resnet_setting(c: dict[str, Any]) -> tuple[str, str]:
