@@ -188,3 +188,41 @@ def test_lr_schedule_anneals_the_training_as_torch_cosine_annealing(data_dir, tm
     assert "| 4, cosine lr |" in page
     with pytest.raises(ValueError, match="lr_schedule='step' is not valid"):
         LenetSettings(lr_schedule="step")
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_fine_tune_noise_switch(data_dir, tmp_path, capsys, monkeypatch, noise) -> None:
+    """The fine-tune trains the pruned network with the layers' Bernoulli noise on (its
+    train-mode outputs differ from eval mode) unless --no-fine-tune-noise, which makes train
+    mode equal eval mode; the page says "noise off". Without a fine-tune the switch is refused."""
+    import dropprior
+    from dropprior.experiments.report import build_pages
+
+    fit = dropprior.fit
+    checks = []
+
+    def recording_fit(model, *args, **kwargs):
+        if not checks:  # the training fit, then the fine-tune
+            checks.append(None)
+            return fit(model, *args, **kwargs)
+        x = torch.rand(50, 784)
+        torch.manual_seed(1)
+        train_out = model.train()(x)
+        model.eval()
+        checks.append(torch.equal(train_out, model(x)))
+        model.train()
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(dropprior, "fit", recording_fit)
+    argv = ["mnist", "--arch", "lenet-300-100", "--inference", "map", "--epochs", "1",
+            "--train-size", "300", "--fine-tune-epochs", "1", "--data-dir", str(data_dir),
+            "--results", str(tmp_path / "results")]
+    assert main([*argv, "--fine-tune-noise" if noise else "--no-fine-tune-noise"]) == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    if "prune_error" in m:
+        pytest.skip(f"the one-epoch fit switched a layer off: {m['prune_error']}")
+    assert checks == [None, not noise]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
+    assert ("noise off" in page) is not noise
+    with pytest.raises(ValueError, match="fine_tune_noise=False applies to a fine-tune"):
+        LenetSettings(fine_tune_noise=False)

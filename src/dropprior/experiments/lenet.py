@@ -21,7 +21,8 @@ posterior means; MAP: w = s·z with the noise at its mean). Pruning is
 :func:`dropprior.cosine_lr` over ``fine_tune_epochs``; with ``fine_tune_patience`` = k > 0 a
 tenth of the training images is held out and the fine-tune stops after k epochs without a better
 loss on them, keeping the best epoch's weights and reporting that loss, by which fine-tune
-settings are chosen). With
+settings are chosen; the layers' noise stays on in the fine-tune unless ``fine_tune_noise`` is
+False, which sets every noise law to Bernoulli(1), no noise). With
 ``mean_replacement`` a removed unit or channel is held at its mean over the training images
 (``prune(mean_inputs=...)``) instead of at zero.
 LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
@@ -93,6 +94,7 @@ class LenetSettings:
     fine_tune_schedule: str = added_setting("constant")
     validation: int = added_setting(0)
     lr_schedule: str = added_setting("constant")
+    fine_tune_noise: bool = added_setting(True)
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -114,6 +116,9 @@ class LenetSettings:
         if self.fine_tune_schedule != "constant" and not self.fine_tune_epochs:
             raise ValueError(f"fine_tune_schedule={self.fine_tune_schedule!r} applies to a "
                              "fine-tune: give fine_tune_epochs > 0 as well")
+        if not self.fine_tune_noise and not self.fine_tune_epochs:
+            raise ValueError("fine_tune_noise=False applies to a fine-tune: give "
+                             "fine_tune_epochs > 0 as well")
         if self.fine_tune_patience and not self.fine_tune_epochs:
             raise ValueError("fine_tune_patience applies to a fine-tune: give fine_tune_epochs "
                              "> 0 as well")
@@ -238,6 +243,8 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     if s.fine_tune_epochs:
         stopping: dict[str, Any] = {} if not s.fine_tune_patience else \
             {"validation": 0.1, "patience": s.fine_tune_patience}
+        if not s.fine_tune_noise:
+            scales.noise_off(result.model)
         tuned = fit(result.model, Categorical(), x, y, sigma0=s.sigma0,
                     epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
                     batch_size=s.batch_size, seed=s.seed, progress=False,

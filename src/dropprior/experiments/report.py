@@ -115,12 +115,15 @@ def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         text += f", lr {config['fine_tune_lr']:g}"
     if config.get("fine_tune_schedule", "constant") != "constant":
         text += f", {config['fine_tune_schedule']}"
+    if not config.get("fine_tune_noise", True):
+        text += ", noise off"
     if "fine_tune_valid_loss" in metrics:
         text += f", held-out loss {metrics['fine_tune_valid_loss']:.4f}"
     return text
 
 
-_FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tune_schedule")
+_FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tune_schedule",
+              "fine_tune_noise")
 #: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_prior_chosen`)
 _CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", *_FINE_TUNE)
 
