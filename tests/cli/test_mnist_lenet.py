@@ -225,4 +225,7 @@ def test_fine_tune_noise_switch(data_dir, tmp_path, capsys, monkeypatch, noise) 
     page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
     assert ("noise off" in page) is not noise
     with pytest.raises(ValueError, match="fine_tune_noise=False applies to a fine-tune"):
-        LenetSettings(fine_tune_noise=False)
+        LenetSettings(inference="map", fine_tune_noise=False)
+    with pytest.raises(ValueError, match="applies to inference='map'; inference='vi' trains "
+                                         "without noise"):
+        LenetSettings(fine_tune_epochs=1, fine_tune_noise=False)

@@ -30,8 +30,8 @@ _HELP = {
     "fine_tune_lr": "learning rate of the fine-tune (0: --lr)",
     "fine_tune_schedule": "the fine-tune's learning rate: constant, or cosine (annealed "
     "towards 0 over --fine-tune-epochs)",
-    "fine_tune_noise": "keep the layers' noise on in the fine-tune (--no-fine-tune-noise: "
-    "train the pruned network without it)",
+    "fine_tune_noise": "MAP: keep the layers' noise on in the fine-tune "
+    "(--no-fine-tune-noise: train the pruned network without it; VI has no noise)",
     "fine_tune_patience": "stop the fine-tune after this many epochs without a better loss on "
     "a tenth of the training images held out, keeping the best epoch (0: run every epoch)",
     "prior_warmup": "epochs over which the prior's weight rises to 1 (0: none; a KL warm-up)",

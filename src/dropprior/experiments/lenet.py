@@ -21,8 +21,9 @@ posterior means; MAP: w = s·z with the noise at its mean). Pruning is
 :func:`dropprior.cosine_lr` over ``fine_tune_epochs``; with ``fine_tune_patience`` = k > 0 a
 tenth of the training images is held out and the fine-tune stops after k epochs without a better
 loss on them, keeping the best epoch's weights and reporting that loss, by which fine-tune
-settings are chosen; the layers' noise stays on in the fine-tune unless ``fine_tune_noise`` is
-False, which sets every noise law to Bernoulli(1), no noise). With
+settings are chosen; a MAP network's noise stays on in the fine-tune unless
+``fine_tune_noise`` is False, which sets every noise law to Bernoulli(1), no noise; VI trains
+without noise). With
 ``mean_replacement`` a removed unit or channel is held at its mean over the training images
 (``prune(mean_inputs=...)``) instead of at zero.
 LeNet-300-100 prunes input pixels and both hidden layers' units. LeNet-5-Caffe prunes both
@@ -119,6 +120,9 @@ class LenetSettings:
         if not self.fine_tune_noise and not self.fine_tune_epochs:
             raise ValueError("fine_tune_noise=False applies to a fine-tune: give "
                              "fine_tune_epochs > 0 as well")
+        if not self.fine_tune_noise and self.inference != "map":
+            raise ValueError(f"fine_tune_noise=False applies to inference='map'; "
+                             f"inference={self.inference!r} trains without noise")
         if self.fine_tune_patience and not self.fine_tune_epochs:
             raise ValueError("fine_tune_patience applies to a fine-tune: give fine_tune_epochs "
                              "> 0 as well")
