@@ -640,8 +640,7 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                 kept = f"{m['blocks_kept']} of {m['blocks']}"
                 params = f"{m['params_before']:,} → {m['params_after']:,}"
                 flops = f"{m['flops_before']:,} → {m['flops_after']:,}"
-                off = m["blocks"] - m["blocks_kept"]
-                meets = "yes" if (m["test_error"] <= 0.006 and 3 * off >= m["blocks"] and
+                meets = "yes" if (m["test_error"] <= 0.006 and _conv_resnet_selects(m) and
                                   m["test_error_pruned"] - m["test_error"] <= 0.001) else "no"
             if id(r) in compared and id(r) not in chosen:
                 meets = "not chosen"
