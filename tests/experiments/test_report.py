@@ -69,7 +69,7 @@ def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
     """Records that differ in β, epochs and fine-tune settings are one choice on the validation
     error, among those small enough (≤ a third of each layer); the fine-tune-loss choice leaves
     records with a validation error alone, so it cannot overrule that choice."""
-    from dropprior.experiments.report import _lenet_chosen, _lenet_prior_chosen
+    from dropprior.experiments.report import _lenet_chosen, _lenet_chosen_on_validation
 
     small_a = _lenet_record(20, 3e-4, "130-90-30", valid=0.020, loss=0.05)
     small_b = _lenet_record(20, 1e-3, "130-90-30", valid=0.018, loss=0.07)
@@ -78,7 +78,7 @@ def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
     longer = _lenet_record(20, 1e-3, "120-80-33", valid=0.0185, loss=0.06)
     longer["config"]["epochs"] = 200
     rows = [small_a, small_b, large, other_beta, longer]
-    chosen, compared = _lenet_prior_chosen(rows)
+    chosen, compared = _lenet_chosen_on_validation(rows)
     assert chosen == {id(small_b)}
     assert compared == {id(r) for r in rows}
     assert _lenet_chosen(rows) == (set(), set())

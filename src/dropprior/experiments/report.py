@@ -124,19 +124,24 @@ def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
 
 _FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tune_schedule",
               "fine_tune_noise")
-#: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_prior_chosen`)
+#: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_chosen_on_validation`)
 _CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", *_FINE_TUNE)
+
+
+def _settings_but(config: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """A record's settings other than ``keys``, as a comparable key: records with equal keys
+    differ only in ``keys``."""
+    return repr(sorted((k, v) for k, v in config.items() if k not in keys))
 
 
 def _lenet_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
     """(chosen, compared): ``id`` of the record with the lowest held-out fine-tune loss among
     records that differ only in their fine-tune settings, and of every record so compared
     (groups of at least two records that report the loss). Records with a ``--validation``
-    error are left to :func:`_lenet_prior_chosen`, which chooses their fine-tune too."""
+    error are left to :func:`_lenet_chosen_on_validation`, which chooses their fine-tune too."""
     return _lowest_per_group(
         [r for r in rows if "valid_error_pruned" not in r["metrics"]],
-        lambda r: repr(sorted((k, v) for k, v in r["config"].items()
-                              if k not in _FINE_TUNE)),
+        lambda r: _settings_but(r["config"], _FINE_TUNE),
         lambda r: r["metrics"].get("fine_tune_valid_loss"), at_least=2)
 
 
@@ -155,15 +160,14 @@ def _lenet_final(metrics: dict[str, Any], split: str) -> float:
     return metrics.get(f"{split}_error_fine_tuned", metrics[f"{split}_error_pruned"])
 
 
-def _lenet_prior_chosen(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
+def _lenet_chosen_on_validation(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
     """(chosen, compared) over records that differ only in the prior weight β, the training
     epochs and schedule and their fine-tune settings (:data:`_CHOSEN_ON_VALIDATION`) and report
     a validation error (groups of at least two): in each, the one with the lowest final
     validation error among those small enough for the target (:func:`_lenet_small_enough`), and
     every record so compared."""
     def group(r: dict[str, Any]) -> str:
-        return repr(sorted((k, v) for k, v in r["config"].items()
-                           if k not in _CHOSEN_ON_VALIDATION))
+        return _settings_but(r["config"], _CHOSEN_ON_VALIDATION)
 
     def score(r: dict[str, Any]) -> float | None:
         small = _lenet_small_enough(r["config"], r["metrics"])
@@ -236,7 +240,7 @@ def _lenet(records: list[dict[str, Any]]) -> str:
                                           r["config"].get("rule", ""),
                                           r["config"].get("fine_tune_epochs", 0)))
     chosen, compared = _lenet_chosen(rows)
-    prior_chosen, prior_compared = _lenet_prior_chosen(rows)
+    valid_chosen, valid_compared = _lenet_chosen_on_validation(rows)
     for r in rows:
         c, m = r["config"], r["metrics"]
         rule = _lenet_rule(c)
@@ -262,9 +266,9 @@ def _lenet(records: list[dict[str, Any]]) -> str:
             tuned += " ✔"
         elif id(r) in compared:
             verdict = "not chosen"
-        if id(r) in prior_chosen:
+        if id(r) in valid_chosen:
             valid += " ✔"
-        elif id(r) in prior_compared:
+        elif id(r) in valid_compared:
             verdict = "not chosen"
         out.append(
             f"| {c['arch']} | {_lenet_inference(c)} | {c['hyperprior']} | {rule} | "
