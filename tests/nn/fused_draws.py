@@ -43,6 +43,7 @@ CASES = {
     "inverse_nakagami_rejection": InverseNakagami(2.3, 1.0),  # Marsaglia–Tsang
     "inverse_nakagami_boost": InverseNakagami(0.6, 1.0),  # Marsaglia–Tsang with the boost
     "beta": Beta(2.0, 3.0),
+    "beta_two_two": Beta(2.0, 2.0),  # the inverse CDF, one word per element
     "beta_mixed": Beta(2.5, 1.7),  # one sum, one rejection
     "beta_arcsine": Beta(0.5, 0.5),
 }

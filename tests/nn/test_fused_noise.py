@@ -19,7 +19,7 @@ from scipy import stats
 
 from dropprior import Truncated
 from dropprior.functional import multiplicative_noise
-from dropprior.functional._fused import LANES, fused_plan, kernel_plan, launch
+from dropprior.functional._fused import LANES, LawId, fused_plan, kernel_plan, launch
 from dropprior.noise import (
     Bernoulli,
     Beta,
@@ -132,6 +132,8 @@ def test_kernel_plan_covers_the_fast_laws_and_declines_the_rest() -> None:
     for law in CASES.values():
         assert kernel_plan(law) is not None
     assert kernel_plan(Beta(0.3, 2.0)) is None  # needs the log-space form
+    assert kernel_plan(Beta(2.0, 2.0)).law == LawId.BETA_TWO_TWO  # inverse CDF, no gammas
+    assert kernel_plan(Beta(2.0, 2.5)).law == LawId.BETA
     assert kernel_plan(Truncated(HalfCauchy(1.0), 5.0)) is None  # not a fused law
     plans = {m: kernel_plan(InverseNakagami(m, 1.0)) for m in (0.5, 0.6, 2.0, 2.3, 8.0, 8.5)}
     assert [(p.twice_a, p.boost) for p in plans.values() if p is not None] == [

@@ -60,6 +60,7 @@ _LAW_BERNOULLI, _LAW_UNIFORM = int(LawId.BERNOULLI), int(LawId.UNIFORM)
 _LAW_GAUSSIAN, _LAW_LOG_NORMAL = int(LawId.GAUSSIAN), int(LawId.LOG_NORMAL)
 _LAW_RAYLEIGH, _LAW_HALF_CAUCHY = int(LawId.RAYLEIGH), int(LawId.HALF_CAUCHY)
 _LAW_INVERSE_NAKAGAMI, _LAW_BETA = int(LawId.INVERSE_NAKAGAMI), int(LawId.BETA)
+_LAW_BETA_TWO_TWO = int(LawId.BETA_TWO_TWO)
 
 _f32 = np.float32
 _u32 = np.uint32
@@ -71,6 +72,7 @@ _SHIFT = _u64(32)
 _SCALE = _f32(4.6566127342e-10)  # Triton's uint_to_uniform_float for 32-bit words
 _TWO_PI = _f32(6.283185307179586)
 _HALF_PI = _f32(1.5707963267948966)
+_SIXTH_PI = _f32(0.5235987755982988)
 _LN2_HI, _LN2_LO = _f32(0.693359375), _f32(-2.12194440e-4)
 _SQRT_HALF = _f32(0.707106781186547524)
 _LOG2E = _f32(1.44269504088896341)
@@ -381,6 +383,29 @@ def _half_cauchy(word: int, scale: float, unused: float) -> float:
 
 
 @_jit(inline=True)
+def _beta_two_two(word: int, unused_a: float, unused_b: float) -> float:
+    """Beta(2, 2) by its inverse CDF, ξ = ½ + sin(arcsin(2U − 1)/3), as the Triton kernel
+    computes it (Cephes' arcsine, sine and cosine polynomials; no cancellation as ξ → 0)."""
+    u = _uniform(word)
+    m = min(u, _f32(1.0) - u)
+    big = m < _f32(0.25)
+    a = _f32(1.0) - _f32(2.0) * m
+    z = m if big else a * a
+    r = _f32(math.sqrt(z)) if big else a
+    p = (((_f32(4.2163199048e-2) * z + _f32(2.4181311049e-2)) * z + _f32(4.5470025998e-2)) * z
+         + _f32(7.4953002686e-2)) * z + _f32(1.6666752422e-1)
+    theta = (p * z * r + r) * _f32(1.0 / 3.0)
+    q = theta * theta
+    sin = ((_f32(-1.9515295891e-4) * q + _f32(8.3321608736e-3)) * q - _f32(1.6666654611e-1)) \
+        * q * theta + theta
+    v = (_SIXTH_PI - theta) * (_SIXTH_PI - theta)
+    cos = ((_f32(2.443315711809948e-5) * v - _f32(1.388731625493765e-3)) * v
+           + _f32(4.166664568298827e-2)) * v * v - _f32(0.5) * v + _f32(1.0)
+    g = _f32(2.0) * cos * sin if big else _f32(0.5) - sin
+    return g if u < _f32(0.5) else _f32(1.0) - g
+
+
+@_jit(inline=True)
 def _normals(k0: int, k1: int, counter: int, loc: float, std: float
              ) -> tuple[float, float, float, float]:
     w0, w1, w2, w3 = _words(k0, k1, counter)
@@ -463,6 +488,7 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
     # constant in the compiled kernel: Numba prunes the laws not taken (and, closing over plain
     # numbers only, caches the kernel on disk)
     bernoulli, uniform, rayleigh = law == _LAW_BERNOULLI, law == _LAW_UNIFORM, law == _LAW_RAYLEIGH
+    beta_two_two = law == _LAW_BETA_TWO_TWO
     normal, log_normal = law in (_LAW_GAUSSIAN, _LAW_LOG_NORMAL), law == _LAW_LOG_NORMAL
 
     @_jit(cache=True)
@@ -488,6 +514,8 @@ def kernel(law: int, twice_a: int, twice_b: int, boost: bool, lanes: int,
                         f = _uniform_law
                     elif rayleigh:
                         f = _rayleigh
+                    elif beta_two_two:
+                        f = _beta_two_two
                     else:
                         f = _half_cauchy
                     w0, w1, w2, w3 = _words(k0, k1, counter)

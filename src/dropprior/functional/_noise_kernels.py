@@ -9,11 +9,12 @@ Randomness. Philox-4x32-10 keyed by the int64 seed; program ``p`` owns ``LANES``
 each a contiguous run, so loads coalesce). One Philox call gives four 32-bit words, used by the
 four elements of a lane:
 
-* uniform-based laws (Bernoulli, uniform, Rayleigh, half-Cauchy): one word per element;
+* uniform-based laws (Bernoulli, uniform, Rayleigh, half-Cauchy, and Beta(2, 2) by its inverse
+  CDF ξ = ½ + sin(arcsin(2U − 1)/3), the root in [0, 1] of 3ξ² − 2ξ³ = U): one word per element;
 * normal-based laws (Gaussian, log-normal): Box–Muller on word pairs, two normals per pair;
 * gamma-based laws (inverse Nakagami, Beta), Gamma(α) of gamma stream ``s``:
 
-  - α = k or k + ½ with k ≤ 8 (inverse Nakagami's m = 2, Beta(2, 2), ...): the exact sum
+  - α = k or k + ½ with k ≤ 8 (inverse Nakagami's m = 2, Beta(2, 3), ...): the exact sum
     ``G = −log(V₁⋯V_k) + Z²/2`` (k exponentials, plus half a χ²₁), word i of element j from the
     counter ``(c0, i, s, 2)``, the normal from ``(c0, 0, s, 3)``; one logarithm per 4 factors;
   - any other α: Marsaglia–Tsang, one normal and one uniform per element and attempt, attempt
@@ -55,9 +56,11 @@ HALF_CAUCHY = tl.constexpr(int(LawId.HALF_CAUCHY))  # s: ξ = s·|cot(πV/2)|
 # d, c of Gamma(α) (α = m, or m + 1 with the boost), 1/m, m/Ω: ξ = √(p3 / G)
 INVERSE_NAKAGAMI = tl.constexpr(int(LawId.INVERSE_NAKAGAMI))
 BETA = tl.constexpr(int(LawId.BETA))  # d, c of Gamma(a); d, c of Gamma(b): ξ = G_a / (G_a + G_b)
+BETA_TWO_TWO = tl.constexpr(int(LawId.BETA_TWO_TWO))  # no parameters
 
 TWO_PI = tl.constexpr(6.283185307179586)
 HALF_PI = tl.constexpr(1.5707963267948966)
+SIXTH_PI = tl.constexpr(0.5235987755982988)
 
 
 @triton.jit
@@ -176,6 +179,31 @@ def _gamma4(seed, counter, stream, d, c, inv_alpha, TWICE: tl.constexpr, BOOST: 
 
 
 @triton.jit
+def _beta_two_two(word):
+    """Beta(2, 2) from one word: ξ = ½ + sin(arcsin(t)/3), t = 2U − 1, computed as g = ½ −
+    sin(arcsin|t|/3) (ξ = g for t < 0, 1 − g else). Cephes' float32 arcsine gives arcsin|t|: for
+    |t| > ½ as π/2 − 2w, w = arcsin √m with m = (1 − |t|)/2 = min(U, 1 − U) taken from U itself,
+    and there g = 2 cos(π/6 − w/3) sin(w/3): no cancellation as ξ → 0. Cephes' sine and cosine
+    polynomials, the Numba kernel's own, so both give the same ξ to float32 rounding."""
+    u = tl.uint_to_uniform_float(word)
+    m = tl.minimum(u, 1.0 - u)  # (1 − |t|)/2, exact
+    big = m < 0.25  # |t| > ½
+    a = 1.0 - 2.0 * m
+    z = tl.where(big, m, a * a)
+    r = tl.where(big, tl.sqrt(z), a)
+    p = (((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z
+         + 7.4953002686e-2) * z + 1.6666752422e-1
+    theta = (p * z * r + r) * (1.0 / 3.0)  # w/3 (big) or arcsin|t|/3, in [0, π/18]
+    q = theta * theta
+    sin = ((-1.9515295891e-4 * q + 8.3321608736e-3) * q - 1.6666654611e-1) * q * theta + theta
+    v = (SIXTH_PI - theta) * (SIXTH_PI - theta)
+    cos = ((2.443315711809948e-5 * v - 1.388731625493765e-3) * v
+           + 4.166664568298827e-2) * v * v - 0.5 * v + 1.0
+    g = tl.where(big, 2.0 * cos * sin, 0.5 - sin)
+    return tl.where(u < 0.5, g, 1.0 - g)
+
+
+@triton.jit
 def _from_word(word, p0, p1, LAW: tl.constexpr, FAST: tl.constexpr):
     """ξ of a uniform-based law from one Philox word."""
     if LAW == BERNOULLI:
@@ -184,6 +212,8 @@ def _from_word(word, p0, p1, LAW: tl.constexpr, FAST: tl.constexpr):
         xi = p0 + p1 * tl.uint_to_uniform_float(word)
     elif LAW == RAYLEIGH:
         xi = tl.sqrt(p0 * _log(_open_uniform(word), FAST))
+    elif LAW == BETA_TWO_TWO:
+        xi = _beta_two_two(word)
     else:  # HALF_CAUCHY
         angle = _open_uniform(word) * HALF_PI
         if FAST:  # the tail (angle → 0) needs sin's relative accuracy: its series below 1/16

@@ -39,6 +39,7 @@ class LawId(IntEnum):
     HALF_CAUCHY = 5
     INVERSE_NAKAGAMI = 6
     BETA = 7
+    BETA_TWO_TWO = 8  # Beta(2, 2) by its inverse CDF, from one word
 
 
 class FusedPlan(NamedTuple):
@@ -134,6 +135,8 @@ def _inverse_nakagami(law: InverseNakagami) -> FusedPlan:
 @_plan_for(Beta)
 def _beta(law: Beta) -> FusedPlan | None:
     a, b = float(law.concentration1), float(law.concentration0)
+    if a == b == 2.0:  # F(ξ) = 3ξ² − 2ξ³ inverts in closed form: one uniform, no gamma draws
+        return FusedPlan(LawId.BETA_TWO_TWO, (0.0, 0.0, 0.0, 0.0))
     twice_a, twice_b = _twice_half_integer(a), _twice_half_integer(b)
     if (a < 1.0 and not twice_a) or (b < 1.0 and not twice_b):
         return None  # the general path's log-space form keeps tiny gamma draws from underflowing

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One lent-GPU session in one command, within a deadline: the fused kernel's CUDA tests and its
+# benchmarks first (short), then PTB at Zaremba's medium size (2 x 650, 39 epochs) for the
+# variants named, one after the other, with whatever time is left. Every PTB record is rewritten
+# after each epoch, so a variant stopped by the deadline comes back as a partial record.
+#
+#   bash scripts/gpu_session.sh DATA_DIR SECONDS [VARIANT ...]     (default variant: tied)
+#
+# Writes to $OUT (the device tool brings it back; at most 8 files): gpu.txt, pytest.txt,
+# fused_kernel.txt, bench_unit_8192.txt, ptb.log and results/ptb/*.json. Copy the records into
+# results/ptb/ and run `dropprior report`.
+set -u
+DATA=$1
+DEADLINE=$(( $(date +%s) + $2 ))
+shift 2
+VARIANTS=${*:-tied}
+OUT=${OUT:-/tmp/gpu_session}
+mkdir -p "$OUT/results"
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+left() { echo $(( DEADLINE - $(date +%s) )); }
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+  date -u; } 2>&1 | tee "$OUT/gpu.txt"
+# the CUDA half of the kernel's tests (the interpreter half runs in CI)
+timeout 150 python3 -m pytest -q -p no:cacheprovider -k "not interpreter" \
+  tests/nn/test_fused_noise.py 2>&1 | grep -v DEBUG > "$OUT/pytest.txt"
+tail -3 "$OUT/pytest.txt"
+timeout 60 python3 benchmarks/bench_fused_kernel.py --pipelined 10 --repeats 50 2>&1 \
+  | tee "$OUT/fused_kernel.txt"
+timeout 60 python3 benchmarks/bench_layers.py --device cuda --size 8192 8192 --pipelined 10 \
+  --repeats 50 --only unit 2>&1 | tee "$OUT/bench_unit_8192.txt"
+date -u | tee -a "$OUT/gpu.txt"
+
+for variant in $VARIANTS; do
+  budget=$(left)
+  [ "$budget" -gt 30 ] || break
+  echo "ptb medium $variant: ${budget}s left" | tee -a "$OUT/ptb.log"
+  timeout "$budget" python3 -c \
+    'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
+    ptb --data-dir "$DATA" --size medium --variant "$variant" --output-noise --mc-samples 10 \
+    --device cuda --results "$OUT/results" >> "$OUT/ptb.log" 2>&1
+  echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
+done
+tail -5 "$OUT/ptb.log"
