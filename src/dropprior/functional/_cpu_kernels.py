@@ -387,7 +387,7 @@ def _beta_two_two(word: int, unused_a: float, unused_b: float) -> float:
     """Beta(2, 2) by its inverse CDF, ξ = ½ + sin(arcsin(2U − 1)/3), as the Triton kernel
     computes it (Cephes' arcsine, sine and cosine polynomials; no cancellation as ξ → 0)."""
     u = _uniform(word)
-    m = min(u, _f32(1.0) - u)
+    m = u if u < _f32(0.5) else _f32(1.0) - u
     big = m < _f32(0.25)
     a = _f32(1.0) - _f32(2.0) * m
     z = m if big else a * a
