@@ -28,6 +28,9 @@ from dropprior.noise import (
 
 LAWS = {
     **example_laws(),  # one of every registered law, shared with the tests
+    # the anchor laws: Beta(2, 2) (one word, inverse CDF) and m = 2 (an exact sum)
+    "beta(2,2)": Beta(2.0, 2.0),
+    "inverse_nakagami m=2": InverseNakagami(shape=2.0, spread=1.0),
     # gamma shapes that are not half-integers: rejection sampling
     "inverse_nakagami m=2.3": InverseNakagami(shape=2.3, spread=1.0),
     "beta(2.5,1.7)": Beta(2.5, 1.7),

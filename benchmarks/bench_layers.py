@@ -38,6 +38,9 @@ from dropprior.noise import (
 
 LAWS = {
     **example_laws(),  # one of every registered law, shared with the tests
+    # the GPU issue's anchor laws: Beta(2, 2) (one word, inverse CDF) and m = 2 (an exact sum)
+    "beta_2_2": Beta(2.0, 2.0),
+    "inv_nakagami_2": InverseNakagami(shape=2.0, spread=1.0),
     # gamma shapes that are not half-integers: rejection sampling (the general path on CPU)
     "inv_nakagami_2.3": InverseNakagami(shape=2.3, spread=1.0),
     "beta_2.5_1.7": Beta(2.5, 1.7),

@@ -6,16 +6,18 @@
 #
 #   bash scripts/gpu_session.sh DATA_DIR SECONDS [VARIANT ...]     (default variant: tied)
 #
-# Writes to $OUT (the device tool brings it back; at most 8 files): gpu.txt, pytest.txt,
-# fused_kernel.txt, bench_unit_8192.txt, ptb.log and results/ptb/*.json. Copy the records into
-# results/ptb/ and run `dropprior report`.
+# Writes to $OUT (the device tool brings it back; at most 8 files, plain names): gpu.txt,
+# pytest.txt, fused_kernel.txt, bench_unit_8192.txt, ptb.log and ptb_records.tar, the PTB records
+# (their names hold '=', which the tool does not bring back), refreshed every 30 s. Unpack it
+# into results/ (`tar -xf ptb_records.tar -C results`) and run `dropprior report`.
 set -u
 DATA=$1
 DEADLINE=$(( $(date +%s) + $2 ))
 shift 2
 VARIANTS=${*:-tied}
 OUT=${OUT:-/tmp/gpu_session}
-mkdir -p "$OUT/results"
+RESULTS=$(mktemp -d)
+mkdir -p "$OUT" "$RESULTS/ptb"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 left() { echo $(( DEADLINE - $(date +%s) )); }
 
@@ -32,6 +34,10 @@ timeout 60 python3 benchmarks/bench_layers.py --device cuda --size 8192 8192 --p
   --repeats 50 --only unit 2>&1 | tee "$OUT/bench_unit_8192.txt"
 date -u | tee -a "$OUT/gpu.txt"
 
+pack() { tar -cf "$OUT/ptb_records.tar.part" -C "$RESULTS" ptb && \
+  mv "$OUT/ptb_records.tar.part" "$OUT/ptb_records.tar"; }
+( while sleep 30; do pack; done ) &
+PACKER=$!
 for variant in $VARIANTS; do
   budget=$(left)
   [ "$budget" -gt 30 ] || break
@@ -39,7 +45,9 @@ for variant in $VARIANTS; do
   timeout "$budget" python3 -c \
     'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
     ptb --data-dir "$DATA" --size medium --variant "$variant" --output-noise --mc-samples 10 \
-    --device cuda --results "$OUT/results" >> "$OUT/ptb.log" 2>&1
+    --device cuda --results "$RESULTS" >> "$OUT/ptb.log" 2>&1
   echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
 done
+kill $PACKER 2>/dev/null
+pack
 tail -5 "$OUT/ptb.log"

@@ -4,25 +4,29 @@
 #
 #   bash scripts/ptb_gpu.sh [SIZE] [DATA_DIR]      (SIZE: zaremba-small (default) or medium)
 #
-# Records go to $OUT/results/ptb/ when $OUT is set (the device tool brings $OUT back), else to
-# results/ptb/. A variant whose record exists there is read, not rerun, and one stopped by the
-# command's time limit resumes from its last epoch (runs/ptb/ holds the checkpoints while the
-# machine stays warm), so a rerun goes on. Run `dropprior report` after copying the records
-# into results/ptb/.
+# Records go to results/ptb/, and, when $OUT is set (the device tool brings $OUT back), also to
+# $OUT/ptb_records.tar, refreshed every 30 s (the records' names hold '=', which the tool does
+# not bring back as files): unpack it with `tar -xf ptb_records.tar -C results`. A variant whose
+# record exists in results/ptb/ is read, not rerun, and one stopped by the command's time limit
+# resumes from its last epoch (runs/ptb/ holds the checkpoints while the machine stays warm), so
+# a rerun goes on. Run `dropprior report` after unpacking. On an H200 one medium variant (2 x 650,
+# 39 epochs) takes about 8-9 minutes (benchmarks/results/h200-2026-12-04/).
 set -euo pipefail
 SIZE=${1:-zaremba-small}
 DATA=${2:-${DROPPRIOR_DATA_DIR:-../shared/data}}
-RESULTS=${OUT:+$OUT/results}
-RESULTS=${RESULTS:-results}
-mkdir -p "$RESULTS"
-if [ -d results/ptb ] && [ "$RESULTS" != results ]; then
-    mkdir -p "$RESULTS/ptb" && cp -n results/ptb/*.json "$RESULTS/ptb/" 2>/dev/null || true
+mkdir -p results/ptb
+if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT"
+    pack() { tar -cf "$OUT/ptb_records.tar.part" -C results ptb && \
+        mv "$OUT/ptb_records.tar.part" "$OUT/ptb_records.tar"; }
+    ( while sleep 30; do pack; done ) &
+    trap pack EXIT
 fi
 # the checkout's own package, whether or not it is installed on the machine
 ptb() {
-    PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python -c \
+    PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python3 -c \
         'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
-        ptb --data-dir "$DATA" --size "$SIZE" --device cuda --results "$RESULTS" \
+        ptb --data-dir "$DATA" --size "$SIZE" --device cuda --results results \
         --checkpoint-dir runs/ptb "$@"
 }
 ptb --variant none zaremba gal tied untied
