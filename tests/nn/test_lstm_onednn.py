@@ -1,16 +1,53 @@
 """The untied LSTM's float32 CPU path through oneDNN (``functional._onednn``): the same layer as
-the float64 path (gradient-checked in test_lstm_bptt.py) and as nn.LSTM, gradients included."""
+the float64 path (gradient-checked in test_lstm_bptt.py) and as nn.LSTM, gradients included.
+The input projections take oneDNN from a size on (``_lstm._ONEDNN_MIN_MACS``); these tests set
+that size to 0 so that their small layers take it too, except the test of the dispatch itself."""
 
 import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
+import dropprior.functional._lstm as lstm
 import dropprior.functional._onednn as onednn
 from dropprior.functional import gate_projections, lstm_recurrence
 
 pytestmark = pytest.mark.skipif(not onednn.enabled(),
                                 reason="torch's oneDNN linear ops are not available here")
+
+
+@pytest.fixture(autouse=True)
+def _onednn_at_every_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.name != "test_input_projections_take_onednn_from_a_size_on":
+        monkeypatch.setattr(lstm, "_ONEDNN_MIN_MACS", 0)
+
+
+def test_input_projections_take_onednn_from_a_size_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ``_ONEDNN_MIN_MACS`` multiply-adds per gate group the batched torch product, from it
+    on oneDNN; both give the same projections."""
+    calls = []
+    apply = lstm.GateProjection.apply
+
+    def counted(*args):  # noqa: ANN002, ANN202
+        calls.append(args[0].shape)
+        return apply(*args)
+
+    monkeypatch.setattr(lstm.GateProjection, "apply", counted)
+    hidden, d = 64, 64
+    w, b = torch.randn(4 * hidden, d), torch.randn(4 * hidden)
+    small = torch.randn(2, 3, d)
+    steps = -(-lstm._ONEDNN_MIN_MACS // (3 * d * hidden))  # the first T at the threshold
+    large = torch.randn(steps, 3, d)
+    noise = torch.rand(4, 3, d)
+    out_small = gate_projections(small, w, b, noise)
+    assert calls == []
+    out_large = gate_projections(large, w, b, noise)
+    assert calls == [large.shape]
+    monkeypatch.setattr(lstm, "_ONEDNN_MIN_MACS", 10**18)  # the batched product, for reference
+    assert_close(out_large, gate_projections(large, w, b, noise), rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(lstm, "_ONEDNN_MIN_MACS", 0)
+    assert_close(out_small, gate_projections(small, w, b, noise), rtol=1e-4, atol=1e-4)
+    assert len(calls) == 2
 
 
 def _layer(x, w_ih, b_ih, w_hh, b_hh, noise, rec, h0, c0):

@@ -37,6 +37,12 @@ __all__ = ["GateProjection", "gate_projections", "lstm_layer", "lstm_recurrence"
            "untied_lstm_fused"]
 
 
+# Multiply-adds per noise group (T·N·D·rows) from which the G products go through oneDNN
+# (GateProjection) rather than one batched torch product: below it the batched product is the
+# faster on this project's CPUs (both thread counts), above it oneDNN is (docs/layers/benchmarks.md).
+_ONEDNN_MIN_MACS = 48 * 2**20
+
+
 def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
                      gate_noise: Tensor) -> Tensor:
     r"""Input projections x_t Ξ_g W_gᵀ + b_ih for every time step at once.
@@ -56,10 +62,10 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
     if groups not in (1, 4):
         raise ValueError(f"gate_noise must have 4 (untied) or 1 (tied) rows in its first "
                          f"dimension, got shape {tuple(gate_noise.shape)}")
-    if onednn.usable(x, weight_ih, gate_noise):
-        return GateProjection.apply(x, weight_ih, bias_ih, gate_noise)
     t, n, d = x.shape
     rows = weight_ih.shape[0] // groups
+    if t * n * d * rows >= _ONEDNN_MIN_MACS and onednn.usable(x, weight_ih, gate_noise):
+        return GateProjection.apply(x, weight_ih, bias_ih, gate_noise)
     scaled = _gate_inputs(x, gate_noise)  # (G, T·N, D)
     weight = weight_ih.view(groups, rows, d).transpose(1, 2)
     if bias_ih is None:
