@@ -10,9 +10,11 @@ Because Ξ_g does not depend on t, the input projections of *all* time steps are
 time, which is unavoidable once the input projection differs per example and gate. Its backward
 is hand-written (:mod:`dropprior.functional._bptt`): the gradient of U is one matrix product over
 all steps, as in torch's fused LSTM, instead of one per step. Optional recurrent noise ξ^h
-multiplies h_{t-1} (rows of U), also once per sequence. For float32 CPU tensors the products of
-both, forward and backward, go through oneDNN (:mod:`dropprior.functional._onednn`,
-:class:`GateProjection`), the library of torch's own fused LSTM, instead of torch's BLAS.
+multiplies h_{t-1} (rows of U), also once per sequence. For float32 CPU tensors the recurrence's
+products, forward and backward, go through oneDNN (:mod:`dropprior.functional._onednn`), the
+library of torch's own fused LSTM, instead of torch's BLAS; so do the input projections
+(:class:`GateProjection`) from ``_ONEDNN_MIN_MACS`` multiply-adds per gate group on, below which
+one batched torch product is the faster.
 
 On CUDA that per-step loop is bound by kernel launches, so :func:`untied_lstm_fused` runs the same
 layer through torch's fused (cuDNN) LSTM instead: the input widened to 4·D features, gate g's
@@ -39,7 +41,7 @@ __all__ = ["GateProjection", "gate_projections", "lstm_layer", "lstm_recurrence"
 
 # Multiply-adds per noise group (T·N·D·rows) from which the G products go through oneDNN
 # (GateProjection) rather than one batched torch product: below it the batched product is the
-# faster on this project's CPUs (both thread counts), above it oneDNN is (docs/layers/benchmarks.md).
+# faster on this project's CPUs, above it oneDNN (benchmarks/bench_gate_projection.py).
 _ONEDNN_MIN_MACS = 48 * 2**20
 
 
