@@ -82,6 +82,19 @@ def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
     assert chosen == {id(small_b)}
     assert compared == {id(r) for r in rows}
     assert _lenet_chosen(rows) == (set(), set())
+    # a rerun with another seed joins the same choice: chosen only if its validation error is
+    # lower, whatever its test error
+    reseeded = _lenet_record(20, 1e-3, "130-90-30", valid=0.0182, loss=0.05)
+    reseeded["config"]["seed"] = 1
+    for r in rows:
+        r["config"]["seed"] = 0
+    chosen, compared = _lenet_chosen_on_validation([*rows, reseeded])
+    assert chosen == {id(small_b)} and id(reseeded) in compared
+    from dropprior.experiments.report import _lenet_inference
+    assert _lenet_inference(reseeded["config"]) == "map, β=20, seed 1"
+    assert _lenet_inference(small_b["config"]) == "map, β=20"
+    reseeded["metrics"]["valid_error_fine_tuned"] = 0.017
+    assert _lenet_chosen_on_validation([*rows, reseeded])[0] == {id(reseeded)}
     # without a validation error the fine-tune loss chooses among fine-tune settings only
     for r in rows:
         r["metrics"].pop("valid_error_pruned")

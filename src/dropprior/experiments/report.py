@@ -98,9 +98,10 @@ def _lenet_rule(config: dict[str, Any]) -> str:
 
 def _lenet_inference(config: dict[str, Any]) -> str:
     """The inference of a LeNet record with its training options (the local reparametrization,
-    a prior weight β ≠ 1); records from before these settings had neither."""
+    a prior weight β ≠ 1, a seed ≠ 0); records from before these settings had none."""
     return (config["inference"] + (", lrt" if config.get("local_reparam") else "")
-            + (f", β={config['prior_weight']:g}" if config.get("prior_weight", 1) != 1 else ""))
+            + (f", β={config['prior_weight']:g}" if config.get("prior_weight", 1) != 1 else "")
+            + (f", seed {config['seed']}" if config.get("seed", 0) != 0 else ""))
 
 
 def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -124,8 +125,9 @@ def _lenet_fine_tune(config: dict[str, Any], metrics: dict[str, Any]) -> str:
 
 _FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tune_schedule",
               "fine_tune_noise")
-#: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_chosen_on_validation`)
-_CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", *_FINE_TUNE)
+#: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_chosen_on_validation`);
+#: the seed too, so that a run repeated with other seeds joins its choice, not a choice of its own
+_CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", "seed", *_FINE_TUNE)
 
 
 def _settings_but(config: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -162,8 +164,8 @@ def _lenet_final(metrics: dict[str, Any], split: str) -> float:
 
 def _lenet_chosen_on_validation(rows: list[dict[str, Any]]) -> tuple[set[int], set[int]]:
     """(chosen, compared) over records that differ only in the prior weight β, the training
-    epochs and schedule and their fine-tune settings (:data:`_CHOSEN_ON_VALIDATION`) and report
-    a validation error (groups of at least two): in each, the one with the lowest final
+    epochs and schedule, the seed and their fine-tune settings (:data:`_CHOSEN_ON_VALIDATION`)
+    and report a validation error (groups of at least two): in each, the one with the lowest final
     validation error among those small enough for the target (:func:`_lenet_small_enough`), and
     every record so compared."""
     def group(r: dict[str, Any]) -> str:
@@ -229,7 +231,8 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "others say \"not chosen\" (the choice sees no test image). \"Valid\" is the error "
            "on `--validation` training images held out from the fit (unpruned, then as the "
            "target is judged: fine-tuned, or pruned); where records differ only in β, the "
-           "training epochs and schedule and their fine-tune settings and report it, ✔ there "
+           "training epochs and schedule, the seed and their fine-tune settings and report it, "
+           "✔ there "
            "marks the one with the lowest final validation error among those small enough for "
            "the target, and it alone is judged against the target (the others say \"not "
            "chosen\").\n\n",
