@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU session in one command, within a deadline: the fused kernel's CUDA tests and its
 # benchmarks first (short), then PTB at Zaremba's medium size (2 x 650, 39 epochs) for the
-# variants named, one after the other, with whatever time is left. Every PTB record is rewritten
+# variants named, one after the other, with whatever time is left (the preset's settings, as
+# scripts/ptb_gpu.sh runs them, so that the records join one table). Every PTB record is rewritten
 # after each epoch, so a variant stopped by the deadline comes back as a partial record.
 #
 #   bash scripts/gpu_session.sh DATA_DIR SECONDS [VARIANT ...]     (default variant: tied)
@@ -50,8 +51,8 @@ for variant in $VARIANTS; do
   echo "ptb medium $variant: ${budget}s left" | tee -a "$OUT/ptb.log"
   timeout "$budget" python3 -c \
     'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
-    ptb --data-dir "$DATA" --size medium --variant "$variant" --output-noise --mc-samples 10 \
-    --device cuda --results "$RESULTS" >> "$OUT/ptb.log" 2>&1
+    ptb --data-dir "$DATA" --size medium --variant "$variant" --device cuda \
+    --results "$RESULTS" >> "$OUT/ptb.log" 2>&1
   echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
 done
 kill $PACKER 2>/dev/null

@@ -20,7 +20,8 @@ if [ -n "${OUT:-}" ]; then
     pack() { tar -cf "$OUT/ptb_records.tar.part" -C results ptb && \
         mv "$OUT/ptb_records.tar.part" "$OUT/ptb_records.tar"; }
     ( while sleep 30; do pack; done ) &
-    trap pack EXIT
+    PACKER=$!
+    trap 'kill $PACKER 2>/dev/null; pack' EXIT
 fi
 # the checkout's own package, whether or not it is installed on the machine
 ptb() {
