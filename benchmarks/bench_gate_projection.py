@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from dropprior.functional._lstm import GateProjection, _gate_inputs
+from dropprior.functional._lstm import GateProjection, batched_gate_projections
 
 SHAPES = [(20, 20, 200, 200, 4), (35, 20, 200, 200, 4), (20, 20, 200, 200, 1),
           (35, 20, 300, 300, 4), (20, 20, 400, 400, 4), (35, 20, 400, 400, 4),
@@ -29,15 +29,12 @@ def bench(t: int, n: int, d: int, hidden: int, groups: int, repeats: int) -> tup
     b = torch.randn(4 * hidden, requires_grad=True)
     noise = (torch.rand(groups, n, d) < 0.8).float() / 0.8
     grad = torch.randn(t, n, 4 * hidden)
-    rows = 4 * hidden // groups
 
     def onednn() -> None:
         GateProjection.apply(x, w, b, noise).backward(grad)
 
     def batched() -> None:
-        out = torch.baddbmm(b.view(groups, 1, rows), _gate_inputs(x, noise),
-                            w.view(groups, rows, d).transpose(1, 2))
-        out.view(groups, t, n, rows).permute(1, 2, 0, 3).reshape(t, n, 4 * hidden).backward(grad)
+        batched_gate_projections(x, w, b, noise).backward(grad)
 
     steps = (onednn, batched)
     for step in steps:

@@ -68,6 +68,16 @@ def gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
     rows = weight_ih.shape[0] // groups
     if t * n * d * rows >= _ONEDNN_MIN_MACS and onednn.usable(x, weight_ih, gate_noise):
         return GateProjection.apply(x, weight_ih, bias_ih, gate_noise)
+    return batched_gate_projections(x, weight_ih, bias_ih, gate_noise)
+
+
+def batched_gate_projections(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None,
+                             gate_noise: Tensor) -> Tensor:
+    """:func:`gate_projections` as one batched torch product over the G noise groups (autograd
+    backward), whatever the size and device; shapes as there."""
+    t, n, d = x.shape
+    groups = gate_noise.shape[0]
+    rows = weight_ih.shape[0] // groups
     scaled = _gate_inputs(x, gate_noise)  # (G, T·N, D)
     weight = weight_ih.view(groups, rows, d).transpose(1, 2)
     if bias_ih is None:
