@@ -69,7 +69,11 @@ def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
     """Records that differ in β, epochs and fine-tune settings are one choice on the validation
     error, among those small enough (≤ a third of each layer); the fine-tune-loss choice leaves
     records with a validation error alone, so it cannot overrule that choice."""
-    from dropprior.experiments.report import _lenet_chosen, _lenet_chosen_on_validation
+    from dropprior.experiments.report import (
+        _lenet_chosen,
+        _lenet_chosen_on_validation,
+        _lenet_inference,
+    )
 
     small_a = _lenet_record(20, 3e-4, "130-90-30", valid=0.020, loss=0.05)
     small_b = _lenet_record(20, 1e-3, "130-90-30", valid=0.018, loss=0.07)
@@ -90,7 +94,6 @@ def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
         r["config"]["seed"] = 0
     chosen, compared = _lenet_chosen_on_validation([*rows, reseeded])
     assert chosen == {id(small_b)} and id(reseeded) in compared
-    from dropprior.experiments.report import _lenet_inference
     assert _lenet_inference(reseeded["config"]) == "map, β=20, seed 1"
     assert _lenet_inference(small_b["config"]) == "map, β=20"
     reseeded["metrics"]["valid_error_fine_tuned"] = 0.017

@@ -232,10 +232,9 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "on `--validation` training images held out from the fit (unpruned, then as the "
            "target is judged: fine-tuned, or pruned); where records differ only in β, the "
            "training epochs and schedule, the seed and their fine-tune settings and report it, "
-           "✔ there "
-           "marks the one with the lowest final validation error among those small enough for "
-           "the target, and it alone is judged against the target (the others say \"not "
-           "chosen\").\n\n",
+           "✔ there marks the one with the lowest final validation error among those small "
+           "enough for the target, and it alone is judged against the target (the others say "
+           "\"not chosen\").\n\n",
            "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
            "valid | kept | params | FLOPs | meets target | note |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
