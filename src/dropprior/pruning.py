@@ -1,7 +1,9 @@
 r"""Genuine pruning: remove the groups the prior switched off and return a smaller model.
 
 :func:`prune` ranks each noisy layer's groups by :func:`dropprior.relevance` and keeps
-either a fraction of them (``keep=``) or those scoring above a ``threshold=``. Removal is real:
+either a fraction of them (``keep=``) or those scoring above a ``threshold=`` (``"auto"``: those
+the fit kept); ``max_kept=`` caps a layer at a size budget, its highest-ranked groups. Removal is
+real:
 
 * an input unit of a unit-structured :class:`~dropprior.nn.NoisyLinear` at position i of an
   ``nn.Sequential`` deletes that column of its weight **and** the row (and bias entry) of the
@@ -192,6 +194,26 @@ def _choose(scores: Tensor, keep: float | None, threshold: float | None, name: s
         raise ValueError(f"threshold={threshold} removes every group of layer {name!r} (its "
                          f"largest score is {float(s.max()):.4g}); use a lower threshold or keep=")
     return index
+
+
+def _check_caps(max_kept: dict[str, int] | None) -> dict[str, int]:
+    if max_kept is None:
+        return {}
+    if not isinstance(max_kept, dict):
+        raise TypeError("max_kept must be a dict {layer name: most groups kept}, got "
+                        f"{type(max_kept).__name__}")
+    for name, n in max_kept.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"max_kept[{name!r}] must be an integer >= 1, got {n!r}")
+    return {str(k): v for k, v in max_kept.items()}
+
+
+def _cap(index: Tensor, ranks: Tensor, n: int) -> Tensor:
+    """Of the chosen groups ``index``, the (at most) ``n`` with the highest ``ranks``, sorted."""
+    if index.numel() <= n:
+        return index
+    r = ranks.reshape(-1)[index]
+    return torch.sort(index[torch.argsort(r, descending=True, stable=True)[:n]]).values
 
 
 # ---- surgery on single modules -------------------------------------------------------------
@@ -546,7 +568,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
           fine_tune: Callable[[nn.Module], object] | None = None,
           data: tuple[nn.Module, Tensor, Tensor] | None = None,
           sigma0: float = 1.0, decisions: dict[str, Tensor] | None = None,
-          prior_weight: float = 1.0, mean_inputs: Tensor | None = None) -> PruneResult:
+          prior_weight: float = 1.0, mean_inputs: Tensor | None = None,
+          max_kept: dict[str, int] | None = None) -> PruneResult:
     """Remove low-relevance groups from an ``nn.Sequential``: a genuinely smaller model.
 
     What is removed, per kind of noisy layer at the top level of the Sequential:
@@ -607,6 +630,10 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
             mean_replacement=True)``). The pruned model
             then equals, in eval mode, the unpruned one with those inputs held at their means
             (for a conv, exactly so without padding). None: removal means zero.
+        max_kept: ``{layer name: n}``, a size budget: of the groups the rule keeps in that layer
+            (``threshold``, ``"auto"`` or ``keep``), at most the n with the highest relevance
+            (``relevance(model, by=by)``: with learned scales, the learned scale), the others
+            removed too. Layers not named are not capped; ADD blocks cannot be.
 
     Returns:
         a :class:`PruneResult`.
@@ -617,6 +644,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         raise ValueError("give exactly one of keep (a fraction) and threshold (a score)")
     if keep is not None and (isinstance(keep, bool) or not 0.0 < float(keep) <= 1.0):
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
+    caps = _check_caps(max_kept)
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"prune() supports nn.Sequential models, got {type(model).__name__}; "
                         "read relevance(model) and rebuild the model by hand")
@@ -651,10 +679,11 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         scores = relevance(model, by=by, scale=scale)
     base: Any = collapse(copy.deepcopy(model)) if has_scales(model) else model
     targets = list(scores) if layers is None else list(layers)
-    for name in targets:
+    for name in [*targets, *caps]:
         if name not in scores:
             raise ValueError(f"layer {name!r} is not a noisy layer of the model; noisy layers: "
                              f"{list(scores)}")
+    ranks = relevance(model, by=by, scale=scale) if auto and caps else scores
     children = list(base)
     if example_input is None:
         first: Any = next((m for m in children if _is_linear(m) or _is_conv(m)), None)
@@ -669,6 +698,11 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     kept: dict[str, Tensor] = {}
     block_names = [n for n in targets if "." not in n and isinstance(children[int(n)], Residual)
                    and children[int(n)].structure in ("layer", "unit+layer")]
+    for name in caps:
+        if name in block_names or name not in targets:
+            raise ValueError(f"max_kept names layer {name!r}, which is "
+                             + ("an ADD block (blocks are not capped)" if name in block_names
+                                else f"not among the pruned layers {targets}"))
     if block_names:
         block_scores = torch.cat([scores[n].reshape(1) for n in block_names])
         chosen = _choose(block_scores, keep, threshold, "residual blocks", allow_none=True)
@@ -706,6 +740,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
                              "units of ARD Residual blocks")
         per_group, cut = rule
         index = _choose(per_group(layer, scores[name]), keep, threshold, name, auto=auto)
+        if name in caps:
+            index = _cap(index, per_group(layer, ranks[name]), caps[name])
         if cut == "inputs":
             surgery.inputs(i, index, name)
         elif cut == "outputs":

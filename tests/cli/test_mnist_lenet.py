@@ -229,3 +229,39 @@ def test_fine_tune_noise_switch(data_dir, tmp_path, capsys, monkeypatch, noise) 
     with pytest.raises(ValueError, match="applies to inference='map'; inference='vi' trains "
                                          "without noise"):
         LenetSettings(fine_tune_epochs=1, fine_tune_noise=False)
+
+
+def test_max_kept_caps_each_layer_and_joins_the_validation_choice(data_dir, tmp_path,
+                                                                  capsys) -> None:
+    """--max-kept a,b,c keeps, per pruned layer, min(what the fit kept, the cap): the same
+    training (same seed) pruned with and without it. The capped record is small enough for the
+    target and the uncapped one is not, so among the two (they differ only in the budget) the
+    page chooses the capped one on validation, and its rule names the budget."""
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    base = ["mnist", "--arch", "lenet-300-100", "--inference", "map", "--epochs", "1",
+            "--train-size", "500", "--validation", "300", "--data-dir", str(data_dir),
+            "--results", str(results)]
+    kept = {}
+    for cap in ("", "200,90,30"):
+        assert main([*base, *(["--max-kept", cap] if cap else [])]) == 0
+        m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        kept[cap] = [int(n) for n in m["kept_architecture"].split("-")]
+    assert kept[""][1] > 100  # one epoch keeps most units: the cap binds
+    assert kept["200,90,30"] == [min(a, b) for a, b in zip(kept[""], (200, 90, 30), strict=True)]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/lenet.md"]
+    rows = [line for line in page.splitlines() if line.startswith("| lenet-300-100 | map")]
+    capped = [row for row in rows if "scale, at most 200-90-30" in row]
+    assert len(rows) == 2 and len(capped) == 1 and "✔" in capped[0]
+    assert "not chosen" in [row for row in rows if row not in capped][0]
+
+
+@pytest.mark.parametrize(("arch", "cap"), [
+    ("lenet-300-100", "261,100"), ("lenet-300-100", "261,101,33,1"),
+    ("lenet-300-100", "785,100,33"), ("lenet-5-caffe", "0,10,50"), ("lenet-5-caffe", "a,b,c")])
+def test_bad_max_kept_names_the_value(arch, cap) -> None:
+    with pytest.raises(ValueError, match=f"max_kept must be 3 comma-separated counts for "
+                                         f"{arch}'s pruned layers, each between 1 and its groups "
+                                         rf"\(.*\), got '{cap}'"):
+        LenetSettings(arch=arch, max_kept=cap)

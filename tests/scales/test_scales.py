@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import scipy.optimize
 import torch
@@ -269,6 +270,60 @@ def test_auto_pruning_equals_the_zeroed_point_model(inference) -> None:
     zeroed.eval(), result.model.eval()
     assert_close(result.model(x), zeroed(x))
     assert result.params_after < result.params_before
+
+
+def test_max_kept_caps_the_fits_choice_at_the_highest_scales() -> None:
+    model = _model()
+    scales.learn_scales(model, "log_uniform")
+    logs = torch.tensor([0.5, -12.0, 0.2, -12.0, 0.3], dtype=f64)  # the fit keeps 0, 2 and 4
+    with torch.no_grad():
+        model[0].parametrizations.weight[0].scales[0].log_scale[0] = logs
+    assert prune(model, threshold="auto").kept["0"].tolist() == [0, 2, 4]
+    result = prune(model, threshold="auto", max_kept={"0": 2})
+    expected = sorted(np.argsort(-logs.numpy(), kind="stable")[:2].tolist())  # 0 and 4
+    assert result.kept["0"].tolist() == expected == [0, 4]
+    zeroed = scales.collapse(copy.deepcopy(model))
+    with torch.no_grad():
+        zeroed[0].weight[:, [1, 2, 3]] = 0.0
+    x = torch.randn(9, 5, dtype=f64)
+    zeroed.eval(), result.model.eval()
+    assert_close(result.model(x), zeroed(x))
+    # a cap above what the fit keeps changes nothing
+    assert prune(model, threshold="auto", max_kept={"0": 4}).kept["0"].tolist() == [0, 2, 4]
+
+
+def test_max_kept_caps_conv_filters_by_their_scales() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(NoisyConv2d(1, 6, 3, LAW, "filter"), nn.ReLU(), nn.Flatten(),
+                          NoisyLinear(6 * 4 * 4, 3, LAW)).double()
+    scales.learn_scales(model, "log_uniform")
+    logs = torch.tensor([0.1, -0.4, 0.9, -12.0, 0.3, -0.2], dtype=f64)
+    layer_scales = model[0].parametrizations.weight[0].scales[0].log_scale
+    with torch.no_grad():
+        layer_scales.copy_(logs.reshape(layer_scales.shape))
+    example = torch.randn(2, 1, 6, 6, dtype=f64)
+    result = prune(model, threshold="auto", layers=["0"], max_kept={"0": 3},
+                   example_input=example)
+    assert result.kept["0"].tolist() == sorted(np.argsort(-logs.numpy())[:3].tolist())
+    zeroed = scales.collapse(copy.deepcopy(model))
+    with torch.no_grad():
+        zeroed[0].weight[[1, 3, 5]] = 0.0
+        zeroed[0].bias[[1, 3, 5]] = 0.0
+    zeroed.eval(), result.model.eval()
+    assert_close(result.model(example), zeroed(example))
+
+
+@pytest.mark.parametrize(("max_kept", "match"), [
+    ({"0": 0}, r"max_kept\['0'\] must be an integer >= 1, got 0"),
+    ({"0": 1.5}, r"max_kept\['0'\] must be an integer >= 1, got 1.5"),
+    ({"9": 1}, r"layer '9' is not a noisy layer"),
+    ({"2": 1}, r"max_kept names layer '2', which is an ADD block"),
+])
+def test_bad_max_kept_is_an_error(max_kept, match) -> None:
+    model = _model()
+    scales.learn_scales(model, "log_uniform")
+    with pytest.raises(ValueError, match=match):
+        prune(model, threshold="auto", max_kept=max_kept)
 
 
 def _zero_mean_law():

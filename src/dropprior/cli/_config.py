@@ -73,7 +73,7 @@ class Options:
         self.specs[dest] = _Spec(default, kind, choices, many, switch)
         if shown is None:
             shown = (" ".join(map(str, default)) if isinstance(default, (list, tuple))
-                     else str(default))
+                     else '""' if default == "" else str(default))
         text = f"{help} (default: {shown})"
         if switch:
             self.parser.add_argument(flag, dest=dest, default=None, help=text,

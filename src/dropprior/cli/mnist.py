@@ -40,6 +40,10 @@ _HELP = {
     "prior_weight": "β multiplying the prior (KL) term (1: the posterior; < 1 tempered)",
     "mean_replacement": "prune by mean replacement: hold each removed unit or channel at its "
     "mean over the training images (folded into the next map's bias) instead of at zero",
+    "max_kept": "a size budget: comma-separated counts, one per pruned layer (LeNet-300-100: "
+    "pixels,hidden 1,hidden 2; LeNet-5-Caffe: conv1 filters,conv2 filters,fc1 units), each "
+    "layer keeping at most that many of the groups the fit kept, those with the highest "
+    "learned scales (\"\": no cap)",
     "validation": "training images held out (disjoint from the training subset) for a "
     "validation error, unpruned, pruned and fine-tuned, to choose settings on; needs "
     "validation + train_size <= 60000",

@@ -15,7 +15,9 @@ likelihood), at learning rate ``lr``: constant, or with ``lr_schedule="cosine"``
 :func:`dropprior.cosine_lr` over ``epochs``. The test error is the point network's (VI:
 posterior means; MAP: w = s·z with the noise at its mean). Pruning is
 ``prune(threshold="auto")``: the groups the fit switched off, by ``rule`` (:data:`RULES`,
-:func:`dropprior.scales.kept_groups`), optionally followed by
+:func:`dropprior.scales.kept_groups`); with ``max_kept`` (a size budget, :func:`budget`) a
+layer keeps at most that many of the groups the fit kept, those with the highest learned scales
+(``prune(max_kept=)``); optionally followed by
 ``fine_tune_epochs`` of :func:`dropprior.fit` on the pruned point network (learning rate
 ``fine_tune_lr``, 0: ``lr``, constant or, with ``fine_tune_schedule="cosine"``,
 :func:`dropprior.cosine_lr` over ``fine_tune_epochs``; with ``fine_tune_patience`` = k > 0 a
@@ -51,8 +53,8 @@ from dropprior.experiments.records import added_setting
 from dropprior.noise import NoiseLaw
 from dropprior.training import LR_SCHEDULES, lr_schedule
 
-__all__ = ["ARCHS", "RULES", "LenetSettings", "build_lenet", "lenet_300_100", "run_lenet",
-           "run_and_record"]
+__all__ = ["ARCHS", "PRUNED", "RULES", "LenetSettings", "budget", "build_lenet", "lenet_300_100",
+           "run_lenet", "run_and_record"]
 
 RULES = {
     "auto": "VI: the evidence rule (a group pays for its KL); MAP: the scales' collapse",
@@ -96,6 +98,7 @@ class LenetSettings:
     validation: int = added_setting(0)
     lr_schedule: str = added_setting("constant")
     fine_tune_noise: bool = added_setting(True)
+    max_kept: str = added_setting("")
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -129,12 +132,39 @@ class LenetSettings:
         check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
         check_prior_weight(self.prior_weight)
+        budget(self.arch, self.max_kept)
         if self.inference == "map" and self.local_reparam:
             raise ValueError("local_reparam=True applies to variational weights "
                              "(inference='vi'); type-II MAP has none")
         if self.inference == "map" and self.rule != "auto":
             raise ValueError(f"rule={self.rule!r} decides variational groups; type-II MAP "
                              "(inference='map') is decided by its scales: pass rule='auto'")
+
+
+PRUNED = {"lenet-300-100": {"0": 784, "2": 300, "4": 100},
+          "lenet-5-caffe": {"0": 20, "2": 50, "7": 500}}
+"""The pruned layers of each network (names in the Sequential) and their number of groups:
+LeNet-300-100's input pixels and hidden units, LeNet-5-Caffe's conv filters and fc units."""
+
+
+def budget(arch: str, max_kept: str) -> dict[str, int]:
+    """``prune(max_kept=)`` of the comma-separated counts ``max_kept``, one per pruned layer of
+    ``arch`` (:data:`PRUNED`, in order); ``""``: no cap.
+
+    Raises:
+        ValueError: not one integer in [1, the layer's groups] per pruned layer.
+    """
+    if max_kept == "":
+        return {}
+    sizes = PRUNED[arch]
+    parts = max_kept.split(",")
+    counts = [int(p) for p in parts if p.strip().isdigit()]
+    if len(counts) != len(parts) or len(counts) != len(sizes) or not all(
+            1 <= n <= size for n, size in zip(counts, sizes.values(), strict=True)):
+        raise ValueError(f"max_kept must be {len(sizes)} comma-separated counts for {arch}'s "
+                         f"pruned layers, each between 1 and its groups "
+                         f"({','.join(map(str, sizes.values()))}), got {max_kept!r}")
+    return dict(zip(sizes, counts, strict=True))
 
 
 def lenet_300_100(law: NoiseLaw | None) -> nn.Sequential:
@@ -218,7 +248,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
     point = scales.collapse(copy.deepcopy(model))  # the point network (test and validation)
     error = point_error(point, x_test, y_test)
     example = x_test[:1]
-    layers = ["0", "2", "4"] if s.arch == "lenet-300-100" else ["0", "2", "7"]
+    layers = list(PRUNED[s.arch])
     metrics: dict[str, Any] = {"epochs_run": history.epochs_run, "test_error": error,
                                "train_seconds": round(seconds, 1)}
     if s.validation:
@@ -231,7 +261,7 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
                                    joint=s.rule == "joint", mean_replacement=means)
     try:
         result = prune(model, threshold="auto", layers=layers, example_input=example,
-                       decisions=decisions,
+                       decisions=decisions, max_kept=budget(s.arch, s.max_kept),
                        mean_inputs=x if s.mean_replacement or means else None)
     except ValueError as err:  # the fit switched a whole layer off: nothing left to run
         metrics["prune_error"] = str(err)

@@ -90,6 +90,8 @@ def _lenet_rule(config: dict[str, Any]) -> str:
     """The rule a LeNet record's groups were decided by; records from before the ``rule``
     setting used the SNR rule for VI."""
     means = ", means" if config.get("mean_replacement") else ""
+    if config.get("max_kept"):
+        means += ", at most " + config["max_kept"].replace(",", "-")
     if config["inference"] == "map":
         return "scale" + means
     rule = config.get("rule", "snr")
@@ -127,7 +129,8 @@ _FINE_TUNE = ("fine_tune_epochs", "fine_tune_lr", "fine_tune_patience", "fine_tu
               "fine_tune_noise")
 #: LeNet settings chosen on the ``--validation`` images (:func:`_lenet_chosen_on_validation`);
 #: the seed too, so that a run repeated with other seeds joins its choice, not a choice of its own
-_CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", "seed", *_FINE_TUNE)
+_CHOSEN_ON_VALIDATION = ("prior_weight", "epochs", "lr_schedule", "seed", "max_kept",
+                         *_FINE_TUNE)
 
 
 def _settings_but(config: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -220,7 +223,9 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "pruned so; `scale`: MAP "
            "scale ≥ 10⁻³); \", means\" removed the groups by mean replacement "
            "(`--mean-replacement`: each removed unit or channel held at its mean over the "
-           "training images, folded into the next map's bias) instead of at zero. "
+           "training images, folded into the next map's bias) instead of at zero; \", at most "
+           "a-b-c\" capped the pruned layers at a size budget (`--max-kept`): of the groups "
+           "the rule kept, at most that many per layer, those with the highest learned scales. "
            "\"Fine-tuned\" "
            "is the pruned network after `--fine-tune-epochs` of `fit` (with "
            "`--fine-tune-patience k`: stopped after k epochs without a better loss on a tenth "
@@ -231,7 +236,8 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "others say \"not chosen\" (the choice sees no test image). \"Valid\" is the error "
            "on `--validation` training images held out from the fit (unpruned, then as the "
            "target is judged: fine-tuned, or pruned); where records differ only in β, the "
-           "training epochs and schedule, the seed and their fine-tune settings and report it, "
+           "training epochs and schedule, the seed, the size budget and their fine-tune settings "
+           "and report it, "
            "✔ there marks the one with the lowest final validation error among those small "
            "enough for the target, and it alone is judged against the target (the others say "
            "\"not chosen\").\n\n",
