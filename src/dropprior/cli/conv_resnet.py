@@ -37,9 +37,14 @@ _HELP = {
     "background; 0: none)",
     "validation": "training images held out (disjoint from the training subset) for a "
     "validation error to choose settings on; needs validation + train_size <= 60000",
+    "fine_tune_epochs": "add / ard+add: epochs of fit on the pruned point network, with the "
+    "same random shifts (0: none); the training's checkpoint is shared with the run without it",
+    "fine_tune_lr": "learning rate of the fine-tune (0: --lr)",
+    "fine_tune_schedule": "the fine-tune's learning rate: constant, or cosine (annealed "
+    "towards 0 over --fine-tune-epochs)",
 }
 _CHOICES = {"variant": list(CONV_RESNET_VARIANTS), "rule": ["evidence", "joint"],
-            "lr_schedule": list(LR_SCHEDULES),
+            "lr_schedule": list(LR_SCHEDULES), "fine_tune_schedule": list(LR_SCHEDULES),
             "hyperprior": [k for k in HYPERPRIORS if k != "auto"]}
 
 
@@ -50,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a residual CNN on MNIST (conv, pool, K residual blocks of two 3x3 "
         "convolutions, pool, linear) without noise, with stochastic depth, or with learned "
         "block (ADD) and channel (ARD+ADD) scales by VI; prune the blocks the fit switched "
-        "off, and print the test error before and after, the blocks kept, parameters, FLOPs "
+        "off (then, optionally, fine-tune the pruned network), and print the test error "
+        "before and after, the blocks kept, parameters, FLOPs "
         "and training images per second. The result record (JSON) goes to "
         "RESULTS/conv_resnet/, a partial one after every epoch; a run whose record exists is "
         "read, not rerun.",
@@ -76,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         line += (f", pruned {100 * m['test_error_pruned']:.2f}% with {m['blocks_kept']} of "
                  f"{m['blocks']} blocks kept; parameters {m['params_before']} -> "
                  f"{m['params_after']}, FLOPs {m['flops_before']} -> {m['flops_after']}")
+    if "test_error_fine_tuned" in m:
+        line += (f"; after {settings.fine_tune_epochs} fine-tune epochs "
+                 f"{100 * m['test_error_fine_tuned']:.2f}%")
     print(line)
     print(json.dumps(m))
     return 0

@@ -22,14 +22,17 @@ fit's own decisions (``prune(threshold="auto")`` with :func:`dropprior.scales.ke
 evidence rule on the training images, or ``rule="joint"``): a block the fit switched off is
 removed (``nn.Identity``; with ``mean_replacement`` an :class:`~dropprior.pruning.Offset` holding
 its mean contribution over the training images), and in a kept ARD+ADD block its switched-off
-input channels. Reported: test error (and, with held-out ``validation`` images, validation
-error) before and after pruning, the blocks kept, parameters and
-FLOPs (:func:`dropprior.pruning.count_flops`) before and after, and training images per second.
+input channels, optionally followed by a short fine-tune of the pruned point network
+(``fine_tune_epochs``). Reported: test error (and, with held-out ``validation`` images,
+validation error) before and after pruning (and after the fine-tune), the blocks kept,
+parameters and FLOPs (:func:`dropprior.pruning.count_flops`) before and after, and training
+images per second.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import tempfile
 import time
@@ -44,6 +47,7 @@ from torch import nn
 from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
+from dropprior.experiments.fine_tune import check_fine_tune, fine_tune
 from dropprior.experiments.records import added_setting
 from dropprior.training import LR_SCHEDULES, lr_schedule
 
@@ -82,6 +86,9 @@ class ConvResnetSettings:
     lr_schedule: str = added_setting("constant")
     validation: int = added_setting(0)
     augment: int = added_setting(0)
+    fine_tune_epochs: int = added_setting(0)
+    fine_tune_lr: float = added_setting(0.0)
+    fine_tune_schedule: str = added_setting("constant")
 
     def __post_init__(self) -> None:
         from dropprior.hyperpriors import HYPERPRIORS
@@ -99,6 +106,16 @@ class ConvResnetSettings:
         check_prior_weight(self.prior_weight)
         if not 0.0 <= self.drop < 1.0:
             raise ValueError(f"drop must lie in [0, 1), got {self.drop!r}")
+        check_fine_tune(self.fine_tune_epochs, self.fine_tune_lr, self.fine_tune_schedule)
+        if self.fine_tune_epochs and self.variant not in _LEARNED:
+            raise ValueError(f"fine_tune_epochs applies to the pruned variants {_LEARNED}; "
+                             f"variant={self.variant!r} is not pruned")
+
+    def training(self) -> ConvResnetSettings:
+        """These settings without the fine-tune: what the training (and its checkpoint)
+        depends on."""
+        return dataclasses.replace(self, fine_tune_epochs=0, fine_tune_lr=0.0,
+                                   fine_tune_schedule="constant")
 
 
 def build_conv_resnet(variant: str, blocks: int = 8, channels: int = 16,
@@ -215,6 +232,13 @@ def run_conv_resnet(s: ConvResnetSettings, data_dir: str | Path | None,
         "params_before": result.params_before, "params_after": result.params_after,
         "flops_before": result.flops_before, "flops_after": result.flops_after,
     })
+    if s.fine_tune_epochs:
+        fine_tune(result.model, x, y, epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
+                  schedule=s.fine_tune_schedule, sigma0=s.sigma0, batch_size=s.batch_size,
+                  seed=s.seed, batch_transform=shift if s.augment else None)
+        metrics["test_error_fine_tuned"] = point_error(result.model, x_test, y_test)
+        if s.validation:
+            metrics["valid_error_fine_tuned"] = point_error(result.model, x_val, y_val)
     return metrics
 
 
@@ -227,7 +251,7 @@ def run_and_record(s: ConvResnetSettings, command: str, data_dir: str | Path | N
     Returns (record, whether it was run now)."""
     from dropprior.experiments.records import checkpoint_file, run_recorded
 
-    checkpoint = checkpoint_file("conv_resnet", s, checkpoint_dir, root)
+    checkpoint = checkpoint_file("conv_resnet", s.training(), checkpoint_dir, root)
     return run_recorded("conv_resnet", s, command,
                         lambda report: run_conv_resnet(s, data_dir, checkpoint, report),
                         root, progress=True)

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice, check_int, check_prior_weight
 from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
+from dropprior.experiments.fine_tune import check_fine_tune, fine_tune
 from dropprior.experiments.records import added_setting
 from dropprior.noise import NoiseLaw
 from dropprior.training import LR_SCHEDULES, lr_schedule
@@ -111,24 +112,15 @@ class LenetSettings:
             check_int(name, getattr(self, name), 1)
         check_int("validation", self.validation, 0)
         check_held_out(self.train_size, self.validation)
-        check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
-        check_int("fine_tune_patience", self.fine_tune_patience, 0)
-        if not self.fine_tune_lr >= 0:
-            raise ValueError(f"fine_tune_lr must be >= 0 (0: lr), got {self.fine_tune_lr!r}")
-        check_choice("fine_tune_schedule", self.fine_tune_schedule, LR_SCHEDULES)
+        check_fine_tune(self.fine_tune_epochs, self.fine_tune_lr, self.fine_tune_schedule,
+                        self.fine_tune_patience)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        if self.fine_tune_schedule != "constant" and not self.fine_tune_epochs:
-            raise ValueError(f"fine_tune_schedule={self.fine_tune_schedule!r} applies to a "
-                             "fine-tune: give fine_tune_epochs > 0 as well")
         if not self.fine_tune_noise and not self.fine_tune_epochs:
             raise ValueError("fine_tune_noise=False applies to a fine-tune: give "
                              "fine_tune_epochs > 0 as well")
         if not self.fine_tune_noise and self.inference != "map":
             raise ValueError(f"fine_tune_noise=False applies to inference='map'; "
                              f"inference={self.inference!r} trains without noise")
-        if self.fine_tune_patience and not self.fine_tune_epochs:
-            raise ValueError("fine_tune_patience applies to a fine-tune: give fine_tune_epochs "
-                             "> 0 as well")
         check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
         check_prior_weight(self.prior_weight)
@@ -275,21 +267,16 @@ def run_lenet(s: LenetSettings, data_dir: str | Path | None,
         "flops_before": result.flops_before, "flops_after": result.flops_after,
     })
     if s.fine_tune_epochs:
-        stopping: dict[str, Any] = {} if not s.fine_tune_patience else \
-            {"validation": 0.1, "patience": s.fine_tune_patience}
         if not s.fine_tune_noise:
             scales.noise_off(result.model)
-        tuned = fit(result.model, Categorical(), x, y, sigma0=s.sigma0,
-                    epochs=s.fine_tune_epochs, lr=s.fine_tune_lr or s.lr,
-                    batch_size=s.batch_size, seed=s.seed, progress=False,
-                    lr_lambda=lr_schedule(s.fine_tune_schedule, s.fine_tune_epochs), **stopping)
+        tuned = fine_tune(result.model, x, y, epochs=s.fine_tune_epochs,
+                          lr=s.fine_tune_lr or s.lr, schedule=s.fine_tune_schedule,
+                          patience=s.fine_tune_patience, sigma0=s.sigma0,
+                          batch_size=s.batch_size, seed=s.seed)
         metrics["test_error_fine_tuned"] = point_error(result.model, x_test, y_test)
         if s.validation:
             metrics["valid_error_fine_tuned"] = point_error(result.model, x_val, y_val)
-        if s.fine_tune_patience:
-            metrics["fine_tune_epochs_run"] = tuned.epochs_run
-            metrics["fine_tune_best_epoch"] = tuned.best_epoch
-            metrics["fine_tune_valid_loss"] = min(tuned.val_loss)  # the best epoch's
+        metrics.update(tuned)
     return metrics
 
 
