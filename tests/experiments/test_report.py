@@ -103,3 +103,29 @@ def test_lenet_beta_and_fine_tune_are_chosen_together_on_validation() -> None:
         r["metrics"].pop("valid_error_pruned")
     chosen, compared = _lenet_chosen(rows)
     assert chosen == {id(small_a)} and compared == {id(small_a), id(small_b)}
+
+
+def test_lenet5_moonshot_is_chosen_on_validation_among_records_that_small() -> None:
+    """Among LeNet-5 records compared on validation, the moonshot line names the one with the
+    lowest final validation error of those at most 158K multiply–accumulates (a larger record's
+    lower validation error does not count), and says whether its test error is ≤ 1.0%."""
+    from dropprior.experiments.report import _lenet_moonshot
+
+    def record(cap: str, macs: int, valid: float, test: float) -> dict:
+        config = {"arch": "lenet-5-caffe", "inference": "map", "prior_weight": 30, "epochs": 40,
+                  "max_kept": cap, "fine_tune_epochs": 30, "validation": 10_000}
+        metrics = {"kept_architecture": "x", "valid_error": 0.012, "valid_error_pruned": 0.02,
+                   "valid_error_fine_tuned": valid, "test_error": 0.011,
+                   "test_error_pruned": 0.02, "test_error_fine_tuned": test,
+                   "flops_after": 2 * macs}
+        return {"config": config, "metrics": metrics}
+
+    big = record("6,10,500", 193_790, valid=0.0090, test=0.0080)
+    small = record("5,9,500", 154_318, valid=0.0099, test=0.0095)
+    smaller = record("4,9,500", 120_000, valid=0.0120, test=0.0090)
+    lines = _lenet_moonshot([big, small, smaller])
+    assert len(lines) == 1 and "at most 5-9-500" in lines[0]
+    assert lines[0].endswith("(154,318 multiply–accumulates): 0.95%, met.\n")
+    small["metrics"]["test_error_fine_tuned"] = 0.0101
+    assert _lenet_moonshot([big, small, smaller])[0].endswith("1.01%, not met.\n")
+    assert _lenet_moonshot([big]) == []
