@@ -129,3 +129,8 @@ def test_lenet5_moonshot_is_chosen_on_validation_among_records_that_small() -> N
     small["metrics"]["test_error_fine_tuned"] = 0.0101
     assert _lenet_moonshot([big, small, smaller])[0].endswith("1.01%, not met.\n")
     assert _lenet_moonshot([big]) == []
+    # a tie on validation is named beside the choice
+    smaller["metrics"]["valid_error_fine_tuned"] = 0.0099
+    (line,) = _lenet_moonshot([big, smaller, small])
+    assert "at most 4-9-500" in line and line.endswith(
+        "0.90%, met; tied on validation with map, β=30, scale, at most 5-9-500: 1.01%.\n")

@@ -194,17 +194,26 @@ def _lenet_moonshot(rows: list[dict[str, Any]]) -> list[str]:
     multiply–accumulates, and whether its test error is at most 1.0%."""
     pruned = [r for r in rows if r["config"]["arch"] == "lenet-5-caffe"
               and "prune_error" not in r["metrics"]]
-    chosen, _ = _lenet_chosen_on_validation(pruned, moonshot=True)
+    chosen, compared = _lenet_chosen_on_validation(pruned, moonshot=True)
+
+    def key(r: dict[str, Any]) -> str:
+        return _settings_but(r["config"], _CHOSEN_ON_VALIDATION)
+
     out = []
-    for r in pruned:
-        if id(r) in chosen:
-            c, m = r["config"], r["metrics"]
-            error = _lenet_final(m, "test")
-            out.append(f"- lenet-5-caffe moonshot, ≤ 1.0% at ≤ 158K multiply–accumulates "
-                       f"(BC-GHS's size), chosen on validation among the records that small: "
-                       f"{_lenet_inference(c)}, {_lenet_rule(c)}, {m['kept_architecture']} "
-                       f"({m['flops_after'] // 2:,} multiply–accumulates): "
-                       f"{100 * error:.2f}%, {'met' if error <= 0.010 else 'not met'}.\n")
+    for r in (r for r in pruned if id(r) in chosen):
+        c, m = r["config"], r["metrics"]
+        error = _lenet_final(m, "test")
+        ties = [t for t in pruned if t is not r and id(t) in compared and key(t) == key(r)
+                and _lenet_small_enough(t["config"], t["metrics"], moonshot=True)
+                and _lenet_final(t["metrics"], "valid") == _lenet_final(m, "valid")]
+        tied = "".join(f"; tied on validation with {_lenet_inference(t['config'])}, "
+                       f"{_lenet_rule(t['config'])}: "
+                       f"{100 * _lenet_final(t['metrics'], 'test'):.2f}%" for t in ties)
+        out.append(f"- lenet-5-caffe moonshot, ≤ 1.0% at ≤ 158K multiply–accumulates "
+                   f"(BC-GHS's size), chosen on validation among the records that small: "
+                   f"{_lenet_inference(c)}, {_lenet_rule(c)}, {m['kept_architecture']} "
+                   f"({m['flops_after'] // 2:,} multiply–accumulates): "
+                   f"{100 * error:.2f}%, {'met' if error <= 0.010 else 'not met'}{tied}.\n")
     return out
 
 
