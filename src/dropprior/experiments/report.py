@@ -161,10 +161,20 @@ def _lenet_small_enough(config: dict[str, Any], metrics: dict[str, Any],
     return metrics["flops_after"] / 2 <= (158_000 if moonshot else 217_000)  # the anchors' count
 
 
-def _lenet_final(metrics: dict[str, Any], split: str) -> float:
-    """The error the target is judged on: fine-tuned where there is a fine-tune, else pruned
-    (``split`` "test" or "valid")."""
-    return metrics.get(f"{split}_error_fine_tuned", metrics[f"{split}_error_pruned"])
+def _final_error(metrics: dict[str, Any], split: str) -> float:
+    """A record's error on ``split`` ("test" or "valid") of its final network, which its target
+    is judged on: fine-tuned where there is a fine-tune, else pruned where it was pruned, else
+    the trained one (LeNet and conv-resnet records alike)."""
+    for stage in ("_fine_tuned", "_pruned", ""):
+        if f"{split}_error{stage}" in metrics:
+            return float(metrics[f"{split}_error{stage}"])
+    raise KeyError(f"{split}_error")
+
+
+def _validation_group(record: dict[str, Any]) -> str:
+    """The LeNet records one validation choice compares: equal settings but for
+    :data:`_CHOSEN_ON_VALIDATION`."""
+    return _settings_but(record["config"], _CHOSEN_ON_VALIDATION)
 
 
 def _lenet_chosen_on_validation(rows: list[dict[str, Any]], moonshot: bool = False
@@ -174,17 +184,14 @@ def _lenet_chosen_on_validation(rows: list[dict[str, Any]], moonshot: bool = Fal
     and report a validation error (groups of at least two): in each, the one with the lowest final
     validation error among those small enough for the target (:func:`_lenet_small_enough`), and
     every record so compared."""
-    def group(r: dict[str, Any]) -> str:
-        return _settings_but(r["config"], _CHOSEN_ON_VALIDATION)
-
     def score(r: dict[str, Any]) -> float | None:
         small = _lenet_small_enough(r["config"], r["metrics"], moonshot)
-        return _lenet_final(r["metrics"], "valid") if small else None
+        return _final_error(r["metrics"], "valid") if small else None
 
     validated = [r for r in rows if "valid_error_pruned" in r["metrics"]]
-    sizes = Counter(group(r) for r in validated)
-    compared = [r for r in validated if sizes[group(r)] >= 2]
-    chosen, _ = _lowest_per_group(compared, group, score)
+    sizes = Counter(_validation_group(r) for r in validated)
+    compared = [r for r in validated if sizes[_validation_group(r)] >= 2]
+    chosen, _ = _lowest_per_group(compared, _validation_group, score)
     return chosen, {id(r) for r in compared}
 
 
@@ -195,20 +202,17 @@ def _lenet_moonshot(rows: list[dict[str, Any]]) -> list[str]:
     pruned = [r for r in rows if r["config"]["arch"] == "lenet-5-caffe"
               and "prune_error" not in r["metrics"]]
     chosen, compared = _lenet_chosen_on_validation(pruned, moonshot=True)
-
-    def key(r: dict[str, Any]) -> str:
-        return _settings_but(r["config"], _CHOSEN_ON_VALIDATION)
-
     out = []
     for r in (r for r in pruned if id(r) in chosen):
         c, m = r["config"], r["metrics"]
-        error = _lenet_final(m, "test")
-        ties = [t for t in pruned if t is not r and id(t) in compared and key(t) == key(r)
+        error = _final_error(m, "test")
+        ties = [t for t in pruned if t is not r and id(t) in compared
+                and _validation_group(t) == _validation_group(r)
                 and _lenet_small_enough(t["config"], t["metrics"], moonshot=True)
-                and _lenet_final(t["metrics"], "valid") == _lenet_final(m, "valid")]
+                and _final_error(t["metrics"], "valid") == _final_error(m, "valid")]
         tied = "".join(f"; tied on validation with {_lenet_inference(t['config'])}, "
                        f"{_lenet_rule(t['config'])}: "
-                       f"{100 * _lenet_final(t['metrics'], 'test'):.2f}%" for t in ties)
+                       f"{100 * _final_error(t['metrics'], 'test'):.2f}%" for t in ties)
         out.append(f"- lenet-5-caffe moonshot, ≤ 1.0% at ≤ 158K multiply–accumulates "
                    f"(BC-GHS's size), chosen on validation among the records that small: "
                    f"{_lenet_inference(c)}, {_lenet_rule(c)}, {m['kept_architecture']} "
@@ -296,8 +300,8 @@ def _lenet(records: list[dict[str, Any]]) -> str:
                        f"| — | — | no | prune refused: {m['prune_error']} {note} |\n")
             continue
         bound = 0.018 if c["arch"] == "lenet-300-100" else 0.010
-        meets = _lenet_final(m, "test") <= bound and _lenet_small_enough(c, m)
-        valid = (f"{100 * m['valid_error']:.2f}% / {100 * _lenet_final(m, 'valid'):.2f}%"
+        meets = _final_error(m, "test") <= bound and _lenet_small_enough(c, m)
+        valid = (f"{100 * m['valid_error']:.2f}% / {100 * _final_error(m, 'valid'):.2f}%"
                  if "valid_error_pruned" in m else "—")
         tuned = (f"{100 * m['test_error_fine_tuned']:.2f}% ({_lenet_fine_tune(c, m)})"
                  if "test_error_fine_tuned" in m else "—")
@@ -691,13 +695,13 @@ def _conv_resnet(records: list[dict[str, Any]]) -> str:
                 kept = f"{m['blocks_kept']} of {m['blocks']}"
                 params = f"{m['params_before']:,} → {m['params_after']:,}"
                 flops = f"{m['flops_before']:,} → {m['flops_after']:,}"
-                final = _conv_resnet_final(m, "test")
+                final = _final_error(m, "test")
                 meets = "yes" if (final <= 0.006 and _conv_resnet_selects(m) and
                                   final - m["test_error"] <= 0.001) else "no"
             if id(r) in compared and id(r) not in chosen:
                 meets = "not chosen"
             images = f"{speed:,.0f}" if speed else "—"
-            valid = (f"{100 * _conv_resnet_valid(m):.2f}%"
+            valid = (f"{100 * _final_error(m, 'valid'):.2f}%"
                      f"{' ✔' if id(r) in chosen else ''} | ") if held else ""
             out.append(f"| {variant} | {setting} | {m['epochs_run']} | {valid}"
                        f"{100 * m['test_error']:.2f}% | {pruned} | {tuned} | {kept} | {params} | "
@@ -718,20 +722,6 @@ def _conv_resnet_group(c: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         ("augment", c.get("augment", 0)))
 
 
-def _conv_resnet_final(m: dict[str, Any], split: str) -> float:
-    """A record's error on ``split`` ("test" or "valid") of its final network: fine-tuned where
-    there is a fine-tune, else pruned where it was pruned, else the trained one."""
-    for stage in ("_fine_tuned", "_pruned", ""):
-        if f"{split}_error{stage}" in m:
-            return float(m[f"{split}_error{stage}"])
-    raise KeyError(f"{split}_error")
-
-
-def _conv_resnet_valid(m: dict[str, Any]) -> float:
-    """The validation error a setting is chosen by: the final network's."""
-    return _conv_resnet_final(m, "valid")
-
-
 def _conv_resnet_selects(m: dict[str, Any]) -> bool:
     """Whether a finished run meets the selection part of the target: no blocks to prune
     (``plain``, ``stochastic_depth``), or at least a third of them switched off."""
@@ -746,7 +736,7 @@ def _chosen_on_validation(rows: list[dict[str, Any]]) -> tuple[set[int], set[int
         m = r["metrics"]
         if m.get("partial") or not _conv_resnet_selects(m):
             return None
-        return _conv_resnet_valid(m)
+        return _final_error(m, "valid")
 
     chosen, _ = _lowest_per_group(rows, lambda r: r["config"]["variant"], score)
     variants = {r["config"]["variant"] for r in rows if id(r) in chosen}
