@@ -112,10 +112,11 @@ class ConvResnetSettings:
                              f"variant={self.variant!r} is not pruned")
 
     def training(self) -> ConvResnetSettings:
-        """These settings without the fine-tune: what the training (and its checkpoint)
-        depends on."""
-        return dataclasses.replace(self, fine_tune_epochs=0, fine_tune_lr=0.0,
-                                   fine_tune_schedule="constant")
+        """These settings with every ``fine_tune_*`` field at its default: what the training
+        (and its checkpoint) depends on."""
+        defaults: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(self)
+                                    if f.name.startswith("fine_tune_")}
+        return dataclasses.replace(self, **defaults)
 
 
 def build_conv_resnet(variant: str, blocks: int = 8, channels: int = 16,
