@@ -41,10 +41,8 @@ if [ "${CHECKS:-1}" != 0 ]; then
   date -u | tee -a "$OUT/gpu.txt"
 fi
 
-pack() { tar -cf "$OUT/ptb_records.tar.part" -C "$RESULTS" ptb && \
-  mv "$OUT/ptb_records.tar.part" "$OUT/ptb_records.tar"; }
-( while sleep 30; do pack; done ) &
-PACKER=$!
+source "$(dirname "$0")/_ptb_records.sh"
+keep_packing_ptb_records "$RESULTS"
 for variant in $VARIANTS; do
   budget=$(left)
   [ "$budget" -gt 30 ] || break
@@ -55,6 +53,4 @@ for variant in $VARIANTS; do
     --results "$RESULTS" >> "$OUT/ptb.log" 2>&1
   echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
 done
-kill $PACKER 2>/dev/null
-pack
 tail -5 "$OUT/ptb.log"

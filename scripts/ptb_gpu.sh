@@ -17,11 +17,8 @@ DATA=${2:-${DROPPRIOR_DATA_DIR:-../shared/data}}
 mkdir -p results/ptb
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT"
-    pack() { tar -cf "$OUT/ptb_records.tar.part" -C results ptb && \
-        mv "$OUT/ptb_records.tar.part" "$OUT/ptb_records.tar"; }
-    ( while sleep 30; do pack; done ) &
-    PACKER=$!
-    trap 'kill $PACKER 2>/dev/null; pack' EXIT
+    source "$(dirname "$0")/_ptb_records.sh"
+    keep_packing_ptb_records results
 fi
 # the checkout's own package, whether or not it is installed on the machine
 ptb() {

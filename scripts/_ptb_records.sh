@@ -1,0 +1,17 @@
+# Sourced by scripts/gpu_session.sh and scripts/ptb_gpu.sh. The device tool does not bring back
+# files whose names hold '=', as the PTB records' do, so they come back as one tar in $OUT.
+#
+#   pack_ptb_records DIR        DIR/ptb/ into $OUT/ptb_records.tar (written whole, then renamed)
+#   keep_packing_ptb_records DIR
+#                               pack every 30 s in the background, and once more on exit
+
+pack_ptb_records() {
+  tar -cf "$OUT/ptb_records.tar.part" -C "$1" ptb && \
+    mv "$OUT/ptb_records.tar.part" "$OUT/ptb_records.tar"
+}
+
+keep_packing_ptb_records() {
+  ( while sleep 30; do pack_ptb_records "$1"; done ) &
+  PTB_PACKER=$!
+  trap 'kill $PTB_PACKER 2>/dev/null; pack_ptb_records "'"$1"'"' EXIT
+}
