@@ -7,6 +7,8 @@
 #
 #   bash scripts/gpu_session.sh DATA_DIR SECONDS [VARIANT ...]     (default variant: tied)
 #   CHECKS=0 bash scripts/gpu_session.sh ...                       (PTB only: no tests, benchmarks)
+#   PTB_ARGS="--output-noise" bash scripts/gpu_session.sh ...      (more `dropprior ptb` options,
+#                                                                    given to every variant)
 #
 # One medium variant takes about 8-9 minutes on an H200 (benchmarks/results/h200-2026-12-04/), so
 # one 10-minute call finishes one variant with CHECKS=0, none after the checks (about 2 minutes).
@@ -50,7 +52,7 @@ for variant in $VARIANTS; do
   timeout "$budget" python3 -c \
     'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
     ptb --data-dir "$DATA" --size medium --variant "$variant" --device cuda \
-    --results "$RESULTS" >> "$OUT/ptb.log" 2>&1
+    --results "$RESULTS" ${PTB_ARGS:-} >> "$OUT/ptb.log" 2>&1
   echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
 done
 tail -5 "$OUT/ptb.log"
