@@ -1,13 +1,16 @@
 """The untied LSTM's float32 CPU path through oneDNN (``functional._onednn``): the same layer as
 the float64 path (gradient-checked in test_lstm_bptt.py) and as nn.LSTM, gradients included.
-The input projections take oneDNN from a size on (``_lstm._ONEDNN_MIN_MACS``); these tests set
-that size to 0 so that their small layers take it too, except the test of the dispatch itself."""
+The input projections take oneDNN from a size on (``_lstm._ONEDNN_MIN_MACS``), and so do the
+recurrence's packed per-step products and the gradient of U (``_bptt._PACK_MIN_MACS``,
+``_bptt._ONEDNN_GRAD_MIN_ELEMENTS``); these tests set those sizes to 0 so that their small layers
+take oneDNN too, except the tests of the dispatch itself and the float32 runs below the sizes."""
 
 import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
+import dropprior.functional._bptt as bptt
 import dropprior.functional._lstm as lstm
 import dropprior.functional._onednn as onednn
 from dropprior.functional import gate_projections, lstm_recurrence
@@ -16,10 +19,15 @@ pytestmark = pytest.mark.skipif(not onednn.enabled(),
                                 reason="torch's oneDNN linear ops are not available here")
 
 
+_SIZES = [(lstm, "_ONEDNN_MIN_MACS"), (bptt, "_PACK_MIN_MACS"),
+          (bptt, "_ONEDNN_GRAD_MIN_ELEMENTS")]
+
+
 @pytest.fixture(autouse=True)
 def _onednn_at_every_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    if request.node.name != "test_input_projections_take_onednn_from_a_size_on":
-        monkeypatch.setattr(lstm, "_ONEDNN_MIN_MACS", 0)
+    if "from_a_size_on" not in request.node.name:
+        for module, name in _SIZES:
+            monkeypatch.setattr(module, name, 0)
 
 
 def test_input_projections_take_onednn_from_a_size_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +58,40 @@ def test_input_projections_take_onednn_from_a_size_on(monkeypatch: pytest.Monkey
     assert len(calls) == 2
 
 
+def test_recurrence_takes_onednn_from_a_size_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """U is packed for the per-step products (forward U, backward Uᵀ) from ``_PACK_MIN_MACS``
+    multiply-adds N·4H·H per step on, and the gradient of U goes through oneDNN from
+    ``_ONEDNN_GRAD_MIN_ELEMENTS`` elements of U on; below both, torch's products. Every
+    combination gives the same outputs and gradients."""
+    packs, grads = [], []
+    pack, linear = onednn.pack, onednn.linear
+    monkeypatch.setattr(onednn, "pack", lambda w, rows: packs.append(w.shape) or pack(w, rows))
+    monkeypatch.setattr(onednn, "linear", lambda *a: grads.append(a[1].shape) or linear(*a))
+    n, hidden = 3, 4
+    leaves = _leaves(n, False, seed=9)
+    proj = gate_projections(leaves[0], leaves[1], leaves[2], leaves[5].detach())
+    proj = proj.detach().requires_grad_()
+    w_hh, h0, c0 = leaves[3], leaves[7], leaves[8]
+    per_step = n * 4 * hidden * hidden
+    results = {}
+    for pack_at, grad_at in [(per_step + 1, w_hh.numel() + 1), (per_step, w_hh.numel())]:
+        monkeypatch.setattr(bptt, "_PACK_MIN_MACS", pack_at)
+        monkeypatch.setattr(bptt, "_ONEDNN_GRAD_MIN_ELEMENTS", grad_at)
+        packs.clear()
+        grads.clear()
+        out, (h, c) = lstm_recurrence(proj, w_hh, leaves[4], (h0, c0))
+        loss = (out * torch.linspace(-1, 1, hidden)).square().sum() + h.sum() + 2 * c.sum()
+        results[pack_at] = [out, *torch.autograd.grad(loss, [proj, w_hh, leaves[4], h0, c0])]
+        if pack_at > per_step:
+            assert packs == [] and grads == []
+        else:
+            assert packs == [(4 * hidden, hidden), (hidden, 4 * hidden)]  # U, then Uᵀ
+            assert grads == [(hidden, proj.shape[0] * n)]  # H̃ᵀ: the gradient of U
+    below, above = results.values()
+    for a, b in zip(below, above, strict=True):
+        assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def _layer(x, w_ih, b_ih, w_hh, b_hh, noise, rec, h0, c0):
     proj = gate_projections(x, w_ih, b_ih, noise)
     out, (h, c) = lstm_recurrence(proj, w_hh, b_hh, (h0, c0), rec)
@@ -73,11 +115,18 @@ def _leaves(noise_rows: int, recurrent: bool, seed: int, groups: int = 4) -> lis
 @pytest.mark.parametrize("groups", [4, 1])
 @pytest.mark.parametrize("noise_rows", [1, 3])
 @pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("sizes", ["onednn", "default"])
 def test_float32_onednn_path_equals_the_float64_path(noise_rows: int, recurrent: bool,
-                                                     groups: int) -> None:
+                                                     groups: int, sizes: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Outputs and the gradients of x, both weights, both biases, the gate noise and the
     initial state agree with the float64 computation to float32 accuracy, for untied (one
-    noise row per gate) and tied (one shared by the four) gate noise."""
+    noise row per gate) and tied (one shared by the four) gate noise; every product through
+    oneDNN, or (``default``) the dispatch's own sizes, under which this small layer's products
+    are torch's."""
+    if sizes == "default":
+        monkeypatch.undo()
+        assert all(getattr(module, name) > 0 for module, name in _SIZES)
     leaves = _leaves(noise_rows, recurrent, seed=noise_rows + 2 * recurrent, groups=groups)
     doubled = [None if v is None else v.detach().double().requires_grad_(v.requires_grad)
                for v in leaves]

@@ -12,10 +12,13 @@ with one matrix product over all steps, as torch's own fused LSTM does (h̃ = h 
 recurrent noise, h otherwise). The per-step work left in the loop is δ_t and δ_t U, the
 gradient that flows to h_{t−1}.
 
-Float32 products on the CPU go through oneDNN (:mod:`dropprior.functional._onednn`), with U
-packed once per call for the per-step products; elsewhere, or without it, through torch.mm. On
-float32 CPU tensors each step's elementwise cell work, forward and backward, is one compiled
-kernel call (:mod:`dropprior.functional._lstm_kernels`); elsewhere it is torch operations.
+Float32 products on the CPU go through oneDNN (:mod:`dropprior.functional._onednn`) where the
+per-step product is large enough to repay packing U into oneDNN's layout once per call (U for
+forward, Uᵀ for backward; from ``_PACK_MIN_MACS`` multiply-adds N·4H·H per step on), and so does
+the gradient of U from ``_ONEDNN_GRAD_MIN_ELEMENTS`` elements of U on; smaller products go
+through torch.addmm / torch.mm, the faster there. On float32 CPU tensors each step's
+elementwise cell work, forward and backward, is one compiled kernel call
+(:mod:`dropprior.functional._lstm_kernels`); elsewhere it is torch operations.
 
 Gate order is torch's (i, f, g, o): c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh c_t.
 """
@@ -32,6 +35,22 @@ from dropprior.functional import _lstm_kernels as kernels
 from dropprior.functional import _onednn as onednn
 
 __all__ = ["RecurrenceBPTT"]
+
+# Multiply-adds of one step's product h_{t−1} Uᵀ (N·4H·H) from which U is packed for oneDNN once
+# per call: below it packing costs more than it saves over the per-step products and torch's
+# addmm / mm are the faster on this project's CPUs, above it the packed products
+# (benchmarks/bench_layers.py --only lstm; docs/layers/benchmarks.md).
+_PACK_MIN_MACS = 6 * 2**20
+
+# Elements of U (4H·H) from which the gradient of U, Δᵀ H̃ with Δ (T·N, 4H), goes through oneDNN:
+# below it torch.mm is the faster on this project's CPUs (about H < 512), above it oneDNN.
+_ONEDNN_GRAD_MIN_ELEMENTS = 2**20
+
+
+def _packs(fast: bool, weight_hh: Tensor, rows: int) -> bool:
+    """Whether the per-step products take U packed for oneDNN: oneDNN in use (``fast``) and
+    rows·4H·H ≥ ``_PACK_MIN_MACS``."""
+    return fast and rows * weight_hh.numel() >= _PACK_MIN_MACS
 
 
 class RecurrenceBPTT(torch.autograd.Function):
@@ -53,7 +72,8 @@ class RecurrenceBPTT(torch.autograd.Function):
         tanh_c = proj.new_empty(steps, *c0.shape)
         hs[0], cs[0] = h0, c0
         fast = onednn.usable(proj, weight_hh, h0)
-        packed = onednn.pack(weight_hh, h0.shape[0]) if fast else None
+        ctx.packs = _packs(fast, weight_hh, h0.shape[0])
+        packed = onednn.pack(weight_hh, h0.shape[0]) if ctx.packs else None
         cell = kernels.usable(proj, weight_hh, h0, c0)
         steps_of = _forward_steps_kernel if cell else _forward_steps
         steps_of(pre, weight_hh, packed, recurrent_noise, acts, hs, cs, tanh_c)
@@ -68,7 +88,7 @@ class RecurrenceBPTT(torch.autograd.Function):
                  ) -> tuple[Tensor | None, ...]:
         weight_hh, acts, hs, cs, tanh_c, noise = ctx.saved_tensors
         steps, n, hidden = tanh_c.shape
-        packed = onednn.pack(weight_hh.t(), n) if ctx.fast else None  # δ_t U = δ_t (Uᵀ)ᵀ
+        packed = onednn.pack(weight_hh.t(), n) if ctx.packs else None  # δ_t U = δ_t (Uᵀ)ᵀ
         if ctx.cell:
             delta, dh, dc = _backward_steps_kernel(weight_hh, packed, acts, cs, tanh_c, noise,
                                                    d_out, d_hn, d_cn)
@@ -80,7 +100,8 @@ class RecurrenceBPTT(torch.autograd.Function):
         if needs[1]:
             h_in = hs[:-1] if noise is None else hs[:-1] * noise
             flat_delta, flat_h = delta.reshape(-1, 4 * hidden), h_in.reshape(-1, hidden)
-            d_weight = onednn.linear(flat_delta.t(), flat_h.t()) if ctx.fast else \
+            big = weight_hh.numel() >= _ONEDNN_GRAD_MIN_ELEMENTS
+            d_weight = onednn.linear(flat_delta.t(), flat_h.t()) if ctx.fast and big else \
                 flat_delta.t() @ flat_h
         if ctx.has_bias and needs[2]:
             d_bias = delta.sum((0, 1))
