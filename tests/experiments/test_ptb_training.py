@@ -14,6 +14,7 @@ from dropprior.experiments.ptb import (
     PTB_SIZES,
     PTB_VARIANTS,
     LanguageModel,
+    PTBSettings,
     learning_rate,
     run_ptb_variant,
     sequence_loss,
@@ -298,3 +299,49 @@ def test_a_stopped_command_leaves_a_partial_record_and_resumes(
     assert main([*argv, "--dropout", "0.4"]) == 0
     assert "resumed_epochs" not in max((results / "ptb").glob("*.json"),
                                        key=lambda p: p.stat().st_mtime).read_text()
+
+
+def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None) -> None:
+    from dataclasses import asdict
+
+    from dropprior.experiments.records import make_record, record_store, settings_key
+
+    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant}
+    metrics = {"epochs_run": 13, "valid_ppl": test + 4, "test_ppl": test,
+               "train_tokens_per_second": 1000.0, "valid_history": [test + 4]}
+    if mc is not None:
+        metrics |= {"valid_ppl_mc": mc + 4, "test_ppl_mc": mc}
+    record_store("ptb", results).put(
+        settings_key("ptb", PTBSettings(**s)),
+        make_record(f"dropprior ptb --variant {variant}", s, 0, metrics, 1.0, commit="abc"))
+
+
+@pytest.mark.parametrize(("tied", "untied", "level", "moonshot"), [
+    ((101.8, 98.7), (101.5, 98.1), "untied", "met"),
+    ((101.8, 100.2), (101.9, None), None, "not met"),
+    ((101.6, None), (103.0, 100.4), "mean-scaled: tied 101.6", "not met"),
+    ((104.0, 99.0), (103.0, 101.0), "MC: tied 99.0", "met"),
+])
+def test_ptb_small_page_judges_level_with_gal_and_the_moonshot(tmp_path: Path, tied, untied,
+                                                                level, moonshot) -> None:
+    """The 2 × 200 section says whether the best tied / untied test perplexity is at most gal's
+    under the same evaluation (mean-scaled or MC), naming it, and whether one is ≤ 100."""
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    _put_ptb_record(results, "gal", 101.7, 99.3)
+    _put_ptb_record(results, "zaremba", 97.0, 96.0)  # not ours: judged on neither
+    _put_ptb_record(results, "tied", *tied)
+    _put_ptb_record(results, "untied", *untied)
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    (line,) = [x for x in page.splitlines() if x.startswith("- tied or untied at least level")]
+    assert line.endswith("**met**" if level else "not met")
+    if level == "untied":
+        assert "(one seed each; mean-scaled: untied 101.5 against gal 101.7; MC: untied 98.1 " \
+            "against gal 99.3)" in line
+    elif level:
+        assert level in line
+    (line,) = [x for x in page.splitlines() if x.startswith("- moonshot")]
+    assert line.endswith("**met**" if moonshot == "met" else "not met")
+    best = min(v for v in (*tied, *untied) if v is not None)
+    assert f" {best:.1f} (" in line
