@@ -14,11 +14,10 @@ all-oneDNN time (< 1: faster than it) and which paths the library's sizes take.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from bench_layers import round_robin  # benchmarks/ is on the path when run as a script
 
 import dropprior.functional._bptt as bptt
 
@@ -46,18 +45,15 @@ def _call(t: int, n: int, hidden: int, sizes: tuple[int, int]) -> Callable[[], N
 
 def bench(t: int, n: int, hidden: int, repeats: int, block: int = 5) -> list[float]:
     never = (n * 4 * hidden * hidden + 1, 4 * hidden * hidden + 1)
-    steps = [_call(t, n, hidden, sizes) for sizes in ((0, 0), never, _LIBRARY)]
-    for step in steps:
-        for _ in range(3):
-            step()
-    times: list[list[float]] = [[] for _ in steps]
-    for _ in range(repeats):
-        for k, step in enumerate(steps):
-            start = time.perf_counter()
+    calls = [_call(t, n, hidden, sizes) for sizes in ((0, 0), never, _LIBRARY)]
+
+    def blocked(call: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
             for _ in range(block):
-                step()
-            times[k].append((time.perf_counter() - start) / block)
-    return [statistics.median(v) for v in times]
+                call()
+        return run
+
+    return [m / block for m in round_robin([blocked(c) for c in calls], repeats)]
 
 
 def main() -> None:
