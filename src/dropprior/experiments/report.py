@@ -241,6 +241,9 @@ def _lowest_per_group(rows: list[dict[str, Any]], group: Callable[[dict[str, Any
     return chosen, compared
 
 
+_LENET_TITLES = {"lenet-300-100": "LeNet-300-100", "lenet-5-caffe": "LeNet-5-Caffe"}
+
+
 def _lenet(records: list[dict[str, Any]]) -> str:
     out = [_HEADER.format(exp="lenet"), "# LeNets on MNIST with learned group scales\n\n",
            "`dropprior mnist` (`dropprior.experiments.lenet`): LeNet-300-100 (ARD on every "
@@ -276,17 +279,21 @@ def _lenet(records: list[dict[str, Any]]) -> str:
            "and report it, "
            "✔ there marks the one with the lowest final validation error among those small "
            "enough for the target, and it alone is judged against the target (the others say "
-           "\"not chosen\").\n\n",
-           "| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
-           "valid | kept | params | FLOPs | meets target | note |\n"
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"]
+           "\"not chosen\").\n"]
+    head = ("| arch | inference | hyperprior | rule | epochs | test error | pruned | fine-tuned | "
+            "valid | kept | params | FLOPs | meets target | note |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     rows = sorted(records, key=lambda r: (r["config"]["arch"], _lenet_inference(r["config"]),
                                           r["config"].get("rule", ""),
                                           r["config"].get("fine_tune_epochs", 0)))
     chosen, compared = _lenet_chosen(rows)
     valid_chosen, valid_compared = _lenet_chosen_on_validation(rows)
+    arch = None
     for r in rows:
         c, m = r["config"], r["metrics"]
+        if c["arch"] != arch:  # one section per architecture
+            arch = c["arch"]
+            out.append(f"\n## {_LENET_TITLES.get(arch, arch)}\n\n{head}")
         rule = _lenet_rule(c)
         note = (f"resumed {m['epochs_resumed']} epochs from a checkpoint"
                 if "epochs_resumed" in m else "")
@@ -321,11 +328,11 @@ def _lenet(records: list[dict[str, Any]]) -> str:
             f"{m['kept_architecture']} | {m['params_before']:,} → {m['params_after']:,} | "
             f"{m['flops_before']:,} → {m['flops_after']:,} | {verdict} | "
             f"{note} |\n")
-    out.append("\nAnchors and targets:\n\n")
+    out.append("\n## Anchors and targets\n\n")
     for arch, text in _LENET_ANCHORS.items():
         out.append(f"- {arch}: {text}.\n")
     out += _lenet_moonshot(rows)
-    out.append("\nCommands:\n\n")
+    out.append("\n## Commands\n\n")
     for r in rows:
         out.append(f"- `{r['command']}` (commit `{r['commit']}`, {r['seconds']:.0f} s)\n")
     return "".join(out)
