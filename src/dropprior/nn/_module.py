@@ -81,8 +81,12 @@ class NoisyModule(Stochastic):
     def _raw(self, name: str) -> Tensor:
         """The stored tensor ``name`` without evaluating a parametrization on it (a variational
         weight would otherwise draw a sample just to be looked at)."""
-        if torch.nn.utils.parametrize.is_parametrized(self, name):
-            return self.parametrizations[name].original  # type: ignore[index, union-attr, return-value]
+        # torch.nn.utils.parametrize keeps a parametrized tensor's original in the submodule
+        # ModuleDict "parametrizations" (what is_parametrized reads, here without its getattr's
+        # AttributeError on an unparametrized module)
+        parametrizations = self._modules.get("parametrizations")
+        if isinstance(parametrizations, torch.nn.ModuleDict) and name in parametrizations:
+            return parametrizations[name].original  # type: ignore[return-value]
         return getattr(self, name)
 
     def _compute_dtype(self, x: Tensor, weight: Tensor) -> torch.dtype | None:
