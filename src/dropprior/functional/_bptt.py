@@ -39,11 +39,12 @@ __all__ = ["RecurrenceBPTT"]
 # Multiply-adds of one step's product h_{t−1} Uᵀ (N·4H·H) from which U is packed for oneDNN once
 # per call: below it packing costs more than it saves over the per-step products and torch's
 # addmm / mm are the faster on this project's CPUs, above it the packed products
-# (benchmarks/bench_layers.py --only lstm; docs/layers/benchmarks.md).
+# (benchmarks/bench_recurrence_products.py; docs/layers/benchmarks.md).
 _PACK_MIN_MACS = 6 * 2**20
 
 # Elements of U (4H·H) from which the gradient of U, Δᵀ H̃ with Δ (T·N, 4H), goes through oneDNN:
-# below it torch.mm is the faster on this project's CPUs (about H < 512), above it oneDNN.
+# below it torch.mm is the faster on this project's CPUs (about H < 512), above it oneDNN
+# (the same benchmark).
 _ONEDNN_GRAD_MIN_ELEMENTS = 2**20
 
 
