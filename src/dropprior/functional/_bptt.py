@@ -54,6 +54,12 @@ def _packs(fast: bool, weight_hh: Tensor, rows: int) -> bool:
     return fast and rows * weight_hh.numel() >= _PACK_MIN_MACS
 
 
+def _grad_through_onednn(fast: bool, weight_hh: Tensor) -> bool:
+    """Whether the gradient of U goes through oneDNN: oneDNN in use (``fast``) and
+    4H·H ≥ ``_ONEDNN_GRAD_MIN_ELEMENTS``."""
+    return fast and weight_hh.numel() >= _ONEDNN_GRAD_MIN_ELEMENTS
+
+
 class RecurrenceBPTT(torch.autograd.Function):
     """``apply(proj, weight_hh, bias_hh, h0, c0, recurrent_noise)`` → (h_1..h_T, h_T, c_T).
 
@@ -101,9 +107,8 @@ class RecurrenceBPTT(torch.autograd.Function):
         if needs[1]:
             h_in = hs[:-1] if noise is None else hs[:-1] * noise
             flat_delta, flat_h = delta.reshape(-1, 4 * hidden), h_in.reshape(-1, hidden)
-            big = weight_hh.numel() >= _ONEDNN_GRAD_MIN_ELEMENTS
-            d_weight = onednn.linear(flat_delta.t(), flat_h.t()) if ctx.fast and big else \
-                flat_delta.t() @ flat_h
+            d_weight = onednn.linear(flat_delta.t(), flat_h.t()) \
+                if _grad_through_onednn(ctx.fast, weight_hh) else flat_delta.t() @ flat_h
         if ctx.has_bias and needs[2]:
             d_bias = delta.sum((0, 1))
         return (delta if needs[0] else None, d_weight, d_bias, dh if needs[3] else None,
