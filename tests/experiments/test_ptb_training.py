@@ -301,19 +301,21 @@ def test_a_stopped_command_leaves_a_partial_record_and_resumes(
                                        key=lambda p: p.stat().st_mtime).read_text()
 
 
-def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None) -> None:
+def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None,
+                    seed: int = 0) -> None:
     from dataclasses import asdict
 
     from dropprior.experiments.records import make_record, record_store, settings_key
 
-    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant}
+    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant, "seed": seed}
     metrics = {"epochs_run": 13, "valid_ppl": test + 4, "test_ppl": test,
                "train_tokens_per_second": 1000.0, "valid_history": [test + 4]}
     if mc is not None:
         metrics |= {"valid_ppl_mc": mc + 4, "test_ppl_mc": mc}
     record_store("ptb", results).put(
         settings_key("ptb", PTBSettings(**s)),
-        make_record(f"dropprior ptb --variant {variant}", s, 0, metrics, 1.0, commit="abc"))
+        make_record(f"dropprior ptb --variant {variant} --seed {seed}", s, seed, metrics, 1.0,
+                    commit="abc"))
 
 
 @pytest.mark.parametrize(("tied", "untied", "level", "moonshot"), [
@@ -345,3 +347,49 @@ def test_ptb_small_page_judges_level_with_gal_and_the_moonshot(tmp_path: Path, t
     assert line.endswith("**met**" if moonshot == "met" else "not met")
     best = min(v for v in (*tied, *untied) if v is not None)
     assert f" {best:.1f} (" in line
+
+
+@pytest.mark.parametrize(("untied", "verdict", "moonshot"), [
+    # untied clearly below gal: a win beyond the combined standard error
+    (((96.0, 95.0), (97.0, 96.0)), "untied beats gal", "met"),
+    # within the noise of two seeds: level (≤) is met, no win either way
+    (((101.0, 99.0), (102.5, 99.5)), "within the combined standard error", "met"),
+    # clearly above gal: not level
+    (((106.0, 104.0), (107.0, 105.0)), "gal beats untied", "not met"),
+])
+def test_ptb_page_summarises_seeds_and_judges_gal_on_means(tmp_path: Path, untied, verdict,
+                                                           moonshot) -> None:
+    """Variants run under two seeds get mean ± standard error (numpy's, ddof = 1) over them; the
+    level-with-gal line compares means and calls a win only beyond the combined standard error;
+    a variant with one seed is left out of the summary."""
+    import numpy as np
+
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    gal = ((101.7, 99.3), (102.1, 99.9))
+    for seed in (0, 1):
+        _put_ptb_record(results, "gal", *gal[seed], seed=seed)
+        _put_ptb_record(results, "untied", *untied[seed], seed=seed)
+    _put_ptb_record(results, "tied", 90.0, 89.0, seed=0)  # one seed: not summarised
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    section = page.split(": across seeds")[1]
+
+    def cell(values: list[float]) -> str:
+        return f"{np.mean(values):.1f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.1f}"
+
+    for name, runs in (("gal", gal), ("untied", untied)):
+        row = f"| {name} | 0, 1 | {cell([t for t, _ in runs])} | {cell([m for _, m in runs])} |"
+        assert row in section
+    assert "| tied |" not in section
+    (line,) = [x for x in section.splitlines() if x.startswith("- tied or untied at least")]
+    assert f"MC: untied {cell([m for _, m in untied])} against gal " \
+        f"{cell([m for _, m in gal])}" in line
+    assert verdict in line
+    assert line.endswith("not met" if verdict.startswith("gal beats") else "**met**")
+    (line,) = [x for x in section.splitlines() if x.startswith("- moonshot")]
+    assert line.endswith("**met**" if moonshot == "met" else "not met")
+    # one seed per variant: no across-seeds section at all
+    single = tmp_path / "single"
+    _put_ptb_record(single / "results", "gal", 101.7, 99.3)
+    assert ": across seeds" not in build_pages(single)[single / "docs/results/ptb.md"]

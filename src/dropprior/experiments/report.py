@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.records import RESULTS_DIR, record_store
+from dropprior.experiments.tables import beats, mean_se
 
 __all__ = ["PAGES", "build_pages", "write_pages"]
 
@@ -548,7 +549,10 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "MC-averaged over S passes (the probability of each target token averaged before "
            "the log). \"+ output\" marks runs with the same per-sequence noise on the last "
            "LSTM layer's output (`--output-noise`, as Gal's model). One seed per row: no "
-           "standard errors, so no row is said to beat another. A run stopped before its "
+           "standard errors, so no row is said to beat another; where a configuration ran "
+           "under several seeds, its \"across seeds\" section gives mean ± standard error "
+           "and calls a difference a win only beyond their combined standard error. "
+           "A run stopped before its "
            "last epoch is listed as partial, with its epoch count and no perplexity. "
            "\"Cost\" is the torch-dropout variant's training tokens per second over this "
            "variant's, from the records of the same "
@@ -593,9 +597,91 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         if (c["layers"], c["hidden"]) == (2, 200):
             out += _ptb_small_targets(rows)
         out += _variant_commands(rows)
+    out += _ptb_across_seeds(records)
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
+
+
+#: The PTB evaluations a table reports: (metric key, name on the page).
+_PTB_EVALUATIONS = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
+
+
+def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
+    """For every configuration run with more than one seed: each variant finished under at
+    least two seeds, its test perplexity as mean ± standard error over the seeds (s/√n), and at
+    2 × 200 the level-with-gal and moonshot targets judged on those means; a difference is called
+    a win only where it exceeds the combined standard error of both sides."""
+    groups: dict[tuple[Any, ...], dict[str, dict[int, dict[str, Any]]]] = {}
+    for r in records:
+        if r["metrics"].get("partial"):
+            continue
+        c = {"device": "cpu", **r["config"]}
+        key = tuple((k, c[k]) for k in sorted(c) if k not in ("variant", "output_noise", "seed"))
+        groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[c["seed"]] = r
+    order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
+    out: list[str] = []
+    for key, variants in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        repeated = {v: runs for v, runs in variants.items() if len(runs) >= 2}
+        if not repeated:
+            continue
+        c = dict(key)
+        out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
+                   f"{c['batch_size']}, {c['epochs']} epochs, {c['law']} p = {c['dropout']}: "
+                   "across seeds\n\n"
+                   "Each variant finished under two or more seeds (the sections above hold the "
+                   "runs): test perplexity, mean ± standard error over the seeds.\n\n"
+                   "| variant | seeds | test | MC test |\n|---|---|---|---|\n")
+        summary: dict[str, dict[str, tuple[float, float]]] = {}
+        for variant in sorted(repeated, key=lambda v: (order.get(v.split()[0], 99), v)):
+            runs = repeated[variant]
+            summary[variant] = {k: mean_se([r["metrics"][k] for r in runs.values()])
+                                for k, _ in _PTB_EVALUATIONS
+                                if all(k in r["metrics"] for r in runs.values())}
+            cells = [f"{summary[variant][k][0]:.1f} ± {summary[variant][k][1]:.1f}"
+                     if k in summary[variant] else "—" for k, _ in _PTB_EVALUATIONS]
+            out.append(f"| {variant} | {', '.join(map(str, sorted(runs)))} | "
+                       f"{' | '.join(cells)} |\n")
+        if (c["layers"], c["hidden"]) == (2, 200):
+            out += _ptb_small_targets_over_seeds(summary)
+    return out
+
+
+def _ptb_small_targets_over_seeds(summary: dict[str, dict[str, tuple[float, float]]]
+                                  ) -> list[str]:
+    """The 2 × 200 targets beyond the per-row one, on means over seeds: the best tied / untied
+    mean against gal's under the same evaluation (level: ≤; a win either way only beyond the
+    combined standard error), and the moonshot (a tied / untied mean ≤ 100)."""
+    ours = {v: s for v, s in summary.items() if v.split()[0] in ("tied", "untied") and s}
+    if not ours:
+        return []
+    out = ["\n"]
+    gal = summary.get("gal", {})
+    level = []
+    for key, name in _PTB_EVALUATIONS:
+        mine = [(s[key], v) for v, s in ours.items() if key in s]
+        if key not in gal or not mine:
+            continue
+        (best, se), who = min(mine)
+        theirs, their_se = gal[key]
+        if beats(theirs, their_se, best, se):  # higher perplexity is worse: gal's minus ours
+            verdict = f"{who} beats gal"
+        elif beats(best, se, theirs, their_se):
+            verdict = f"gal beats {who}"
+        else:
+            verdict = "within the combined standard error"
+        level.append((best <= theirs, f"{name}: {who} {best:.1f} ± {se:.1f} against gal "
+                                      f"{theirs:.1f} ± {their_se:.1f}, {verdict}"))
+    if level:
+        met = any(ok for ok, _ in level)
+        out.append("- tied or untied at least level with gal, means over seeds ("
+                   + "; ".join(text for _, text in level)
+                   + f"): {'**met**' if met else 'not met'}\n")
+    (best, _), who, name = min((s[key], v, name) for v, s in ours.items()
+                               for key, name in _PTB_EVALUATIONS if key in s)
+    out.append(f"- moonshot, tied or untied ≤ 100 test perplexity, mean over seeds: {who} "
+               f"{best:.1f} ({name}): {'**met**' if best <= 100 else 'not met'}\n")
+    return out
 
 
 def _ptb_small_targets(rows: list[dict[str, Any]]) -> list[str]:
@@ -610,10 +696,9 @@ def _ptb_small_targets(rows: list[dict[str, Any]]) -> list[str]:
     if not ours:
         return []
     out = ["\n"]
-    evaluations = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
     if gal:
         level = []
-        for key, name in evaluations:
+        for key, name in _PTB_EVALUATIONS:
             theirs = [r["metrics"][key] for r in gal if key in r["metrics"]]
             mine = [(r["metrics"][key], _ptb_variant(r)) for r in ours if key in r["metrics"]]
             if theirs and mine:
@@ -626,7 +711,8 @@ def _ptb_small_targets(rows: list[dict[str, Any]]) -> list[str]:
                        + "; ".join(text for _, text in level)
                        + f"): {'**met**' if met else 'not met'}\n")
     best, who, name = min((r["metrics"][key], _ptb_variant(r), name)
-                          for r in ours for key, name in evaluations if key in r["metrics"])
+                          for r in ours for key, name in _PTB_EVALUATIONS
+                          if key in r["metrics"])
     out.append(f"- moonshot, tied or untied ≤ 100 test perplexity: {who} {best:.1f} ({name}): "
                f"{'**met**' if best <= 100 else 'not met'}\n")
     return out
