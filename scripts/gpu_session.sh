@@ -11,10 +11,12 @@
 #                                                                    given to every variant)
 #
 # One medium variant takes about 8-9 minutes on an H200 (benchmarks/results/h200-2026-12-04/), so
-# one 10-minute call finishes one variant with CHECKS=0, none after the checks (about 2 minutes).
+# one 10-minute call finishes one variant with CHECKS=0, none after the checks (2-3 minutes); with
+# SECONDS 0 the call runs the checks alone.
 #
 # Writes to $OUT (the device tool brings it back; at most 8 files, plain names): gpu.txt,
-# pytest.txt, fused_kernel.txt, bench_unit_8192.txt, ptb.log and ptb_records.tar, the PTB records
+# pytest.txt, fused_kernel.txt, bench_unit_8192.txt, profile_unit.txt, ptb.log and
+# ptb_records.tar, the PTB records
 # (their names hold '=', which the tool does not bring back), refreshed every 30 s. Unpack it
 # into results/ (`tar -xf ptb_records.tar -C results`) and run `dropprior report`.
 set -u
@@ -40,19 +42,22 @@ if [ "${CHECKS:-1}" != 0 ]; then
     | tee "$OUT/fused_kernel.txt"
   timeout 60 python3 benchmarks/bench_layers.py --device cuda --size 8192 8192 --pipelined 10 \
     --repeats 50 --only unit 2>&1 | tee "$OUT/bench_unit_8192.txt"
+  # where the end-to-end step's time goes: host or device, and which kernels
+  timeout 90 python3 benchmarks/profile_unit_step.py --laws bernoulli gaussian rayleigh 2>&1 \
+    | grep -v USDT | tee "$OUT/profile_unit.txt"
   date -u | tee -a "$OUT/gpu.txt"
 fi
 
-source "$(dirname "$0")/_ptb_records.sh"
+source "$(dirname "$0")/_ptb_gpu.sh"
 keep_packing_ptb_records "$RESULTS"
+export -f ptb_cuda
 for variant in $VARIANTS; do
   budget=$(left)
   [ "$budget" -gt 30 ] || break
   echo "ptb medium $variant: ${budget}s left" | tee -a "$OUT/ptb.log"
-  timeout "$budget" python3 -c \
-    'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
-    ptb --data-dir "$DATA" --size medium --variant "$variant" --device cuda \
-    --results "$RESULTS" ${PTB_ARGS:-} >> "$OUT/ptb.log" 2>&1
+  # (timeout runs a command, not a shell function: the exported function runs in a bash child)
+  timeout "$budget" bash -c 'ptb_cuda "$@"' _ "$RESULTS" --data-dir "$DATA" --size medium \
+    --variant "$variant" ${PTB_ARGS:-} >> "$OUT/ptb.log" 2>&1
   echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
 done
 tail -5 "$OUT/ptb.log"

@@ -15,17 +15,13 @@ set -euo pipefail
 SIZE=${1:-zaremba-small}
 DATA=${2:-${DROPPRIOR_DATA_DIR:-../shared/data}}
 mkdir -p results/ptb
+source "$(dirname "$0")/_ptb_gpu.sh"
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT"
-    source "$(dirname "$0")/_ptb_records.sh"
     keep_packing_ptb_records results
 fi
-# the checkout's own package, whether or not it is installed on the machine
 ptb() {
-    PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" python3 -c \
-        'import sys; from dropprior.cli import main; sys.exit(main(sys.argv[1:]))' \
-        ptb --data-dir "$DATA" --size "$SIZE" --device cuda --results results \
-        --checkpoint-dir runs/ptb "$@"
+    ptb_cuda results --data-dir "$DATA" --size "$SIZE" --checkpoint-dir runs/ptb "$@"
 }
 ptb --variant none zaremba gal tied untied
 # the heavy-tailed law (Student-t prior: inverse Nakagami noise) on the tied structure
