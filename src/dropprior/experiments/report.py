@@ -595,7 +595,10 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         if anchor is not None:
             out.append(f"\nAnchor: {anchor[0]}.\n")
         if (c["layers"], c["hidden"]) == (2, 200):
-            out += _ptb_small_targets(rows)
+            out += _ptb_small_targets(
+                {_ptb_variant(r): {k: (r["metrics"][k], 0.0) for k, _ in _PTB_EVALUATIONS
+                                   if k in r["metrics"]}
+                 for r in rows if not r["metrics"].get("partial")}, over_seeds=False)
         out += _variant_commands(rows)
     out += _ptb_across_seeds(records)
     if not groups:
@@ -643,77 +646,49 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
             out.append(f"| {variant} | {', '.join(map(str, sorted(runs)))} | "
                        f"{' | '.join(cells)} |\n")
         if (c["layers"], c["hidden"]) == (2, 200):
-            out += _ptb_small_targets_over_seeds(summary)
+            out += _ptb_small_targets(summary, over_seeds=True)
     return out
 
 
-def _ptb_small_targets_over_seeds(summary: dict[str, dict[str, tuple[float, float]]]
-                                  ) -> list[str]:
-    """The 2 × 200 targets beyond the per-row one, on means over seeds: the best tied / untied
-    mean against gal's under the same evaluation (level: ≤; a win either way only beyond the
-    combined standard error), and the moonshot (a tied / untied mean ≤ 100)."""
+def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
+                       over_seeds: bool) -> list[str]:
+    """The 2 × 200 targets beyond the per-row one. ``summary``: variant → {metric: (mean,
+    standard error)}, one seed each (``over_seeds`` False, errors 0) or means over seeds.
+
+    Tied or untied at least level with gal: the best tied / untied test perplexity ≤ the best
+    gal's under the same evaluation (mean-scaled or MC); over seeds the line also says whether the
+    difference exceeds the combined standard error (a win), which single runs cannot. The
+    moonshot: a tied / untied test perplexity ≤ 100 under either evaluation."""
     ours = {v: s for v, s in summary.items() if v.split()[0] in ("tied", "untied") and s}
+    gal = {v: s for v, s in summary.items() if v.split()[0] == "gal"}
     if not ours:
         return []
-    out = ["\n"]
-    gal = summary.get("gal", {})
-    level = []
+
+    def ppl(mean: float, se: float) -> str:
+        return f"{mean:.1f} ± {se:.1f}" if over_seeds else f"{mean:.1f}"
+
+    out, level = ["\n"], []
     for key, name in _PTB_EVALUATIONS:
         mine = [(s[key], v) for v, s in ours.items() if key in s]
-        if key not in gal or not mine:
+        theirs = [(s[key], v) for v, s in gal.items() if key in s]
+        if not (mine and theirs):
             continue
-        (best, se), who = min(mine)
-        theirs, their_se = gal[key]
-        if beats(theirs, their_se, best, se):  # higher perplexity is worse: gal's minus ours
-            verdict = f"{who} beats gal"
-        elif beats(best, se, theirs, their_se):
-            verdict = f"gal beats {who}"
-        else:
-            verdict = "within the combined standard error"
-        level.append((best <= theirs, f"{name}: {who} {best:.1f} ± {se:.1f} against gal "
-                                      f"{theirs:.1f} ± {their_se:.1f}, {verdict}"))
+        ((best, se), who), ((gal_best, gal_se), gal_name) = min(mine), min(theirs)
+        text = f"{name}: {who} {ppl(best, se)} against {gal_name} {ppl(gal_best, gal_se)}"
+        if over_seeds:  # higher perplexity is worse: a win is the other side's excess
+            text += (f", {who} beats {gal_name}" if beats(gal_best, gal_se, best, se) else
+                     f", {gal_name} beats {who}" if beats(best, se, gal_best, gal_se) else
+                     ", within the combined standard error")
+        level.append((best <= gal_best, text))
+    scope = "means over seeds" if over_seeds else "one seed each"
     if level:
-        met = any(ok for ok, _ in level)
-        out.append("- tied or untied at least level with gal, means over seeds ("
+        out.append(f"- tied or untied at least level with gal ({scope}; "
                    + "; ".join(text for _, text in level)
-                   + f"): {'**met**' if met else 'not met'}\n")
+                   + f"): {'**met**' if any(ok for ok, _ in level) else 'not met'}\n")
     (best, _), who, name = min((s[key], v, name) for v, s in ours.items()
                                for key, name in _PTB_EVALUATIONS if key in s)
-    out.append(f"- moonshot, tied or untied ≤ 100 test perplexity, mean over seeds: {who} "
-               f"{best:.1f} ({name}): {'**met**' if best <= 100 else 'not met'}\n")
-    return out
-
-
-def _ptb_small_targets(rows: list[dict[str, Any]]) -> list[str]:
-    """The 2 × 200 table's two targets beyond the per-row one, from its finished rows: tied or
-    untied at least level with gal (the best tied / untied test perplexity ≤ gal's, under
-    mean-scaling or MC averaging, each compared with gal's under the same evaluation), and the
-    moonshot, a tied or untied test perplexity ≤ 100 under either evaluation. One seed: a
-    comparison of single runs, not a "beats"."""
-    done = [r for r in rows if not r["metrics"].get("partial")]
-    gal = [r for r in done if r["config"]["variant"] == "gal"]
-    ours = [r for r in done if r["config"]["variant"] in ("tied", "untied")]
-    if not ours:
-        return []
-    out = ["\n"]
-    if gal:
-        level = []
-        for key, name in _PTB_EVALUATIONS:
-            theirs = [r["metrics"][key] for r in gal if key in r["metrics"]]
-            mine = [(r["metrics"][key], _ptb_variant(r)) for r in ours if key in r["metrics"]]
-            if theirs and mine:
-                best, who = min(mine)
-                level.append((best <= min(theirs),
-                              f"{name}: {who} {best:.1f} against gal {min(theirs):.1f}"))
-        if level:
-            met = any(ok for ok, _ in level)
-            out.append("- tied or untied at least level with gal (one seed each; "
-                       + "; ".join(text for _, text in level)
-                       + f"): {'**met**' if met else 'not met'}\n")
-    best, who, name = min((r["metrics"][key], _ptb_variant(r), name)
-                          for r in ours for key, name in _PTB_EVALUATIONS
-                          if key in r["metrics"])
-    out.append(f"- moonshot, tied or untied ≤ 100 test perplexity: {who} {best:.1f} ({name}): "
+    out.append(f"- moonshot, tied or untied ≤ 100 test perplexity"
+               f"{', mean over seeds' if over_seeds else ''}: {who} {best:.1f} ({name}): "
                f"{'**met**' if best <= 100 else 'not met'}\n")
     return out
 
