@@ -301,6 +301,33 @@ def test_a_stopped_command_leaves_a_partial_record_and_resumes(
                                        key=lambda p: p.stat().st_mtime).read_text()
 
 
+
+def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys) -> None:
+    """A finished run started again with another --mc-samples uses the same checkpoint: no
+    epoch is trained again, and the MC perplexities equal those of an uninterrupted run with
+    that S (training does not depend on S, so the random state after training is the same)."""
+    from dropprior.cli import main
+
+    _write_corpus(tmp_path)
+    results, checkpoints = tmp_path / "results", tmp_path / "ckpt"
+    argv = ["ptb", "--data-dir", str(tmp_path), "--variant", "untied", "--epochs", "2",
+            "--results", str(results), "--checkpoint-dir", str(checkpoints)]
+    assert main([*argv, "--mc-samples", "0"]) == 0
+    assert main([*argv, "--mc-samples", "3"]) == 0
+    capsys.readouterr()
+    records = {r["config"]["mc_samples"]: r for r in
+               (json.loads(p.read_text())["record"] for p in (results / "ptb").glob("*.json"))}
+    first, again = records[0]["metrics"], records[3]["metrics"]
+    assert again["resumed_epochs"] == 2 and len(list(checkpoints.iterdir())) == 1
+    for key in ("valid_history", "valid_ppl", "test_ppl", "train_tokens_per_second"):
+        assert again[key] == first[key], key
+    assert "test_ppl_mc" not in first
+    whole = run_ptb_variant({"data_dir": str(tmp_path / "ptb"), "variant": "untied",
+                             "settings": records[3]["config"]})
+    for key in ("valid_ppl_mc", "test_ppl_mc", "test_ppl"):
+        assert again[key] == pytest.approx(whole[key], rel=1e-12), key
+
+
 def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None,
                     seed: int = 0) -> None:
     from dataclasses import asdict

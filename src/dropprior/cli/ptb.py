@@ -62,7 +62,9 @@ def register(subparsers: Any) -> None:
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
              help="keep each variant's training state here after every epoch, and resume "
-             "from it when the run is started again", shown="none: no checkpoints")
+             "from it when the run is started again (a finished run started again with "
+             "another --mc-samples is evaluated again, not retrained)",
+             shown="none: no checkpoints")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help=f"folder of result records (default: {RESULTS_DIR})")
     parser.set_defaults(func=run)

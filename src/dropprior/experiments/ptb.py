@@ -32,7 +32,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,15 @@ from torch import Tensor, nn
 from dropprior._validation import check_bool, check_choice
 from dropprior.experiments.records import added_setting, key_fields
 
-__all__ = ["PTB_VARIANTS", "SEQUENCE_NOISE", "PTBSettings", "PTB_SIZES", "LanguageModel",
-           "run_ptb_variant", "sequence_loss", "learning_rate", "perplexity", "mc_perplexity",
-           "run_and_record"]
+__all__ = ["PTB_VARIANTS", "SEQUENCE_NOISE", "EVALUATION_SETTINGS", "PTBSettings", "PTB_SIZES",
+           "LanguageModel", "run_ptb_variant", "sequence_loss", "learning_rate", "perplexity",
+           "mc_perplexity", "run_and_record"]
 
 PTB_VARIANTS = ("none", "zaremba", "gal", "tied", "untied")
+EVALUATION_SETTINGS = ("mc_samples",)
+"""The settings that change only the evaluation after the last epoch: a checkpoint names its
+training without them, so a finished run started again with another value (more MC passes)
+re-evaluates the trained model instead of training it again."""
 SEQUENCE_NOISE = ("gal", "tied", "untied")
 """The variants whose noise is drawn once per sequence (they take ``output_noise``)."""
 
@@ -239,8 +243,9 @@ def run_ptb_variant(params: dict[str, Any], checkpoint: str | Path | None = None
         params: ``{"data_dir", "variant", "settings": {PTBSettings fields}}``.
         checkpoint: a file that holds the training state after every epoch (model, optimizer,
             torch's random state, history and timings); if it exists, training resumes from it,
-            and the result equals an uninterrupted run's. A checkpoint of other settings is
-            refused.
+            and the result equals an uninterrupted run's. A checkpoint of other training settings
+            is refused; one that differs only in :data:`EVALUATION_SETTINGS` is used (a finished
+            one is evaluated again, under these settings).
         on_epoch: called after every epoch with ``{"epochs_run", "valid_history",
             "train_tokens_per_second"}`` (what a partial record holds).
 
@@ -274,8 +279,10 @@ def run_ptb_variant(params: dict[str, Any], checkpoint: str | Path | None = None
     resumed = 0
     if checkpoint is not None and Path(checkpoint).exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved["settings"] != settings:
-            changed = sorted(k for k in settings if saved["settings"].get(k) != settings[k])
+        changed = sorted(k for k in settings.keys() | saved["settings"].keys()
+                         if k not in EVALUATION_SETTINGS
+                         and saved["settings"].get(k) != settings.get(k))
+        if changed:
             raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to other settings "
                              f"(they differ in {', '.join(changed)}); remove it or use "
                              "another checkpoint file")
@@ -357,7 +364,9 @@ def run_and_record(s: PTBSettings, command: str, data_dir: str | Path,
     """
     from dropprior.experiments.records import checkpoint_file, run_recorded
 
-    checkpoint = checkpoint_file("ptb", s, checkpoint_dir, root)
+    # named by the training settings alone (EVALUATION_SETTINGS at their defaults)
+    training = replace(s, **{k: getattr(PTBSettings, k) for k in EVALUATION_SETTINGS})
+    checkpoint = checkpoint_file("ptb", training, checkpoint_dir, root)
     return run_recorded("ptb", s, command,
                         lambda report: run_ptb_variant(
                             {"data_dir": str(data_dir), "variant": s.variant,

@@ -569,7 +569,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         tokens = "all" if not c["train_tokens"] else f"{c['train_tokens']:,}"
         out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
                    f"{c['batch_size']}, {c['epochs']} epochs, training tokens {tokens}, "
-                   f"{c['law']} p = {c['dropout']}, seed {c['seed']}\n\n")
+                   f"{c['law']} p = {c['dropout']}, seed {c['seed']}{_mc_passes(c)}\n\n")
         anchor = _PTB_ANCHORS.get((c["layers"], c["hidden"]))
         out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -606,6 +606,12 @@ def _ptb(records: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _mc_passes(config: dict[str, Any]) -> str:
+    """A PTB section title's MC setting: the number of passes S (the runs of one training
+    evaluated with several S, from one checkpoint, get one section each)."""
+    return f", MC S = {config['mc_samples']}" if config.get("mc_samples") else ""
+
+
 #: The PTB evaluations a table reports: (metric key, name on the page).
 _PTB_EVALUATIONS = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
 
@@ -630,8 +636,8 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
             continue
         c = dict(key)
         out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
-                   f"{c['batch_size']}, {c['epochs']} epochs, {c['law']} p = {c['dropout']}: "
-                   "across seeds\n\n"
+                   f"{c['batch_size']}, {c['epochs']} epochs, {c['law']} p = {c['dropout']}"
+                   f"{_mc_passes(c)}: across seeds\n\n"
                    "Each variant finished under two or more seeds (the sections above hold the "
                    "runs): test perplexity, mean ± standard error over the seeds.\n\n"
                    "| variant | seeds | test | MC test |\n|---|---|---|---|\n")
