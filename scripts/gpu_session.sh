@@ -3,7 +3,8 @@
 # benchmarks first (short), then PTB at Zaremba's medium size (2 x 650, 39 epochs) for the
 # variants named, one after the other, with whatever time is left (the preset's settings, as
 # scripts/ptb_gpu.sh runs them, so that the records join one table). Every PTB record is rewritten
-# after each epoch, so a variant stopped by the deadline comes back as a partial record.
+# after each epoch, so a variant stopped by the deadline comes back as a partial record; the same
+# command run again while the machine is still warm resumes it from its last epoch.
 #
 #   bash scripts/gpu_session.sh DATA_DIR SECONDS [VARIANT ...]     (default variant: tied)
 #   CHECKS=0 bash scripts/gpu_session.sh ...                       (PTB only: no tests, benchmarks)
@@ -25,7 +26,10 @@ DEADLINE=$(( $(date +%s) + $2 ))
 shift 2
 VARIANTS=${*:-tied}
 OUT=${OUT:-/tmp/gpu_session}
-RESULTS=$(mktemp -d)
+# kept between calls while the machine stays warm (runs/ is ignored, so the device tool leaves
+# it in place): a variant stopped by one call's deadline resumes from its last epoch in the next
+# call, and a finished one is read from its record, not rerun
+RESULTS=$PWD/runs/gpu_session
 mkdir -p "$OUT" "$RESULTS/ptb"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 left() { echo $(( DEADLINE - $(date +%s) )); }
@@ -57,7 +61,8 @@ for variant in $VARIANTS; do
   echo "ptb medium $variant: ${budget}s left" | tee -a "$OUT/ptb.log"
   # (timeout runs a command, not a shell function: the exported function runs in a bash child)
   timeout "$budget" bash -c 'ptb_cuda "$@"' _ "$RESULTS" --data-dir "$DATA" --size medium \
-    --variant "$variant" ${PTB_ARGS:-} >> "$OUT/ptb.log" 2>&1
+    --variant "$variant" --checkpoint-dir "$RESULTS/checkpoints" ${PTB_ARGS:-} \
+    >> "$OUT/ptb.log" 2>&1
   echo "exit $? at $(date -u)" | tee -a "$OUT/ptb.log"
 done
 tail -5 "$OUT/ptb.log"
