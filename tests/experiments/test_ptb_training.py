@@ -137,6 +137,46 @@ def test_output_noise_is_one_draw_per_sequence_on_the_last_layers_output(variant
         PTBSettings(variant="zaremba", output_noise=True)
 
 
+
+def test_recurrent_noise_makes_untied_noise_the_state_too() -> None:
+    """untied + recurrent: each layer is the reference LSTM loop (tests/nn/_lstm_reference.py)
+    under the per-gate input draw (4, N, D) and the state draw (N, H), both drawn per sequence
+    in that order from torch's generator; the setting exists only for untied."""
+    import importlib.util
+
+    from dropprior.experiments.laws import dropout_law
+    from dropprior.experiments.ptb import PTBSettings
+
+    spec = importlib.util.spec_from_file_location(
+        "_lstm_reference", Path(__file__).parents[1] / "nn" / "_lstm_reference.py")
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+
+    torch.manual_seed(0)
+    s = PTBSettings(hidden=6, layers=2, dropout=0.4, variant="untied", recurrent_noise=True)
+    model = LanguageModel("untied", 20, s).double().train()
+    tokens = torch.randint(0, 20, (7, 3))
+    x = model.embed(tokens)
+    torch.manual_seed(5)
+    out = model.rnn.forward_with_state(x, None)[0]
+    law = dropout_law("bernoulli", 0.4).to(dtype=torch.float64)
+    torch.manual_seed(5)
+    want = x
+    for layer in range(2):
+        xi = law.sample((4, 3, want.shape[2]), generator=torch.default_generator)
+        rec = law.sample((3, 6), generator=torch.default_generator)
+        want = reference._reference_lstm(want, reference._params(model.rnn, layer), xi, rec)
+    torch.testing.assert_close(out, want)
+    plain = LanguageModel("untied", 20, PTBSettings(hidden=6, layers=2, dropout=0.4,
+                                                    variant="untied"))
+    assert plain.rnn.recurrent_noise is None and model.rnn.recurrent_noise is not None
+    for variant in ("tied", "gal", "zaremba", "none"):
+        with pytest.raises(ValueError, match=f"recurrent_noise=True applies to the untied "
+                           f"variant, got variant='{variant}'"):
+            PTBSettings(variant=variant, recurrent_noise=True)
+
+
 def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_path: Path) -> None:
     """Against S passes written out here from cross_entropy, with the same draws; and Jensen:
     the MC-averaged perplexity is at most the geometric mean of the passes' perplexities."""
@@ -201,6 +241,16 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
     assert out.count("read from its record") == 1 and "tied |" in out
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     assert "| tied + output | 1 |" in page and "| tied | 1 |" in page
+    # --recurrent-noise: untied only (zaremba read again, untied + recurrent + output run)
+    assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "zaremba", "untied",
+                 "--epochs", "1", "--mc-samples", "2", "--results", str(tmp_path / "results"),
+                 "--output-noise", "--recurrent-noise"]) == 0
+    capsys.readouterr()
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| untied + recurrent + output | 1 |" in page
+    assert main([*argv, "--recurrent-noise"]) == 2
+    assert "--recurrent-noise applies to the untied variant (gal has it already), got " \
+        "--variant zaremba tied" in capsys.readouterr().err
     assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "none", "zaremba",
                  "--output-noise"]) == 2
     assert "--output-noise applies to the gal, tied, untied variants, got --variant none " \

@@ -58,6 +58,9 @@ def register(subparsers: Any) -> None:
              help="gal / tied / untied: the law on the last LSTM layer's output too, one draw "
              "per sequence (Gal and Ghahramani's model drops it; zaremba drops it per step "
              "either way)")
+    opts.add("--recurrent-noise", default=False, switch=True,
+             help="untied: the law on the state h_{t-1} too, one draw per sequence and hidden "
+             "unit shared by the four gates (as gal)")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
@@ -103,12 +106,16 @@ def run(args: argparse.Namespace) -> int:
     if cfg["output_noise"] and not set(variants) & set(SEQUENCE_NOISE):
         raise CLIError(f"--output-noise applies to the {', '.join(SEQUENCE_NOISE)} variants, "
                        f"got --variant {' '.join(variants)}")
+    if cfg["recurrent_noise"] and "untied" not in variants:
+        raise CLIError(f"--recurrent-noise applies to the untied variant (gal has it already), "
+                       f"got --variant {' '.join(variants)}")
     print("variant | valid ppl | test ppl | MC valid | MC test | tokens/s | seconds")
     for variant in variants:
         output_noise = bool(cfg["output_noise"]) and variant in SEQUENCE_NOISE
         try:
-            record, fresh = run_and_record(dataclasses.replace(preset, variant=variant,
-                                                               output_noise=output_noise),
+            record, fresh = run_and_record(dataclasses.replace(
+                preset, variant=variant, output_noise=output_noise,
+                recurrent_noise=bool(cfg["recurrent_noise"]) and variant == "untied"),
                                            command_line(), data_dir, args.results,
                                            cfg["checkpoint_dir"])
         except ValueError as err:  # a checkpoint of other settings

@@ -16,7 +16,9 @@ and gradient-norm clipping, as Zaremba et al. (2014), with their loss scale
 
 With ``output_noise`` the ``gal``, ``tied`` and ``untied`` variants also multiply the last LSTM
 layer's output by the law, one draw per sequence and unit (Gal & Ghahramani's model drops it;
-``zaremba`` drops it at every step either way).
+``zaremba`` drops it at every step either way). With ``recurrent_noise`` the ``untied`` variant
+also multiplies h_{t-1} by the law, one draw per sequence and hidden unit shared by the four
+gates, as ``gal`` does (Gal & Ghahramani's "untied" LSTM, whose input noise is per gate).
 
 Evaluation uses E[ξ] (mean-scaling, the standard "approximate" evaluation); perplexity is
 exp(mean negative log-likelihood per token) on the validation and test splits. With
@@ -77,10 +79,16 @@ class PTBSettings:
     variant: str = "tied"
     device: str = "cpu"
     output_noise: bool = added_setting(False)
+    recurrent_noise: bool = added_setting(False)
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, PTB_VARIANTS)
         check_bool("output_noise", self.output_noise)
+        check_bool("recurrent_noise", self.recurrent_noise)
+        if self.recurrent_noise and self.variant != "untied":
+            raise ValueError(f"recurrent_noise=True applies to the untied variant, got "
+                             f"variant={self.variant!r} ('gal' has it already, and tied noise "
+                             "with it is 'gal'; 'zaremba' and 'none' keep the state noiseless)")
         if self.output_noise and self.variant not in SEQUENCE_NOISE:
             raise ValueError(f"output_noise=True applies to the {', '.join(SEQUENCE_NOISE)} "
                              f"variants, got variant={self.variant!r} ('zaremba' drops the "
@@ -154,7 +162,8 @@ class LanguageModel(nn.Module):
             law = dropout_law(s.law, s.dropout)
             self.rnn = NoisyLSTM(s.hidden, s.hidden, s.layers, noise=law,
                                  gates="untied" if variant == "untied" else "tied",
-                                 recurrent_noise=law if variant == "gal" else None)
+                                 recurrent_noise=law if variant == "gal" or s.recurrent_noise
+                                 else None)
         self.out_noise: nn.Module = nn.Identity()
         if s.output_noise and variant in SEQUENCE_NOISE:
             from dropprior.nn import MultiplicativeNoise

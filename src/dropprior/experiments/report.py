@@ -539,6 +539,10 @@ _PTB_ANCHORS = {
 }
 
 
+#: The PTB settings that a page row names (its variant), not its section.
+_PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise")
+
+
 def _ptb(records: list[dict[str, Any]]) -> str:
     out = [_HEADER.format(exp="ptb"), "# Penn Treebank language models\n\n",
            "`dropprior ptb` (`dropprior.experiments.ptb`): a word-level LSTM language model "
@@ -561,7 +565,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
-        key = tuple((k, c[k]) for k in sorted(c) if k not in ("variant", "output_noise"))
+        key = tuple((k, c[k]) for k in sorted(c) if k not in _PTB_VARIANT_SETTINGS)
         groups.setdefault(key, []).append(r)
     order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
     for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
@@ -626,7 +630,7 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
         if r["metrics"].get("partial"):
             continue
         c = {"device": "cpu", **r["config"]}
-        key = tuple((k, c[k]) for k in sorted(c) if k not in ("variant", "output_noise", "seed"))
+        key = tuple((k, c[k]) for k in sorted(c) if k not in (*_PTB_VARIANT_SETTINGS, "seed"))
         groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[c["seed"]] = r
     order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
     out: list[str] = []
@@ -700,9 +704,14 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
 
 
 def _ptb_variant(r: dict[str, Any]) -> str:
-    """A PTB record's variant as the page names it (``+ output`` with ``output_noise``)."""
-    v = r["config"]["variant"]
-    return f"{v} + output" if r["config"].get("output_noise") else v
+    """A PTB record's variant as the page names it (``+ recurrent`` with ``recurrent_noise``,
+    ``+ output`` with ``output_noise``)."""
+    name = r["config"]["variant"]
+    if r["config"].get("recurrent_noise"):
+        name += " + recurrent"
+    if r["config"].get("output_noise"):
+        name += " + output"
+    return name
 
 
 def _without_superseded_partials(rows: list[dict[str, Any]],
