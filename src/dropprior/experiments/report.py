@@ -541,6 +541,8 @@ _PTB_ANCHORS = {
 
 #: The PTB settings that a page row names (its variant), not its section.
 _PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise")
+#: The order of a PTB table's rows, by variant.
+_PTB_ORDER = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
 
 
 def _ptb(records: list[dict[str, Any]]) -> str:
@@ -552,7 +554,9 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "across the four gates. Perplexity with mean-scaling (E[ξ]) and, where run, "
            "MC-averaged over S passes (the probability of each target token averaged before "
            "the log). \"+ output\" marks runs with the same per-sequence noise on the last "
-           "LSTM layer's output (`--output-noise`, as Gal's model). One seed per row: no "
+           "LSTM layer's output (`--output-noise`, as Gal's model), \"+ recurrent\" untied "
+           "runs with gal's per-sequence noise on the state too (`--recurrent-noise`, Gal's "
+           "untied LSTM). One seed per row: no "
            "standard errors, so no row is said to beat another; where a configuration ran "
            "under several seeds, its \"across seeds\" section gives mean ± standard error "
            "and calls a difference a win only beyond their combined standard error. "
@@ -567,7 +571,6 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
         key = tuple((k, c[k]) for k in sorted(c) if k not in _PTB_VARIANT_SETTINGS)
         groups.setdefault(key, []).append(r)
-    order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
     for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
         c = dict(key)
         tokens = "all" if not c["train_tokens"] else f"{c['train_tokens']:,}"
@@ -578,7 +581,8 @@ def _ptb(records: list[dict[str, Any]]) -> str:
         out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
         rows = sorted(_without_superseded_partials(rows, _ptb_variant),
-                      key=lambda r: (order.get(r["config"]["variant"], 99), _ptb_variant(r)))
+                      key=lambda r: (_PTB_ORDER.get(r["config"]["variant"], 99),
+                                     _ptb_variant(r)))
         base = _baseline(rows, "zaremba")
         for r in rows:
             m, variant = r["metrics"], _ptb_variant(r)
@@ -632,7 +636,6 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
         c = {"device": "cpu", **r["config"]}
         key = tuple((k, c[k]) for k in sorted(c) if k not in (*_PTB_VARIANT_SETTINGS, "seed"))
         groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[c["seed"]] = r
-    order = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
     out: list[str] = []
     for key, variants in sorted(groups.items(), key=lambda kv: str(kv[0])):
         repeated = {v: runs for v, runs in variants.items() if len(runs) >= 2}
@@ -646,7 +649,8 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
                    "runs): test perplexity, mean ± standard error over the seeds.\n\n"
                    "| variant | seeds | test | MC test |\n|---|---|---|---|\n")
         summary: dict[str, dict[str, tuple[float, float]]] = {}
-        for variant in sorted(repeated, key=lambda v: (order.get(v.split()[0], 99), v)):
+        for variant in sorted(repeated,
+                              key=lambda v: (_PTB_ORDER.get(v.split()[0], 99), v)):
             runs = repeated[variant]
             summary[variant] = {k: mean_se([r["metrics"][k] for r in runs.values()])
                                 for k, _ in _PTB_EVALUATIONS
