@@ -354,9 +354,11 @@ def test_a_stopped_command_leaves_a_partial_record_and_resumes(
 
 def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys) -> None:
     """A finished run started again with another --mc-samples uses the same checkpoint: no
-    epoch is trained again, and the MC perplexities equal those of an uninterrupted run with
-    that S (training does not depend on S, so the random state after training is the same)."""
+    epoch is trained again (the page says so), and the MC perplexities equal those of an
+    uninterrupted run with that S (training does not depend on S, so the random state after
+    training is the same)."""
     from dropprior.cli import main
+    from dropprior.experiments.report import build_pages
 
     _write_corpus(tmp_path)
     results, checkpoints = tmp_path / "results", tmp_path / "ckpt"
@@ -369,6 +371,8 @@ def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys
                (json.loads(p.read_text())["record"] for p in (results / "ptb").glob("*.json"))}
     first, again = records[0]["metrics"], records[3]["metrics"]
     assert again["resumed_epochs"] == 2 and len(list(checkpoints.iterdir())) == 1
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert page.count("(untied, evaluated from its finished checkpoint;") == 1
     for key in ("valid_history", "valid_ppl", "test_ppl", "train_tokens_per_second"):
         assert again[key] == first[key], key
     assert "test_ppl_mc" not in first

@@ -742,10 +742,14 @@ def _cost(base: dict[str, Any] | None, record: dict[str, Any], speed: str) -> st
 
 
 def _variant_commands(rows: list[dict[str, Any]]) -> list[str]:
-    """The "Commands" list under a table of variant records, partial runs marked."""
+    """The "Commands" list under a table of variant records, partial runs marked, and so are
+    runs that trained no epoch (all resumed from a finished checkpoint: evaluated only)."""
     out = ["\nCommands:\n\n"]
     for r in rows:
-        stopped = ", partial" if r["metrics"].get("partial") else ""
+        m = r["metrics"]
+        stopped = ", partial" if m.get("partial") else ""
+        if m.get("resumed_epochs") and m["resumed_epochs"] == m.get("epochs_run"):
+            stopped = ", evaluated from its finished checkpoint"
         out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
                    f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
     return out
