@@ -543,6 +543,15 @@ _PTB_ANCHORS = {
 _PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise")
 #: The order of a PTB table's rows, by variant.
 _PTB_ORDER = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
+#: The PTB evaluations a table reports: (metric key, name on the page).
+_PTB_EVALUATIONS = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
+
+
+def _ptb_settings_key(record: dict[str, Any], leave_out: tuple[str, ...]) -> tuple[Any, ...]:
+    """A PTB record's settings less ``leave_out``, sorted, as the key of its page section
+    (records from before ``--device`` ran on the CPU)."""
+    c = {"device": "cpu", **record["config"]}
+    return tuple((k, c[k]) for k in sorted(c) if k not in leave_out)
 
 
 def _ptb(records: list[dict[str, Any]]) -> str:
@@ -568,9 +577,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "rows from different machine loads compare less well).\n\n"]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
-        c = {"device": "cpu", **r["config"]}  # records from before --device ran on the CPU
-        key = tuple((k, c[k]) for k in sorted(c) if k not in _PTB_VARIANT_SETTINGS)
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(_ptb_settings_key(r, _PTB_VARIANT_SETTINGS), []).append(r)
     for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
         c = dict(key)
         tokens = "all" if not c["train_tokens"] else f"{c['train_tokens']:,}"
@@ -620,10 +627,6 @@ def _mc_passes(config: dict[str, Any]) -> str:
     return f", MC S = {config['mc_samples']}" if config.get("mc_samples") else ""
 
 
-#: The PTB evaluations a table reports: (metric key, name on the page).
-_PTB_EVALUATIONS = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
-
-
 def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
     """For every configuration run with more than one seed: each variant finished under at
     least two seeds, its test perplexity as mean ± standard error over the seeds (s/√n), and at
@@ -633,9 +636,8 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
     for r in records:
         if r["metrics"].get("partial"):
             continue
-        c = {"device": "cpu", **r["config"]}
-        key = tuple((k, c[k]) for k in sorted(c) if k not in (*_PTB_VARIANT_SETTINGS, "seed"))
-        groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[c["seed"]] = r
+        key = _ptb_settings_key(r, (*_PTB_VARIANT_SETTINGS, "seed"))
+        groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[r["config"]["seed"]] = r
     out: list[str] = []
     for key, variants in sorted(groups.items(), key=lambda kv: str(kv[0])):
         repeated = {v: runs for v, runs in variants.items() if len(runs) >= 2}
