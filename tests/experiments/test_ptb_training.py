@@ -248,6 +248,7 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
     capsys.readouterr()
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     assert "| untied + recurrent + output | 1 |" in page
+    assert "` (untied + recurrent + output; commit" in page  # its command, named as its row
     assert main([*argv, "--recurrent-noise"]) == 2
     assert "--recurrent-noise applies to the untied variant (gal has it already), got " \
         "--variant zaremba tied" in capsys.readouterr().err

@@ -614,7 +614,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
                 {_ptb_variant(r): {k: (r["metrics"][k], 0.0) for k, _ in _PTB_EVALUATIONS
                                    if k in r["metrics"]}
                  for r in rows if not r["metrics"].get("partial")}, over_seeds=False)
-        out += _variant_commands(rows)
+        out += _variant_commands(rows, _ptb_variant)
     out += _ptb_across_seeds(records)
     if not groups:
         out.append("No records yet.\n")
@@ -743,16 +743,19 @@ def _cost(base: dict[str, Any] | None, record: dict[str, Any], speed: str) -> st
     return f"{theirs / ours:.2f}" if ours and theirs else "—"
 
 
-def _variant_commands(rows: list[dict[str, Any]]) -> list[str]:
-    """The "Commands" list under a table of variant records, partial runs marked, and so are
-    runs that trained no epoch (all resumed from a finished checkpoint: evaluated only)."""
+def _variant_commands(rows: list[dict[str, Any]],
+                      name: Callable[[dict[str, Any]], str] = lambda r: r["config"]["variant"],
+                      ) -> list[str]:
+    """The "Commands" list under a table of variant records, each named by ``name(record)`` as
+    its table names it, partial runs marked, and so are runs that trained no epoch (all resumed
+    from a finished checkpoint: evaluated only)."""
     out = ["\nCommands:\n\n"]
     for r in rows:
         m = r["metrics"]
         stopped = ", partial" if m.get("partial") else ""
         if m.get("resumed_epochs") and m["resumed_epochs"] == m.get("epochs_run"):
             stopped = ", evaluated from its finished checkpoint"
-        out.append(f"- `{r['command']}` ({r['config']['variant']}{stopped}; commit "
+        out.append(f"- `{r['command']}` ({name(r)}{stopped}; commit "
                    f"`{r['commit']}`, {r['seconds']:.0f} s)\n")
     return out
 
