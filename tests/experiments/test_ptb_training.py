@@ -384,12 +384,12 @@ def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys
 
 
 def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None,
-                    seed: int = 0) -> None:
+                    seed: int = 0, law: str = "bernoulli") -> None:
     from dataclasses import asdict
 
     from dropprior.experiments.records import make_record, record_store, settings_key
 
-    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant, "seed": seed}
+    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant, "seed": seed, "law": law}
     metrics = {"epochs_run": 13, "valid_ppl": test + 4, "test_ppl": test,
                "train_tokens_per_second": 1000.0, "valid_history": [test + 4]}
     if mc is not None:
@@ -475,3 +475,49 @@ def test_ptb_page_summarises_seeds_and_judges_gal_on_means(tmp_path: Path, untie
     single = tmp_path / "single"
     _put_ptb_record(single / "results", "gal", 101.7, 99.3)
     assert ": across seeds" not in build_pages(single)[single / "docs/results/ptb.md"]
+
+
+def test_ptb_across_seeds_differences_against_zaremba_and_gal(tmp_path: Path) -> None:
+    """Across seeds, every variant's mean test perplexity less zaremba's and gal's, ± the
+    combined standard error √(se² + se_ref²) (numpy's standard errors here), "beats" / "behind"
+    only beyond it; a row of another law joins the same section, named by its law."""
+    import numpy as np
+
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    runs = {("zaremba", "bernoulli"): ((97.6, 98.0), (99.0, 99.5)),
+            ("gal", "bernoulli"): ((101.7, 99.3), (100.6, 98.2)),
+            ("untied", "bernoulli"): ((101.5, 98.1), (102.3, 98.8)),
+            ("tied", "inverse_nakagami"): ((101.9, 98.8), (101.2, 97.0))}
+    for (variant, law), values in runs.items():
+        for seed, (test, mc) in enumerate(values):
+            _put_ptb_record(results, variant, test, mc, seed=seed, law=law)
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    (section,) = page.split(": across seeds")[1:]
+    assert "| variant | − zaremba, mean-scaled | − zaremba, MC | − gal, mean-scaled | " \
+        "− gal, MC |" in section
+
+    def mean_se(values: list[float]) -> tuple[float, float]:
+        return float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+    def cell(row: tuple[str, str], ref: tuple[str, str], column: int) -> str:
+        (mean, se), (ref_mean, ref_se) = (mean_se([v[column] for v in runs[k]])
+                                          for k in (row, ref))
+        combined = float(np.sqrt(se**2 + ref_se**2))
+        verdict = ("beats" if ref_mean - mean > combined else
+                   "behind" if mean - ref_mean > combined else "level")
+        return f"{mean - ref_mean:+.1f} ± {combined:.1f}, {verdict}".replace("-", "−")
+
+    zaremba, gal = ("zaremba", "bernoulli"), ("gal", "bernoulli")
+    for row, name in (((("untied", "bernoulli")), "untied"),
+                      (("tied", "inverse_nakagami"), "tied (inverse_nakagami)")):
+        cells = [cell(row, ref, column) for ref in (zaremba, gal) for column in (0, 1)]
+        assert f"| {name} | {' | '.join(cells)} |" in section
+    assert f"| gal | {cell(gal, zaremba, 0)} | {cell(gal, zaremba, 1)} | — | — |" in section
+    # the hand check of one cell: untied's MC mean 98.45 ± 0.35 against gal's 98.75 ± 0.55
+    assert "| untied | " in section and "| −0.3 ± 0.7, level |" in section
+    zaremba_row = f"| zaremba | — | — | {cell(zaremba, gal, 0)} | {cell(zaremba, gal, 1)} |"
+    assert zaremba_row in section and "beats" in zaremba_row
+    assert cell(("untied", "bernoulli"), zaremba, 0).endswith("behind")
+    assert "| tied (inverse_nakagami) | 0, 1 |" in section

@@ -7,6 +7,7 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -543,6 +544,10 @@ _PTB_ANCHORS = {
 _PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise")
 #: The order of a PTB table's rows, by variant.
 _PTB_ORDER = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
+#: The variants the PTB "across seeds" sections compare every other variant with.
+_PTB_REFERENCES = ("zaremba", "gal")
+#: The noise law of PTB rows that do not name theirs.
+_PTB_DEFAULT_LAW = "bernoulli"
 #: The PTB evaluations a table reports: (metric key, name on the page).
 _PTB_EVALUATIONS = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
 
@@ -636,8 +641,11 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
     for r in records:
         if r["metrics"].get("partial"):
             continue
-        key = _ptb_settings_key(r, (*_PTB_VARIANT_SETTINGS, "seed"))
-        groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[r["config"]["seed"]] = r
+        key = _ptb_settings_key(r, (*_PTB_VARIANT_SETTINGS, "seed", "law"))
+        name = _ptb_variant(r)
+        if r["config"]["law"] != _PTB_DEFAULT_LAW:
+            name += f" ({r['config']['law']})"
+        groups.setdefault(key, {}).setdefault(name, {})[r["config"]["seed"]] = r
     out: list[str] = []
     for key, variants in sorted(groups.items(), key=lambda kv: str(kv[0])):
         repeated = {v: runs for v, runs in variants.items() if len(runs) >= 2}
@@ -645,10 +653,11 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
             continue
         c = dict(key)
         out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
-                   f"{c['batch_size']}, {c['epochs']} epochs, {c['law']} p = {c['dropout']}"
+                   f"{c['batch_size']}, {c['epochs']} epochs, p = {c['dropout']}"
                    f"{_mc_passes(c)}: across seeds\n\n"
                    "Each variant finished under two or more seeds (the sections above hold the "
-                   "runs): test perplexity, mean ± standard error over the seeds.\n\n"
+                   f"runs; {_PTB_DEFAULT_LAW} noise unless the row names another law, set to "
+                   "the same p): test perplexity, mean ± standard error over the seeds.\n\n"
                    "| variant | seeds | test | MC test |\n|---|---|---|---|\n")
         summary: dict[str, dict[str, tuple[float, float]]] = {}
         for variant in sorted(repeated,
@@ -661,8 +670,39 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
                      if k in summary[variant] else "—" for k, _ in _PTB_EVALUATIONS]
             out.append(f"| {variant} | {', '.join(map(str, sorted(runs)))} | "
                        f"{' | '.join(cells)} |\n")
+        out += _ptb_differences(summary)
         if (c["layers"], c["hidden"]) == (2, 200):
             out += _ptb_small_targets(summary, over_seeds=True)
+    return out
+
+
+def _ptb_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
+    """Each variant's mean test perplexity less each reference variant's (zaremba's, gal's,
+    those that are in ``summary``: variant → {metric: (mean, standard error)}), under each
+    evaluation, with the combined standard error √(se² + se_ref²); "beats" or "behind" only where
+    the difference exceeds it, else "level"."""
+    references = [v for v in _PTB_REFERENCES if v in summary]
+    if not references or len(summary) < 2:
+        return []
+    columns = [(ref, key, name) for ref in references for key, name in _PTB_EVALUATIONS]
+    out = ["\nDifferences in mean test perplexity, the row's less the reference's, ± their "
+           "combined standard error (lower is better; \"beats\" or \"behind\" only beyond "
+           "that error, else \"level\"):\n\n",
+           "| variant | " + " | ".join(f"− {ref}, {name}" for ref, _, name in columns) + " |\n",
+           "|---|" + "---|" * len(columns) + "\n"]
+    for variant, mine in summary.items():
+        cells = []
+        for ref, key, _ in columns:
+            if variant == ref or key not in mine or key not in summary[ref]:
+                cells.append("—")
+                continue
+            (mean, se), (ref_mean, ref_se) = mine[key], summary[ref][key]
+            verdict = ("beats" if beats(ref_mean, ref_se, mean, se) else
+                       "behind" if beats(mean, se, ref_mean, ref_se) else "level")
+            difference = round(mean - ref_mean, 1) + 0.0  # + 0.0: no "−0.0"
+            cells.append(f"{difference:+.1f} ± {math.hypot(se, ref_se):.1f}, "
+                         f"{verdict}".replace("-", "−"))
+        out.append(f"| {variant} | {' | '.join(cells)} |\n")
     return out
 
 
