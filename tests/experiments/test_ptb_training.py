@@ -384,12 +384,15 @@ def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys
 
 
 def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None,
-                    seed: int = 0, law: str = "bernoulli") -> None:
+                    seed: int = 0, law: str = "bernoulli", dropout: float | None = None
+                    ) -> None:
     from dataclasses import asdict
 
     from dropprior.experiments.records import make_record, record_store, settings_key
 
     s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant, "seed": seed, "law": law}
+    if dropout is not None:
+        s["dropout"] = dropout
     metrics = {"epochs_run": 13, "valid_ppl": test + 4, "test_ppl": test,
                "train_tokens_per_second": 1000.0, "valid_history": [test + 4]}
     if mc is not None:
@@ -521,3 +524,36 @@ def test_ptb_across_seeds_differences_against_zaremba_and_gal(tmp_path: Path) ->
     assert zaremba_row in section and "beats" in zaremba_row
     assert cell(("untied", "bernoulli"), zaremba, 0).endswith("behind")
     assert "| tied (inverse_nakagami) | 0, 1 |" in section
+
+
+def test_ptb_dropout_rate_chosen_on_validation(tmp_path: Path) -> None:
+    """Where a variant ran at several dropout rates (same seed and settings otherwise), ✔ marks
+    the rate of lowest validation perplexity under each evaluation, and the level-with-gal line
+    compares the chosen rates' test perplexities of the variants run at every rate only."""
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    # (test, MC test) by rate; the records' validation perplexities are these + 4
+    runs = {"gal": {0.2: (101.7, 99.3), 0.3: (100.9, 99.8)},
+            "untied": {0.2: (101.5, 98.1), 0.3: (102.0, 97.5)},
+            "tied": {0.2: (90.0, 89.0)}}  # one rate: not in the verdict, no ✔
+    for variant, by_rate in runs.items():
+        for rate, (test, mc) in by_rate.items():
+            _put_ptb_record(results, variant, test, mc, dropout=rate)
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    (section,) = page.split(": dropout rate chosen on validation")[1:]
+    # gal: mean-scaled valid 104.9 at 0.3 < 105.7, MC valid 103.3 at 0.2 < 103.8
+    assert "| gal | 0.2 | 105.7 | 101.7 | 103.3 ✔ | 99.3 |" in section
+    assert "| gal | 0.3 | 104.9 ✔ | 100.9 | 103.8 | 99.8 |" in section
+    assert "| untied | 0.2 | 105.5 ✔ | 101.5 | 102.1 | 98.1 |" in section
+    assert "| untied | 0.3 | 106.0 | 102.0 | 101.5 ✔ | 97.5 |" in section
+    assert "| tied | 0.2 | 94.0 | 90.0 | 93.0 | 89.0 |" in section
+    (line,) = [x for x in section.splitlines() if x.startswith("- tied or untied at least")]
+    # chosen: gal 100.9 (p 0.3) / MC 99.3 (p 0.2); untied 101.5 (p 0.2) / MC 97.5 (p 0.3)
+    assert "mean-scaled: untied 101.5 against gal 100.9; MC: untied 97.5 against gal 99.3" in line
+    assert line.endswith("**met**")
+    # every variant at one rate: no such section
+    single = tmp_path / "single"
+    _put_ptb_record(single / "results", "gal", 101.7, 99.3)
+    _put_ptb_record(single / "results", "gal", 101.7, 99.3, seed=1, dropout=0.3)
+    assert ": dropout rate chosen" not in build_pages(single)[single / "docs/results/ptb.md"]

@@ -573,7 +573,9 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "untied LSTM). One seed per row: no "
            "standard errors, so no row is said to beat another; where a configuration ran "
            "under several seeds, its \"across seeds\" section gives mean ± standard error "
-           "and calls a difference a win only beyond their combined standard error. "
+           "and calls a difference a win only beyond their combined standard error. Where a "
+           "variant ran at several dropout rates p, a \"dropout rate chosen on validation\" "
+           "section marks the rate to report. "
            "A run stopped before its "
            "last epoch is listed as partial, with its epoch count and no perplexity. "
            "\"Cost\" is the torch-dropout variant's training tokens per second over this "
@@ -621,6 +623,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
                  for r in rows if not r["metrics"].get("partial")}, over_seeds=False)
         out += _variant_commands(rows, _ptb_variant)
     out += _ptb_across_seeds(records)
+    out += _ptb_rates_chosen(records)
     if not groups:
         out.append("No records yet.\n")
     return "".join(out)
@@ -673,6 +676,62 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
         out += _ptb_differences(summary)
         if (c["layers"], c["hidden"]) == (2, 200):
             out += _ptb_small_targets(summary, over_seeds=True)
+    return out
+
+
+#: The PTB validation metric that chooses the dropout rate for each evaluation.
+_PTB_VALIDATION = {"test_ppl": "valid_ppl", "test_ppl_mc": "valid_ppl_mc"}
+
+
+def _ptb_rates_chosen(records: list[dict[str, Any]]) -> list[str]:
+    """For every configuration and seed where a variant ran at two or more dropout rates: each
+    variant's runs by rate, ✔ on the rate with the lowest validation perplexity under each
+    evaluation (mean-scaled, MC), and at 2 × 200 the level-with-gal and moonshot targets judged
+    on the chosen rates' test perplexities, among the variants run at every rate of the
+    section (a variant run at fewer rates had less to choose from)."""
+    groups: dict[tuple[Any, ...], dict[str, dict[float, dict[str, Any]]]] = {}
+    for r in records:
+        if r["metrics"].get("partial"):
+            continue
+        key = _ptb_settings_key(r, (*_PTB_VARIANT_SETTINGS, "dropout"))
+        groups.setdefault(key, {}).setdefault(_ptb_variant(r), {})[r["config"]["dropout"]] = r
+    out: list[str] = []
+    for key, variants in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if all(len(runs) < 2 for runs in variants.values()):
+            continue
+        c = dict(key)
+        rates = sorted({p for runs in variants.values() for p in runs})
+        out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
+                   f"{c['batch_size']}, {c['epochs']} epochs, {c['law']}, seed {c['seed']}"
+                   f"{_mc_passes(c)}: dropout rate chosen on validation\n\n"
+                   "The runs of the sections above that differ only in the dropout rate p. ✔ "
+                   "marks, for each variant run at two or more rates, the rate with the lowest "
+                   "validation perplexity under that evaluation (valid for the mean-scaled test, "
+                   "MC valid for the MC test): the one to report, chosen without the test "
+                   "split.\n\n"
+                   "| variant | p | valid | test | MC valid | MC test |\n"
+                   "|---|---|---|---|---|---|\n")
+        summary: dict[str, dict[str, tuple[float, float]]] = {}
+        for variant in sorted(variants, key=lambda v: (_PTB_ORDER.get(v.split()[0], 99), v)):
+            runs = variants[variant]
+            chosen = {test: min((r["metrics"][valid], p) for p, r in runs.items())[1]
+                      for test, valid in _PTB_VALIDATION.items()
+                      if all(valid in r["metrics"] for r in runs.values())}
+            if sorted(runs) == rates:
+                summary[variant] = {test: (runs[p]["metrics"][test], 0.0)
+                                    for test, p in chosen.items()}
+            for p, r in sorted(runs.items()):
+                m = r["metrics"]
+                cells = []
+                for test, valid in _PTB_VALIDATION.items():
+                    mark = " ✔" if len(runs) >= 2 and chosen.get(test) == p else ""
+                    cells += ([f"{m[valid]:.1f}{mark}", f"{m[test]:.1f}"] if valid in m
+                              else ["—", "—"])
+                out.append(f"| {variant} | {p} | {' | '.join(cells)} |\n")
+        if (c["layers"], c["hidden"]) == (2, 200) and len(summary) >= 2:
+            out.append(f"\nAt the chosen rates, among the variants run at every rate "
+                       f"({', '.join(map(str, rates))}):\n")
+            out += _ptb_small_targets(summary, over_seeds=False)
     return out
 
 
