@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
-           "check_in_interval", "as_param", "check_finite", "check_at_least", "check_less"]
+           "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
+           "check_less"]
 
 T = TypeVar("T")
 
@@ -96,6 +97,18 @@ def check_finite(name: str, value: Tensor) -> Tensor:
     """Raise a ValueError naming ``value`` unless every entry is finite (not nan, not ±inf)."""
     if not bool(torch.all(torch.isfinite(value))):
         raise ValueError(f"{name} must be finite, got {_show(value)}")
+    return value
+
+
+def check_finite_data(name: str, value: Tensor) -> Tensor:
+    """Raise a ValueError if the floating-point data ``value`` holds nan or ±inf, saying how
+    many and in which example (index along dim 0) the first is; other dtypes pass."""
+    if value.is_floating_point():
+        bad = ~torch.isfinite(value)
+        if bool(bad.any()):
+            first = int(bad.reshape(value.shape[0], -1).any(dim=1).nonzero()[0, 0])
+            raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (nan or ±inf), "
+                             f"the first in example {first}; remove or impute them first")
     return value
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, type_name
+from dropprior._validation import check_choice, check_finite_data, type_name
 from dropprior.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood
 from dropprior.noise import NoiseLaw
 from dropprior.objectives import check_samples, output_samples
@@ -282,6 +282,7 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if x.shape[0] == 0:
         raise ValueError(f"x holds no examples (shape {tuple(x.shape)}); predict needs at least "
                          "one")
+    check_finite_data("x", x)
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size

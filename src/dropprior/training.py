@@ -31,7 +31,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from dropprior._validation import check_choice, check_int, check_prior_weight, type_name
+from dropprior._validation import (
+    check_choice,
+    check_finite_data,
+    check_int,
+    check_prior_weight,
+    type_name,
+)
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import (
     OBJECTIVE_FUNCTIONS,
@@ -283,6 +289,12 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         if x.shape[0] == 0:
             raise ValueError(f"x and y hold no examples (x of shape {tuple(x.shape)}); fit "
                              "needs at least one")
+        check_finite_data("x", x)
+        check_finite_data("y", y)
+    if isinstance(validation, tuple) and len(validation) == 2:
+        for name, part in zip(("x_val", "y_val"), validation, strict=True):
+            if isinstance(part, Tensor) and part.dim() > 0:
+                check_finite_data(f"validation {name}", part)
     modes = {m: m.training for m in model.modules()}
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
         try:

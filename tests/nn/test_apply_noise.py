@@ -106,6 +106,17 @@ def test_meta_device_model_is_a_clear_error() -> None:
         apply_noise(model, "gaussian")
 
 
+@pytest.mark.parametrize(("p", "error"), [(2.0, ValueError), (float("nan"), ValueError),
+                                          (-0.1, ValueError), ("0.5", TypeError)])
+def test_a_bad_rate_is_refused_even_where_no_layer_would_use_it(p, error) -> None:
+    """``p`` serves only weight layers without a dropout of their own; a model with none (here
+    its dropout has its own rate) still gets the error naming the value, not a silent pass."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 1))
+    with pytest.raises(error, match=r"p must be a .*drop probability"):
+        apply_noise(model, "gaussian", p=p, verbose=False)
+    assert isinstance(model[1], nn.Dropout)  # nothing converted
+
+
 def test_the_fused_layer_is_dropout_then_linear_given_the_same_mask() -> None:
     """The fused layer is exactly Dropout then Linear given the same mask."""
     model = apply_noise(nn.Sequential(nn.Dropout(0.3), nn.Linear(5, 2)).double(), "bernoulli",

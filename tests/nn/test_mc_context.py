@@ -46,6 +46,17 @@ def test_functional_dropout_is_reported_and_refused_with_strict() -> None:
             pass
 
 
+@pytest.mark.parametrize("strict", [20, 1, "yes", None])
+def test_mc_refuses_a_strict_that_is_not_a_bool(strict) -> None:
+    """``mc(model, 20)`` (a number of samples meant) is an error naming the value, not a flag."""
+    model = nn.Sequential(NoisyLinear(4, 4, Bernoulli(0.9, inverted=True)))
+    model.train()
+    with pytest.raises(TypeError, match=rf"strict must be True or False, got {strict!r}"):
+        with mc(model, strict):
+            pass
+    assert model.training  # nothing switched
+
+
 def test_a_model_without_noise_warns_and_predicts_in_one_pass() -> None:
     model = nn.Sequential(nn.Linear(3, 4))
     with pytest.warns(UserWarning, match="no noise .* every Monte Carlo sample will be the same"):

@@ -160,6 +160,31 @@ def test_nonfinite_loss_raises_or_stops() -> None:
                on_nonfinite="stop").diverged
 
 
+@pytest.mark.parametrize(("where", "value"), [("x", math.nan), ("y", math.inf),
+                                              ("x_val", -math.inf), ("y_val", math.nan)])
+def test_nonfinite_data_is_an_error_naming_where(where, value) -> None:
+    """nan or ±inf in the data is refused before training or predicting, with how many and the
+    first example that holds one (not a nan prediction, nor a diverged-loss error)."""
+    x, y = _data(12)
+    x_val, y_val = x[:4].clone(), y[:4].clone()
+    data = {"x": x, "y": y, "x_val": x_val, "y_val": y_val}
+    data[where].view(data[where].shape[0], -1)[2, 0] = value
+    data[where].view(data[where].shape[0], -1)[3, -1] = value
+    name = where if where in ("x", "y") else f"validation {where}"
+    message = rf"^{name} holds 2 non-finite value\(s\) \(nan or ±inf\), the first in example 2"
+    model = _model()
+    before = [q.detach().clone() for q in model.parameters()]
+    with pytest.raises(ValueError, match=message):
+        fit(model, Gaussian(1.0), x, y, validation=(x_val, y_val), epochs=1, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    if where == "x":
+        with pytest.raises(ValueError, match=message):
+            predict(model, x, likelihood=Gaussian(1.0))
+    # integer inputs (token ids) are not checked: isfinite has nothing to say about them
+    assert predict(nn.Sequential(nn.Embedding(5, 1), nn.Flatten(0)), torch.tensor([[1], [4]]),
+                   likelihood=Gaussian(1.0)).mean.shape == (2,)
+
+
 def test_relevance_scale_and_residual_block_pruning(tmp_path) -> None:
     torch.manual_seed(0)
     law = Rayleigh(1.0)

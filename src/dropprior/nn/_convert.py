@@ -33,6 +33,7 @@ from dropprior.nn.conv import CONV_STRUCTURES, NoisyConv1d, NoisyConv2d
 from dropprior.nn.linear import LINEAR_STRUCTURES, NoisyLinear
 from dropprior.nn.lstm import GATES, NoisyLSTM
 from dropprior.noise import NoiseLaw, match_dropout
+from dropprior.noise.matching import check_rate
 
 __all__ = ["apply_noise", "LAYER_KINDS"]
 
@@ -223,6 +224,7 @@ def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit"
     if not isinstance(model, nn.Module):
         raise TypeError(f"apply_noise() takes a torch.nn.Module, got {type(model).__name__}")
     law_for, description = _law_source(noise)
+    p = check_rate(p)  # checked here, not only once a layer without a dropout of its own uses it
     check_choice("structure", structure, LINEAR_STRUCTURES)
     check_choice("conv_structure", conv_structure, CONV_STRUCTURES)
     check_choice("lstm_gates", lstm_gates, GATES)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.modules.dropout import _DropoutNd
 
 from dropprior._autocast import autocast_dtype
-from dropprior._validation import check_choice
+from dropprior._validation import check_bool, check_choice
 from dropprior.functional import GRANULARITIES, multiplicative_noise
 from dropprior.noise import NoiseLaw
 
@@ -187,6 +187,7 @@ def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"mc() takes a torch.nn.Module, got {type(model).__name__}")
+    check_bool("mc(): strict", strict)  # mc(model, 20) is not a number of samples
     unreachable = [name or "<root>" for name, m in model.named_modules()
                    if _functional_dropout(m)]
     if unreachable:

@@ -34,7 +34,8 @@ from dropprior.noise._registry import law_by_name, registered_laws
 __all__ = ["match_dropout", "inverse_nakagami_shape_for", "matching_table"]
 
 
-def _check_rate(p: float) -> float:
+def check_rate(p: float) -> float:
+    """``p`` as a float if it is a drop probability in [0, 1); else an error quoting it."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"p must be a real number (the drop probability), got {p!r}")
     p = float(p)
@@ -54,7 +55,7 @@ def inverse_nakagami_shape_for(p: float) -> float:
 
     The ratio decreases from ∞ (m → 1⁺) to 1 (m → ∞), so a root exists for every p ∈ (0, 1).
     """
-    p = _check_rate(p)
+    p = check_rate(p)
     if p == 0:
         raise ValueError("p = 0 (no noise) has no inverse-Nakagami match: it needs m = ∞")
     target = -math.log1p(-p)
@@ -93,7 +94,7 @@ def match_dropout(name: str, p: float, dtype: torch.dtype | None = None) -> Nois
         >>> float(law.mean), float(law.variance)
         (1.0, 1.0)
     """
-    law = _match(name, _check_rate(p))
+    law = _match(name, check_rate(p))
     return law.to(dtype=dtype or torch.get_default_dtype())
 
 
