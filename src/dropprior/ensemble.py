@@ -85,6 +85,10 @@ def predict_ensemble(models: Sequence[nn.Module], x: Tensor, likelihood: Likelih
         draws = sample_outputs(pred)
         if draws.shape[0] == 1 and samples > 1:  # deterministic: one pass stands for S draws
             draws = draws.expand(samples, *draws.shape[1:])
+        if outputs and draws.shape[1:] != outputs[0].shape[1:]:
+            raise ValueError(f"ensemble members must predict alike: member 0 gives outputs of "
+                             f"shape {tuple(outputs[0].shape[1:])} per draw, member "
+                             f"{len(outputs)} {tuple(draws.shape[1:])}")
         outputs.append(draws)
     with torch.no_grad():
         return summarise(torch.cat(outputs), likelihood)

@@ -70,3 +70,7 @@ def test_bad_ensemble_arguments_name_the_value() -> None:
         fit_ensemble(_factory(), 2, Categorical(), x, y)
     with pytest.raises(ValueError, match="non-empty sequence of models"):
         predict_ensemble([], x, Categorical())
+    three_classes = nn.Sequential(nn.Linear(3, 3)).double()
+    with pytest.raises(ValueError, match=r"must predict alike: member 0 gives outputs of shape "
+                                         r"\(40, 2\) per draw, member 1 \(40, 3\)"):
+        predict_ensemble([_factory(), three_classes], x, Categorical())
