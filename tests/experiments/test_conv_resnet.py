@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,11 @@ def test_bad_settings_name_the_value() -> None:
         ConvResnetSettings(variant="dense")
     with pytest.raises(ValueError, match="blocks must be an int >= 0, got -1"):
         ConvResnetSettings(blocks=-1)
+    for variant in ("stochastic_depth", "add", "ard+add"):  # nothing to put noise or scales on
+        with pytest.raises(ValueError,
+                           match=rf"variant='{re.escape(variant)}' .* needs blocks >= 1, got 0"):
+            ConvResnetSettings(variant=variant, blocks=0)
+    assert ConvResnetSettings(variant="plain", blocks=0).blocks == 0  # the block-free baseline
     with pytest.raises(ValueError, match="drop must lie in \\[0, 1\\), got 1.0"):
         ConvResnetSettings(drop=1.0)
     with pytest.raises(ValueError, match="rule='snr' is not valid"):

@@ -95,6 +95,9 @@ class ConvResnetSettings:
 
         check_choice("variant", self.variant, CONV_RESNET_VARIANTS)
         check_int("blocks", self.blocks, 0)
+        if self.variant != "plain" and self.blocks < 1:
+            raise ValueError(f"variant={self.variant!r} puts its noise or scales on the residual "
+                             f"blocks and needs blocks >= 1, got {self.blocks}")
         for name in ("channels", "epochs", "batch_size", "train_size"):
             check_int(name, getattr(self, name), 1)
         check_choice("hyperprior", self.hyperprior, [k for k in HYPERPRIORS if k != "auto"])
