@@ -79,7 +79,7 @@ def predict_ensemble(models: Sequence[nn.Module], x: Tensor, likelihood: Likelih
     """
     if not isinstance(models, Sequence) or not models:
         raise ValueError("predict_ensemble needs a non-empty sequence of models")
-    outputs = []
+    outputs: list[Tensor] = []
     for model in models:
         pred = predict(model, x, samples=samples, likelihood=likelihood, batch_size=batch_size)
         draws = sample_outputs(pred)
