@@ -7,7 +7,6 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.records import RESULTS_DIR, record_store
-from dropprior.experiments.tables import beats, mean_se
+from dropprior.experiments.tables import beats, combined_se, mean_se
 
 __all__ = ["PAGES", "build_pages", "write_pages"]
 
@@ -552,6 +551,18 @@ _PTB_DEFAULT_LAW = "bernoulli"
 _PTB_EVALUATIONS = (("test_ppl", "mean-scaled"), ("test_ppl_mc", "MC"))
 
 
+def _ptb_shape(c: dict[str, Any]) -> str:
+    """The network and schedule that open every PTB section title."""
+    return (f"{c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch {c['batch_size']}, "
+            f"{c['epochs']} epochs")
+
+
+def _ptb_row_order(name: str) -> tuple[int, str]:
+    """A PTB row's place in its table, by the variant its page name (:func:`_ptb_variant`,
+    maybe with a law) starts with, then by the name."""
+    return _PTB_ORDER.get(name.split()[0], 99), name
+
+
 def _ptb_settings_key(record: dict[str, Any], leave_out: tuple[str, ...]) -> tuple[Any, ...]:
     """A PTB record's settings less ``leave_out``, sorted, as the key of its page section
     (records from before ``--device`` ran on the CPU)."""
@@ -588,15 +599,13 @@ def _ptb(records: list[dict[str, Any]]) -> str:
     for key, rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
         c = dict(key)
         tokens = "all" if not c["train_tokens"] else f"{c['train_tokens']:,}"
-        out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
-                   f"{c['batch_size']}, {c['epochs']} epochs, training tokens {tokens}, "
+        out.append(f"\n## {_ptb_shape(c)}, training tokens {tokens}, "
                    f"{c['law']} p = {c['dropout']}, seed {c['seed']}{_mc_passes(c)}\n\n")
         anchor = _PTB_ANCHORS.get((c["layers"], c["hidden"]))
         out.append("| variant | epochs | valid | test | MC valid | MC test | tokens/s | cost | "
                    "meets target |\n|---|---|---|---|---|---|---|---|---|\n")
         rows = sorted(_without_superseded_partials(rows, _ptb_variant),
-                      key=lambda r: (_PTB_ORDER.get(r["config"]["variant"], 99),
-                                     _ptb_variant(r)))
+                      key=lambda r: _ptb_row_order(_ptb_variant(r)))
         base = _baseline(rows, "zaremba")
         for r in rows:
             m, variant = r["metrics"], _ptb_variant(r)
@@ -655,16 +664,13 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
         if not repeated:
             continue
         c = dict(key)
-        out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
-                   f"{c['batch_size']}, {c['epochs']} epochs, p = {c['dropout']}"
-                   f"{_mc_passes(c)}: across seeds\n\n"
+        out.append(f"\n## {_ptb_shape(c)}, p = {c['dropout']}{_mc_passes(c)}: across seeds\n\n"
                    "Each variant finished under two or more seeds (the sections above hold the "
                    f"runs; {_PTB_DEFAULT_LAW} noise unless the row names another law, set to "
                    "the same p): test perplexity, mean ± standard error over the seeds.\n\n"
                    "| variant | seeds | test | MC test |\n|---|---|---|---|\n")
         summary: dict[str, dict[str, tuple[float, float]]] = {}
-        for variant in sorted(repeated,
-                              key=lambda v: (_PTB_ORDER.get(v.split()[0], 99), v)):
+        for variant in sorted(repeated, key=_ptb_row_order):
             runs = repeated[variant]
             summary[variant] = {k: mean_se([r["metrics"][k] for r in runs.values()])
                                 for k, _ in _PTB_EVALUATIONS
@@ -679,8 +685,8 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-#: The PTB validation metric that chooses the dropout rate for each evaluation.
-_PTB_VALIDATION = {"test_ppl": "valid_ppl", "test_ppl_mc": "valid_ppl_mc"}
+#: The PTB validation metric that chooses the dropout rate for each evaluation's test metric.
+_PTB_VALIDATION = {test: test.replace("test_", "valid_", 1) for test, _ in _PTB_EVALUATIONS}
 
 
 def _ptb_rates_chosen(records: list[dict[str, Any]]) -> list[str]:
@@ -701,9 +707,8 @@ def _ptb_rates_chosen(records: list[dict[str, Any]]) -> list[str]:
             continue
         c = dict(key)
         rates = sorted({p for runs in variants.values() for p in runs})
-        out.append(f"\n## {c['layers']} × {c['hidden']}, bptt {c['bptt']}, batch "
-                   f"{c['batch_size']}, {c['epochs']} epochs, {c['law']}, seed {c['seed']}"
-                   f"{_mc_passes(c)}: dropout rate chosen on validation\n\n"
+        out.append(f"\n## {_ptb_shape(c)}, {c['law']}, seed {c['seed']}{_mc_passes(c)}: "
+                   "dropout rate chosen on validation\n\n"
                    "The runs of the sections above that differ only in the dropout rate p. ✔ "
                    "marks, for each variant run at two or more rates, the rate with the lowest "
                    "validation perplexity under that evaluation (valid for the mean-scaled test, "
@@ -712,7 +717,7 @@ def _ptb_rates_chosen(records: list[dict[str, Any]]) -> list[str]:
                    "| variant | p | valid | test | MC valid | MC test |\n"
                    "|---|---|---|---|---|---|\n")
         summary: dict[str, dict[str, tuple[float, float]]] = {}
-        for variant in sorted(variants, key=lambda v: (_PTB_ORDER.get(v.split()[0], 99), v)):
+        for variant in sorted(variants, key=_ptb_row_order):
             runs = variants[variant]
             chosen = {test: min((r["metrics"][valid], p) for p, r in runs.items())[1]
                       for test, valid in _PTB_VALIDATION.items()
@@ -759,7 +764,7 @@ def _ptb_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list
             verdict = ("beats" if beats(ref_mean, ref_se, mean, se) else
                        "behind" if beats(mean, se, ref_mean, ref_se) else "level")
             difference = round(mean - ref_mean, 1) + 0.0  # + 0.0: no "−0.0"
-            cells.append(f"{difference:+.1f} ± {math.hypot(se, ref_se):.1f}, "
+            cells.append(f"{difference:+.1f} ± {combined_se(se, ref_se):.1f}, "
                          f"{verdict}".replace("-", "−"))
         out.append(f"| {variant} | {' | '.join(cells)} |\n")
     return out

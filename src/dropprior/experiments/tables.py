@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["mean_se", "format_mean_se", "markdown_table", "write_csv", "beats"]
+__all__ = ["mean_se", "format_mean_se", "markdown_table", "write_csv", "beats",
+           "combined_se"]
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -23,10 +24,15 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
 
 
+def combined_se(se: float, anchor_se: float) -> float:
+    """The standard error of a difference of two independent estimates: √(se² + anchor_se²)."""
+    return math.hypot(se, anchor_se)
+
+
 def beats(mean: float, se: float, anchor_mean: float, anchor_se: float) -> bool:
     """Whether ``mean`` ± ``se`` beats ``anchor_mean`` ± ``anchor_se`` (higher is better): the
-    difference exceeds the combined standard error √(se² + anchor_se²)."""
-    return mean - anchor_mean > math.sqrt(se**2 + anchor_se**2)
+    difference exceeds the combined standard error (:func:`combined_se`)."""
+    return mean - anchor_mean > combined_se(se, anchor_se)
 
 
 def format_mean_se(mean: float, se: float) -> str:
