@@ -160,9 +160,21 @@ class Categorical(Likelihood):
 
     task = "classification"
 
+    @staticmethod
+    def check_logits(output: Tensor) -> None:
+        """Raise a ValueError unless ``output`` holds logits of at least two classes along its
+        last axis (one logit is a binary classifier: :class:`Bernoulli`)."""
+        if output.dim() < 2 or output.shape[-1] < 2:
+            raise ValueError(
+                f"Categorical likelihood needs logits of shape (N, ..., C) with C >= 2 classes, "
+                f"got shape {tuple(output.shape)}; a binary classifier with one logit takes "
+                "Bernoulli()"
+            )
+
     def check(self, output: Tensor, y: Tensor) -> None:
         if not isinstance(y, Tensor):
             raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+        self.check_logits(output)
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise TypeError(
                 f"Categorical likelihood needs integer class labels y (torch.long), got dtype "
@@ -208,8 +220,10 @@ class Bernoulli(Likelihood):
                 f"y has shape {tuple(y.shape)} but the logits have shape {tuple(output.shape)}; "
                 "they must match"
             )
-        if y.numel() and not bool(torch.all((y == 0) | (y == 1))):
-            raise ValueError("Bernoulli targets must be 0 or 1")
+        bad = (y != 0) & (y != 1)
+        if y.numel() and bool(bad.any()):
+            raise ValueError(f"Bernoulli targets must be 0 or 1, got {y[bad][0].item()!r} "
+                             f"({int(bad.sum())} such value(s))")
 
     def log_prob(self, output: Tensor, y: Tensor) -> Tensor:
         self.check(output, y)

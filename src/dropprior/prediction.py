@@ -277,13 +277,16 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if likelihood is not None and not isinstance(likelihood, Likelihood):
         raise TypeError(f"likelihood must be a dropprior Likelihood or None, got "
                         f"{type_name(likelihood)}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"predict() takes a torch.nn.Module, got {type_name(model)}")
     if not isinstance(x, Tensor) or x.dim() == 0:
         raise TypeError("x must be a torch.Tensor with a batch dimension")
     if x.shape[0] == 0:
         raise ValueError(f"x holds no examples (shape {tuple(x.shape)}); predict needs at least "
                          "one")
     check_finite_data("x", x)
-    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or
+                                   not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
     from dropprior.nn import SCOPES, has_noise, noise_scope, per_example_draws, seeded_draws
@@ -331,6 +334,7 @@ def _draws(outputs: Tensor, likelihood: Likelihood | None) -> Tensor:
     """One batch's draws as kept: a classifier's probabilities (so that its raw outputs, a
     second S × N × C tensor, are never held for the whole set), a regression's raw outputs."""
     if isinstance(likelihood, Categorical):
+        likelihood.check_logits(outputs[0])
         return torch.softmax(outputs, dim=-1)
     if isinstance(likelihood, Bernoulli):
         return torch.sigmoid(outputs)

@@ -668,6 +668,11 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
         scores = layer_layout(model, {k: v.to(torch.float64) for k, v in decisions.items()})
         threshold, auto = 0.5, True
     else:
+        if threshold is not None and (isinstance(threshold, bool) or
+                                      not isinstance(threshold, (int, float)) or
+                                      not 0 <= threshold < math.inf):
+            raise ValueError(f"threshold must be a finite relevance score >= 0 or 'auto', got "
+                             f"{threshold!r}")
         if data is not None:
             raise ValueError("data= serves threshold='auto' (the evidence rule); a numeric "
                              "threshold or keep= ranks by relevance(model, by=...)")

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from dropprior._validation import (
+    check_bool,
     check_choice,
     check_finite_data,
     check_int,
@@ -210,15 +211,17 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         batch_size: minibatch size (None: full batch).
         validation: a fraction of (x, y) held out at random, or an explicit (x_val, y_val), or
             None. Needed for ``patience``.
-        patience: stop after this many epochs without a better validation loss (None: never);
-            with ``restore_best`` the best epoch's weights are restored at the end.
+        patience: an int >= 0: stop after this many epochs in a row without a better
+            validation loss, and at the first such epoch for 0 (None: never); with
+            ``restore_best`` the best epoch's weights are restored at the end.
         val_samples: noise draws for the validation loss.
         grad_clip: clip the gradient's global L2 norm to this value (None: no clipping).
         seed: seeds the noise draws (torch's global RNG, inside a fork: the caller's global
             RNG state is restored afterwards) and the shuffling / split generator.
         progress: show a tqdm progress bar.
         checkpoint: a file written after every epoch (model, likelihood, optimizer, RNG
-            states, history); with ``resume=True`` training continues from it if it exists.
+            states, history; its folder is created if missing); with ``resume=True`` training
+            continues from it if it exists.
             The states of generators passed to layers' ``generator=`` are saved and restored
             too (in the order the layers appear in ``model.modules()``).
         on_nonfinite: "raise" (FloatingPointError) or "stop" (end and set ``History.diverged``).
@@ -262,9 +265,20 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
-    if patience is not None and validation is None:
-        raise ValueError("patience (early stopping) needs validation data: pass validation=0.2 "
-                         "or validation=(x_val, y_val)")
+    if patience is not None:
+        check_int("patience", patience, 0)
+        if validation is None:
+            raise ValueError("patience (early stopping) needs validation data: pass "
+                             "validation=0.2 or validation=(x_val, y_val)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    for name, flag in (("progress", progress), ("resume", resume),
+                       ("restore_best", restore_best)):
+        check_bool(name, flag)
+    if vectorize is not None:
+        check_bool("vectorize", vectorize)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=<path> (the file to resume from)")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
     if not isinstance(lr, (int, float)) or not lr > 0:
@@ -405,6 +419,8 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
     state = _TrainState(History(), opt, generator)
     first_epoch = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.exists():
         first_epoch = state.load(ckpt, model, likelihood)
     else:
@@ -436,7 +452,7 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
             bar.set_postfix(loss=f"{mean_loss:.4g}")
         if ckpt is not None:
             state.save(ckpt, model, likelihood)
-        if patience is not None and state.bad_epochs >= patience:
+        if patience is not None and state.bad_epochs > 0 and state.bad_epochs >= patience:
             history.stopped_early = True
             break
     bar.close()

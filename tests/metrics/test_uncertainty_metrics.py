@@ -153,6 +153,21 @@ def test_bad_input_names_the_problem() -> None:
         metrics.picp(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(3), 1.5)
     with pytest.raises(ValueError, match=r"coverage must lie in \(0, 1\], got 0"):
         metrics.risk_at_coverage(torch.rand(5), torch.ones(5, dtype=torch.bool), 0)
+    with pytest.raises(ValueError, match="correct must be bool or 0/1 .*, got 0.5"):
+        metrics.aurc(torch.rand(3), torch.tensor([1.0, 0.5, 0.0]))
+    with pytest.raises(ValueError, match=r"confidence holds 1 non-finite value\(s\)"):
+        metrics.risk_coverage_curve(torch.tensor([0.1, math.nan]), torch.ones(2, dtype=torch.bool))
+    means, stds, y = torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(3)
+    with pytest.raises(ValueError, match=r"y holds 1 non-finite value\(s\)"):
+        metrics.crps(means, stds, torch.tensor([0.0, math.nan, 1.0]))
+    with pytest.raises(ValueError, match="stds must be finite and > 0"):
+        metrics.crps(means, stds * math.inf, y)
+    with pytest.raises(ValueError, match="means must be finite"):
+        metrics.picp(means * math.nan, stds, y, 0.5)
+    with pytest.raises(ValueError, match="chunk must be an int >= 1 .*, got 0"):
+        metrics.crps(means, stds, y, chunk=0)
+    with pytest.raises(ValueError, match="levels must hold at least one coverage level"):
+        metrics.coverage_curve(means, stds, y, levels=())
 
 
 def test_classification_scores_is_the_four_metrics() -> None:

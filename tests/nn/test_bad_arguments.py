@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dropprior.functional import multiplicative_noise
-from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
+from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM, apply_noise
 from dropprior.noise import Bernoulli, Gaussian, InverseNakagami, Rayleigh
 
 LAW = Bernoulli(0.5)
@@ -30,6 +30,11 @@ LAW = Bernoulli(0.5)
     (lambda: InverseNakagami(2.0, 1 + 2j), r"got \(1\+2j\) \(complex\)"),
     (lambda: Rayleigh(1.0).sample((3,), generator="seed"),
      "generator must be a torch.Generator or None, got 'seed'"),
+    (lambda: NoisyLSTM(2, 3, noise=LAW)(torch.nn.utils.rnn.pack_sequence([torch.ones(2, 2)])),
+     r"NoisyLSTM takes a padded tensor of shape \(T, N, D\), got "
+     r"torch.nn.utils.rnn.PackedSequence; unpack .*pad_packed_sequence"),
+    (lambda: apply_noise(torch.nn.Sequential(torch.nn.Dropout(0.2)), "bernoulli", verbose="no"),
+     "verbose must be True or False, got 'no'"),
 ])
 def test_type_errors_name_the_value(make, match) -> None:
     with pytest.raises(TypeError, match=match):
@@ -73,3 +78,13 @@ def test_float64_inverted_bernoulli_scales_by_the_exact_reciprocal() -> None:
                              generator=torch.Generator().manual_seed(0))
     assert set(torch.unique(y).tolist()) == {0.0, 1 / 0.7}  # F.dropout's 1/(1 − p) in float64
     assert float(Bernoulli(1e-45, inverted=True).mean) == 1.0
+
+
+def test_empty_sequence_is_a_clear_error() -> None:
+    """nn.LSTM raises inside its kernel for T = 0; NoisyLSTM says so up front, in either
+    layout."""
+    with pytest.raises(ValueError, match=r"at least one step, got input of shape \(0, 2, 2\) "
+                                         r"\(layout \(T, N, D\)\)"):
+        NoisyLSTM(2, 3, noise=LAW)(torch.zeros(0, 2, 2))
+    with pytest.raises(ValueError, match=r"shape \(2, 0, 2\) \(layout \(N, T, D\)\)"):
+        NoisyLSTM(2, 3, noise=LAW, batch_first=True)(torch.zeros(2, 0, 2))

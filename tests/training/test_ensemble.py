@@ -70,6 +70,11 @@ def test_bad_ensemble_arguments_name_the_value() -> None:
         fit_ensemble(_factory(), 2, Categorical(), x, y)
     with pytest.raises(ValueError, match="non-empty sequence of models"):
         predict_ensemble([], x, Categorical())
+    same = _factory()
+    with pytest.raises(ValueError, match="built member 1 with parameters of member 0"):
+        fit_ensemble(lambda: same, 2, Categorical(), x, y, epochs=1, progress=False)
+    with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
+        fit_ensemble(_factory, 2, Categorical(), x, y, seed=0.5)
     three_classes = nn.Sequential(nn.Linear(3, 3)).double()
     with pytest.raises(ValueError, match=r"must predict alike: member 0 gives outputs of shape "
                                          r"\(40, 2\) per draw, member 1 \(40, 3\)"):

@@ -147,6 +147,40 @@ def test_bad_inputs_raise_clear_errors() -> None:
         fit(model, Gaussian(1.0), x, y, patience=3, progress=False)
     with pytest.raises(ValueError, match="method='median' is not valid"):
         predict(model, x, method="median")
+    with pytest.raises(TypeError, match="predict.. takes a torch.nn.Module, got int"):
+        predict(3, x, likelihood=None)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None, got 2.5"):
+        predict(model, x, likelihood=None, batch_size=2.5)
+    with pytest.raises(ValueError, match="patience must be an int >= 0, got -1"):
+        fit(model, Gaussian(1.0), x, y, validation=0.25, patience=-1, progress=False)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+        fit(model, Gaussian(1.0), x, y, seed=1.5, progress=False)
+    with pytest.raises(TypeError, match="restore_best must be True or False, got 'no'"):
+        fit(model, Gaussian(1.0), x, y, restore_best="no", progress=False)
+    with pytest.raises(TypeError, match="vectorize must be True or False, got 'yes'"):
+        fit(model, Gaussian(1.0), x, y, vectorize="yes", progress=False)
+    with pytest.raises(ValueError, match=r"resume=True needs checkpoint=<path>"):
+        fit(model, Gaussian(1.0), x, y, resume=True, progress=False)
+    one_logit = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.5)))
+    with pytest.raises(ValueError, match=r"C >= 2 classes, got shape \(8, 1\).*Bernoulli"):
+        fit(one_logit, Categorical(), x, torch.zeros(8, dtype=torch.long), progress=False)
+    with pytest.raises(ValueError, match=r"C >= 2 classes, got shape \(8, 1\)"):
+        predict(one_logit, x, likelihood=Categorical())
+
+
+def test_patience_zero_stops_at_the_first_epoch_without_improvement(tmp_path) -> None:
+    """patience=0 stops at the first epoch whose validation loss is not a new best (as Keras'
+    and Lightning's early stopping do), not after the first epoch, which is always a best;
+    patience=p stops p epochs in a row after the best. Checked against the recorded losses."""
+    x, y = _data(40)
+    for patience in (0, 2):
+        h = fit(_model(), Gaussian(1.0), x, y, validation=0.25, patience=patience, epochs=60,
+                lr=0.3, progress=False, checkpoint=tmp_path / "new" / "dir" / "fit.pt")
+        assert h.stopped_early and h.epochs_run < 60
+        best = [i for i, v in enumerate(h.val_loss) if v < min(h.val_loss[:i], default=math.inf)]
+        assert h.best_epoch == best[-1]
+        assert h.epochs_run - 1 - h.best_epoch == max(patience, 1)
+    assert (tmp_path / "new" / "dir" / "fit.pt").exists()  # the folder was created
 
 
 def test_nonfinite_loss_raises_or_stops() -> None:

@@ -64,8 +64,10 @@ def test_bad_labels_raise_clear_errors() -> None:
         Gaussian(1.0).log_prob(torch.zeros(4, 1), torch.zeros(4))
     with pytest.raises(TypeError, match="floating targets"):
         Gaussian(1.0).log_prob(torch.zeros(4), torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ValueError, match="0 or 1"):
+    with pytest.raises(ValueError, match=r"0 or 1, got 2.0 \(1 such value\(s\)\)"):
         Bernoulli().log_prob(torch.zeros(3), torch.tensor([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"C >= 2 classes, got shape \(4, 1\)"):
+        Categorical().log_prob(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="noise_std must be finite and > 0"):
         Gaussian(noise_std=-1.0)
     with pytest.raises(ValueError, match="learn=True needs a float"):

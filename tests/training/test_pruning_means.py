@@ -111,6 +111,16 @@ def test_mean_inputs_must_be_examples() -> None:
         prune(model, keep=0.5, mean_inputs=torch.zeros(0, 3, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("threshold", [-1.0, float("nan"), float("inf"), True])
+def test_numeric_threshold_must_be_a_finite_score(threshold) -> None:
+    """Relevance scores are >= 0: a negative threshold would keep everything and a nan one
+    nothing; both are refused with the value."""
+    model = nn.Sequential(NoisyLinear(3, 2, Bernoulli(0.5))).double()
+    with pytest.raises(ValueError, match=rf"finite relevance score >= 0 or 'auto', got "
+                                         rf"{threshold!r}"):
+        prune(model, threshold=threshold)
+
+
 def _resnet() -> nn.Sequential:
     from dropprior.nn import Residual
 

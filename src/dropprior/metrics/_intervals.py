@@ -38,11 +38,16 @@ def _check(means: Tensor, stds: Tensor, y: Tensor | None = None) -> None:
     if stds.shape != means.shape:
         raise ValueError(f"stds of shape {tuple(stds.shape)} must match means "
                          f"{tuple(means.shape)}")
-    if not bool((stds > 0).all()):
-        raise ValueError("stds must be > 0")
+    if not bool(torch.isfinite(means).all()):
+        raise ValueError("means must be finite (no nan or ±inf)")
+    if not bool((torch.isfinite(stds) & (stds > 0)).all()):
+        raise ValueError("stds must be finite and > 0")
     if y is not None and (not isinstance(y, Tensor) or y.shape != means.shape[1:]):
         got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ValueError(f"y must have shape (N,) = {tuple(means.shape[1:])}, got {got}")
+    if y is not None and not bool(torch.isfinite(y).all()):
+        raise ValueError(f"y holds {int((~torch.isfinite(y)).sum())} non-finite value(s) "
+                         "(nan or ±inf)")
 
 
 def _check_level(level: float) -> float:
@@ -66,6 +71,8 @@ def crps(means: Tensor, stds: Tensor, y: Tensor, chunk: int = 64) -> Tensor:
         means, stds: (S, N); y: (N,); result: (N,).
     """
     _check(means, stds, y)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be an int >= 1 (component rows per step), got {chunk!r}")
     m, s = means.double(), stds.double()
     first = _abs_mean(m - y.double(), s).mean(dim=0)
     pair = torch.zeros_like(first)
@@ -131,6 +138,8 @@ def coverage_curve(means: Tensor, stds: Tensor, y: Tensor,
     Shape:
         means, stds: (S, N); y: (N,); results: (L,) each.
     """
+    if len(levels) == 0:
+        raise ValueError("levels must hold at least one coverage level in (0, 1)")
     nominal = torch.tensor([_check_level(a) for a in levels], dtype=torch.float64)
     observed = torch.stack([picp(means, stds, y, float(a)).double() for a in nominal])
     return nominal, observed

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_bool, check_choice
 from dropprior.nn._module import MultiplicativeNoise, check_law
 from dropprior.nn.conv import CONV_STRUCTURES, NoisyConv1d, NoisyConv2d
 from dropprior.nn.linear import LINEAR_STRUCTURES, NoisyLinear
@@ -229,6 +229,7 @@ def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit"
     check_choice("conv_structure", conv_structure, CONV_STRUCTURES)
     check_choice("lstm_gates", lstm_gates, GATES)
     check_choice("granularity", granularity, ["example", "batch"])
+    check_bool("verbose", verbose)
     kinds = list(layers) if not isinstance(layers, str) else [layers]
     for kind in kinds:
         check_choice("layers entry", kind, LAYER_KINDS)

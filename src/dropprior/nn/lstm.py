@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._autocast import autocast_dtype
-from dropprior._validation import check_bool, check_choice
+from dropprior._validation import check_bool, check_choice, type_name
 from dropprior.functional import (
     draw_generator,
     draw_noise,
@@ -106,13 +106,21 @@ class NoisyLSTM(NoisyModule):
     def forward_with_state(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
                            ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """The output sequence and the final state (h_n, c_n), each (num_layers, N, H)."""
+        layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"NoisyLSTM takes a padded tensor of shape {layout}, got {type_name(x)}; unpack "
+                "a PackedSequence with torch.nn.utils.rnn.pad_packed_sequence first"
+            )
         if x.dim() != 3 or x.shape[-1] != self.input_size:
-            layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
             raise ValueError(
                 f"NoisyLSTM expects input of shape {layout} with D = {self.input_size}, "
                 f"got {tuple(x.shape)}"
             )
         seq = x.transpose(0, 1) if self.batch_first else x
+        if seq.shape[0] == 0:
+            raise ValueError(f"NoisyLSTM needs a sequence of at least one step, got input of "
+                             f"shape {tuple(x.shape)} (layout {layout})")
         n = seq.shape[1]
         if hx is not None:
             self._check_state(hx, n)
