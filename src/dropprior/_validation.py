@@ -16,7 +16,7 @@ from torch import Tensor
 
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
-           "check_less"]
+           "check_less", "check_chain_lengths", "regression_data"]
 
 T = TypeVar("T")
 
@@ -149,3 +149,28 @@ def check_prior_weight(value: object) -> float:
         raise ValueError(f"prior_weight must be a finite number > 0 (1: the posterior), got "
                          f"{value!r}")
     return float(value)
+
+
+def check_chain_lengths(num_samples: object, warmup: object, num_chains: object) -> None:
+    """Raise a ValueError quoting the bad value unless ``num_samples`` and ``num_chains`` are
+    ints >= 1 and ``warmup`` an int >= 0 (the lengths of an MCMC run)."""
+    for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+
+
+def regression_data(X: object, y: object, dtype: torch.dtype | None = torch.float64
+                    ) -> tuple[Tensor, Tensor]:
+    """A linear regression's design ``X`` (N, D) and targets ``y`` (N,) as tensors of ``dtype``
+    (None: as given); a ValueError naming the shapes, or saying which holds nan or ±inf."""
+    X_t, y_t = torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=dtype)
+    if X_t.ndim != 2 or y_t.shape != (X_t.shape[0],):
+        raise ValueError(f"need X of shape (N, D) and y of shape (N,), got "
+                         f"{tuple(X_t.shape)} and {tuple(y_t.shape)}")
+    for name, t in (("X", X_t), ("y", y_t)):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds {int((~torch.isfinite(t)).sum())} non-finite "
+                             "value(s) (nan or ±inf); remove or impute them first")
+    return X_t, y_t

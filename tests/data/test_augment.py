@@ -49,3 +49,7 @@ def test_zero_shift_and_bad_input() -> None:
     with pytest.raises(ValueError, match=r"random_shift expects images of shape \(N, C, H, W\), "
                        r"got \(3, 16\)"):
         random_shift(x.reshape(3, 16), 1)
+    assert random_shift(x, 3).shape == x.shape  # the largest shift that keeps a column in view
+    with pytest.raises(ValueError, match=r"max_shift must be < the image's height and width "
+                                         r"\(4 × 4\), got 4"):
+        random_shift(x, 4)

@@ -130,3 +130,33 @@ def test_sample_scale_mixture_checks_shapes():
     with pytest.raises(ValueError, match="broadcast"):
         with pyro.poutine.trace():
             sample_scale_mixture("w", Rayleigh(1.0), 1.0, (3, 2), (2, 3), "ep")
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"step_size": -1.0, "algorithm": "hmc"}, "step_size must be a finite number > 0, got -1.0"),
+    ({"num_steps": 0, "algorithm": "hmc"}, "num_steps must be an int >= 1, got 0"),
+    ({"max_tree_depth": 0}, "max_tree_depth must be an int >= 1, got 0"),
+    ({"warmup": -1}, "warmup must be a non-negative int, got -1"),
+])
+def test_bad_sampler_settings_name_the_value(kwargs, match):
+    """A negative HMC step froze the chain at its start (every draw equal) without a word."""
+    with pytest.raises(ValueError, match=match):
+        run_mcmc(ScaleMixture1D(Rayleigh(1.0)), num_samples=5, **{"warmup": 5, **kwargs})
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"warmup": -1}, "warmup must be a non-negative int, got -1"),
+    ({"num_chains": 0}, "num_chains must be a positive int, got 0"),
+    ({"y": torch.tensor([0.0, float("nan"), 1.0])},
+     r"y holds 1 non-finite value\(s\) \(nan or ±inf\)"),
+    ({"y": torch.zeros(2)}, r"need X of shape \(N, D\) and y of shape \(N,\), got \(3, 2\) and "
+                            r"\(2,\)"),
+])
+def test_horseshoe_gibbs_refuses_bad_input(kwargs, match):
+    """warmup = -1 returned uninitialised memory as draws; a nan target failed in Cholesky."""
+    from dropprior.inference import horseshoe_gibbs
+
+    args = {"X": torch.eye(3, 2, dtype=torch.float64), "y": torch.ones(3, dtype=torch.float64),
+            "tau": 1.0, "noise_std": 1.0, "num_samples": 5, "warmup": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        horseshoe_gibbs(**args)

@@ -132,6 +132,18 @@ def test_sgld_network_shapes_and_errors():
         sgld_network(post, 1e-4, num_samples=5, batch_size=0)
     with pytest.raises(ValueError, match="step_size"):
         sgld(lambda v: v["x"].sum(), {"x": torch.zeros(1)}, step_size=0.0, num_samples=1)
+    # before: torch's "`inputs` argument to `grad()` cannot be empty", "grad can be implicitly
+    # created only for scalar outputs" and "only Tensors of floating point dtype ..."
+    with pytest.raises(ValueError, match="init must be a non-empty dict"):
+        sgld(lambda v: torch.zeros(()), {}, step_size=0.1, num_samples=1)
+    with pytest.raises(ValueError, match=r"log_density must return a scalar tensor .* got \(2,\)"):
+        sgld(lambda v: -v["x"].square(), {"x": torch.zeros(2)}, step_size=0.1, num_samples=1)
+    with pytest.raises(TypeError, match=r"init\['x'\] must be a floating-point tensor .* "
+                                        r"torch.int64"):
+        sgld(lambda v: v["x"].sum(), {"x": torch.zeros(2, dtype=torch.long)}, step_size=0.1,
+             num_samples=1)
+    with pytest.raises(ValueError, match="thin must be an int >= 1, got 0"):
+        sgld(lambda v: v["x"].sum(), {"x": torch.zeros(1)}, step_size=0.1, num_samples=1, thin=0)
     # a step far too large for a N(0, 1e-6) target leaves the finite numbers: a clear error
     with pytest.raises(FloatingPointError, match="diverged.*smaller step size"):
         sgld(lambda v: -0.5e6 * v["x"].square().sum(), {"x": torch.ones(1)}, step_size=1.0,

@@ -77,3 +77,12 @@ def test_one_chain_has_a_positive_ess():
     ess = float(bulk_ess(x))
     assert 0 < ess <= 300 * 2.5
     assert abs(ess / (300 * 0.7 / 1.3) - 1) < 0.5
+
+
+def test_diagnostics_reject_nonfinite_draws():
+    """A chain that diverged to nan has no R-hat or ESS: an error, not ArviZ's nan."""
+    draws = torch.randn(2, 20, generator=torch.Generator().manual_seed(0))
+    draws[1, 7] = float("nan")
+    for diagnostic in (split_rhat, bulk_ess):
+        with pytest.raises(ValueError, match=r"draws hold 1 non-finite value\(s\)"):
+            diagnostic(draws)

@@ -426,3 +426,11 @@ def test_pruning_a_blocks_input_units_equals_the_zeroed_model(structure) -> None
     zeroed.eval(), result.model.eval()
     assert_close(result.model(x), zeroed(x))
     assert result.params_after < result.params_before
+
+
+@pytest.mark.parametrize("read", [scales.collapse, scales.has_scales, scales.learned_scales,
+                                  scales.noise_off, scales.variational, scales.learn_scales])
+def test_a_non_module_is_a_type_error(read) -> None:
+    """collapse(3) raised "'int' object has no attribute 'modules'" from inside the loop."""
+    with pytest.raises(TypeError, match="expected a torch.nn.Module, got int"):
+        read(3)

@@ -33,9 +33,12 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = 
     if not isinstance(x, Tensor) or x.dim() != 4:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"random_shift expects images of shape (N, C, H, W), got {got}")
-    if max_shift == 0 or x.shape[0] == 0:
-        return x
     n, _, h, w = x.shape
+    if max_shift >= min(h, w):
+        raise ValueError(f"max_shift must be < the image's height and width ({h} × {w}), got "
+                         f"{max_shift}: a larger shift can move the whole image out of view")
+    if max_shift == 0 or n == 0:
+        return x
     offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator)
     padded = torch.nn.functional.pad(x, (max_shift,) * 4, value=float(fill))
     rows = (offsets[0][:, None] + torch.arange(h)).to(x.device)  # (N, H)

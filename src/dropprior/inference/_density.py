@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from dropprior._validation import as_param, check_positive
+from dropprior._validation import as_param, check_positive, regression_data
 from dropprior.inference._prior import check_continuous, check_parametrization
 
 __all__ = ["LogDensity", "prior_log_prob", "normal_log_prob", "ScaleMixture1D",
@@ -145,11 +145,7 @@ class LinearRegression(_WeightPrior, LogDensity):
     def __init__(self, X: Tensor, y: Tensor, law: Distribution, sigma0: float = 1.0,
                  noise_std: float = 1.0, parametrization: str = "ep") -> None:
         super().__init__(law, sigma0, parametrization)
-        self.X = torch.as_tensor(X)
-        self.y = torch.as_tensor(y)
-        if self.X.ndim != 2 or self.y.shape != (self.X.shape[0],):
-            raise ValueError(f"need X of shape (N, D) and y of shape (N,), got "
-                             f"{tuple(self.X.shape)} and {tuple(self.y.shape)}")
+        self.X, self.y = regression_data(X, y, dtype=None)
         self.noise_std = float(check_positive("noise_std", as_param(noise_std)))
 
     def sites(self) -> Sites:

@@ -27,7 +27,12 @@ def _check_draws(draws: Tensor) -> Tensor:
         )
     if draws.shape[1] < 4:
         raise ValueError(f"need at least 4 draws per chain, got {draws.shape[1]}")
-    return draws.to(torch.float64)
+    draws = draws.to(torch.float64)
+    if not bool(torch.isfinite(draws).all()):
+        raise ValueError(f"draws hold {int((~torch.isfinite(draws)).sum())} non-finite "
+                         "value(s) (nan or ±inf): a chain that left the finite numbers has no "
+                         "R-hat or ESS")
+    return draws
 
 
 def split_chains(draws: Tensor) -> Tensor:

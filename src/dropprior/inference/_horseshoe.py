@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dropprior._validation import as_param, check_positive
+from dropprior._validation import as_param, check_chain_lengths, check_positive, regression_data
 from dropprior.inference._random import inverse_gamma
 
 __all__ = ["HorseshoeGibbsResult", "horseshoe_gibbs"]
@@ -65,13 +65,10 @@ def horseshoe_gibbs(
     Shape:
         X: (N, D), y: (N,) → weights, lam: (num_chains, num_samples, D).
     """
-    X_t = torch.as_tensor(X, dtype=torch.float64)
-    y_t = torch.as_tensor(y, dtype=torch.float64)
-    if X_t.ndim != 2 or y_t.shape != (X_t.shape[0],):
-        raise ValueError(f"need X of shape (N, D) and y of shape (N,), got "
-                         f"{tuple(X_t.shape)} and {tuple(y_t.shape)}")
+    X_t, y_t = regression_data(X, y)
     check_positive("tau", as_param(tau))
     check_positive("noise_std", as_param(noise_std))
+    check_chain_lengths(num_samples, warmup, num_chains)
     C, D = num_chains, X_t.shape[1]
     s2 = float(noise_std) ** 2
     gram = X_t.T @ X_t / s2

@@ -34,7 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dropprior._validation import as_param, check_choice, check_in_interval, check_positive
+from dropprior._validation import (
+    as_param,
+    check_chain_lengths,
+    check_choice,
+    check_in_interval,
+    check_positive,
+    regression_data,
+)
 from dropprior.inference._diagnostics import bulk_ess
 from dropprior.inference._random import inverse_gamma
 
@@ -174,23 +181,10 @@ def _checked(X: Tensor | np.ndarray, y: Tensor | np.ndarray, keep: float, sigma0
              ) -> tuple[Tensor, Tensor, bool, bool]:
     """The validated float64 data, whether the model is probit, and whether σ is fixed."""
     check_choice("likelihood", likelihood, LIKELIHOODS)
-    X_t = torch.as_tensor(X, dtype=torch.float64)
-    y_t = torch.as_tensor(y, dtype=torch.float64)
-    if X_t.ndim != 2:
-        raise ValueError(f"X must have shape (N, D), got shape {tuple(X_t.shape)}")
-    if y_t.shape != (X_t.shape[0],):
-        raise ValueError(
-            f"y must have shape (N,) = ({X_t.shape[0]},) to match X, got {tuple(y_t.shape)}"
-        )
-    if not (torch.isfinite(X_t).all() and torch.isfinite(y_t).all()):
-        raise ValueError("X and y must be finite (found nan or inf)")
+    X_t, y_t = regression_data(X, y)
     check_in_interval("keep", as_param(keep), 0.0, 1.0, high_open=True)
     check_positive("sigma0", as_param(sigma0))
-    for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    check_chain_lengths(num_samples, warmup, num_chains)
     probit = likelihood == "probit"
     if probit:
         if not bool(((y_t == 0) | (y_t == 1)).all()):

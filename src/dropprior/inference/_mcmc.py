@@ -29,7 +29,7 @@ from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 from torch.distributions import biject_to
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_chain_lengths, check_choice, check_int
 from dropprior.inference._density import LogDensity
 from dropprior.inference._diagnostics import bulk_ess, split_rhat
 
@@ -140,13 +140,14 @@ def run_mcmc(
         ``result.samples[site]``: (num_chains, num_samples, *site_shape).
     """
     check_choice("algorithm", algorithm, ALGORITHMS)
-    for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    check_chain_lengths(num_samples, warmup, num_chains)
     if not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or \
+            not 0 < step_size < math.inf:
+        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    for name, value in (("num_steps", num_steps), ("max_tree_depth", max_tree_depth)):
+        check_int(name, value, 1)
 
     seeds = torch.randint(0, 2**31 - 1, (num_chains,), generator=generator).tolist()
     start = time.perf_counter()

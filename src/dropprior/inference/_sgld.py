@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.distributions import biject_to
 
+from dropprior._validation import check_chain_lengths, check_int, type_name
 from dropprior.inference._network import NetworkPosterior
 
 __all__ = ["sgld", "sgld_network"]
@@ -60,9 +61,16 @@ def sgld(
     """
     if not step_size > 0:
         raise ValueError(f"step_size must be > 0, got {step_size!r}")
-    if num_samples < 1 or warmup < 0 or thin < 1:
-        raise ValueError(f"need num_samples ≥ 1, warmup ≥ 0, thin ≥ 1; got "
-                         f"{num_samples}, {warmup}, {thin}")
+    check_chain_lengths(num_samples, warmup, 1)
+    check_int("thin", thin, 1)
+    if not isinstance(init, dict) or not init:
+        raise ValueError(f"init must be a non-empty dict of site name -> initial value, got "
+                         f"{init!r}")
+    for name, value in init.items():
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, Tensor) else type_name(value)
+            raise TypeError(f"init[{name!r}] must be a floating-point tensor (the chain moves "
+                            f"it by gradients), got {got}")
     supports = supports or {}
     transforms = {k: biject_to(supports.get(k, torch.distributions.constraints.real))
                   for k in init}
@@ -75,6 +83,10 @@ def sgld(
         values = {k: transforms[k](v) for k, v in u.items()}
         log_jac = sum(transforms[k].log_abs_det_jacobian(u[k], values[k]).sum() for k in u)
         target = log_density(values) + log_jac
+        if not isinstance(target, Tensor) or target.numel() != 1:
+            shown = tuple(target.shape) if isinstance(target, Tensor) else type_name(target)
+            raise ValueError(f"log_density must return a scalar tensor (the log posterior "
+                             f"summed over its terms), got {shown}")
         grads = torch.autograd.grad(target, list(u.values()))
         with torch.no_grad():
             u = {

@@ -47,9 +47,12 @@ INFERENCE = {
 }
 
 
-def _check_fresh(model: nn.Module) -> None:
+def _check_module(model: object) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_fresh(model: nn.Module) -> None:
     if has_scales(model):
         raise ValueError("the model already has learned scales (learn_scales or variational was "
                          "called on it); build a fresh model to change the inference")
@@ -121,6 +124,7 @@ def attach_scales(model: nn.Module, inference: str, hyperprior: str | ScaleHyper
 
 
 def noise_off(model: nn.Module) -> None:
+    _check_module(model)
     for module in model.modules():
         if isinstance(module, NoisyModule):
             for key, value in list(vars(module).items()):
@@ -185,6 +189,7 @@ def variational(model: nn.Module, hyperprior: str | ScaleHyperprior = "auto",
 def _parametrized(model: nn.Module) -> Iterator[tuple[nn.Module, str, nn.Module, Tensor]]:
     """(module, tensor name, its parametrization, the raw tensor) for every parametrized tensor
     of ours."""
+    _check_module(model)
     for module in model.modules():
         if not parametrize.is_parametrized(module):
             continue
@@ -195,6 +200,7 @@ def _parametrized(model: nn.Module) -> Iterator[tuple[nn.Module, str, nn.Module,
 
 
 def _scales(model: nn.Module) -> list[GroupScale]:
+    _check_module(model)
     seen: dict[int, GroupScale] = {}
     for m in model.modules():
         if isinstance(m, GroupScale):
