@@ -29,7 +29,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from dropprior._validation import check_choice, check_prior_weight, type_name
 from dropprior.likelihoods import Likelihood
-from dropprior.objectives import OBJECTIVE_FUNCTIONS, check_samples, training_loss
+from dropprior.objectives import OBJECTIVE_FUNCTIONS, check_samples, check_sigma0, training_loss
 from dropprior.prediction import ClassificationPrediction, RegressionPrediction, predict
 
 __all__ = ["NoisyLightningModule"]
@@ -68,6 +68,7 @@ class NoisyLightningModule(pl.LightningModule):
                              f"got {n_train!r}")
         if not isinstance(lr, (int, float)) or not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
+        check_sigma0(sigma0)
         self.model, self.likelihood = model, likelihood
         self.n_train = n_train
         self.objective = check_choice("objective", objective, OBJECTIVE_FUNCTIONS)

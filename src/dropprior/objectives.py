@@ -80,6 +80,7 @@ __all__ = [
     "sigma0_from_weight_decay",
     "hp_log_prior",
     "check_samples",
+    "check_sigma0",
     "noise_granularities",
 ]
 
@@ -325,7 +326,9 @@ def _parameters(params: nn.Module | Iterable[Tensor]) -> list[Tensor]:
     return out
 
 
-def _check_sigma0(sigma0: float) -> float:
+def check_sigma0(sigma0: float) -> float:
+    """``sigma0`` as a float if it is a number > 0 (``math.inf``: no prior); else a TypeError
+    (not a number) or ValueError quoting it."""
     if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)):
         raise TypeError(f"sigma0 must be a float > 0, got {sigma0!r}")
     if not (sigma0 > 0):
@@ -344,7 +347,7 @@ def ep_weight_penalty(params: nn.Module | Iterable[Tensor], sigma0: float) -> Te
     Shape:
         result: scalar.
     """
-    sigma0 = _check_sigma0(sigma0)
+    sigma0 = check_sigma0(sigma0)
     tensors = _parameters(params)
     if not tensors:
         return torch.zeros(())
@@ -358,7 +361,7 @@ def gaussian_log_prior(params: nn.Module | Iterable[Tensor], sigma0: float) -> T
     Shape:
         result: scalar.
     """
-    sigma0 = _check_sigma0(sigma0)
+    sigma0 = check_sigma0(sigma0)
     if not math.isfinite(sigma0):
         raise ValueError("gaussian_log_prior needs a finite sigma0 (the density of an improper "
                          "flat prior is not defined)")
@@ -410,7 +413,7 @@ def weight_decay_from_sigma0(sigma0: float, n_data: int) -> float:
     λ = 1/(N σ0²) (0 for σ0 = ∞). Valid for ``torch.optim.SGD`` / ``Adam`` (L2 added to the
     gradient), not for AdamW's decoupled decay.
     """
-    sigma0 = _check_sigma0(sigma0)
+    sigma0 = check_sigma0(sigma0)
     _check_n(n_data)
     return 0.0 if not math.isfinite(sigma0) else 1.0 / (n_data * sigma0**2)
 
@@ -468,7 +471,7 @@ def hp_log_prior(weight: Tensor, noise: NoiseLaw, sigma0: float, samples: int = 
     """
     check_samples(samples)
     check_choice("estimator", estimator, HP_ESTIMATORS)
-    sigma0 = _check_sigma0(sigma0)
+    sigma0 = check_sigma0(sigma0)
     if not isinstance(noise, NoiseLaw):
         raise TypeError(f"noise must be a dropprior NoiseLaw, got {type_name(noise)}")
     groups = weight.movedim(group_dim, 0).reshape(weight.shape[group_dim], -1)

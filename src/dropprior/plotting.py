@@ -37,6 +37,9 @@ def reliability_diagram(rel: Reliability, path: str | Path | None = None,
         path: if given, the figure is saved there.
         title: an optional title.
     """
+    if not isinstance(rel, Reliability):
+        raise TypeError(f"rel must be the Reliability of dropprior.metrics.reliability(probs, y), "
+                        f"got {type(rel).__name__}")
     fig = Figure(figsize=(4.0, 5.0))
     ax, below = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     edges = rel.edges.detach().cpu().numpy()
@@ -139,7 +142,8 @@ def relevance_plot(scores: Mapping[str, Tensor], path: str | Path | None = None,
     Args:
         scores: ``{layer name: scores (G,)}`` from :func:`dropprior.relevance`.
         path: if given, the figure is saved there.
-        labels: optional ``{layer name: group names}`` (e.g. feature names for the first layer).
+        labels: optional ``{layer name: group names}`` (e.g. feature names for the first layer),
+            one per score; shown as tick labels up to 40 groups.
     """
     if not scores:
         raise ValueError("relevance_plot needs at least one layer's scores, got an empty mapping")
@@ -150,11 +154,11 @@ def relevance_plot(scores: Mapping[str, Tensor], path: str | Path | None = None,
         order = np.argsort(-v)
         ax.bar(np.arange(v.size), v[order])
         names = (labels or {}).get(name)
-        if names is not None and len(names) == v.size and v.size <= 40:
+        if names is not None and len(names) != v.size:
+            raise ValueError(f"labels[{name!r}] names {len(names)} group(s) but layer {name!r} "
+                             f"has {v.size} scores")
+        if names is not None and v.size <= 40:
             ax.set_xticks(np.arange(v.size), [names[j] for j in order], rotation=60, fontsize=7)
         ax.set_ylabel("relevance")
         ax.set_title(name or "<root>", fontsize=9)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path)
-    return fig
+    return _finish(fig, path)

@@ -43,6 +43,7 @@ from dropprior.likelihoods import Likelihood
 from dropprior.objectives import (
     OBJECTIVE_FUNCTIONS,
     check_samples,
+    check_sigma0,
     marginal_log_likelihood,
     training_loss,
 )
@@ -258,6 +259,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
     check_choice("on_nonfinite", on_nonfinite, ON_NONFINITE)
     check_samples(samples)
     check_samples(val_samples, "val_samples")
+    check_sigma0(sigma0)
     for name, value in (("epochs", epochs), ("prior_warmup", prior_warmup)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dropprior.functional import multiplicative_noise
+from dropprior.functional import draw_noise, multiplicative_noise
 from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM, apply_noise
 from dropprior.noise import Bernoulli, Gaussian, InverseNakagami, Rayleigh
 
@@ -35,6 +35,9 @@ LAW = Bernoulli(0.5)
      r"torch.nn.utils.rnn.PackedSequence; unpack .*pad_packed_sequence"),
     (lambda: apply_noise(torch.nn.Sequential(torch.nn.Dropout(0.2)), "bernoulli", verbose="no"),
      "verbose must be True or False, got 'no'"),
+    # an integer dtype cut the inverted Bernoulli's 1/keep = 1.25 to 1
+    (lambda: draw_noise(Bernoulli(0.8, inverted=True), (3,), torch.device("cpu"), torch.long),
+     "dtype must be a floating-point torch.dtype, got torch.int64"),
 ])
 def test_type_errors_name_the_value(make, match) -> None:
     with pytest.raises(TypeError, match=match):

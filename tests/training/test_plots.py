@@ -12,6 +12,7 @@ from dropprior import metrics
 from dropprior.plotting import (
     coverage_plot,
     ood_histogram,
+    relevance_plot,
     reliability_diagram,
     risk_coverage_plot,
 )
@@ -104,3 +105,12 @@ def test_predictions_draw_their_own_figures() -> None:
     np.testing.assert_allclose(drawn, expected.numpy())
     with pytest.raises(ValueError, match="needs a Gaussian likelihood"):
         predict(reg, x, samples=2, likelihood=None).plot_coverage(y)
+
+
+def test_bad_figure_input_names_the_problem() -> None:
+    """reliability_diagram(3) raised "'int' object has no attribute 'edges'"; labels of the
+    wrong length were dropped without a word."""
+    with pytest.raises(TypeError, match="rel must be the Reliability of .*, got int"):
+        reliability_diagram(3)
+    with pytest.raises(ValueError, match=r"labels\['0'\] names 1 group\(s\) but layer '0' has 3"):
+        relevance_plot({"0": torch.rand(3)}, labels={"0": ["x"]})

@@ -101,7 +101,14 @@ def noise_mean(noise: NoiseLaw, dtype: torch.dtype, device: torch.device) -> Ten
 def draw_noise(noise: NoiseLaw, shape: tuple[int, ...], device: torch.device,
                dtype: torch.dtype, generator: torch.Generator | None = None) -> Tensor:
     """One draw of ξ of ``shape`` (i.i.d. entries), in ``dtype`` on ``device``; differentiable in
-    the law's parameters where the law has ``rsample``."""
+    the law's parameters where the law has ``rsample``.
+
+    Raises:
+        TypeError: ``dtype`` is not a floating-point dtype (ξ is real: an inverted Bernoulli's
+            1/keep would be cut to an integer).
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     law = noise.to(device, sampling_dtype(dtype))
     wants_grad = law.has_rsample and any(p.requires_grad for p in law.params().values())
     draw = law.rsample if wants_grad else law.sample
