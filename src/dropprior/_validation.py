@@ -16,7 +16,7 @@ from torch import Tensor
 
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
-           "check_less", "check_chain_lengths", "regression_data"]
+           "check_less", "check_chain_lengths", "regression_data", "check_float_dtype"]
 
 T = TypeVar("T")
 
@@ -174,3 +174,10 @@ def regression_data(X: object, y: object, dtype: torch.dtype | None = torch.floa
             raise ValueError(f"{name} holds {int((~torch.isfinite(t)).sum())} non-finite "
                              "value(s) (nan or ±inf); remove or impute them first")
     return X_t, y_t
+
+
+def check_float_dtype(dtype: object) -> None:
+    """Raise a TypeError unless ``dtype`` is None or a floating-point ``torch.dtype`` (the
+    dtype a law's parameters and draws may take)."""
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")

@@ -35,7 +35,7 @@ from scipy import integrate
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from dropprior._validation import as_param, check_positive
+from dropprior._validation import as_param, check_float_dtype, check_positive
 from dropprior.noise import NoiseLaw, SampleShape, sample_size
 
 __all__ = ["Truncated"]
@@ -171,6 +171,7 @@ class Truncated(NoiseLaw):
 
     def to(self, device: torch.device | str | None = None,
            dtype: torch.dtype | None = None) -> Truncated:
+        check_float_dtype(dtype)
         if (device is None or torch.device(device) == self.upper.device) and (
                 dtype is None or dtype == self.upper.dtype):
             return self

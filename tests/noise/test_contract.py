@@ -123,6 +123,22 @@ def test_to_float64(fixture, params) -> None:
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
+def test_integer_dtype_and_nan_cdf_are_refused(fixture) -> None:
+    """``to(dtype=torch.long)`` rounded the parameters (an inverted Bernoulli(0.7) became
+    keep = 0) and ``cdf(nan)`` gave 0, 1 or nan by law; both are errors now. ``log_prob(nan)``
+    stays ``-inf`` (outside the support), so that a sampler rejects such a point."""
+    law = make(fixture, fixture.examples[0])
+    with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype, got "
+                                        "torch.int64"):
+        law.to(dtype=torch.long)
+    assert float(law.log_prob(torch.tensor(float("nan")))) == -np.inf
+    if fixture.name == "beta":  # no cdf at all (test_cdf_matches_scipy)
+        return
+    with pytest.raises(ValueError, match=r"the value holds 1 nan\(s\); .*cdf takes real"):
+        law.cdf(torch.tensor([0.5, float("nan")], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
 def test_bad_parameters_raise_naming_the_value(fixture) -> None:
     for params, shown in fixture.bad:
         with pytest.raises(ValueError, match=shown.replace("-", r"\-")) as info:

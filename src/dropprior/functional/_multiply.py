@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dropprior._validation import check_bool
+from dropprior._validation import check_bool, check_float_dtype
 from dropprior.functional._fused import fused_multiply, fused_plan
 from dropprior.functional._rng import draw_generator
 from dropprior.functional._structure import noise_shape
@@ -107,8 +107,7 @@ def draw_noise(noise: NoiseLaw, shape: tuple[int, ...], device: torch.device,
         TypeError: ``dtype`` is not a floating-point dtype (ξ is real: an inverted Bernoulli's
             1/keep would be cut to an integer).
     """
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    check_float_dtype(dtype)
     law = noise.to(device, sampling_dtype(dtype))
     wants_grad = law.has_rsample and any(p.requires_grad for p in law.params().values())
     draw = law.rsample if wants_grad else law.sample

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, PowerTransform
 
-from dropprior._validation import as_param
+from dropprior._validation import as_param, check_float_dtype
 
 __all__ = ["NoiseLaw"]
 
@@ -127,8 +127,21 @@ class NoiseLaw(Distribution):
         """The same law composed from ``torch.distributions`` (used for ``log_prob``)."""
         raise NotImplementedError
 
+    def _cdf_value(self, value: Tensor | float) -> Tensor:
+        """``value`` as a tensor of the parameters' dtype and device, for ``cdf``; a ValueError
+        if it holds nan (P(ξ ≤ nan) is no probability). :meth:`log_prob` reads nan as outside
+        the support instead (``-inf``), so that a sampler's trajectory that produced one is
+        rejected, not crashed."""
+        ref = self._param_like()
+        value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        if bool(torch.isnan(value).any()):
+            raise ValueError(f"the value holds {int(torch.isnan(value).sum())} nan(s); "
+                             f"{type(self).__name__}.cdf takes real numbers (±inf included)")
+        return value
+
     def log_prob(self, value: Tensor) -> Tensor:
-        """log p(ξ) from the torch composition; ``-inf`` outside the support (never nan)."""
+        """log p(ξ) from the torch composition; ``-inf`` outside the support and at nan (never
+        nan)."""
         ref = self._param_like()
         value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
         support = self.support
@@ -194,7 +207,9 @@ class NoiseLaw(Distribution):
 
     def to(self, device: torch.device | str | None = None,
            dtype: torch.dtype | None = None) -> NoiseLaw:
-        """The same law with every parameter moved to ``device`` / ``dtype``."""
+        """The same law with every parameter moved to ``device`` / ``dtype`` (a floating-point
+        dtype: an integer one would round the parameters)."""
+        check_float_dtype(dtype)
         moved = {k: v.to(device=device, dtype=dtype) for k, v in self.params().items()}
         return type(self)(**moved, validate_args=False)  # type: ignore[arg-type]
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from dropprior._validation import as_param, check_bool, check_in_interval
+from dropprior._validation import as_param, check_bool, check_float_dtype, check_in_interval
 from dropprior.noise._base import NoiseLaw, SampleShape, inf_like
 from dropprior.noise._registry import register_law
 from dropprior.noise.scaled_bernoulli import ScaledBernoulli
@@ -136,7 +136,7 @@ class Bernoulli(NoiseLaw):
         return ScaledBernoulli(self.keep, self.scale).log_prob(value)
 
     def cdf(self, value: Tensor) -> Tensor:
-        return ScaledBernoulli(self.keep, self.scale).cdf(value)
+        return ScaledBernoulli(self.keep, self.scale).cdf(self._cdf_value(value))
 
     def variance_prior(self) -> Distribution:
         """ξ² ∈ {0, c²} with P(ξ² = c²) = π: a Bernoulli(π) when not inverted, a
@@ -147,6 +147,7 @@ class Bernoulli(NoiseLaw):
 
     def to(self, device: torch.device | str | None = None,
            dtype: torch.dtype | None = None) -> Bernoulli:
+        check_float_dtype(dtype)
         moved = Bernoulli(self.keep.to(device=device, dtype=dtype), inverted=self.inverted,
                           validate_args=False)
         moved._keep_float = self._keep_float  # the exact keep, not its float32 rounding

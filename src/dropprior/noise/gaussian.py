@@ -101,7 +101,7 @@ class Gaussian(NoiseLaw):
         return self.loc
 
     def cdf(self, value: Tensor) -> Tensor:
-        return self._torch_law().cdf(torch.as_tensor(value, dtype=self.loc.dtype))
+        return self._torch_law().cdf(self._cdf_value(value))
 
     def variance_prior(self) -> Distribution:
         """s²·χ²₁ (torch ``Chi2`` under an ``AffineTransform``) when every μ = 0, else the scaled

@@ -122,7 +122,7 @@ class HalfCauchy(NoiseLaw):
         return self.scale
 
     def cdf(self, value: Tensor) -> Tensor:
-        value = torch.as_tensor(value, dtype=self.scale.dtype).clamp_min(0)
+        value = self._cdf_value(value).clamp_min(0)
         return 2 / math.pi * torch.atan(value / self.scale)
 
     def variance_prior(self) -> Distribution:

@@ -163,7 +163,7 @@ class InverseNakagami(NoiseLaw):
 
     def cdf(self, value: Tensor) -> Tensor:
         """P(ξ ≤ x) = P(η² ≥ 1/x²) = Q(m, (m/Ω)/x²), the regularized upper incomplete gamma."""
-        value = torch.as_tensor(value, dtype=self.shape.dtype)
+        value = self._cdf_value(value)
         positive = value > 0
         safe = torch.where(positive, value, torch.ones_like(value))
         q = torch.special.gammaincc(self.shape, self._rate / safe.square())

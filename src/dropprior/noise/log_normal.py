@@ -98,7 +98,7 @@ class LogNormal(NoiseLaw):
         return self.loc.exp()
 
     def cdf(self, value: Tensor) -> Tensor:
-        value = torch.as_tensor(value, dtype=self.loc.dtype)
+        value = self._cdf_value(value)
         positive = value > 0
         safe = torch.where(positive, value, torch.ones_like(value))
         phi = torch.special.ndtr((safe.log() - self.loc) / self.scale)

@@ -114,7 +114,7 @@ class Rayleigh(NoiseLaw):
         return self.scale
 
     def cdf(self, value: Tensor) -> Tensor:
-        value = torch.as_tensor(value, dtype=self.scale.dtype).clamp_min(0)
+        value = self._cdf_value(value).clamp_min(0)
         return -torch.expm1(-(value / self.scale).square() / 2)
 
     def variance_prior(self) -> Distribution:

@@ -108,7 +108,7 @@ class Uniform(NoiseLaw):
         return self.mean
 
     def cdf(self, value: Tensor) -> Tensor:
-        value = torch.as_tensor(value, dtype=self.low.dtype)
+        value = self._cdf_value(value)
         return ((value - self.low) / (self.high - self.low)).clamp(0, 1)
 
     def variance_prior(self) -> Distribution:
