@@ -97,6 +97,17 @@ def test_every_skip_is_reported(capsys) -> None:
     assert "<root>: Linear" in capsys.readouterr().out
     apply_noise(nn.Sequential(nn.Dropout(0.0), nn.Linear(2, 2)), "gaussian")
     assert "p=0 draws no noise" in capsys.readouterr().out
+    # dropouts that layers=("dropout",) cannot convert are named, not passed over in silence
+    model = nn.Sequential(nn.Linear(8, 8), nn.SELU(), nn.AlphaDropout(0.2),
+                          nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1))
+    apply_noise(model, "gaussian")
+    out = capsys.readouterr().out
+    assert "2: AlphaDropout(p=0.2, inplace=False) left unchanged: alpha dropout is not " \
+           "multiplicative noise" in out
+    assert "3.self_attn: MultiheadAttention left unchanged: its dropout of the attention " \
+           "weights runs inside F.multi_head_attention_forward" in out
+    assert type(model[2]) is nn.AlphaDropout
+    assert "3.dropout1: Dropout(p=0.1, inplace=False) -> MultiplicativeNoise" in out
 
 
 def test_meta_device_model_is_a_clear_error() -> None:

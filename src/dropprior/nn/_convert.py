@@ -132,6 +132,10 @@ class _Converter:
             if child is None or name in consumed:
                 continue
             full = f"{prefix}.{name}" if prefix else name
+            unreached = _unreached_dropout(child) if "dropout" in self.kinds else None
+            if unreached is not None:
+                self.lines.append(f"  {full}: {_short(child)} left unchanged: {unreached}")
+                continue
             if not self.wanted(child):
                 continue
             reason = _subclass_reason(child)
@@ -175,6 +179,18 @@ class _Converter:
             self.lines.append(f"  {full}: {_short(child)} -> {_short(new)}")
         elif isinstance(new, str):
             self.lines.append(f"  {full}: {_short(child)} left unchanged: {new}")
+
+
+def _unreached_dropout(module: nn.Module) -> str | None:
+    """Why a dropout that ``layers=("dropout",)`` does not convert is left, or None: alpha
+    dropout is not multiplicative, and attention dropout runs inside a functional call."""
+    if isinstance(module, (nn.AlphaDropout, nn.FeatureAlphaDropout)) and module.p > 0:
+        return ("alpha dropout is not multiplicative noise (it sets dropped units to SELU's "
+                "negative saturation and rescales affinely)")
+    if isinstance(module, nn.MultiheadAttention) and module.dropout > 0:
+        return ("its dropout of the attention weights runs inside "
+                "F.multi_head_attention_forward, out of apply_noise's reach")
+    return None
 
 
 def _law_source(noise: NoiseLaw | str) -> tuple[_Law, str]:
