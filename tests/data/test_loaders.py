@@ -64,6 +64,39 @@ def test_uci_errors_name_the_problem(tmp_path: Path) -> None:
         load_uci(tmp_path, "toy").split(5)
 
 
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_broken_mnist_and_empty_ptb_files_are_named(tmp_path: Path) -> None:
+    """A truncated .gz raised gzip's EOFError without the file's name, and an empty PTB split
+    loaded as a corpus of no words; both are errors naming the file. A well-formed synthetic
+    IDX pair loads as written."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+    for prefix in ("train", "t10k"):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.array([3, 7]))
+    x, y = load_mnist(tmp_path, "test")
+    assert y.tolist() == [3, 7] and x.shape[0] == 2
+    whole = (folder / "train-images-idx3-ubyte.gz").read_bytes()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz' is not a complete gzip "
+                                         r"file .*SHA256SUMS"):
+        load_mnist(tmp_path, "train")
+    ptb = tmp_path / "ptb"
+    ptb.mkdir()
+    for split in ("train", "valid", "test"):
+        (ptb / f"ptb.{split}.txt").write_text(" a b \n b a \n")
+    assert len(load_ptb(tmp_path).vocab) == 3  # a, b, <eos>
+    (ptb / "ptb.valid.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match=r"PTB file '.*ptb.valid.txt' holds no words"):
+        load_ptb(tmp_path)
+
+
 def test_batchify_columns_are_contiguous() -> None:
     import torch
 

@@ -75,8 +75,14 @@ def load_idx(folder: str | os.PathLike[str], split: str = "test") -> tuple[Tenso
 def _read_idx(path: os.PathLike[str]) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"missing MNIST file {str(path)!r}")
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, OSError) as err:  # a truncated download, or not gzip at all
+        raise ValueError(f"{str(path)!r} is not a complete gzip file ({err}); fetch it again "
+                         "(the folder's SHA256SUMS lists each file's checksum)") from err
+    if len(raw) < 4:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file ({len(raw)} bytes)")
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file")

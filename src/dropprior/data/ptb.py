@@ -64,4 +64,6 @@ def _words(path: Path) -> list[str]:
         for line in fh:
             out.extend(line.split())
             out.append("<eos>")
+    if not any(w != "<eos>" for w in out):
+        raise ValueError(f"PTB file {str(path)!r} holds no words")
     return out
