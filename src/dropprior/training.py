@@ -512,6 +512,12 @@ def _train_epoch(model: nn.Module, likelihood: Likelihood,
         loss = training_loss(model, xb, yb, likelihood, objective, samples, sigma0, n_train,
                              vectorize, prior_weight)
         if not bool(torch.isfinite(loss)):
+            for name, part in (("x", xb), ("y", yb)):  # a DataLoader's data is not checked ahead
+                if part.is_floating_point() and not bool(torch.isfinite(part).all()):
+                    raise ValueError(
+                        f"a training batch's {name} holds {int((~torch.isfinite(part)).sum())} "
+                        f"non-finite value(s) (nan or ±inf) at epoch {epoch}; remove or impute "
+                        "them first")
             if on_nonfinite == "raise":
                 raise FloatingPointError(
                     f"non-finite training loss {float(loss.detach())} at epoch {epoch}; try "

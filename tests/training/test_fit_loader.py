@@ -81,6 +81,14 @@ def test_bad_loader_and_optimizer_arguments_say_what_is_accepted() -> None:
         fit(model, Gaussian(0.5), x, y, optimizer_kwargs={"lr": 0.1}, progress=False)
     with pytest.raises(ValueError, match="optimizer"):
         fit(model, Gaussian(0.5), x, y, optimizer="lbfgs", progress=False)
+    # a DataLoader's data is not read ahead; a nan in it is named as the data's, not as a
+    # diverged loss that a smaller lr would cure
+    bad = y.clone()
+    bad[13] = float("nan")
+    with pytest.raises(ValueError, match=r"a training batch's y holds 1 non-finite value\(s\) "
+                                         r"\(nan or ±inf\) at epoch 0"):
+        fit(model, Gaussian(0.5), DataLoader(TensorDataset(x, bad), batch_size=8), epochs=1,
+            progress=False)
 
 
 def _sgd_with_weighted_prior(reference: nn.Module, x: torch.Tensor, y: torch.Tensor,
