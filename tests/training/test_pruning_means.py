@@ -121,6 +121,12 @@ def test_numeric_threshold_must_be_a_finite_score(threshold) -> None:
         prune(model, threshold=threshold)
 
 
+def test_sigma0_is_checked_even_where_unused() -> None:
+    model = nn.Sequential(NoisyLinear(3, 2, Bernoulli(0.5))).double()
+    with pytest.raises(ValueError, match=r"sigma0 must be a finite number > 0 .*, got -1"):
+        prune(model, keep=0.5, sigma0=-1)
+
+
 def _resnet() -> nn.Sequential:
     from dropprior.nn import Residual
 
