@@ -75,3 +75,11 @@ def test_bad_input() -> None:
                                 GaussianLikelihood(0.5), method="exact")
     with pytest.raises(ValueError, match="sweeps must be an int >= 1, got 0"):
         inclusion_probabilities(rayleigh, x, y, GaussianLikelihood(0.5), sweeps=0)
+    # nan targets gave nan probabilities; a missing likelihood failed on None.log_prob
+    bernoulli = NoisyLinear(6, 1, Bernoulli(0.5)).double()
+    bad = y.clone()
+    bad[2] = float("nan")
+    with pytest.raises(ValueError, match=r"y holds 1 non-finite value\(s\) .* example 2"):
+        inclusion_probabilities(bernoulli, x, bad, GaussianLikelihood(0.5), sweeps=2)
+    with pytest.raises(TypeError, match="likelihood must be a dropprior Likelihood, got NoneType"):
+        inclusion_probabilities(bernoulli, x, y, None, sweeps=2)

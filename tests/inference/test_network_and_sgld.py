@@ -11,6 +11,7 @@ from torch import nn
 from dropprior.inference import (
     LayerSpec,
     NetworkPosterior,
+    ScaleMixture1D,
     posterior_from_model,
     run_mcmc,
     sgld,
@@ -153,5 +154,12 @@ def test_sgld_network_shapes_and_errors():
 def test_layer_spec_validation():
     with pytest.raises(ValueError, match="structure"):
         LayerSpec(2, 2, Rayleigh(1.0), structure="row")
+    with pytest.raises(ValueError, match="out_features must be an int >= 1, got 0"):
+        NetworkPosterior.mlp(torch.zeros(4, 2), torch.zeros(4), [0], Rayleigh(1.0))
+    with pytest.raises(ValueError, match=r"X holds 1 non-finite value\(s\)"):
+        NetworkPosterior.mlp(torch.tensor([[0.0, float("nan")]] + [[0.0, 1.0]] * 3),
+                             torch.zeros(4), [3], Rayleigh(1.0))
+    with pytest.raises(ValueError, match=r"y holds 1 non-finite value\(s\)"):
+        ScaleMixture1D(Rayleigh(1.0), y=torch.tensor([0.5, float("inf")]))
     with pytest.raises(ValueError, match="residual"):
         LayerSpec(2, 3, Rayleigh(1.0), residual=True)

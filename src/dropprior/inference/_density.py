@@ -114,6 +114,9 @@ class ScaleMixture1D(_WeightPrior, LogDensity):
                  noise_std: float = 1.0, parametrization: str = "ep") -> None:
         super().__init__(law, sigma0, parametrization)
         self.y = torch.zeros(0) if y is None else torch.as_tensor(y).reshape(-1)
+        if self.y.is_floating_point() and not bool(torch.isfinite(self.y).all()):
+            raise ValueError(f"y holds {int((~torch.isfinite(self.y)).sum())} non-finite "
+                             "value(s) (nan or ±inf)")
         self.noise_std = float(check_positive("noise_std", as_param(noise_std)))
 
     def sites(self) -> Sites:

@@ -32,7 +32,13 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Gamma, constraints
 
-from dropprior._validation import as_param, check_choice, check_positive
+from dropprior._validation import (
+    as_param,
+    check_choice,
+    check_finite_data,
+    check_int,
+    check_positive,
+)
 from dropprior.inference._density import LogDensity, Sites, _WeightPrior, normal_log_prob
 from dropprior.inference._prior import check_continuous, check_parametrization
 
@@ -58,6 +64,8 @@ class LayerSpec:
     residual: bool = False
 
     def __post_init__(self) -> None:
+        check_int("in_features", self.in_features, 1)
+        check_int("out_features", self.out_features, 1)
         check_choice("structure", self.structure, POSTERIOR_STRUCTURES)
         check_choice("activation", self.activation, ACTIVATIONS)
         if self.law is not None:
@@ -111,6 +119,8 @@ class NetworkPosterior(LogDensity):
         if self.y.shape != (self.X.shape[0],) or self.layers[-1].out_features != 1:
             raise ValueError(f"y must have shape (N,) = ({self.X.shape[0]},) and the last "
                              f"layer one output; got y {tuple(self.y.shape)}")
+        check_finite_data("X", self.X)
+        check_finite_data("y", self.y)
         self.noise_std = None if noise_std is None else float(
             check_positive("noise_std", as_param(noise_std)))
         self.noise_prior = Gamma(torch.tensor(float(noise_prior[0])),
