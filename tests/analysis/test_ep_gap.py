@@ -169,6 +169,10 @@ def test_bad_inputs_raise_clear_errors():
         ep_gap(model, x, y, GaussianLikelihood(TAU), samples=1)
     with pytest.raises(ValueError, match="trace='diag'"):
         ep_gap(model, x, y, GaussianLikelihood(TAU), samples=4, trace="diag")
+    bad = x.clone()
+    bad[1, 0] = math.nan  # was reported as a nan log-likelihood, not as the data's
+    with pytest.raises(ValueError, match=r"x holds 1 non-finite value\(s\) .* example 1"):
+        ep_gap(model, bad, y, GaussianLikelihood(TAU), samples=4)
     with pytest.raises(ValueError, match="shape \\(S, N\\)"):
         ep_gap_from_samples(torch.zeros(5))
     with pytest.raises(ValueError, match="-inf"):

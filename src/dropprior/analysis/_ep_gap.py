@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_finite_data
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.likelihoods import Likelihood
@@ -224,6 +224,9 @@ def ep_gap(model: nn.Module, x: Tensor, y: Tensor, likelihood: Likelihood, sampl
 
     _check_samples(samples)
     check_choice("trace", trace, TRACE_METHODS)
+    for name, data in (("x", x), ("y", y)):
+        if isinstance(data, Tensor) and data.dim() > 0:
+            check_finite_data(name, data)
     joint = bool(noise_granularities(model) - {"example"})
     from dropprior.nn import mc
 
