@@ -208,6 +208,22 @@ def test_evidence_needs_a_variational_model_and_matching_data() -> None:
         scales.group_evidence(vi, Gaussian(NOISE), x, y[:19], 1.0)
     with pytest.raises(ValueError, match="data= serves threshold='auto'"):
         prune(vi, keep=0.5, data=(Gaussian(NOISE), x, y))
+    # each of these switched every group off (nan data, sigma0 = 0) or failed deep inside
+    bad = y.clone()
+    bad[3] = math.nan
+    with pytest.raises(ValueError, match=r"y holds 1 non-finite value\(s\) .* example 3"):
+        scales.kept_groups(vi, data=(Gaussian(NOISE), x, bad))
+    with pytest.raises(ValueError, match="finite sigma0 > 0 .*, got 0.0"):
+        scales.kept_groups(vi, data=(Gaussian(NOISE), x, y), sigma0=0.0)
+    with pytest.raises(ValueError, match="max_examples must be an int >= 1, got 0"):
+        scales.group_evidence(vi, Gaussian(NOISE), x, y, 1.0, max_examples=0)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        scales.joint_evidence_kept(vi, Gaussian(NOISE), x, y, 1.0, batch_size=0)
+    with pytest.raises(TypeError, match="likelihood must be a dropprior Likelihood, got str"):
+        scales.group_evidence(vi, "gaussian", x, y, 1.0)
+    with pytest.raises(ValueError, match=r"data must be the fit's \(likelihood, x, y\), got "
+                                         r"tuple of 2"):
+        scales.kept_groups(vi, data=(x, y))
 
 
 def test_evidence_leaves_the_model_as_it_was() -> None:

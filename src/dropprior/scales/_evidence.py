@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior.scales._attach import _parametrized, _reduce, collapse
+from dropprior.scales._attach import _check_sigma0, _parametrized, _reduce, collapse
 from dropprior.scales._groups import scale_groups
 from dropprior.scales._scale import GaussianTensor, _broadcast
 
@@ -38,8 +38,10 @@ def group_kl(model: nn.Module, sigma0: float) -> dict[str, Tensor]:
     ``{group name: tensor of the group's shape}`` (a weight in two groups counts in both).
 
     Raises:
-        ValueError: the model has no variational weights.
+        ValueError: the model has no variational weights, or ``sigma0`` is not a finite
+            number > 0.
     """
+    _check_sigma0(sigma0)
     out: dict[str, Tensor] = {}
     for _, _, p, raw in _parametrized(model):
         if not isinstance(p, GaussianTensor):
@@ -62,6 +64,24 @@ def _top_level(model: nn.Module) -> dict[int, int]:
     if not isinstance(model, nn.Sequential):
         return {}
     return {id(m): i for i, child in enumerate(model) for m in child.modules()}
+
+
+def _check_data(likelihood: object, x: object, y: object, max_examples: object,
+                batch_size: object, seed: object) -> None:
+    """The evidence rules' checks of their data and budget, each error naming the value."""
+    from dropprior._validation import check_finite_data, check_int, type_name
+    from dropprior.likelihoods import Likelihood
+
+    check_int("max_examples", max_examples, 1)
+    check_int("batch_size", batch_size, 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    if not isinstance(likelihood, Likelihood):
+        raise TypeError(f"likelihood must be a dropprior Likelihood, got {type_name(likelihood)}")
+    for name, data in (("x", x), ("y", y)):
+        if not isinstance(data, Tensor) or data.dim() == 0:
+            raise TypeError(f"{name} must be a tensor with a batch dimension")
+        check_finite_data(name, data)
 
 
 def _subsample(x: Tensor, y: Tensor, max_examples: int, seed: int
@@ -162,6 +182,7 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
 
     beta = check_prior_weight(prior_weight)
     check_bool("mean_replacement", mean_replacement)
+    _check_data(likelihood, x, y, max_examples, batch_size, seed)
     kl = group_kl(model, sigma0)
     n = x.shape[0]
     if n == 0 or y.shape[0] != n:
@@ -249,6 +270,7 @@ def joint_evidence_kept(model: nn.Module, likelihood: nn.Module, x: Tensor, y: T
     beta = check_prior_weight(prior_weight)
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
         raise ValueError(f"grid must be an int >= 2, got {grid!r}")
+    _check_data(likelihood, x, y, max_examples, batch_size, seed)
     if evidence is None:
         evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples, batch_size,
                                   seed, prior_weight)

@@ -76,6 +76,10 @@ def kept_groups(model: nn.Module, data: tuple[nn.Module, Tensor, Tensor] | None 
         if not variational:
             raise ValueError("data= selects the evidence rule of a variational model; a type-II "
                              "MAP model is decided by its scales alone: leave data=None")
+        if not isinstance(data, tuple) or len(data) != 3:
+            raise ValueError(f"data must be the fit's (likelihood, x, y), got "
+                             f"{type(data).__name__}"
+                             + (f" of {len(data)}" if isinstance(data, tuple) else ""))
         likelihood, x, y = data
         evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples=max_examples,
                                   prior_weight=prior_weight, mean_replacement=mean_replacement)
