@@ -16,7 +16,8 @@ from torch import Tensor
 
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
-           "check_less", "check_chain_lengths", "regression_data", "check_float_dtype"]
+           "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
+           "check_generator"]
 
 T = TypeVar("T")
 
@@ -181,3 +182,11 @@ def check_float_dtype(dtype: object) -> None:
     dtype a law's parameters and draws may take)."""
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+
+
+def check_generator(value: object, name: str = "generator") -> torch.Generator | None:
+    """``value`` if it is a ``torch.Generator`` or None; else a TypeError quoting it (a seed is
+    not a generator: ``torch.Generator().manual_seed(seed)`` makes one)."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {value!r}")
+    return value

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dropprior.functional import draw_noise, multiplicative_noise
-from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM, apply_noise
+from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM, StackedNoisyLinear, apply_noise
 from dropprior.noise import Bernoulli, Gaussian, InverseNakagami, Rayleigh
 
 LAW = Bernoulli(0.5)
@@ -35,6 +35,14 @@ LAW = Bernoulli(0.5)
      r"torch.nn.utils.rnn.PackedSequence; unpack .*pad_packed_sequence"),
     (lambda: apply_noise(torch.nn.Sequential(torch.nn.Dropout(0.2)), "bernoulli", verbose="no"),
      "verbose must be True or False, got 'no'"),
+    # a seed where a generator belongs was accepted and failed at the first draw
+    (lambda: NoisyLinear(2, 2, LAW, generator=0),
+     "generator must be a torch.Generator or None, got 0"),
+    (lambda: NoisyConv2d(2, 3, 3, LAW, generator="g"),
+     "generator must be a torch.Generator or None, got 'g'"),
+    (lambda: NoisyLSTM(2, 3, noise=LAW, generator=1), "generator must be a torch.Generator"),
+    (lambda: StackedNoisyLinear(2, 2, 2, LAW, generators=[torch.Generator(), 7]),
+     r"generators\[1\] must be a torch.Generator or None, got 7"),
     # an integer dtype cut the inverted Bernoulli's 1/keep = 1.25 to 1
     (lambda: draw_noise(Bernoulli(0.8, inverted=True), (3,), torch.device("cpu"), torch.long),
      "dtype must be a floating-point torch.dtype, got torch.int64"),

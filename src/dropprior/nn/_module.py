@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.modules.dropout import _DropoutNd
 
 from dropprior._autocast import autocast_dtype
-from dropprior._validation import check_bool, check_choice
+from dropprior._validation import check_bool, check_choice, check_generator
 from dropprior.functional import GRANULARITIES, multiplicative_noise
 from dropprior.noise import NoiseLaw
 
@@ -134,7 +134,7 @@ class MultiplicativeNoise(NoisyModule):
         self.noise = check_law("noise", noise)  # type: ignore[assignment]
         self.structure = check_choice("structure", structure, STRUCTURES)
         self.granularity = check_choice("granularity", granularity, GRANULARITIES)
-        self.generator = generator
+        self.generator = check_generator(generator)
 
     def forward(self, x: Tensor) -> Tensor:
         return multiplicative_noise(x, self.noise, self.structure, self.granularity,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dropprior._validation import check_bool, check_choice
+from dropprior._validation import check_bool, check_choice, check_generator
 from dropprior.functional import (
     draw_generator,
     draw_noise,
@@ -100,7 +100,7 @@ class NoisyConvNd(NoisyModule):
         if filter_noise is not None and structure != "channel+filter":
             raise ValueError("filter_noise applies only to structure='channel+filter'")
         self.filter_noise = check_law("filter_noise", filter_noise, required=False) or self.noise
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups,
                                                *self.kernel_size, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(out_channels, device=device, dtype=dtype)) \

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dropprior._validation import check_bool, check_choice
+from dropprior._validation import check_bool, check_choice, check_generator
 from dropprior.functional import (
     dropconnect_linear,
     local_reparam_linear,
@@ -93,7 +93,7 @@ class NoisyLinear(NoisyModule):
                     f"local_reparam=True is exact only for Gaussian noise, got {noise!r}"
                 )
         self.local_reparam = check_bool("local_reparam", local_reparam)
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device,
                                                dtype=dtype))
         self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) \

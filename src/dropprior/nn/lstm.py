@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._autocast import autocast_dtype
-from dropprior._validation import check_bool, check_choice, type_name
+from dropprior._validation import check_bool, check_choice, check_generator, type_name
 from dropprior.functional import (
     draw_generator,
     draw_noise,
@@ -88,7 +88,7 @@ class NoisyLSTM(NoisyModule):
         self.recurrent_noise = check_law("recurrent_noise", recurrent_noise, required=False)
         self.batch_first = check_bool("batch_first", batch_first)
         check_bool("bias", bias)
-        self.generator = generator
+        self.generator = check_generator(generator)
         reference = nn.LSTM(input_size, hidden_size, num_layers, bias=bias, device=device,
                             dtype=dtype)
         for name, param in reference.named_parameters():  # torch's names and initialisation

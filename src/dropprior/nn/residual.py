@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_generator
 from dropprior.functional import multiplicative_noise
 from dropprior.nn._module import NoisyModule, check_law
 from dropprior.noise import NoiseLaw
@@ -76,7 +76,7 @@ class Residual(NoisyModule):
                           (True, True): "unit+layer"}[(depth_noise is not None,
                                                        unit_noise is not None)]
         self.noise = depth_noise if depth_noise is not None else unit_noise  # type: ignore
-        self.generator = generator
+        self.generator = check_generator(generator)
 
     def forward(self, h: Tensor) -> Tensor:
         z = h

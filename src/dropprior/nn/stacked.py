@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_generator
 from dropprior.functional import (
     FusedPlan,
     draw_generator,
@@ -77,7 +77,8 @@ class StackedNoisyLinear(Stochastic):
             raise ValueError(f"generators must hold one generator per network ({n_networks}), "
                              f"got {len(generators)}")
         self.generators: list[torch.Generator | None] = (
-            list(generators) if generators is not None else [None] * n_networks)
+            [check_generator(g, f"generators[{k}]") for k, g in enumerate(generators)]
+            if generators is not None else [None] * n_networks)
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.zeros(n_networks, out_features, in_features,
                                                dtype=dtype))

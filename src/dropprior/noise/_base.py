@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, PowerTransform
 
-from dropprior._validation import as_param, check_float_dtype
+from dropprior._validation import as_param, check_float_dtype, check_generator
 
 __all__ = ["NoiseLaw"]
 
@@ -69,8 +69,7 @@ def _checking_generator(fn: Any) -> Any:
     @functools.wraps(fn)
     def wrapper(self: Any, sample_shape: Any = (), generator: Any = None, *args: Any,
                 **kwargs: Any) -> Any:
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+        check_generator(generator)
         return fn(self, sample_shape, generator, *args, **kwargs)
 
     wrapper._checks_generator = True  # type: ignore[attr-defined]

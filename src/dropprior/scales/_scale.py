@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dropprior._validation import check_generator
 from dropprior.hyperpriors import ScaleHyperprior
 from dropprior.nn import Stochastic
 from dropprior.scales._groups import ScaleGroup
@@ -139,7 +140,7 @@ class GaussianTensor(Stochastic):
         self.rho = nn.Parameter(torch.full_like(mean.detach(), rho))
         self.variances = nn.ModuleList([v for v, _ in variances])
         self.views = [v for _, v in variances]
-        self.generator = generator
+        self.generator = check_generator(generator)
         self.trains_by_local_reparam = False
 
     def local_reparam_active(self) -> bool:
