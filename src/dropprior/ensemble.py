@@ -57,7 +57,7 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
     models: list[nn.Module] = []
-    owner: dict[int, int] = {}  # id of every member's parameters -> the member holding it
+    owner: dict[int, int] = {}  # id of every member's trainable parameter -> its member
     with torch.random.fork_rng(devices=[]):
         for m in range(members):
             torch.manual_seed(seed + m)
@@ -65,12 +65,14 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
             if not isinstance(model, nn.Module):
                 raise TypeError(f"factory() must return a torch.nn.Module, got "
                                 f"{type_name(model)}")
-            shared = [owner[id(p)] for p in model.parameters() if id(p) in owner]
-            if shared:
-                raise ValueError(f"factory() built member {m} with parameters of member "
-                                 f"{shared[0]} (the same model or layer again); it must build a "
-                                 "new model on every call, e.g. lambda: make_model()")
-            owner.update({id(p): m for p in model.parameters()})
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            shared = [owner[id(p)] for p in trainable if id(p) in owner]
+            if shared:  # a frozen shared backbone is fine; a trained one would be fit M times
+                raise ValueError(f"factory() built member {m} with trainable parameters of "
+                                 f"member {shared[0]} (the same model or layer again); it must "
+                                 "build a new model on every call, e.g. lambda: make_model() "
+                                 "(a shared part must be frozen: requires_grad=False)")
+            owner.update({id(p): m for p in trainable})
             fit(model, likelihood, x, y, seed=seed + m, **fit_kwargs)
             models.append(model)
     return models

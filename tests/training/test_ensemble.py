@@ -71,8 +71,12 @@ def test_bad_ensemble_arguments_name_the_value() -> None:
     with pytest.raises(ValueError, match="non-empty sequence of models"):
         predict_ensemble([], x, Categorical())
     same = _factory()
-    with pytest.raises(ValueError, match="built member 1 with parameters of member 0"):
+    with pytest.raises(ValueError, match="built member 1 with trainable parameters of member 0"):
         fit_ensemble(lambda: same, 2, Categorical(), x, y, epochs=1, progress=False)
+    backbone = nn.Linear(3, 3).double().requires_grad_(False)  # shared and frozen: allowed
+    members = fit_ensemble(lambda: nn.Sequential(backbone, nn.Linear(3, 2).double()), 2,
+                           Categorical(), x, y, epochs=1, progress=False)
+    assert members[0][0] is members[1][0] and members[0][1] is not members[1][1]
     with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
         fit_ensemble(_factory, 2, Categorical(), x, y, seed=0.5)
     three_classes = nn.Sequential(nn.Linear(3, 3)).double()
