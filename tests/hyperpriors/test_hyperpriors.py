@@ -170,3 +170,18 @@ def test_resolve_names_and_errors() -> None:
 def test_bools_and_strings_are_not_parameters(value) -> None:
     with pytest.raises(TypeError, match=rf"eta must be a number > 0, got {value!r}"):
         HalfCauchyScale(value)
+
+
+@pytest.mark.parametrize("prior", [p for p, _, _ in PROPER.values()] + [LogUniformScale()],
+                         ids=[*PROPER, "log_uniform"])
+def test_negative_or_nan_scale_has_log_density_minus_inf(prior) -> None:
+    """A scale or variance is never negative: its log-density there (and at nan) is -inf, as
+    the noise laws' log_prob outside their support, where it was nan; the gradient at the
+    points inside stays finite."""
+    x = torch.tensor([-1.0, math.nan, 0.7], dtype=f64, requires_grad=True)
+    for log_density in (prior.log_prob, prior.log_prob_variance):
+        out = log_density(x)
+        assert out[:2].detach().tolist() == [-math.inf, -math.inf]
+        assert math.isfinite(out[2].detach().item())
+        (grad,) = torch.autograd.grad(out[2], x)
+        assert math.isfinite(float(grad[2])) and grad[:2].tolist() == [0.0, 0.0]

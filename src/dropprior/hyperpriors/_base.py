@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from dropprior._validation import as_param, check_positive
 
-__all__ = ["ScaleHyperprior", "group_objective", "positive_parameter"]
+__all__ = ["ScaleHyperprior", "group_objective", "positive_parameter", "on_support"]
 
 
 def positive_parameter(name: str, value: object) -> float:
@@ -33,6 +34,14 @@ def positive_parameter(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
         raise TypeError(f"{name} must be a number > 0, got {value!r}")
     return float(check_positive(name, as_param(value, torch.float64)))
+
+
+def on_support(x: Tensor, log_density: Callable[[Tensor], Tensor]) -> Tensor:
+    """``log_density(x)`` where x ≥ 0, ``-inf`` where x < 0 or nan (a scale or variance is
+    never negative), never nan there; ``log_density`` only sees x ≥ 0."""
+    inside = x >= 0
+    out = log_density(torch.where(inside, x, torch.ones_like(x)))
+    return torch.where(inside, out, torch.full_like(out, -math.inf))
 
 
 class ScaleHyperprior(ABC):
@@ -65,12 +74,14 @@ class ScaleHyperprior(ABC):
         """
 
     def log_prob(self, s: Tensor) -> Tensor:
-        """log p(s) of the scale s = √v > 0 (up to a constant where improper).
+        """log p(s) of the scale s = √v > 0 (up to a constant where improper); ``-inf`` for
+        s < 0 or nan.
 
         Shape:
             s: any; result: as s.
         """
-        return self.log_prob_variance(s.square()) + math.log(2.0) + torch.log(s)
+        return on_support(s, lambda t: self.log_prob_variance(t.square()) + math.log(2.0)
+                          + torch.log(t))
 
 
 def group_objective(prior: ScaleHyperprior, v: Tensor, sum_sq: Tensor,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Gamma as _TorchGamma
 
-from dropprior.hyperpriors._base import ScaleHyperprior, positive_parameter
+from dropprior.hyperpriors._base import ScaleHyperprior, on_support, positive_parameter
 
 __all__ = ["GammaScale"]
 
@@ -31,7 +31,7 @@ class GammaScale(ScaleHyperprior):
     def log_prob_variance(self, v: Tensor) -> Tensor:
         law = _TorchGamma(torch.tensor(self.alpha, dtype=v.dtype),
                           torch.tensor(self.beta, dtype=v.dtype), validate_args=False)
-        return law.log_prob(v)
+        return on_support(v, law.log_prob)
 
     def map_variance(self, sum_sq: Tensor, count: Tensor | float) -> Tensor:
         c = self.alpha - 1 - 0.5 * torch.as_tensor(count, dtype=sum_sq.dtype)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.distributions import HalfCauchy as _TorchHalfCauchy
 
-from dropprior.hyperpriors._base import ScaleHyperprior, positive_parameter
+from dropprior.hyperpriors._base import ScaleHyperprior, on_support, positive_parameter
 
 __all__ = ["HalfCauchyScale"]
 
@@ -31,12 +31,11 @@ class HalfCauchyScale(ScaleHyperprior):
         self.eta = positive_parameter("half-Cauchy scale eta", eta)
 
     def log_prob(self, s: Tensor) -> Tensor:
-        return _TorchHalfCauchy(torch.tensor(self.eta, dtype=s.dtype),
-                                validate_args=False).log_prob(s)
+        return on_support(s, _TorchHalfCauchy(torch.tensor(self.eta, dtype=s.dtype),
+                                              validate_args=False).log_prob)
 
     def log_prob_variance(self, v: Tensor) -> Tensor:
-        s = v.sqrt()
-        return self.log_prob(s) - torch.log(2 * s)
+        return on_support(v, lambda t: self.log_prob(t.sqrt()) - torch.log(2 * t.sqrt()))
 
     def map_variance(self, sum_sq: Tensor, count: Tensor | float) -> Tensor:
         d = torch.as_tensor(count, dtype=sum_sq.dtype)

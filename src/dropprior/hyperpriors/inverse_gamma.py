@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.distributions import InverseGamma as _TorchInverseGamma
 
-from dropprior.hyperpriors._base import ScaleHyperprior, positive_parameter
+from dropprior.hyperpriors._base import ScaleHyperprior, on_support, positive_parameter
 
 __all__ = ["InverseGammaScale"]
 
@@ -34,7 +34,7 @@ class InverseGammaScale(ScaleHyperprior):
     def log_prob_variance(self, v: Tensor) -> Tensor:
         law = _TorchInverseGamma(torch.tensor(self.a, dtype=v.dtype),
                                  torch.tensor(self.b, dtype=v.dtype), validate_args=False)
-        return law.log_prob(v)
+        return on_support(v, law.log_prob)
 
     def map_variance(self, sum_sq: Tensor, count: Tensor | float) -> Tensor:
         return (2 * self.b + sum_sq) / (count + 2 * self.a + 2)

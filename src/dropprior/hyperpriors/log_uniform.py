@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dropprior.hyperpriors._base import ScaleHyperprior
+from dropprior.hyperpriors._base import ScaleHyperprior, on_support
 
 __all__ = ["LogUniformScale"]
 
@@ -27,10 +27,10 @@ class LogUniformScale(ScaleHyperprior):
     proper = False
 
     def log_prob_variance(self, v: Tensor) -> Tensor:
-        return -torch.log(v)
+        return on_support(v, lambda t: -torch.log(t))
 
     def log_prob(self, s: Tensor) -> Tensor:
-        return -torch.log(s)
+        return on_support(s, lambda t: -torch.log(t))
 
     def map_variance(self, sum_sq: Tensor, count: Tensor | float) -> Tensor:
         return sum_sq / (count + 2)
