@@ -122,6 +122,21 @@ def test_poles_and_finite_values_at_zero():
     assert Laplace(1.0, group_size=3).log_prob(torch.zeros(3)) == math.inf
 
 
+def test_no_mass_at_infinity():
+    """log p(±inf) is -inf for every marginal (variance-gamma's Bessel form gave nan), and a
+    group with one infinite entry has log density -inf while the others keep theirs."""
+    inf = torch.tensor([math.inf, -math.inf, 0.5], dtype=torch.float64)
+    for prior in (Laplace(1.0), Horseshoe(1.0), VarianceGamma(1.0), StudentT(3.0),
+                  SpikeAndSlab(0.5, 1.0), Gaussian(1.0, 0.5).marginal(1.0)):
+        out = prior.log_prob(inf)
+        assert out[:2].tolist() == [-math.inf, -math.inf], prior
+        assert math.isfinite(float(out[2])), prior
+    group = torch.tensor([[0.1, math.inf, 0.2], [0.1, 0.3, 0.2]], dtype=torch.float64)
+    out = VarianceGamma(1.0, group_size=3).log_prob(group)
+    assert float(out[0]) == -math.inf
+    torch.testing.assert_close(out[1], VarianceGamma(1.0, group_size=3).log_prob(group[1]))
+
+
 @pytest.mark.parametrize("name", ["gaussian_mean0", "rayleigh", "inverse_nakagami",
                                   "half_cauchy", "gaussian_dropout", "log_normal"])
 def test_gradients_flow_to_w_and_the_law(name):

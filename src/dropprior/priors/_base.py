@@ -13,6 +13,8 @@ Subclasses implement ``_log_prob(w)`` (and ``_cdf(w)`` for D = 1) on validated f
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
@@ -149,9 +151,14 @@ class ScaleMixture(Distribution):
         return v.abs() if self.group_size == 1 else torch.linalg.vector_norm(v, dim=-1)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """log p(w) for w of shape ``(..., D)`` (``(...)`` when D = 1); returns shape ``(...)``."""
+        """log p(w) for w of shape ``(..., D)`` (``(...)`` when D = 1); returns shape ``(...)``;
+        ``-inf`` where an entry of w is ±inf (no prior has mass at infinity)."""
         value = self._validated(value)
-        return self._log_prob(value).to(self._result_dtype(value))
+        entries = torch.isinf(value)
+        finite = torch.where(entries, torch.zeros_like(value), value)  # the rules see finite w
+        out = self._log_prob(finite).to(self._result_dtype(value))
+        infinite = entries.any(dim=-1) if self.group_size > 1 else entries
+        return torch.where(infinite, torch.full_like(out, -math.inf), out)
 
     def cdf(self, value: Tensor) -> Tensor:
         """P(w ≤ value) for a single weight (D = 1 only)."""
