@@ -123,14 +123,18 @@ def test_poles_and_finite_values_at_zero():
 
 
 def test_no_mass_at_infinity():
-    """log p(±inf) is -inf for every marginal (variance-gamma's Bessel form gave nan), and a
-    group with one infinite entry has log density -inf while the others keep theirs."""
+    """log p(±inf) is -inf for every marginal (variance-gamma's Bessel form gave nan), the cdf
+    is 1 at +inf and 0 at -inf, and a group with one infinite entry has log density -inf while
+    the others keep theirs."""
     inf = torch.tensor([math.inf, -math.inf, 0.5], dtype=torch.float64)
     for prior in (Laplace(1.0), Horseshoe(1.0), VarianceGamma(1.0), StudentT(3.0),
                   SpikeAndSlab(0.5, 1.0), Gaussian(1.0, 0.5).marginal(1.0)):
         out = prior.log_prob(inf)
         assert out[:2].tolist() == [-math.inf, -math.inf], prior
         assert math.isfinite(float(out[2])), prior
+        cdf = prior.cdf(inf)  # the quadrature marginals crashed sizing their panels
+        assert cdf[:2].tolist() == [1.0, 0.0], prior
+        assert float(cdf[2]) == pytest.approx(float(prior.cdf(inf[2:])[0])), prior
     group = torch.tensor([[0.1, math.inf, 0.2], [0.1, 0.3, 0.2]], dtype=torch.float64)
     out = VarianceGamma(1.0, group_size=3).log_prob(group)
     assert float(out[0]) == -math.inf

@@ -161,14 +161,16 @@ class ScaleMixture(Distribution):
         return torch.where(infinite, torch.full_like(out, -math.inf), out)
 
     def cdf(self, value: Tensor) -> Tensor:
-        """P(w ≤ value) for a single weight (D = 1 only)."""
+        """P(w ≤ value) for a single weight (D = 1 only); 0 at -inf, 1 at +inf."""
         value = self._validated(value)
         if self.group_size != 1:
             raise ValueError(
                 f"cdf is defined for group_size=1 only, this prior has group_size="
                 f"{self.group_size}"
             )
-        return self._cdf(value).to(self._result_dtype(value))
+        out = self._cdf(torch.where(torch.isinf(value), torch.zeros_like(value), value))
+        out = out.to(self._result_dtype(value))
+        return torch.where(torch.isinf(value), (value > 0).to(out.dtype), out)
 
     def _log_prob(self, value: Tensor) -> Tensor:
         raise NotImplementedError
