@@ -132,6 +132,8 @@ def test_integer_dtype_and_nan_cdf_are_refused(fixture) -> None:
                                         "torch.int64"):
         law.to(dtype=torch.long)
     assert float(law.log_prob(torch.tensor(float("nan")))) == -np.inf
+    # no density at ±inf (Rayleigh's composed law gave nan at +inf)
+    assert law.log_prob(torch.tensor([np.inf, -np.inf])).tolist() == [-np.inf, -np.inf]
     if fixture.name == "beta":  # no cdf at all (test_cdf_matches_scipy)
         return
     with pytest.raises(ValueError, match=r"the value holds 1 nan\(s\); .*cdf takes real"):

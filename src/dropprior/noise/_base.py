@@ -145,7 +145,7 @@ class NoiseLaw(Distribution):
         value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
         support = self.support
         assert support is not None  # every NoiseLaw declares its support
-        inside = support.check(value)
+        inside = support.check(value) & torch.isfinite(value)  # no density at ±inf either
         lp = self._torch_law().log_prob(torch.where(inside, value, self._inside_point()))
         return torch.where(inside, lp, torch.full_like(lp, -float("inf")))
 
