@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Likelihood", "Gaussian", "Categorical", "Bernoulli"]
+from dropprior._validation import check_finite_data, type_name
+
+__all__ = ["Likelihood", "Gaussian", "Categorical", "Bernoulli", "check_scored_data"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -229,3 +231,16 @@ class Bernoulli(Likelihood):
         self.check(output, y)
         y = y.to(output.dtype)
         return _sum_trailing(y * output - F.softplus(output))
+
+
+def check_scored_data(likelihood: object, x: object, y: object) -> None:
+    """Raise a TypeError unless ``likelihood`` is a :class:`Likelihood` and ``x``, ``y`` are
+    tensors with a batch dimension, and a ValueError (how many, the first example) where the
+    floating-point data hold nan or ±inf: the checks of the functions that score a fixed
+    model on data (the evidence rules, the inclusion probabilities)."""
+    if not isinstance(likelihood, Likelihood):
+        raise TypeError(f"likelihood must be a dropprior Likelihood, got {type_name(likelihood)}")
+    for name, data in (("x", x), ("y", y)):
+        if not isinstance(data, Tensor) or data.dim() == 0:
+            raise TypeError(f"{name} must be a tensor with a batch dimension")
+        check_finite_data(name, data)

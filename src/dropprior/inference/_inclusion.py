@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_finite_data, type_name
-from dropprior.likelihoods import Likelihood
+from dropprior._validation import check_choice
+from dropprior.likelihoods import check_scored_data
 
 __all__ = ["inclusion_probabilities", "InclusionResult", "INCLUSION_METHODS"]
 
@@ -124,12 +124,7 @@ def inclusion_probabilities(model: nn.Module, x: Tensor, y: Tensor, likelihood,
     for name, value, low in (("sweeps", sweeps, 1), ("burn_in", burn_in, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if not isinstance(likelihood, Likelihood):
-        raise TypeError(f"likelihood must be a dropprior Likelihood, got {type_name(likelihood)}")
-    for name, data in (("x", x), ("y", y)):
-        if not isinstance(data, Tensor) or data.dim() == 0:
-            raise TypeError(f"{name} must be a tensor with a batch dimension")
-        check_finite_data(name, data)
+    check_scored_data(likelihood, x, y)
     ind = _Indicators(model)
     total = sum(ind.sizes)
     if method == "exact":

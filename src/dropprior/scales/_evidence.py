@@ -69,19 +69,14 @@ def _top_level(model: nn.Module) -> dict[int, int]:
 def _check_data(likelihood: object, x: object, y: object, max_examples: object,
                 batch_size: object, seed: object) -> None:
     """The evidence rules' checks of their data and budget, each error naming the value."""
-    from dropprior._validation import check_finite_data, check_int, type_name
-    from dropprior.likelihoods import Likelihood
+    from dropprior._validation import check_int
+    from dropprior.likelihoods import check_scored_data
 
     check_int("max_examples", max_examples, 1)
     check_int("batch_size", batch_size, 1)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    if not isinstance(likelihood, Likelihood):
-        raise TypeError(f"likelihood must be a dropprior Likelihood, got {type_name(likelihood)}")
-    for name, data in (("x", x), ("y", y)):
-        if not isinstance(data, Tensor) or data.dim() == 0:
-            raise TypeError(f"{name} must be a tensor with a batch dimension")
-        check_finite_data(name, data)
+    check_scored_data(likelihood, x, y)
 
 
 def _subsample(x: Tensor, y: Tensor, max_examples: int, seed: int
