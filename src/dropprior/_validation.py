@@ -17,7 +17,7 @@ from torch import Tensor
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
            "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
-           "check_generator"]
+           "check_generator", "check_seed"]
 
 T = TypeVar("T")
 
@@ -170,10 +170,8 @@ def regression_data(X: object, y: object, dtype: torch.dtype | None = torch.floa
     if X_t.ndim != 2 or y_t.shape != (X_t.shape[0],):
         raise ValueError(f"need X of shape (N, D) and y of shape (N,), got "
                          f"{tuple(X_t.shape)} and {tuple(y_t.shape)}")
-    for name, t in (("X", X_t), ("y", y_t)):
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} holds {int((~torch.isfinite(t)).sum())} non-finite "
-                             "value(s) (nan or ±inf); remove or impute them first")
+    check_finite_data("X", X_t)
+    check_finite_data("y", y_t)
     return X_t, y_t
 
 
@@ -189,4 +187,12 @@ def check_generator(value: object, name: str = "generator") -> torch.Generator |
     not a generator: ``torch.Generator().manual_seed(seed)`` makes one)."""
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None, got {value!r}")
+    return value
+
+
+def check_seed(value: object) -> int:
+    """``value`` if it is an int (not a bool; negative seeds are torch's too); else a TypeError
+    quoting it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"seed must be an int, got {value!r}")
     return value

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import type_name
+from dropprior._validation import check_seed, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.prediction import (
     ClassificationPrediction,
@@ -54,8 +54,7 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
         raise ValueError(f"members must be an int >= 1, got {members!r}")
     from dropprior.training import fit
 
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    check_seed(seed)
     models: list[nn.Module] = []
     owner: dict[int, int] = {}  # id of every member's trainable parameter -> its member
     with torch.random.fork_rng(devices=[]):

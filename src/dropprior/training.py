@@ -37,6 +37,7 @@ from dropprior._validation import (
     check_finite_data,
     check_int,
     check_prior_weight,
+    check_seed,
     type_name,
 )
 from dropprior.likelihoods import Likelihood
@@ -272,8 +273,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         if validation is None:
             raise ValueError("patience (early stopping) needs validation data: pass "
                              "validation=0.2 or validation=(x_val, y_val)")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    check_seed(seed)
     for name, flag in (("progress", progress), ("resume", resume),
                        ("restore_best", restore_best)):
         check_bool(name, flag)
@@ -454,7 +454,7 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
             bar.set_postfix(loss=f"{mean_loss:.4g}")
         if ckpt is not None:
             state.save(ckpt, model, likelihood)
-        if patience is not None and state.bad_epochs > 0 and state.bad_epochs >= patience:
+        if patience is not None and state.bad_epochs >= max(patience, 1):
             history.stopped_early = True
             break
     bar.close()

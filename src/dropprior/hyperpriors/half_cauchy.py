@@ -35,7 +35,11 @@ class HalfCauchyScale(ScaleHyperprior):
                                               validate_args=False).log_prob)
 
     def log_prob_variance(self, v: Tensor) -> Tensor:
-        return on_support(v, lambda t: self.log_prob(t.sqrt()) - torch.log(2 * t.sqrt()))
+        def density(t: Tensor) -> Tensor:
+            s = t.sqrt()
+            return self.log_prob(s) - torch.log(2 * s)
+
+        return on_support(v, density)
 
     def map_variance(self, sum_sq: Tensor, count: Tensor | float) -> Tensor:
         d = torch.as_tensor(count, dtype=sum_sq.dtype)

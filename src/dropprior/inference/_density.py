@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from dropprior._validation import as_param, check_positive, regression_data
+from dropprior._validation import as_param, check_finite_data, check_positive, regression_data
 from dropprior.inference._prior import check_continuous, check_parametrization
 
 __all__ = ["LogDensity", "prior_log_prob", "normal_log_prob", "ScaleMixture1D",
@@ -114,9 +114,7 @@ class ScaleMixture1D(_WeightPrior, LogDensity):
                  noise_std: float = 1.0, parametrization: str = "ep") -> None:
         super().__init__(law, sigma0, parametrization)
         self.y = torch.zeros(0) if y is None else torch.as_tensor(y).reshape(-1)
-        if self.y.is_floating_point() and not bool(torch.isfinite(self.y).all()):
-            raise ValueError(f"y holds {int((~torch.isfinite(self.y)).sum())} non-finite "
-                             "value(s) (nan or ±inf)")
+        check_finite_data("y", self.y)
         self.noise_std = float(check_positive("noise_std", as_param(noise_std)))
 
     def sites(self) -> Sites:

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from dropprior._validation import check_finite_data
+
 __all__ = ["crps", "central_interval", "picp", "interval_width", "coverage_curve",
            "coverage_calibration_error", "LEVELS"]
 
@@ -45,9 +47,8 @@ def _check(means: Tensor, stds: Tensor, y: Tensor | None = None) -> None:
     if y is not None and (not isinstance(y, Tensor) or y.shape != means.shape[1:]):
         got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ValueError(f"y must have shape (N,) = {tuple(means.shape[1:])}, got {got}")
-    if y is not None and not bool(torch.isfinite(y).all()):
-        raise ValueError(f"y holds {int((~torch.isfinite(y)).sum())} non-finite value(s) "
-                         "(nan or ±inf)")
+    if y is not None:
+        check_finite_data("y", y)
 
 
 def _check_level(level: float) -> float:

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from dropprior._validation import check_finite_data
+
 __all__ = ["risk_coverage_curve", "risk_at_coverage", "aurc"]
 
 
@@ -23,13 +25,11 @@ def _check(confidence: Tensor, correct: Tensor) -> None:
         got = tuple(correct.shape) if isinstance(correct, Tensor) else type(correct).__name__
         raise ValueError(f"correct must have the confidence's shape {tuple(confidence.shape)}, "
                          f"got {got}")
-    if not bool(torch.isfinite(confidence).all()):
-        raise ValueError(f"confidence holds {int((~torch.isfinite(confidence)).sum())} "
-                         "non-finite value(s) (nan or ±inf)")
-    if correct.dtype != torch.bool and not bool(((correct == 0) | (correct == 1)).all()):
-        bad = correct[(correct != 0) & (correct != 1)][0].item()
+    check_finite_data("confidence", confidence)
+    bad = (correct != 0) & (correct != 1)
+    if bool(bad.any()):
         raise ValueError(f"correct must be bool or 0/1 (whether each prediction is right), got "
-                         f"{bad!r}")
+                         f"{correct[bad][0].item()!r}")
 
 
 def risk_coverage_curve(confidence: Tensor, correct: Tensor) -> tuple[Tensor, Tensor]:

@@ -168,9 +168,10 @@ class ScaleMixture(Distribution):
                 f"cdf is defined for group_size=1 only, this prior has group_size="
                 f"{self.group_size}"
             )
-        out = self._cdf(torch.where(torch.isinf(value), torch.zeros_like(value), value))
+        infinite = torch.isinf(value)
+        out = self._cdf(torch.where(infinite, torch.zeros_like(value), value))
         out = out.to(self._result_dtype(value))
-        return torch.where(torch.isinf(value), (value > 0).to(out.dtype), out)
+        return torch.where(infinite, (value > 0).to(out.dtype), out)
 
     def _log_prob(self, value: Tensor) -> Tensor:
         raise NotImplementedError

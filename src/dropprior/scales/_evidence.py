@@ -69,13 +69,12 @@ def _top_level(model: nn.Module) -> dict[int, int]:
 def _check_data(likelihood: object, x: object, y: object, max_examples: object,
                 batch_size: object, seed: object) -> None:
     """The evidence rules' checks of their data and budget, each error naming the value."""
-    from dropprior._validation import check_int
+    from dropprior._validation import check_int, check_seed
     from dropprior.likelihoods import check_scored_data
 
     check_int("max_examples", max_examples, 1)
     check_int("batch_size", batch_size, 1)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    check_seed(seed)
     check_scored_data(likelihood, x, y)
 
 
