@@ -17,7 +17,7 @@ from torch import Tensor
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
            "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
-           "check_generator", "check_seed"]
+           "check_generator", "check_seed", "check_sigma0"]
 
 T = TypeVar("T")
 
@@ -196,3 +196,16 @@ def check_seed(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"seed must be an int, got {value!r}")
     return value
+
+
+def check_sigma0(sigma0: object, *, finite: bool = False, role: str = "") -> float:
+    """``sigma0`` (a prior's weight scale) as a float if it is a number > 0, finite when ``finite``
+    (else ``math.inf`` stands for no prior); a TypeError (not a number) or a ValueError quoting it
+    otherwise. ``role`` is added to the message, e.g. ``" (the fit's prior scale)"``."""
+    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)):
+        raise TypeError(f"sigma0 must be a number > 0{role}, got {sigma0!r}")
+    if finite and not 0 < sigma0 < math.inf:
+        raise ValueError(f"sigma0 must be a finite number > 0{role}, got {sigma0!r}")
+    if not sigma0 > 0:
+        raise ValueError(f"sigma0 must be > 0 (math.inf for no prior){role}, got {sigma0!r}")
+    return float(sigma0)

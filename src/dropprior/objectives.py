@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, type_name
+from dropprior._validation import check_choice, check_sigma0, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.noise import NoiseLaw
 
@@ -324,16 +324,6 @@ def _parameters(params: nn.Module | Iterable[Tensor]) -> list[Tensor]:
         if not isinstance(p, Tensor):
             raise TypeError(f"expected a module or an iterable of tensors, got {type(p).__name__}")
     return out
-
-
-def check_sigma0(sigma0: float) -> float:
-    """``sigma0`` as a float if it is a number > 0 (``math.inf``: no prior); else a TypeError
-    (not a number) or ValueError quoting it."""
-    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)):
-        raise TypeError(f"sigma0 must be a float > 0, got {sigma0!r}")
-    if not (sigma0 > 0):
-        raise ValueError(f"sigma0 must be > 0 (math.inf for no prior), got {sigma0!r}")
-    return float(sigma0)
 
 
 def ep_weight_penalty(params: nn.Module | Iterable[Tensor], sigma0: float) -> Tensor:

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from dropprior._relevance import relevance
+from dropprior._validation import check_sigma0
 from dropprior.scales import collapse, has_scales, kept_groups, layer_layout
 
 __all__ = ["prune", "PruneResult", "SelectFeatures", "Offset", "count_parameters",
@@ -645,10 +646,7 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     if keep is not None and (isinstance(keep, bool) or not 0.0 < float(keep) <= 1.0):
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
     caps = _check_caps(max_kept)
-    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) or \
-            not 0 < sigma0 < math.inf:
-        raise ValueError(f"sigma0 must be a finite number > 0 (the fit's prior scale), got "
-                         f"{sigma0!r}")
+    check_sigma0(sigma0, finite=True, role=" (the fit's prior scale)")
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"prune() supports nn.Sequential models, got {type(model).__name__}; "
                         "read relevance(model) and rebuild the model by hand")

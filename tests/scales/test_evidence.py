@@ -213,7 +213,7 @@ def test_evidence_needs_a_variational_model_and_matching_data() -> None:
     bad[3] = math.nan
     with pytest.raises(ValueError, match=r"y holds 1 non-finite value\(s\) .* example 3"):
         scales.kept_groups(vi, data=(Gaussian(NOISE), x, bad))
-    with pytest.raises(ValueError, match="finite sigma0 > 0 .*, got 0.0"):
+    with pytest.raises(ValueError, match="sigma0 must be a finite number > 0 .*, got 0.0"):
         scales.kept_groups(vi, data=(Gaussian(NOISE), x, y), sigma0=0.0)
     with pytest.raises(ValueError, match="max_examples must be an int >= 1, got 0"):
         scales.group_evidence(vi, Gaussian(NOISE), x, y, 1.0, max_examples=0)

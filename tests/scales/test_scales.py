@@ -207,7 +207,7 @@ def test_vi_sweep_maximises_each_groups_expected_log_joint(hyperprior) -> None:
 def test_vi_needs_a_finite_sigma0() -> None:
     model = _model()
     scales.variational(model, "log_uniform")
-    with pytest.raises(ValueError, match="finite sigma0 > 0.*got inf"):
+    with pytest.raises(ValueError, match="sigma0 must be a finite number > 0.*got inf"):
         prior_penalty(model, math.inf)
 
 

@@ -28,19 +28,12 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from dropprior._validation import type_name
+from dropprior._validation import check_sigma0, type_name
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.noise import NoiseLaw
 
 __all__ = ["hp_gap", "hp_gap_from_norms", "hp_series"]
-
-
-def _check_sigma0(sigma0: float) -> float:
-    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) \
-            or not math.isfinite(sigma0) or sigma0 <= 0:
-        raise ValueError(f"sigma0 must be a finite float > 0, got {sigma0!r}")
-    return float(sigma0)
 
 
 def _check_samples(samples: int) -> int:
@@ -69,7 +62,7 @@ def hp_series(norms: Tensor, group_size: int, noise: NoiseLaw,
     Shape:
         norms: (G,) group norms ‖w_g‖.
     """
-    sigma0 = _check_sigma0(sigma0)
+    sigma0 = check_sigma0(sigma0, finite=True)
     mu = noise.inverse_square_mean.to(torch.float64)
     var = noise.inverse_square_variance.to(torch.float64)
     second = float(noise.second_moment)
@@ -110,7 +103,7 @@ def hp_gap_from_norms(norms: Tensor, group_size: int, noise: NoiseLaw, sigma0: f
     Shape:
         norms: (G,); result parts: (G,).
     """
-    sigma0 = _check_sigma0(sigma0)
+    sigma0 = check_sigma0(sigma0, finite=True)
     _check_samples(samples)
     if not isinstance(noise, NoiseLaw):
         raise TypeError(f"noise must be a dropprior NoiseLaw, got {type_name(noise)}")

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from dropprior._validation import check_bool, check_choice, check_sigma0
 from dropprior.hyperpriors import ScaleHyperprior, resolve_hyperprior
 from dropprior.nn import NoisyModule
 from dropprior.noise import Bernoulli, NoiseLaw
@@ -110,7 +111,6 @@ def attach_scales(model: nn.Module, inference: str, hyperprior: str | ScaleHyper
                   init_std: float = 1e-3, local_reparam: bool = False) -> list[GroupScale]:
     """:func:`variational` (``inference="vi"``, with ``init_std`` and ``local_reparam``) or
     :func:`learn_scales` (``"map"``; ``local_reparam`` must then be False) on ``model``."""
-    from dropprior._validation import check_bool, check_choice
 
     check_choice("inference", inference, INFERENCE)
     check_bool("local_reparam", local_reparam)
@@ -155,7 +155,6 @@ def variational(model: nn.Module, hyperprior: str | ScaleHyperprior = "auto",
     Returns:
         the new :class:`ScaleVariance` modules, one per group.
     """
-    from dropprior._validation import check_bool
 
     _check_fresh(model)
     check_bool("local_reparam", local_reparam)
@@ -252,11 +251,8 @@ def update_scales(model: nn.Module, sigma0: float) -> None:
         var.update(total, count)
 
 
-def _check_sigma0(sigma0: float) -> None:
-    if isinstance(sigma0, bool) or not isinstance(sigma0, (int, float)) \
-            or not (0 < sigma0 < math.inf):
-        raise ValueError(f"learned scales need a finite sigma0 > 0 (the prior N(0, σ0² s²)), "
-                         f"got {sigma0!r}")
+def _check_sigma0(sigma0: float) -> float:
+    return check_sigma0(sigma0, finite=True, role=" (the prior N(0, σ0² s²) of learned scales)")
 
 
 def scale_penalty(model: nn.Module, sigma0: float) -> Tensor:
