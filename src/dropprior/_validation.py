@@ -17,7 +17,8 @@ from torch import Tensor
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
            "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
-           "check_generator", "check_seed", "check_sigma0"]
+           "check_generator", "check_seed", "check_sigma0",
+           "check_number"]
 
 T = TypeVar("T")
 
@@ -142,12 +143,12 @@ def _show(value: Tensor) -> str:
     return "[" + ", ".join(shown) + (", ...]" if numbers.size > 8 else "]")
 
 
-def check_prior_weight(value: object) -> float:
+def check_prior_weight(value: object, name: str = "prior_weight") -> float:
     """``value`` as a float if it is a finite number > 0 (the prior's weight β; 1 is the
-    posterior); else a ValueError quoting it."""
+    posterior); else a ValueError quoting it under ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not (0 < value < math.inf):
-        raise ValueError(f"prior_weight must be a finite number > 0 (1: the posterior), got "
+        raise ValueError(f"{name} must be a finite number > 0 (1: the posterior), got "
                          f"{value!r}")
     return float(value)
 
@@ -209,3 +210,21 @@ def check_sigma0(sigma0: object, *, finite: bool = False, role: str = "") -> flo
     if not sigma0 > 0:
         raise ValueError(f"sigma0 must be > 0 (math.inf for no prior){role}, got {sigma0!r}")
     return float(sigma0)
+
+
+def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = True, high_open: bool = True) -> float:
+    """``value`` as a float if it is a real number (not a bool) between ``low`` and ``high``
+    (each end open or closed); else a TypeError (not a number) or a ValueError naming it and the
+    accepted range. nan is never accepted, ±inf only at a closed infinite end."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not ((v > low if low_open else v >= low) and (v < high if high_open else v <= high)):
+        if high == math.inf and high_open:
+            accepted = f"a finite number {'>' if low_open else '>='} {low:g}"
+        else:
+            accepted = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                        f"{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+    return v

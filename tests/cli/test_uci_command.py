@@ -260,7 +260,8 @@ def test_validate_enters_the_job_key_only_when_set(tiny_uci):
 
 def test_library_path_flags_on_the_batched_network_are_errors(tiny_uci, capsys):
     for flags in (["--prior-weight", "0.5"], ["--local-reparam"], ["--validate"],
-                  ["--joint-rule"], ["--init-std", "0.001"]):
+                  ["--joint-rule"], ["--init-std", "0.001"], ["--dropout", "0.2"],
+                  ["--sigma0", "0.5"]):
         assert main(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", *flags]) == 2
         assert "applies to the learned-scale path" in capsys.readouterr().err
 

@@ -35,4 +35,11 @@ def test_tiny_run_on_yacht(data_dir, tmp_path):
 
 def test_bad_sgld_step_size_is_a_user_error(tmp_path, capsys):
     assert main(["mcmc", "--data-dir", str(tmp_path), "--sgld-step-size", "0"]) == 2
-    assert "--sgld-step-size must be > 0" in capsys.readouterr().err
+    assert "sgld_step_size must be a finite number > 0, got 0.0" in capsys.readouterr().err
+    # NUTS' warm-up and tree depth ran with -1 (the tree depth failing deep in Pyro)
+    assert main(["mcmc", "--data-dir", str(tmp_path), "--warmup", "-1"]) == 2
+    assert "warmup must be an int >= 0, got -1" in capsys.readouterr().err
+    assert main(["mcmc", "--data-dir", str(tmp_path), "--max-tree-depth", "0"]) == 2
+    assert "max_tree_depth must be an int >= 1, got 0" in capsys.readouterr().err
+    assert main(["mcmc", "--data-dir", str(tmp_path), "--p", "nan"]) == 2
+    assert "p must be a number in (0, 1), got nan" in capsys.readouterr().err

@@ -84,22 +84,12 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise CLIError(f"unknown method(s) {bad}; expected a subset of {list(METHODS)}")
     law_by_name(args.law)  # clear error for an unknown law name
-    if not 0.0 < args.p < 1.0:
-        raise CLIError(f"--p must lie in (0, 1), got {args.p}")
-    if not args.sgld_step_size > 0:
-        raise CLIError(f"--sgld-step-size must be > 0, got {args.sgld_step_size}")
-    if args.sgld_warmup < 0:
-        raise CLIError(f"--sgld-warmup must be ≥ 0, got {args.sgld_warmup}")
-    for name in ("hidden", "epochs", "samples", "num_samples", "chains", "sgld_samples",
-                 "sgld_thin", "sgld_batch"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(args, name)}")
     settings = McmcSettings(**{f.name: getattr(args, f.name)
                                for f in dataclasses.fields(McmcSettings)})
+    if args.splits is not None and args.splits < 1:
+        raise CLIError(f"--splits must be >= 1, got {args.splits}")
     ds = load_uci(data_dir, args.dataset)
     n_splits = len(ds.splits) if args.splits is None else min(args.splits, len(ds.splits))
-    if n_splits < 1:
-        raise CLIError(f"--splits must be ≥ 1, got {args.splits}")
     law = match_dropout(args.law, args.p, dtype=torch.float64)
     rows = []
     for scores in method_rows(ds, law, methods, settings, args.seed, n_splits):

@@ -158,15 +158,14 @@ def run(args: argparse.Namespace) -> int:
     library = any(needs_library_path(st, cfg["depth"], cfg["hyperprior"], cfg["inference"])
                   for st in cfg["structure"])
     if not library:
-        for flag, value, default in (("--prior-weight", cfg["prior_weight"], 1.0),
-                                     ("--local-reparam", cfg["local_reparam"], False),
-                                     ("--joint-rule", cfg["joint_rule"], False),
-                                     ("--init-std", cfg["init_std"], VI_INIT_STD),
-                                     ("--validate", cfg["validate"], False)):
-            if value != default:
-                raise CLIError(f"{flag} applies to the learned-scale path (--depth, "
-                               "--hyperprior, --inference vi or --structure add / ard+add); "
-                               "the batched standard network does not take it")
+        specs = args._options.specs
+        for dest in ("dropout", "sigma0", "prior_weight", "local_reparam", "joint_rule",
+                     "init_std", "validate"):
+            if cfg[dest] != specs[dest].default:
+                raise CLIError(f"--{dest.replace('_', '-')}={cfg[dest]!r} applies to the "
+                               "learned-scale path (--depth, --hyperprior, --inference vi or "
+                               "--structure add / ard+add); the batched standard network does "
+                               "not take it")
     if library:
         job_fn: Any = run_uci_scales_split
         jobs = uci_scales_jobs(

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_prior_weight
+from dropprior._validation import check_choice, check_int, check_number, check_prior_weight
 from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.fine_tune import check_fine_tune, fine_tune
@@ -107,6 +107,8 @@ class ConvResnetSettings:
         check_int("augment", self.augment, 0)
         check_held_out(self.train_size, self.validation)
         check_prior_weight(self.prior_weight)
+        for name in ("lr", "sigma0", "init_std"):
+            check_number(name, getattr(self, name))
         if not 0.0 <= self.drop < 1.0:
             raise ValueError(f"drop must lie in [0, 1), got {self.drop!r}")
         check_fine_tune(self.fine_tune_epochs, self.fine_tune_lr, self.fine_tune_schedule)

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int, check_prior_weight
+from dropprior._validation import check_choice, check_int, check_number, check_prior_weight
 from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.fine_tune import check_fine_tune, fine_tune
@@ -124,6 +124,9 @@ class LenetSettings:
         check_int("prior_warmup", self.prior_warmup, 0)
         check_choice("rule", self.rule, RULES)
         check_prior_weight(self.prior_weight)
+        for name in ("lr", "sigma0", "init_std"):
+            check_number(name, getattr(self, name))
+        check_number("keep", self.keep, 0.0, 1.0, high_open=False)
         budget(self.arch, self.max_kept)
         if self.inference == "map" and self.local_reparam:
             raise ValueError("local_reparam=True applies to variational weights "

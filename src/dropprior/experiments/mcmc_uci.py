@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dropprior._validation import check_choice, check_int, check_number
+
 __all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_methods",
            "run_mcmc_job"]
 
@@ -54,12 +56,20 @@ class McmcSettings:
     sgld_thin: int = 50
     sgld_batch: int = 32
 
+    def __post_init__(self) -> None:
+        for name in ("hidden", "epochs", "samples", "num_samples", "chains", "max_tree_depth",
+                     "sgld_samples", "sgld_thin", "sgld_batch"):
+            check_int(name, getattr(self, name), 1)
+        check_int("warmup", self.warmup, 0)
+        check_int("sgld_warmup", self.sgld_warmup, 0)
+        check_number("p", self.p, 0.0, 1.0)
+        check_number("sigma0", self.sigma0)
+        check_number("sgld_step_size", self.sgld_step_size)
+
 
 def run_method(method: str, X: Any, y: Any, train: Any, test: Any, law: Any,
                settings: McmcSettings, seed: int) -> dict[str, float]:
     """One method (:data:`METHODS`) on one split: its test scores (module docstring)."""
-    from dropprior._validation import check_choice
-
     check_choice("method", method, METHODS)
     Xtr, ytr, Xte, yte, ym, ys = _standardise(X, y, train, test)
     if method.startswith("nuts"):

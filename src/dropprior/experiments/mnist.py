@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_int, check_number
 
 __all__ = ["RESNET_VARIANTS", "CNN_VARIANTS", "MnistSettings", "SIZES", "build_resnet",
            "build_cnn", "run_mnist_variant"]
@@ -58,6 +58,19 @@ class MnistSettings:
     samples: int = 10
     threshold: float = 0.05
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_size", "epochs", "width", "blocks", "batch_size", "samples"):
+            check_int(name, getattr(self, name), 1)
+        if not (isinstance(self.channels, tuple) and len(self.channels) == 2):
+            raise ValueError(f"channels must be a pair (filters of the two conv layers), got "
+                             f"{self.channels!r}")
+        for filters in self.channels:
+            check_int("channels", filters, 1)
+        check_number("lr", self.lr)
+        check_number("sigma0", self.sigma0)
+        check_number("dropout", self.dropout, 0.0, 1.0)
+        check_number("threshold", self.threshold, 0.0, 1.0, low_open=False)
 
 
 #: ``small``: 20 000 images, 3 epochs, narrow networks (minutes on a CPU; docs/mnist.md has the

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int
+from dropprior._validation import check_choice, check_int, check_number
 
 __all__ = ["SelectionSettings", "synthetic_regression", "build_resnet_mlp", "run_selection",
            "run_and_record", "record_key", "settings_dict"]
@@ -66,6 +66,10 @@ class SelectionSettings:
                      "batch_size"):
             check_int(name, getattr(self, name), 1)
         check_int("blocks", self.blocks, 0)
+        for name in ("lr", "sigma0", "init_std"):
+            check_number(name, getattr(self, name))
+        check_number("noise_std", self.noise_std)  # also the likelihood's std
+        check_number("keep", self.keep, 0.0, 1.0, high_open=False)
         if self.relevant > self.inputs:
             raise ValueError(f"relevant={self.relevant} exceeds inputs={self.inputs}")
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_number
 from dropprior.data import UCIDataset, load_uci
 from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
 from dropprior.experiments.batched_mlp import (
@@ -82,6 +82,10 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
     if isinstance(splits_per_job, bool) or not isinstance(splits_per_job, int) \
             or splits_per_job < 1:
         raise ValueError(f"splits_per_job={splits_per_job!r} must be an integer >= 1")
+    merged = {**DEFAULTS, **settings}
+    for name in ("lr", "lengthscale"):
+        check_number("--" + name, merged[name])
+    check_number("validation_fraction", merged["validation_fraction"], 0.0, 1.0)
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
     for structure in structures:
@@ -154,9 +158,11 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     if init_std != VI_INIT_STD and inference != "vi":
         raise ValueError("--init-std sets variational weights' initial posterior std: it needs "
                          f"--inference vi, got --inference {inference}")
-    if isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or \
-            not 0 < init_std < math.inf:
-        raise ValueError(f"--init-std must be a finite number > 0, got {init_std!r}")
+    check_number("--init-std", init_std)
+    check_number("--dropout", dropout, 0.0, 1.0)
+    for name in ("lr", "sigma0"):
+        if name in settings:
+            check_number("--" + name, settings[name])
     if joint_rule and inference != "vi":
         raise ValueError("--joint-rule decides variational groups: it needs --inference vi, "
                          f"got --inference {inference}")

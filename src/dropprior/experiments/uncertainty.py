@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int
+from dropprior._validation import check_choice, check_int, check_number
 
 __all__ = ["UncertaintySettings", "VARIANTS", "run_uncertainty", "run_and_record"]
 
@@ -58,7 +58,9 @@ class UncertaintySettings:
         from dropprior._validation import check_prior_weight
         from dropprior.experiments.laws import TABLE1_LAWS
 
-        check_prior_weight(self.vi_prior_weight)
+        check_prior_weight(self.vi_prior_weight, "vi_prior_weight")
+        check_number("lr", self.lr)
+        check_number("sigma0", self.sigma0)
         for name in ("epochs", "train_size", "batch_size", "samples", "members"):
             check_int(name, getattr(self, name), 1)
         check_choice("heavy_law", self.heavy_law,
