@@ -557,3 +557,21 @@ def test_ptb_dropout_rate_chosen_on_validation(tmp_path: Path) -> None:
     _put_ptb_record(single / "results", "gal", 101.7, 99.3)
     _put_ptb_record(single / "results", "gal", 101.7, 99.3, seed=1, dropout=0.3)
     assert ": dropout rate chosen" not in build_pages(single)[single / "docs/results/ptb.md"]
+
+
+@pytest.mark.parametrize(("field", "bad", "message"), [
+    ("epochs", 0, "epochs must be an int >= 1, got 0"),
+    ("bptt", 0, "bptt must be an int >= 1, got 0"),
+    ("train_tokens", -1, "train_tokens must be an int >= 0, got -1"),
+    ("lr", 0.0, r"lr must be a finite number > 0, got 0.0"),
+    ("lr_decay", 1.5, r"lr_decay must be a number in \(0, 1\], got 1.5"),
+    ("init_scale", -0.1, r"init_scale must be a finite number >= 0, got -0.1"),
+    ("clip", math.nan, "clip must be a finite number > 0, got nan"),
+    ("dropout", 1.0, r"dropout must be a number in \(0, 1\), got 1.0"),
+])
+def test_settings_refuse_values_that_cannot_train(field: str, bad: object, message: str) -> None:
+    """Each of these trained (or failed in torch) before the settings checked their numbers."""
+    with pytest.raises(ValueError, match=message):
+        PTBSettings(**{field: bad})
+    for preset in PTB_SIZES.values():  # the presets stay valid
+        PTBSettings(**{f: getattr(preset, f) for f in ("epochs", "lr", "lr_decay", "dropout")})

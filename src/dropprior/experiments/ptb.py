@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_bool, check_choice
+from dropprior._validation import check_bool, check_choice, check_int, check_number
 from dropprior.experiments.records import added_setting, key_fields
 
 __all__ = ["PTB_VARIANTS", "SEQUENCE_NOISE", "EVALUATION_SETTINGS", "PTBSettings", "PTB_SIZES",
@@ -98,9 +98,15 @@ class PTBSettings:
         except (RuntimeError, TypeError):
             raise ValueError(f"device={self.device!r} is not a torch device; accepted: 'cpu', "
                              "'cuda', 'cuda:N'") from None
-        if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or \
-                self.mc_samples < 0:
-            raise ValueError(f"mc_samples must be an int >= 0, got {self.mc_samples!r}")
+        for name in ("hidden", "layers", "bptt", "batch_size", "epochs"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("train_tokens", "decay_after", "mc_samples"):
+            check_int(name, getattr(self, name), 0)
+        check_number("lr", self.lr)
+        check_number("lr_decay", self.lr_decay, 0.0, 1.0, high_open=False)
+        check_number("init_scale", self.init_scale, low_open=False)
+        check_number("clip", self.clip)
+        check_number("dropout", self.dropout, 0.0, 1.0)
 
 
 #: ``small`` is one epoch over the whole training split (929 589 tokens, 1 452 steps of 32 × 20
