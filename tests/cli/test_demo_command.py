@@ -30,9 +30,9 @@ def test_demo_writes_table_and_plots(tmp_path, capsys):
 
 def test_demo_rejects_bad_values(tmp_path, capsys):
     assert main(["demo", "--dropout", "1.5", "--out", str(tmp_path)]) == 2
-    assert "--dropout=1.5 must lie in (0, 1)" in capsys.readouterr().err
+    assert "dropout must be a number in (0, 1), got 1.5" in capsys.readouterr().err
     assert main(["demo", "--samples", "0", "--out", str(tmp_path)]) == 2
-    assert "--samples=0" in capsys.readouterr().err
+    assert "samples must be an int >= 1, got 0" in capsys.readouterr().err
 
 
 def test_a_law_without_a_mean_trains_under_the_marginal_objective() -> None:

@@ -61,11 +61,6 @@ def run_mnist_command(args: argparse.Namespace, architecture: str) -> tuple[list
         data_dir = resolve_data_dir(cfg["data_dir"], "mnist")
     except FileNotFoundError as err:
         raise CLIError(str(err)) from None
-    for name in ("epochs", "train_size"):
-        if cfg[name] is not None and cfg[name] < 1:
-            raise CLIError(f"--{name.replace('_', '-')}={cfg[name]!r} must be >= 1")
-    if not 0 < cfg["dropout"] < 1:
-        raise CLIError(f"--dropout={cfg['dropout']!r} must lie in (0, 1)")
     if cfg["workers"] < 1:
         raise CLIError(f"--workers={cfg['workers']!r} must be >= 1")
     preset = SIZES[cfg["size"]]

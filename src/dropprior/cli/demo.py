@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dropprior.cli._common import CLIError
 from dropprior.cli._config import Options, resolve
 from dropprior.experiments.demo import DemoSettings
 from dropprior.experiments.laws import DEMO_LAWS
@@ -57,15 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from dropprior.experiments.rundir import RunDirectory
 
     cfg = resolve(args)
-    for name in ("hidden", "epochs_regression", "epochs_classification", "batch_size",
-                 "samples"):
-        if cfg[name] < 1:
-            raise CLIError(f"--{name.replace('_', '-')}={cfg[name]!r} must be >= 1")
-    if not 0 < cfg["dropout"] < 1:
-        raise CLIError(f"--dropout={cfg['dropout']!r} must lie in (0, 1)")
-    for name in ("lr", "sigma0"):
-        if not cfg[name] > 0:
-            raise CLIError(f"--{name}={cfg[name]!r} must be > 0")
     laws = list(DEMO_LAWS) if "all" in cfg["law"] else list(dict.fromkeys(cfg["law"]))
     settings = DemoSettings(laws=laws, dropout=cfg["dropout"], hidden=cfg["hidden"],
                             epochs_regression=cfg["epochs_regression"],

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dropprior._validation import check_int, check_number
 from dropprior.experiments.laws import DEMO_LAWS, dropout_law
 from dropprior.experiments.tables import markdown_table, write_csv
 
@@ -53,6 +54,15 @@ class DemoSettings:
     samples: int = 100
     test_fraction: float = 0.2
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "epochs_regression", "epochs_classification", "batch_size",
+                     "samples"):
+            check_int(name, getattr(self, name), 1)
+        check_number("dropout", self.dropout, 0.0, 1.0)
+        check_number("test_fraction", self.test_fraction, 0.0, 1.0)
+        check_number("lr", self.lr)
+        check_number("sigma0", self.sigma0)
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, law_name: str, p: float) -> nn.Sequential:

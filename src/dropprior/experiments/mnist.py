@@ -62,7 +62,7 @@ class MnistSettings:
     def __post_init__(self) -> None:
         for name in ("train_size", "epochs", "width", "blocks", "batch_size", "samples"):
             check_int(name, getattr(self, name), 1)
-        if not (isinstance(self.channels, tuple) and len(self.channels) == 2):
+        if not (isinstance(self.channels, (tuple, list)) and len(self.channels) == 2):
             raise ValueError(f"channels must be a pair (filters of the two conv layers), got "
                              f"{self.channels!r}")
         for filters in self.channels:
