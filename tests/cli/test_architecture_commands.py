@@ -39,3 +39,19 @@ def test_resnet_variants_build_and_run(variant):
 def test_cnn_variants_build_and_run(variant):
     model = build_cnn(variant, MnistSettings(channels=(2, 3)))
     assert model(torch.randn(3, 784)).shape == (3, 10)
+
+
+def test_resnet_runs_end_to_end_and_resumes(data_dir, tmp_path, capsys):
+    """The command's settings pass its checks, travel through the job store and come back:
+    a second run reads the finished job instead of training again."""
+    argv = ["resnet", "--data-dir", str(data_dir), "--epochs", "1", "--train-size", "300",
+            "--variant", "add", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    rows = (tmp_path / "resnet.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("add,gaussian,")
+    stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "jobs").rglob("*") if p.is_file()}
+    assert stored
+    assert main(argv) == 0
+    assert (tmp_path / "resnet.csv").read_text().splitlines() == rows
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "jobs").rglob("*")
+            if p.is_file()} == stored  # read back, not retrained
