@@ -6,9 +6,10 @@ defines ``register(subparsers) -> None``. ``register`` adds one parser with
 ``set_defaults``; ``run(args) -> int`` does the work. Modules are discovered, so adding a command
 is one file.
 
-User errors raise :class:`CLIError` (or ``FileNotFoundError`` / ``ValueError`` from argument
-checks): ``main`` prints ``dropprior: error: <message>`` to stderr and exits with status 2, without
-a traceback.
+User errors raise :class:`CLIError` (or ``ValueError`` from argument checks, or ``OSError`` for
+a path that cannot be read or written): ``main`` prints ``dropprior: error: <message>`` to stderr
+and exits with status 2, without a traceback. The output folders (``--out``, ``--results``,
+``--checkpoint-dir``) are checked before any work: a file in their place is an error.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from dropprior.cli._common import CLIError
+from dropprior.cli._common import CLIError, check_output_paths
 from dropprior.cli._config import apply_config
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -52,8 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(apply_config(args)) or 0)
-    except (CLIError, FileNotFoundError, ValueError) as err:
+        args = apply_config(args)
+        check_output_paths(args)
+        return int(args.func(args) or 0)
+    except (CLIError, OSError, ValueError) as err:
         print(f"dropprior: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

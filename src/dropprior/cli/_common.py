@@ -8,7 +8,11 @@ from pathlib import Path
 from dropprior.data import paths as data_paths
 from dropprior.data.paths import DATA_DIR_ENV
 
-__all__ = ["CLIError", "add_data_dir_option", "resolve_data_dir", "DATA_DIR_ENV"]
+__all__ = ["CLIError", "add_data_dir_option", "resolve_data_dir", "DATA_DIR_ENV",
+           "check_output_paths"]
+
+#: Options that name an output folder (created if missing).
+OUTPUT_DIRS = ("out", "results", "checkpoint_dir")
 
 
 class CLIError(Exception):
@@ -31,3 +35,30 @@ def resolve_data_dir(path: Path | str | None, subdir: str | None = None) -> Path
         return data_paths.resolve_data_dir(path, subdir)
     except FileNotFoundError as err:
         raise CLIError(str(err)) from None
+
+
+def _check_output_path(flag: str, path: Path, what: str) -> None:
+    """A CLIError unless ``path`` can be a ``what`` ("directory" or "file"): no file stands in
+    the way of a folder it needs."""
+    if what == "directory" and path.exists() and not path.is_dir():
+        raise CLIError(f"{flag} {str(path)!r} is a file; give a directory (created if missing)")
+    if what == "file" and path.is_dir():
+        raise CLIError(f"{flag} {str(path)!r} is a directory; give a file name")
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, so no folder "
+                               "can be made below it")
+            return
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Check, before any work, that no file stands where a command will write: the
+    folders of :data:`OUTPUT_DIRS`, and ``--out`` as a file where the command sets
+    ``out_is_file``. A CLIError names the option and the path."""
+    for dest in OUTPUT_DIRS:
+        path = getattr(args, dest, None)
+        if isinstance(path, Path):
+            is_file = dest == "out" and getattr(args, "out_is_file", False)
+            _check_output_path("--" + dest.replace("_", "-"), path,
+                            "file" if is_file else "directory")

@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="write results as JSON to this file (default: print only)")
     adopt(p)  # --config FILE for the options above
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, out_is_file=True)
 
 
 def run(args: argparse.Namespace) -> int:
