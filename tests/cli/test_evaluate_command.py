@@ -106,3 +106,9 @@ def test_evaluate_command_refuses_what_it_cannot_load(tmp_path, capsys) -> None:
     torch.save(_model().state_dict(), state)
     assert main(["evaluate", "--model", str(state)]) == 2
     assert "not a saved nn.Module" in capsys.readouterr().err
+    for name, content in (("empty.pt", b""), ("text.pt", b"not a model")):
+        (tmp_path / name).write_bytes(content)  # each was an EOFError / UnpicklingError trace
+        assert main(["evaluate", "--model", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"--model {str(tmp_path / name)!r} cannot be read by torch.load" in err
+        assert "Traceback" not in err

@@ -59,6 +59,9 @@ def test_uci_errors_name_the_problem(tmp_path: Path) -> None:
         load_uci(tmp_path, "toy")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_data_dir(tmp_path / "missing")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(FileNotFoundError, match="'.*a_file' is a file; give the folder"):
+        resolve_data_dir(tmp_path / "a_file")
     (tmp_path / "uci" / "toy" / "index_test_1.txt").write_text(original)
     with pytest.raises(ValueError, match="split 5 is out of range"):
         load_uci(tmp_path, "toy").split(5)

@@ -5,6 +5,7 @@ figures."""
 from __future__ import annotations
 
 import argparse
+import pickle
 from pathlib import Path
 
 from dropprior.cli._common import CLIError, resolve_data_dir
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     path = Path(values["model"])
     if not path.is_file():
         raise CLIError(f"--model {str(path)!r} is not a file")
-    model = torch.load(path, weights_only=False)
+    try:
+        model = torch.load(path, weights_only=False)
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as err:
+        raise CLIError(f"--model {str(path)!r} cannot be read by torch.load ({err}); give a "
+                       "model saved with torch.save(model, FILE)") from None
     if not isinstance(model, torch.nn.Module):
         raise CLIError(f"--model {str(path)!r} holds a {type(model).__name__}, not a saved "
                        "nn.Module (a state dict needs its architecture: save the whole model)")

@@ -22,6 +22,9 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None, subdir: str | N
             f"no data directory given: pass --data-dir DIR or set ${DATA_DIR_ENV}"
         )
     root = Path(chosen)
+    if root.exists() and not root.is_dir():
+        raise FileNotFoundError(f"data directory {str(root)!r} is a file; give the folder "
+                                "holding uci/, mnist/ and ptb/ (or one of them)")
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} does not exist")
     if subdir is None:
