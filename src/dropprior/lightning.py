@@ -27,7 +27,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError("dropprior.lightning needs Lightning: pip install 'dropprior[lightning]'"
                       ) from err
 
-from dropprior._validation import check_choice, check_prior_weight, type_name
+from dropprior._validation import check_choice, check_number, check_prior_weight, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.objectives import OBJECTIVE_FUNCTIONS, check_samples, check_sigma0, training_loss
 from dropprior.prediction import ClassificationPrediction, RegressionPrediction, predict
@@ -66,8 +66,7 @@ class NoisyLightningModule(pl.LightningModule):
         if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
             raise ValueError(f"n_train must be the number of training examples (an int >= 1), "
                              f"got {n_train!r}")
-        if not isinstance(lr, (int, float)) or not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+        check_number("lr", lr)
         check_sigma0(sigma0)
         self.model, self.likelihood = model, likelihood
         self.n_train = n_train

@@ -36,6 +36,7 @@ from dropprior._validation import (
     check_choice,
     check_finite_data,
     check_int,
+    check_number,
     check_prior_weight,
     check_seed,
     type_name,
@@ -283,8 +284,7 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         raise ValueError("resume=True needs checkpoint=<path> (the file to resume from)")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
-    if not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    check_number("lr", lr)
     if batch_transform is not None and not callable(batch_transform):
         raise TypeError(f"batch_transform must be a function (x, generator) -> x or None, got "
                         f"{type_name(batch_transform)}")

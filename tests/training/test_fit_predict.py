@@ -161,6 +161,11 @@ def test_bad_inputs_raise_clear_errors() -> None:
         fit(model, Gaussian(1.0), x, y, vectorize="yes", progress=False)
     with pytest.raises(ValueError, match=r"resume=True needs checkpoint=<path>"):
         fit(model, Gaussian(1.0), x, y, resume=True, progress=False)
+    # an infinite lr trained to nan ("diverged"), lr=True trained at 1
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got inf"):
+        fit(model, Gaussian(1.0), x, y, lr=math.inf, progress=False)
+    with pytest.raises(TypeError, match="lr must be a number, got True"):
+        fit(model, Gaussian(1.0), x, y, lr=True, progress=False)
     one_logit = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.5)))
     with pytest.raises(ValueError, match=r"C >= 2 classes, got shape \(8, 1\).*Bernoulli"):
         fit(one_logit, Categorical(), x, torch.zeros(8, dtype=torch.long), progress=False)

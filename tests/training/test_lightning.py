@@ -96,6 +96,8 @@ def test_bad_arguments_name_the_value() -> None:
         NoisyLightningModule(model, nn.MSELoss(), n_train=5)
     with pytest.raises(ValueError, match="prior_weight must be a finite number > 0"):
         NoisyLightningModule(model, Gaussian(1.0), n_train=5, prior_weight=0.0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got inf"):
+        NoisyLightningModule(model, Gaussian(1.0), n_train=5, lr=math.inf)
     # at construction, not at the first training step
     with pytest.raises(ValueError, match=r"sigma0 must be > 0 \(math.inf for no prior\), got 0"):
         NoisyLightningModule(model, Gaussian(1.0), n_train=5, sigma0=0)
