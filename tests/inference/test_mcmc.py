@@ -136,6 +136,7 @@ def test_sample_scale_mixture_checks_shapes():
     ({"step_size": -1.0, "algorithm": "hmc"}, "step_size must be a finite number > 0, got -1.0"),
     ({"num_steps": 0, "algorithm": "hmc"}, "num_steps must be an int >= 1, got 0"),
     ({"max_tree_depth": 0}, "max_tree_depth must be an int >= 1, got 0"),
+    ({"target_accept": float("nan")}, r"target_accept must be a number in \(0, 1\), got nan"),
     ({"warmup": -1}, "warmup must be a non-negative int, got -1"),
 ])
 def test_bad_sampler_settings_name_the_value(kwargs, match):

@@ -133,6 +133,8 @@ def test_sgld_network_shapes_and_errors():
         sgld_network(post, 1e-4, num_samples=5, batch_size=0)
     with pytest.raises(ValueError, match="step_size"):
         sgld(lambda v: v["x"].sum(), {"x": torch.zeros(1)}, step_size=0.0, num_samples=1)
+    with pytest.raises(ValueError, match="step_size must be a finite number > 0, got inf"):
+        sgld(lambda v: v["x"].sum(), {"x": torch.zeros(1)}, step_size=math.inf, num_samples=1)
     # before: torch's "`inputs` argument to `grad()` cannot be empty", "grad can be implicitly
     # created only for scalar outputs" and "only Tensors of floating point dtype ..."
     with pytest.raises(ValueError, match="init must be a non-empty dict"):

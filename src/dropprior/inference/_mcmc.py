@@ -29,7 +29,7 @@ from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 from torch.distributions import biject_to
 
-from dropprior._validation import check_chain_lengths, check_choice, check_int
+from dropprior._validation import check_chain_lengths, check_choice, check_int, check_number
 from dropprior.inference._density import LogDensity
 from dropprior.inference._diagnostics import bulk_ess, split_rhat
 
@@ -141,11 +141,8 @@ def run_mcmc(
     """
     check_choice("algorithm", algorithm, ALGORITHMS)
     check_chain_lengths(num_samples, warmup, num_chains)
-    if not 0.0 < target_accept < 1.0:
-        raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or \
-            not 0 < step_size < math.inf:
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    check_number("target_accept", target_accept, 0.0, 1.0)
+    check_number("step_size", step_size)
     for name, value in (("num_steps", num_steps), ("max_tree_depth", max_tree_depth)):
         check_int(name, value, 1)
 

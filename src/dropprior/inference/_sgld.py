@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.distributions import biject_to
 
-from dropprior._validation import check_chain_lengths, check_int, type_name
+from dropprior._validation import check_chain_lengths, check_int, check_number, type_name
 from dropprior.inference._network import NetworkPosterior
 
 __all__ = ["sgld", "sgld_network"]
@@ -59,8 +59,7 @@ def sgld(
     Raises:
         FloatingPointError: the chain left the finite numbers (step size too large).
     """
-    if not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size!r}")
+    check_number("step_size", step_size)
     check_chain_lengths(num_samples, warmup, 1)
     check_int("thin", thin, 1)
     if not isinstance(init, dict) or not init:
