@@ -36,7 +36,7 @@ def test_tiny_run_on_yacht(data_dir, tmp_path):
 def test_bad_sgld_step_size_is_a_user_error(tmp_path, capsys):
     assert main(["mcmc", "--data-dir", str(tmp_path), "--sgld-step-size", "0"]) == 2
     assert "sgld_step_size must be a finite number > 0, got 0.0" in capsys.readouterr().err
-    # NUTS' warm-up and tree depth ran with -1 (the tree depth failing deep in Pyro)
+    # these ran every MAP fit before NUTS refused them
     assert main(["mcmc", "--data-dir", str(tmp_path), "--warmup", "-1"]) == 2
     assert "warmup must be an int >= 0, got -1" in capsys.readouterr().err
     assert main(["mcmc", "--data-dir", str(tmp_path), "--max-tree-depth", "0"]) == 2
