@@ -31,6 +31,16 @@ def test_pages_are_built_from_records(tmp_path) -> None:
     assert "| yes |" in text and "`dropprior selection`" in text
 
 
+def test_report_outside_a_repository_root_is_an_error_that_writes_nothing(tmp_path,
+                                                                           capsys) -> None:
+    """It wrote empty pages (and empty results/ folders) wherever it was pointed."""
+    from dropprior.cli import main
+
+    assert main(["report", "--root", str(tmp_path)]) == 2
+    assert f"no results folder {str(tmp_path / 'results')!r}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_hand_written_table_is_marked_not_regenerated() -> None:
     """docs/results.md predates the records: each of its sections with a table must say so."""
     import re

@@ -1016,8 +1016,12 @@ PAGES: dict[str, Callable[[Path], str]] = {
 
 
 def build_pages(root: str | Path = ".") -> dict[Path, str]:
-    """Every page's text from the records under ``root/results``, keyed by its path."""
+    """Every page's text from the records under ``root/results``, keyed by its path; a
+    FileNotFoundError if that folder does not exist (``root`` is not a repository root)."""
     root = Path(root)
+    if not (root / RESULTS_DIR).is_dir():
+        raise FileNotFoundError(f"no results folder {str(root / RESULTS_DIR)!r}: pass the "
+                                "repository root, the folder that holds results/")
     return {root / rel: builder(root / RESULTS_DIR) for rel, builder in PAGES.items()}
 
 
