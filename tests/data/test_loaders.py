@@ -65,6 +65,12 @@ def test_uci_errors_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / "uci" / "toy" / "index_test_1.txt").write_text(original)
     with pytest.raises(ValueError, match="split 5 is out of range"):
         load_uci(tmp_path, "toy").split(5)
+    # split(1.5) failed in list indexing, split(True) returned split 1
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match=f"split must be an int index, got {bad!r}"):
+            load_uci(tmp_path, "toy").split(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="name must be a data set's folder name"):
+        load_uci(tmp_path, 3)  # type: ignore[arg-type]
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:

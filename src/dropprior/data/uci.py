@@ -43,6 +43,8 @@ class UCIDataset:
 
     def split(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(X_train, y_train, X_test, y_test) of split ``k``."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"split must be an int index, got {k!r}")
         if not 0 <= k < len(self.splits):
             raise ValueError(f"split {k!r} is out of range; {self.name} has {len(self.splits)}")
         train, test = self.splits[k]
@@ -66,6 +68,8 @@ def load_uci(data_dir: str | os.PathLike[str] | None, name: str) -> UCIDataset:
             outside [0, 1).
         FileNotFoundError: missing directory or file.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a data set's folder name (a str), got {name!r}")
     root = resolve_data_dir(data_dir, "uci")
     folder = root / name
     if not (folder / "data.txt").is_file():
