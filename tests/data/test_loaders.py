@@ -59,6 +59,8 @@ def test_uci_errors_name_the_problem(tmp_path: Path) -> None:
         load_uci(tmp_path, "toy")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_data_dir(tmp_path / "missing")
+    with pytest.raises(TypeError, match="the data directory must be a path .*, got 3"):
+        resolve_data_dir(3)  # type: ignore[arg-type]
     (tmp_path / "a_file").write_text("")
     with pytest.raises(FileNotFoundError, match="'.*a_file' is a file; give the folder"):
         resolve_data_dir(tmp_path / "a_file")

@@ -15,12 +15,15 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None, subdir: str | N
 
     Raises:
         FileNotFoundError: naming the directory that was looked for and how to set it.
+        TypeError: ``path`` is not a str or path.
     """
     chosen = path if path is not None else os.environ.get(DATA_DIR_ENV)
     if chosen is None:
         raise FileNotFoundError(
             f"no data directory given: pass --data-dir DIR or set ${DATA_DIR_ENV}"
         )
+    if not isinstance(chosen, (str, os.PathLike)):
+        raise TypeError(f"the data directory must be a path (str or os.PathLike), got {chosen!r}")
     root = Path(chosen)
     if root.exists() and not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} is a file; give the folder "
