@@ -282,8 +282,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         check_bool("vectorize", vectorize)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=<path> (the file to resume from)")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
+    if grad_clip is not None:
+        check_number("grad_clip", grad_clip, high=math.inf, high_open=False)
     check_number("lr", lr)
     if batch_transform is not None and not callable(batch_transform):
         raise TypeError(f"batch_transform must be a function (x, generator) -> x or None, got "
