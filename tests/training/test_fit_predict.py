@@ -169,7 +169,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match=r"grad_clip must be a number in \(0, inf\], got 0"):
         fit(model, Gaussian(1.0), x, y, grad_clip=0, progress=False)
     with pytest.raises(TypeError, match="grad_clip must be a number, got '1'"):
-        fit(model, Gaussian(1.0), x, y, grad_clip="1", progress=False)  # was Python's "'>'"
+        fit(model, Gaussian(1.0), x, y, grad_clip="1", progress=False)  # was Python's '>' error
     one_logit = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.5)))
     with pytest.raises(ValueError, match=r"C >= 2 classes, got shape \(8, 1\).*Bernoulli"):
         fit(one_logit, Categorical(), x, torch.zeros(8, dtype=torch.long), progress=False)
