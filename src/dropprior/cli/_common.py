@@ -61,4 +61,4 @@ def check_output_paths(args: argparse.Namespace) -> None:
         if isinstance(path, Path):
             is_file = dest == "out" and getattr(args, "out_is_file", False)
             _check_output_path("--" + dest.replace("_", "-"), path,
-                            "file" if is_file else "directory")
+                               "file" if is_file else "directory")
