@@ -82,7 +82,7 @@ def test_bad_settings_name_the_value() -> None:
                            match=rf"variant='{re.escape(variant)}' .* needs blocks >= 1, got 0"):
             ConvResnetSettings(variant=variant, blocks=0)
     assert ConvResnetSettings(variant="plain", blocks=0).blocks == 0  # the block-free baseline
-    with pytest.raises(ValueError, match="drop must lie in \\[0, 1\\), got 1.0"):
+    with pytest.raises(ValueError, match="drop must be a number in \\[0, 1\\), got 1.0"):
         ConvResnetSettings(drop=1.0)
     with pytest.raises(ValueError, match="rule='snr' is not valid"):
         ConvResnetSettings(rule="snr")

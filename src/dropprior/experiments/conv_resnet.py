@@ -109,8 +109,7 @@ class ConvResnetSettings:
         check_prior_weight(self.prior_weight)
         for name in ("lr", "sigma0", "init_std"):
             check_number(name, getattr(self, name))
-        if not 0.0 <= self.drop < 1.0:
-            raise ValueError(f"drop must lie in [0, 1), got {self.drop!r}")
+        check_number("drop", self.drop, 0.0, 1.0, low_open=False)
         check_fine_tune(self.fine_tune_epochs, self.fine_tune_lr, self.fine_tune_schedule)
         if self.fine_tune_epochs and self.variant not in _LEARNED:
             raise ValueError(f"fine_tune_epochs applies to the pruned variants {_LEARNED}; "

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_number
+from dropprior._validation import check_choice, check_int, check_number, check_prior_weight
 
 __all__ = ["UncertaintySettings", "VARIANTS", "run_uncertainty", "run_and_record"]
 
@@ -55,7 +55,6 @@ class UncertaintySettings:
     vi_prior_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        from dropprior._validation import check_prior_weight
         from dropprior.experiments.laws import TABLE1_LAWS
 
         check_prior_weight(self.vi_prior_weight, "vi_prior_weight")
@@ -65,8 +64,7 @@ class UncertaintySettings:
             check_int(name, getattr(self, name), 1)
         check_choice("heavy_law", self.heavy_law,
                      [law for law in TABLE1_LAWS if law not in ("bernoulli", "half_cauchy")])
-        if not 0.0 < self.dropout < 1.0:
-            raise ValueError(f"dropout={self.dropout!r} must lie in (0, 1)")
+        check_number("dropout", self.dropout, 0.0, 1.0)
 
 
 def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict[str, Any]:
