@@ -526,6 +526,43 @@ def test_ptb_across_seeds_differences_against_zaremba_and_gal(tmp_path: Path) ->
     assert "| tied (inverse_nakagami) | 0, 1 |" in section
 
 
+@pytest.mark.parametrize(("heavy_mc", "verdict"), [
+    ((97.6, 97.8, 97.7), "beats"),   # clearly below Bernoulli's MC mean
+    ((98.7, 98.2, 99.2), "level"),   # within the combined standard error
+])
+def test_ptb_another_law_is_compared_with_bernoulli_at_the_same_variant(
+        tmp_path: Path, heavy_mc: tuple[float, ...], verdict: str) -> None:
+    """Across seeds, a variant run with another noise law gets one line against the same
+    variant with Bernoulli noise, under each evaluation, with the combined standard error
+    (numpy's standard errors here) and a verdict only beyond it."""
+    import numpy as np
+
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    bernoulli = ((101.85, 98.75), (101.71, 98.61), (102.10, 99.06))
+    heavy_test = (101.87, 101.27, 101.86)
+    for seed, (test, mc) in enumerate(bernoulli):
+        _put_ptb_record(results, "tied", test, mc, seed=seed)
+        _put_ptb_record(results, "tied", heavy_test[seed], heavy_mc[seed], seed=seed,
+                        law="inverse_nakagami")
+    _put_ptb_record(results, "untied", 101.5, 98.1, seed=0, law="rayleigh")  # one seed only
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    (section,) = page.split(": across seeds")[1:]
+    (line,) = [x for x in section.splitlines() if x.startswith("- tied (inverse_nakagami)")]
+
+    def difference(mine: tuple[float, ...], ref: tuple[float, ...]) -> tuple[float, float]:
+        se = [np.std(v, ddof=1) / np.sqrt(len(v)) for v in (mine, ref)]
+        return float(np.mean(mine) - np.mean(ref)), float(np.hypot(*se))
+
+    d, e = difference(heavy_test, tuple(t for t, _ in bernoulli))
+    assert "mean-scaled " + f"{d:+.1f} ± {e:.1f}, level".replace("-", "−") in line
+    d, e = difference(heavy_mc, tuple(m for _, m in bernoulli))
+    assert (d < -e) == (verdict == "beats")
+    assert line.endswith(f"MC {d:+.1f} ± {e:.1f}, {verdict}".replace("-", "−"))
+    assert "untied (rayleigh)" not in section
+
+
 def test_ptb_dropout_rate_chosen_on_validation(tmp_path: Path) -> None:
     """Where a variant ran at several dropout rates (same seed and settings otherwise), ✔ marks
     the rate of lowest validation perplexity under each evaluation, and the level-with-gal line

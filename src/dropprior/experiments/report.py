@@ -680,6 +680,7 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
             out.append(f"| {variant} | {', '.join(map(str, sorted(runs)))} | "
                        f"{' | '.join(cells)} |\n")
         out += _ptb_differences(summary)
+        out += _ptb_law_differences(summary)
         if (c["layers"], c["hidden"]) == (2, 200):
             out += _ptb_small_targets(summary, over_seeds=True)
     return out
@@ -760,14 +761,38 @@ def _ptb_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list
             if variant == ref or key not in mine or key not in summary[ref]:
                 cells.append("—")
                 continue
-            (mean, se), (ref_mean, ref_se) = mine[key], summary[ref][key]
-            verdict = ("beats" if beats(ref_mean, ref_se, mean, se) else
-                       "behind" if beats(mean, se, ref_mean, ref_se) else "level")
-            difference = round(mean - ref_mean, 1) + 0.0  # + 0.0: no "−0.0"
-            cells.append(f"{difference:+.1f} ± {combined_se(se, ref_se):.1f}, "
-                         f"{verdict}".replace("-", "−"))
+            cells.append(_difference(mine[key], summary[ref][key]))
         out.append(f"| {variant} | {' | '.join(cells)} |\n")
     return out
+
+
+def _difference(mine: tuple[float, float], ref: tuple[float, float]) -> str:
+    """"+d ± e, verdict": mean ``mine`` less mean ``ref`` (each (mean, standard error)), their
+    combined standard error, and "beats" / "behind" only beyond it, else "level"."""
+    (mean, se), (ref_mean, ref_se) = mine, ref
+    verdict = ("beats" if beats(ref_mean, ref_se, mean, se) else
+               "behind" if beats(mean, se, ref_mean, ref_se) else "level")
+    difference = round(mean - ref_mean, 1) + 0.0  # + 0.0: no "−0.0"
+    return f"{difference:+.1f} ± {combined_se(se, ref_se):.1f}, {verdict}".replace("-", "−")
+
+
+def _ptb_law_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
+    """Each variant run with another noise law (``"tied (inverse_nakagami)"``) against the same
+    variant with the default law, where both are in ``summary`` (variant → {metric: (mean,
+    standard error)}), under each evaluation: :func:`_difference`."""
+    lines = []
+    for variant, mine in summary.items():
+        base = variant.rsplit(" (", 1)[0]
+        if base == variant or base not in summary:
+            continue
+        cells = [f"{name} {_difference(mine[key], summary[base][key])}"
+                 for key, name in _PTB_EVALUATIONS if key in mine and key in summary[base]]
+        if cells:
+            lines.append(f"- {variant} − {base}: {'; '.join(cells)}\n")
+    if not lines:
+        return []
+    return [f"\nAnother noise law against {_PTB_DEFAULT_LAW} at the same variant and p, "
+            "difference in mean test perplexity ± combined standard error:\n\n", *lines]
 
 
 def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
