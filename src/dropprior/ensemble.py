@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_seed, type_name
+from dropprior._validation import check_int, check_seed, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.prediction import (
     ClassificationPrediction,
@@ -50,8 +50,7 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
     if isinstance(factory, nn.Module) or not callable(factory):
         raise TypeError(f"factory must be a callable that builds a new model (e.g. "
                         f"lambda: make_model()), got {type_name(factory)}")
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise ValueError(f"members must be an int >= 1, got {members!r}")
+    check_int("members", members, 1)
     from dropprior.training import fit
 
     check_seed(seed)

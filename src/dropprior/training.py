@@ -262,9 +262,8 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
     check_samples(samples)
     check_samples(val_samples, "val_samples")
     check_sigma0(sigma0)
-    for name, value in (("epochs", epochs), ("prior_warmup", prior_warmup)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    check_int("epochs", epochs, 0)
+    check_int("prior_warmup", prior_warmup, 0)
     prior_weight = check_prior_weight(prior_weight)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_finite_data
+from dropprior._validation import check_choice, check_finite_data, check_int
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.likelihoods import Likelihood
@@ -151,8 +151,7 @@ def ep_series(log_likelihood: Callable[[Tensor], Tensor], mean: Tensor, variance
     if not isinstance(mean, Tensor) or mean.dim() != 2:
         raise ValueError(f"mean must be a tensor of shape (P, G), got "
                          f"{tuple(mean.shape) if isinstance(mean, Tensor) else type(mean)}")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"probes must be an int >= 1, got {probes!r}")
+    check_int("probes", probes, 1)
     var = torch.as_tensor(variance, dtype=mean.dtype).expand_as(mean)
     if not bool(torch.all(torch.isfinite(var) & (var >= 0))):
         raise ValueError("variance must be finite and >= 0; Prop. 4.1 needs Var[xi] < inf")

@@ -234,8 +234,7 @@ def mc_perplexity(model: LanguageModel, data: Tensor, bptt: int, samples: int) -
     the probabilities of the target tokens averaged before the log. Shape: data (T, N)."""
     from dropprior.nn import mc
 
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    check_int("samples", samples, 1)
     model.eval()
     targets = data[1:]
     prob = torch.zeros(targets.shape, dtype=torch.float64, device=data.device)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropprior._validation import check_choice, check_number
+from dropprior._validation import check_choice, check_int, check_number
 from dropprior.data import UCIDataset, load_uci
 from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
 from dropprior.experiments.batched_mlp import (
@@ -79,9 +79,7 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown UCI settings {unknown}; accepted: {sorted(DEFAULTS)}")
-    if isinstance(splits_per_job, bool) or not isinstance(splits_per_job, int) \
-            or splits_per_job < 1:
-        raise ValueError(f"splits_per_job={splits_per_job!r} must be an integer >= 1")
+    check_int("splits_per_job", splits_per_job, 1)
     merged = {**DEFAULTS, **settings}
     for name in ("lr", "lengthscale"):
         check_number("--" + name, merged[name])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_int
 from dropprior.likelihoods import check_scored_data
 
 __all__ = ["inclusion_probabilities", "InclusionResult", "INCLUSION_METHODS"]
@@ -121,9 +121,8 @@ def inclusion_probabilities(model: nn.Module, x: Tensor, y: Tensor, likelihood,
         x: (N, ...); y: (N, ...); each probability tensor: its group's shape.
     """
     check_choice("method", method, INCLUSION_METHODS)
-    for name, value, low in (("sweeps", sweeps, 1), ("burn_in", burn_in, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    check_int("sweeps", sweeps, 1)
+    check_int("burn_in", burn_in, 0)
     check_scored_data(likelihood, x, y)
     ind = _Indicators(model)
     total = sum(ind.sizes)

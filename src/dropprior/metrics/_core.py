@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from dropprior._validation import check_int
+
 __all__ = [
     "rmse",
     "test_log_likelihood",
@@ -189,8 +191,7 @@ def reliability(probs: Tensor, y: Tensor, n_bins: int = 15) -> Reliability:
         probs: (N, C); y: (N,) integer.
     """
     _check_classification(probs, y)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    check_int("n_bins", n_bins, 1)
     conf, pred = probs.max(dim=1)
     correct = (pred == y).to(probs.dtype)
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=probs.dtype)
@@ -237,8 +238,7 @@ def adaptive_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Te
         probs: (N, C); y: (N,) integer; result: scalar.
     """
     _check_classification(probs, y)
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    check_int("n_bins", n_bins, 1)
     conf, pred = probs.max(dim=1)
     order = torch.argsort(conf, stable=True)
     gaps = (conf - (pred == y).to(probs.dtype))[order]

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dropprior._validation import check_bool, check_int, check_prior_weight, check_seed
 from dropprior.scales._attach import _check_sigma0, _parametrized, _reduce, collapse
 from dropprior.scales._groups import scale_groups
 from dropprior.scales._scale import GaussianTensor, _broadcast
@@ -69,7 +70,6 @@ def _top_level(model: nn.Module) -> dict[int, int]:
 def _check_data(likelihood: object, x: object, y: object, max_examples: object,
                 batch_size: object, seed: object) -> None:
     """The evidence rules' checks of their data and budget, each error naming the value."""
-    from dropprior._validation import check_int, check_seed
     from dropprior.likelihoods import check_scored_data
 
     check_int("max_examples", max_examples, 1)
@@ -172,8 +172,6 @@ def group_evidence(model: nn.Module, likelihood: nn.Module, x: Tensor, y: Tensor
     Shape:
         x: (N, ...); y: (N, ...), as ``likelihood`` takes them.
     """
-    from dropprior._validation import check_bool, check_prior_weight
-
     beta = check_prior_weight(prior_weight)
     check_bool("mean_replacement", mean_replacement)
     _check_data(likelihood, x, y, max_examples, batch_size, seed)
@@ -259,11 +257,8 @@ def joint_evidence_kept(model: nn.Module, likelihood: nn.Module, x: Tensor, y: T
     Returns:
         ``{group name: bool tensor of the group's shape}``, True where the group is kept.
     """
-    from dropprior._validation import check_prior_weight
-
     beta = check_prior_weight(prior_weight)
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
-        raise ValueError(f"grid must be an int >= 2, got {grid!r}")
+    check_int("grid", grid, 2)
     _check_data(likelihood, x, y, max_examples, batch_size, seed)
     if evidence is None:
         evidence = group_evidence(model, likelihood, x, y, sigma0, max_examples, batch_size,
