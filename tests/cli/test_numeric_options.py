@@ -22,18 +22,20 @@ from dropprior.cli import build_parser, main
 SECONDS = 30  # a check that is missing lets the command train: the alarm stops it
 
 
-def _numeric_options() -> Iterator[tuple[str, str, type, argparse.ArgumentParser]]:
+def _numeric_options() -> Iterator[tuple[str, str, type, set[str]]]:
+    """(command, option, int or float, every option the command takes), built once."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in commands.choices.items():
         options = sub.get_default("_options")
+        takes = {a.dest for a in sub._actions}
         for dest, spec in (options.specs.items() if options is not None else ()):
             if spec.kind in (int, float) and dest != "seed":
-                yield name, dest, spec.kind, sub
+                yield name, dest, spec.kind, takes
 
 
-CASES = [pytest.param(name, dest, bad, id=f"{name}--{dest}={bad}")
-         for name, dest, kind, _ in _numeric_options()
+CASES = [pytest.param(name, dest, bad, takes, id=f"{name}--{dest}={bad}")
+         for name, dest, kind, takes in _numeric_options()
          for bad in (["-1"] if kind is int else ["nan", "-1"])]
 
 
@@ -51,12 +53,10 @@ def _alarm(signum: int, frame: object) -> None:
     raise _Timeout
 
 
-@pytest.mark.parametrize(("command", "dest", "bad"), CASES)
-def test_a_bad_number_is_refused_up_front(command: str, dest: str, bad: str, data_dir: Path,
-                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                          ) -> None:
-    sub = next(s for n, d, _, s in _numeric_options() if n == command and d == dest)
-    takes = {a.dest for a in sub._actions}
+@pytest.mark.parametrize(("command", "dest", "bad", "takes"), CASES)
+def test_a_bad_number_is_refused_up_front(command: str, dest: str, bad: str, takes: set[str],
+                                          data_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     argv = [command, "--" + dest.replace("_", "-"), bad]
     if "data_dir" in takes:
         argv += ["--data-dir", str(data_dir)]
