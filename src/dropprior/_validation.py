@@ -145,9 +145,11 @@ def _show(value: Tensor) -> str:
 
 def check_prior_weight(value: object, name: str = "prior_weight") -> float:
     """``value`` as a float if it is a finite number > 0 (the prior's weight β; 1 is the
-    posterior); else a ValueError quoting it under ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not (0 < value < math.inf):
+    posterior); else a TypeError (not a number, or a bool) or a ValueError quoting it under
+    ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not 0 < float(value) < math.inf:
         raise ValueError(f"{name} must be a finite number > 0 (1: the posterior), got "
                          f"{value!r}")
     return float(value)

@@ -167,3 +167,9 @@ def test_write_figure1_writes_png_svg_and_csv_with_infinite_rows(tmp_path):
     assert len(rows) == 1 + 5 * n_paths
     rayleigh = [r for r in rows if r.startswith("rayleigh,")]
     assert len(rayleigh) == 5 and all(r.endswith(",inf,inf") for r in rayleigh)
+
+
+@pytest.mark.parametrize("points", [1, 2.5, "5", None, True])
+def test_figure1_refuses_a_points_that_is_not_an_int_of_at_least_two(points):
+    with pytest.raises(ValueError, match=r"points must be an int >= 2, got "):
+        figure1_curves(points=points)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from dropprior._validation import check_choice
+from dropprior._validation import check_choice, check_int
 from dropprior.noise import NoiseLaw, law_by_name
 
 if TYPE_CHECKING:
@@ -190,8 +190,7 @@ def figure1_grid(path: NoisePath, points: int = FIGURE1_POINTS,
     Shape:
         returns (P,) float64 with P ≤ ``points``.
     """
-    if points < 2:
-        raise ValueError(f"points must be an int >= 2, got {points!r}")
+    check_int("points", points, 2)
     lo, hi = span
     if not 0 < lo < hi:
         raise ValueError(f"span must satisfy 0 < low < high, got {span!r}")
