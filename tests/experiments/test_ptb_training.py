@@ -526,6 +526,59 @@ def test_ptb_across_seeds_differences_against_zaremba_and_gal(tmp_path: Path) ->
     assert "| tied (inverse_nakagami) | 0, 1 |" in section
 
 
+def test_ptb_seed_paired_differences_cancel_what_a_seed_shares(tmp_path: Path) -> None:
+    """Across seeds, each variant against zaremba and gal (gal against zaremba, not back) and a
+    law against Bernoulli, over the seeds both finished: the mean of the per-seed differences ±
+    scipy's standard error of them, a verdict only beyond it. A variant a hair below gal on every
+    seed beats it paired while the unpaired comparison, swamped by how the seeds differ, is
+    level."""
+    import numpy as np
+    from scipy import stats
+
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    gal = {0: (101.0, 99.0), 1: (104.0, 102.5), 2: (102.2, 100.1), 3: (106.0, 103.0)}
+    untied = {0: (100.6, 98.6), 1: (103.5, 102.0), 2: (101.9, 99.6)}  # seed 3 not run
+    tied = {0: (101.2, 99.9), 1: (104.5, 102.1), 2: (102.0, 101.2), 3: (105.1, 103.2)}
+    heavy = {0: (101.0, 99.5), 1: (104.0, 102.0), 2: (101.9, 100.9), 3: (105.0, 102.8)}
+    for seed in range(4):
+        _put_ptb_record(results, "gal", *gal[seed], seed=seed)
+        _put_ptb_record(results, "tied", *tied[seed], seed=seed)
+        _put_ptb_record(results, "tied", *heavy[seed], seed=seed, law="inverse_nakagami")
+        if seed in untied:
+            _put_ptb_record(results, "untied", *untied[seed], seed=seed)
+    _put_ptb_record(results, "zaremba", 98.0, 97.0, seed=0)  # one seed: no pairs
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    (section,) = page.split(": across seeds")[1:]
+    lines = [x for x in section.splitlines() if x.startswith("- ") and " (seeds " in x]
+
+    def cell(mine: dict[int, tuple[float, float]], ref: dict[int, tuple[float, float]],
+             column: int) -> str:
+        seeds = sorted(set(mine) & set(ref))
+        a, b = [mine[s][column] for s in seeds], [ref[s][column] for s in seeds]
+        d = np.subtract(a, b)
+        se = float(stats.sem(d))
+        verdict = "beats" if -d.mean() > se else "behind" if d.mean() > se else "level"
+        return f"{d.mean():+.1f} ± {se:.1f}, {verdict}".replace("-", "−")
+
+    def line(name: str, ref_name: str, mine, ref, seeds: str) -> str:
+        return (f"- {name} − {ref_name} (seeds {seeds}): mean-scaled {cell(mine, ref, 0)}; "
+                f"MC {cell(mine, ref, 1)}")
+
+    assert lines == [
+        line("tied", "gal", tied, gal, "0, 1, 2, 3"),
+        line("tied (inverse_nakagami)", "gal", heavy, gal, "0, 1, 2, 3"),
+        line("tied (inverse_nakagami)", "tied", heavy, tied, "0, 1, 2, 3"),
+        line("untied", "gal", untied, gal, "0, 1, 2")]
+    # by hand: untied is 0.4, 0.5, 0.3 below gal (mean-scaled), 0.4 ± 0.06 paired: beats;
+    # unpaired it is level, the seeds' spread (≈ ± 0.9 each) swamping the 0.4
+    assert "- untied − gal (seeds 0, 1, 2): mean-scaled −0.4 ± 0.1, beats" in section
+    (unpaired,) = [x for x in section.splitlines() if x.startswith("| untied | −")]
+    assert unpaired.startswith("| untied | −1.3 ± 1.4, level |")
+    assert "zaremba" not in "".join(lines)
+
+
 @pytest.mark.parametrize(("heavy_mc", "verdict"), [
     ((97.6, 97.8, 97.7), "beats"),   # clearly below Bernoulli's MC mean
     ((98.7, 98.2, 99.2), "level"),   # within the combined standard error
@@ -549,7 +602,8 @@ def test_ptb_another_law_is_compared_with_bernoulli_at_the_same_variant(
     _put_ptb_record(results, "untied", 101.5, 98.1, seed=0, law="rayleigh")  # one seed only
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     (section,) = page.split(": across seeds")[1:]
-    (line,) = [x for x in section.splitlines() if x.startswith("- tied (inverse_nakagami)")]
+    (line,) = [x for x in section.splitlines()
+               if x.startswith("- tied (inverse_nakagami) − tied:")]
 
     def difference(mine: tuple[float, ...], ref: tuple[float, ...]) -> tuple[float, float]:
         se = [np.std(v, ddof=1) / np.sqrt(len(v)) for v in (mine, ref)]

@@ -13,7 +13,7 @@ from scipy import special, stats
 from dropprior.experiments.batched_mlp import score_batched, train_batched
 from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.rundir import to_toml
-from dropprior.experiments.tables import format_mean_se, mean_se
+from dropprior.experiments.tables import format_mean_se, mean_se, paired_mean_se
 from dropprior.experiments.uci import run_uci_split, uci_jobs
 from dropprior.noise import Bernoulli
 
@@ -43,6 +43,21 @@ def test_mean_se_matches_scipy_sem():
     assert se == pytest.approx(stats.sem(values))
     assert format_mean_se(-1.2481, 0.0193) == "−1.25±0.02"
     assert format_mean_se(0.0031, 0.0002).startswith("0.0031")
+
+
+def test_paired_mean_se_matches_scipys_paired_t_test():
+    """The paired difference's mean ± standard error: scipy's related-samples t statistic is
+    their ratio (the mean over the standard error of the per-pair differences)."""
+    mine = [99.5, 103.4, 101.6, 100.2]
+    theirs = [100.0, 104.1, 102.0, 100.5]
+    mean, se = paired_mean_se(mine, theirs)
+    assert mean == pytest.approx(np.mean(mine) - np.mean(theirs), rel=1e-12)
+    assert mean / se == pytest.approx(stats.ttest_rel(mine, theirs).statistic, rel=1e-12)
+    # the unpaired standard error is far larger here: the pairs move together
+    assert se < 0.2 * math.hypot(stats.sem(mine), stats.sem(theirs))
+    for bad in ([1.0, 2.0], [[1.0, 2.0, 3.0]]):
+        with pytest.raises(ValueError, match="equally long"):
+            paired_mean_se([1.0, 2.0, 3.0], bad)
 
 
 def test_batched_networks_are_independent():

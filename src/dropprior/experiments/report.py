@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.records import RESULTS_DIR, record_store
-from dropprior.experiments.tables import beats, combined_se, mean_se
+from dropprior.experiments.tables import beats, combined_se, mean_se, paired_mean_se
 
 __all__ = ["PAGES", "build_pages", "write_pages"]
 
@@ -681,6 +681,7 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
                        f"{' | '.join(cells)} |\n")
         out += _ptb_differences(summary)
         out += _ptb_law_differences(summary)
+        out += _ptb_paired_differences(repeated)
         if (c["layers"], c["hidden"]) == (2, 200):
             out += _ptb_small_targets(summary, over_seeds=True)
     return out
@@ -793,6 +794,40 @@ def _ptb_law_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> 
         return []
     return [f"\nAnother noise law against {_PTB_DEFAULT_LAW} at the same variant and p, "
             "difference in mean test perplexity ± combined standard error:\n\n", *lines]
+
+
+def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Seed-paired differences (``runs``: variant → {seed: record}): each variant against each
+    reference (zaremba, gal; a reference only against those before it) and a variant of another
+    law against the same variant with the default law, over the seeds both finished (two or
+    more), under each evaluation: the mean of the per-seed differences in test perplexity ±
+    their standard error (:func:`paired_mean_se`), "beats" / "behind" only beyond it, else
+    "level"."""
+    later = {ref: _PTB_REFERENCES[:i] for i, ref in enumerate(_PTB_REFERENCES)}
+    pairs = [(v, ref) for v in runs for ref in _PTB_REFERENCES
+             if ref in runs and v != ref and ref in later.get(v, _PTB_REFERENCES)]
+    bases = {v: v.rsplit(" (", 1)[0] for v in runs}  # "tied (inverse_nakagami)" → "tied"
+    pairs += [(v, base) for v, base in bases.items() if base != v and base in runs]
+    lines = []
+    for variant, ref in sorted(pairs, key=lambda pair: _ptb_row_order(pair[0])):
+        seeds = sorted(set(runs[variant]) & set(runs[ref]))
+        cells = []
+        for key, name in _PTB_EVALUATIONS:
+            mine = [runs[variant][s]["metrics"].get(key) for s in seeds]
+            theirs = [runs[ref][s]["metrics"].get(key) for s in seeds]
+            if len(seeds) >= 2 and None not in mine and None not in theirs:
+                paired = paired_mean_se(mine, theirs)
+                cells.append(f"{name} {_difference(paired, (0.0, 0.0))}")
+        if cells:
+            lines.append(f"- {variant} − {ref} (seeds {', '.join(map(str, seeds))}): "
+                         f"{'; '.join(cells)}\n")
+    if not lines:
+        return []
+    return ["\nSeed-paired: for each seed both variants finished, the row's test perplexity "
+            "less the reference's; the mean of those differences ± their standard error, "
+            "\"beats\" or \"behind\" only beyond it, else \"level\". What a seed does to every "
+            "variant alike cancels, so this error can be smaller than the combined one above; "
+            "the target lines judge the unpaired means.\n\n", *lines]
 
 
 def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],

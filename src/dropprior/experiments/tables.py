@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["mean_se", "format_mean_se", "markdown_table", "write_csv", "beats",
-           "combined_se"]
+__all__ = ["mean_se", "paired_mean_se", "format_mean_se", "markdown_table", "write_csv",
+           "beats", "combined_se"]
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -22,6 +22,18 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     if array.size == 1:
         return float(array[0]), 0.0
     return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+
+def paired_mean_se(values: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error (:func:`mean_se`) of the pairwise differences ``values[i] −
+    reference[i]``: the paired comparison of two runs that share their i-th condition (a seed, a
+    split), in which what the condition does to both cancels."""
+    mine = np.asarray(values, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if mine.shape != ref.shape or mine.ndim != 1:
+        raise ValueError(f"paired_mean_se needs two equally long sequences, got {mine.shape} "
+                         f"and {ref.shape}")
+    return mean_se((mine - ref).tolist())
 
 
 def combined_se(se: float, anchor_se: float) -> float:
