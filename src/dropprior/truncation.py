@@ -219,8 +219,8 @@ class Truncated(NoiseLaw):
         return torch.where(inside, lp, torch.full_like(lp, -math.inf))
 
     def cdf(self, value: Tensor) -> Tensor:
-        """F(min(x, u)) / F(u)."""
-        value = torch.as_tensor(value, dtype=self.upper.dtype, device=self.upper.device)
+        """F(min(x, u)) / F(u); a ValueError naming ``Truncated.cdf`` at nan."""
+        value = self._cdf_value(value)
         clipped = torch.minimum(value.clamp_min(0), self.upper)
         return (self.base.cdf(clipped) / self._log_mass.exp()).clamp(0, 1)
 

@@ -127,3 +127,9 @@ def test_bad_input() -> None:
         Truncated(HalfCauchy(1.0), torch.tensor([1.0, 2.0]))
     with pytest.raises(NotImplementedError, match="no reparametrized sampler"):
         Truncated(HalfCauchy(1.0), 3.0).rsample((2,))
+    # cdf(nan) is no probability: refused naming the truncated law, not the inner one; a nan
+    # stays outside the support for log_prob (-inf), as for every law
+    law = Truncated(InverseNakagami(0.75, 1.0), 3.0)
+    with pytest.raises(ValueError, match=r"1 nan\(s\); Truncated\.cdf takes real numbers"):
+        law.cdf(torch.tensor([0.5, float("nan")]))
+    assert float(law.log_prob(torch.tensor(float("nan")))) == -math.inf
