@@ -803,9 +803,9 @@ def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[
     more), under each evaluation: the mean of the per-seed differences in test perplexity ±
     their standard error (:func:`paired_mean_se`), "beats" / "behind" only beyond it, else
     "level"."""
-    later = {ref: _PTB_REFERENCES[:i] for i, ref in enumerate(_PTB_REFERENCES)}
-    pairs = [(v, ref) for v in runs for ref in _PTB_REFERENCES
-             if ref in runs and v != ref and ref in later.get(v, _PTB_REFERENCES)]
+    # a reference is paired with the references before it, any other variant with all
+    before = {ref: _PTB_REFERENCES[:i] for i, ref in enumerate(_PTB_REFERENCES)}
+    pairs = [(v, ref) for v in runs for ref in before.get(v, _PTB_REFERENCES) if ref in runs]
     bases = {v: v.rsplit(" (", 1)[0] for v in runs}  # "tied (inverse_nakagami)" → "tied"
     pairs += [(v, base) for v, base in bases.items() if base != v and base in runs]
     lines = []
