@@ -777,13 +777,20 @@ def _difference(mine: tuple[float, float], ref: tuple[float, float]) -> str:
     return f"{difference:+.1f} ± {combined_se(se, ref_se):.1f}, {verdict}".replace("-", "−")
 
 
+def _ptb_default_law_variant(name: str) -> str:
+    """The across-seeds name of the same variant with the default law: ``"tied
+    (inverse_nakagami)"`` → ``"tied"`` (:func:`_ptb_across_seeds` appends a law other than the
+    default in brackets); a name without a law is returned as it is."""
+    return name.rsplit(" (", 1)[0]
+
+
 def _ptb_law_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
     """Each variant run with another noise law (``"tied (inverse_nakagami)"``) against the same
     variant with the default law, where both are in ``summary`` (variant → {metric: (mean,
     standard error)}), under each evaluation: :func:`_difference`."""
     lines = []
     for variant, mine in summary.items():
-        base = variant.rsplit(" (", 1)[0]
+        base = _ptb_default_law_variant(variant)
         if base == variant or base not in summary:
             continue
         cells = [f"{name} {_difference(mine[key], summary[base][key])}"
@@ -806,16 +813,18 @@ def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[
     # a reference is paired with the references before it, any other variant with all
     before = {ref: _PTB_REFERENCES[:i] for i, ref in enumerate(_PTB_REFERENCES)}
     pairs = [(v, ref) for v in runs for ref in before.get(v, _PTB_REFERENCES) if ref in runs]
-    bases = {v: v.rsplit(" (", 1)[0] for v in runs}  # "tied (inverse_nakagami)" → "tied"
+    bases = {v: _ptb_default_law_variant(v) for v in runs}
     pairs += [(v, base) for v, base in bases.items() if base != v and base in runs]
     lines = []
     for variant, ref in sorted(pairs, key=lambda pair: _ptb_row_order(pair[0])):
         seeds = sorted(set(runs[variant]) & set(runs[ref]))
+        if len(seeds) < 2:
+            continue
         cells = []
         for key, name in _PTB_EVALUATIONS:
             mine = [runs[variant][s]["metrics"].get(key) for s in seeds]
             theirs = [runs[ref][s]["metrics"].get(key) for s in seeds]
-            if len(seeds) >= 2 and None not in mine and None not in theirs:
+            if None not in mine and None not in theirs:
                 paired = paired_mean_se(mine, theirs)
                 cells.append(f"{name} {_difference(paired, (0.0, 0.0))}")
         if cells:
