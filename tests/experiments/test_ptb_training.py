@@ -510,7 +510,7 @@ def test_ptb_across_seeds_differences_against_zaremba_and_gal(tmp_path: Path) ->
         combined = float(np.sqrt(se**2 + ref_se**2))
         verdict = ("beats" if ref_mean - mean > combined else
                    "behind" if mean - ref_mean > combined else "level")
-        return f"{mean - ref_mean:+.1f} ± {combined:.1f}, {verdict}".replace("-", "−")
+        return f"{mean - ref_mean:+.2f} ± {combined:.2f}, {verdict}".replace("-", "−")
 
     zaremba, gal = ("zaremba", "bernoulli"), ("gal", "bernoulli")
     for row, name in (((("untied", "bernoulli")), "untied"),
@@ -519,7 +519,7 @@ def test_ptb_across_seeds_differences_against_zaremba_and_gal(tmp_path: Path) ->
         assert f"| {name} | {' | '.join(cells)} |" in section
     assert f"| gal | {cell(gal, zaremba, 0)} | {cell(gal, zaremba, 1)} | — | — |" in section
     # the hand check of one cell: untied's MC mean 98.45 ± 0.35 against gal's 98.75 ± 0.55
-    assert "| untied | " in section and "| −0.3 ± 0.7, level |" in section
+    assert "| untied | " in section and "| −0.30 ± 0.65, level |" in section
     zaremba_row = f"| zaremba | — | — | {cell(zaremba, gal, 0)} | {cell(zaremba, gal, 1)} |"
     assert zaremba_row in section and "beats" in zaremba_row
     assert cell(("untied", "bernoulli"), zaremba, 0).endswith("behind")
@@ -560,7 +560,7 @@ def test_ptb_seed_paired_differences_cancel_what_a_seed_shares(tmp_path: Path) -
         d = np.subtract(a, b)
         se = float(stats.sem(d))
         verdict = "beats" if -d.mean() > se else "behind" if d.mean() > se else "level"
-        return f"{d.mean():+.1f} ± {se:.1f}, {verdict}".replace("-", "−")
+        return f"{d.mean():+.2f} ± {se:.2f}, {verdict}".replace("-", "−")
 
     def line(name: str, ref_name: str, mine, ref, seeds: str) -> str:
         return (f"- {name} − {ref_name} (seeds {seeds}): mean-scaled {cell(mine, ref, 0)}; "
@@ -571,11 +571,11 @@ def test_ptb_seed_paired_differences_cancel_what_a_seed_shares(tmp_path: Path) -
         line("tied (inverse_nakagami)", "gal", heavy, gal, "0, 1, 2, 3"),
         line("tied (inverse_nakagami)", "tied", heavy, tied, "0, 1, 2, 3"),
         line("untied", "gal", untied, gal, "0, 1, 2")]
-    # by hand: untied is 0.4, 0.5, 0.3 below gal (mean-scaled), 0.4 ± 0.06 paired: beats;
+    # by hand: untied is 0.4, 0.5, 0.3 below gal (mean-scaled), 0.40 ± 0.06 paired: beats;
     # unpaired it is level, the seeds' spread (≈ ± 0.9 each) swamping the 0.4
-    assert "- untied − gal (seeds 0, 1, 2): mean-scaled −0.4 ± 0.1, beats" in section
+    assert "- untied − gal (seeds 0, 1, 2): mean-scaled −0.40 ± 0.06, beats" in section
     (unpaired,) = [x for x in section.splitlines() if x.startswith("| untied | −")]
-    assert unpaired.startswith("| untied | −1.3 ± 1.4, level |")
+    assert unpaired.startswith("| untied | −1.30 ± 1.38, level |")
     assert "zaremba" not in "".join(lines)
 
 
@@ -610,10 +610,10 @@ def test_ptb_another_law_is_compared_with_bernoulli_at_the_same_variant(
         return float(np.mean(mine) - np.mean(ref)), float(np.hypot(*se))
 
     d, e = difference(heavy_test, tuple(t for t, _ in bernoulli))
-    assert "mean-scaled " + f"{d:+.1f} ± {e:.1f}, level".replace("-", "−") in line
+    assert "mean-scaled " + f"{d:+.2f} ± {e:.2f}, level".replace("-", "−") in line
     d, e = difference(heavy_mc, tuple(m for _, m in bernoulli))
     assert (d < -e) == (verdict == "beats")
-    assert line.endswith(f"MC {d:+.1f} ± {e:.1f}, {verdict}".replace("-", "−"))
+    assert line.endswith(f"MC {d:+.2f} ± {e:.2f}, {verdict}".replace("-", "−"))
     assert "untied (rayleigh)" not in section
 
 

@@ -769,12 +769,13 @@ def _ptb_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list
 
 def _difference(mine: tuple[float, float], ref: tuple[float, float]) -> str:
     """"+d ± e, verdict": mean ``mine`` less mean ``ref`` (each (mean, standard error)), their
-    combined standard error, and "beats" / "behind" only beyond it, else "level"."""
+    combined standard error, and "beats" / "behind" only beyond it, else "level". Two decimals,
+    so that a verdict is visible in the numbers it was decided on."""
     (mean, se), (ref_mean, ref_se) = mine, ref
     verdict = ("beats" if beats(ref_mean, ref_se, mean, se) else
                "behind" if beats(mean, se, ref_mean, ref_se) else "level")
-    difference = round(mean - ref_mean, 1) + 0.0  # + 0.0: no "−0.0"
-    return f"{difference:+.1f} ± {combined_se(se, ref_se):.1f}, {verdict}".replace("-", "−")
+    difference = round(mean - ref_mean, 2) + 0.0  # + 0.0: no "−0.00"
+    return f"{difference:+.2f} ± {combined_se(se, ref_se):.2f}, {verdict}".replace("-", "−")
 
 
 def _ptb_default_law_variant(name: str) -> str:
