@@ -224,6 +224,12 @@ class Truncated(NoiseLaw):
         clipped = torch.minimum(value.clamp_min(0), self.upper)
         return (self.base.cdf(clipped) / self._log_mass.exp()).clamp(0, 1)
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """F⁻¹(q·F(u)) by the base law's ``icdf``, within [0, u]; a ValueError naming
+        ``Truncated.icdf`` for a q that is no probability."""
+        q = self._icdf_value(value)
+        return self.base.icdf(q * self._log_mass.exp()).clamp(min=0).minimum(self.upper)
+
     def _inside_point(self) -> Tensor:
         return self.upper / 2
 

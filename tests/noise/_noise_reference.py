@@ -34,6 +34,9 @@ class ScaledBernoulliRef:
     def cdf(self, x: np.ndarray) -> np.ndarray:
         return self.base.cdf(np.asarray(x) / self.c)
 
+    def ppf(self, q: np.ndarray) -> np.ndarray:
+        return self.c * self.base.ppf(q)
+
     def mean(self) -> float:
         return self.c * self.base.mean()
 
@@ -55,6 +58,9 @@ class _InverseNakagamiGen(stats.rv_continuous):
 
     def _cdf(self, x: np.ndarray, nu: np.ndarray) -> np.ndarray:
         return stats.nakagami.sf(1 / x, nu)
+
+    def _ppf(self, q: np.ndarray, nu: np.ndarray) -> np.ndarray:
+        return 1 / stats.nakagami.isf(q, nu)
 
     def _rvs(self, nu: np.ndarray, size: Any = None, random_state: Any = None) -> np.ndarray:
         return 1 / stats.nakagami.rvs(nu, size=size, random_state=random_state)

@@ -49,11 +49,50 @@ def test_cdf_matches_scipy(fixture, params) -> None:
     law = make(fixture, params)
     x = _grid(fixture, params)
     if fixture.name == "beta":  # torch has no regularized incomplete beta function
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(NotImplementedError, match=r"Beta.cdf: .*scipy.stats.beta"):
             law.cdf(torch.tensor(x))
         return
     got = law.cdf(torch.tensor(x)).numpy()
     assert_allclose(got, fixture.scipy(**params).cdf(x), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_icdf_matches_scipy(fixture, params) -> None:
+    """The quantile function against scipy's ``ppf`` inside (0, 1), the support's ends at 0 and
+    1, and, in the far upper tail where scipy's ``ppf`` loses digits (it inverts through
+    1 − q's rounding), F(F⁻¹(q)) = q through the scipy-tested ``cdf``."""
+    law = make(fixture, params)
+    if fixture.name == "beta":  # no cdf, hence no quantile function (see test_cdf_matches_scipy)
+        with pytest.raises(NotImplementedError, match=r"Beta.icdf: .*scipy.stats.beta"):
+            law.icdf(torch.tensor([0.5], dtype=torch.float64))
+        return
+    ref = fixture.scipy(**params)
+    q = np.array([1e-9, 1e-3, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999])
+    if fixture.discrete:  # inf{x: F(x) ≥ q} jumps at q = 1 − π; stay off the jump itself
+        q = q[~np.isclose(q, 1 - params["keep"])]
+    assert_allclose(law.icdf(torch.tensor(q)).numpy(), ref.ppf(q), rtol=1e-9, atol=1e-300)
+    ends = law.icdf(torch.tensor([0.0, 1.0], dtype=torch.float64)).tolist()
+    if fixture.discrete:  # scipy's discrete ppf(0) is one below the support (−c here)
+        assert ends == [0.0, ref.c]
+        return
+    assert ends == list(ref.support())
+    tail = torch.tensor([1 - 1e-6, 1 - 1e-12], dtype=torch.float64)
+    x = law.icdf(tail)
+    assert_allclose(law.cdf(x).numpy(), tail.numpy(), rtol=0, atol=1e-15)
+    assert_allclose(ref.cdf(x.numpy()), tail.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
+def test_icdf_refuses_what_is_no_probability(fixture) -> None:
+    """nan, below 0 or above 1: a ValueError naming the law's icdf, the value and how many."""
+    law = make(fixture, fixture.examples[0])
+    if fixture.name == "beta":
+        return
+    name = type(law).__name__
+    for bad, shown in ((float("nan"), "nan"), (-0.1, "-0.1"), (1.2, "1.2")):
+        with pytest.raises(ValueError, match=rf"{name}.icdf takes probabilities in \[0, 1\]; "
+                                             rf"got {shown} \(1 of 3 value\(s\) outside\)"):
+            law.icdf(torch.tensor([0.5, bad, 0.25], dtype=torch.float64))
 
 
 def _batched(fixture):

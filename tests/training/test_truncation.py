@@ -62,6 +62,28 @@ def test_density_and_cdf_match_scipy() -> None:
     assert_allclose(total, 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("base", "ref"), [
+    (HalfCauchy(1.0), stats.halfcauchy()),
+    (InverseNakagami(0.75, 2.0), stats.nakagami(0.75, scale=math.sqrt(2.0))),  # of η = 1/ξ
+], ids=["half_cauchy", "inverse_nakagami"])
+def test_icdf_is_scipys_base_quantile_of_the_kept_mass(base, ref) -> None:
+    """F_u⁻¹(q) = F⁻¹(q·F(u)) within [0, u], F⁻¹ from scipy (for ξ = 1/η through η's isf),
+    and a q that is no probability named."""
+    u = 3.0
+    law = Truncated(base, u).to(dtype=torch.float64)
+    q = np.array([0.0, 1e-6, 0.2, 0.5, 0.9, 1.0])
+    if isinstance(base, HalfCauchy):
+        expected = ref.ppf(q * ref.cdf(u))
+    else:  # P(ξ ≤ x) = P(η ≥ 1/x)
+        with np.errstate(divide="ignore"):
+            expected = 1 / ref.isf(q * ref.sf(1 / u))
+    assert_allclose(law.icdf(torch.tensor(q)).numpy(), expected, rtol=1e-9)
+    assert float(law.icdf(torch.tensor(1.0))) == u
+    with pytest.raises(ValueError, match=r"Truncated.icdf takes probabilities in \[0, 1\]; "
+                                         r"got 1.5"):
+        law.icdf(torch.tensor([0.5, 1.5]))
+
+
 @pytest.mark.parametrize("base", [InverseNakagami(0.75, 1.0), HalfCauchy(1.0)],
                          ids=["rejection", "inverse-cdf"])
 def test_samples_follow_the_truncated_law(base) -> None:

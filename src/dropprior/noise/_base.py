@@ -138,6 +138,23 @@ class NoiseLaw(Distribution):
                              f"{type(self).__name__}.cdf takes real numbers (±inf included)")
         return value
 
+    def _icdf_value(self, value: Tensor | float) -> Tensor:
+        """``value`` as a tensor of the parameters' dtype and device, for ``icdf``; a ValueError
+        naming the first entry that is no probability (nan, or outside [0, 1])."""
+        ref = self._param_like()
+        value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        bad = ~((value >= 0) & (value <= 1))  # nan compares False: bad
+        if bool(bad.any()):
+            first = float(value[bad].flatten()[0])
+            raise ValueError(f"{type(self).__name__}.icdf takes probabilities in [0, 1]; got "
+                             f"{first:.6g} ({int(bad.sum())} of {value.numel()} value(s) outside)")
+        return value
+
+    def icdf(self, value: Tensor) -> Tensor:
+        """The quantile function F⁻¹(q) = inf{x : F(x) ≥ q} for q in [0, 1]: the support's
+        lower end at q = 0, its upper end (``inf`` for an unbounded law) at q = 1."""
+        raise NotImplementedError(f"{type(self).__name__} has no icdf")
+
     def log_prob(self, value: Tensor) -> Tensor:
         """log p(ξ) from the torch composition; ``-inf`` outside the support and at nan (never
         nan)."""

@@ -138,6 +138,13 @@ class Bernoulli(NoiseLaw):
     def cdf(self, value: Tensor) -> Tensor:
         return ScaledBernoulli(self.keep, self.scale).cdf(self._cdf_value(value))
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """inf{x : F(x) ≥ q}: 0 for q ≤ 1 − π (q = 0 included: the support's lower end), the
+        non-zero value c above."""
+        q = self._icdf_value(value)
+        c = self.scale
+        return torch.where(q <= 1 - self.keep, torch.zeros_like(c), c)
+
     def variance_prior(self) -> Distribution:
         """ξ² ∈ {0, c²} with P(ξ² = c²) = π: a Bernoulli(π) when not inverted, a
         :class:`ScaledBernoulli` on {0, 1/π²} when inverted."""

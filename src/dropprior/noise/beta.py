@@ -166,6 +166,19 @@ class Beta(NoiseLaw):
                                    record)
             return g1.div_(g0.add_(g1))
 
+    def cdf(self, value: Tensor) -> Tensor:
+        """Not provided: torch has no regularized incomplete beta function. A NotImplementedError
+        naming scipy's, which computes it outside autograd."""
+        raise NotImplementedError(
+            "Beta.cdf: torch has no regularized incomplete beta function; "
+            "scipy.stats.beta(concentration1, concentration0).cdf computes it outside autograd")
+
+    def icdf(self, value: Tensor) -> Tensor:
+        """Not provided (no cdf, see :meth:`cdf`); a NotImplementedError naming scipy's."""
+        raise NotImplementedError(
+            "Beta.icdf: torch has no inverse regularized incomplete beta function; "
+            "scipy.stats.beta(concentration1, concentration0).ppf computes it outside autograd")
+
     def _torch_law(self) -> Distribution:
         return TorchBeta(self.concentration1, self.concentration0, validate_args=False)
 

@@ -103,6 +103,10 @@ class Gaussian(NoiseLaw):
     def cdf(self, value: Tensor) -> Tensor:
         return self._torch_law().cdf(self._cdf_value(value))
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """μ + s·Φ⁻¹(q) (``torch.special.ndtri``, accurate in both tails)."""
+        return self.loc + self.std * torch.special.ndtri(self._icdf_value(value))
+
     def variance_prior(self) -> Distribution:
         """s²·χ²₁ (torch ``Chi2`` under an ``AffineTransform``) when every μ = 0, else the scaled
         non-central χ²₁ (:class:`ScaledNoncentralChi2`)."""

@@ -125,6 +125,13 @@ class HalfCauchy(NoiseLaw):
         value = self._cdf_value(value).clamp_min(0)
         return 2 / math.pi * torch.atan(value / self.scale)
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """s·tan(πq/2) below the median, s / tan(π(1 − q)/2) above it (each tail keeps its
+        precision); 0 at q = 0, ``inf`` at q = 1."""
+        q = self._icdf_value(value)
+        return torch.where(q < 0.5, self.scale * torch.tan(math.pi / 2 * q),
+                           self.scale / torch.tan(math.pi / 2 * (1 - q)))
+
     def variance_prior(self) -> Distribution:
         """ξ² with ξ half-Cauchy: ``TransformedDistribution(HalfCauchy(s), PowerTransform(2))``."""
         return TransformedDistribution(self._torch_law(), [self._power(2.0)],

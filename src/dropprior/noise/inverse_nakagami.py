@@ -40,6 +40,11 @@ from dropprior.noise._sampling import standard_gamma
 
 __all__ = ["InverseNakagami"]
 
+# log g's bracket for the icdf's bisection (float64's normal range) and the halvings that take
+# its width of ~1450 below float64's resolution
+_LOG_G_RANGE = (-708.0, 709.0)
+_BISECTIONS = 64
+
 
 @register_law("inverse_nakagami")
 class InverseNakagami(NoiseLaw):
@@ -168,6 +173,23 @@ class InverseNakagami(NoiseLaw):
         safe = torch.where(positive, value, torch.ones_like(value))
         q = torch.special.gammaincc(self.shape, self._rate / safe.square())
         return torch.where(positive, q, torch.zeros_like(q))
+
+    def icdf(self, value: Tensor) -> Tensor:
+        """√(r/g) with Q(m, g) = q, r = m/Ω: torch has no inverse incomplete gamma, so g is
+        found by bisection on log g over float64's range (to its last bit); 0 at q = 0, ``inf``
+        at q = 1. No gradient flows through the inversion."""
+        q = self._icdf_value(value)
+        with torch.no_grad():
+            q64, m = torch.broadcast_tensors(q.double(), self.shape.double())
+            lo = torch.full_like(q64, _LOG_G_RANGE[0])  # Q(m, e^lo) ≥ q
+            hi = torch.full_like(q64, _LOG_G_RANGE[1])  # Q(m, e^hi) ≤ q
+            for _ in range(_BISECTIONS):
+                mid = (lo + hi) / 2
+                above = torch.special.gammaincc(m, mid.exp()) > q64
+                lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
+            x = (self._rate.double() / ((lo + hi) / 2).exp()).sqrt()
+            x = torch.where(q64 == 0, 0.0, torch.where(q64 == 1, math.inf, x))
+        return x.to(q.dtype)
 
     def variance_prior(self) -> Distribution:
         """ξ² ~ InverseGamma(concentration m, rate m/Ω) (torch's ``InverseGamma``)."""

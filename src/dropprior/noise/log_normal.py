@@ -104,6 +104,10 @@ class LogNormal(NoiseLaw):
         phi = torch.special.ndtr((safe.log() - self.loc) / self.scale)
         return torch.where(positive, phi, torch.zeros_like(phi))
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """exp(μ + σ·Φ⁻¹(q)) (``torch.special.ndtri``): 0 at q = 0, ``inf`` at q = 1."""
+        return torch.exp(self.loc + self.scale * torch.special.ndtri(self._icdf_value(value)))
+
     def variance_prior(self) -> Distribution:
         """ξ² = exp(2μ + 2σε) ~ LogNormal(2μ, 2σ)."""
         return TorchLogNormal(2 * self.loc, 2 * self.scale, validate_args=False)

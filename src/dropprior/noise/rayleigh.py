@@ -117,6 +117,10 @@ class Rayleigh(NoiseLaw):
         value = self._cdf_value(value).clamp_min(0)
         return -torch.expm1(-(value / self.scale).square() / 2)
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """s·√(−2 log(1 − q)); ``inf`` at q = 1."""
+        return self.scale * (-2 * torch.log1p(-self._icdf_value(value))).sqrt()
+
     def variance_prior(self) -> Distribution:
         """ξ² ~ Exponential with rate 1/(2s²) (mean 2s²)."""
         return Exponential(0.5 / self.scale.square(), validate_args=False)

@@ -111,6 +111,10 @@ class Uniform(NoiseLaw):
         value = self._cdf_value(value)
         return ((value - self.low) / (self.high - self.low)).clamp(0, 1)
 
+    def icdf(self, value: Tensor) -> Tensor:
+        """a + q·(b − a)."""
+        return self.low + self._icdf_value(value) * (self.high - self.low)
+
     def variance_prior(self) -> Distribution:
         """ξ²: ``PowerTransform(2)`` of the uniform when l ≥ 0, else :class:`Squared`."""
         if bool(torch.all(self.low >= 0)):
