@@ -99,3 +99,26 @@ def test_empty_sequence_is_a_clear_error() -> None:
         NoisyLSTM(2, 3, noise=LAW)(torch.zeros(0, 2, 2))
     with pytest.raises(ValueError, match=r"shape \(2, 0, 2\) \(layout \(N, T, D\)\)"):
         NoisyLSTM(2, 3, noise=LAW, batch_first=True)(torch.zeros(2, 0, 2))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"dropout": 0.3},
+     r"NoisyLSTM takes no dropout=0.3: .* noise=Bernoulli\(1 - p, inverted=True\)"),
+    ({"dropout": "0"}, "NoisyLSTM takes no dropout='0'"),
+    ({"dropout": True}, "NoisyLSTM takes no dropout=True"),
+    ({"bidirectional": True}, "NoisyLSTM is unidirectional, got bidirectional=True"),
+    ({"proj_size": 2}, r"NoisyLSTM has no projection, got proj_size=2 \(0 is accepted\)"),
+])
+def test_lstm_refuses_nn_lstm_options_it_lacks(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        NoisyLSTM(2, 3, 2, noise=LAW, **kwargs)
+
+
+def test_lstm_takes_nn_lstms_defaults_of_the_options_it_lacks() -> None:
+    """dropout=0, bidirectional=False, proj_size=0 (code written for nn.LSTM) build the same
+    module as leaving them out: nn.LSTM's parameter names and shapes."""
+    kwargs = {"dropout": 0.0, "bidirectional": False, "proj_size": 0}
+    lstm = NoisyLSTM(2, 3, 2, noise=LAW, **kwargs)
+    reference = torch.nn.LSTM(2, 3, 2, **kwargs)
+    assert {k: v.shape for k, v in lstm.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}

@@ -41,6 +41,22 @@ GATES = {
 }
 
 
+def _refuse_lstm_options(dropout: float, bidirectional: bool, proj_size: int) -> None:
+    """A ValueError for an ``nn.LSTM`` option NoisyLSTM does not have, set off its default."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or dropout != 0:
+        raise ValueError(
+            f"NoisyLSTM takes no dropout={dropout!r}: the noise on each layer's inputs is the "
+            f"between-layer dropout (and more); pass noise=Bernoulli(1 - p, inverted=True) for "
+            f"nn.LSTM's dropout=p (dropout=0 is accepted and does nothing)")
+    if bidirectional is not False:
+        raise ValueError(f"NoisyLSTM is unidirectional, got bidirectional={bidirectional!r}; "
+                         f"run a second NoisyLSTM over the reversed sequence for the other "
+                         f"direction")
+    if isinstance(proj_size, bool) or proj_size != 0:
+        raise ValueError(f"NoisyLSTM has no projection, got proj_size={proj_size!r} (0 is "
+                         f"accepted)")
+
+
 class NoisyLSTM(NoisyModule):
     r"""A multi-layer LSTM (torch's gate order i, f, g, o) with noise on each layer's input rows.
 
@@ -52,6 +68,9 @@ class NoisyLSTM(NoisyModule):
         recurrent_noise: the law of ξ^h on h_{t-1} (rows of U), or None (no noise on U).
         granularity: ``"sequence"`` (one draw per sequence) or ``"batch"``.
         generator: the generator of the draws.
+        dropout, bidirectional, proj_size: ``nn.LSTM``'s, accepted at its defaults only (0,
+            False, 0), so that code written for ``nn.LSTM`` runs; other values raise a
+            ValueError saying what to use instead.
 
     The parameters have ``nn.LSTM``'s names, shapes and initialisation (``weight_ih_l0``,
     ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ...), so state dicts load in both
@@ -75,8 +94,10 @@ class NoisyLSTM(NoisyModule):
                  recurrent_noise: NoiseLaw | None = None, granularity: str = "sequence",
                  bias: bool = True, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, *, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0) -> None:
         super().__init__()
+        _refuse_lstm_options(dropout, bidirectional, proj_size)
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
