@@ -228,7 +228,11 @@ class Truncated(NoiseLaw):
         """F⁻¹(q·F(u)) by the base law's ``icdf``, within [0, u]; a ValueError naming
         ``Truncated.icdf`` for a q that is no probability."""
         q = self._icdf_value(value)
-        return self.base.icdf(q * self._log_mass.exp()).clamp(min=0).minimum(self.upper)
+        return self._kept_quantile(self.base.icdf, q)
+
+    def _kept_quantile(self, base_icdf: Callable[[Tensor], Tensor], q: Tensor) -> Tensor:
+        """F⁻¹(q·F(u)) by ``base_icdf`` (the base law's quantile function), within [0, u]."""
+        return base_icdf(q * self._log_mass.exp()).clamp(min=0).minimum(self.upper)
 
     def _inside_point(self) -> Tensor:
         return self.upper / 2
@@ -243,7 +247,7 @@ class Truncated(NoiseLaw):
         with torch.no_grad():
             if self._icdf is not None:
                 p = self.upper.new_empty(shape).uniform_(generator=generator)
-                return self._icdf(p * self._log_mass.exp()).clamp(min=0).minimum(self.upper)
+                return self._kept_quantile(self._icdf, p)
             return self._rejection(sample_size(sample_shape), shape, generator)
 
     def _rejection(self, sample_shape: torch.Size, shape: torch.Size,

@@ -126,13 +126,17 @@ class NoiseLaw(Distribution):
         """The same law composed from ``torch.distributions`` (used for ``log_prob``)."""
         raise NotImplementedError
 
+    def _as_value(self, value: Tensor | float) -> Tensor:
+        """``value`` as a tensor of the parameters' dtype and device."""
+        ref = self._param_like()
+        return torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+
     def _cdf_value(self, value: Tensor | float) -> Tensor:
         """``value`` as a tensor of the parameters' dtype and device, for ``cdf``; a ValueError
         if it holds nan (P(ξ ≤ nan) is no probability). :meth:`log_prob` reads nan as outside
         the support instead (``-inf``), so that a sampler's trajectory that produced one is
         rejected, not crashed."""
-        ref = self._param_like()
-        value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        value = self._as_value(value)
         if bool(torch.isnan(value).any()):
             raise ValueError(f"the value holds {int(torch.isnan(value).sum())} nan(s); "
                              f"{type(self).__name__}.cdf takes real numbers (±inf included)")
@@ -141,8 +145,7 @@ class NoiseLaw(Distribution):
     def _icdf_value(self, value: Tensor | float) -> Tensor:
         """``value`` as a tensor of the parameters' dtype and device, for ``icdf``; a ValueError
         naming the first entry that is no probability (nan, or outside [0, 1])."""
-        ref = self._param_like()
-        value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        value = self._as_value(value)
         bad = ~((value >= 0) & (value <= 1))  # nan compares False: bad
         if bool(bad.any()):
             first = float(value[bad].flatten()[0])
@@ -158,8 +161,7 @@ class NoiseLaw(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         """log p(ξ) from the torch composition; ``-inf`` outside the support and at nan (never
         nan)."""
-        ref = self._param_like()
-        value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        value = self._as_value(value)
         support = self.support
         assert support is not None  # every NoiseLaw declares its support
         inside = support.check(value) & torch.isfinite(value)  # no density at ±inf either
