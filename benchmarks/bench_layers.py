@@ -152,16 +152,15 @@ def bench_lstm(repeats: int) -> None:
     tied = NoisyLSTM(200, 200, noise=law, gates="tied").to(DEVICE)
     untied = NoisyLSTM(200, 200, noise=law, gates="untied").to(DEVICE)
 
-    def run(module: nn.Module, unpack: bool) -> Callable[[], None]:
+    def run(module: nn.Module) -> Callable[[], None]:
         def step() -> None:
             module.zero_grad()
-            out = module(x)
-            (out[0] if unpack else out).sum().backward()
+            module(x)[0].sum().backward()  # (output, (h_n, c_n)) from all three
         return step
 
     # nn.LSTM, tied and untied take turns, so that a drift in the machine's speed reaches all
     # three alike
-    base, *ours = round_robin([run(torch_lstm, True), run(tied, False), run(untied, False)],
+    base, *ours = round_robin([run(torch_lstm), run(tied), run(untied)],
                               repeats)
     print(f"\n[LSTM vs nn.LSTM] T=35, B=20, 200 -> 200 fp32, taking turns; "
           f"nn.LSTM: {base * 1e3:.2f} ms")

@@ -43,6 +43,7 @@ from dropprior.hyperpriors import (
     ScaleHyperprior,
 )
 from dropprior.nn import (
+    LSTMOutput,
     MultiplicativeNoise,
     NoisyConv1d,
     NoisyConv2d,
@@ -112,7 +113,7 @@ __all__ = [
     # layers
     "NoisyModule", "MultiplicativeNoise", "NoisyLinear", "StackedNoisyLinear", "NoisyConv1d",
     "NoisyConv2d",
-    "Residual", "NoisyLSTM", "mc", "apply_noise",
+    "Residual", "NoisyLSTM", "LSTMOutput", "mc", "apply_noise",
     # training and prediction
     "fit", "cosine_lr", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
     "fit_ensemble", "predict_ensemble",

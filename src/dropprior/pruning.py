@@ -602,7 +602,9 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
 
     Args:
         model: an ``nn.Sequential`` of (Noisy)Linear / (Noisy)Conv layers, element-wise,
-            pooling, batch-norm and Flatten modules, and :class:`~dropprior.nn.Residual` blocks.
+            pooling, batch-norm and Flatten modules, :class:`~dropprior.nn.Residual` blocks,
+            and ``nn.Embedding``, :class:`~dropprior.nn.NoisyLSTM` and
+            :class:`~dropprior.nn.LSTMOutput` (the LSTM's output on to the next module).
         keep: fraction in (0, 1] of each pruned layer's groups to keep (the top scores, at least
             one).
         threshold: keep the groups whose relevance score exceeds this, or ``"auto"`` (learned

@@ -123,15 +123,14 @@ def test_output_noise_is_one_draw_per_sequence_on_the_last_layers_output(variant
     torch.manual_seed(3)
     model(tokens)
     torch.manual_seed(3)  # the LSTM draws first: the same draws again, without the output's
-    h = model.rnn.forward_with_state(model.embed(tokens), None)[0]
+    h = model.rnn(model.embed(tokens))[0]
     xi = seen["in"] / h
     torch.testing.assert_close(xi, xi[:1].expand_as(xi))  # one draw per sequence and unit
     values = set(torch.round(xi[0] * 1e4).flatten().tolist())
     assert values == {0.0, round(1e4 / 0.6)}
     model.eval()
     model(tokens)
-    torch.testing.assert_close(seen["in"], model.rnn.forward_with_state(model.embed(tokens),
-                                                                          None)[0])
+    torch.testing.assert_close(seen["in"], model.rnn(model.embed(tokens))[0])
     with pytest.raises(ValueError, match="output_noise=True applies to the gal, tied, untied "
                        "variants, got variant='zaremba'"):
         PTBSettings(variant="zaremba", output_noise=True)
@@ -159,7 +158,7 @@ def test_recurrent_noise_makes_untied_noise_the_state_too() -> None:
     tokens = torch.randint(0, 20, (7, 3))
     x = model.embed(tokens)
     torch.manual_seed(5)
-    out = model.rnn.forward_with_state(x, None)[0]
+    out = model.rnn(x)[0]
     law = dropout_law("bernoulli", 0.4).to(dtype=torch.float64)
     torch.manual_seed(5)
     want = x

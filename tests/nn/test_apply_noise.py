@@ -138,3 +138,33 @@ def test_the_fused_layer_is_dropout_then_linear_given_the_same_mask() -> None:
     x = torch.randn(7, 5, dtype=torch.float64)
     mask = torch.rand((7, 5), dtype=torch.float64, generator=torch.Generator().manual_seed(4)) < 0.7
     assert_close(model.train()(x), nn.functional.linear(x * mask / 0.7, layer.weight, layer.bias))
+
+
+class _Tagger(nn.Module):
+    """A model written for nn.LSTM: it unpacks (output, (h_n, c_n)) and reads both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lstm = nn.LSTM(4, 6, num_layers=2, batch_first=True)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, (h_n, c_n) = self.lstm(x)
+        return self.head(torch.cat([out[:, -1], c_n[-1]], dim=-1))
+
+
+def test_a_converted_lstm_runs_in_the_model_written_for_nn_lstm() -> None:
+    """NoisyLSTM returns nn.LSTM's (output, (h_n, c_n)), so the converted model's own forward
+    runs unchanged; in eval mode (E[ξ] = 1) it equals the original model, and in training mode
+    its final state is the output's last step, as nn.LSTM's is."""
+    model = _Tagger().eval()
+    x = torch.randn(5, 7, 4)
+    before = model(x)
+    apply_noise(model, Bernoulli(0.7, inverted=True), layers=["lstm"], verbose=False)
+    assert type(model.lstm).__name__ == "NoisyLSTM"
+    assert_close(model(x), before)
+    model.train()
+    out, (h_n, c_n) = model.lstm(x)
+    assert_close(h_n[-1], out[:, -1])
+    assert model(x).shape == (5, 3) and c_n.shape == (2, 5, 6)

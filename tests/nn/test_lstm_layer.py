@@ -32,7 +32,11 @@ def test_lstm_equals_a_reference_loop(gates) -> None:
     xi0 = law64.sample((rows, 2, 3), generator=replay).expand(4, 2, 3)
     h1 = _reference_lstm(x, _params(lstm, 0), xi0)
     xi1 = law64.sample((rows, 2, 4), generator=replay).expand(4, 2, 4)
-    assert_close(lstm(x), _reference_lstm(h1, _params(lstm, 1), xi1))
+    expected = _reference_lstm(h1, _params(lstm, 1), xi1)
+    out, (h_n, c_n) = lstm(x)  # nn.LSTM's return: the output and each layer's last state
+    assert_close(out, expected)
+    assert_close(h_n, torch.stack([h1[-1], expected[-1]]))
+    assert c_n.shape == h_n.shape == (2, 2, 4)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -52,7 +56,7 @@ def test_untied_lstm_gradients_equal_the_reference_loop(bias) -> None:
     else:
         loop_params = [*ref_params, torch.zeros(16, dtype=f64), torch.zeros(16, dtype=f64)]
     weights = torch.randn(5, 2, 4, dtype=f64)
-    (lstm(x) * weights).sum().backward()
+    (lstm(x)[0] * weights).sum().backward()
     (_reference_lstm(x, loop_params, xi) * weights).sum().backward()
     for p, ref in zip(params, ref_params, strict=True):
         assert_close(p.grad, ref.grad)
@@ -95,7 +99,7 @@ def test_lstm_recurrent_noise_and_batch_first() -> None:
     xi = Gaussian(1.0, 0.4).to(dtype=f64).sample((4, 2, 3), generator=replay)
     rec = Gaussian(1.0, 0.2).to(dtype=f64).sample((2, 4), generator=replay)
     ref = _reference_lstm(x.transpose(0, 1), _params(lstm, 0), xi, rec).transpose(0, 1)
-    assert_close(lstm(x), ref)
+    assert_close(lstm(x)[0], ref)
 
 
 def test_lstm_eval_is_nn_lstm_with_scaled_inputs() -> None:
@@ -103,7 +107,11 @@ def test_lstm_eval_is_nn_lstm_with_scaled_inputs() -> None:
     reference = nn.LSTM(3, 4)
     reference.load_state_dict(lstm.state_dict())
     x = torch.randn(5, 2, 3)
-    assert_close(lstm(x), reference(x * Rayleigh(0.5).mean)[0])
+    out, (h_n, c_n) = lstm(x)
+    ref_out, (ref_h, ref_c) = reference(x * Rayleigh(0.5).mean)
+    assert_close(out, ref_out)
+    assert_close(h_n, ref_h)
+    assert_close(c_n, ref_c)
 
 
 def test_lstm_group_norms() -> None:
@@ -115,3 +123,16 @@ def test_lstm_group_norms() -> None:
     # the four gates' groups of input d together hold the tied group of input d
     assert_close(untied.group_norms().pow(2).sum(0), tied.group_norms().pow(2))
     assert_close(tied.group_norms(), tied.weight_ih_l0.norm(dim=0))
+
+
+def test_lstm_output_keeps_the_output_for_a_sequential() -> None:
+    """LSTMOutput after an LSTM in nn.Sequential: the same as unpacking by hand, for NoisyLSTM
+    and nn.LSTM alike; anything but an LSTM's result is refused by name."""
+    from dropprior.nn import LSTMOutput
+
+    for lstm in (NoisyLSTM(3, 4, noise=Rayleigh(0.5)).eval(), nn.LSTM(3, 4)):
+        x = torch.randn(5, 2, 3)
+        assert_close(nn.Sequential(lstm, LSTMOutput())(x), lstm(x)[0])
+    with pytest.raises(TypeError, match=r"LSTMOutput takes an LSTM's \(output, \(h_n, c_n\)\), "
+                                        r"got torch.Tensor"):
+        LSTMOutput()(torch.randn(5, 2, 3))

@@ -11,7 +11,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from dropprior import relevance
-from dropprior.nn import NoisyConv1d, NoisyConv2d, NoisyLinear, NoisyLSTM
+from dropprior.nn import LSTMOutput, NoisyConv1d, NoisyConv2d, NoisyLinear, NoisyLSTM
 from dropprior.noise import Bernoulli, Rayleigh
 from dropprior.pruning import SelectFeatures, count_flops, count_parameters, prune
 
@@ -165,7 +165,8 @@ def test_lstm_input_pruning_equals_zeroed_inputs(gates: str) -> None:
     torch.manual_seed(0)
     law = Rayleigh(1.0)
     model = nn.Sequential(nn.Embedding(20, 8), NoisyLSTM(8, 6, noise=law, gates=gates,
-                                                         batch_first=True), nn.Linear(6, 3))
+                                                         batch_first=True),
+                          LSTMOutput(), nn.Linear(6, 3))
     with torch.no_grad():
         model[1].weight_ih_l0[:, [2, 5, 7]] *= 1e-3  # input dimensions 2, 5, 7 are off
     tokens = torch.randint(0, 20, (4, 5), generator=torch.Generator().manual_seed(4))

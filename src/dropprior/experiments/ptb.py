@@ -183,13 +183,7 @@ class LanguageModel(nn.Module):
                 nn.init.uniform_(p_, -s.init_scale, s.init_scale)
 
     def forward(self, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        x = self.drop(self.embed(tokens))
-        from dropprior.nn import NoisyLSTM
-
-        if isinstance(self.rnn, NoisyLSTM):
-            h, state = self.rnn.forward_with_state(x, state)
-        else:
-            h, state = self.rnn(x, state)
+        h, state = self.rnn(self.drop(self.embed(tokens)), state)
         return self.out(self.drop(self.out_noise(h))), state
 
 

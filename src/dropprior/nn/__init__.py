@@ -14,7 +14,7 @@ from dropprior.nn._module import (
 from dropprior.nn._scope import SCOPES, SeededDraws, noise_scope, per_example_draws, seeded_draws
 from dropprior.nn.conv import NoisyConv1d, NoisyConv2d, NoisyConvNd
 from dropprior.nn.linear import NoisyLinear
-from dropprior.nn.lstm import NoisyLSTM
+from dropprior.nn.lstm import LSTMOutput, NoisyLSTM
 from dropprior.nn.residual import Residual
 from dropprior.nn.stacked import StackedNoisyLinear
 
@@ -28,6 +28,7 @@ __all__ = [
     "NoisyConv2d",
     "Residual",
     "NoisyLSTM",
+    "LSTMOutput",
     "mc",
     "apply_noise",
     "noise_scope",

@@ -33,7 +33,7 @@ from dropprior.functional import (
 from dropprior.nn._module import NoisyModule, check_law
 from dropprior.noise import NoiseLaw
 
-__all__ = ["NoisyLSTM"]
+__all__ = ["LSTMOutput", "NoisyLSTM"]
 
 GATES = {
     "tied": "one ξ per input dimension shared by all four gates (eq. 17-18)",
@@ -75,18 +75,20 @@ class NoisyLSTM(NoisyModule):
     The parameters have ``nn.LSTM``'s names, shapes and initialisation (``weight_ih_l0``,
     ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ...), so state dicts load in both
     directions; they are held directly (not in an ``nn.LSTM`` submodule, which ``torch.compile``
-    refuses to trace). ``forward`` returns the output sequence only; :meth:`forward_with_state`
-    also returns (h_n, c_n).
+    refuses to trace). ``forward`` returns ``(output, (h_n, c_n))`` as ``nn.LSTM`` does, so a
+    model written for ``nn.LSTM`` (or converted by ``apply_noise``) runs unchanged.
 
     Shape:
         input: (T, N, input_size) or (N, T, input_size) if ``batch_first``;
-        output: (T, N, hidden_size) or (N, T, hidden_size).
+        output: (T, N, hidden_size) or (N, T, hidden_size); h_n, c_n and the optional
+        ``hx = (h_0, c_0)``: (num_layers, N, hidden_size).
 
     Example:
         >>> from dropprior.noise import Bernoulli
         >>> lstm = NoisyLSTM(10, 20, noise=Bernoulli(0.8, inverted=True), gates="untied")
-        >>> lstm(torch.randn(7, 3, 10)).shape
-        torch.Size([7, 3, 20])
+        >>> out, (h_n, c_n) = lstm(torch.randn(7, 3, 10))
+        >>> out.shape, h_n.shape
+        (torch.Size([7, 3, 20]), torch.Size([1, 3, 20]))
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -121,12 +123,10 @@ class NoisyLSTM(NoisyModule):
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
         return [getattr(self, f"{name}_l{layer}") for name in names]
 
-    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        return self.forward_with_state(x, hx)[0]
-
-    def forward_with_state(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
-                           ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """The output sequence and the final state (h_n, c_n), each (num_layers, N, H)."""
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The output sequence and the final state (h_n, c_n), each (num_layers, N, H), as
+        ``nn.LSTM`` returns them."""
         layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
         if not isinstance(x, Tensor):
             raise TypeError(
@@ -235,3 +235,26 @@ class NoisyLSTM(NoisyModule):
         if self.gates == "tied":
             return w.norm(dim=0)
         return w.view(4, self.hidden_size, -1).norm(dim=1)
+
+
+class LSTMOutput(nn.Module):
+    """The output sequence of an LSTM's ``(output, (h_n, c_n))``, dropping the final state: put
+    it after a :class:`NoisyLSTM` (or ``nn.LSTM``) inside an ``nn.Sequential``, where the next
+    module takes a tensor (and where :func:`dropprior.prune` can cut the LSTM's inputs).
+
+    Shape:
+        input: ``(output, (h_n, c_n))``; output: ``output``.
+
+    Example:
+        >>> from dropprior.noise import Bernoulli
+        >>> lstm = NoisyLSTM(8, 16, noise=Bernoulli(0.8, inverted=True), batch_first=True)
+        >>> model = nn.Sequential(nn.Embedding(50, 8), lstm, LSTMOutput(), nn.Linear(16, 50))
+        >>> model(torch.randint(0, 50, (4, 7))).shape
+        torch.Size([4, 7, 50])
+    """
+
+    def forward(self, result: tuple[Tensor, tuple[Tensor, Tensor]]) -> Tensor:
+        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Tensor)):
+            raise TypeError(f"LSTMOutput takes an LSTM's (output, (h_n, c_n)), got "
+                            f"{type_name(result)}; place it right after the LSTM")
+        return result[0]
