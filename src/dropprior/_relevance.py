@@ -155,8 +155,14 @@ def norm_relevance(model: nn.Module, scale: str = "auto") -> dict[str, Tensor]:
         each value: the layer's ``group_norms()`` shape.
 
     Example:
+        >>> from torch import nn
+        >>> from dropprior.nn import NoisyLinear
+        >>> from dropprior.noise import Bernoulli
+        >>> model = nn.Sequential(NoisyLinear(5, 3, Bernoulli(0.8, inverted=True)), nn.ReLU())
         >>> scores = norm_relevance(model)
-        >>> scores["0"].argsort(descending=True)   # input features, most relevant first
+        >>> scores["0"].shape                       # one score per input feature
+        torch.Size([5])
+        >>> order = scores["0"].argsort(descending=True)  # most relevant first
     """
     from dropprior.nn import MultiplicativeNoise, NoisyModule
 

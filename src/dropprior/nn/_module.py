@@ -179,9 +179,14 @@ def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
     same).
 
     Example:
-        >>> model.eval()
+        >>> from dropprior.nn import NoisyLinear
+        >>> from dropprior.noise import Bernoulli
+        >>> model = nn.Sequential(NoisyLinear(3, 1, Bernoulli(0.8, inverted=True))).eval()
+        >>> x = torch.randn(4, 3)
         >>> with mc(model):
         ...     draws = torch.stack([model(x) for _ in range(20)])
+        >>> draws.shape
+        torch.Size([20, 4, 1])
     """
     import warnings
 
