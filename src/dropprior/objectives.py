@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from dropprior.nn import SeededDraws
 
 __all__ = [
+    "model_output",
     "output_samples",
     "log_likelihood_samples",
     "mc_log_likelihood",
@@ -129,6 +130,18 @@ def _check_batch(x: Tensor, y: Tensor, likelihood: Likelihood) -> None:
         )
 
 
+def model_output(model: nn.Module, x: Tensor) -> Tensor:
+    """``model(x)``, refused with a TypeError unless it is one tensor (the likelihood's input,
+    as the objectives, ``fit`` and ``predict`` take it)."""
+    out = model(x)
+    if not isinstance(out, Tensor):
+        hint = (": an LSTM returns (output, (h_n, c_n)); put dropprior.nn.LSTMOutput() after it "
+                "or return the head's output" if isinstance(out, tuple) else "")
+        raise TypeError(f"the model's forward must return one tensor, the likelihood's input; "
+                        f"{type(model).__name__} returned {type_name(out)}{hint}")
+    return out
+
+
 def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
                    vectorize: bool | None = None, max_rows: int | None = None,
                    seeded: SeededDraws | None = None) -> Tensor:
@@ -166,7 +179,7 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
         for s in range(samples):
             if seeded is not None:
                 seeded.start_pass(s, 1)
-            outputs.append(model(x))
+            outputs.append(model_output(model, x))
         return torch.stack(outputs)
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
                                  or max_rows < 1):
@@ -179,7 +192,7 @@ def output_samples(model: nn.Module, x: Tensor, samples: int = 1,
         k = min(copies, samples - done)
         if seeded is not None:
             seeded.start_pass(done, k)
-        out = model(x.repeat(k, *([1] * (x.dim() - 1))))
+        out = model_output(model, x.repeat(k, *([1] * (x.dim() - 1))))
         chunks.append(out.reshape(k, n, *out.shape[1:]))
         done += k
     return torch.cat(chunks, dim=0)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from dropprior._validation import check_choice, check_finite_data, type_name
 from dropprior.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood
 from dropprior.noise import NoiseLaw
-from dropprior.objectives import check_samples, output_samples
+from dropprior.objectives import check_samples, model_output, output_samples
 
 __all__ = [
     "predict",
@@ -310,7 +310,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             model.eval()
             try:
                 for i in range(0, x.shape[0], max(step, 1)):
-                    parts.append(_draws(model(x[i:i + step]).unsqueeze(0), likelihood))
+                    parts.append(_draws(model_output(model, x[i:i + step]).unsqueeze(0),
+                                        likelihood))
             finally:
                 for m, training in modes.items():
                     m.train(training)

@@ -47,6 +47,7 @@ from dropprior.objectives import (
     check_samples,
     check_sigma0,
     marginal_log_likelihood,
+    model_output,
     training_loss,
 )
 from dropprior.prediction import mc_mode
@@ -162,7 +163,7 @@ def _check_targets(model: nn.Module, likelihood: Likelihood, x: Tensor, y: Tenso
     output has the same shape, so a full pass over ``x`` would check nothing more. An output
     whose leading size is not ``rows`` is checked against the first ``rows`` targets instead,
     so that its error names the shapes the model produced."""
-    out = model(x[:rows])
+    out = model_output(model, x[:rows])
     if out.dim() >= 1 and out.shape[0] == min(rows, x.shape[0]) and out.shape[0] > 0:
         likelihood.check(out[:1].expand(y.shape[0], *out.shape[1:]), y)
     else:

@@ -128,3 +128,21 @@ def test_an_output_of_the_wrong_length_names_its_shape() -> None:
     with pytest.raises(ValueError, match=r"y has shape \(8,\) but the logits have shape \(1, 3\)"):
         fit(OneRow(), Categorical(), x, torch.zeros(40, dtype=torch.long), epochs=1,
             batch_size=8, progress=False)
+
+
+def test_a_model_that_returns_a_tuple_is_refused_by_name() -> None:
+    """fit and predict (both methods, both vectorized and not) take a model whose forward returns
+    one tensor; an LSTM's (output, (h_n, c_n)) gets a TypeError that names LSTMOutput, and with
+    LSTMOutput after it the same LSTM predicts."""
+    from dropprior.nn import LSTMOutput, NoisyLSTM
+
+    lstm = NoisyLSTM(3, 4, noise=Bernoulli(0.8, inverted=True))
+    x, y = torch.randn(5, 2, 3), torch.randn(5, 2, 4)
+    message = r"NoisyLSTM returned tuple: an LSTM returns .*LSTMOutput\(\)"
+    with pytest.raises(TypeError, match=message):
+        fit(lstm, GaussianLikelihood(0.1), x, y, epochs=1)
+    for kwargs in ({"method": "mean_scaling"}, {"vectorize": True}, {"vectorize": False}):
+        with pytest.raises(TypeError, match=message):
+            predict(lstm, x, samples=3, likelihood=None, **kwargs)
+    pred = predict(nn.Sequential(lstm, LSTMOutput()), x, samples=3, likelihood=None)
+    assert pred.mean.shape == (5, 2, 4)
