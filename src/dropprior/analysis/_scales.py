@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from dropprior.likelihoods import Likelihood
 from dropprior.noise import Bernoulli
+from dropprior.objectives import model_output
 
 if TYPE_CHECKING:
     from dropprior.nn import NoisyLinear, NoisyModule
@@ -110,7 +111,7 @@ def model_log_likelihood_at(model: nn.Module, x: Tensor, y: Tensor, likelihood: 
 
     def log_likelihood(xi: Tensor) -> Tensor:
         with _scales_as_input(model, xi, joint):
-            out = model(x)
+            out = model_output(model, x)
         logp = likelihood.log_prob(out, y)
         return logp.sum().reshape(1) if joint else logp
 

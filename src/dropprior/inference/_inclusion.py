@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from dropprior._validation import check_choice, check_int
 from dropprior.likelihoods import check_scored_data
+from dropprior.objectives import model_output
 
 __all__ = ["inclusion_probabilities", "InclusionResult", "INCLUSION_METHODS"]
 
@@ -97,7 +98,7 @@ def _log(p: float) -> float:
 @torch.no_grad()
 def _log_joint(ind: _Indicators, xi: list[Tensor], x: Tensor, y: Tensor, likelihood) -> float:
     ind.set(xi)
-    return float(likelihood.log_prob(ind.model(x), y).sum()) + ind.log_prior(xi)
+    return float(likelihood.log_prob(model_output(ind.model, x), y).sum()) + ind.log_prior(xi)
 
 
 def inclusion_probabilities(model: nn.Module, x: Tensor, y: Tensor, likelihood,
