@@ -155,7 +155,7 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
         total[0] += 2 * output.numel() * w[0].numel()
 
     def lstm_hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        steps = inputs[0].shape[0] * inputs[0].shape[1]  # T × N
+        steps = inputs[0].shape[:-1].numel()  # T × N, or T unbatched
         for layer in range(module.num_layers):  # type: ignore[arg-type]
             w_ih: Tensor = getattr(module, f"weight_ih_l{layer}")
             w_hh: Tensor = getattr(module, f"weight_hh_l{layer}")

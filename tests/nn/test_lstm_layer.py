@@ -136,3 +136,34 @@ def test_lstm_output_keeps_the_output_for_a_sequential() -> None:
     with pytest.raises(TypeError, match=r"LSTMOutput takes an LSTM's \(output, \(h_n, c_n\)\), "
                                         r"got torch.Tensor"):
         LSTMOutput()(torch.randn(5, 2, 3))
+
+
+def test_unbatched_input_is_nn_lstms() -> None:
+    """(T, D) input with (num_layers, H) states, as nn.LSTM takes it: in eval mode (E[ξ] = 1 on
+    each layer's input) nn.LSTM's own unbatched result; in training mode the batch-of-one result
+    under the same draws, tied and untied, batch_first or not."""
+    lstm = NoisyLSTM(3, 4, 2, noise=Rayleigh.with_mean(1.0), gates="untied").eval()
+    reference = nn.LSTM(3, 4, 2)
+    reference.load_state_dict(lstm.state_dict())
+    x, h0, c0 = torch.randn(5, 3), torch.randn(2, 4), torch.randn(2, 4)
+    out, (h_n, c_n) = lstm(x, (h0, c0))
+    ref_out, (ref_h, ref_c) = reference(x, (h0, c0))
+    assert out.shape == (5, 4) and h_n.shape == c_n.shape == (2, 4)
+    assert_close(out, ref_out)
+    assert_close(h_n, ref_h)
+    assert_close(c_n, ref_c)
+    for gates in ("tied", "untied"):
+        for batch_first in (False, True):
+            layer = NoisyLSTM(3, 4, noise=Gaussian(1.0, 0.4), gates=gates,
+                              batch_first=batch_first, generator=gen(21)).train()
+            single, (h1, c1) = layer(x)
+            layer.generator.manual_seed(21)
+            batched, (hb, cb) = layer(x.unsqueeze(0 if batch_first else 1))
+            assert_close(single, batched.squeeze(0 if batch_first else 1))
+            assert_close(h1, hb[:, 0])
+            assert_close(c1, cb[:, 0])
+    with pytest.raises(ValueError, match=r"hx for unbatched input \(T, D\) must be .* "
+                                         r"\(1, 4\) each, got \[\(1, 2, 4\), \(1, 2, 4\)\]"):
+        layer(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)))
+    with pytest.raises(ValueError, match=r"or \(T, D\) unbatched, with D = 3, got \(5, 2\)"):
+        layer(torch.randn(5, 2))

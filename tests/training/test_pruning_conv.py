@@ -185,3 +185,15 @@ def test_lstm_input_pruning_equals_zeroed_inputs(gates: str) -> None:
     assert res.flops_before - res.flops_after == 2 * 5 * macs_per_step_removed
     small.train()
     assert small(tokens).shape == (4, 5, 3)
+
+
+def test_lstm_flops_count_unbatched_input_as_a_batch_of_one() -> None:
+    """An unbatched (T, D) sequence into the LSTM counts the FLOPs of the same sequence as a
+    batch of one: 2·T·(|W_ih| + |W_hh|) for the LSTM plus the head, per entry of dim 0."""
+    model = nn.Sequential(nn.Embedding(20, 8), NoisyLSTM(8, 6, noise=Rayleigh(1.0)),
+                          LSTMOutput(), nn.Linear(6, 3))
+    tokens = torch.randint(0, 20, (5,))
+    lstm_flops = 2 * 5 * (4 * 6 * 8 + 4 * 6 * 6)
+    head_flops = 2 * 5 * 6 * 3
+    assert count_flops(model, tokens.unsqueeze(1)) == (lstm_flops + head_flops) / 5
+    assert count_flops(model, tokens) == count_flops(model, tokens.unsqueeze(1))

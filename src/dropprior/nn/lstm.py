@@ -81,7 +81,8 @@ class NoisyLSTM(NoisyModule):
     Shape:
         input: (T, N, input_size) or (N, T, input_size) if ``batch_first``;
         output: (T, N, hidden_size) or (N, T, hidden_size); h_n, c_n and the optional
-        ``hx = (h_0, c_0)``: (num_layers, N, hidden_size).
+        ``hx = (h_0, c_0)``: (num_layers, N, hidden_size). Unbatched, as ``nn.LSTM``: input
+        (T, input_size), output (T, hidden_size), states (num_layers, hidden_size).
 
     Example:
         >>> from dropprior.noise import Bernoulli
@@ -133,10 +134,12 @@ class NoisyLSTM(NoisyModule):
                 f"NoisyLSTM takes a padded tensor of shape {layout}, got {type_name(x)}; unpack "
                 "a PackedSequence with torch.nn.utils.rnn.pad_packed_sequence first"
             )
+        if x.dim() == 2 and x.shape[-1] == self.input_size:
+            return self._unbatched(x, hx)
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(
-                f"NoisyLSTM expects input of shape {layout} with D = {self.input_size}, "
-                f"got {tuple(x.shape)}"
+                f"NoisyLSTM expects input of shape {layout}, or (T, D) unbatched, with "
+                f"D = {self.input_size}, got {tuple(x.shape)}"
             )
         seq = x.transpose(0, 1) if self.batch_first else x
         if seq.shape[0] == 0:
@@ -160,6 +163,23 @@ class NoisyLSTM(NoisyModule):
             if h.dtype != x.dtype:
                 raise TypeError(f"hx: {name} is {h.dtype} but the input is {x.dtype}")
         return self._run(seq, hx, None)
+
+    def _unbatched(self, x: Tensor, hx: tuple[Tensor, Tensor] | None
+                   ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """nn.LSTM's unbatched call: x (T, D) and hx (num_layers, H) each, run as a batch of one
+        (the batch dimension then removed again)."""
+        if hx is not None:
+            expected = (self.num_layers, self.hidden_size)
+            if not (isinstance(hx, tuple | list) and len(hx) == 2
+                    and all(isinstance(h, Tensor) and tuple(h.shape) == expected for h in hx)):
+                shapes = [tuple(h.shape) if isinstance(h, Tensor) else type_name(h)
+                          for h in (hx if isinstance(hx, tuple | list) else [hx])]
+                raise ValueError(f"hx for unbatched input (T, D) must be (h_0, c_0) of shape "
+                                 f"(num_layers, hidden_size) = {expected} each, got {shapes}")
+            hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+        batch = 0 if self.batch_first else 1
+        out, (h_n, c_n) = self.forward(x.unsqueeze(batch), hx)
+        return out.squeeze(batch), (h_n.squeeze(1), c_n.squeeze(1))
 
     def _run(self, seq: Tensor, hx: tuple[Tensor, Tensor] | None, dtype: torch.dtype | None
              ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
