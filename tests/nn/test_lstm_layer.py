@@ -162,8 +162,9 @@ def test_unbatched_input_is_nn_lstms() -> None:
             assert_close(single, batched.squeeze(0 if batch_first else 1))
             assert_close(h1, hb[:, 0])
             assert_close(c1, cb[:, 0])
-    with pytest.raises(ValueError, match=r"hx for unbatched input \(T, D\) must be .* "
-                                         r"\(1, 4\) each, got \[\(1, 2, 4\), \(1, 2, 4\)\]"):
+    with pytest.raises(ValueError, match=r"hx: h_0 must have shape \(num_layers, hidden_size\) "
+                                         r"for unbatched input \(T, D\) = \(1, 4\), got "
+                                         r"\(1, 2, 4\)"):
         layer(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)))
     with pytest.raises(ValueError, match=r"or \(T, D\) unbatched, with D = 3, got \(5, 2\)"):
         layer(torch.randn(5, 2))

@@ -147,7 +147,8 @@ class NoisyLSTM(NoisyModule):
                              f"shape {tuple(x.shape)} (layout {layout})")
         n = seq.shape[1]
         if hx is not None:
-            self._check_state(hx, n)
+            self._check_state(hx, (self.num_layers, n, self.hidden_size),
+                              "(num_layers, batch, hidden_size)")
         amp = autocast_dtype(x.device.type)
         if amp is not None:
             # Under autocast: the whole LSTM in autocast's dtype, as nn.LSTM is (the hand-written
@@ -169,13 +170,8 @@ class NoisyLSTM(NoisyModule):
         """nn.LSTM's unbatched call: x (T, D) and hx (num_layers, H) each, run as a batch of one
         (the batch dimension then removed again)."""
         if hx is not None:
-            expected = (self.num_layers, self.hidden_size)
-            if not (isinstance(hx, tuple | list) and len(hx) == 2
-                    and all(isinstance(h, Tensor) and tuple(h.shape) == expected for h in hx)):
-                shapes = [tuple(h.shape) if isinstance(h, Tensor) else type_name(h)
-                          for h in (hx if isinstance(hx, tuple | list) else [hx])]
-                raise ValueError(f"hx for unbatched input (T, D) must be (h_0, c_0) of shape "
-                                 f"(num_layers, hidden_size) = {expected} each, got {shapes}")
+            self._check_state(hx, (self.num_layers, self.hidden_size),
+                              "(num_layers, hidden_size) for unbatched input (T, D)")
             hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
         batch = 0 if self.batch_first else 1
         out, (h_n, c_n) = self.forward(x.unsqueeze(batch), hx)
@@ -196,16 +192,18 @@ class NoisyLSTM(NoisyModule):
         out = seq.transpose(0, 1) if self.batch_first else seq
         return out, (torch.stack(h_n), torch.stack(c_n))
 
-    def _check_state(self, hx: object, n: int) -> None:
-        expected = (self.num_layers, n, self.hidden_size)
+    @staticmethod
+    def _check_state(hx: object, expected: tuple[int, ...], dims: str) -> None:
+        """A TypeError unless ``hx`` is two tensors (h_0, c_0), a ValueError naming ``dims``
+        unless each has shape ``expected``."""
         if not (isinstance(hx, tuple | list) and len(hx) == 2
                 and all(isinstance(h, Tensor) for h in hx)):
             raise TypeError(f"hx must be a tuple (h_0, c_0) of two tensors of shape {expected}, "
                             f"got {type(hx).__name__}")
         for name, h in zip(("h_0", "c_0"), hx, strict=True):
             if tuple(h.shape) != expected:
-                raise ValueError(f"hx: {name} must have shape (num_layers, batch, hidden_size) = "
-                                 f"{expected}, got {tuple(h.shape)}")
+                raise ValueError(f"hx: {name} must have shape {dims} = {expected}, got "
+                                 f"{tuple(h.shape)}")
 
     def _layer(self, seq: Tensor, layer: int, state: tuple[Tensor, Tensor],
                dtype: torch.dtype | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
