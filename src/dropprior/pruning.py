@@ -54,6 +54,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from dropprior._relevance import relevance
 from dropprior._validation import check_sigma0
@@ -135,7 +136,8 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
     """FLOPs of one forward pass per example: 2 × the multiply–accumulates of every linear,
     convolutional and LSTM map (biases, activations, gate non-linearities and noise are not
     counted). "Per example" means per index of ``example_input``'s first axis (for a time-major
-    LSTM model that axis is time).
+    LSTM model that axis is time). An LSTM fed a ``PackedSequence`` counts each sequence's own
+    steps (the packed rows), not the padding.
 
     Shape:
         example_input: (B, ...), any B ≥ 1.
@@ -155,7 +157,9 @@ def count_flops(model: nn.Module, example_input: Tensor) -> int:
         total[0] += 2 * output.numel() * w[0].numel()
 
     def lstm_hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        steps = inputs[0].shape[:-1].numel()  # T × N, or T unbatched
+        x = inputs[0]
+        # T × N, T unbatched, or the packed rows (each sequence's own steps)
+        steps = x.data.shape[0] if isinstance(x, PackedSequence) else x.shape[:-1].numel()
         for layer in range(module.num_layers):  # type: ignore[arg-type]
             w_ih: Tensor = getattr(module, f"weight_ih_l{layer}")
             w_hh: Tensor = getattr(module, f"weight_hh_l{layer}")

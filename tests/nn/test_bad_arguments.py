@@ -30,9 +30,8 @@ LAW = Bernoulli(0.5)
     (lambda: InverseNakagami(2.0, 1 + 2j), r"got \(1\+2j\) \(complex\)"),
     (lambda: Rayleigh(1.0).sample((3,), generator="seed"),
      "generator must be a torch.Generator or None, got 'seed'"),
-    (lambda: NoisyLSTM(2, 3, noise=LAW)(torch.nn.utils.rnn.pack_sequence([torch.ones(2, 2)])),
-     r"NoisyLSTM takes a padded tensor of shape \(T, N, D\), got "
-     r"torch.nn.utils.rnn.PackedSequence; unpack .*pad_packed_sequence"),
+    (lambda: NoisyLSTM(2, 3, noise=LAW)([torch.ones(2, 1, 2)]),
+     r"NoisyLSTM takes a tensor of shape \(T, N, D\) or a PackedSequence, got list"),
     (lambda: apply_noise(torch.nn.Sequential(torch.nn.Dropout(0.2)), "bernoulli", verbose="no"),
      "verbose must be True or False, got 'no'"),
     # a seed where a generator belongs was accepted and failed at the first draw
@@ -99,6 +98,17 @@ def test_empty_sequence_is_a_clear_error() -> None:
         NoisyLSTM(2, 3, noise=LAW)(torch.zeros(0, 2, 2))
     with pytest.raises(ValueError, match=r"shape \(2, 0, 2\) \(layout \(N, T, D\)\)"):
         NoisyLSTM(2, 3, noise=LAW, batch_first=True)(torch.zeros(2, 0, 2))
+
+
+def test_packed_sequence_of_other_features_is_a_clear_error() -> None:
+    packed = torch.nn.utils.rnn.pack_sequence([torch.ones(2, 3)])
+    with pytest.raises(ValueError, match=r"NoisyLSTM expects a PackedSequence of 2 features "
+                                         r"\(data of shape \(R, 2\)\), got data of shape "
+                                         r"\(2, 3\)"):
+        NoisyLSTM(2, 3, noise=LAW)(packed)
+    with pytest.raises(ValueError, match=r"hx: h_0 must have shape \(num_layers, batch, "
+                                         r"hidden_size\) = \(1, 1, 3\), got \(1, 2, 3\)"):
+        NoisyLSTM(3, 3, noise=LAW)(packed, (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)))
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

@@ -12,6 +12,8 @@ from dropprior.functional._lstm import (
     gate_projections,
     lstm_layer,
     lstm_recurrence,
+    packed_lstm_recurrence,
+    packed_owners,
     untied_lstm_fused,
 )
 from dropprior.functional._multiply import (
@@ -42,5 +44,7 @@ __all__ = [
     "gate_projections",
     "lstm_layer",
     "lstm_recurrence",
+    "packed_lstm_recurrence",
+    "packed_owners",
     "untied_lstm_fused",
 ]

@@ -36,7 +36,7 @@ from dropprior.functional import _onednn as onednn
 from dropprior.functional._bptt import RecurrenceBPTT
 
 __all__ = ["GateProjection", "gate_projections", "lstm_layer", "lstm_recurrence",
-           "untied_lstm_fused"]
+           "packed_lstm_recurrence", "packed_owners", "untied_lstm_fused"]
 
 
 # Multiply-adds per noise group (T·N·D·rows) from which the G products go through oneDNN
@@ -189,8 +189,8 @@ def lstm_recurrence(proj: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
 
 
 def untied_lstm_fused(x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None,
-                      bias_hh: Tensor | None, hx: tuple[Tensor, Tensor], gate_noise: Tensor
-                      ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+                      bias_hh: Tensor | None, hx: tuple[Tensor, Tensor], gate_noise: Tensor,
+                      batch_sizes: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     r"""One untied-noise LSTM layer through torch's fused LSTM kernel.
 
     .. math:: \tilde x_t = [x_t \Xi_i, x_t \Xi_f, x_t \Xi_g, x_t \Xi_o],\qquad
@@ -200,41 +200,110 @@ def untied_lstm_fused(x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: 
     :func:`gate_projections` followed by :func:`lstm_recurrence` (without recurrent noise).
 
     Args:
-        x: inputs, (T, N, D).
+        x: inputs, (T, N, D), or a packed sequence's data (R, D) with ``batch_sizes``.
         weight_ih: W_ih, (4H, D), torch's gate order; weight_hh: U, (4H, H).
         bias_ih, bias_hh: (4H,) each, or both None.
         hx: (h_0, c_0), each (N, H).
-        gate_noise: Ξ, (4, N, D) or (4, 1, D).
+        gate_noise: Ξ, (4, N, D) or (4, 1, D); for packed data (4, R, D), one row per packed
+            row (:func:`packed_owners`), or (4, 1, D).
+        batch_sizes: the packed sequence's batch sizes, or None for padded x.
 
     Returns:
-        (h_1..h_T stacked, (T, N, H); the final state (h_T, c_T)).
+        (h_1..h_T stacked, (T, N, H), or the packed output (R, H); the final state (h_T, c_T),
+        each sequence's own last step for packed data).
     """
-    t, n, d = x.shape
+    d = x.shape[-1]
     hidden = weight_hh.shape[1]
-    wide = (x.unsqueeze(2) * gate_noise.transpose(0, 1).unsqueeze(0)).reshape(t, n, 4 * d)
+    wide = (x.unsqueeze(-2) * gate_noise.movedim(0, -2)).flatten(-2)  # (..., 4·D)
     weights = [torch.block_diag(*weight_ih.view(4, hidden, d).unbind(0)), weight_hh]
     if bias_ih is not None and bias_hh is not None:
         weights += [bias_ih, bias_hh]
-    return lstm_layer(wide, hx, weights, torch.is_grad_enabled())
+    return lstm_layer(wide, hx, weights, torch.is_grad_enabled(), batch_sizes)
 
 
-def lstm_layer(x: Tensor, hx: tuple[Tensor, Tensor], weights: list[Tensor], train: bool
-               ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+def lstm_layer(x: Tensor, hx: tuple[Tensor, Tensor], weights: list[Tensor], train: bool,
+               batch_sizes: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """One LSTM layer through torch's fused kernel (``torch.lstm``, what ``nn.LSTM`` calls).
 
     ``weights`` are [W_ih, W_hh] or [W_ih, W_hh, b_ih, b_hh]. They are separate tensors, not
     ``nn.LSTM``'s one flattened buffer, so on CUDA cuDNN copies them into its layout at every call
     and warns about it each time; the warning is silenced here in eager mode (the copy's cost is
-    on docs/layers/benchmarks.md).
+    on docs/layers/benchmarks.md). With ``batch_sizes``, x is a packed sequence's data (the
+    kernel's packed form, as ``nn.LSTM`` calls it for a ``PackedSequence``).
 
     Shape:
-        x: (T, N, D); hx: (h_0, c_0), each (N, H); output: (T, N, H), and (h_T, c_T).
+        x: (T, N, D), or packed (R, D); hx: (h_0, c_0), each (N, H) (sorted order for packed
+        data); output: (T, N, H) or (R, H), and (h_T, c_T), each sequence's own last step.
     """
     h, c = hx
     quiet = x.is_cuda and not torch.compiler.is_compiling()  # dynamo cannot trace warnings filters
     with warnings.catch_warnings() if quiet else contextlib.nullcontext():
         if quiet:
             warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
-        out, h_n, c_n = torch.lstm(x, (h[None], c[None]), weights, len(weights) == 4, 1, 0.0,
-                                   train, False, False)
+        if batch_sizes is None:
+            out, h_n, c_n = torch.lstm(x, (h[None], c[None]), weights, len(weights) == 4, 1,
+                                       0.0, train, False, False)
+        else:
+            out, h_n, c_n = torch.lstm(x, batch_sizes, (h[None], c[None]), weights,
+                                       len(weights) == 4, 1, 0.0, train, False)
     return out, (h_n[0], c_n[0])
+
+
+def packed_owners(batch_sizes: Tensor, sorted_indices: Tensor | None, device: torch.device
+                  ) -> Tensor:
+    """For each row of a packed sequence's data, the batch index (the order of the padded batch
+    it was packed from) of the sequence it belongs to.
+
+    Packed data holds step 0 of every sequence, then step 1 of those at least two steps long,
+    and so on, each step's rows in sorted (longest first) order: row r of step t is the
+    ``r``-th longest sequence, batch index ``sorted_indices[r]``.
+
+    Shape:
+        batch_sizes: (T,) (on the CPU, as in a ``PackedSequence``); output: (R,), R the sum of
+        ``batch_sizes``.
+    """
+    sizes = batch_sizes.to(device)
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(int(sizes.sum()), device=device) - starts.repeat_interleave(sizes)
+    return rank if sorted_indices is None else sorted_indices.to(device)[rank]
+
+
+def packed_lstm_recurrence(proj: Tensor, batch_sizes: Tensor, weight_hh: Tensor,
+                           hx: tuple[Tensor, Tensor], recurrent_noise: Tensor | None = None
+                           ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    r""":func:`lstm_recurrence` on a packed sequence: one call per run of steps with the same
+    number of sequences still running, each carrying on from the state the last one left.
+
+    A sequence that ends keeps its state from then on, so the final state is each sequence's own
+    last step (as ``nn.LSTM`` returns it for a ``PackedSequence``), not one computed through
+    padding.
+
+    Args:
+        proj: input projections of the packed rows (with both biases), (R, 4H).
+        batch_sizes: the packed sequence's batch sizes, (T,).
+        weight_hh: U, (4H, H).
+        hx: (h_0, c_0), each (N, H), in sorted order.
+        recurrent_noise: ξ^h, (N, H) in sorted order or (1, H), or None.
+
+    Returns:
+        (the packed output, (R, H); the final state (h, c), each (N, H), in sorted order).
+    """
+    sizes = batch_sizes.tolist()
+    h, c = hx
+    outputs = []
+    start = step = 0
+    while step < len(sizes):
+        rows = sizes[step]
+        end = step
+        while end < len(sizes) and sizes[end] == rows:
+            end += 1
+        chunk = proj[start:start + (end - step) * rows].view(end - step, rows, -1)
+        noise = recurrent_noise if recurrent_noise is None or recurrent_noise.shape[0] == 1 \
+            else recurrent_noise[:rows]
+        out, (h_run, c_run) = lstm_recurrence(chunk, weight_hh, None, (h[:rows], c[:rows]), noise)
+        outputs.append(out.reshape(-1, out.shape[-1]))
+        h = h_run if rows == h.shape[0] else torch.cat([h_run, h[rows:]])
+        c = c_run if rows == c.shape[0] else torch.cat([c_run, c[rows:]])
+        start += (end - step) * rows
+        step = end
+    return torch.cat(outputs) if len(outputs) > 1 else outputs[0], (h, c)

@@ -11,12 +11,20 @@ r"""LSTMs with ARD priors on the input rows (paper Section 5.2, eq. 16–20).
 Noise is drawn once per sequence (``granularity="sequence"``) or once per minibatch
 (``"batch"``). The recurrent weights U carry no noise unless ``recurrent_noise`` is given (one
 ξ^h per hidden unit and sequence, on h_{t-1}; this needs the per-step loop).
+
+A ``PackedSequence`` runs as ``nn.LSTM`` runs it: each sequence's draw multiplies its own packed
+rows; the fused kernel takes the packed data directly, and the per-step loop runs once per stretch
+of steps with the same number of sequences still running, so that each sequence's final state is
+its own last step's.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from dropprior._autocast import autocast_dtype
 from dropprior._validation import check_bool, check_choice, check_generator, type_name
@@ -28,6 +36,8 @@ from dropprior.functional import (
     lstm_recurrence,
     multiplicative_noise,
     noise_mean,
+    packed_lstm_recurrence,
+    packed_owners,
     untied_lstm_fused,
 )
 from dropprior.nn._module import NoisyModule, check_law
@@ -39,6 +49,14 @@ GATES = {
     "tied": "one ξ per input dimension shared by all four gates (eq. 17-18)",
     "untied": "one ξ per input dimension and gate (eq. 19-20)",
 }
+
+
+class _Packing(NamedTuple):
+    """What the layers need of a PackedSequence besides its data."""
+
+    batch_sizes: Tensor  # (T,), on the CPU
+    owners: Tensor  # (R,): each packed row's batch index (packed_owners)
+    order: Tensor | None  # sorted position → batch index (the sequence's sorted_indices)
 
 
 def _refuse_lstm_options(dropout: float, bidirectional: bool, proj_size: int) -> None:
@@ -82,7 +100,9 @@ class NoisyLSTM(NoisyModule):
         input: (T, N, input_size) or (N, T, input_size) if ``batch_first``;
         output: (T, N, hidden_size) or (N, T, hidden_size); h_n, c_n and the optional
         ``hx = (h_0, c_0)``: (num_layers, N, hidden_size). Unbatched, as ``nn.LSTM``: input
-        (T, input_size), output (T, hidden_size), states (num_layers, hidden_size).
+        (T, input_size), output (T, hidden_size), states (num_layers, hidden_size). A
+        ``PackedSequence`` in gives a ``PackedSequence`` out (``batch_first`` does not apply),
+        with h_n, c_n at each sequence's own last step, in the batch's order.
 
     Example:
         >>> from dropprior.noise import Bernoulli
@@ -124,16 +144,16 @@ class NoisyLSTM(NoisyModule):
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
         return [getattr(self, f"{name}_l{layer}") for name in names]
 
-    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
         """The output sequence and the final state (h_n, c_n), each (num_layers, N, H), as
         ``nn.LSTM`` returns them."""
+        if isinstance(x, PackedSequence):
+            return self._packed(x, hx)
         layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
         if not isinstance(x, Tensor):
-            raise TypeError(
-                f"NoisyLSTM takes a padded tensor of shape {layout}, got {type_name(x)}; unpack "
-                "a PackedSequence with torch.nn.utils.rnn.pad_packed_sequence first"
-            )
+            raise TypeError(f"NoisyLSTM takes a tensor of shape {layout} or a PackedSequence, "
+                            f"got {type_name(x)}")
         if x.dim() == 2 and x.shape[-1] == self.input_size:
             return self._unbatched(x, hx)
         if x.dim() != 3 or x.shape[-1] != self.input_size:
@@ -145,25 +165,54 @@ class NoisyLSTM(NoisyModule):
         if seq.shape[0] == 0:
             raise ValueError(f"NoisyLSTM needs a sequence of at least one step, got input of "
                              f"shape {tuple(x.shape)} (layout {layout})")
-        n = seq.shape[1]
+        if hx is not None:
+            self._check_state(hx, (self.num_layers, seq.shape[1], self.hidden_size),
+                              "(num_layers, batch, hidden_size)")
+        out, state = self._cast_and_run(seq, hx, None)
+        return (out.transpose(0, 1) if self.batch_first else out), state
+
+    def _packed(self, x: PackedSequence, hx: tuple[Tensor, Tensor] | None
+                ) -> tuple[PackedSequence, tuple[Tensor, Tensor]]:
+        """``nn.LSTM``'s PackedSequence call: hx and the returned states in the batch's order,
+        the layers in the packed (sorted) order."""
+        data = x.data
+        if data.dim() != 2 or data.shape[-1] != self.input_size:
+            raise ValueError(f"NoisyLSTM expects a PackedSequence of {self.input_size} features "
+                             f"(data of shape (R, {self.input_size})), got data of shape "
+                             f"{tuple(data.shape)}")
+        n = int(x.batch_sizes[0])
         if hx is not None:
             self._check_state(hx, (self.num_layers, n, self.hidden_size),
                               "(num_layers, batch, hidden_size)")
-        amp = autocast_dtype(x.device.type)
+            if x.sorted_indices is not None:
+                hx = (hx[0].index_select(1, x.sorted_indices),
+                      hx[1].index_select(1, x.sorted_indices))
+        packing = _Packing(x.batch_sizes, packed_owners(x.batch_sizes, x.sorted_indices,
+                                                        data.device), x.sorted_indices)
+        out, (h_n, c_n) = self._cast_and_run(data, hx, packing)
+        if x.unsorted_indices is not None:
+            h_n, c_n = h_n.index_select(1, x.unsorted_indices), c_n.index_select(1,
+                                                                              x.unsorted_indices)
+        return PackedSequence(out, x.batch_sizes, x.sorted_indices, x.unsorted_indices), (h_n, c_n)
+
+    def _cast_and_run(self, seq: Tensor, hx: tuple[Tensor, Tensor] | None,
+                      packing: _Packing | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """:meth:`_run` in autocast's dtype under autocast, else after checking the dtypes."""
+        amp = autocast_dtype(seq.device.type)
         if amp is not None:
             # Under autocast: the whole LSTM in autocast's dtype, as nn.LSTM is (the hand-written
             # untied recurrence writes into buffers, which autocast does not cast); the casts are
             # differentiable, so the parameters keep their own dtype and gradients.
-            with torch.autocast(x.device.type, enabled=False):
+            with torch.autocast(seq.device.type, enabled=False):
                 state = None if hx is None else (hx[0].to(amp), hx[1].to(amp))
-                return self._run(seq.to(amp), state, amp)
-        if x.dtype != self.weight_ih_l0.dtype:
+                return self._run(seq.to(amp), state, amp, packing)
+        if seq.dtype != self.weight_ih_l0.dtype:
             raise TypeError(f"NoisyLSTM's parameters are {self.weight_ih_l0.dtype} but the input "
-                            f"is {x.dtype}; convert one of them (e.g. module.to(x.dtype))")
+                            f"is {seq.dtype}; convert one of them (e.g. module.to(x.dtype))")
         for name, h in zip(("h_0", "c_0"), hx or (), strict=False):
-            if h.dtype != x.dtype:
-                raise TypeError(f"hx: {name} is {h.dtype} but the input is {x.dtype}")
-        return self._run(seq, hx, None)
+            if h.dtype != seq.dtype:
+                raise TypeError(f"hx: {name} is {h.dtype} but the input is {seq.dtype}")
+        return self._run(seq, hx, None, packing)
 
     def _unbatched(self, x: Tensor, hx: tuple[Tensor, Tensor] | None
                    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -175,22 +224,24 @@ class NoisyLSTM(NoisyModule):
             hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
         batch = 0 if self.batch_first else 1
         out, (h_n, c_n) = self.forward(x.unsqueeze(batch), hx)
+        assert isinstance(out, Tensor)
         return out.squeeze(batch), (h_n.squeeze(1), c_n.squeeze(1))
 
-    def _run(self, seq: Tensor, hx: tuple[Tensor, Tensor] | None, dtype: torch.dtype | None
-             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """All layers on ``seq`` (T, N, D); ``dtype``: cast the parameters to it (autocast)."""
+    def _run(self, seq: Tensor, hx: tuple[Tensor, Tensor] | None, dtype: torch.dtype | None,
+             packing: _Packing | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """All layers on ``seq``: (T, N, D), or packed data (R, D) with ``packing``; ``dtype``:
+        cast the parameters to it (autocast)."""
         if hx is None:
-            zeros = seq.new_zeros(self.num_layers, seq.shape[1], self.hidden_size)
+            n = seq.shape[1] if packing is None else int(packing.batch_sizes[0])
+            zeros = seq.new_zeros(self.num_layers, n, self.hidden_size)
             hx = (zeros, zeros)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             state = (hx[0][layer], hx[1][layer])
-            seq, (h, c) = self._layer(seq, layer, state, dtype)
+            seq, (h, c) = self._layer(seq, layer, state, dtype, packing)
             h_n.append(h)
             c_n.append(c)
-        out = seq.transpose(0, 1) if self.batch_first else seq
-        return out, (torch.stack(h_n), torch.stack(c_n))
+        return seq, (torch.stack(h_n), torch.stack(c_n))
 
     @staticmethod
     def _check_state(hx: object, expected: tuple[int, ...], dims: str) -> None:
@@ -206,7 +257,8 @@ class NoisyLSTM(NoisyModule):
                                  f"{tuple(h.shape)}")
 
     def _layer(self, seq: Tensor, layer: int, state: tuple[Tensor, Tensor],
-               dtype: torch.dtype | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+               dtype: torch.dtype | None = None, packing: _Packing | None = None
+               ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         weights = self._weights(layer)
         if dtype is not None:
             weights = [w.to(dtype) for w in weights]
@@ -214,37 +266,60 @@ class NoisyLSTM(NoisyModule):
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
         untied = self.gates == "untied" and self.sampling
         recurrent = self.recurrent_noise is not None and self.sampling
+        n, d = state[0].shape[0], seq.shape[-1]
+        rows = n if self.granularity == "sequence" else 1
         if not untied and not recurrent:
             # Tied noise (or eval mode): noise on the input sequence, torch's fused kernel.
-            seq = multiplicative_noise(seq, self.noise, "unit", self.granularity,
-                                       generator=self.generator, training=self.sampling)
+            if packing is None:
+                seq = multiplicative_noise(seq, self.noise, "unit", self.granularity,
+                                           generator=self.generator, training=self.sampling)
+            elif self.sampling:  # each sequence's draw on its own packed rows
+                xi = draw_noise(self.noise, (rows, d), seq.device, seq.dtype,
+                                self._draw_generator(seq.device))
+                seq = seq * (xi if rows == 1 else xi[packing.owners])
+            else:
+                seq = seq * noise_mean(self.noise, seq.dtype, seq.device)
             if self.recurrent_noise is not None:  # eval mode: ξ^h → E[ξ^h], i.e. U E[ξ^h]
                 weights = [w_ih, w_hh * noise_mean(self.recurrent_noise, seq.dtype, seq.device),
                            *weights[2:]]
-            return lstm_layer(seq, state, weights, self.training)
-        n, d = seq.shape[1], seq.shape[2]
-        rows = n if self.granularity == "sequence" else 1
-        gen = None if torch.compiler.is_compiling() and self.generator is None \
-            else draw_generator(seq.device, self.generator)
+            return lstm_layer(seq, state, weights, self.training,
+                              None if packing is None else packing.batch_sizes)
+        gen = self._draw_generator(seq.device)
         if untied:
             gate_noise = draw_noise(self.noise, (4, rows, d), seq.device, seq.dtype, gen)
         else:
             gate_noise = draw_noise(self.noise, (1, rows, d), seq.device, seq.dtype, gen)
+        if packing is not None and rows > 1:  # each packed row takes its sequence's draw
+            gate_noise = gate_noise[:, packing.owners]
         if untied and not recurrent and seq.is_cuda and not torch.compiler.is_compiling():
             # launch-bound per-step loop on a GPU: the block-diagonal form through cuDNN
             return untied_lstm_fused(seq, w_ih, w_hh, b_ih, b_hh, state,
-                                     gate_noise.expand(4, rows, d))
+                                     gate_noise.expand(4, -1, d),
+                                     None if packing is None else packing.batch_sizes)
         # b_ih + b_hh enter once, inside the projections' product (exact: both are added to
         # every step's pre-activation)
         bias = None if b_ih is None or b_hh is None else b_ih + b_hh
-        # untied: (4, rows, D), one product per gate; tied: (1, rows, D), one for all four
-        proj = gate_projections(seq, w_ih, bias, gate_noise)
+        # untied: (4, rows, D), one product per gate; tied: (1, rows, D), one for all four.
+        # Packed data (R, D) is one step of R rows, each with its own draw.
+        proj = gate_projections(seq if packing is None else seq.unsqueeze(0), w_ih, bias,
+                                gate_noise)
         rec = None
         if recurrent:
             assert self.recurrent_noise is not None
             rec = draw_noise(self.recurrent_noise, (rows, self.hidden_size), seq.device,
                              seq.dtype, gen)
-        return lstm_recurrence(proj, w_hh, None, state, rec)
+        if packing is None:
+            return lstm_recurrence(proj, w_hh, None, state, rec)
+        if rec is not None and rows > 1 and packing.order is not None:
+            rec = rec[packing.order]  # the recurrence runs in sorted order
+        return packed_lstm_recurrence(proj[0], packing.batch_sizes, w_hh, state, rec)
+
+    def _draw_generator(self, device: torch.device) -> torch.Generator | None:
+        """The generator of this layer's own draws (none while torch.compile traces the default
+        one)."""
+        if torch.compiler.is_compiling() and self.generator is None:
+            return None
+        return draw_generator(device, self.generator)
 
     def group_norms(self, layer: int = 0) -> Tensor:
         """Norms of layer ``layer``'s input rows: tied → ‖W_{:,d}‖ over all four gates, shape
