@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -122,6 +124,14 @@ def test_shapes_and_expand(fixture) -> None:
     torch.testing.assert_close(big.mean, law.mean.expand(3, n), equal_nan=False)
     with pytest.raises(TypeError, match="sample_shape"):
         law.sample("big")
+    # torch's "negative dimension" RuntimeError (or a law's own code) never sees a bad size
+    for bad in ((-2,), -1, (3, -1)):
+        with pytest.raises(ValueError, match=r"sample_shape must hold sizes >= 0, got "
+                                             + re.escape(repr(bad))):
+            law.sample(bad, generator=g)
+        if law.has_rsample:
+            with pytest.raises(ValueError, match="sample_shape must hold sizes >= 0"):
+                law.rsample(bad)
 
 
 @pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)

@@ -80,6 +80,8 @@ def test_bad_input_is_a_clear_error(name):
         build().marginal(1.0).log_prob(torch.tensor([0.1, math.nan]))
     with pytest.raises(TypeError, match="torch.Tensor"):
         build().marginal(1.0).log_prob([0.1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"sample_shape must hold sizes >= 0, got \(2, -1\)"):
+        group.sample((2, -1))
     with pytest.raises(ValueError, match="group_size=1 only"):
         group.cdf(torch.zeros(5, 3))
     with pytest.raises(ValueError, match="sigma0"):

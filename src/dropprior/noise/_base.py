@@ -33,17 +33,21 @@ SampleShape = torch.Size | Sequence[int] | int
 
 
 def sample_size(sample_shape: SampleShape) -> torch.Size:
-    """``sample_shape`` as a ``torch.Size`` (an int ``n`` means ``(n,)``); TypeError otherwise."""
+    """``sample_shape`` as a ``torch.Size`` (an int ``n`` means ``(n,)``); a TypeError for
+    anything but ints, a ValueError for a negative size."""
     if isinstance(sample_shape, bool):
         raise TypeError(f"sample_shape must be a tuple of ints or an int, got {sample_shape!r}")
     if isinstance(sample_shape, int):
-        return torch.Size((sample_shape,))
-    try:
-        return torch.Size(sample_shape)
-    except TypeError:
-        raise TypeError(
-            f"sample_shape must be a torch.Size, a tuple of ints or an int, got {sample_shape!r}"
-        ) from None
+        size = torch.Size((sample_shape,))
+    else:
+        try:
+            size = torch.Size(sample_shape)
+        except TypeError:
+            raise TypeError(f"sample_shape must be a torch.Size, a tuple of ints or an int, got "
+                            f"{sample_shape!r}") from None
+    if any(n < 0 for n in size):
+        raise ValueError(f"sample_shape must hold sizes >= 0, got {sample_shape!r}")
+    return size
 
 
 def broadcast_params(*values: float | Tensor) -> tuple[Tensor, ...]:
@@ -70,6 +74,7 @@ def _checking_generator(fn: Any) -> Any:
     def wrapper(self: Any, sample_shape: Any = (), generator: Any = None, *args: Any,
                 **kwargs: Any) -> Any:
         check_generator(generator)
+        sample_size(sample_shape)  # a clear error for a bad shape, before the law's own code
         return fn(self, sample_shape, generator, *args, **kwargs)
 
     wrapper._checks_generator = True  # type: ignore[attr-defined]
