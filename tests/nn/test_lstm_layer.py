@@ -133,6 +133,10 @@ def test_lstm_output_keeps_the_output_for_a_sequential() -> None:
     for lstm in (NoisyLSTM(3, 4, noise=Rayleigh(0.5)).eval(), nn.LSTM(3, 4)):
         x = torch.randn(5, 2, 3)
         assert_close(nn.Sequential(lstm, LSTMOutput())(x), lstm(x)[0])
+        packed = torch.nn.utils.rnn.pack_sequence([torch.randn(4, 3), torch.randn(2, 3)])
+        out = nn.Sequential(lstm, LSTMOutput())(packed)
+        assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+        assert_close(out.data, lstm(packed)[0].data)
     with pytest.raises(TypeError, match=r"LSTMOutput takes an LSTM's \(output, \(h_n, c_n\)\), "
                                         r"got torch.Tensor"):
         LSTMOutput()(torch.randn(5, 2, 3))

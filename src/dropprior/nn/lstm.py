@@ -336,7 +336,8 @@ class LSTMOutput(nn.Module):
     module takes a tensor (and where :func:`dropprior.prune` can cut the LSTM's inputs).
 
     Shape:
-        input: ``(output, (h_n, c_n))``; output: ``output``.
+        input: ``(output, (h_n, c_n))``; output: ``output`` (a tensor, or a ``PackedSequence``
+        for packed input).
 
     Example:
         >>> from dropprior.noise import Bernoulli
@@ -346,8 +347,10 @@ class LSTMOutput(nn.Module):
         torch.Size([4, 7, 50])
     """
 
-    def forward(self, result: tuple[Tensor, tuple[Tensor, Tensor]]) -> Tensor:
-        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Tensor)):
+    def forward(self, result: tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]
+                ) -> Tensor | PackedSequence:
+        if not (isinstance(result, tuple) and len(result) == 2
+                and isinstance(result[0], Tensor | PackedSequence)):
             raise TypeError(f"LSTMOutput takes an LSTM's (output, (h_n, c_n)), got "
                             f"{type_name(result)}; place it right after the LSTM")
         return result[0]
