@@ -18,19 +18,19 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, TransformedDistribution, constraints
+from torch.distributions import Distribution, TransformedDistribution
 from torch.distributions import HalfCauchy as TorchHalfCauchy
 
-from dropprior._validation import as_param, check_positive
-from dropprior.noise._base import NoiseLaw, SampleShape, inf_like, sample_size
+from dropprior.noise._base import SampleShape, inf_like, sample_size
 from dropprior.noise._registry import register_law
 from dropprior.noise._sampling import open_uniform
+from dropprior.noise._scale_family import ScaleFamily
 
 __all__ = ["HalfCauchy"]
 
 
 @register_law("half_cauchy")
-class HalfCauchy(NoiseLaw):
+class HalfCauchy(ScaleFamily):
     r"""Half-Cauchy multiplicative noise.
 
     .. math:: p(\xi) = \frac{2}{\pi s \,(1 + \xi^2/s^2)},\quad \xi \ge 0
@@ -45,16 +45,6 @@ class HalfCauchy(NoiseLaw):
         >>> HalfCauchy(1.0).mean
         tensor(inf)
     """
-
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.nonnegative
-    has_rsample = True
-
-    def __init__(self, scale: float | Tensor, validate_args: bool | None = None) -> None:
-        self.scale = as_param(scale)
-        if validate_args is not False:
-            check_positive("scale", self.scale)
-        super().__init__(self.scale.shape, validate_args=False)
 
     @property
     def mean(self) -> Tensor:
@@ -86,17 +76,6 @@ class HalfCauchy(NoiseLaw):
         shape = self._extended_shape(sample_size(sample_shape))
         v = open_uniform(shape, self.scale, generator)
         return v.mul_(math.pi / 2).tan_().reciprocal_().abs_()
-
-    def sample(self, sample_shape: SampleShape = (),
-               generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():
-            return self._unit(sample_shape, generator).mul_(self.scale)
-
-    def rsample(self, sample_shape: SampleShape = (),
-                generator: torch.Generator | None = None) -> Tensor:
-        """ξ = s·cot(πV/2), V ~ Uniform(0, 1] (i.e. s·|C|, C ~ Cauchy(0, 1)): pathwise gradient
-        ∂ξ/∂s = ξ/s."""
-        return self.scale * self._unit(sample_shape, generator)
 
     def log_prob(self, value: Tensor) -> Tensor:
         """log p(ξ) = log(2/π) − log s − log(1 + r²), r = ξ/s; for r > 1 written as

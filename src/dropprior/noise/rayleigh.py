@@ -22,19 +22,19 @@ from torch.distributions import (
     Distribution,
     Exponential,
     TransformedDistribution,
-    constraints,
 )
 
 from dropprior._validation import as_param, check_positive
-from dropprior.noise._base import NoiseLaw, SampleShape, inf_like, sample_size
+from dropprior.noise._base import SampleShape, inf_like, sample_size
 from dropprior.noise._registry import register_law
 from dropprior.noise._sampling import rand
+from dropprior.noise._scale_family import ScaleFamily
 
 __all__ = ["Rayleigh"]
 
 
 @register_law("rayleigh")
-class Rayleigh(NoiseLaw):
+class Rayleigh(ScaleFamily):
     r"""Rayleigh multiplicative noise.
 
     .. math:: p(\xi) = \frac{\xi}{s^2} \exp\Big(-\frac{\xi^2}{2s^2}\Big),\quad \xi \ge 0
@@ -50,16 +50,6 @@ class Rayleigh(NoiseLaw):
         >>> round(float(law.mean), 6)
         1.0
     """
-
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.nonnegative
-    has_rsample = True
-
-    def __init__(self, scale: float | Tensor, validate_args: bool | None = None) -> None:
-        self.scale = as_param(scale)
-        if validate_args is not False:
-            check_positive("scale", self.scale)
-        super().__init__(self.scale.shape, validate_args=False)
 
     @classmethod
     def with_mean(cls, mean: float | Tensor = 1.0) -> Rayleigh:
@@ -91,20 +81,12 @@ class Rayleigh(NoiseLaw):
     def _unit(self, sample_shape: SampleShape, generator: torch.Generator | None,
               factor: float | Tensor = -2.0) -> Tensor:
         """√(factor·log V) with V = 1 − U ~ Uniform(0, 1], U = ``rand`` (log V = log1p(−U)):
-        for the default factor −2, a standard Rayleigh draw √(2E). In place on one fresh tensor
-        (torch's CPU ``exponential_`` is several times slower than ``rand``)."""
+        for the default factor −2, a standard Rayleigh draw √(2E), which ``sample`` and
+        ``rsample`` multiply by s (not √(−2s² log V): s² would overflow for s ≳ 1e19 in float32).
+        In place on one fresh tensor (torch's CPU ``exponential_`` is several times slower than
+        ``rand``)."""
         shape = self._extended_shape(sample_size(sample_shape))
         return rand(shape, self.scale, generator).neg_().log1p_().mul_(factor).sqrt_()
-
-    def sample(self, sample_shape: SampleShape = (),
-               generator: torch.Generator | None = None) -> Tensor:
-        with torch.no_grad():  # ξ = s·√(−2 log V): s² would overflow (s ≳ 1e19 in float32)
-            return self._unit(sample_shape, generator).mul_(self.scale)
-
-    def rsample(self, sample_shape: SampleShape = (),
-                generator: torch.Generator | None = None) -> Tensor:
-        """ξ = s·√(−2 log V), V ~ Uniform(0, 1]: pathwise gradient ∂ξ/∂s = ξ/s."""
-        return self.scale * self._unit(sample_shape, generator)
 
     def _torch_law(self) -> Distribution:
         return TransformedDistribution(self.variance_prior(), [self._power(0.5)],
