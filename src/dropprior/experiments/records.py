@@ -1,10 +1,11 @@
 """Result records: one small JSON file per finished job, in a tracked folder.
 
 A record holds what is needed to regenerate and judge a number: the command, the resolved
-configuration, the seed, the package versions, the git commit, the metrics and the seconds the
-job took. Records live under ``results/<experiment>/`` in the repository (not in the ignored
-``runs/``), one file per job key, written atomically by :class:`ResultStore`, so a rerun skips
-what is finished and a fresh checkout resumes where the last run stopped.
+configuration, the seed, the package versions, the git commit of the code that ran (the dropprior
+package's own checkout), the metrics and the seconds the job took. Records live under
+``results/<experiment>/`` in the repository (not in the ignored ``runs/``), one file per job key,
+written atomically by :class:`ResultStore`, so a rerun skips what is finished and a fresh checkout
+resumes where the last run stopped.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ PARTIAL = "#partial"
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The commit checked out at ``cwd`` (with ``+dirty`` if the tree has changes), or None
-    outside a git work tree."""
+    """The commit checked out at ``cwd`` (default: the folder of the dropprior package that is
+    running, i.e. the code that made the record, wherever the command runs from), with
+    ``+dirty`` if tracked files below ``cwd`` have changes; None outside a git work tree."""
+    where = Path(__file__).resolve().parents[1] if cwd is None else Path(cwd)
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "."], cwd=where, capture_output=True, text=True,
+                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
