@@ -36,7 +36,7 @@ class ScaleFamily(NoiseLaw):
 
     def sample(self, sample_shape: SampleShape = (),
                generator: torch.Generator | None = None) -> Tensor:
-        """ξ = s·U, without gradient (in place: s·U is never formed as a product graph)."""
+        """ξ = s·U without gradient (U scaled in place)."""
         with torch.no_grad():
             return self._unit(sample_shape, generator).mul_(self.scale)
 
