@@ -31,6 +31,38 @@ def test_pages_are_built_from_records(tmp_path) -> None:
     assert "| yes |" in text and "`dropprior selection`" in text
 
 
+def _uci_run(results: Path, name: str, law: str, lls: list[float]) -> None:
+    """A ``dropprior uci`` run directory of the MC-dropout protocol: one job per split."""
+    import json
+
+    from dropprior.experiments.store import ResultStore
+
+    run = results / "uci" / name
+    store = ResultStore(run / "jobs")
+    for split, ll in enumerate(lls):
+        params = {"dataset": "yacht", "law": law, "structure": "unit", "objective": "mc",
+                  "splits": [split]}
+        store.put(f"{name}-{split}", {"params": params, "seconds": 10.0, "result": {
+            "epochs": 4000, "splits": [{"split": split, "rmse": 0.6, "ll": ll}]}})
+    (run / "run.json").write_text(json.dumps({"argv": ["dropprior", "uci", "--law", law],
+                                              "started_at": "t", "commit": "abc"}))
+
+
+def test_uci_protocol_rows_name_their_law_and_both_verdicts(tmp_path) -> None:
+    """Complete runs of the grid protocol go in the by-law table with the 2018 and Deep
+    Ensembles verdicts; a run short of 20 splits is listed as partial, not in the table."""
+    _uci_run(tmp_path / "results", "yacht-grid-gaussian", "gaussian", [-1.19, -1.21] * 10)
+    _uci_run(tmp_path / "results", "yacht-grid-rayleigh", "rayleigh", [-1.0] * 3)
+    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    protocol = text.split("## The MC-dropout protocol")[1].split("## Learned group scales")[0]
+    # mean −1.20, s.e. 0.0023: beats 2018's −1.25 ± 0.01, not Deep Ensembles' −1.18 ± 0.21/√20
+    row = next(line for line in protocol.splitlines() if line.startswith("| yacht | gaussian"))
+    assert row.startswith("| yacht | gaussian | unit | mc | 20 | 4000 | 0.60±0.00 | −1.20±0.00 |")
+    assert row.endswith("| 200 | 0.67±0.05 / −1.25±0.01 | yes | −1.18 | no |")
+    assert "| yacht | rayleigh" not in text
+    assert "Partial, not results: yacht rayleigh / unit / mc (3 of 20 splits)." in protocol
+
+
 def test_report_outside_a_repository_root_is_an_error_that_writes_nothing(tmp_path,
                                                                            capsys) -> None:
     """It wrote empty pages (and empty results/ folders) wherever it was pointed."""

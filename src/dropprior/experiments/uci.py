@@ -44,7 +44,8 @@ from dropprior.experiments.tables import beats, format_mean_se, markdown_table, 
 from dropprior.experiments.uci_scales import VI_INIT_STD
 
 __all__ = ["uci_jobs", "uci_scales_jobs", "run_uci_split", "fit_and_score", "standardise",
-           "summarise_uci", "write_uci_tables", "anchor_verdicts", "plot_uci", "DEFAULTS"]
+           "summarise_uci", "uci_markdown", "write_uci_tables", "anchor_verdicts", "plot_uci",
+           "DEFAULTS"]
 
 #: Noise draws per example and step of the marginal-MAP objective unless ``train_samples`` is set.
 MARGINAL_SAMPLES = 5
@@ -442,12 +443,20 @@ def anchor_verdicts(dataset: str, ll: float, ll_se: float
 
 def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Path,
                      csv_path: str | Path) -> str:
-    """Write the summary as CSV and as Markdown beside the published anchors; return the Markdown.
+    """Write the summary as CSV and as Markdown (:func:`uci_markdown`); return the Markdown."""
+    write_csv(csv_path, _CSV_FIELDS, [[row[f] for f in _CSV_FIELDS] for row in summary])
+    text = uci_markdown(summary)
+    Path(markdown_path).write_text(text)
+    return text
+
+
+def uci_markdown(summary: Sequence[dict[str, Any]]) -> str:
+    """The summary rows (:func:`summarise_uci`) as a Markdown table beside the published anchors.
 
     "beats 2018" / "beats DE": the mean test LL exceeds the anchor's by more than the combined
-    standard error of both (:func:`anchor_verdicts`).
+    standard error of both (:func:`anchor_verdicts`). Rows of the learned-scale path add their
+    variant and the inputs, units and blocks the fit kept.
     """
-    write_csv(csv_path, _CSV_FIELDS, [[row[f] for f in _CSV_FIELDS] for row in summary])
     header = ["dataset", "law", "structure", "objective", "splits", "epochs", "test RMSE",
               "test LL", "job time (s)", "2018 MC dropout RMSE / LL", "beats 2018 LL",
               "Deep Ens. LL", "beats DE"]
@@ -468,9 +477,7 @@ def write_uci_tables(summary: Sequence[dict[str, Any]], markdown_path: str | Pat
             cells[3:3] = [row.get("variant") or "—"]
             cells += [f"{row[c]:.1f}" if row.get(c, "") != "" else "—" for c in _KEPT]
         rows.append(cells)
-    text = markdown_table(header, rows)
-    Path(markdown_path).write_text(text)
-    return text
+    return markdown_table(header, rows)
 
 
 def plot_uci(summary: Sequence[dict[str, Any]], path: str | Path) -> None:
