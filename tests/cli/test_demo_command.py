@@ -28,6 +28,23 @@ def test_demo_writes_table_and_plots(tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["config"]["epochs_regression"] == 3
 
 
+def test_demo_record_rebuilds_the_run_table_on_its_page(tmp_path, capsys):
+    """--results writes a record from which `dropprior report` rebuilds the run's own demo.md;
+    a rerun of the same settings replaces it."""
+    from dropprior.experiments.report import build_pages
+
+    argv = ["demo", "--law", "bernoulli", "half_cauchy", "--epochs-regression", "2",
+            "--epochs-classification", "1", "--samples", "3", "--hidden", "6",
+            "--results", str(tmp_path / "results"), "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "run2")]) == 0
+    assert "wrote the result record" in capsys.readouterr().out
+    assert len(list((tmp_path / "results" / "demo").glob("*.json"))) == 1
+    page = build_pages(tmp_path)[tmp_path / "docs/results/demo.md"]
+    assert (tmp_path / "run2" / "demo.md").read_text() in page
+    assert "## p = 0.1, 6 hidden units, 2 / 1 epochs, S = 3, seed 0" in page
+
+
 def test_demo_rejects_bad_values(tmp_path, capsys):
     assert main(["demo", "--dropout", "1.5", "--out", str(tmp_path)]) == 2
     assert "dropout must be a number in (0, 1), got 1.5" in capsys.readouterr().err

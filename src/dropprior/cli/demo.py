@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dropprior.cli._config import Options, resolve
+from dropprior.cli._config import Options, command_line, resolve
 from dropprior.experiments.demo import DemoSettings
 from dropprior.experiments.laws import DEMO_LAWS
 
@@ -14,7 +14,8 @@ _D = DemoSettings()
 
 EXAMPLE = """example:
   dropprior demo                       # 20-30 s on two CPU cores (the first run compiles kernels)
-  dropprior demo --law bernoulli rayleigh --epochs-classification 80 --out runs/demo2"""
+  dropprior demo --law bernoulli rayleigh --epochs-classification 80 --out runs/demo2
+  dropprior demo --results results     # also record it for docs/results/demo.md"""
 
 
 def register(subparsers: Any) -> None:
@@ -46,13 +47,18 @@ def register(subparsers: Any) -> None:
     opts.add("--out", default=Path("runs/demo"), kind=Path, metavar="DIR",
              help="run directory for demo.md, demo.csv, calibration.png, relevance.png, run.json")
     opts.add("--progress", default=True, switch=True, help="show a progress bar")
+    parser.add_argument("--results", type=Path, default=None, metavar="DIR",
+                        help="also write the run's result record to DIR/demo/ (replacing the "
+                        "record of the same settings); `dropprior report` builds "
+                        "docs/results/demo.md from results/demo/ (default: no record)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from dropprior.experiments.demo import run_demo, write_demo_outputs
+    from dropprior.experiments.demo import record_demo, run_demo, write_demo_outputs
+    from dropprior.experiments.records import git_commit
     from dropprior.experiments.rundir import RunDirectory
 
     cfg = resolve(args)
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                             batch_size=cfg["batch_size"], lr=cfg["lr"], sigma0=cfg["sigma0"],
                             samples=cfg["samples"], seed=cfg["seed"])
     rundir = RunDirectory(cfg["out"], "demo", cfg, cfg["seed"])
+    commit = git_commit() if args.results is not None else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -74,4 +81,7 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     print(f"wrote demo.md, demo.csv, calibration.png, relevance.png and run.json to "
           f"{rundir.root} in {seconds:.0f} s")
+    if args.results is not None:
+        print("wrote the result record",
+              record_demo(settings, results, seconds, command_line(), commit, args.results))
     return 0

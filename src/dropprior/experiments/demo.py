@@ -36,7 +36,7 @@ from dropprior._validation import check_int, check_number
 from dropprior.experiments.laws import DEMO_LAWS, dropout_law
 from dropprior.experiments.tables import markdown_table, write_csv
 
-__all__ = ["DemoSettings", "run_demo", "write_demo_outputs"]
+__all__ = ["DemoSettings", "run_demo", "write_demo_outputs", "record_demo"]
 
 
 @dataclass(frozen=True)
@@ -277,3 +277,27 @@ def _relevance_figure(results: Sequence[dict[str, Any]], path: Path) -> None:
         fig.colorbar(shown, ax=img)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+#: The scalar results :func:`demo_rows` reads, per problem: what a result record keeps.
+_RECORDED = {"diabetes": ("rmse", "ll", "seconds", "objective", "noise_std", "failure"),
+             "digits": ("error", "nll", "ece", "seconds", "objective", "failure")}
+
+
+def record_demo(settings: DemoSettings, results: Sequence[dict[str, Any]], seconds: float,
+                command: str, commit: str | None, root: str | Path) -> Path:
+    """Write the run's result record to ``<root>/demo/`` (one per settings, replacing an earlier
+    one): the table's scalars per law (not the PIT values, reliability bins or relevance).
+    Returns the record's file."""
+    from dataclasses import asdict
+
+    from dropprior.experiments.records import make_record, record_store, settings_key
+
+    laws = [{"law": r["law"], "noise": r["noise"],
+             **{problem: {k: r[problem][k] for k in keys} for problem, keys in _RECORDED.items()}}
+            for r in results]
+    store = record_store("demo", root)
+    key = settings_key("demo", settings)
+    store.put(key, make_record(command, asdict(settings), settings.seed, {"laws": laws},
+                               seconds, commit), replace=True)
+    return store.path(key)
