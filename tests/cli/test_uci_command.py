@@ -235,7 +235,7 @@ def test_validated_candidates_are_chosen_split_by_split(tiny_uci, tmp_path, caps
         best = max(by_hp, key=lambda h: by_hp[h]["validation"][0]["ll"])
         assert any(best in name for name in row["chosen"])
     text = "".join(_uci_scales_chosen(records))
-    assert "## Chosen on inner validation" in text and "| tiny | 3 |" in text
+    assert "## Chosen on inner validation" in text and "| tiny | 2 | 3 |" in text
     # a partial candidate (split 0 only), however good its validation, does not compete
     import copy
 
@@ -243,7 +243,7 @@ def test_validated_candidates_are_chosen_split_by_split(tiny_uci, tmp_path, caps
     partial["params"]["variant"] = "partial"
     partial["result"]["splits"][0]["validation"][0]["ll"] = 1e9
     text = "".join(_uci_scales_chosen([*records, partial]))
-    assert "| tiny | 3 |" in text and "partial" not in text.split("|---|")[-1]
+    assert "| tiny | 2 | 3 |" in text and "partial" not in text.split("|---|")[-1]
 
 
 def test_validate_enters_the_job_key_only_when_set(tiny_uci):

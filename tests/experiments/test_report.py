@@ -31,8 +31,10 @@ def test_pages_are_built_from_records(tmp_path) -> None:
     assert "| yes |" in text and "`dropprior selection`" in text
 
 
-def _uci_run(results: Path, name: str, law: str, lls: list[float]) -> None:
-    """A ``dropprior uci`` run directory of the MC-dropout protocol: one job per split."""
+def _uci_run(results: Path, name: str, law: str, lls: list[float],
+             validation: list[float] | None = None) -> None:
+    """A ``dropprior uci`` run directory of the MC-dropout protocol: one job per split, with
+    the split's best inner-validation LL where ``validation`` gives it."""
     import json
 
     from dropprior.experiments.store import ResultStore
@@ -42,8 +44,11 @@ def _uci_run(results: Path, name: str, law: str, lls: list[float]) -> None:
     for split, ll in enumerate(lls):
         params = {"dataset": "yacht", "law": law, "structure": "unit", "objective": "mc",
                   "splits": [split]}
+        scores = {"split": split, "rmse": 0.6, "ll": ll}
+        if validation is not None:
+            scores["validation"] = [{"ll": validation[split] - 1}, {"ll": validation[split]}]
         store.put(f"{name}-{split}", {"params": params, "seconds": 10.0, "result": {
-            "epochs": 4000, "splits": [{"split": split, "rmse": 0.6, "ll": ll}]}})
+            "epochs": 4000, "splits": [scores]}})
     (run / "run.json").write_text(json.dumps({"argv": ["dropprior", "uci", "--law", law],
                                               "started_at": "t", "commit": "abc"}))
 
@@ -61,6 +66,21 @@ def test_uci_protocol_rows_name_their_law_and_both_verdicts(tmp_path) -> None:
     assert row.endswith("| 200 | 0.67±0.05 / −1.25±0.01 | yes | −1.18 | no |")
     assert "| yacht | rayleigh" not in text
     assert "Partial, not results: yacht rayleigh / unit / mc (3 of 20 splits)." in protocol
+
+
+def test_uci_law_chosen_on_validation_is_judged_against_both_anchors(tmp_path) -> None:
+    """Per split the law with the better validation LL is kept: Gaussian on the even splits
+    (test −1.19), Bernoulli on the odd ones (−1.10), so −1.145 ± 0.010: above 2018's
+    −1.25 ± 0.01 by more than the combined s.e., not above Deep Ensembles' −1.18 ± 0.047.
+    (Chosen on the test LL, Bernoulli would win every split, −1.125 ± 0.006, beating both.)"""
+    _uci_run(tmp_path / "results", "g", "gaussian", [-1.19, -1.21] * 10, [0.0, -1.0] * 10)
+    _uci_run(tmp_path / "results", "b", "bernoulli", [-1.15, -1.10] * 10, [-1.0, 0.0] * 10)
+    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    (row,) = [line for line in text.split("## Chosen on inner validation")[1].splitlines()
+              if line.startswith("| yacht |")]
+    assert row.startswith("| yacht | 2 | 20 | 0.60±0.00 |")
+    assert row.endswith("| −1.25±0.01 | yes | −1.18 | no | "
+                        "gaussian/unit/mc (10), bernoulli/unit/mc (10) |")
 
 
 def test_report_outside_a_repository_root_is_an_error_that_writes_nothing(tmp_path,

@@ -534,6 +534,7 @@ def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
 def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
     """The per-split choice among the candidates run with ``--validate``, per data set."""
     from dropprior.experiments.tables import format_mean_se
+    from dropprior.experiments.uci import anchor_verdicts
     from dropprior.experiments.uci_selection import select_on_validation
 
     validated = [r for r in records
@@ -564,12 +565,19 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
            "are reported (`dropprior.experiments.uci_selection.select_on_validation`). A "
            "candidate run on fewer splits than the data set's most complete one (a partial "
            "run) does not compete.\n\n",
-           "| dataset | splits | test RMSE | test LL | chosen (splits) |\n|---|---|---|---|---|\n"]
+           "| dataset | candidates | splits | test RMSE | test LL | 2018 MC dropout LL | "
+           "beats 2018 | Deep Ens. LL | beats DE | chosen (splits) |\n"
+           "|---|---|---|---|---|---|---|---|---|---|\n"]
     for row in select_on_validation(keep):
         chosen = ", ".join(f"{c} ({n})" for c, n in row["chosen"].items())
-        out.append(f"| {row['dataset']} | {row['n_splits']} | "
+        anchor, ens, beats_2018, beats_de = anchor_verdicts(row["dataset"], row["ll"],
+                                                            row["ll_se"])
+        out.append(f"| {row['dataset']} | {len(row['candidates'])} | {row['n_splits']} | "
                    f"{format_mean_se(row['rmse'], row['rmse_se'])} | "
-                   f"{format_mean_se(row['ll'], row['ll_se'])} | {chosen} |\n")
+                   f"{format_mean_se(row['ll'], row['ll_se'])} | "
+                   f"{format_mean_se(*anchor[1]) if anchor else '—'} | {beats_2018} | "
+                   f"{'—' if ens is None else f'{ens:.2f}'.replace('-', '−')} | {beats_de} | "
+                   f"{chosen} |\n")
     return out
 
 
