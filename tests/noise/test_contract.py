@@ -84,6 +84,19 @@ def test_icdf_matches_scipy(fixture, params) -> None:
     assert_allclose(ref.cdf(x.numpy()), tail.numpy(), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize(("fixture", "params"), cases(), ids=case_id)
+def test_icdf_gradient_in_the_probability_is_one_over_the_density(fixture, params) -> None:
+    """dF⁻¹(q)/dq = 1 / f(F⁻¹(q)), f from scipy's pdf: icdf can carry an inverse-CDF draw's
+    gradient, as torch's own laws' icdf does."""
+    if fixture.discrete or fixture.name == "beta":
+        return
+    law = make(fixture, params)
+    ref = fixture.scipy(**params)
+    q = torch.tensor([1e-3, 0.1, 0.5, 0.9, 0.999], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(law.icdf(q).sum(), q)
+    assert_allclose(grad.numpy(), 1 / ref.pdf(ref.ppf(q.detach().numpy())), rtol=1e-7)
+
+
 @pytest.mark.parametrize("fixture", FIXTURES, ids=case_id)
 def test_icdf_refuses_what_is_no_probability(fixture) -> None:
     """nan, below 0 or above 1: a ValueError naming the law's icdf, the value and how many."""

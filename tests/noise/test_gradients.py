@@ -60,3 +60,31 @@ def test_monte_carlo_gradient_matches_closed_form(fixture, params) -> None:
     for name, got, want in zip(leaves, mc, exact, strict=True):
         assert math.isfinite(float(got)), name
         torch.testing.assert_close(got, want, rtol=0.03, atol=2e-3, msg=name)
+
+
+@pytest.mark.parametrize("params", BY_NAME["inverse_nakagami"].examples, ids=str)
+def test_inverse_nakagami_icdf_gradient_in_spread_matches_scipy(params) -> None:
+    """d icdf / dΩ against central differences of scipy's ppf in Ω, for icdf's bisection has no
+    autograd path of its own; the batch of spreads gets one gradient each."""
+    fixture = BY_NAME["inverse_nakagami"]
+    q = torch.tensor([1e-3, 0.2, 0.5, 0.8, 0.999], dtype=torch.float64)
+    spreads = torch.tensor([params["spread"], 2 * params["spread"]], dtype=torch.float64)
+    spread = spreads.clone().requires_grad_(True)
+    law = fixture.law(shape=torch.tensor(params["shape"], dtype=torch.float64), spread=spread)
+    law.icdf(q[:, None]).sum().backward()
+    h = 1e-6
+    for k, s in enumerate(spreads.tolist()):
+        plus = fixture.scipy(shape=params["shape"], spread=s + h).ppf(q.numpy())
+        minus = fixture.scipy(shape=params["shape"], spread=s - h).ppf(q.numpy())
+        assert math.isclose(float(spread.grad[k]), float(((plus - minus) / (2 * h)).sum()),
+                            rel_tol=1e-6)
+
+
+def test_inverse_nakagami_icdf_refuses_a_gradient_in_shape() -> None:
+    """No silent zero: as torch's gammaincc in its first argument, backward raises."""
+    law = BY_NAME["inverse_nakagami"].law(shape=torch.tensor(2.0, requires_grad=True),
+                                          spread=torch.tensor(1.0))
+    x = law.icdf(torch.tensor([0.3, 0.6]))
+    assert x.requires_grad
+    with pytest.raises(NotImplementedError, match="no derivative in shape"):
+        x.sum().backward()

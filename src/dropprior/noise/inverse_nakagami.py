@@ -16,6 +16,7 @@ Variance prior: InverseGamma(m, rate m/Ω). Marginal prior: Student-t, ν = 2m, 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -177,20 +178,56 @@ class InverseNakagami(NoiseLaw):
     def icdf(self, value: Tensor) -> Tensor:
         """√(r/g) with Q(m, g) = q, r = m/Ω: torch has no inverse incomplete gamma, so g is
         found by bisection on log g over float64's range (to its last bit); 0 at q = 0, ``inf``
-        at q = 1. No gradient flows through the inversion."""
-        q = self._icdf_value(value)
-        with torch.no_grad():
-            q64, m = torch.broadcast_tensors(q.double(), self.shape.double())
-            lo = torch.full_like(q64, _LOG_G_RANGE[0])  # Q(m, e^lo) ≥ q
-            hi = torch.full_like(q64, _LOG_G_RANGE[1])  # Q(m, e^hi) ≤ q
-            for _ in range(_BISECTIONS):
-                mid = (lo + hi) / 2
-                above = torch.special.gammaincc(m, mid.exp()) > q64
-                lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
-            x = (self._rate.double() / ((lo + hi) / 2).exp()).sqrt()
-            x = torch.where(q64 == 0, 0.0, torch.where(q64 == 1, math.inf, x))
-        return x.to(q.dtype)
+        at q = 1. Differentiable in q (dx/dq = 1/p(x)) and in Ω (x ∝ Ω^{−1/2} at fixed m and
+        q); a gradient in m raises NotImplementedError on backward, as torch's ``gammaincc``
+        does in its first argument."""
+        return _Quantile.apply(self._icdf_value(value), self.shape, self.spread)
 
     def variance_prior(self) -> Distribution:
         """ξ² ~ InverseGamma(concentration m, rate m/Ω) (torch's ``InverseGamma``)."""
         return InverseGamma(self.shape, self._rate, validate_args=False)
+
+
+def _quantile(q: Tensor, m: Tensor, spread: Tensor) -> Tensor:
+    """Inverse Nakagami's quantile function by bisection (see :meth:`InverseNakagami.icdf`)."""
+    q64, m64 = torch.broadcast_tensors(q.double(), m.double())
+    lo = torch.full_like(q64, _LOG_G_RANGE[0])  # Q(m, e^lo) ≥ q
+    hi = torch.full_like(q64, _LOG_G_RANGE[1])  # Q(m, e^hi) ≤ q
+    for _ in range(_BISECTIONS):
+        mid = (lo + hi) / 2
+        above = torch.special.gammaincc(m64, mid.exp()) > q64
+        lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
+    x = (m64 / spread.double() / ((lo + hi) / 2).exp()).sqrt()
+    return torch.where(q64 == 0, 0.0, torch.where(q64 == 1, math.inf, x)).to(q.dtype)
+
+
+class _Quantile(torch.autograd.Function):
+    """The quantile function with its implicit gradients in q and Ω."""
+
+    @staticmethod
+    def forward(q: Tensor, m: Tensor, spread: Tensor) -> Tensor:  # type: ignore[override]
+        return _quantile(q, m, spread)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
+        q, m, spread = inputs
+        ctx.save_for_backward(output, m, spread)
+        ctx.shapes = (q.shape, m.shape, spread.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, m, spread = ctx.saved_tensors
+        q_shape, m_shape, spread_shape = ctx.shapes
+        if ctx.needs_input_grad[1]:
+            raise NotImplementedError(
+                "InverseNakagami.icdf has no derivative in shape (torch's gammaincc has none in "
+                "its first argument); detach shape, or differentiate in q and spread only")
+        grad_q = grad_spread = None
+        if ctx.needs_input_grad[0]:
+            inside = (x > 0) & torch.isfinite(x)
+            law = InverseNakagami(m.detach(), spread.detach(), validate_args=False)
+            density = torch.where(inside, law.log_prob(torch.where(inside, x, 1.0)).exp(), 0.0)
+            grad_q = (grad / density).sum_to_size(q_shape)
+        if ctx.needs_input_grad[2]:
+            grad_spread = (grad * -x / (2 * spread)).sum_to_size(spread_shape)
+        return grad_q, None, grad_spread
