@@ -394,7 +394,9 @@ def _demo(records: list[dict[str, Any]]) -> str:
            "(classification: test error, NLL, ECE), each with a random 20% test split. Laws "
            "with a mean train under the MC objective, a law without one (half-Cauchy) under "
            "the marginal-MAP objective; a row that fails anyway says why in its note, with the "
-           "fix. Time is the law's training and prediction time on both problems, one thread. "
+           "fix. `half_cauchy_trunc3` is half-Cauchy noise truncated at ξ ≤ 3, a different "
+           "prior with a mean ([Heavy tails](../heavy-tails.md)). Time is the law's training "
+           "and prediction time on both problems, one thread. "
            "One run, one seed: no standard errors, so no row is said to beat another.\n\n"]
     if not records:
         out.append("No record yet: run `dropprior demo --results results`.\n")
