@@ -13,7 +13,7 @@ from dropprior.experiments.laws import DEMO_LAWS
 _D = DemoSettings()
 
 EXAMPLE = """example:
-  dropprior demo                       # 20-30 s on two CPU cores (the first run compiles kernels)
+  dropprior demo                       # about half a minute (the first run also compiles kernels)
   dropprior demo --law bernoulli rayleigh --epochs-classification 80 --out runs/demo2
   dropprior demo --results results     # also record it for docs/results/demo.md"""
 
