@@ -24,9 +24,9 @@ then rounds over the elements still pending (~2–5%) from attempt 1 on, each ro
 attempt over a compacted list of them; each element's value is its first accepted attempt, as
 in the Triton kernel's per-lane loop, so the split changes no number.
 
-A kernel is compiled on the first use of its law and gamma shape class (0.4–9 s on a 2-core
-machine) and cached on disk by Numba (``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``):
-later processes load it in ~0.01 s. Each kernel closes over plain numbers only (the law, the gamma
+A kernel is compiled on the first use of its law and gamma shape class and cached on disk by
+Numba (``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``): later processes load it
+instead of compiling it. Each kernel closes over plain numbers only (the law, the gamma
 shapes, the lane count), which is what makes it cacheable, and chooses its law's code by branches
 on those constants, which Numba prunes before compiling.
 
