@@ -58,8 +58,16 @@ def test_uci_protocol_rows_name_their_law_and_both_verdicts(tmp_path) -> None:
     Ensembles verdicts; a run short of 20 splits is listed as partial, not in the table."""
     _uci_run(tmp_path / "results", "yacht-grid-gaussian", "gaussian", [-1.19, -1.21] * 10)
     _uci_run(tmp_path / "results", "yacht-grid-rayleigh", "rayleigh", [-1.0] * 3)
+    _uci_run(tmp_path / "results", "yacht-grid-half-cauchy", "half_cauchy", [-4.0] * 20)
+    _uci_run(tmp_path / "results", "yacht-grid-bernoulli", "bernoulli", [-1.3] * 20)
+    _uci_run(tmp_path / "results", "yacht-grid-inverse-nakagami", "inverse_nakagami",
+             [-1.5] * 20)
     text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
     protocol = text.split("## The MC-dropout protocol")[1].split("## Learned group scales")[0]
+    laws = [line.split(" | ")[1] for line in protocol.splitlines() if line.startswith("| yacht")]
+    # Table 1's order, not the folders' (which puts half-Cauchy before inverse Nakagami)
+    assert laws == ["bernoulli", "gaussian", "inverse_nakagami", "half_cauchy"]
+
     # mean −1.20, s.e. 0.0023: beats 2018's −1.25 ± 0.01, not Deep Ensembles' −1.18 ± 0.21/√20
     row = next(line for line in protocol.splitlines() if line.startswith("| yacht | gaussian"))
     assert row.startswith("| yacht | gaussian | unit | mc | 20 | 4000 | 0.60±0.00 | −1.20±0.00 |")

@@ -424,6 +424,7 @@ def _uci_runs(results: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]
 
 
 def _uci(results: Path) -> str:
+    from dropprior.experiments.laws import TABLE1_LAWS
     from dropprior.experiments.tables import format_mean_se
     from dropprior.experiments.uci import anchor_verdicts, summarise_uci, uci_markdown
 
@@ -458,6 +459,8 @@ def _uci(results: Path) -> str:
                "networks trained together as one stack of `StackedNoisyLinear` layers, then a "
                "refit on the whole training split and 10 000 MC draws on its test split. Job "
                "time is the summed time of the run's jobs.\n\n")
+    rank = {law: i for i, law in enumerate(TABLE1_LAWS)}
+    protocol.sort(key=lambda r: (r["dataset"], rank[r["law"]], r["structure"], r["objective"]))
     out.append(uci_markdown(protocol) if protocol else "No complete run yet.\n")
     if partial:
         out.append("\nPartial, not results: " + "; ".join(
