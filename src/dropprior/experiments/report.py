@@ -543,7 +543,8 @@ def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
 
 
 def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
-    """The per-split choice among the candidates run with ``--validate``, per data set."""
+    """The per-split choice among the candidates with inner-validation scores, per data set:
+    the grid protocol's runs, and the learned-scale runs made with ``--validate``."""
     from dropprior.experiments.tables import format_mean_se
     from dropprior.experiments.uci import anchor_verdicts
     from dropprior.experiments.uci_selection import select_on_validation
@@ -568,14 +569,16 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
             competing[dataset] = full
     keep = [r for r in validated if candidate(r) in competing.get(r["params"]["dataset"], set())]
     if not keep:
-        return ["\nNo data set has two or more candidates run with `--validate`, so no row is "
-                "chosen on validation yet.\n"]
+        return ["\nNo data set has two or more candidates with validation scores (grid "
+                "protocol runs, or learned-scale runs with `--validate`), so no row is chosen on "
+                "validation yet.\n"]
     out = ["\n## Chosen on inner validation\n\n",
-           "Per split, the candidate (structure, variant, objective) with the best validation "
-           "log-likelihood on the split's inner 80/20 division is kept, and its test scores "
-           "are reported (`dropprior.experiments.uci_selection.select_on_validation`). A "
-           "candidate run on fewer splits than the data set's most complete one (a partial "
-           "run) does not compete.\n\n",
+           "Per split, the candidate (law, structure, variant, objective) with the best "
+           "validation log-likelihood on the split's inner 80/20 division is kept, and its test "
+           "scores are reported (`dropprior.experiments.uci_selection.select_on_validation`). "
+           "The candidates are the grid protocol's runs and the learned-scale runs made with "
+           "`--validate`. A candidate run on fewer splits than the data set's most complete "
+           "one (a partial run) does not compete.\n\n",
            "| dataset | candidates | splits | test RMSE | test LL | 2018 MC dropout LL | "
            "beats 2018 | Deep Ens. LL | beats DE | chosen (splits) |\n"
            "|---|---|---|---|---|---|---|---|---|---|\n"]
