@@ -41,8 +41,9 @@ __all__ = ["DemoSettings", "run_demo", "write_demo_outputs", "record_demo"]
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What the demo trains: the laws, the dropout rate they are set from, the network, the
-    training budget, the MC draws at test time, the test fraction and the seed."""
+    """What the demo trains: the laws, the dropout rate they are set from, the hidden width,
+    the training schedule, the weights' prior std, the MC draws at test time, the test
+    fraction and the seed."""
 
     laws: Sequence[str] = DEMO_LAWS
     dropout: float = 0.1
