@@ -44,8 +44,8 @@ from dropprior.experiments.tables import beats, format_mean_se, markdown_table, 
 from dropprior.experiments.uci_scales import VI_INIT_STD
 
 __all__ = ["uci_jobs", "uci_scales_jobs", "run_uci_split", "fit_and_score", "standardise",
-           "summarise_uci", "uci_markdown", "write_uci_tables", "anchor_verdicts", "plot_uci",
-           "DEFAULTS"]
+           "summarise_uci", "uci_row_order", "uci_markdown", "write_uci_tables", "anchor_verdicts",
+           "plot_uci", "DEFAULTS"]
 
 #: Noise draws per example and step of the marginal-MAP objective unless ``train_samples`` is set.
 MARGINAL_SAMPLES = 5
@@ -364,7 +364,7 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Returns:
         One dict per group with ``dataset, law, structure, objective, n_splits, rmse, rmse_se, ll,
-        ll_se, seconds`` (summed job time) and ``epochs``, sorted by data set then law order.
+        ll_se, seconds`` (summed job time) and ``epochs``, in :func:`uci_row_order`.
     """
     groups: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for record in records:
@@ -384,10 +384,7 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 if name in split:
                     group.setdefault(name, []).append(split[name])
     rows = []
-    law_rank = {law: i for i, law in enumerate(TABLE1_LAWS)}
-    for (dataset, law, structure, objective, variant), group in sorted(
-            groups.items(),
-            key=lambda kv: (kv[0][0], law_rank[kv[0][1]], kv[0][2], kv[0][3], kv[0][4])):
+    for (dataset, law, structure, objective, variant), group in groups.items():
         rmse, rmse_se = mean_se(group["rmse"])
         ll, ll_se = mean_se(group["ll"])
         row = {"dataset": dataset, "law": law, "structure": structure, "variant": variant,
@@ -403,7 +400,14 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[name], row[f"{name}_se"] = (
                 mean_se(values) if values and len(values) == len(group["ll"]) else ("", ""))
         rows.append(row)
-    return rows
+    return sorted(rows, key=uci_row_order)
+
+
+def uci_row_order(row: dict[str, Any]) -> tuple[str, int, str, str, str]:
+    """The order of summary rows (:func:`summarise_uci`): data set, Table 1's law order,
+    structure, objective, variant."""
+    return (row["dataset"], TABLE1_LAWS.index(row["law"]), row["structure"], row["objective"],
+            row.get("variant", ""))
 
 
 #: Per-split counts of the library path, averaged over splits in the summary.
