@@ -212,12 +212,11 @@ class _Quantile(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
         q, m, spread = inputs
         ctx.save_for_backward(output, m, spread)
-        ctx.shapes = (q.shape, m.shape, spread.shape)
+        ctx.q_shape = q.shape
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         x, m, spread = ctx.saved_tensors
-        q_shape, m_shape, spread_shape = ctx.shapes
         if ctx.needs_input_grad[1]:
             raise NotImplementedError(
                 "InverseNakagami.icdf has no derivative in shape (torch's gammaincc has none in "
@@ -227,7 +226,7 @@ class _Quantile(torch.autograd.Function):
             inside = (x > 0) & torch.isfinite(x)
             law = InverseNakagami(m.detach(), spread.detach(), validate_args=False)
             density = torch.where(inside, law.log_prob(torch.where(inside, x, 1.0)).exp(), 0.0)
-            grad_q = (grad / density).sum_to_size(q_shape)
+            grad_q = (grad / density).sum_to_size(ctx.q_shape)
         if ctx.needs_input_grad[2]:
-            grad_spread = (grad * -x / (2 * spread)).sum_to_size(spread_shape)
+            grad_spread = (grad * -x / (2 * spread)).sum_to_size(spread.shape)
         return grad_q, None, grad_spread
