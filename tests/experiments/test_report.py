@@ -32,9 +32,9 @@ def test_pages_are_built_from_records(tmp_path) -> None:
 
 
 def _uci_run(results: Path, name: str, law: str, lls: list[float],
-             validation: list[float] | None = None) -> None:
-    """A ``dropprior uci`` run directory of the MC-dropout protocol: one job per split, with
-    the split's best inner-validation LL where ``validation`` gives it."""
+             validation: list[float] | None = None, objective: str = "mc") -> None:
+    """A ``dropprior uci`` run directory of the grid protocol: one job per split, with the
+    split's best inner-validation LL where ``validation`` gives it."""
     import json
 
     from dropprior.experiments.store import ResultStore
@@ -42,7 +42,7 @@ def _uci_run(results: Path, name: str, law: str, lls: list[float],
     run = results / "uci" / name
     store = ResultStore(run / "jobs")
     for split, ll in enumerate(lls):
-        params = {"dataset": "yacht", "law": law, "structure": "unit", "objective": "mc",
+        params = {"dataset": "yacht", "law": law, "structure": "unit", "objective": objective,
                   "splits": [split]}
         scores = {"split": split, "rmse": 0.6, "ll": ll}
         if validation is not None:
@@ -62,11 +62,16 @@ def test_uci_protocol_rows_name_their_law_and_both_verdicts(tmp_path) -> None:
     _uci_run(tmp_path / "results", "yacht-grid-bernoulli", "bernoulli", [-1.3] * 20)
     _uci_run(tmp_path / "results", "yacht-grid-inverse-nakagami", "inverse_nakagami",
              [-1.5] * 20)
+    _uci_run(tmp_path / "results", "yacht-grid-bernoulli-marginal", "bernoulli", [-1.2] * 20,
+             objective="marginal")
     text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    protocol = text.split("## The MC-dropout protocol")[1].split("## Learned group scales")[0]
-    laws = [line.split(" | ")[1] for line in protocol.splitlines() if line.startswith("| yacht")]
-    # Table 1's order, not the folders' (which puts half-Cauchy before inverse Nakagami)
-    assert laws == ["bernoulli", "gaussian", "inverse_nakagami", "half_cauchy"]
+    protocol = text.split("## The grid protocol")[1].split("## Learned group scales")[0]
+    rows = [line.split(" | ")[1:4:2] for line in protocol.splitlines()
+            if line.startswith("| yacht")]
+    # Table 1's order, not the folders' (which puts half-Cauchy before inverse Nakagami), each
+    # law's objectives together
+    assert rows == [["bernoulli", "marginal"], ["bernoulli", "mc"], ["gaussian", "mc"],
+                    ["inverse_nakagami", "mc"], ["half_cauchy", "mc"]]
 
     # mean −1.20, s.e. 0.0023: beats 2018's −1.25 ± 0.01, not Deep Ensembles' −1.18 ± 0.21/√20
     row = next(line for line in protocol.splitlines() if line.startswith("| yacht | gaussian"))

@@ -455,14 +455,18 @@ def _uci(results: Path) -> str:
             summaries.append(row)
             if not row.get("variant"):
                 (protocol if row["n_splits"] >= 20 else partial).append(row)
-    out.append("## The MC-dropout protocol, by noise law\n\n"
+    out.append("## The grid protocol, by noise law and objective\n\n"
                "`dropprior uci` without `--depth` (`dropprior.experiments.uci`): one hidden "
                "layer of the data set's width, each law of Table 1 set from the dropout rate "
                "(`dropprior.experiments.laws`), the data set's dropout rate × τ grid chosen on "
                "each split's inner validation (the last 20% of its training rows), the grid's "
                "networks trained together as one stack of `StackedNoisyLinear` layers, then a "
-               "refit on the whole training split and 10 000 MC draws on its test split. Job "
-               "time is the summed time of the run's jobs.\n\n")
+               "refit on the whole training split and 10 000 MC draws on its test split. The "
+               "objective is MC dropout's (`mc`: one noise draw per example and step) or the "
+               "marginal-MAP objective (`marginal`, the paper's eq. 10: the likelihood averaged "
+               "over 5 draws per example inside the log); the structure is `unit` "
+               "(one draw per input unit, as dropout) or `weight` (one per weight, "
+               "DropConnect). Job time is the summed time of the run's jobs.\n\n")
     protocol.sort(key=uci_row_order)
     out.append(uci_markdown(protocol) if protocol else "No complete run yet.\n")
     if partial:
