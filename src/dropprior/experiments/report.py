@@ -589,16 +589,25 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
            "| dataset | candidates | splits | test RMSE | test LL | 2018 MC dropout LL | "
            "beats 2018 | Deep Ens. LL | beats DE | chosen (splits) |\n"
            "|---|---|---|---|---|---|---|---|---|---|\n"]
-    for row in select_on_validation(keep):
+    rows = select_on_validation(keep)
+    wins = {"2018": 0, "DE": 0}  # data sets won, out of those with the anchor
+    judged = {"2018": 0, "DE": 0}
+    for row in rows:
         chosen = ", ".join(f"{c} ({n})" for c, n in row["chosen"].items())
         anchor, ens, beats_2018, beats_de = anchor_verdicts(row["dataset"], row["ll"],
                                                             row["ll_se"])
+        for name, verdict in (("2018", beats_2018), ("DE", beats_de)):
+            wins[name] += verdict == "yes"
+            judged[name] += verdict != "—"
         out.append(f"| {row['dataset']} | {len(row['candidates'])} | {row['n_splits']} | "
                    f"{format_mean_se(row['rmse'], row['rmse_se'])} | "
                    f"{format_mean_se(row['ll'], row['ll_se'])} | "
                    f"{format_mean_se(*anchor[1]) if anchor else '—'} | {beats_2018} | "
                    f"{'—' if ens is None else f'{ens:.2f}'.replace('-', '−')} | {beats_de} | "
                    f"{chosen} |\n")
+    out.append(f"\nChosen on validation, dropprior beats the 2018 MC-dropout test LL on "
+               f"{wins['2018']} of {judged['2018']} data sets and Deep Ensembles' on {wins['DE']} "
+               f"of {judged['DE']}, each by more than the combined standard error.\n")
     return out
 
 
