@@ -1,11 +1,13 @@
 """Job time of the UCI runner's batched training and prediction against an earlier runner.
 
 Run:  python benchmarks/bench_uci_runner.py [--baseline-rev REV] [--repeats 3] [--threads 1]
+      [--structure unit|weight]
 
 The baseline is ``src/dropprior/experiments/batched_mlp.py`` as it was at git revision
 ``--baseline-rev`` (loaded from ``git show``), the candidate the checked-out one. Both train the
 same job, the shape of one UCI yacht job (G = 12 grid points × 5 splits = 60 networks of
-6-50-1, the inner split's 221 rows, Bernoulli unit noise at the grid's 4 dropout rates, MC
+6-50-1, the inner split's 221 rows, Bernoulli noise at the grid's 4 dropout rates on the
+units or, with ``--structure weight``, on every weight per example (DropConnect), MC
 objective), for ``--epochs`` epochs, then predict 1000 draws on the 56 validation rows. The
 runs alternate baseline and candidate ``--repeats`` times; the medians and their ratio
 (candidate / baseline) are printed, measured in the same run. Run it on an otherwise idle
@@ -46,7 +48,7 @@ def _baseline(rev: str) -> ModuleType:
     return module
 
 
-def _job(module: ModuleType, epochs: int) -> tuple[float, float]:
+def _job(module: ModuleType, epochs: int, structure: str = "unit") -> tuple[float, float]:
     """(training seconds, prediction seconds) of one yacht-shaped job."""
     gen = torch.Generator().manual_seed(0)
     g_count, n, d = 60, 221, 6
@@ -61,12 +63,12 @@ def _job(module: ModuleType, epochs: int) -> tuple[float, float]:
     kwargs = {"seed": 0} if seeded else {"generator": torch.Generator().manual_seed(0)}
     start = time.perf_counter()
     model = module.train_batched(x, y, laws, precision, decay, hidden=(50,), epochs=epochs,
-                                 batch_size=128, **kwargs)
+                                 batch_size=128, structure=structure, **kwargs)
     trained = time.perf_counter()
     if seeded:
         draws = module.predict_batched(model, x_val, samples=1000)
     else:
-        draws = module.predict_batched(model, x_val, laws, samples=1000,
+        draws = module.predict_batched(model, x_val, laws, samples=1000, structure=structure,
                                        generator=torch.Generator().manual_seed(1))
     for _ in draws:
         pass
@@ -81,19 +83,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--structure", choices=["unit", "weight"], default="unit",
+                        help="unit (dropout) or weight (exact per-example DropConnect) noise")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     baseline = _baseline(args.baseline_rev)
     times: dict[str, list[tuple[float, float]]] = {"baseline": [], "candidate": []}
-    _job(baseline, 2)
-    _job(candidate, 2)  # warm-up: kernels compiled, pages touched
+    _job(baseline, 2, args.structure)
+    _job(candidate, 2, args.structure)  # warm-up: kernels compiled, pages touched
     for _ in range(args.repeats):
-        times["baseline"].append(_job(baseline, args.epochs))
-        times["candidate"].append(_job(candidate, args.epochs))
+        times["baseline"].append(_job(baseline, args.epochs, args.structure))
+        times["candidate"].append(_job(candidate, args.epochs, args.structure))
     medians = {k: (statistics.median(t for t, _ in v), statistics.median(p for _, p in v))
                for k, v in times.items()}
     print(f"threads={args.threads} epochs={args.epochs} repeats={args.repeats} "
-          f"baseline={args.baseline_rev}")
+          f"structure={args.structure} baseline={args.baseline_rev}")
     for k, (train, pred) in medians.items():
         print(f"{k:9s} train {train:.3f} s  predict {pred:.3f} s  total {train + pred:.3f} s")
     b, c = medians["baseline"], medians["candidate"]

@@ -50,6 +50,39 @@ def test_exact_dropconnect_equals_explicit_per_example_weights(name) -> None:
     assert_close(gw, rw)
 
 
+@pytest.mark.parametrize("name", ["bernoulli", "rayleigh", "inverse_nakagami"])
+def test_float32_dropconnect_draws_by_the_fused_kernel(name) -> None:
+    """In float32 on the CPU each chunk's Ξ is the fused kernel's draw (one seed from the
+    generator per chunk), replayed in backward: against autograd on explicit Ξ_n ⊙ W."""
+    from dropprior.functional import fused_plan, fused_sample
+
+    law = LAWS[name]
+    x = torch.randn(7, 5, requires_grad=True)
+    w = torch.randn(3, 5, requires_grad=True)
+    y = dropconnect_linear(x, w, None, law, generator=gen(2), max_elements=40)  # 4 chunks
+    g = torch.randn(7, 3)
+    gx, gw = torch.autograd.grad(y, (x, w), g)
+    replay = gen(2)
+    chunks = [torch.empty(e - s, 3, 5) for s, e in [(0, 2), (2, 4), (4, 6), (6, 7)]]
+    plan = fused_plan(law, chunks[0])
+    assert plan is not None
+    xi = torch.cat([fused_sample(c, plan, replay) for c in chunks])
+    ref = torch.einsum("ni,noi->no", x, xi * w)
+    rx, rw = torch.autograd.grad(ref, (x, w), g)
+    assert_close(y, ref)
+    assert_close(gx, rx)
+    assert_close(gw, rw)
+    # the draws follow the law: E[y] = E[ξ] x Wᵀ and Var[y] = Var[ξ] x² (W²)ᵀ within 6 s.e.
+    xs = torch.randn(1, 5).expand(20000, 5)
+    with torch.no_grad():
+        ys = dropconnect_linear(xs, w, None, law, generator=gen(3)).double()
+    mean = law.mean.double() * (xs[0] @ w.T).double()
+    var = law.variance.double() * (xs[0] ** 2 @ (w**2).T).double()
+    assert torch.all((ys.mean(0) - mean).abs() < 6 * (var / 20000).sqrt())
+    dev2 = (ys - ys.mean(0)) ** 2
+    assert torch.all((dev2.mean(0) - var).abs() < 6 * dev2.std(0) / 20000**0.5)
+
+
 def test_local_reparam_matches_exact_dropconnect_in_distribution() -> None:
     law = Gaussian(1.0, 0.6)
     exact = NoisyLinear(8, 3, law, "weight", generator=gen(3)).double()

@@ -130,3 +130,51 @@ def test_laws_with_equal_parameters_share_one_kernel_call(monkeypatch) -> None:
             single.weight.copy_(layer.weight[g])
             single.bias.copy_(layer.bias[g])
         torch.testing.assert_close(out[g], single(x[g]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("max_elements", [1 << 22, 300, 7])  # 4, 2, 1 per call
+def test_stacked_dropconnect_draws_what_dropconnect_linear_draws(max_elements: int) -> None:
+    """The grouped draw (chunks of examples, networks split across kernel calls when a chunk's
+    Ξ exceeds max_elements) against dropconnect_linear network by network, from generators in
+    the same states: values and gradients; over the saved limit with a gradient, None."""
+    from dropprior.functional import dropconnect_linear, stacked_dropconnect
+
+    law = Bernoulli(0.7, inverted=True)
+    x = torch.randn(4, 9, 5, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    w = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    plan = fused_plan(law, x)
+    assert plan is not None
+    gens = [torch.Generator().manual_seed(20 + g) for g in range(4)]
+    states = [g.get_state() for g in gens]
+    y = stacked_dropconnect(x, w, plan, gens, max_elements=max_elements)
+    assert y is not None
+    ref = torch.stack([dropconnect_linear(x[g], w[g], None, law, generator=torch.Generator()
+                                          .set_state(states[g]), max_elements=max_elements)
+                       for g in range(4)])
+    torch.testing.assert_close(y, ref)
+    grad = torch.randn(4, 9, 3)
+    torch.testing.assert_close(torch.autograd.grad(y, (x, w), grad),
+                               torch.autograd.grad(ref, (x, w), grad))
+    assert stacked_dropconnect(x, w, plan, gens, saved_limit=4 * 9 * 15 - 1) is None
+    with torch.no_grad():
+        assert stacked_dropconnect(x, w, plan, gens, saved_limit=1) is not None
+
+
+@pytest.mark.parametrize("laws", list(LAW_SETS))
+def test_weight_structure_gradients_are_each_networks(laws: str) -> None:
+    """DropConnect's grouped path: the gradients in the stacked weights and biases are those
+    of each network's NoisyLinear given the same draw."""
+    x = torch.randn(3, 11, 5, generator=torch.Generator().manual_seed(2))
+    layer = _stack("weight", torch.float32, LAW_SETS[laws])
+    states = [g.get_state() for g in layer.generators]  # type: ignore[union-attr]
+    grad = torch.randn(3, 11, 4, generator=torch.Generator().manual_seed(5))
+    gw, gb = torch.autograd.grad(layer(x), (layer.weight, layer.bias), grad)
+    for g in range(3):
+        single = NoisyLinear(5, 4, layer.laws[g], "weight",
+                             generator=torch.Generator().set_state(states[g]))
+        with torch.no_grad():
+            single.weight.copy_(layer.weight[g])
+            single.bias.copy_(layer.bias[g])
+        sw, sb = torch.autograd.grad(single(x[g]), (single.weight, single.bias), grad[g])
+        torch.testing.assert_close(gw[g], sw)
+        torch.testing.assert_close(gb[g], sb)

@@ -7,7 +7,11 @@ gates) have their own exact functions here. :mod:`dropprior.nn` wraps them in th
 
 from dropprior.functional._conv import per_example_conv
 from dropprior.functional._fused import FusedPlan, fused_plan, fused_sample, fused_sample_blocks
-from dropprior.functional._linear import dropconnect_linear, local_reparam_linear
+from dropprior.functional._linear import (
+    dropconnect_linear,
+    local_reparam_linear,
+    stacked_dropconnect,
+)
 from dropprior.functional._lstm import (
     gate_projections,
     lstm_layer,
@@ -39,6 +43,7 @@ __all__ = [
     "register_compact_draw",
     "draw_generator",
     "dropconnect_linear",
+    "stacked_dropconnect",
     "local_reparam_linear",
     "per_example_conv",
     "gate_projections",

@@ -6,7 +6,9 @@ Per-example DropConnect draws a fresh Ξ_n ∈ R^{out×in} for every example n:
 
 It is computed *exactly* for every law by :func:`dropconnect_linear`, in chunks of examples so that
 at most ``max_elements`` noise entries are alive at once; backward regenerates each chunk's Ξ from
-the saved generator state instead of keeping N·out·in floats.
+the saved generator state instead of keeping N·out·in floats. Ξ is drawn by the fused kernel
+where it draws the law (:func:`~dropprior.functional.fused_plan`: float32 on the CPU), else by
+the law's own ``sample``.
 
 For Gaussian noise ξ ~ N(μ, s²), y_{n,o} is itself Gaussian given x, with mean μ (x Wᵀ)_{n,o} and
 variance s² (x² (W²)ᵀ)_{n,o}, independently over n and o (distinct weights carry independent ξ).
@@ -16,6 +18,7 @@ reparametrization): the same distribution of outputs at the cost of two matrix p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,11 +27,12 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from dropprior._validation import check_choice
+from dropprior.functional._fused import FusedPlan, fused_plan, fused_sample, fused_sample_blocks
 from dropprior.functional._multiply import draw_noise, sampling_dtype
 from dropprior.functional._rng import draw_generator
 from dropprior.noise import NoiseLaw
 
-__all__ = ["dropconnect_linear", "local_reparam_linear"]
+__all__ = ["dropconnect_linear", "stacked_dropconnect", "local_reparam_linear"]
 
 _MAX_ELEMENTS = 1 << 22  # noise entries alive at once: 16 MiB in float32
 
@@ -36,6 +40,18 @@ _MAX_ELEMENTS = 1 << 22  # noise entries alive at once: 16 MiB in float32
 def _chunks(n: int, per_example: int, max_elements: int) -> list[tuple[int, int]]:
     step = max(1, max_elements // max(per_example, 1))
     return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+
+def _draw(law: NoiseLaw, shape: tuple[int, ...], like: Tensor,
+          generator: torch.Generator) -> Tensor:
+    """Ξ of ``shape`` in ``like``'s dtype and device: by the fused kernel where it draws the law
+    (:func:`~dropprior.functional.fused_plan`), else by ``law.sample``. Either way a generator
+    in the same state gives the same Ξ, which backward's replay relies on."""
+    out = torch.empty(shape, dtype=like.dtype, device=like.device)
+    plan = fused_plan(law, out)
+    if plan is not None:
+        return fused_sample(out, plan, generator)
+    return law.sample(shape, generator=generator).to(like.dtype)  # type: ignore[call-arg]
 
 
 class _ExactDropConnect(torch.autograd.Function):
@@ -48,8 +64,7 @@ class _ExactDropConnect(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         out = x.new_empty(x.shape[0], weight.shape[0])
         for s, e in _chunks(x.shape[0], weight.numel(), max_elements):
-            xi = law.sample((e - s, *weight.shape),  # type: ignore[call-arg]
-                             generator=generator).to(x.dtype)
+            xi = _draw(law, (e - s, *weight.shape), x, generator)
             out[s:e] = torch.bmm(xi.mul_(weight), x[s:e].unsqueeze(-1)).squeeze(-1)
         return out
 
@@ -62,7 +77,7 @@ class _ExactDropConnect(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
         for s, e in _chunks(x.shape[0], weight.numel(), ctx.max_elements):
-            xi = ctx.law.sample((e - s, *weight.shape), generator=replay).to(x.dtype)
+            xi = _draw(ctx.law, (e - s, *weight.shape), x, replay)
             g = grad[s:e]
             if grad_x is not None:
                 grad_x[s:e] = torch.bmm(g.unsqueeze(1), xi * weight).squeeze(1)
@@ -106,6 +121,47 @@ def dropconnect_linear(x: Tensor, weight: Tensor, bias: Tensor | None, noise: No
     if bias is not None:
         out = out + bias
     return out.reshape(*lead, weight.shape[0])
+
+
+def stacked_dropconnect(x: Tensor, weight: Tensor, plan: FusedPlan,
+                        generators: Sequence[torch.Generator | None],
+                        saved_limit: int = 4 * _MAX_ELEMENTS,
+                        max_elements: int = _MAX_ELEMENTS) -> Tensor | None:
+    r"""Per-example DropConnect of G networks whose noise the fused kernel draws alike (one
+    ``plan``), y_g = x_g (Ξ_g ⊙ W_g)ᵀ without bias: network g's Ξ is exactly what
+    :func:`dropconnect_linear` draws for it from ``generators[g]`` (the same chunks of examples,
+    each chunk's Ξ from one seed of g's generator), but the networks' draws are made by one kernel
+    call per chunk and the products by one batched product.
+
+    Autograd keeps each Ξ (``dropconnect_linear`` regenerates it instead), so where a gradient is
+    needed and Ξ would exceed ``saved_limit`` entries, None is returned: draw network by network
+    with ``dropconnect_linear`` then.
+
+    Shape:
+        x: (G, B, in); weight: (G, out, in); output: (G, B, out).
+    """
+    g_count, batch = x.shape[0], x.shape[1]
+    per_example = weight.shape[1] * weight.shape[2]
+    grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if grad and g_count * batch * per_example > saved_limit:
+        return None
+    chunks = _chunks(batch, per_example, max_elements)
+    if not chunks:
+        return x.new_zeros(g_count, 0, weight.shape[1])
+    # networks per kernel call: at most max_elements entries of Ξ alive at once, at least one
+    step = max(1, max_elements // max(per_example * (chunks[0][1] - chunks[0][0]), 1))
+    parts = []
+    for s, e in chunks:
+        rows = []
+        for first in range(0, g_count, step):
+            last = min(first + step, g_count)
+            xi = torch.empty((last - first, e - s, *weight.shape[1:]), dtype=x.dtype,
+                             device=x.device)
+            fused_sample_blocks(xi, plan, generators[first:last])
+            rows.append(torch.einsum("gbi,gboi->gbo", x[first:last, s:e],
+                                     xi.mul_(weight[first:last].unsqueeze(1))))
+        parts.append(torch.cat(rows))
+    return torch.cat(parts, dim=1)
 
 
 def local_reparam_linear(x: Tensor, weight: Tensor, bias: Tensor | None, noise: NoiseLaw,

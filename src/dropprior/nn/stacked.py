@@ -25,6 +25,7 @@ from dropprior.functional import (
     fused_sample_blocks,
     multiplicative_noise,
     noise_mean,
+    stacked_dropconnect,
 )
 from dropprior.nn._module import Stochastic, check_law
 from dropprior.nn.linear import LINEAR_STRUCTURES
@@ -102,18 +103,33 @@ class StackedNoisyLinear(Stochastic):
             means = torch.stack([noise_mean(law, x.dtype, x.device) for law in self.laws])
             return torch.baddbmm(self.bias.unsqueeze(1), x,
                                  (self.weight * means.reshape(-1, 1, 1)).transpose(1, 2))
-        return torch.stack([
-            dropconnect_linear(x[g], self.weight[g], self.bias[g], law, "example", gen)
-            for g, (law, gen) in enumerate(zip(self.laws, self.generators, strict=True))])
+        return self._dropconnect(x)
 
-    def _unit_noise(self, x: Tensor) -> Tensor:
-        """x ⊙ ξ with network g's ξ drawn as ``multiplicative_noise(x[g], laws[g],
-        generator=generators[g])`` draws it. Where that is the fused kernel's draw, the networks
-        whose laws the kernel sees alike (one :class:`~dropprior.functional.FusedPlan`: the same
-        law object, or equal parameters) are drawn by one call
-        (:func:`~dropprior.functional.fused_sample_blocks`, each from its own generator's seed);
-        elsewhere network by network."""
-        by_plan: dict[FusedPlan, list[int]] = {}  # laws the kernel draws alike: one call
+    def _dropconnect(self, x: Tensor) -> Tensor:
+        """Per-example DropConnect with network g's Ξ drawn as ``dropconnect_linear(x[g], ...,
+        laws[g], generator=generators[g])`` draws it. Where that is the fused kernel's draw, the
+        networks the kernel sees alike are drawn and multiplied together
+        (:func:`~dropprior.functional.stacked_dropconnect`); elsewhere network by network."""
+        out = x.new_empty(self.n_networks, x.shape[1], self.out_features)
+        done: set[int] = set()
+        for plan, members, gens in self._fused_groups(x):
+            first, last = members[0], members[-1]
+            run = slice(first, last + 1) if last - first + 1 == len(members) else members
+            y = stacked_dropconnect(x[run], self.weight[run], plan, gens)
+            if y is not None:
+                out[run] = y
+                done.update(members)
+        for g, (law, gen) in enumerate(zip(self.laws, self.generators, strict=True)):
+            if g not in done:
+                out[g] = dropconnect_linear(x[g], self.weight[g], None, law, "example", gen)
+        return out + self.bias.unsqueeze(1)
+
+    def _fused_groups(self, x: Tensor
+                      ) -> list[tuple[FusedPlan, list[int], list[torch.Generator | None]]]:
+        """(plan, networks, their generators) for each set of networks whose laws the fused
+        kernel draws alike for noise like x (the same law object, or equal parameters); networks
+        whose laws it does not draw, or whose parameters are learned, are in none."""
+        by_plan: dict[FusedPlan, list[int]] = {}
         if not torch.compiler.is_compiling():
             for members in self._law_groups():
                 law = self.laws[members[0]]
@@ -122,20 +138,33 @@ class StackedNoisyLinear(Stochastic):
                 plan = fused_plan(law, x)
                 if plan is not None:
                     by_plan.setdefault(plan, []).extend(members)
-        groups = [(plan, sorted(members)) for plan, members in by_plan.items()]
-        xi = torch.empty(x.shape, dtype=x.dtype, device=x.device) if groups else None
-        for plan, members in groups:
-            assert xi is not None
+        groups = []
+        for plan, members in by_plan.items():
+            members = sorted(members)
             gens = [g if g is not None and g.device.type == x.device.type
                     else draw_generator(x.device, g)
                     for g in (self.generators[k] for k in members)]
+            groups.append((plan, members, gens))
+        return groups
+
+    def _unit_noise(self, x: Tensor) -> Tensor:
+        """x ⊙ ξ with network g's ξ drawn as ``multiplicative_noise(x[g], laws[g],
+        generator=generators[g])`` draws it. Where that is the fused kernel's draw, the networks
+        whose laws the kernel sees alike (one :class:`~dropprior.functional.FusedPlan`: the same
+        law object, or equal parameters) are drawn by one call
+        (:func:`~dropprior.functional.fused_sample_blocks`, each from its own generator's seed);
+        elsewhere network by network."""
+        groups = self._fused_groups(x)  # laws the kernel draws alike: one call
+        xi = torch.empty(x.shape, dtype=x.dtype, device=x.device) if groups else None
+        for plan, members, gens in groups:
+            assert xi is not None
             first, last = members[0], members[-1]
             if last - first + 1 == len(members):  # a run of networks: drawn in place
                 fused_sample_blocks(xi[first:last + 1], plan, gens)
             else:
                 block = torch.empty((len(members), *x.shape[1:]), dtype=x.dtype, device=x.device)
                 xi[members] = fused_sample_blocks(block, plan, gens)
-        fused = {g for _, members in groups for g in members}
+        fused = {g for _, members, _ in groups for g in members}
         if xi is not None and len(fused) == len(self.laws):
             return x * xi
         return torch.stack([
