@@ -1,6 +1,7 @@
 """Forward+backward time and saved-activation memory of dropprior's noise layers against torch.
 
-Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1] [--only unit dropconnect lstm]
+Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1]
+            [--only unit dropconnect conv lstm]
       python benchmarks/bench_layers.py --device cuda --size 8192 8192
 
 Prints, measured in the same run on this machine:
@@ -10,6 +11,9 @@ Prints, measured in the same run on this machine:
   law's three steps timed in turn, so that its ratios are against an ``F.dropout`` time taken
   alongside it;
 * DropConnect (exact per-example, and Gaussian local reparametrization) vs ``nn.Linear``;
+* convolutional DropConnect (``NoisyConv2d``, structure ``"weight"``, per example) for every
+  law vs ``nn.Conv2d`` (64 x 16 x 28 x 28 -> 16 filters of 3 x 3), each law timed in turn with
+  ``nn.Conv2d``;
 * tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units), the three timed in
   turn.
 Times are medians over ``--repeats`` runs (on CUDA each run is synchronised before and after, and
@@ -29,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropprior.functional import multiplicative_noise
-from dropprior.nn import NoisyLinear, NoisyLSTM
+from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
 from dropprior.noise import (
     Bernoulli,
     Beta,
@@ -145,6 +149,25 @@ def bench_dropconnect(repeats: int) -> None:
         print(f"{label:<20}{t * 1e3:>10.3f} ms{t / base:>10.2f}x")
 
 
+def bench_conv(repeats: int) -> None:
+    x = torch.randn(64, 16, 28, 28, device=DEVICE, requires_grad=True)
+    conv = nn.Conv2d(16, 16, 3, padding=1).to(DEVICE)
+
+    def run(module: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            x.grad = None
+            module.zero_grad()
+            module(x).sum().backward()
+        return step
+
+    print("\n[conv DropConnect vs nn.Conv2d] 64 x 16 x 28 x 28 -> 16 x 3 x 3, padding 1, fp32, "
+          "forward+backward; each law timed in turn with nn.Conv2d (its own 'conv ms')")
+    print(f"{'law':<18}{'ms':>8}{'conv ms':>10}{'ratio':>8}")
+    for name, law in LAWS.items():
+        noisy = NoisyConv2d(16, 16, 3, law, "weight", padding=1).to(DEVICE)
+        base, ours = round_robin([run(conv), run(noisy)], max(3, repeats // 2))
+        print(f"{name:<18}{ours * 1e3:>8.2f}{base * 1e3:>10.2f}{ours / base:>8.2f}")
+
 def bench_lstm(repeats: int) -> None:
     x = torch.randn(35, 20, 200, device=DEVICE)
     law = Bernoulli(0.5, inverted=True)
@@ -202,7 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--only", nargs="+", choices=("unit", "dropconnect", "lstm"),
+    parser.add_argument("--only", nargs="+", choices=("unit", "dropconnect", "conv", "lstm"),
                         default=None, help="the comparisons to run (default: all)")
     parser.add_argument("--device", default="cpu",
                         help="where to run: cpu (default), cuda or cuda:N")
@@ -226,6 +249,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {where}, median of {args.repeats} runs{pipelined}")
     for name, bench in (("unit", lambda: bench_unit(args.repeats, *args.size)),
                         ("dropconnect", lambda: bench_dropconnect(args.repeats)),
+                        ("conv", lambda: bench_conv(args.repeats)),
                         ("lstm", lambda: bench_lstm(args.repeats))):
         if args.only is None or name in args.only:
             bench()

@@ -237,3 +237,27 @@ def test_exact_dropconnect_keeps_no_per_example_weights_for_backward() -> None:
     saved = _saved_bytes(lambda t: dropconnect_linear(t, w, None, Gaussian(1.0, 0.5)), x)
     # x and W only (plus nothing of size N·out·in = 32768 floats)
     assert saved <= (x.numel() + w.numel()) * 4
+
+
+def test_draw_noise_fused_is_the_kernels_draw_where_it_applies() -> None:
+    """fused=True: the fused kernel's ξ in float32 on the CPU; the law's own sample in float64
+    (no kernel plan); rsample, with gradients, where the law's parameters require grad."""
+    from dropprior.functional import draw_noise, fused_plan, fused_sample
+
+    cpu, law, shape = torch.device("cpu"), LAWS["rayleigh"], (4, 3, 5)
+    out = torch.empty(shape)
+    plan = fused_plan(law, out)
+    assert plan is not None
+    ours = draw_noise(law, shape, cpu, torch.float32, torch.Generator().manual_seed(1), fused=True)
+    assert_close(ours, fused_sample(out, plan, torch.Generator().manual_seed(1)))
+    assert not torch.equal(ours, draw_noise(law, shape, cpu, torch.float32,
+                                            torch.Generator().manual_seed(1)))
+    f64 = draw_noise(law, shape, cpu, torch.float64, torch.Generator().manual_seed(1), fused=True)
+    assert_close(f64, law.to(dtype=torch.float64).sample(shape,
+                                                         generator=torch.Generator().manual_seed(1)))
+    mean = torch.tensor(1.0, requires_grad=True)
+    learned = draw_noise(Gaussian(mean, 0.5), shape, cpu, torch.float32, fused=True)
+    learned.sum().backward()
+    assert mean.grad is not None and mean.grad.item() == pytest.approx(60.0)
+    with pytest.raises(TypeError, match="fused must be True or False, got 'yes'"):
+        draw_noise(law, shape, cpu, torch.float32, fused="yes")  # type: ignore[arg-type]

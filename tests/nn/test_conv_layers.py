@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _nn_laws import LAWS
 from torch.testing import assert_close
 
 from dropprior.nn import (
@@ -48,6 +49,41 @@ def test_conv_pair_and_weight_noise_equal_an_explicit_loop(structure) -> None:
         scales = scales * law64.sample((2, 4, 1, 1, 1), generator=replay)
     assert_close(conv(x), _pair_reference(x, conv.weight, scales))
 
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "rayleigh", "inverse_nakagami"])
+def test_float32_conv_dropconnect_draws_by_the_fused_kernel(name) -> None:
+    """In float32 on the CPU the per-example Ξ of structure "weight" is the fused kernel's draw
+    (one seed from the layer's generator): values and gradients against autograd on explicit
+    per-example convolutions with that Ξ, and the outputs' moments against the law's."""
+    from dropprior.functional import fused_plan, fused_sample
+
+    law = LAWS[name]
+    conv = NoisyConv2d(2, 3, 3, law, "weight", generator=gen(4))
+    x = torch.randn(5, 2, 6, 6, requires_grad=True)
+    y = conv(x)
+    g = torch.randn_like(y)
+    gx, gw, gb = torch.autograd.grad(y, (x, conv.weight, conv.bias), g)
+    xi = torch.empty(5, 3, 2, 3, 3)
+    plan = fused_plan(law, xi)
+    assert plan is not None
+    fused_sample(xi, plan, gen(4))
+    ref = torch.cat([F.conv2d(x[n:n + 1], conv.weight * xi[n], conv.bias) for n in range(5)])
+    rx, rw, rb = torch.autograd.grad(ref, (x, conv.weight, conv.bias), g)
+    for ours, theirs in ((y, ref), (gx, rx), (gw, rw), (gb, rb)):
+        assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    # E[y] = E[ξ] conv(x, W) + b and Var[y] = Var[ξ] conv(x², W²), within 6 s.e.
+    n = 20000
+    xs = torch.randn(1, 2, 3, 3).expand(n, 2, 3, 3)
+    with torch.no_grad():
+        ys = conv(xs).double().reshape(n, -1)
+        w = conv.weight.detach()
+        mean = (law.mean * F.conv2d(xs[:1], w) + conv.bias.detach().reshape(1, 3, 1, 1))
+        var = law.variance * F.conv2d(xs[:1] ** 2, w**2)
+    mean, var = mean.double().reshape(-1), var.double().reshape(-1)
+    assert torch.all((ys.mean(0) - mean).abs() < 6 * (var / n).sqrt())
+    dev2 = (ys - ys.mean(0)) ** 2
+    assert torch.all((dev2.mean(0) - var).abs() < 6 * dev2.std(0) / n**0.5)
 
 def test_conv_filter_is_dropout2d_on_the_output() -> None:
     conv = NoisyConv2d(3, 5, 3, Bernoulli(0.6, inverted=True), "filter", bias=False,

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from dropprior._validation import check_choice
-from dropprior.functional._fused import FusedPlan, fused_plan, fused_sample, fused_sample_blocks
+from dropprior.functional._fused import FusedPlan, fused_sample_blocks
 from dropprior.functional._multiply import draw_noise, sampling_dtype
 from dropprior.functional._rng import draw_generator
 from dropprior.noise import NoiseLaw
@@ -42,18 +42,6 @@ def _chunks(n: int, per_example: int, max_elements: int) -> list[tuple[int, int]
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def _draw(law: NoiseLaw, shape: tuple[int, ...], like: Tensor,
-          generator: torch.Generator) -> Tensor:
-    """Ξ of ``shape`` in ``like``'s dtype and device: by the fused kernel where it draws the law
-    (:func:`~dropprior.functional.fused_plan`), else by ``law.sample``. Either way a generator
-    in the same state gives the same Ξ, which backward's replay relies on."""
-    out = torch.empty(shape, dtype=like.dtype, device=like.device)
-    plan = fused_plan(law, out)
-    if plan is not None:
-        return fused_sample(out, plan, generator)
-    return law.sample(shape, generator=generator).to(like.dtype)  # type: ignore[call-arg]
-
-
 class _ExactDropConnect(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, law: NoiseLaw,
@@ -64,7 +52,8 @@ class _ExactDropConnect(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         out = x.new_empty(x.shape[0], weight.shape[0])
         for s, e in _chunks(x.shape[0], weight.numel(), max_elements):
-            xi = _draw(law, (e - s, *weight.shape), x, generator)
+            xi = draw_noise(law, (e - s, *weight.shape), x.device, x.dtype, generator,
+                            fused=True)
             out[s:e] = torch.bmm(xi.mul_(weight), x[s:e].unsqueeze(-1)).squeeze(-1)
         return out
 
@@ -77,7 +66,8 @@ class _ExactDropConnect(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
         for s, e in _chunks(x.shape[0], weight.numel(), ctx.max_elements):
-            xi = _draw(ctx.law, (e - s, *weight.shape), x, replay)
+            xi = draw_noise(ctx.law, (e - s, *weight.shape), x.device, x.dtype, replay,
+                            fused=True)
             g = grad[s:e]
             if grad_x is not None:
                 grad_x[s:e] = torch.bmm(g.unsqueeze(1), xi * weight).squeeze(1)

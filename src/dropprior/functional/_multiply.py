@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from dropprior._validation import check_bool, check_float_dtype
-from dropprior.functional._fused import fused_multiply, fused_plan
+from dropprior.functional._fused import fused_multiply, fused_plan, fused_sample
 from dropprior.functional._rng import draw_generator
 from dropprior.functional._structure import noise_shape
 from dropprior.noise import Bernoulli, NoiseLaw
@@ -99,17 +99,30 @@ def noise_mean(noise: NoiseLaw, dtype: torch.dtype, device: torch.device) -> Ten
 
 
 def draw_noise(noise: NoiseLaw, shape: tuple[int, ...], device: torch.device,
-               dtype: torch.dtype, generator: torch.Generator | None = None) -> Tensor:
+               dtype: torch.dtype, generator: torch.Generator | None = None,
+               fused: bool = False) -> Tensor:
     """One draw of ξ of ``shape`` (i.i.d. entries), in ``dtype`` on ``device``; differentiable in
     the law's parameters where the law has ``rsample``.
+
+    With ``fused=True``, ξ is drawn by the fused kernel where it draws the law
+    (:func:`~dropprior.functional.fused_plan`: float32 on the CPU), seeded from ``generator``,
+    unless the law's parameters require grad or ``torch.compile`` traces the call; otherwise,
+    and by default, by the law's own ``sample``/``rsample``. Either way a generator in the same
+    state gives the same ξ.
 
     Raises:
         TypeError: ``dtype`` is not a floating-point dtype (ξ is real: an inverted Bernoulli's
             1/keep would be cut to an integer).
     """
     check_float_dtype(dtype)
+    check_bool("fused", fused)
     law = noise.to(device, sampling_dtype(dtype))
     wants_grad = law.has_rsample and any(p.requires_grad for p in law.params().values())
+    if fused and not wants_grad and not torch.compiler.is_compiling():
+        out = torch.empty(shape, dtype=dtype, device=device)
+        plan = fused_plan(law, out)
+        if plan is not None:
+            return fused_sample(out, plan, generator)
     draw = law.rsample if wants_grad else law.sample
     xi = draw(shape, generator=generator)  # type: ignore[call-arg]
     return xi.to(dtype)

@@ -15,7 +15,10 @@ included — with inverted Bernoulli τ, and ``"channel+filter"`` gives
 (channel, filter) and per-weight scales ξ do not touch the bias (it is not a channel's weight).
 
 Per-example pair/weight noise is applied exactly by a grouped convolution
-(:func:`dropprior.functional.per_example_conv`).
+(:func:`dropprior.functional.per_example_conv`). DropConnect's Ξ is drawn by the fused kernel
+where it draws the law (:func:`~dropprior.functional.fused_plan`: float32 on the CPU), as
+:func:`~dropprior.functional.dropconnect_linear`'s; the other structures' draws, one per
+(channel, filter) pair or filter, by the law's own ``sample``.
 """
 
 from __future__ import annotations
@@ -153,7 +156,10 @@ class NoisyConvNd(NoisyModule):
         kernel = tuple(self.kernel_size) if self.structure == "weight" else (1,) * self._dims
         gen = None if torch.compiler.is_compiling() and self.generator is None \
             else draw_generator(x.device, self.generator)
-        xi = draw_noise(self.noise, (*lead, f, c, *kernel), x.device, x.dtype, gen)
+        # DropConnect's Ξ (an entry per kernel entry and example) by the fused kernel where it
+        # draws the law; the small per-pair draws by the law's own sample
+        xi = draw_noise(self.noise, (*lead, f, c, *kernel), x.device, x.dtype, gen,
+                        fused=self.structure == "weight")
         if self.structure != "channel+filter":
             return xi, None
         tau = draw_noise(self.filter_noise, (*lead, f, 1, *kernel), x.device, x.dtype, gen)
