@@ -18,6 +18,8 @@ LAW = Bernoulli(0.5)
     (lambda: NoisyLinear(2, 2, LAW, "weight", local_reparam="no"),
      "local_reparam must be True or False, got 'no'"),
     (lambda: NoisyLinear(2, 2, LAW, bias="no"), "bias must be True or False, got 'no'"),
+    (lambda: NoisyLSTM(2, 2, noise=LAW, recurrent_weight_noise=0.5),
+     "recurrent_weight_noise must be a dropprior.noise.NoiseLaw .*got 0.5"),
     (lambda: NoisyConv2d(2, 3, 3, LAW, bias=1), "bias must be True or False, got 1"),
     (lambda: NoisyLSTM(2, 3, noise=LAW, batch_first="no"),
      "batch_first must be True or False, got 'no'"),

@@ -11,7 +11,7 @@ from torch.testing import assert_close
 from dropprior.nn import (
     NoisyLSTM,
 )
-from dropprior.noise import Gaussian, Rayleigh
+from dropprior.noise import Bernoulli, Gaussian, Rayleigh
 
 f64 = torch.float64
 
@@ -172,3 +172,90 @@ def test_unbatched_input_is_nn_lstms() -> None:
         layer(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)))
     with pytest.raises(ValueError, match=r"or \(T, D\) unbatched, with D = 3, got \(5, 2\)"):
         layer(torch.randn(5, 2))
+
+
+# ---- DropConnect on the recurrent weights (AWD-LSTM's WeightDrop) ----------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, f64])
+@pytest.mark.parametrize("gates", ["tied", "untied"])
+def test_recurrent_weight_noise_is_nn_lstm_with_the_masked_weight(gates, dtype) -> None:
+    """Bernoulli(0.7, inverted) on U is WeightDrop at p = 0.3: one mask Ξ^U ∈ {0, 1/0.7} per
+    call; outputs, final states and every gradient equal nn.LSTM's with weight_hh = U ⊙ Ξ^U (U's
+    gradient: weight_hh's, masked). Ξ^U replayed: the law's sample in float64, the fused
+    kernel's draw in float32."""
+    from dropprior.functional import fused_plan, fused_sample
+
+    law = Bernoulli(0.7, inverted=True)
+    lstm = NoisyLSTM(3, 4, noise=Bernoulli(1.0, inverted=True), gates=gates,
+                     recurrent_weight_noise=law, generator=gen(21)).to(dtype)
+    if dtype == f64:
+        mask = law.to(dtype=f64).sample((16, 4), generator=gen(21))
+    else:
+        plan = fused_plan(law, torch.empty(16, 4))
+        assert plan is not None
+        mask = fused_sample(torch.empty(16, 4), plan, gen(21))
+    values = mask.unique()
+    assert values.tolist() == [0.0, pytest.approx(1 / 0.7)]
+    reference = nn.LSTM(3, 4).to(dtype)
+    reference.load_state_dict(lstm.state_dict())
+    with torch.no_grad():
+        reference.weight_hh_l0.mul_(mask)
+    x = torch.randn(6, 2, 3, dtype=dtype)
+    out, (h, c) = lstm(x)
+    ref_out, (ref_h, ref_c) = reference(x)
+    for ours, theirs in ((out, ref_out), (h, ref_h), (c, ref_c)):
+        assert_close(ours, theirs)
+    g = torch.randn_like(out)
+    (out * g).sum().backward()
+    (ref_out * g).sum().backward()
+    for name, p in lstm.named_parameters():
+        expected = getattr(reference, name).grad
+        assert_close(p.grad, expected * mask if name == "weight_hh_l0" else expected)
+
+
+@pytest.mark.parametrize("gates", ["tied", "untied"])
+def test_recurrent_weight_noise_draws_each_layer_once_per_call(gates) -> None:
+    """Two layers: each layer's Ξ^U drawn before its input noise, in layer order, against the
+    reference loop; a second call draws afresh."""
+    law, weight_law = Gaussian(1.0, 0.4), Rayleigh(0.8)
+    lstm = NoisyLSTM(3, 4, 2, noise=law, gates=gates, recurrent_weight_noise=weight_law,
+                     generator=gen(22)).double()
+    x = torch.randn(5, 2, 3, dtype=f64)
+    replay, law64, weight64 = gen(22), law.to(dtype=f64), weight_law.to(dtype=f64)
+    rows = 4 if gates == "untied" else 1
+    seq = x
+    for layer, width in ((0, 3), (1, 4)):
+        w_ih, w_hh, b_ih, b_hh = _params(lstm, layer)
+        masked = w_hh * weight64.sample((16, 4), generator=replay)
+        xi = law64.sample((rows, 2, width), generator=replay).expand(4, 2, width)
+        seq = _reference_lstm(seq, [w_ih, masked, b_ih, b_hh], xi)
+    first = lstm(x)[0]
+    assert_close(first, seq)
+    assert not torch.allclose(lstm(x)[0], first)
+
+
+def test_recurrent_weight_noise_in_eval_scales_u_by_the_mean() -> None:
+    lstm = NoisyLSTM(3, 4, noise=Rayleigh(0.5), recurrent_weight_noise=Bernoulli(0.7)).eval()
+    reference = nn.LSTM(3, 4)
+    reference.load_state_dict(lstm.state_dict())
+    with torch.no_grad():
+        reference.weight_hh_l0.mul_(0.7)
+    x = torch.randn(5, 2, 3)
+    assert_close(lstm(x)[0], reference(x * Rayleigh(0.5).mean)[0])
+
+
+@pytest.mark.parametrize("gates", ["tied", "untied"])
+def test_recurrent_weight_noise_on_a_packed_sequence(gates) -> None:
+    """Sequences of equal length packed and padded give the same output under the same seed
+    (the input noise is 1, so only Ξ^U, drawn first, is random)."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    def make() -> NoisyLSTM:
+        torch.manual_seed(0)
+        return NoisyLSTM(3, 4, noise=Bernoulli(1.0, inverted=True), gates=gates,
+                         recurrent_weight_noise=Rayleigh(0.8), generator=gen(23)).double()
+
+    x = torch.randn(5, 2, 3, dtype=f64)
+    padded = make()(x)[0]
+    packed = make()(pack_padded_sequence(x, [5, 5]))[0]
+    assert_close(packed.data, padded.reshape(10, 4))

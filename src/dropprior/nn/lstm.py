@@ -10,7 +10,10 @@ r"""LSTMs with ARD priors on the input rows (paper Section 5.2, eq. 16–20).
 
 Noise is drawn once per sequence (``granularity="sequence"``) or once per minibatch
 (``"batch"``). The recurrent weights U carry no noise unless ``recurrent_noise`` is given (one
-ξ^h per hidden unit and sequence, on h_{t-1}; this needs the per-step loop).
+ξ^h per hidden unit and sequence, on h_{t-1}; this needs the per-step loop) or
+``recurrent_weight_noise`` (DropConnect on U: one ξ per entry of U, drawn once per forward call
+and shared by every sequence and step, AWD-LSTM's WeightDrop for Bernoulli noise; U ⊙ Ξ^U then
+enters whichever computation runs, the fused kernel included).
 
 A ``PackedSequence`` runs as ``nn.LSTM`` runs it: each sequence's draw multiplies its own packed
 rows; the fused kernel takes the packed data directly, and the per-step loop runs once per stretch
@@ -84,6 +87,10 @@ class NoisyLSTM(NoisyModule):
         gates: ``"tied"`` or ``"untied"``.
         batch_first: inputs are (N, T, D) instead of (T, N, D).
         recurrent_noise: the law of ξ^h on h_{t-1} (rows of U), or None (no noise on U).
+        recurrent_weight_noise: the law of each entry of Ξ^U in U ⊙ Ξ^U (DropConnect on the
+            recurrent weights, one draw per forward call and layer, whatever ``granularity``;
+            ``Bernoulli(1 - p, inverted=True)`` is AWD-LSTM's WeightDrop at rate p), or None.
+            In eval mode U is scaled by E[ξ].
         granularity: ``"sequence"`` (one draw per sequence) or ``"batch"``.
         generator: the generator of the draws.
         dropout, bidirectional, proj_size: ``nn.LSTM``'s, accepted at its defaults only (0,
@@ -118,7 +125,8 @@ class NoisyLSTM(NoisyModule):
                  bias: bool = True, generator: torch.Generator | None = None,
                  device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None, *, dropout: float = 0.0,
-                 bidirectional: bool = False, proj_size: int = 0) -> None:
+                 bidirectional: bool = False, proj_size: int = 0,
+                 recurrent_weight_noise: NoiseLaw | None = None) -> None:
         super().__init__()
         _refuse_lstm_options(dropout, bidirectional, proj_size)
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
@@ -130,6 +138,8 @@ class NoisyLSTM(NoisyModule):
         self.structure = gates
         self.granularity = check_choice("granularity", granularity, ["sequence", "batch"])
         self.recurrent_noise = check_law("recurrent_noise", recurrent_noise, required=False)
+        self.recurrent_weight_noise = check_law("recurrent_weight_noise", recurrent_weight_noise,
+                                                required=False)
         self.batch_first = check_bool("batch_first", batch_first)
         check_bool("bias", bias)
         self.generator = check_generator(generator)
@@ -262,6 +272,12 @@ class NoisyLSTM(NoisyModule):
         weights = self._weights(layer)
         if dtype is not None:
             weights = [w.to(dtype) for w in weights]
+        if self.recurrent_weight_noise is not None:  # DropConnect on U: U ⊙ Ξ^U, or U E[ξ]
+            weights[1] = weights[1] * (
+                draw_noise(self.recurrent_weight_noise, tuple(weights[1].shape), seq.device,
+                           seq.dtype, self._draw_generator(seq.device), fused=True)
+                if self.sampling else
+                noise_mean(self.recurrent_weight_noise, seq.dtype, seq.device))
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
         untied = self.gates == "untied" and self.sampling
