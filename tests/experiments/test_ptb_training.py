@@ -176,6 +176,45 @@ def test_recurrent_noise_makes_untied_noise_the_state_too() -> None:
             PTBSettings(variant=variant, recurrent_noise=True)
 
 
+
+def test_weight_noise_puts_the_law_on_every_recurrent_weight() -> None:
+    """tied + weight: each layer is the reference LSTM loop with U ⊙ Ξ^U (one draw of U's shape
+    per call) and the tied input draw (1, N, D) per sequence, drawn in that order from torch's
+    generator: AWD-LSTM's WeightDrop with variational input dropout; eval scales U by E[ξ]."""
+    import importlib.util
+
+    from dropprior.experiments.laws import dropout_law
+    from dropprior.experiments.ptb import PTBSettings
+
+    spec = importlib.util.spec_from_file_location(
+        "_lstm_reference", Path(__file__).parents[1] / "nn" / "_lstm_reference.py")
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+
+    torch.manual_seed(0)
+    s = PTBSettings(hidden=6, layers=2, dropout=0.4, variant="tied", weight_noise=True)
+    model = LanguageModel("tied", 20, s).double().train()
+    tokens = torch.randint(0, 20, (7, 3))
+    x = model.embed(tokens)
+    torch.manual_seed(5)
+    out = model.rnn(x)[0]
+    law = dropout_law("bernoulli", 0.4).to(dtype=torch.float64)
+    torch.manual_seed(5)
+    want = x
+    for layer in range(2):
+        w_ih, w_hh, b_ih, b_hh = reference._params(model.rnn, layer)
+        mask = law.sample((24, 6), generator=torch.default_generator)
+        xi = law.sample((1, 3, want.shape[2]), generator=torch.default_generator)
+        want = reference._reference_lstm(want, [w_ih, w_hh * mask, b_ih, b_hh],
+                                         xi.expand(4, 3, -1))
+    torch.testing.assert_close(out, want)
+    assert model.rnn.recurrent_weight_noise is not None and model.rnn.recurrent_noise is None
+    for variant in ("zaremba", "none"):
+        with pytest.raises(ValueError, match=f"weight_noise=True applies to the gal, tied, "
+                           f"untied variants, got variant='{variant}'"):
+            PTBSettings(variant=variant, weight_noise=True)
+
 def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_path: Path) -> None:
     """Against S passes written out here from cross_entropy, with the same draws; and Jensen:
     the MC-averaged perplexity is at most the geometric mean of the passes' perplexities."""
@@ -248,6 +287,15 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     assert "| untied + recurrent + output | 1 |" in page
     assert "` (untied + recurrent + output; commit" in page  # its command, named as its row
+    # --weight-noise: the sequence-noise variants (zaremba read again, tied + weight run)
+    assert main([*argv, "--weight-noise"]) == 0
+    capsys.readouterr()
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| tied + weight | 1 |" in page and "| tied | 1 |" in page
+    assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "zaremba",
+                 "--weight-noise"]) == 2
+    assert "--weight-noise applies to the gal, tied, untied variants, got --variant zaremba" \
+        in capsys.readouterr().err
     assert main([*argv, "--recurrent-noise"]) == 2
     assert "--recurrent-noise applies to the untied variant (gal has it already), got " \
         "--variant zaremba tied" in capsys.readouterr().err

@@ -61,6 +61,10 @@ def register(subparsers: Any) -> None:
     opts.add("--recurrent-noise", default=False, switch=True,
              help="untied: the law on the state h_{t-1} too, one draw per sequence and hidden "
              "unit shared by the four gates (as gal)")
+    opts.add("--weight-noise", default=False, switch=True,
+             help="gal / tied / untied: the law on every entry of each layer's recurrent "
+             "weights U too, one draw per batch (DropConnect on U, AWD-LSTM's WeightDrop for "
+             "bernoulli)")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
@@ -98,15 +102,19 @@ def run(args: argparse.Namespace) -> int:
     if cfg["output_noise"] and not set(variants) & set(SEQUENCE_NOISE):
         raise CLIError(f"--output-noise applies to the {', '.join(SEQUENCE_NOISE)} variants, "
                        f"got --variant {' '.join(variants)}")
+    if cfg["weight_noise"] and not set(variants) & set(SEQUENCE_NOISE):
+        raise CLIError(f"--weight-noise applies to the {', '.join(SEQUENCE_NOISE)} variants, "
+                       f"got --variant {' '.join(variants)}")
     if cfg["recurrent_noise"] and "untied" not in variants:
         raise CLIError(f"--recurrent-noise applies to the untied variant (gal has it already), "
                        f"got --variant {' '.join(variants)}")
     print("variant | valid ppl | test ppl | MC valid | MC test | tokens/s | seconds")
     for variant in variants:
         output_noise = bool(cfg["output_noise"]) and variant in SEQUENCE_NOISE
+        weight_noise = bool(cfg["weight_noise"]) and variant in SEQUENCE_NOISE
         try:
             record, fresh = run_and_record(dataclasses.replace(
-                preset, variant=variant, output_noise=output_noise,
+                preset, variant=variant, output_noise=output_noise, weight_noise=weight_noise,
                 recurrent_noise=bool(cfg["recurrent_noise"]) and variant == "untied"),
                                            command_line(), data_dir, args.results,
                                            cfg["checkpoint_dir"])

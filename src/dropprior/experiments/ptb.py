@@ -19,6 +19,10 @@ layer's output by the law, one draw per sequence and unit (Gal & Ghahramani's mo
 ``zaremba`` drops it at every step either way). With ``recurrent_noise`` the ``untied`` variant
 also multiplies h_{t-1} by the law, one draw per sequence and hidden unit shared by the four
 gates, as ``gal`` does (Gal & Ghahramani's "untied" LSTM, whose input noise is per gate).
+With ``weight_noise`` the ``gal``, ``tied`` and ``untied`` variants also put the law on every
+entry of each layer's recurrent weights U, one draw per batch (DropConnect on U:
+``NoisyLSTM(recurrent_weight_noise=...)``, AWD-LSTM's WeightDrop for Bernoulli noise); ``tied``
+with it is AWD-LSTM's pair of variational input dropout and WeightDrop, at one rate p.
 
 Evaluation uses E[ξ] (mean-scaling, the standard "approximate" evaluation); perplexity is
 exp(mean negative log-likelihood per token) on the validation and test splits. With
@@ -80,11 +84,17 @@ class PTBSettings:
     device: str = "cpu"
     output_noise: bool = added_setting(False)
     recurrent_noise: bool = added_setting(False)
+    weight_noise: bool = added_setting(False)
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, PTB_VARIANTS)
         check_bool("output_noise", self.output_noise)
         check_bool("recurrent_noise", self.recurrent_noise)
+        check_bool("weight_noise", self.weight_noise)
+        if self.weight_noise and self.variant not in SEQUENCE_NOISE:
+            raise ValueError(f"weight_noise=True applies to the {', '.join(SEQUENCE_NOISE)} "
+                             f"variants, got variant={self.variant!r} (their LSTM is dropprior's "
+                             "NoisyLSTM; 'zaremba' and 'none' run torch's nn.LSTM)")
         if self.recurrent_noise and self.variant != "untied":
             raise ValueError(f"recurrent_noise=True applies to the untied variant, got "
                              f"variant={self.variant!r} ('gal' has it already, and tied noise "
@@ -169,7 +179,8 @@ class LanguageModel(nn.Module):
             self.rnn = NoisyLSTM(s.hidden, s.hidden, s.layers, noise=law,
                                  gates="untied" if variant == "untied" else "tied",
                                  recurrent_noise=law if variant == "gal" or s.recurrent_noise
-                                 else None)
+                                 else None,
+                                 recurrent_weight_noise=law if s.weight_noise else None)
         self.out_noise: nn.Module = nn.Identity()
         if s.output_noise and variant in SEQUENCE_NOISE:
             from dropprior.nn import MultiplicativeNoise

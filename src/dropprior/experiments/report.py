@@ -626,7 +626,7 @@ _PTB_ANCHORS = {
 
 
 #: The PTB settings that a page row names (its variant), not its section.
-_PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise")
+_PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise", "weight_noise")
 #: The order of a PTB table's rows, by variant.
 _PTB_ORDER = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
 #: The variants the PTB "across seeds" sections compare every other variant with.
@@ -667,7 +667,10 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "the log). \"+ output\" marks runs with the same per-sequence noise on the last "
            "LSTM layer's output (`--output-noise`, as Gal's model), \"+ recurrent\" untied "
            "runs with gal's per-sequence noise on the state too (`--recurrent-noise`, Gal's "
-           "untied LSTM). One seed per row: no "
+           "untied LSTM), \"+ weight\" runs with the law on every recurrent weight too, one "
+           "draw per batch (`--weight-noise`: DropConnect on U, AWD-LSTM's WeightDrop; tied "
+           "+ weight is AWD-LSTM's variational input dropout with WeightDrop). One seed per "
+           "row: no "
            "standard errors, so no row is said to beat another; where a configuration ran "
            "under several seeds, its \"across seeds\" section gives mean ± standard error "
            "and calls a difference a win only beyond their combined standard error. Where a "
@@ -971,10 +974,12 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
 
 def _ptb_variant(r: dict[str, Any]) -> str:
     """A PTB record's variant as the page names it (``+ recurrent`` with ``recurrent_noise``,
-    ``+ output`` with ``output_noise``)."""
+    ``+ weight`` with ``weight_noise``, ``+ output`` with ``output_noise``)."""
     name = r["config"]["variant"]
     if r["config"].get("recurrent_noise"):
         name += " + recurrent"
+    if r["config"].get("weight_noise"):
+        name += " + weight"
     if r["config"].get("output_noise"):
         name += " + output"
     return name
