@@ -168,3 +168,20 @@ def test_a_converted_lstm_runs_in_the_model_written_for_nn_lstm() -> None:
     out, (h_n, c_n) = model.lstm(x)
     assert_close(h_n[-1], out[:, -1])
     assert model(x).shape == (5, 3) and c_n.shape == (2, 5, 6)
+
+
+def test_lstm_weight_noise_converts_to_weight_drop_at_the_layers_rate() -> None:
+    """lstm_weight_noise=True: the converted LSTM also carries the layer's law, Bernoulli(1 − p)
+    inverted, on U (the layer's values are tested in tests/nn/test_lstm_layer.py); E[ξ] = 1, so
+    in eval mode the model is the original."""
+    model = _Tagger().eval()
+    x = torch.randn(5, 7, 4)
+    before = model(x)
+    apply_noise(model, "bernoulli", layers=["lstm"], p=0.3, lstm_weight_noise=True,
+                verbose=False)
+    lstm = model.lstm
+    assert lstm.recurrent_weight_noise.keep == pytest.approx(0.7)
+    assert lstm.recurrent_weight_noise.inverted
+    assert_close(model(x), before)
+    with pytest.raises(TypeError, match="lstm_weight_noise must be True or False, got 'yes'"):
+        apply_noise(_Tagger(), "bernoulli", layers=["lstm"], lstm_weight_noise="yes")

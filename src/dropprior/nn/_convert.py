@@ -79,12 +79,14 @@ def _conv(module: nn.Conv1d | nn.Conv2d, law: NoiseLaw, structure: str,
     return _adopt(new, module)
 
 
-def _lstm(module: nn.LSTM, law: NoiseLaw, gates: str, granularity: str) -> nn.Module | str:
+def _lstm(module: nn.LSTM, law: NoiseLaw, gates: str, granularity: str,
+          weight_noise: bool) -> nn.Module | str:
     if module.bidirectional or module.proj_size or module.dropout:
         return "bidirectional, proj_size and inter-layer dropout are not supported"
     new = NoisyLSTM(module.input_size, module.hidden_size, module.num_layers, law, gates,
                     module.batch_first, bias=module.bias,
                     granularity="batch" if granularity == "batch" else "sequence",
+                    recurrent_weight_noise=law if weight_noise else None,
                     **_meta_kwargs(module))
     return _adopt(new, module)
 
@@ -99,10 +101,12 @@ def _subclass_reason(module: nn.Module) -> str | None:
 
 class _Converter:
     def __init__(self, law_for: _Law, default_p: float, structure: str, conv_structure: str,
-                 lstm_gates: str, granularity: str, kinds: list[str]) -> None:
+                 lstm_gates: str, granularity: str, kinds: list[str],
+                 lstm_weight_noise: bool = False) -> None:
         self.law_for, self.default_p = law_for, default_p
         self.structure, self.conv_structure = structure, conv_structure
         self.lstm_gates, self.granularity, self.kinds = lstm_gates, granularity, kinds
+        self.lstm_weight_noise = lstm_weight_noise
         self.lines: list[str] = []
 
     def weight_layer(self, module: nn.Module) -> nn.Module | str | None:
@@ -116,7 +120,8 @@ class _Converter:
             return _conv(module, law, self.conv_structure, self.granularity)  # type: ignore
         if "lstm" in self.kinds and type(module) is nn.LSTM:
             law = self.law_for(self.default_p)
-            return _lstm(module, law, self.lstm_gates, self.granularity)
+            return _lstm(module, law, self.lstm_gates, self.granularity,
+                         self.lstm_weight_noise)
         return None
 
     def wanted(self, module: nn.Module) -> bool:
@@ -213,7 +218,8 @@ def _law_source(noise: NoiseLaw | str) -> tuple[_Law, str]:
 def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit", *,
                 layers: Collection[str] = ("dropout",), p: float = 0.5,
                 conv_structure: str = "channel", lstm_gates: str = "tied",
-                granularity: str = "example", verbose: bool = True) -> nn.Module:
+                granularity: str = "example", lstm_weight_noise: bool = False,
+                verbose: bool = True) -> nn.Module:
     """Put noise into an existing torch model, in place, and report every change (module
     docstring).
 
@@ -229,6 +235,9 @@ def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit"
         conv_structure: ``"channel"``, ``"filter"``, ``"channel+filter"`` or ``"weight"``.
         lstm_gates: ``"tied"`` or ``"untied"``.
         granularity: ``"example"`` or ``"batch"`` (LSTMs draw per sequence unless ``"batch"``).
+        lstm_weight_noise: converted LSTMs also put the layer's law on every recurrent weight,
+            one draw per forward call (``NoisyLSTM(recurrent_weight_noise=...)``: AWD-LSTM's
+            WeightDrop for Bernoulli noise).
         verbose: print the summary.
 
     Returns:
@@ -245,6 +254,7 @@ def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit"
     check_choice("conv_structure", conv_structure, CONV_STRUCTURES)
     check_choice("lstm_gates", lstm_gates, GATES)
     check_choice("granularity", granularity, ["example", "batch"])
+    check_bool("lstm_weight_noise", lstm_weight_noise)
     check_bool("verbose", verbose)
     kinds = list(layers) if not isinstance(layers, str) else [layers]
     for kind in kinds:
@@ -253,7 +263,8 @@ def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit"
         raise ValueError("apply_noise needs a model with materialised parameters, but this one "
                          "is on the meta device; call model.to_empty(device=...) and load its "
                          "weights first")
-    conv = _Converter(law_for, p, structure, conv_structure, lstm_gates, granularity, kinds)
+    conv = _Converter(law_for, p, structure, conv_structure, lstm_gates, granularity, kinds,
+                      lstm_weight_noise)
     if conv.wanted(model):
         conv.lines.append(f"  <root>: {_short(model)} left unchanged: apply_noise replaces "
                           "submodules in place and cannot replace the model itself; wrap it, "
