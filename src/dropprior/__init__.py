@@ -7,7 +7,8 @@ The public surface, re-exported here:
   (:mod:`dropprior.functional`), with :func:`mc` for Monte Carlo prediction at eval time and
   :func:`apply_noise` to convert a torch model;
 * likelihoods, the MC, marginal-MAP and tail-adaptive objectives, :func:`fit`, :func:`predict`,
-  metrics, :func:`relevance` and :func:`prune`;
+  metrics, :func:`relevance` and :func:`prune`; deep ensembles and a post-hoc last-layer
+  Laplace posterior (:func:`fit_last_layer_laplace`) as baselines;
 * learned group scales (:mod:`dropprior.scales`) under scale hyperpriors
   (:mod:`dropprior.hyperpriors`): type-II MAP (:func:`learn_scales`) and VI with closed-form
   scales (:func:`variational`);
@@ -42,6 +43,7 @@ from dropprior.hyperpriors import (
     LogUniformScale,
     ScaleHyperprior,
 )
+from dropprior.last_layer_laplace import LastLayerLaplace, fit_last_layer_laplace
 from dropprior.nn import (
     LSTMOutput,
     MultiplicativeNoise,
@@ -116,7 +118,7 @@ __all__ = [
     "Residual", "NoisyLSTM", "LSTMOutput", "mc", "apply_noise",
     # training and prediction
     "fit", "cosine_lr", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
-    "fit_ensemble", "predict_ensemble",
+    "fit_ensemble", "predict_ensemble", "fit_last_layer_laplace", "LastLayerLaplace",
     # learned group scales
     "ScaleHyperprior", "InverseGammaScale", "GammaScale", "HalfCauchyScale", "LogUniformScale",
     "learn_scales", "variational", "learned_scales", "group_snr",

@@ -6,16 +6,17 @@ import pytest
 
 from dropprior.cli import main
 from dropprior.experiments.records import record_store
+from dropprior.experiments.report import build_pages
 from dropprior.experiments.uncertainty import VARIANTS, UncertaintySettings
 
 
 def test_the_comparison_records_every_predictor_and_condition(data_dir, tmp_path,
                                                               capsys) -> None:
     argv = ["uncertainty", "--data-dir", str(data_dir), "--epochs", "1", "--train-size", "600",
-            "--samples", "2", "--members", "2", "--results", str(tmp_path)]
+            "--samples", "2", "--members", "2", "--results", str(tmp_path / "results")]
     assert main(argv) == 0
-    (record,) = record_store("uncertainty", tmp_path).records().values()
-    assert sorted(record["metrics"]) == sorted(VARIANTS)
+    (record,) = record_store("uncertainty", tmp_path / "results").records().values()
+    assert sorted(record["metrics"]) == sorted(v for v in VARIANTS if v != "laplace")
     for result in record["metrics"].values():
         rows = result["rows"]
         assert [r["condition"] for r in rows] == ["mnist", "rotate15", "rotate30", "rotate45",
@@ -25,6 +26,19 @@ def test_the_comparison_records_every_predictor_and_condition(data_dir, tmp_path
     # one epoch on 600 images already beats chance for the deterministic net
     assert record["metrics"]["deterministic"]["rows"][0]["accuracy"] > 0.5
     assert main(argv) == 0 and "read:" in capsys.readouterr().out
+    # --laplace: a second record, with the post-hoc last-layer Laplace as a sixth predictor
+    assert main([*argv, "--laplace"]) == 0
+    assert "\nlaplace (" in capsys.readouterr().out
+    records = record_store("uncertainty", tmp_path / "results").records().values()
+    (with_laplace,) = [r for r in records if r["config"].get("laplace")]
+    assert sorted(with_laplace["metrics"]) == sorted(VARIANTS)
+    laplace, plain = with_laplace["metrics"]["laplace"], with_laplace["metrics"]["deterministic"]
+    assert laplace["train_seconds"] >= plain["train_seconds"]
+    # the posterior around the same net: above chance, with its own predictive
+    assert laplace["rows"][0]["accuracy"] > 0.3
+    assert laplace["rows"][0]["nll"] != plain["rows"][0]["nll"]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/uncertainty.md"]
+    assert page.count("| laplace |") == 1 and page.count("| deterministic |") == 2
 
 
 def test_bad_settings_name_the_value() -> None:

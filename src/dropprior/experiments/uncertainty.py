@@ -1,8 +1,9 @@
-r"""MNIST uncertainty side by side: dropout laws, learned scales, a deterministic net and a deep
-ensemble, under rotation and pixel noise.
+r"""MNIST uncertainty side by side: dropout laws, learned scales, a deterministic net, a deep
+ensemble and a last-layer Laplace posterior, under rotation and pixel noise.
 
 One run trains, on the same images and with the same budget (``epochs``, Adam at ``lr``, a
-N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU):
+N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU), and with
+``laplace`` a sixth made post hoc from the deterministic net:
 
 * ``deterministic``: plain ``nn.Linear`` layers;
 * ``bernoulli``: unit noise (dropout) on every layer's inputs, Bernoulli at rate ``dropout``;
@@ -12,7 +13,10 @@ N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU
   scales under a log-uniform hyperprior (:func:`dropprior.scales.variational`), #8's model,
   optionally trained by the local reparametrization (``vi_local_reparam``) and with its KL
   weighted by ``vi_prior_weight``;
-* ``ensemble``: ``members`` deterministic nets from :func:`dropprior.fit_ensemble`.
+* ``ensemble``: ``members`` deterministic nets from :func:`dropprior.fit_ensemble`;
+* ``laplace`` (with ``laplace``): the deterministic net with a Gaussian posterior on its last
+  layer, :func:`dropprior.fit_last_layer_laplace` on the training images, its prior precision
+  chosen by the marginal likelihood; its training time is the deterministic net's plus the fit.
 
 Each is evaluated by :func:`dropprior.experiments.evaluate.evaluate_classifier` with
 ``samples`` draws (one for the deterministic net; ``samples`` per member for the ensemble) on
@@ -30,11 +34,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_number, check_prior_weight
+from dropprior._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_prior_weight,
+)
+from dropprior.experiments.records import added_setting
 
 __all__ = ["UncertaintySettings", "VARIANTS", "run_uncertainty", "run_and_record"]
 
-VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble")
+VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble", "laplace")
+"""Every predictor; ``laplace`` is run only with ``UncertaintySettings.laplace``."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +65,12 @@ class UncertaintySettings:
     seed: int = 0
     vi_local_reparam: bool = False
     vi_prior_weight: float = 1.0
+    laplace: bool = added_setting(False)
 
     def __post_init__(self) -> None:
         from dropprior.experiments.laws import TABLE1_LAWS
 
+        check_bool("laplace", self.laplace)
         check_prior_weight(self.vi_prior_weight, "vi_prior_weight")
         check_number("lr", self.lr)
         check_number("sigma0", self.sigma0)
@@ -68,9 +82,16 @@ class UncertaintySettings:
 
 
 def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict[str, Any]:
-    """Train the five predictors and evaluate them; the metrics of a result record:
-    ``{variant: {"rows": evaluation rows, "train_seconds": s}}``."""
-    from dropprior import fit, fit_ensemble, predict, predict_ensemble, scales
+    """Train the five predictors (six with ``laplace``) and evaluate them; the metrics of a
+    result record: ``{variant: {"rows": evaluation rows, "train_seconds": s}}``."""
+    from dropprior import (
+        fit,
+        fit_ensemble,
+        fit_last_layer_laplace,
+        predict,
+        predict_ensemble,
+        scales,
+    )
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.experiments.evaluate import evaluate_classifier
     from dropprior.experiments.laws import dropout_law
@@ -85,10 +106,17 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
     common: dict[str, Any] = {"epochs": s.epochs, "lr": s.lr, "batch_size": s.batch_size,
                               "sigma0": s.sigma0, "progress": False}
     out: dict[str, Any] = {}
+    trained: dict[str, list[nn.Module]] = {}
     for variant in VARIANTS:
+        if variant == "laplace" and not s.laplace:
+            continue
         torch.manual_seed(s.seed)
         start = time.perf_counter()
-        if variant == "ensemble":
+        posterior = None
+        if variant == "laplace":  # post hoc, on the deterministic net
+            models = trained["deterministic"]
+            posterior = fit_last_layer_laplace(models[0], standard, y)
+        elif variant == "ensemble":
             models = fit_ensemble(lambda: lenet_300_100(None), s.members, Categorical(),
                                   standard, y, seed=s.seed, **common)
         else:
@@ -103,10 +131,16 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
             fit(model, Categorical(), standard, y, seed=s.seed,
                 prior_weight=s.vi_prior_weight if learned else 1.0, **common)
             models = [model]
+        trained[variant] = models
         seconds = time.perf_counter() - start
+        if variant == "laplace":
+            seconds += out["deterministic"]["train_seconds"]
 
-        def predict_fn(images: torch.Tensor, models: list[nn.Module] = models) -> Any:
+        def predict_fn(images: torch.Tensor, models: list[nn.Module] = models,
+                       posterior: Any = posterior) -> Any:
             inputs = (images - MNIST_MEAN) / MNIST_STD
+            if posterior is not None:
+                return posterior.predict(inputs, samples=s.samples)
             if len(models) > 1:
                 return predict_ensemble(models, inputs, Categorical(), samples=s.samples,
                                         batch_size=2000)

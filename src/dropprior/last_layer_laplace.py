@@ -1,0 +1,229 @@
+r"""A post-hoc last-layer Laplace approximation for a trained classifier.
+
+The network f(x) = W φ(x) + b is kept up to its last linear layer; the last layer's parameters
+θ = (W, b) get the Gaussian posterior of a Laplace approximation at the trained θ* (MacKay, 1992;
+Daxberger et al., 2021, "Laplace Redux", whose ``laplace-torch`` offers the same model as
+``Laplace(model, "classification", subset_of_weights="last_layer", hessian_structure="full")``):
+
+.. math::
+    p(\theta \mid D) \approx N(\theta^*, (H + \lambda I)^{-1}), \qquad
+    H = \sum_n J_n^\top (\operatorname{diag} p_n - p_n p_n^\top) J_n,
+
+with a N(0, λ⁻¹ I) prior, p_n the softmax at θ* and J_n = ∂f(x_n)/∂θ. The logits are linear in
+θ, so this generalized Gauss–Newton H is the exact Hessian of the summed negative log-likelihood
+in θ. The prior precision λ is, unless given, the one that maximises the Laplace approximation of
+the log marginal likelihood
+
+.. math::
+    \log Z(\lambda) = \log p(D \mid \theta^*) + \tfrac{P}{2} \log \lambda
+        - \tfrac{\lambda}{2} \lVert \theta^* \rVert^2 - \tfrac12 \log\det(H + \lambda I)
+
+over log λ (θ* held fixed, as laplace-torch's post-hoc ``optimize_prior_precision`` with
+``method="marglik"`` does). At a point x the logits are Gaussian,
+N(f(x), J_x Σ J_xᵀ), and the predictive averages the softmax over draws of them (MC; no probit
+approximation), so every draw-based uncertainty measure applies as to MC dropout's draws.
+
+Parameters are ordered class by class, θ = (W_1, b_1, …, W_C, b_C), so that J_n = I_C ⊗ φ̃_n with
+φ̃_n = (φ(x_n), 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dropprior._validation import check_int
+from dropprior.prediction import ClassificationPrediction
+
+__all__ = ["LastLayerLaplace", "fit_last_layer_laplace", "last_layer_ggn",
+           "laplace_log_marginal_likelihood"]
+
+_LOG10_PRECISION_RANGE = (-6.0, 6.0)  # the searched range of log10 λ
+
+
+def _rows(n: int, batch_size: int) -> Iterator[slice]:
+    return (slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size))
+
+
+def last_layer_ggn(features: Tensor, probs: Tensor) -> Tensor:
+    r"""H = Σ_n (diag p_n − p_n p_nᵀ) ⊗ φ̃_n φ̃_nᵀ, the Hessian of the summed softmax
+    cross-entropy in the last layer's parameters, ordered class by class.
+
+    Args:
+        features: φ̃_n, the last layer's inputs (with a trailing 1 for a bias).
+        probs: p_n, the softmax of the logits at θ*.
+
+    Shape:
+        features: (N, K); probs: (N, C); result: (C·K, C·K).
+    """
+    n, k = features.shape
+    c = probs.shape[1]
+    # the diag p_n part is block diagonal: block c is Σ_n p_nc φ̃_n φ̃_nᵀ
+    blocks = torch.einsum("nc,ni,nj->cij", probs, features, features)
+    hessian = torch.block_diag(*blocks)
+    # minus Σ_n g_n g_nᵀ with g_n = p_n ⊗ φ̃_n
+    for rows in _rows(n, max(1, (1 << 22) // (c * k))):
+        g = (probs[rows, :, None] * features[rows, None, :]).reshape(-1, c * k)
+        hessian -= g.T @ g
+    return hessian
+
+
+def laplace_log_marginal_likelihood(log_likelihood: float, theta_norm2: float,
+                                    hessian_eigenvalues: Tensor, prior_precision: float) -> float:
+    """log Z(λ) of the module docstring from the eigenvalues of H (P of them)."""
+    p = hessian_eigenvalues.numel()
+    lam = prior_precision
+    return (log_likelihood + 0.5 * p * math.log(lam) - 0.5 * lam * theta_norm2
+            - 0.5 * float(torch.log(hessian_eigenvalues + lam).sum()))
+
+
+@dataclass(frozen=True)
+class LastLayerLaplace:
+    """The Gaussian posterior of a classifier's last layer (module docstring); made by
+    :func:`fit_last_layer_laplace`.
+
+    Attributes:
+        body: the network without its last layer (φ), used in eval mode.
+        theta: θ*, the last layer's trained parameters, class by class, (C·K,) in float64.
+        covariance: Σ = (H + λI)⁻¹, (C·K, C·K), float64.
+        prior_precision: λ.
+        log_marginal_likelihood: log Z(λ).
+        classes: C.
+        bias: whether the last layer has a bias (K = its inputs + 1 then).
+    """
+
+    body: nn.Module
+    theta: Tensor
+    covariance: Tensor
+    prior_precision: float
+    log_marginal_likelihood: float
+    classes: int
+    bias: bool
+
+    def features(self, x: Tensor, batch_size: int = 2000) -> Tensor:
+        """φ̃(x) in float64: the body's output in eval mode, with a trailing 1 for a bias.
+
+        Shape:
+            x: (N, ...); result: (N, K).
+        """
+        return _features(self.body, x, self.bias, batch_size)
+
+    def predict(self, x: Tensor, samples: int = 100, generator: torch.Generator | None = None,
+                batch_size: int = 2000) -> ClassificationPrediction:
+        """The predictive: ``samples`` draws of the logits from N(f(x), J_x Σ J_xᵀ), and their
+        softmax averaged.
+
+        Shape:
+            x: (N, ...); the result's probs: (N, C), sample_probs: (samples, N, C).
+        """
+        check_int("samples", samples, 1)
+        phi = self.features(x, batch_size)
+        c, k = self.classes, phi.shape[1]
+        weights = self.theta.reshape(c, k)
+        # Σ = A Aᵀ (A its Cholesky factor), so J_x Σ J_xᵀ = M Mᵀ with M_c = φ̃ A_c
+        factor = torch.linalg.cholesky(self.covariance).reshape(c, k, -1)
+        draws = []
+        for rows in _rows(phi.shape[0], max(1, batch_size // 4)):
+            m = torch.einsum("ni,cip->ncp", phi[rows], factor)
+            # a square root of each C × C covariance by its eigenvectors (it may be singular:
+            # a feature vector of zeros without a bias has none)
+            values, vectors = torch.linalg.eigh(m @ m.transpose(1, 2))
+            root = vectors * values.clamp(min=0.0).sqrt()[:, None, :]
+            eps = torch.randn((samples, root.shape[0], c), dtype=root.dtype, generator=generator)
+            mean = phi[rows] @ weights.T
+            draws.append(mean + torch.einsum("ncd,snd->snc", root, eps))
+        sample_probs = torch.softmax(torch.cat(draws, dim=1), dim=-1).to(x.dtype)
+        return ClassificationPrediction(sample_probs.mean(0), sample_probs)
+
+
+def _features(body: nn.Module, x: Tensor, bias: bool, batch_size: int) -> Tensor:
+    was_training = body.training
+    body.eval()
+    try:
+        with torch.no_grad():
+            phi = torch.cat([body(x[rows]) for rows in _rows(x.shape[0], batch_size)])
+    finally:
+        body.train(was_training)
+    phi = phi.to(torch.float64).flatten(1)
+    return torch.cat([phi, phi.new_ones(phi.shape[0], 1)], dim=1) if bias else phi
+
+
+def _split(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """(the body, the last nn.Linear) of an nn.Sequential that ends in one."""
+    if not isinstance(model, nn.Sequential) or len(model) < 2:
+        raise TypeError(f"fit_last_layer_laplace takes an nn.Sequential of at least two modules "
+                        f"whose last is an nn.Linear, got {type(model).__name__}")
+    last = model[-1]
+    if type(last) is not nn.Linear:
+        raise TypeError(f"fit_last_layer_laplace needs the model's last module to be an "
+                        f"nn.Linear (the layer the posterior is on), got {type(last).__name__}")
+    return model[:-1], last
+
+
+def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
+                           prior_precision: float | None = None,
+                           batch_size: int = 2000) -> LastLayerLaplace:
+    """The last-layer Laplace posterior of a trained softmax classifier (module docstring).
+
+    Args:
+        model: an ``nn.Sequential`` whose last module is the ``nn.Linear`` giving the logits;
+            its earlier modules (in eval mode) give the features. It is not modified.
+        x: the training inputs.
+        y: their class indices.
+        prior_precision: λ; None chooses it by the log marginal likelihood, over
+            10⁻⁶ ≤ λ ≤ 10⁶.
+        batch_size: rows per forward pass of the body.
+
+    Shape:
+        x: (N, ...); y: (N,).
+
+    Raises:
+        TypeError: the model does not end in an ``nn.Linear``.
+        ValueError: y's shape or values do not fit the model's classes, or λ ≤ 0.
+    """
+    from scipy.optimize import minimize_scalar
+
+    check_int("batch_size", batch_size, 1)
+    body, last = _split(model)
+    if prior_precision is not None and not (isinstance(prior_precision, (int, float))
+                                            and not isinstance(prior_precision, bool)
+                                            and 0 < prior_precision < math.inf):
+        raise ValueError(f"prior_precision must be a finite number > 0 or None (chosen by the "
+                         f"marginal likelihood), got {prior_precision!r}")
+    classes = last.out_features
+    if y.shape != (x.shape[0],) or y.dtype not in (torch.int64, torch.int32, torch.uint8):
+        raise ValueError(f"y must hold one integer class index per row of x, shape "
+                         f"({x.shape[0]},), got shape {tuple(y.shape)} and dtype {y.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError("fit_last_layer_laplace needs at least one training example")
+    if int(y.min()) < 0 or int(y.max()) >= classes:
+        raise ValueError(f"y's class indices must lie in 0 … {classes - 1} (the last layer's "
+                         f"{classes} outputs), got {int(y.min())} … {int(y.max())}")
+    bias = last.bias is not None
+    phi = _features(body, x, bias, batch_size)
+    weight = last.weight.detach().to(torch.float64)
+    theta = torch.cat([weight, last.bias.detach().to(torch.float64)[:, None]], dim=1) \
+        if last.bias is not None else weight
+    log_probs = torch.log_softmax(phi @ theta.T, dim=1)
+    log_likelihood = float(log_probs.gather(1, y.long()[:, None]).sum())
+    hessian = last_layer_ggn(phi, log_probs.exp())
+    eigenvalues, vectors = torch.linalg.eigh(hessian)
+    eigenvalues = eigenvalues.clamp(min=0.0)  # H is PSD; round-off below 0 is noise
+    theta = theta.reshape(-1)
+    norm2 = float(theta @ theta)
+
+    def log_z(lam: float) -> float:
+        return laplace_log_marginal_likelihood(log_likelihood, norm2, eigenvalues, lam)
+
+    if prior_precision is None:
+        best = minimize_scalar(lambda t: -log_z(10.0 ** t), bounds=_LOG10_PRECISION_RANGE,
+                               method="bounded", options={"xatol": 1e-4})
+        prior_precision = float(10.0 ** best.x)
+    covariance = (vectors / (eigenvalues + prior_precision)) @ vectors.T
+    covariance = 0.5 * (covariance + covariance.T)
+    return LastLayerLaplace(body, theta, covariance, float(prior_precision),
+                            log_z(float(prior_precision)), classes, bias)
