@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from torch import Tensor
 
 from dropprior.experiments.ptb import (
     PTB_SIZES,
@@ -137,31 +139,43 @@ def test_output_noise_is_one_draw_per_sequence_on_the_last_layers_output(variant
 
 
 
-def test_recurrent_noise_makes_untied_noise_the_state_too() -> None:
-    """untied + recurrent: each layer is the reference LSTM loop (tests/nn/_lstm_reference.py)
-    under the per-gate input draw (4, N, D) and the state draw (N, H), both drawn per sequence
-    in that order from torch's generator; the setting exists only for untied."""
+def _lstm_reference() -> Any:
+    """tests/nn/_lstm_reference.py, loaded by path (the test folders are not packages)."""
     import importlib.util
-
-    from dropprior.experiments.laws import dropout_law
-    from dropprior.experiments.ptb import PTBSettings
 
     spec = importlib.util.spec_from_file_location(
         "_lstm_reference", Path(__file__).parents[1] / "nn" / "_lstm_reference.py")
     assert spec is not None and spec.loader is not None
     reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference)
+    return reference
+
+
+def _two_layer_run(variant: str, **settings: Any) -> tuple[LanguageModel, Tensor, Tensor, Any]:
+    """A 2 × 6 language model of ``variant`` in float64 and training mode, its LSTM's input x
+    for 7 × 3 tokens, its LSTM output under torch.manual_seed(5), and its Bernoulli law at
+    p = 0.4; the caller replays the draws after torch.manual_seed(5)."""
+    from dropprior.experiments.laws import dropout_law
+    from dropprior.experiments.ptb import PTBSettings
 
     torch.manual_seed(0)
-    s = PTBSettings(hidden=6, layers=2, dropout=0.4, variant="untied", recurrent_noise=True)
-    model = LanguageModel("untied", 20, s).double().train()
-    tokens = torch.randint(0, 20, (7, 3))
-    x = model.embed(tokens)
+    s = PTBSettings(hidden=6, layers=2, dropout=0.4, variant=variant, **settings)
+    model = LanguageModel(variant, 20, s).double().train()
+    x = model.embed(torch.randint(0, 20, (7, 3)))
     torch.manual_seed(5)
     out = model.rnn(x)[0]
-    law = dropout_law("bernoulli", 0.4).to(dtype=torch.float64)
     torch.manual_seed(5)
-    want = x
+    return model, x, out, dropout_law("bernoulli", 0.4).to(dtype=torch.float64)
+
+
+def test_recurrent_noise_makes_untied_noise_the_state_too() -> None:
+    """untied + recurrent: each layer is the reference LSTM loop (tests/nn/_lstm_reference.py)
+    under the per-gate input draw (4, N, D) and the state draw (N, H), both drawn per sequence
+    in that order from torch's generator; the setting exists only for untied."""
+    from dropprior.experiments.ptb import PTBSettings
+
+    reference = _lstm_reference()
+    model, want, out, law = _two_layer_run("untied", recurrent_noise=True)
     for layer in range(2):
         xi = law.sample((4, 3, want.shape[2]), generator=torch.default_generator)
         rec = law.sample((3, 6), generator=torch.default_generator)
@@ -176,32 +190,14 @@ def test_recurrent_noise_makes_untied_noise_the_state_too() -> None:
             PTBSettings(variant=variant, recurrent_noise=True)
 
 
-
 def test_weight_noise_puts_the_law_on_every_recurrent_weight() -> None:
     """tied + weight: each layer is the reference LSTM loop with U ⊙ Ξ^U (one draw of U's shape
     per call) and the tied input draw (1, N, D) per sequence, drawn in that order from torch's
-    generator: AWD-LSTM's WeightDrop with variational input dropout; eval scales U by E[ξ]."""
-    import importlib.util
-
-    from dropprior.experiments.laws import dropout_law
+    generator: AWD-LSTM's WeightDrop with variational input dropout."""
     from dropprior.experiments.ptb import PTBSettings
 
-    spec = importlib.util.spec_from_file_location(
-        "_lstm_reference", Path(__file__).parents[1] / "nn" / "_lstm_reference.py")
-    assert spec is not None and spec.loader is not None
-    reference = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reference)
-
-    torch.manual_seed(0)
-    s = PTBSettings(hidden=6, layers=2, dropout=0.4, variant="tied", weight_noise=True)
-    model = LanguageModel("tied", 20, s).double().train()
-    tokens = torch.randint(0, 20, (7, 3))
-    x = model.embed(tokens)
-    torch.manual_seed(5)
-    out = model.rnn(x)[0]
-    law = dropout_law("bernoulli", 0.4).to(dtype=torch.float64)
-    torch.manual_seed(5)
-    want = x
+    reference = _lstm_reference()
+    model, want, out, law = _two_layer_run("tied", weight_noise=True)
     for layer in range(2):
         w_ih, w_hh, b_ih, b_hh = reference._params(model.rnn, layer)
         mask = law.sample((24, 6), generator=torch.default_generator)
@@ -214,6 +210,7 @@ def test_weight_noise_puts_the_law_on_every_recurrent_weight() -> None:
         with pytest.raises(ValueError, match=f"weight_noise=True applies to the gal, tied, "
                            f"untied variants, got variant='{variant}'"):
             PTBSettings(variant=variant, weight_noise=True)
+
 
 def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_path: Path) -> None:
     """Against S passes written out here from cross_entropy, with the same draws; and Jensen:
