@@ -39,6 +39,7 @@ def test_the_comparison_records_every_predictor_and_condition(data_dir, tmp_path
     assert laplace["rows"][0]["nll"] != plain["rows"][0]["nll"]
     page = build_pages(tmp_path)[tmp_path / "docs/results/uncertainty.md"]
     assert page.count("| laplace |") == 1 and page.count("| deterministic |") == 2
+    assert page.count("ensemble members, and a last-layer Laplace posterior\n") == 1
 
 
 def test_bad_settings_name_the_value() -> None:

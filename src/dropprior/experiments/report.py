@@ -365,7 +365,8 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
         vi = ((", learned scales by the local reparametrization"
                if c.get("vi_local_reparam") else "")
               + (f", learned scales' KL weighted by β = {c['vi_prior_weight']:g}"
-                 if c.get("vi_prior_weight", 1) != 1 else ""))
+                 if c.get("vi_prior_weight", 1) != 1 else "")
+              + (", and a last-layer Laplace posterior" if c.get("laplace") else ""))
         out.append(f"## {c['epochs']} epochs, {c['train_size']:,} images, dropout "
                    f"{c['dropout']}, heavy law {c['heavy_law']}, S = {c['samples']}, "
                    f"{c['members']} ensemble members{vi}\n\n")
