@@ -40,9 +40,12 @@ from dropprior._validation import check_int
 from dropprior.prediction import ClassificationPrediction
 
 __all__ = ["LastLayerLaplace", "fit_last_layer_laplace", "last_layer_ggn",
-           "laplace_log_marginal_likelihood"]
+           "laplace_log_marginal_likelihood", "MAX_PARAMETERS"]
 
 _LOG10_PRECISION_RANGE = (-6.0, 6.0)  # the searched range of log10 λ
+MAX_PARAMETERS = 10_000
+"""The most last-layer parameters P = C·K fitted: H and Σ are dense P × P float64 matrices
+(0.8 GB each at the limit)."""
 
 
 def _rows(n: int, batch_size: int) -> Iterator[slice]:
@@ -133,7 +136,8 @@ class LastLayerLaplace:
             # a feature vector of zeros without a bias has none)
             values, vectors = torch.linalg.eigh(m @ m.transpose(1, 2))
             root = vectors * values.clamp(min=0.0).sqrt()[:, None, :]
-            eps = torch.randn((samples, root.shape[0], c), dtype=root.dtype, generator=generator)
+            eps = torch.randn((samples, root.shape[0], c), dtype=root.dtype, device=root.device,
+                              generator=generator)
             mean = phi[rows] @ weights.T
             draws.append(mean + torch.einsum("ncd,snd->snc", root, eps))
         sample_probs = torch.softmax(torch.cat(draws, dim=1), dim=-1).to(x.dtype)
@@ -183,7 +187,8 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
 
     Raises:
         TypeError: the model does not end in an ``nn.Linear``.
-        ValueError: y's shape or values do not fit the model's classes, or λ ≤ 0.
+        ValueError: y's shape or values do not fit the model's classes, λ ≤ 0, or the last layer
+            has more than :data:`MAX_PARAMETERS` parameters.
     """
     from scipy.optimize import minimize_scalar
 
@@ -195,6 +200,13 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         raise ValueError(f"prior_precision must be a finite number > 0 or None (chosen by the "
                          f"marginal likelihood), got {prior_precision!r}")
     classes = last.out_features
+    size = classes * (last.in_features + int(last.bias is not None))
+    if size > MAX_PARAMETERS:
+        raise ValueError(f"the last layer has {size:,} parameters (C·K = {classes} × "
+                         f"{size // classes}); the full posterior takes dense P × P matrices, so "
+                         f"at most {MAX_PARAMETERS:,} are fitted here: use a narrower last layer, "
+                         "or a Kronecker-factored Laplace (laplace-torch's "
+                         "hessian_structure='kron')")
     if y.shape != (x.shape[0],) or y.dtype not in (torch.int64, torch.int32, torch.uint8):
         raise ValueError(f"y must hold one integer class index per row of x, shape "
                          f"({x.shape[0]},), got shape {tuple(y.shape)} and dtype {y.dtype}")

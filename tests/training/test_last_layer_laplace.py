@@ -155,6 +155,8 @@ def test_end_to_end_sure_near_the_data_and_unsure_far_from_it() -> None:
     ({"prior_precision": 0.0}, ValueError, "prior_precision must be a finite number > 0 or None"
      ".*got 0.0"),
     ({"prior_precision": float("nan")}, ValueError, "got nan"),
+    ({"model": nn.Sequential(nn.Linear(4, 200), nn.Linear(200, 50))}, ValueError,
+     "the last layer has 10,050 parameters .*at most 10,000"),
 ])
 def test_bad_input_is_named(kwargs, error, match) -> None:
     model, x, y = _problem()
