@@ -15,7 +15,8 @@ Prints, measured in the same run on this machine:
   law vs ``nn.Conv2d`` (64 x 16 x 28 x 28 -> 16 filters of 3 x 3), each law timed in turn with
   ``nn.Conv2d``;
 * tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units), the three timed in
-  turn.
+  turn; then tied noise with ``recurrent_weight_noise`` (AWD-LSTM's WeightDrop) timed in turn
+  with ``nn.LSTM``.
 Times are medians over ``--repeats`` runs (on CUDA each run is synchronised before and after, and
 ``--pipelined K`` times K steps queued back to back per run); ratios < 1 mean faster than the
 torch baseline.
@@ -189,6 +190,12 @@ def bench_lstm(repeats: int) -> None:
           f"nn.LSTM: {base * 1e3:.2f} ms")
     for label, t in zip(("tied", "untied"), ours, strict=True):
         print(f"{label:<20}{t * 1e3:>10.2f} ms{t / base:>10.2f}x")
+    # AWD-LSTM's pair: tied input noise and DropConnect on U, each timed in turn with nn.LSTM
+    weight_drop = NoisyLSTM(200, 200, noise=law, gates="tied",
+                            recurrent_weight_noise=law).to(DEVICE)
+    base_wd, wd = round_robin([run(torch_lstm), run(weight_drop)], repeats)
+    print(f"{'tied + weight drop':<20}{wd * 1e3:>10.2f} ms{wd / base_wd:>10.2f}x   "
+          f"(timed in turn with nn.LSTM: {base_wd * 1e3:.2f} ms)")
     # Rejected exact alternatives for untied noise that keep torch's fused sequence kernel.
     w_ih, w_hh = untied.weight_ih_l0, untied.weight_hh_l0
     b_ih, b_hh = untied.bias_ih_l0, untied.bias_hh_l0
