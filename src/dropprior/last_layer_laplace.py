@@ -1,18 +1,20 @@
-r"""A post-hoc last-layer Laplace approximation for a trained classifier.
+r"""A post-hoc last-layer Laplace approximation for a trained classifier or regression net.
 
 The network f(x) = W φ(x) + b is kept up to its last linear layer; the last layer's parameters
 θ = (W, b) get the Gaussian posterior of a Laplace approximation at the trained θ* (MacKay, 1992;
 Daxberger et al., 2021, "Laplace Redux", whose ``laplace-torch`` offers the same model as
-``Laplace(model, "classification", subset_of_weights="last_layer", hessian_structure="full")``):
+``Laplace(model, "classification" | "regression", subset_of_weights="last_layer",
+hessian_structure="full")``):
 
 .. math::
     p(\theta \mid D) \approx N(\theta^*, (H + \lambda I)^{-1}), \qquad
-    H = \sum_n J_n^\top (\operatorname{diag} p_n - p_n p_n^\top) J_n,
+    H = \sum_n J_n^\top \Lambda_n J_n,
 
-with a N(0, λ⁻¹ I) prior, p_n the softmax at θ* and J_n = ∂f(x_n)/∂θ. The logits are linear in
-θ, so this generalized Gauss–Newton H is the exact Hessian of the summed negative log-likelihood
-in θ. The prior precision λ is, unless given, the one that maximises the Laplace approximation of
-the log marginal likelihood
+with a N(0, λ⁻¹ I) prior, J_n = ∂f(x_n)/∂θ and Λ_n the Hessian of the negative log-likelihood in
+the outputs: diag p_n − p_n p_nᵀ for a softmax likelihood (p_n the softmax at θ*), I/σ² for a
+Gaussian one of noise std σ. The outputs are linear in θ, so this generalized Gauss–Newton H is
+the exact Hessian of the summed negative log-likelihood in θ. The prior precision λ is, unless
+given, the one that maximises the Laplace approximation of the log marginal likelihood
 
 .. math::
     \log Z(\lambda) = \log p(D \mid \theta^*) + \tfrac{P}{2} \log \lambda
@@ -20,11 +22,13 @@ the log marginal likelihood
 
 over log λ (θ* held fixed, as laplace-torch's post-hoc ``optimize_prior_precision`` with
 ``method="marglik"`` does). At a point x the logits are Gaussian,
-N(f(x), J_x Σ J_xᵀ), and the predictive averages the softmax over draws of them (MC; no probit
-approximation), so every draw-based uncertainty measure applies as to MC dropout's draws.
+N(f(x), J_x Σ J_xᵀ); the predictive is summarised from draws of them as MC dropout's draws are
+(:func:`dropprior.prediction.summarise`): the softmax averaged over the draws (no probit
+approximation), or for regression a mixture of N(f_s(x), σ²), so every draw-based uncertainty
+measure applies alike.
 
-Parameters are ordered class by class, θ = (W_1, b_1, …, W_C, b_C), so that J_n = I_C ⊗ φ̃_n with
-φ̃_n = (φ(x_n), 1).
+Parameters are ordered output by output, θ = (W_1, b_1, …, W_C, b_C), so that J_n = I_C ⊗ φ̃_n
+with φ̃_n = (φ(x_n), 1).
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_int
-from dropprior.prediction import ClassificationPrediction
+from dropprior._validation import check_int, type_name
+from dropprior.likelihoods import Categorical, Gaussian, Likelihood
+from dropprior.prediction import ClassificationPrediction, RegressionPrediction, summarise
 
 __all__ = ["LastLayerLaplace", "fit_last_layer_laplace", "last_layer_ggn",
            "laplace_log_marginal_likelihood", "MAX_PARAMETERS"]
@@ -86,17 +91,19 @@ def laplace_log_marginal_likelihood(log_likelihood: float, theta_norm2: float,
 
 @dataclass(frozen=True)
 class LastLayerLaplace:
-    """The Gaussian posterior of a classifier's last layer (module docstring); made by
+    """The Gaussian posterior of a network's last layer (module docstring); made by
     :func:`fit_last_layer_laplace`.
 
     Attributes:
         body: the network without its last layer (φ), used in eval mode.
-        theta: θ*, the last layer's trained parameters, class by class, (C·K,) in float64.
+        theta: θ*, the last layer's trained parameters, output by output, (C·K,) in float64.
         covariance: Σ = (H + λI)⁻¹, (C·K, C·K), float64.
         prior_precision: λ.
         log_marginal_likelihood: log Z(λ).
-        classes: C.
+        outputs: C, the last layer's outputs (classes, or regression targets).
         bias: whether the last layer has a bias (K = its inputs + 1 then).
+        likelihood: the likelihood it was fitted under (``Categorical`` or a homoscedastic
+            ``Gaussian``), which :meth:`predict` summarises the draws with.
     """
 
     body: nn.Module
@@ -104,8 +111,9 @@ class LastLayerLaplace:
     covariance: Tensor
     prior_precision: float
     log_marginal_likelihood: float
-    classes: int
+    outputs: int
     bias: bool
+    likelihood: Likelihood
 
     def features(self, x: Tensor, batch_size: int = 2000) -> Tensor:
         """φ̃(x) in float64: the body's output in eval mode, with a trailing 1 for a bias.
@@ -116,16 +124,17 @@ class LastLayerLaplace:
         return _features(self.body, x, self.bias, batch_size)
 
     def predict(self, x: Tensor, samples: int = 100, generator: torch.Generator | None = None,
-                batch_size: int = 2000) -> ClassificationPrediction:
-        """The predictive: ``samples`` draws of the logits from N(f(x), J_x Σ J_xᵀ), and their
-        softmax averaged.
+                batch_size: int = 2000) -> ClassificationPrediction | RegressionPrediction:
+        """The predictive from ``samples`` draws of the outputs from N(f(x), J_x Σ J_xᵀ):
+        their softmax averaged (``Categorical``), or the mixture of N(f_s(x), σ²)
+        (``Gaussian``), each summarised as :func:`dropprior.predict` summarises MC draws.
 
         Shape:
-            x: (N, ...); the result's probs: (N, C), sample_probs: (samples, N, C).
+            x: (N, ...); per-draw tensors of the result: (samples, N, C).
         """
         check_int("samples", samples, 1)
         phi = self.features(x, batch_size)
-        c, k = self.classes, phi.shape[1]
+        c, k = self.outputs, phi.shape[1]
         weights = self.theta.reshape(c, k)
         # Σ = A Aᵀ (A its Cholesky factor), so J_x Σ J_xᵀ = M Mᵀ with M_c = φ̃ A_c
         factor = torch.linalg.cholesky(self.covariance).reshape(c, k, -1)
@@ -140,8 +149,8 @@ class LastLayerLaplace:
                               generator=generator)
             mean = phi[rows] @ weights.T
             draws.append(mean + torch.einsum("ncd,snd->snc", root, eps))
-        sample_probs = torch.softmax(torch.cat(draws, dim=1), dim=-1).to(x.dtype)
-        return ClassificationPrediction(sample_probs.mean(0), sample_probs)
+        with torch.no_grad():
+            return summarise(torch.cat(draws, dim=1).to(x.dtype), self.likelihood)
 
 
 def _features(body: nn.Module, x: Tensor, bias: bool, batch_size: int) -> Tensor:
@@ -169,24 +178,28 @@ def _split(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
 
 
 def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
-                           prior_precision: float | None = None,
-                           batch_size: int = 2000) -> LastLayerLaplace:
-    """The last-layer Laplace posterior of a trained softmax classifier (module docstring).
+                           prior_precision: float | None = None, batch_size: int = 2000,
+                           likelihood: Likelihood | None = None) -> LastLayerLaplace:
+    """The last-layer Laplace posterior of a trained network (module docstring).
 
     Args:
-        model: an ``nn.Sequential`` whose last module is the ``nn.Linear`` giving the logits;
-            its earlier modules (in eval mode) give the features. It is not modified.
+        model: an ``nn.Sequential`` whose last module is the ``nn.Linear`` giving the outputs
+            (logits, or regression means); its earlier modules (in eval mode) give the
+            features. It is not modified.
         x: the training inputs.
-        y: their class indices.
+        y: their class indices (``Categorical``), or targets shaped like the outputs
+            (``Gaussian``).
         prior_precision: λ; None chooses it by the log marginal likelihood, over
             10⁻⁶ ≤ λ ≤ 10⁶.
         batch_size: rows per forward pass of the body.
+        likelihood: ``Categorical()`` (the default: a softmax classifier) or a homoscedastic
+            ``Gaussian(noise_std=σ)`` (regression; a learned σ is read at its current value).
 
     Shape:
-        x: (N, ...); y: (N,).
+        x: (N, ...); y: (N,) class indices, or (N, C) targets.
 
     Raises:
-        TypeError: the model does not end in an ``nn.Linear``.
+        TypeError: the model does not end in an ``nn.Linear``, or another likelihood.
         ValueError: y's shape or values do not fit the model's classes, λ ≤ 0, or the last layer
             has more than :data:`MAX_PARAMETERS` parameters.
     """
@@ -199,30 +212,41 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
                                             and 0 < prior_precision < math.inf):
         raise ValueError(f"prior_precision must be a finite number > 0 or None (chosen by the "
                          f"marginal likelihood), got {prior_precision!r}")
-    classes = last.out_features
-    size = classes * (last.in_features + int(last.bias is not None))
+    likelihood = Categorical() if likelihood is None else likelihood
+    if not (isinstance(likelihood, Categorical)
+            or (isinstance(likelihood, Gaussian) and not likelihood.heteroscedastic)):
+        raise TypeError(f"fit_last_layer_laplace takes likelihood=Categorical() or a "
+                        f"homoscedastic Gaussian(noise_std=...), got {type_name(likelihood)}"
+                        + (" with noise_std=None" if isinstance(likelihood, Gaussian) else ""))
+    outputs = last.out_features
+    size = outputs * (last.in_features + int(last.bias is not None))
     if size > MAX_PARAMETERS:
-        raise ValueError(f"the last layer has {size:,} parameters (C·K = {classes} × "
-                         f"{size // classes}); the full posterior takes dense P × P matrices, so "
+        raise ValueError(f"the last layer has {size:,} parameters (C·K = {outputs} × "
+                         f"{size // outputs}); the full posterior takes dense P × P matrices, so "
                          f"at most {MAX_PARAMETERS:,} are fitted here: use a narrower last layer, "
                          "or a Kronecker-factored Laplace (laplace-torch's "
                          "hessian_structure='kron')")
-    if y.shape != (x.shape[0],) or y.dtype not in (torch.int64, torch.int32, torch.uint8):
-        raise ValueError(f"y must hold one integer class index per row of x, shape "
-                         f"({x.shape[0]},), got shape {tuple(y.shape)} and dtype {y.dtype}")
     if x.shape[0] == 0:
         raise ValueError("fit_last_layer_laplace needs at least one training example")
-    if int(y.min()) < 0 or int(y.max()) >= classes:
-        raise ValueError(f"y's class indices must lie in 0 … {classes - 1} (the last layer's "
-                         f"{classes} outputs), got {int(y.min())} … {int(y.max())}")
     bias = last.bias is not None
-    phi = _features(body, x, bias, batch_size)
     weight = last.weight.detach().to(torch.float64)
     theta = torch.cat([weight, last.bias.detach().to(torch.float64)[:, None]], dim=1) \
         if last.bias is not None else weight
-    log_probs = torch.log_softmax(phi @ theta.T, dim=1)
-    log_likelihood = float(log_probs.gather(1, y.long()[:, None]).sum())
-    hessian = last_layer_ggn(phi, log_probs.exp())
+    if isinstance(likelihood, Categorical):
+        _check_classes(y, x.shape[0], outputs)
+        phi = _features(body, x, bias, batch_size)
+        log_probs = torch.log_softmax(phi @ theta.T, dim=1)
+        log_likelihood = float(log_probs.gather(1, y.long()[:, None]).sum())
+        hessian = last_layer_ggn(phi, log_probs.exp())
+    else:
+        likelihood.check(x.new_empty(x.shape[0], outputs), y)  # its own shape and dtype errors
+        phi = _features(body, x, bias, batch_size)
+        sigma = float(likelihood.noise_std.detach())
+        residual = y.to(torch.float64) - phi @ theta.T
+        log_likelihood = float(-0.5 * (residual / sigma).square().sum()
+                               - residual.numel() * (math.log(sigma) + 0.5 * math.log(2 * math.pi)))
+        # Λ_n = I / σ²: H = I_C ⊗ Φ̃ᵀΦ̃ / σ²
+        hessian = torch.block_diag(*[phi.T @ phi / sigma**2] * outputs)
     eigenvalues, vectors = torch.linalg.eigh(hessian)
     eigenvalues = eigenvalues.clamp(min=0.0)  # H is PSD; round-off below 0 is noise
     theta = theta.reshape(-1)
@@ -238,4 +262,13 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
     covariance = (vectors / (eigenvalues + prior_precision)) @ vectors.T
     covariance = 0.5 * (covariance + covariance.T)
     return LastLayerLaplace(body, theta, covariance, float(prior_precision),
-                            log_z(float(prior_precision)), classes, bias)
+                            log_z(float(prior_precision)), outputs, bias, likelihood)
+
+
+def _check_classes(y: Tensor, n: int, classes: int) -> None:
+    if y.shape != (n,) or y.dtype not in (torch.int64, torch.int32, torch.uint8):
+        raise ValueError(f"y must hold one integer class index per row of x, shape ({n},), got "
+                         f"shape {tuple(y.shape)} and dtype {y.dtype}")
+    if int(y.min()) < 0 or int(y.max()) >= classes:
+        raise ValueError(f"y's class indices must lie in 0 … {classes - 1} (the last layer's "
+                         f"{classes} outputs), got {int(y.min())} … {int(y.max())}")
