@@ -27,6 +27,8 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from laplace import Laplace
 from torch import nn
@@ -35,16 +37,23 @@ from torch.utils.data import DataLoader, TensorDataset
 from dropprior import fit_last_layer_laplace
 
 
+def _trained(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> nn.Module:
+    """``model`` after 300 full-batch Adam steps (learning rate 0.02) on ``loss``."""
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(300):
+        opt.zero_grad()
+        loss(model(x), y).backward()
+        opt.step()
+    return model
+
+
 def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(300, 4, dtype=torch.float64)
     y = (x[:, 0] + 0.5 * x[:, 1] ** 2 > 0.5).long() + (x[:, 2] > 1).long()
-    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)).double()
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(300):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    model = _trained(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)).double(), x, y,
+                     nn.functional.cross_entropy)
 
     ours = fit_last_layer_laplace(model, x, y)
     theirs = Laplace(model, "classification", subset_of_weights="last_layer",
@@ -84,12 +93,8 @@ def regression() -> None:
     torch.manual_seed(1)
     x = torch.randn(200, 3, dtype=torch.float64)
     y = torch.stack([x[:, 0] * x[:, 1], torch.sin(x[:, 2])], 1) + 0.5 * torch.randn(200, 2)
-    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2)).double()
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(300):
-        opt.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    model = _trained(nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2)).double(), x, y,
+                     nn.functional.mse_loss)
     likelihood = Gaussian(noise_std=0.5)
     sigma = float(likelihood.noise_std.detach())
     ours = fit_last_layer_laplace(model, x, y, prior_precision=1.0, likelihood=likelihood)
