@@ -259,3 +259,14 @@ def test_recurrent_weight_noise_on_a_packed_sequence(gates) -> None:
     padded = make()(x)[0]
     packed = make()(pack_padded_sequence(x, [5, 5]))[0]
     assert_close(packed.data, padded.reshape(10, 4))
+
+
+def test_repr_shows_sizes_and_every_law_set() -> None:
+    law, rec, weight = (Bernoulli(0.7, inverted=True), Bernoulli(0.8, inverted=True),
+                        Bernoulli(0.5, inverted=True))
+    text = repr(NoisyLSTM(3, 4, 2, noise=law, recurrent_noise=rec, recurrent_weight_noise=weight))
+    assert text == (f"NoisyLSTM(3, 4, num_layers=2, noise={law!r}, structure='tied', "
+                    f"granularity='sequence', recurrent_noise={rec!r}, "
+                    f"recurrent_weight_noise={weight!r})")
+    assert repr(NoisyLSTM(3, 4, noise=law)) == (f"NoisyLSTM(3, 4, noise={law!r}, "
+                                                "structure='tied', granularity='sequence')")

@@ -337,6 +337,15 @@ class NoisyLSTM(NoisyModule):
             return None
         return draw_generator(device, self.generator)
 
+    def extra_repr(self) -> str:
+        """nn.LSTM's sizes, then the noise settings; the recurrent laws only where set."""
+        sizes = f"{self.input_size}, {self.hidden_size}" + (
+            f", num_layers={self.num_layers}" if self.num_layers > 1 else "")
+        extra = "".join(f", {name}={getattr(self, name)!r}"
+                        for name in ("recurrent_noise", "recurrent_weight_noise")
+                        if getattr(self, name) is not None)
+        return f"{sizes}, {super().extra_repr()}{extra}"
+
     def group_norms(self, layer: int = 0) -> Tensor:
         """Norms of layer ``layer``'s input rows: tied → ‖W_{:,d}‖ over all four gates, shape
         (input_size,) (layer 0) or (hidden_size,); untied → per gate, (4, input_size)."""
