@@ -234,19 +234,17 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         if last.bias is not None else weight
     if isinstance(likelihood, Categorical):
         _check_classes(y, x.shape[0], outputs)
-        phi = _features(body, x, bias, batch_size)
-        log_probs = torch.log_softmax(phi @ theta.T, dim=1)
-        log_likelihood = float(log_probs.gather(1, y.long()[:, None]).sum())
-        hessian = last_layer_ggn(phi, log_probs.exp())
+        y = y.long()
     else:
         likelihood.check(x.new_empty(x.shape[0], outputs), y)  # its own shape and dtype errors
-        phi = _features(body, x, bias, batch_size)
-        sigma = float(likelihood.noise_std.detach())
-        residual = y.to(torch.float64) - phi @ theta.T
-        log_likelihood = float(-0.5 * (residual / sigma).square().sum()
-                               - residual.numel() * (math.log(sigma) + 0.5 * math.log(2 * math.pi)))
-        # Λ_n = I / σ²: H = I_C ⊗ Φ̃ᵀΦ̃ / σ²
-        hessian = torch.block_diag(*[phi.T @ phi / sigma**2] * outputs)
+    phi = _features(body, x, bias, batch_size)
+    logits = phi @ theta.T
+    with torch.no_grad():  # a learned σ must not attach the fit to a graph
+        log_likelihood = float(likelihood.log_prob(logits, y).sum())
+        if isinstance(likelihood, Gaussian):  # Λ_n = I / σ²: H = I_C ⊗ Φ̃ᵀΦ̃ / σ²
+            hessian = torch.block_diag(*[phi.T @ phi / float(likelihood.noise_std)**2] * outputs)
+        else:
+            hessian = last_layer_ggn(phi, torch.softmax(logits, dim=1))
     eigenvalues, vectors = torch.linalg.eigh(hessian)
     eigenvalues = eigenvalues.clamp(min=0.0)  # H is PSD; round-off below 0 is noise
     theta = theta.reshape(-1)
