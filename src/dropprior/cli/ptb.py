@@ -99,22 +99,21 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--device {preset.device}: CUDA is not available on this machine; "
                        "use --device cpu")
     variants = list(dict.fromkeys(cfg["variant"]))
-    if cfg["output_noise"] and not set(variants) & set(SEQUENCE_NOISE):
-        raise CLIError(f"--output-noise applies to the {', '.join(SEQUENCE_NOISE)} variants, "
-                       f"got --variant {' '.join(variants)}")
-    if cfg["weight_noise"] and not set(variants) & set(SEQUENCE_NOISE):
-        raise CLIError(f"--weight-noise applies to the {', '.join(SEQUENCE_NOISE)} variants, "
-                       f"got --variant {' '.join(variants)}")
+    for flag in ("output_noise", "weight_noise"):  # the options of the per-sequence variants
+        if cfg[flag] and not set(variants) & set(SEQUENCE_NOISE):
+            raise CLIError(f"--{flag.replace('_', '-')} applies to the "
+                           f"{', '.join(SEQUENCE_NOISE)} variants, got --variant "
+                           f"{' '.join(variants)}")
     if cfg["recurrent_noise"] and "untied" not in variants:
         raise CLIError(f"--recurrent-noise applies to the untied variant (gal has it already), "
                        f"got --variant {' '.join(variants)}")
     print("variant | valid ppl | test ppl | MC valid | MC test | tokens/s | seconds")
     for variant in variants:
-        output_noise = bool(cfg["output_noise"]) and variant in SEQUENCE_NOISE
-        weight_noise = bool(cfg["weight_noise"]) and variant in SEQUENCE_NOISE
+        sequence = variant in SEQUENCE_NOISE
         try:
             record, fresh = run_and_record(dataclasses.replace(
-                preset, variant=variant, output_noise=output_noise, weight_noise=weight_noise,
+                preset, variant=variant, output_noise=bool(cfg["output_noise"]) and sequence,
+                weight_noise=bool(cfg["weight_noise"]) and sequence,
                 recurrent_noise=bool(cfg["recurrent_noise"]) and variant == "untied"),
                                            command_line(), data_dir, args.results,
                                            cfg["checkpoint_dir"])
