@@ -169,6 +169,7 @@ def bench_conv(repeats: int) -> None:
         base, ours = round_robin([run(conv), run(noisy)], max(3, repeats // 2))
         print(f"{name:<18}{ours * 1e3:>8.2f}{base * 1e3:>10.2f}{ours / base:>8.2f}")
 
+
 def bench_lstm(repeats: int) -> None:
     x = torch.randn(35, 20, 200, device=DEVICE)
     law = Bernoulli(0.5, inverted=True)
