@@ -43,6 +43,19 @@ def test_end_to_end_writes_tables_plot_and_run_record(tiny_uci, tmp_path, capsys
     assert code == 0 and "1 jobs (1 already finished" in stdout
 
 
+def test_baselines_without_noise_run_and_come_first(tiny_uci, tmp_path, capsys):
+    code, stdout, _ = _run(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny",
+                            "--splits", "0", "--law", "none", "--objective", "map", "laplace",
+                            "--out", str(tmp_path / "run"), *FAST], capsys)
+    assert code == 0
+    assert "| tiny | none | unit | laplace | 1 | 3 |" in stdout
+    assert stdout.index("| none | unit | laplace |") < stdout.index("| none | unit | map |")
+    code, _, err = _run(["uci", "--data-dir", str(tiny_uci), "--dataset", "tiny", "--law",
+                         "none", "bernoulli", "--objective", "map", "--out",
+                         str(tmp_path / "bad")], capsys)
+    assert code == 2 and "got laws ['none', 'bernoulli'] and objectives ['map']" in err
+
+
 def test_config_file_sets_options_and_flags_override_it(tiny_uci, tmp_path, capsys):
     config = tmp_path / "uci.toml"
     config.write_text(f'data-dir = "{tiny_uci}"\ndataset = "tiny"\nsplits = [0]\nepochs = 2\n'

@@ -11,6 +11,7 @@ from dropprior.cli._config import Options, resolve
 from dropprior.experiments.batched_mlp import BATCHED_STRUCTURES
 from dropprior.experiments.laws import TABLE1_LAWS
 from dropprior.experiments.runner import BACKENDS
+from dropprior.experiments.uci import BASELINES, NO_NOISE
 from dropprior.experiments.uci_scales import (
     HYPERPRIOR_CHOICES,
     LIBRARY_STRUCTURES,
@@ -24,6 +25,10 @@ EXAMPLE = """example:
   dropprior uci --data-dir ../shared/data --dataset yacht --law bernoulli rayleigh \\
       --objective mc marginal --workers 2 --out runs/uci-yacht
   (rerunning the same command skips the jobs already in runs/uci-yacht/jobs)
+  dropprior uci --data-dir ../shared/data --dataset yacht --law none \\
+      --objective map laplace --out runs/uci-yacht-baselines
+  (the baselines: the same protocol without noise, scored as the trained network and by its
+  last-layer Laplace posterior)
   dropprior uci --data-dir ../shared/data --dataset yacht --depth 8 --structure add \
       --hyperprior log_uniform --inference vi --splits 0 1 2 --out runs/uci-yacht-add
   (--depth, --hyperprior, --inference vi and the add / ard+add structures train dropprior's
@@ -46,16 +51,19 @@ def register(subparsers: Any) -> None:
              shown="$DROPPRIOR_DATA_DIR")
     opts.add("--dataset", default=["all"], many=True, metavar="NAME",
              help="data set folder names under uci/, or 'all'")
-    opts.add("--law", default=["bernoulli"], many=True, choices=[*TABLE1_LAWS, "all"],
+    opts.add("--law", default=["bernoulli"], many=True, choices=[*TABLE1_LAWS, "all", NO_NOISE],
              help="noise laws of Table 1 ('all' = every one); see dropprior.experiments.laws for "
-             "how each is set from the dropout rate")
+             f"how each is set from the dropout rate. '{NO_NOISE}': the baselines without noise "
+             f"(alone, with --objective {' / '.join(BASELINES)})")
     opts.add("--structure", default=["unit"], many=True,
              choices=list(dict.fromkeys([*BATCHED_STRUCTURES, *LIBRARY_STRUCTURES])),
              help="noise structure: unit (dropout/ARD), weight (DropConnect), add (one scale per "
              "residual block) or ard+add (both; add and ard+add need --depth >= 1)")
-    opts.add("--objective", default=["mc"], many=True, choices=list(OBJECTIVES),
+    opts.add("--objective", default=["mc"], many=True, choices=[*OBJECTIVES, *BASELINES],
              help="training objective: mc (eq. 3), marginal (log-mean-exp bound, eq. 10) or "
-             "tail_adaptive (rank-weighted draws; learned-scale path only)")
+             "tail_adaptive (rank-weighted draws; learned-scale path only); with --law "
+             f"{NO_NOISE}: map (the trained network's Gaussian predictive) and laplace (its "
+             "last-layer Laplace posterior's)")
     opts.add("--depth", default=None, kind=int, metavar="K",
              help="a ResNet MLP of K residual blocks of the data set's width (0: the standard "
              "network of one hidden layer, through dropprior's own layers)",

@@ -474,7 +474,11 @@ def _uci(results: Path) -> str:
                "DropConnect). Job time is the summed time of the run's jobs. Half-Cauchy noise "
                "has no mean, so its MC-averaged prediction is dominated by rare huge draws and "
                "its RMSE varies wildly between runs; Rayleigh noise is scaled to E[ξ] = 1, which "
-               "fixes Var[ξ] = 4/π − 1 ≈ 0.27 whatever the grid's dropout rate.\n\n")
+               "fixes Var[ξ] = 4/π − 1 ≈ 0.27 whatever the grid's dropout rate. Law `none` rows "
+               "are baselines: the same network and protocol trained without noise (the grid "
+               "is τ alone), scored as the trained network (`map`) or by its last-layer Laplace "
+               "posterior (`laplace`, `dropprior.fit_last_layer_laplace`, its prior precision "
+               "chosen by the marginal likelihood, 10 000 draws).\n\n")
     protocol.sort(key=uci_row_order)
     out.append(uci_markdown(protocol) if protocol else "No complete run yet.\n")
     if partial:
@@ -561,11 +565,11 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
     """The per-split choice among the candidates with inner-validation scores, per data set:
     the grid protocol's runs, and the learned-scale runs made with ``--validate``."""
     from dropprior.experiments.tables import format_mean_se
-    from dropprior.experiments.uci import anchor_verdicts
+    from dropprior.experiments.uci import NO_NOISE, anchor_verdicts
     from dropprior.experiments.uci_selection import select_on_validation
 
-    validated = [r for r in records
-                 if all("validation" in split for split in r["result"]["splits"])]
+    validated = [r for r in records if r["params"]["law"] != NO_NOISE
+                 and all("validation" in split for split in r["result"]["splits"])]
     def candidate(r: dict[str, Any]) -> str:
         p = r["params"]
         return f"{p['law']}/{p['structure']}/{p['objective']}/{p.get('variant')}"
@@ -592,7 +596,8 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
            "validation log-likelihood on the split's inner 80/20 division is kept, and its test "
            "scores are reported (`dropprior.experiments.uci_selection.select_on_validation`). "
            "The candidates are the grid protocol's runs and the learned-scale runs made with "
-           "`--validate`. A candidate run on fewer splits than the data set's most complete "
+           "`--validate`; the baselines without noise (law `none`) are not candidates. A "
+           "candidate run on fewer splits than the data set's most complete "
            "one (a partial run) does not compete.\n\n",
            "| dataset | candidates | splits | test RMSE | test LL | 2018 MC dropout LL | "
            "beats 2018 | Deep Ens. LL | beats DE | chosen (splits) |\n"

@@ -15,6 +15,13 @@ Per data set and split K:
 The test split is never seen before step 4. Weight decay is the reference code's
 λ = l²(1−p)/(2Nτ) with length-scale l = 10⁻², N the number of training rows; τ is the precision of
 the Gaussian likelihood in original target units (standardised: τ·std(y)²).
+
+Two baselines run the same protocol with networks trained without noise (law ``"none"``, p = 0,
+so the grid is τ alone and λ = l²/(2Nτ)): objective ``"map"`` predicts with the trained network
+and ``"laplace"`` with its last-layer Laplace posterior (:func:`dropprior.fit_last_layer_laplace`
+under the Gaussian likelihood of precision τ, the prior precision chosen by the marginal
+likelihood; :mod:`dropprior.experiments.batched_laplace`), whose predictive is scored from its
+draws as MC dropout's is. τ is chosen on validation by each baseline's own predictive.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch
 from dropprior._validation import check_choice, check_int, check_number
 from dropprior.data import UCIDataset, load_uci
 from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
+from dropprior.experiments.batched_laplace import laplace_draws, laplace_networks
 from dropprior.experiments.batched_mlp import (
     BATCHED_STRUCTURES,
     OBJECTIVES,
@@ -42,13 +50,21 @@ from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.runner import Job
 from dropprior.experiments.tables import beats, format_mean_se, markdown_table, mean_se, write_csv
 from dropprior.experiments.uci_scales import VI_INIT_STD
+from dropprior.noise import Bernoulli, NoiseLaw
 
 __all__ = ["uci_jobs", "uci_scales_jobs", "run_uci_split", "fit_and_score", "standardise",
            "summarise_uci", "uci_row_order", "uci_markdown", "write_uci_tables", "anchor_verdicts",
-           "plot_uci", "DEFAULTS"]
+           "plot_uci", "DEFAULTS", "NO_NOISE", "BASELINES"]
 
 #: Noise draws per example and step of the marginal-MAP objective unless ``train_samples`` is set.
 MARGINAL_SAMPLES = 5
+
+#: The law name of the baselines' networks, trained without noise.
+NO_NOISE = "none"
+
+#: The baselines' objectives (law ``"none"`` only): the trained network's own predictive
+#: (``"map"``) or its last-layer Laplace posterior's (``"laplace"``).
+BASELINES = ("map", "laplace")
 
 #: Protocol settings a job reads (each can be overridden per grid).
 DEFAULTS: dict[str, Any] = {
@@ -86,11 +102,12 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
         check_number("--" + name, merged[name])
     check_number("validation_fraction", merged["validation_fraction"], 0.0, 1.0)
     for law in laws:
-        check_choice("law", law, TABLE1_LAWS)
+        check_choice("law", law, (*TABLE1_LAWS, NO_NOISE))
     for structure in structures:
         check_choice("structure", structure, BATCHED_STRUCTURES)
     for objective in objectives:
-        check_choice("objective", objective, OBJECTIVES)
+        check_choice("objective", objective, (*OBJECTIVES, *BASELINES))
+    _check_baselines(laws, structures, objectives)
     jobs = []
     for name in datasets:
         dataset = _load(str(data_dir), name)
@@ -129,11 +146,12 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     variant's ", init …").
 
     Raises:
-        ValueError: a bad depth, structure, hyperprior or inference, or ``inference="vi"``
-            without a hyperprior.
+        ValueError: a bad depth, law, structure, objective, hyperprior or inference, or
+            ``inference="vi"`` without a hyperprior.
     """
     from dropprior.experiments.uci_scales import HYPERPRIOR_CHOICES, LIBRARY_STRUCTURES
     from dropprior.scales import INFERENCE
+    from dropprior.training import OBJECTIVES as LIBRARY_OBJECTIVES
 
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
                               or depth < 0):
@@ -167,6 +185,8 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                          f"got --inference {inference}")
     for law in laws:
         check_choice("law", law, TABLE1_LAWS)
+    for objective in objectives:
+        check_choice("objective", objective, LIBRARY_OBJECTIVES)
     from dropprior._validation import check_prior_weight
     from dropprior.experiments.uci_scales import PER_WEIGHT
 
@@ -213,6 +233,26 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     return jobs
 
 
+def _check_baselines(laws: Sequence[str], structures: Sequence[str],
+                     objectives: Sequence[str]) -> None:
+    """Law "none" runs with the baseline objectives alone, they with it alone, unit structure."""
+    baseline = [o for o in objectives if o in BASELINES]
+    if NO_NOISE not in laws and not baseline:
+        return
+    if list(laws) != [NO_NOISE] or len(baseline) != len(objectives):
+        raise ValueError(f"law {NO_NOISE!r} (networks without noise) runs with the objectives "
+                         f"{list(BASELINES)} only, and they with it alone; got laws {list(laws)} "
+                         f"and objectives {list(objectives)}")
+    if list(structures) != ["unit"]:
+        raise ValueError(f"law {NO_NOISE!r} has no noise to structure: give structure 'unit' "
+                         f"alone, got {list(structures)}")
+
+
+def _noise(law: str, p: float) -> NoiseLaw:
+    """The law ``law`` set from dropout rate p; law "none" is Bernoulli(keep=1): no noise."""
+    return Bernoulli(1.0, inverted=True) if law == NO_NOISE else dropout_law(law, p)
+
+
 def _job_key(params: dict[str, Any]) -> str:
     """A readable key that changes whenever a setting or the data (its digest) changes."""
     fixed = "-".join(f"{k}={params[k]}" for k in sorted(DEFAULTS))
@@ -257,8 +297,13 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     of its grid on the training rows, all in one batched network, and score each on its
     evaluation rows. Every task must have the same numbers of training and evaluation rows.
 
+    With law ``"none"`` (p = 0) the networks are trained without noise, and the objective
+    ``"map"`` scores each trained network, ``"laplace"`` its last-layer Laplace posterior's
+    ``eval_samples`` draws (module docstring).
+
     Returns:
-        Per task ``{"rmse": [...], "ll": [...]}``, one entry per grid point, original units.
+        Per task ``{"rmse": [...], "ll": [...]}``, one entry per grid point, original units;
+        with ``"laplace"`` also ``"prior_precision"``, the chosen λ of each.
 
     Shape:
         x_*: (N, D); y_*: (N,).
@@ -266,7 +311,7 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     sizes = {(t[0].shape[0], t[2].shape[0]) for t in tasks}
     if len(sizes) != 1:
         raise ValueError(f"tasks batched together need equal split sizes, got {sorted(sizes)}")
-    laws = {p: dropout_law(law, p) for grid in grids for p, _ in grid}
+    laws = {p: _noise(law, p) for grid in grids for p, _ in grid}
     xs_tr, ys_tr, xs_ev, ys_ev, means, stds, per_net, taus, keeps = ([] for _ in range(9))
     # Networks ordered by p first so that networks sharing a law are adjacent (one draw each).
     order = sorted(((p, tau, i) for i, grid in enumerate(grids) for p, tau in grid),
@@ -292,15 +337,22 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     std_t = torch.tensor(stds, dtype=torch.float64)
     n = xs_tr[0].shape[0]
     weight_decay = lengthscale**2 * torch.tensor(keeps, dtype=torch.float64) / (2.0 * n * tau_t)
+    x_tr_t = torch.as_tensor(np.stack(xs_tr), dtype=dtype)
+    y_tr_t = torch.as_tensor(np.stack(ys_tr), dtype=dtype)
+    x_ev_t = torch.as_tensor(np.stack(xs_ev), dtype=dtype)
     model = train_batched(
-        torch.as_tensor(np.stack(xs_tr), dtype=dtype),
-        torch.as_tensor(np.stack(ys_tr), dtype=dtype),
-        per_net, tau_t * std_t**2, weight_decay, hidden=hidden, epochs=epochs,
-        batch_size=batch_size, lr=lr, structure=structure, objective=objective,
-        samples=train_samples, seed=seed,
+        x_tr_t, y_tr_t, per_net, tau_t * std_t**2, weight_decay, hidden=hidden, epochs=epochs,
+        batch_size=batch_size, lr=lr, structure=structure,
+        objective="mc" if objective in BASELINES else objective, samples=train_samples,
+        seed=seed,
     )
-    draws = predict_batched(model, torch.as_tensor(np.stack(xs_ev), dtype=dtype),
-                            samples=eval_samples)
+    precisions: list[float] = []
+    if objective == "laplace":
+        posteriors = laplace_networks(model, x_tr_t, y_tr_t, (tau_t * std_t**2).rsqrt())
+        precisions = [posterior.prior_precision for posterior in posteriors]
+        draws: Any = [laplace_draws(posteriors, x_ev_t, samples=eval_samples, seed=seed)]
+    else:  # networks without noise give one draw
+        draws = predict_batched(model, x_ev_t, samples=1 if law == NO_NOISE else eval_samples)
     scores = score_batched(draws, torch.as_tensor(np.stack(ys_ev)), torch.tensor(means), std_t,
                            tau_t)
     out: list[dict[str, list[float]]] = [{"rmse": [], "ll": []} for _ in tasks]
@@ -310,6 +362,8 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             g = position[(i, p, tau)]
             out[i]["rmse"].append(float(scores.rmse[g]))
             out[i]["ll"].append(float(scores.log_likelihood[g]))
+            if precisions:
+                out[i].setdefault("prior_precision", []).append(precisions[g])
     return out
 
 
@@ -318,7 +372,8 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``{"splits": [...]}``, per split: ``"rmse"``, ``"ll"`` on the test split, the chosen
-        ``"p"`` and ``"tau"``, and the validation scores of every grid point; and ``"epochs"``.
+        ``"p"`` and ``"tau"``, and the validation scores of every grid point (with
+        ``"laplace"`` also the test fit's ``"prior_precision"``); and ``"epochs"``.
     """
     dataset = _load(params["data_dir"], params["dataset"])
     epochs = int(params["epochs"] or dataset.n_epochs * params["epoch_multiplier"])
@@ -326,7 +381,8 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
     hidden = [int(width)] * int(params["layers"])
     if not dataset.dropout_rates or not dataset.tau_values:
         raise ValueError(f"{dataset.name}: dropout_rates.txt and tau_values.txt must list the grid")
-    grid = [(p, t) for p in dataset.dropout_rates for t in dataset.tau_values]
+    rates = [0.0] if params["law"] == NO_NOISE else dataset.dropout_rates
+    grid = [(p, t) for p in rates for t in dataset.tau_values]
     common = dict(law=params["law"], structure=params["structure"],
                   objective=params["objective"], hidden=hidden, epochs=epochs,
                   batch_size=int(params["batch_size"]), lr=float(params["lr"]),
@@ -352,6 +408,7 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
             "split": int(k), "rmse": t["rmse"][0], "ll": t["ll"][0], "p": p, "tau": tau,
             "validation": [{"p": gp, "tau": gt, "rmse": r, "ll": ll}
                            for (gp, gt), r, ll in zip(grid, v["rmse"], v["ll"], strict=False)],
+            **({"prior_precision": t["prior_precision"][0]} if "prior_precision" in t else {}),
         })
     return {"epochs": epochs, "splits": results}
 
@@ -404,10 +461,10 @@ def summarise_uci(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def uci_row_order(row: dict[str, Any]) -> tuple[str, int, str, str, str]:
-    """The order of summary rows (:func:`summarise_uci`): data set, Table 1's law order,
-    structure, objective, variant."""
-    return (row["dataset"], TABLE1_LAWS.index(row["law"]), row["structure"], row["objective"],
-            row.get("variant", ""))
+    """The order of summary rows (:func:`summarise_uci`): data set, the baselines (law "none")
+    then Table 1's law order, structure, objective, variant."""
+    return (row["dataset"], (NO_NOISE, *TABLE1_LAWS).index(row["law"]), row["structure"],
+            row["objective"], row.get("variant", ""))
 
 
 #: Per-split counts of the library path, averaged over splits in the summary.
