@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+from scipy import stats
 
 from dropprior.experiments.report import PAGES, build_pages
 
@@ -96,6 +99,33 @@ def test_uci_law_chosen_on_validation_is_judged_against_both_anchors(tmp_path) -
                         "gaussian/unit/mc (10), bernoulli/unit/mc (10) |")
     assert ("beats the 2018 MC-dropout test LL on 1 of 1 data sets and Deep Ensembles' on 0 of "
             "1," in text)
+
+
+def test_uci_baselines_are_not_candidates_but_are_compared_with_the_choice(tmp_path) -> None:
+    """The law "none" rows (baselines) stay out of the choice on validation, even with the best
+    validation LL; the chosen −1.145 ± 0.0103 is then set against each baseline with the
+    combined s.e.: map −1.20 ± 0 (0.055 > 0.0103: noise better), laplace −1.14 ± 0.0023
+    (−0.005, |·| < 0.0106: level). A baseline on 3 splits is left out."""
+    results = tmp_path / "results"
+    _uci_run(results, "g", "gaussian", [-1.19, -1.21] * 10, [0.0, -1.0] * 10)
+    _uci_run(results, "b", "bernoulli", [-1.15, -1.10] * 10, [-1.0, 0.0] * 10)
+    _uci_run(results, "m", "none", [-1.2] * 20, [5.0] * 20, objective="map")
+    _uci_run(results, "l", "none", [-1.13, -1.15] * 10, [5.0] * 20, objective="laplace")
+    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    chosen = text.split("## Chosen on inner validation")[1]
+    assert "| yacht | 2 | 20 | 0.60±0.00 | −1.15±0.01 |" in chosen  # the baselines not chosen
+    (row,) = [line for line in chosen.split("### Against the baselines")[1].splitlines()
+              if line.startswith("| yacht |")]
+    chosen_se = stats.sem([-1.19, -1.10] * 10)
+    se = math.hypot(chosen_se, stats.sem([-1.13, -1.15] * 10))
+    assert row == ("| yacht | −1.15±0.01 | −1.20±0.00 | "
+                   f"0.0550±{chosen_se:.4f} (noise better) | "
+                   f"−1.14±0.00 | −0.0050±{se:.4f} (level) |")
+    short = tmp_path / "short"
+    _uci_run(short / "results", "g", "gaussian", [-1.19, -1.21] * 10, [0.0, -1.0] * 10)
+    _uci_run(short / "results", "b", "bernoulli", [-1.15, -1.10] * 10, [-1.0, 0.0] * 10)
+    _uci_run(short / "results", "m", "none", [-1.2] * 3, objective="map")
+    assert "### Against the baselines" not in build_pages(short)[short / "docs/results/uci.md"]
 
 
 def test_report_outside_a_repository_root_is_an_error_that_writes_nothing(tmp_path,

@@ -621,7 +621,48 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
     out.append(f"\nChosen on validation, dropprior beats the 2018 MC-dropout test LL on "
                f"{wins['2018']} of {judged['2018']} data sets and Deep Ensembles' on {wins['DE']} "
                f"of {judged['DE']}, each by more than the combined standard error.\n")
+    out.extend(_uci_against_baselines(rows, [r for r in records
+                                             if r["params"]["law"] == NO_NOISE]))
     return out
+
+
+def _uci_against_baselines(chosen: list[dict[str, Any]],
+                           baseline_records: list[dict[str, Any]]) -> list[str]:
+    """The rows chosen on validation against the baselines without noise of their data set
+    (``dropprior uci --law none``), where a baseline has as many splits."""
+    from dropprior.experiments.tables import beats, combined_se, format_mean_se
+    from dropprior.experiments.uci import BASELINES, summarise_uci
+
+    baselines = {(r["dataset"], r["objective"]): r for r in summarise_uci(baseline_records)}
+    lines = []
+    for row in chosen:
+        cells = []
+        for objective in BASELINES:
+            base = baselines.get((row["dataset"], objective))
+            if base is None or base["n_splits"] != row["n_splits"]:
+                cells += ["—", "—"]
+                continue
+            diff = row["ll"] - base["ll"]
+            verdict = ("noise better" if beats(row["ll"], row["ll_se"], base["ll"], base["ll_se"])
+                       else "baseline better"
+                       if beats(base["ll"], base["ll_se"], row["ll"], row["ll_se"]) else "level")
+            cells += [format_mean_se(base["ll"], base["ll_se"]),
+                      f"{format_mean_se(diff, combined_se(row['ll_se'], base['ll_se']))} "
+                      f"({verdict})"]
+        if any(cell != "—" for cell in cells):
+            lines.append(f"| {row['dataset']} | {format_mean_se(row['ll'], row['ll_se'])} | "
+                         + " | ".join(cells) + " |\n")
+    if not lines:
+        return []
+    return ["\n### Against the baselines without noise\n\n",
+            "The test LL chosen on validation above against the same protocol's networks trained "
+            "without noise (`dropprior uci --law none --objective map laplace`): the trained "
+            "network (`map`) and its last-layer Laplace posterior (`laplace`). The difference is "
+            "chosen − baseline ± the combined standard error; \"better\" means it exceeds that "
+            "standard error. A baseline with another number of splits than the chosen rows is "
+            "left out.\n\n",
+            "| dataset | chosen test LL | map test LL | chosen − map | laplace test LL | "
+            "chosen − laplace |\n|---|---|---|---|---|---|\n", *lines]
 
 
 #: Published PTB anchors (test perplexity unless said), by (layers, hidden).
