@@ -39,3 +39,22 @@ def test_a_required_option_may_come_from_the_file_but_must_come(tmp_path, capsys
     config.write_text("unknown = 1\n")
     assert main(["jensen", "--config", str(config)]) == 2
     assert "unknown key 'unknown'" in capsys.readouterr().err
+
+
+def test_a_command_that_resolves_its_settings_reads_the_file_once(tiny_uci, tmp_path,
+                                                                  monkeypatch) -> None:
+    """main resolves the options (flag, else file, else default) before the command runs; the
+    command's own resolve then reads them from the namespace, not the file again."""
+    from dropprior.cli import _config
+
+    reads = []
+    real = _config.load_toml
+    monkeypatch.setattr(_config, "load_toml", lambda path: reads.append(path) or real(path))
+    config = tmp_path / "uci.toml"
+    config.write_text(f'data-dir = "{tiny_uci}"\ndataset = ["tiny"]\nsplits = [0]\nepochs = 2\n'
+                      f'test-samples = 5\nvalidation-samples = 5\nout = "{tmp_path / "run"}"\n'
+                      "progress = false\n")
+    assert main(["uci", "--config", str(config), "--lr", "0.002"]) == 0
+    assert reads == [config]
+    recorded = (tmp_path / "run" / "config.toml").read_text()
+    assert "epochs = 2" in recorded and "lr = 0.002" in recorded  # file and flag both applied

@@ -117,6 +117,7 @@ def apply_config(args: argparse.Namespace) -> argparse.Namespace:
     if options is None:
         return args
     vars(args).update(resolve(args))
+    args._resolved = True
     for dest in sorted(getattr(options, "required", ())):
         if getattr(args, dest) is None:
             raise CLIError(f"--{dest.replace('_', '-')} is required (as a flag or a --config "
@@ -125,8 +126,11 @@ def apply_config(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings of a parsed subcommand: flag, else ``--config`` entry, else default."""
+    """The settings of a parsed subcommand: flag, else ``--config`` entry, else default (read
+    from ``args`` alone once :func:`apply_config` has resolved them, so the file is read once)."""
     options: Options = args._options
+    if getattr(args, "_resolved", False):
+        return {dest: getattr(args, dest) for dest in options.specs}
     from_file: dict[str, Any] = {}
     if args.config is not None:
         from_file = _check_file_keys(load_toml(args.config), options, args.config)
