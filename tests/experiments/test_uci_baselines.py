@@ -107,7 +107,7 @@ def test_map_baseline_scores_the_network_trained_without_noise():
     tau, lengthscale = 2.0, 1e-2
     settings = dict(hidden=[6], epochs=20, batch_size=8, lr=1e-3, lengthscale=lengthscale)
     got = fit_and_score(tasks, [[(0.0, tau)]], law="none", structure="unit", objective="map",
-                        train_samples=1, eval_samples=7, seed=3, **settings)[0]
+                        train_samples=1, eval_samples=7, seed=3, intervals=True, **settings)[0]
     x_tr, x_ev, _, _ = standardise(x[:30], x[30:])
     y_tr, y_mean, y_std = standardise(y[:30])
     dtype = torch.get_default_dtype()
@@ -123,6 +123,20 @@ def test_map_baseline_scores_the_network_trained_without_noise():
     ll = stats.norm.logpdf(y[30:], pred, 1 / math.sqrt(tau)).mean()
     assert got["ll"][0] == pytest.approx(ll, rel=1e-6)
     assert got["rmse"][0] == pytest.approx(math.sqrt(((pred - y[30:]) ** 2).mean()), rel=1e-6)
+    # one Gaussian N(pred, 1/τ) per point: its intervals and CRPS in closed form (scipy)
+    sigma = 1 / math.sqrt(tau)
+    z = np.abs(y[30:] - pred) / sigma
+    assert got["picp90"][0] == pytest.approx(np.mean(z <= stats.norm.ppf(0.95)), abs=1e-12)
+    assert got["picp95"][0] == pytest.approx(np.mean(z <= stats.norm.ppf(0.975)), abs=1e-12)
+    crps = sigma * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z)
+                    - 1 / math.sqrt(math.pi))
+    assert got["crps"][0] == pytest.approx(crps.mean(), rel=1e-5)
+    levels = np.linspace(0.05, 0.95, 19)
+    observed = [np.mean(z <= stats.norm.ppf(0.5 + a / 2)) for a in levels]
+    assert got["coverage_error"][0] == pytest.approx(np.mean(np.abs(np.subtract(observed, levels))),
+                                                     abs=1e-9)
+    assert got["noise_std"][0] == pytest.approx(sigma, rel=1e-9)
+    assert got["draw_std"][0] == 0.0
     laplace = fit_and_score(tasks, [[(0.0, tau)]], law="none", structure="unit",
                             objective="laplace", train_samples=1, eval_samples=100_000, seed=3,
                             **settings)[0]
@@ -162,6 +176,10 @@ def test_baselines_run_the_protocol_over_tau_alone(tiny_uci):
         assert result["p"] == 0.0 and result["tau"] in (5.0, 50.0)
         assert [(v["p"], v["tau"]) for v in result["validation"]] == [(0.0, 5.0), (0.0, 50.0)]
         assert ("prior_precision" in result) == (objective == "laplace")
+        assert 0.0 <= result["picp90"] <= result["picp95"] <= 1.0
+        assert result["noise_std"] == pytest.approx(result["tau"] ** -0.5)
+        assert (result["draw_std"] > 0) == (objective == "laplace")  # map: one draw
+        assert "picp90" not in result["validation"][0]  # the test predictive's alone
 
 
 def test_baseline_rows_come_first_in_the_summary():

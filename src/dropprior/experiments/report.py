@@ -545,9 +545,11 @@ def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
            "points (nominal 0.90, 0.95), its CRPS in the target's units (lower is better) and "
            "the mean |observed − nominal| coverage over the levels 0.05 … 0.95, each mean ± "
            "standard error over the splits, on the first 1000 draws. The predictive's spread "
-           "has two parts, both in the target's units: the likelihood's learned noise std and "
-           "the spread of the draws' means (their standard deviation, averaged over the test "
-           "points); runs recorded before these two were kept show —.\n\n",
+           "has two parts, both in the target's units: the likelihood's noise std (learned on "
+           "the learned-scale path, the chosen τ^-½ in the grid protocol) and the spread of the "
+           "draws' means (their standard deviation, averaged over the test points); runs "
+           "recorded before these two were kept show —, and grid-protocol runs recorded before "
+           "the grid protocol kept any of them are not in this table.\n\n",
            "| dataset | law | structure | variant | objective | splits | PICP 90% | PICP 95% | "
            "CRPS | coverage error | noise std | draw spread |\n"
            "|---|---|---|---|---|---|---|---|---|---|---|---|\n"]

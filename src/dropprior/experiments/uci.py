@@ -49,7 +49,7 @@ from dropprior.experiments.batched_mlp import (
 from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.runner import Job
 from dropprior.experiments.tables import beats, format_mean_se, markdown_table, mean_se, write_csv
-from dropprior.experiments.uci_scales import VI_INIT_STD
+from dropprior.experiments.uci_scales import INTERVAL_METRICS, VI_INIT_STD, interval_scores
 from dropprior.noise import Bernoulli, NoiseLaw
 
 __all__ = ["uci_jobs", "uci_scales_jobs", "run_uci_split", "fit_and_score", "standardise",
@@ -292,7 +292,7 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
                   grids: Sequence[Sequence[tuple[float, float]]], *, law: str, structure: str,
                   objective: str, hidden: Sequence[int], epochs: int, batch_size: int,
                   lr: float, lengthscale: float, train_samples: int, eval_samples: int,
-                  seed: int) -> list[dict[str, list[float]]]:
+                  seed: int, intervals: bool = False) -> list[dict[str, list[float]]]:
     """For every task (x_train, y_train, x_eval, y_eval) train one network per grid point (p, τ)
     of its grid on the training rows, all in one batched network, and score each on its
     evaluation rows. Every task must have the same numbers of training and evaluation rows.
@@ -303,7 +303,9 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
     Returns:
         Per task ``{"rmse": [...], "ll": [...]}``, one entry per grid point, original units;
-        with ``"laplace"`` also ``"prior_precision"``, the chosen λ of each.
+        with ``"laplace"`` also ``"prior_precision"``, the chosen λ of each; with ``intervals``
+        also the entries of :data:`~dropprior.experiments.uci_scales.INTERVAL_METRICS` (the
+        mixture of N(draw, 1/τ) over the draws).
 
     Shape:
         x_*: (N, D); y_*: (N,).
@@ -352,9 +354,12 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         precisions = [posterior.prior_precision for posterior in posteriors]
         draws: Any = [laplace_draws(posteriors, x_ev_t, samples=eval_samples, seed=seed)]
     else:  # networks without noise give one draw
-        draws = predict_batched(model, x_ev_t, samples=1 if law == NO_NOISE else eval_samples)
-    scores = score_batched(draws, torch.as_tensor(np.stack(ys_ev)), torch.tensor(means), std_t,
-                           tau_t)
+        draws = list(predict_batched(model, x_ev_t,
+                                     samples=1 if law == NO_NOISE else eval_samples))
+    y_ev_t = torch.as_tensor(np.stack(ys_ev))
+    scores = score_batched(draws, y_ev_t, torch.tensor(means), std_t, tau_t)
+    spread = _interval_scores(torch.cat(draws, dim=1), y_ev_t, means, std_t, tau_t) \
+        if intervals else [{} for _ in order]
     out: list[dict[str, list[float]]] = [{"rmse": [], "ll": []} for _ in tasks]
     position = {(i, p, tau): g for g, (p, tau, i) in enumerate(order)}
     for i, grid in enumerate(grids):
@@ -364,6 +369,28 @@ def fit_and_score(tasks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
             out[i]["ll"].append(float(scores.log_likelihood[g]))
             if precisions:
                 out[i].setdefault("prior_precision", []).append(precisions[g])
+            for name, value in spread[g].items():
+                out[i].setdefault(name, []).append(value)
+    return out
+
+
+def _interval_scores(draws: torch.Tensor, y: torch.Tensor, y_mean: Sequence[float],
+                     y_std: torch.Tensor, tau: torch.Tensor) -> list[dict[str, float]]:
+    """Per network g, :data:`~dropprior.experiments.uci_scales.INTERVAL_METRICS` of the mixture
+    of N(draw, 1/τ_g) over its draws (standardised: the draws, and noise std (τ_g y_std²)^-½).
+
+    Shape:
+        draws: (G, T, N) standardised; y: (G, N) original units; y_mean, y_std, tau: (G,).
+    """
+    out = []
+    for g in range(draws.shape[0]):
+        scale = float(y_std[g])
+        means = draws[g].double()
+        noise = 1.0 / math.sqrt(float(tau[g]) * scale**2)
+        target = (y[g].double() - y_mean[g]) / scale
+        out.append({**interval_scores(means, torch.full_like(means, noise), target, scale),
+                    "noise_std": noise * scale,
+                    "draw_std": float(means.std(dim=0, correction=0).mean()) * scale})
     return out
 
 
@@ -372,7 +399,8 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``{"splits": [...]}``, per split: ``"rmse"``, ``"ll"`` on the test split, the chosen
-        ``"p"`` and ``"tau"``, and the validation scores of every grid point (with
+        ``"p"`` and ``"tau"``, the validation scores of every grid point, and the test
+        predictive's :data:`~dropprior.experiments.uci_scales.INTERVAL_METRICS` (with
         ``"laplace"`` also the test fit's ``"prior_precision"``); and ``"epochs"``.
     """
     dataset = _load(params["data_dir"], params["dataset"])
@@ -401,14 +429,14 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
                                eval_samples=int(params["validation_samples"]), **common)
     best = [grid[int(np.nanargmax(np.asarray(v["ll"])))] for v in validation]
     test = fit_and_score(full_tasks, [[b] for b in best], seed=seed + 1,
-                         eval_samples=int(params["test_samples"]), **common)
+                         eval_samples=int(params["test_samples"]), intervals=True, **common)
     results = []
     for k, (p, tau), v, t in zip(params["splits"], best, validation, test, strict=False):
         results.append({
             "split": int(k), "rmse": t["rmse"][0], "ll": t["ll"][0], "p": p, "tau": tau,
             "validation": [{"p": gp, "tau": gt, "rmse": r, "ll": ll}
                            for (gp, gt), r, ll in zip(grid, v["rmse"], v["ll"], strict=False)],
-            **({"prior_precision": t["prior_precision"][0]} if "prior_precision" in t else {}),
+            **{name: t[name][0] for name in ("prior_precision", *INTERVAL_METRICS) if name in t},
         })
     return {"epochs": epochs, "splits": results}
 

@@ -73,10 +73,30 @@ def resolve_prior_weight(value: float | str, model: nn.Module, n_train: int) -> 
 #: Per split, beside RMSE and LL: the test points' coverage of the predictive's central 90% and
 #: 95% intervals, its CRPS (target units) and the mean |observed − nominal| coverage over the
 #: levels 0.05 … 0.95 (:mod:`dropprior.metrics`), on the first INTERVAL_DRAWS draws; and the two
-#: parts of the predictive's spread, in the target's units: the likelihood's learned noise std
-#: (``noise_std``) and the mean over test points of the draws' standard deviation (``draw_std``).
+#: parts of the predictive's spread, in the target's units: the likelihood's noise std
+#: (``noise_std``: learned here, the chosen τ^-½ in the grid protocol of
+#: :mod:`dropprior.experiments.uci`) and the mean over test points of the draws' standard
+#: deviation (``draw_std``).
 INTERVAL_METRICS = ("picp90", "picp95", "crps", "coverage_error", "noise_std", "draw_std")
 INTERVAL_DRAWS = 1000
+
+
+def interval_scores(means: torch.Tensor, stds: torch.Tensor, target: torch.Tensor,
+                    y_std: float) -> dict[str, float]:
+    """The coverage and CRPS entries of :data:`INTERVAL_METRICS` for the Gaussian mixture of
+    the first :data:`INTERVAL_DRAWS` draws, on standardised values; CRPS in the target's units
+    (× ``y_std``), coverage unitless.
+
+    Shape:
+        means, stds: (S, N); target: (N,).
+    """
+    from dropprior import metrics
+
+    means, stds = means[:INTERVAL_DRAWS], stds[:INTERVAL_DRAWS]  # CRPS costs S² per point
+    return {"picp90": float(metrics.picp(means, stds, target, 0.9)),
+            "picp95": float(metrics.picp(means, stds, target, 0.95)),
+            "crps": float(metrics.crps(means, stds, target).mean()) * y_std,
+            "coverage_error": float(metrics.coverage_calibration_error(means, stds, target))}
 
 
 def needs_library_path(structure: str, depth: int | None, hyperprior: str,
@@ -116,7 +136,6 @@ def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Te
                  ) -> tuple[float, float]:
     """Test RMSE and log-likelihood in the target's units; with ``intervals`` (a dict to fill)
     also the interval metrics of :data:`INTERVAL_METRICS`."""
-    from dropprior import metrics
     from dropprior.prediction import RegressionPrediction, predict
 
     pred = predict(model, x, samples=samples, likelihood=likelihood)
@@ -125,15 +144,10 @@ def _test_scores(model: nn.Module, likelihood: Any, x: torch.Tensor, y: torch.Te
     ll = float(pred.log_density(y).mean()) - math.log(y_std)
     if intervals is not None:
         assert pred.sample_stds is not None
-        # the first INTERVAL_DRAWS draws: CRPS costs S² per point
-        means = pred.sample_means[:INTERVAL_DRAWS].reshape(-1, x.shape[0])
-        stds = pred.sample_stds[:INTERVAL_DRAWS].reshape(-1, x.shape[0])
-        target = y.reshape(-1)
+        intervals.update(interval_scores(pred.sample_means.reshape(-1, x.shape[0]),
+                                         pred.sample_stds.reshape(-1, x.shape[0]),
+                                         y.reshape(-1), y_std))
         intervals.update({
-            "picp90": float(metrics.picp(means, stds, target, 0.9)),
-            "picp95": float(metrics.picp(means, stds, target, 0.95)),
-            "crps": float(metrics.crps(means, stds, target).mean()) * y_std,
-            "coverage_error": float(metrics.coverage_calibration_error(means, stds, target)),
             "noise_std": float(likelihood.noise_std.detach()) * y_std,
             "draw_std": float(pred.sample_means.std(dim=0, correction=0).mean()) * y_std,
         })
