@@ -10,7 +10,9 @@ Per data set and split K:
    inner split, all at once (:mod:`dropprior.experiments.batched_mlp`); the grid point with the
    best validation log-likelihood is kept;
 4. a network with that grid point is retrained on the whole training split and evaluated once on
-   the test split: RMSE of the MC mean and MC test log-likelihood (T draws), in original units.
+   the test split: RMSE of the MC mean and MC test log-likelihood (T draws), in original units,
+   and the predictive's interval metrics
+   (:data:`~dropprior.experiments.uci_scales.INTERVAL_METRICS`).
 
 The test split is never seen before step 4. Weight decay is the reference code's
 λ = l²(1−p)/(2Nτ) with length-scale l = 10⁻², N the number of training rows; τ is the precision of
