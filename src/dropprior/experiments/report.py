@@ -526,7 +526,7 @@ def _uci(results: Path) -> str:
             f"{'—' if short else beats_2018} | {' | '.join(kept)} | "
             f"{'partial' if short else 'complete'} |\n")
     out.extend(_uci_intervals(summaries))
-    out.extend(_uci_scales_chosen([r for _, records in runs for r in records]))
+    out.extend(_uci_scales_chosen([r for _, records in runs for r in records], summaries))
     out.append("\nCommands:\n\n")
     out.extend(commands)
     return "".join(out)
@@ -563,9 +563,11 @@ def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
+def _uci_scales_chosen(records: list[dict[str, Any]],
+                       summaries: list[dict[str, Any]]) -> list[str]:
     """The per-split choice among the candidates with inner-validation scores, per data set:
-    the grid protocol's runs, and the learned-scale runs made with ``--validate``."""
+    the grid protocol's runs, and the learned-scale runs made with ``--validate``; then the
+    choice against the baselines' rows among the runs' ``summaries``."""
     from dropprior.experiments.tables import format_mean_se
     from dropprior.experiments.uci import NO_NOISE, anchor_verdicts
     from dropprior.experiments.uci_selection import select_on_validation
@@ -623,19 +625,18 @@ def _uci_scales_chosen(records: list[dict[str, Any]]) -> list[str]:
     out.append(f"\nChosen on validation, dropprior beats the 2018 MC-dropout test LL on "
                f"{wins['2018']} of {judged['2018']} data sets and Deep Ensembles' on {wins['DE']} "
                f"of {judged['DE']}, each by more than the combined standard error.\n")
-    out.extend(_uci_against_baselines(rows, [r for r in records
-                                             if r["params"]["law"] == NO_NOISE]))
+    out.extend(_uci_against_baselines(rows, [r for r in summaries if r["law"] == NO_NOISE]))
     return out
 
 
 def _uci_against_baselines(chosen: list[dict[str, Any]],
-                           baseline_records: list[dict[str, Any]]) -> list[str]:
-    """The rows chosen on validation against the baselines without noise of their data set
-    (``dropprior uci --law none``), where a baseline has as many splits."""
+                           baseline_rows: list[dict[str, Any]]) -> list[str]:
+    """The rows chosen on validation against the summary rows of the baselines without noise of
+    their data set (``dropprior uci --law none``), where a baseline has as many splits."""
     from dropprior.experiments.tables import beats, combined_se, format_mean_se
-    from dropprior.experiments.uci import BASELINES, summarise_uci
+    from dropprior.experiments.uci import BASELINES
 
-    baselines = {(r["dataset"], r["objective"]): r for r in summarise_uci(baseline_records)}
+    baselines = {(r["dataset"], r["objective"]): r for r in baseline_rows}
     lines = []
     for row in chosen:
         cells = []
