@@ -229,6 +229,7 @@ def test_depth_zero_is_the_standard_network_and_add_needs_blocks():
 def test_validated_candidates_are_chosen_split_by_split(tiny_uci, tmp_path, capsys):
     from dropprior.experiments.report import _uci_scales_chosen
     from dropprior.experiments.store import ResultStore
+    from dropprior.experiments.uci import summarise_uci
     from dropprior.experiments.uci_selection import select_on_validation
 
     records = []
@@ -247,7 +248,7 @@ def test_validated_candidates_are_chosen_split_by_split(tiny_uci, tmp_path, caps
                  if r["params"]["split"] == k}
         best = max(by_hp, key=lambda h: by_hp[h]["validation"][0]["ll"])
         assert any(best in name for name in row["chosen"])
-    text = "".join(_uci_scales_chosen(records))
+    text = "".join(_uci_scales_chosen(records, summarise_uci(records)))
     assert "## Chosen on inner validation" in text and "| tiny | 2 | 3 |" in text
     # a partial candidate (split 0 only), however good its validation, does not compete
     import copy
@@ -255,7 +256,7 @@ def test_validated_candidates_are_chosen_split_by_split(tiny_uci, tmp_path, caps
     partial = copy.deepcopy(next(r for r in records if r["params"]["split"] == 0))
     partial["params"]["variant"] = "partial"
     partial["result"]["splits"][0]["validation"][0]["ll"] = 1e9
-    text = "".join(_uci_scales_chosen([*records, partial]))
+    text = "".join(_uci_scales_chosen([*records, partial], summarise_uci(records)))
     assert "| tiny | 2 | 3 |" in text and "partial" not in text.split("|---|")[-1]
 
 
