@@ -390,7 +390,8 @@ def _interval_scores(draws: torch.Tensor, y: torch.Tensor, y_mean: Sequence[floa
         means = draws[g].double()
         noise = 1.0 / math.sqrt(float(tau[g]) * scale**2)
         target = (y[g].double() - y_mean[g]) / scale
-        out.append({**interval_scores(means, means.new_tensor(noise).expand_as(means), target, scale),
+        stds = means.new_tensor(noise).expand_as(means)
+        out.append({**interval_scores(means, stds, target, scale),
                     "noise_std": noise * scale,
                     "draw_std": float(means.std(dim=0, correction=0).mean()) * scale})
     return out
