@@ -43,7 +43,7 @@ from dropprior.hyperpriors import (
     LogUniformScale,
     ScaleHyperprior,
 )
-from dropprior.last_layer_laplace import LastLayerLaplace, fit_last_layer_laplace
+from dropprior.last_layer_laplace import KroneckerFactors, LastLayerLaplace, fit_last_layer_laplace
 from dropprior.nn import (
     LSTMOutput,
     MultiplicativeNoise,
@@ -119,6 +119,7 @@ __all__ = [
     # training and prediction
     "fit", "cosine_lr", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
     "fit_ensemble", "predict_ensemble", "fit_last_layer_laplace", "LastLayerLaplace",
+    "KroneckerFactors",
     # learned group scales
     "ScaleHyperprior", "InverseGammaScale", "GammaScale", "HalfCauchyScale", "LogUniformScale",
     "learn_scales", "variational", "learned_scales", "group_snr",

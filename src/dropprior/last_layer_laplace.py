@@ -29,6 +29,21 @@ measure applies alike.
 
 Parameters are ordered output by output, θ = (W_1, b_1, …, W_C, b_C), so that J_n = I_C ⊗ φ̃_n
 with φ̃_n = (φ(x_n), 1).
+
+With ``hessian_structure="kron"`` H is replaced by its Kronecker factorisation (K-FAC; Martens
+& Grosse, 2015; laplace-torch's ``hessian_structure="kron"``),
+
+.. math::
+    H \approx B \otimes A, \qquad B = \tfrac1N \sum_n \Lambda_n, \qquad
+    A = \sum_n \tilde\phi_n \tilde\phi_n^\top,
+
+which is exact for the Gaussian likelihood (Λ_n = I/σ² for every n). The bias enters A as a
+constant input (Martens & Grosse's homogeneous coordinate); laplace-torch instead gives the bias
+its own block, so the two agree on a last layer without bias. With the eigen-decompositions
+B = Q_B diag(b) Q_Bᵀ and A = Q_A diag(a) Q_Aᵀ, the eigenvalues of H + λI are b_i a_j + λ, so
+log Z needs no P × P matrix, and the outputs' covariance at x is
+Q_B diag(d) Q_Bᵀ with d_i = Σ_j u_j² / (b_i a_j + λ), u = Q_Aᵀ φ̃(x). Only the C × C and K × K
+factors are stored, so last layers far wider than :data:`MAX_PARAMETERS` fit.
 """
 
 from __future__ import annotations
@@ -36,21 +51,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_int, type_name
+from dropprior._validation import check_choice, check_int, type_name
 from dropprior.likelihoods import Categorical, Gaussian, Likelihood
 from dropprior.prediction import ClassificationPrediction, RegressionPrediction, summarise
 
-__all__ = ["LastLayerLaplace", "fit_last_layer_laplace", "last_layer_ggn",
-           "laplace_log_marginal_likelihood", "MAX_PARAMETERS"]
+__all__ = ["LastLayerLaplace", "KroneckerFactors", "fit_last_layer_laplace", "last_layer_ggn",
+           "laplace_log_marginal_likelihood", "HESSIAN_STRUCTURES", "MAX_PARAMETERS"]
 
 _LOG10_PRECISION_RANGE = (-6.0, 6.0)  # the searched range of log10 λ
 MAX_PARAMETERS = 10_000
-"""The most last-layer parameters P = C·K fitted: H and Σ are dense P × P float64 matrices
-(0.8 GB each at the limit)."""
+"""The most last-layer parameters P = C·K fitted with ``hessian_structure="full"`` (H and Σ are
+dense P × P float64 matrices, 0.8 GB each at the limit), and the most rows of each factor,
+C and K, with ``"kron"``."""
+HESSIAN_STRUCTURES = ("full", "kron")
+"""The ``hessian_structure`` values of :func:`fit_last_layer_laplace` (module docstring)."""
 
 
 def _rows(n: int, batch_size: int) -> Iterator[slice]:
@@ -90,6 +109,25 @@ def laplace_log_marginal_likelihood(log_likelihood: float, theta_norm2: float,
 
 
 @dataclass(frozen=True)
+class KroneckerFactors:
+    """The eigen-decompositions of the factors of H ≈ B ⊗ A (module docstring), float64.
+
+    Attributes:
+        output_values, output_vectors: b and Q_B of B, (C,) and (C, C).
+        feature_values, feature_vectors: a and Q_A of A, (K,) and (K, K).
+    """
+
+    output_values: Tensor
+    output_vectors: Tensor
+    feature_values: Tensor
+    feature_vectors: Tensor
+
+    def eigenvalues(self) -> Tensor:
+        """The C·K eigenvalues b_i a_j of B ⊗ A."""
+        return (self.output_values[:, None] * self.feature_values[None, :]).reshape(-1)
+
+
+@dataclass(frozen=True)
 class LastLayerLaplace:
     """The Gaussian posterior of a network's last layer (module docstring); made by
     :func:`fit_last_layer_laplace`.
@@ -97,23 +135,55 @@ class LastLayerLaplace:
     Attributes:
         body: the network without its last layer (φ), used in eval mode.
         theta: θ*, the last layer's trained parameters, output by output, (C·K,) in float64.
-        covariance: Σ = (H + λI)⁻¹, (C·K, C·K), float64.
+        covariance: Σ = (H + λI)⁻¹, (C·K, C·K), float64; None with
+            ``hessian_structure="kron"``, which keeps ``kron`` instead.
         prior_precision: λ.
         log_marginal_likelihood: log Z(λ).
         outputs: C, the last layer's outputs (classes, or regression targets).
         bias: whether the last layer has a bias (K = its inputs + 1 then).
         likelihood: the likelihood it was fitted under (``Categorical`` or a homoscedastic
             ``Gaussian``), which :meth:`predict` summarises the draws with.
+        kron: the factors of H with ``hessian_structure="kron"``; None with ``"full"``.
     """
 
     body: nn.Module
     theta: Tensor
-    covariance: Tensor
+    covariance: Tensor | None
     prior_precision: float
     log_marginal_likelihood: float
     outputs: int
     bias: bool
     likelihood: Likelihood
+    kron: KroneckerFactors | None = None
+
+    @cached_property
+    def _cholesky(self) -> Tensor:
+        """Σ's Cholesky factor, (C, K, C·K): computed once, on the first prediction."""
+        assert self.covariance is not None
+        return torch.linalg.cholesky(self.covariance).reshape(self.outputs, -1,
+                                                              self.covariance.shape[0])
+
+    @property
+    def hessian_structure(self) -> str:
+        """``"kron"`` or ``"full"``: how H was represented."""
+        return "full" if self.kron is None else "kron"
+
+    def output_covariance(self, phi: Tensor) -> Tensor:
+        """J_x Σ J_xᵀ, the outputs' covariance at each row of features φ̃(x).
+
+        Shape:
+            phi: (N, K); result: (N, C, C).
+        """
+        if self.kron is None:
+            # Σ = L Lᵀ (L its Cholesky factor), so J_x Σ J_xᵀ = M Mᵀ with M_c = φ̃ L_c
+            m = torch.einsum("ni,cip->ncp", phi, self._cholesky)
+            return m @ m.transpose(1, 2)
+        f = self.kron
+        u2 = (phi @ f.feature_vectors) ** 2
+        d = u2 @ (1.0 / (f.output_values[:, None] * f.feature_values[None, :]
+                         + self.prior_precision)).T
+        q = f.output_vectors
+        return torch.einsum("ci,ni,di->ncd", q, d, q)
 
     def features(self, x: Tensor, batch_size: int = 2000) -> Tensor:
         """φ̃(x) in float64: the body's output in eval mode, with a trailing 1 for a bias.
@@ -136,14 +206,11 @@ class LastLayerLaplace:
         phi = self.features(x, batch_size)
         c, k = self.outputs, phi.shape[1]
         weights = self.theta.reshape(c, k)
-        # Σ = A Aᵀ (A its Cholesky factor), so J_x Σ J_xᵀ = M Mᵀ with M_c = φ̃ A_c
-        factor = torch.linalg.cholesky(self.covariance).reshape(c, k, -1)
         draws = []
         for rows in _rows(phi.shape[0], max(1, batch_size // 4)):
-            m = torch.einsum("ni,cip->ncp", phi[rows], factor)
             # a square root of each C × C covariance by its eigenvectors (it may be singular:
             # a feature vector of zeros without a bias has none)
-            values, vectors = torch.linalg.eigh(m @ m.transpose(1, 2))
+            values, vectors = torch.linalg.eigh(self.output_covariance(phi[rows]))
             root = vectors * values.clamp(min=0.0).sqrt()[:, None, :]
             eps = torch.randn((samples, root.shape[0], c), dtype=root.dtype, device=root.device,
                               generator=generator)
@@ -179,7 +246,8 @@ def _split(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
 
 def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
                            prior_precision: float | None = None, batch_size: int = 2000,
-                           likelihood: Likelihood | None = None) -> LastLayerLaplace:
+                           likelihood: Likelihood | None = None,
+                           hessian_structure: str = "full") -> LastLayerLaplace:
     """The last-layer Laplace posterior of a trained network (module docstring).
 
     Args:
@@ -194,14 +262,17 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         batch_size: rows per forward pass of the body.
         likelihood: ``Categorical()`` (the default: a softmax classifier) or a homoscedastic
             ``Gaussian(noise_std=σ)`` (regression; a learned σ is read at its current value).
+        hessian_structure: ``"full"`` (the dense GGN) or ``"kron"`` (its Kronecker
+            factorisation B ⊗ A, exact for ``Gaussian``; module docstring).
 
     Shape:
         x: (N, ...); y: (N,) class indices, or (N, C) targets.
 
     Raises:
         TypeError: the model does not end in an ``nn.Linear``, or another likelihood.
-        ValueError: y's shape or values do not fit the model's classes, λ ≤ 0, or the last layer
-            has more than :data:`MAX_PARAMETERS` parameters.
+        ValueError: y's shape or values do not fit the model's classes, λ ≤ 0, another
+            ``hessian_structure``, or the last layer has more than :data:`MAX_PARAMETERS`
+            parameters (``"full"``), or more than that many outputs or inputs + bias (``"kron"``).
     """
     from scipy.optimize import minimize_scalar
 
@@ -218,14 +289,18 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         raise TypeError(f"fit_last_layer_laplace takes likelihood=Categorical() or a "
                         f"homoscedastic Gaussian(noise_std=...), got {type_name(likelihood)}"
                         + (" with noise_std=None" if isinstance(likelihood, Gaussian) else ""))
+    check_choice("hessian_structure", hessian_structure, HESSIAN_STRUCTURES)
     outputs = last.out_features
-    size = outputs * (last.in_features + int(last.bias is not None))
-    if size > MAX_PARAMETERS:
-        raise ValueError(f"the last layer has {size:,} parameters (C·K = {outputs} × "
-                         f"{size // outputs}); the full posterior takes dense P × P matrices, so "
-                         f"at most {MAX_PARAMETERS:,} are fitted here: use a narrower last layer, "
-                         "or a Kronecker-factored Laplace (laplace-torch's "
-                         "hessian_structure='kron')")
+    k = last.in_features + int(last.bias is not None)
+    if hessian_structure == "full" and outputs * k > MAX_PARAMETERS:
+        raise ValueError(f"the last layer has {outputs * k:,} parameters (C·K = {outputs} × "
+                         f"{k}); the full posterior takes dense P × P matrices, so at most "
+                         f"{MAX_PARAMETERS:,} are fitted with hessian_structure='full': pass "
+                         "hessian_structure='kron', or use a narrower last layer")
+    if hessian_structure == "kron" and max(outputs, k) > MAX_PARAMETERS:
+        raise ValueError(f"the last layer has C = {outputs:,} outputs and K = {k:,} inputs "
+                         f"(with its bias); hessian_structure='kron' takes dense C × C and K × K "
+                         f"factors, so each may be at most {MAX_PARAMETERS:,}")
     if x.shape[0] == 0:
         raise ValueError("fit_last_layer_laplace needs at least one training example")
     bias = last.bias is not None
@@ -241,12 +316,17 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
     logits = phi @ theta.T
     with torch.no_grad():  # a learned σ must not attach the fit to a graph
         log_likelihood = float(likelihood.log_prob(logits, y).sum())
-        if isinstance(likelihood, Gaussian):  # Λ_n = I / σ²: H = I_C ⊗ Φ̃ᵀΦ̃ / σ²
-            hessian = torch.block_diag(*[phi.T @ phi / float(likelihood.noise_std)**2] * outputs)
+        if hessian_structure == "kron":
+            kron = _kronecker_factors(phi, logits, likelihood)
+            eigenvalues = kron.eigenvalues()
         else:
-            hessian = last_layer_ggn(phi, torch.softmax(logits, dim=1))
-    eigenvalues, vectors = torch.linalg.eigh(hessian)
-    eigenvalues = eigenvalues.clamp(min=0.0)  # H is PSD; round-off below 0 is noise
+            if isinstance(likelihood, Gaussian):  # Λ_n = I / σ²: H = I_C ⊗ Φ̃ᵀΦ̃ / σ²
+                hessian = torch.block_diag(
+                    *[phi.T @ phi / float(likelihood.noise_std)**2] * outputs)
+            else:
+                hessian = last_layer_ggn(phi, torch.softmax(logits, dim=1))
+            eigenvalues, vectors = torch.linalg.eigh(hessian)
+            eigenvalues = eigenvalues.clamp(min=0.0)  # H is PSD; round-off below 0 is noise
     theta = theta.reshape(-1)
     norm2 = float(theta @ theta)
 
@@ -257,10 +337,32 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         best = minimize_scalar(lambda t: -log_z(10.0 ** t), bounds=_LOG10_PRECISION_RANGE,
                                method="bounded", options={"xatol": 1e-4})
         prior_precision = float(10.0 ** best.x)
+    if hessian_structure == "kron":
+        return LastLayerLaplace(body, theta, None, float(prior_precision),
+                                log_z(float(prior_precision)), outputs, bias, likelihood, kron)
     covariance = (vectors / (eigenvalues + prior_precision)) @ vectors.T
     covariance = 0.5 * (covariance + covariance.T)
     return LastLayerLaplace(body, theta, covariance, float(prior_precision),
                             log_z(float(prior_precision)), outputs, bias, likelihood)
+
+
+def _kronecker_factors(phi: Tensor, logits: Tensor, likelihood: Likelihood) -> KroneckerFactors:
+    """The eigen-decomposed factors B = (1/N) Σ_n Λ_n and A = Φ̃ᵀΦ̃ (module docstring).
+
+    Shape:
+        phi: (N, K); logits: (N, C).
+    """
+    n, c = logits.shape
+    if isinstance(likelihood, Gaussian):
+        output = torch.eye(c, dtype=phi.dtype, device=phi.device) \
+            / float(likelihood.noise_std)**2
+    else:
+        probs = torch.softmax(logits, dim=1)
+        output = (torch.diag(probs.sum(0)) - probs.T @ probs) / n
+    b, q_b = torch.linalg.eigh(output)
+    a, q_a = torch.linalg.eigh(phi.T @ phi)
+    # both factors are PSD; round-off below 0 is noise
+    return KroneckerFactors(b.clamp(min=0.0), q_b, a.clamp(min=0.0), q_a)
 
 
 def _check_classes(y: Tensor, n: int, classes: int) -> None:
