@@ -346,7 +346,13 @@ def _lenet(records: list[dict[str, Any]]) -> str:
 
 
 def _uncertainty(records: list[dict[str, Any]]) -> str:
-    from dropprior.experiments.uncertainty import VARIANTS
+    from dropprior.experiments.uncertainty import (
+        PAGE_METRICS,
+        VARIANTS,
+        group_seeds,
+        metric_values,
+        summarise_seeds,
+    )
 
     out = [_HEADER.format(exp="uncertainty"), "# MNIST uncertainty side by side\n\n",
            "`dropprior uncertainty` (`dropprior.experiments.uncertainty`): five predictors on "
@@ -358,33 +364,69 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
            "ECE, Brier and AURC on the MNIST test "
            "set. Under shift: accuracy on MNIST rotated by 45°, and the AUROC of telling "
            "rotated (30°, 60°) and noisy (pixel std 0.3) images from MNIST by predictive "
-           "entropy (`dropprior.experiments.evaluate`). One run, one seed: no standard errors, "
-           "so no row is said to beat another.\n\n"]
-    for r in sorted(records, key=lambda r: r["command"]):
-        c, m = r["config"], r["metrics"]
+           "entropy (`dropprior.experiments.evaluate`). A section of one run (one seed) has no "
+           "standard errors, so no row of it is said to beat another. A section of several "
+           "seeds gives each metric's mean ± standard error over the seeds, and sets every "
+           "predictor against MC dropout (`bernoulli`): \"better\" or \"worse\" where the "
+           "difference exceeds the combined standard error, else \"level\". Training seconds "
+           "are as the runs measured them, on a machine that was running other jobs.\n\n"]
+    header = ("| predictor | " + " | ".join(title for *_, title in PAGE_METRICS)
+              + " | training s |\n" + "|---" * (len(PAGE_METRICS) + 2) + "|\n")
+    for group in sorted(group_seeds(records), key=lambda g: g[0]["command"]):
+        c = group[0]["config"]
         vi = ((", learned scales by the local reparametrization"
                if c.get("vi_local_reparam") else "")
               + (f", learned scales' KL weighted by β = {c['vi_prior_weight']:g}"
                  if c.get("vi_prior_weight", 1) != 1 else "")
               + (", and a last-layer Laplace posterior" if c.get("laplace") else ""))
+        seeds = [r["config"]["seed"] for r in group]
         out.append(f"## {c['epochs']} epochs, {c['train_size']:,} images, dropout "
                    f"{c['dropout']}, heavy law {c['heavy_law']}, S = {c['samples']}, "
-                   f"{c['members']} ensemble members{vi}\n\n")
-        out.append("| predictor | accuracy | NLL | ECE | Brier | AURC | accuracy, 45° | "
-                   "AUROC 30° | AUROC 60° | AUROC noise | training s |\n"
-                   "|---|---|---|---|---|---|---|---|---|---|---|\n")
-        for variant in (v for v in VARIANTS if v in m):
-            rows = {row["condition"]: row for row in m[variant]["rows"]}
-            base = rows["mnist"]
-            out.append(
-                f"| {variant} | {base['accuracy']:.4f} | {base['nll']:.4f} | "
-                f"{base['ece']:.4f} | {base['brier']:.4f} | {base['aurc']:.4f} | "
-                f"{rows['rotate45']['accuracy']:.4f} | "
-                f"{rows['rotate30']['auroc_entropy']:.4f} | "
-                f"{rows['rotate60']['auroc_entropy']:.4f} | "
-                f"{rows['noise']['auroc_entropy']:.4f} | {m[variant]['train_seconds']} |\n")
-        out.append(f"\n{_provenance(r)}\n\n")
+                   f"{c['members']} ensemble members{vi}"
+                   + (f", seeds {', '.join(map(str, seeds))}" if len(group) > 1 else "")
+                   + "\n\n")
+        out.append(header)
+        if len(group) == 1:
+            m = group[0]["metrics"]
+            for variant in (v for v in VARIANTS if v in m):
+                cells = " | ".join(f"{v:.4f}" for v in metric_values(m[variant]))
+                out.append(f"| {variant} | {cells} | {m[variant]['train_seconds']} |\n")
+        else:
+            out.extend(_uncertainty_seeds(summarise_seeds(group), len(group)))
+        out.append("\n" + "\n\n".join(_provenance(r) for r in group) + "\n\n")
     return "".join(out)
+
+
+def _uncertainty_seeds(summary: dict[str, dict[str, Any]], n_seeds: int) -> list[str]:
+    """A section of several seeds: the mean ± s.e. table's rows, then each predictor against
+    MC dropout (``bernoulli``) by the combined standard error."""
+    from dropprior.experiments.tables import beats, combined_se
+    from dropprior.experiments.uncertainty import PAGE_METRICS
+
+    def cell(mean: float, se: float) -> str:
+        return f"{mean:.4f}±{se:.4f}".replace("-", "−")
+
+    out = [f"| {variant} | {' | '.join(cell(*ms) for ms in s['metrics'])} | "
+           f"{s['train_seconds']:.1f} |\n" for variant, s in summary.items()]
+    reference = summary.get("bernoulli")
+    if reference is None:
+        return out
+    out.append(f"\nAgainst MC dropout (`bernoulli`), over the {n_seeds} seeds: the difference "
+               "(predictor − bernoulli) ± the combined standard error.\n\n"
+               "| predictor | " + " | ".join(title for *_, title in PAGE_METRICS) + " |\n"
+               + "|---" * (len(PAGE_METRICS) + 1) + "|\n")
+    for variant, s in summary.items():
+        if variant == "bernoulli":
+            continue
+        cells = []
+        for (mean, se), (ref, ref_se), (_, _, higher, _) in zip(
+                s["metrics"], reference["metrics"], PAGE_METRICS, strict=True):
+            sign = 1.0 if higher else -1.0
+            verdict = ("better" if beats(sign * mean, se, sign * ref, ref_se)
+                       else "worse" if beats(sign * ref, ref_se, sign * mean, se) else "level")
+            cells.append(f"{cell(mean - ref, combined_se(se, ref_se))} ({verdict})")
+        out.append(f"| {variant} | {' | '.join(cells)} |\n")
+    return out
 
 
 def _demo(records: list[dict[str, Any]]) -> str:

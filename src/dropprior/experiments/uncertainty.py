@@ -43,10 +43,19 @@ from dropprior._validation import (
 )
 from dropprior.experiments.records import added_setting
 
-__all__ = ["UncertaintySettings", "VARIANTS", "run_uncertainty", "run_and_record"]
+__all__ = ["UncertaintySettings", "VARIANTS", "PAGE_METRICS", "run_uncertainty", "run_and_record",
+           "metric_values", "group_seeds", "summarise_seeds"]
 
 VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble", "laplace")
 """Every predictor; ``laplace`` is run only with ``UncertaintySettings.laplace``."""
+
+PAGE_METRICS = (("mnist", "accuracy", True, "accuracy"), ("mnist", "nll", False, "NLL"),
+                ("mnist", "ece", False, "ECE"), ("mnist", "brier", False, "Brier"),
+                ("mnist", "aurc", False, "AURC"), ("rotate45", "accuracy", True, "accuracy, 45°"),
+                ("rotate30", "auroc_entropy", True, "AUROC 30°"),
+                ("rotate60", "auroc_entropy", True, "AUROC 60°"),
+                ("noise", "auroc_entropy", True, "AUROC noise"))
+"""The metrics a run is reported by: (condition, metric, whether higher is better, title)."""
 
 
 @dataclass(frozen=True)
@@ -160,3 +169,35 @@ def run_and_record(s: UncertaintySettings, command: str, data_dir: str | Path | 
     from dropprior.experiments.records import run_recorded
 
     return run_recorded("uncertainty", s, command, lambda: run_uncertainty(s, data_dir), root)
+
+
+def metric_values(result: dict[str, Any]) -> list[float]:
+    """One predictor's :data:`PAGE_METRICS` from its entry of a record's ``metrics``."""
+    rows = {row["condition"]: row for row in result["rows"]}
+    return [float(rows[condition][metric]) for condition, metric, _, _ in PAGE_METRICS]
+
+
+def group_seeds(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The records grouped by their settings but the seed, each group by seed."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        key = repr(sorted((k, v) for k, v in r["config"].items() if k != "seed"))
+        groups.setdefault(key, []).append(r)
+    return [sorted(g, key=lambda r: r["config"]["seed"]) for _, g in sorted(groups.items())]
+
+
+def summarise_seeds(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per predictor that every record has: the mean and standard error over the records (one
+    per seed) of each of :data:`PAGE_METRICS` (``"metrics"``: a list of (mean, se)), and the
+    mean training seconds."""
+    from dropprior.experiments.tables import mean_se
+
+    out = {}
+    for variant in VARIANTS:
+        if not all(variant in r["metrics"] for r in records):
+            continue
+        values = [metric_values(r["metrics"][variant]) for r in records]
+        out[variant] = {"metrics": [mean_se(column) for column in zip(*values, strict=True)],
+                        "train_seconds": sum(r["metrics"][variant]["train_seconds"]
+                                             for r in records) / len(records)}
+    return out

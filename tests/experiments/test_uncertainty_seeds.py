@@ -1,0 +1,93 @@
+"""The uncertainty page's sections of several seeds: the grouping by settings, the mean and
+standard error against numpy, and the verdicts against MC dropout by the combined standard
+error, with each metric's direction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dropprior.experiments.report import _uncertainty
+from dropprior.experiments.uncertainty import (
+    PAGE_METRICS,
+    group_seeds,
+    metric_values,
+    summarise_seeds,
+)
+
+CONDITIONS = ("mnist", "rotate15", "rotate30", "rotate45", "rotate60", "noise")
+
+
+def _result(accuracy: float, nll: float, seconds: float = 10.0) -> dict:
+    """A predictor's metrics: accuracy and NLL given, every other metric 0.5."""
+    rows = [{"condition": c, "accuracy": accuracy if c == "mnist" else 0.5,
+             "nll": nll if c == "mnist" else 0.5, "ece": 0.5, "brier": 0.5, "aurc": 0.5,
+             "auroc_entropy": 0.5} for c in CONDITIONS]
+    return {"rows": rows, "train_seconds": seconds}
+
+
+def _record(seed: int, metrics: dict, laplace: bool = False) -> dict:
+    config = {"epochs": 1, "train_size": 600, "batch_size": 128, "lr": 0.001, "sigma0": 1.0,
+              "dropout": 0.2, "heavy_law": "inverse_nakagami", "samples": 2, "members": 2,
+              "seed": seed, "laplace": laplace}
+    return {"config": config, "metrics": metrics, "seconds": 1.0, "commit": "abc",
+            "command": f"dropprior uncertainty --seed {seed}" + (" --laplace" * laplace)}
+
+
+# bernoulli: accuracy 0.90, 0.91, 0.92 (se 0.00577), NLL 0.30, 0.31, 0.32;
+# heavy: accuracy 0.95 ± 0.00577 (better by 0.05 > 0.0082), NLL 0.40 ± 0.00577 (worse: higher);
+# deterministic: accuracy 0.905, 0.915, 0.925 (level: 0.005 < 0.0082), NLL the same as bernoulli
+ACC = {"bernoulli": (0.90, 0.91, 0.92), "heavy": (0.94, 0.95, 0.96),
+       "deterministic": (0.905, 0.915, 0.925)}
+NLL = {"bernoulli": (0.30, 0.31, 0.32), "heavy": (0.39, 0.40, 0.41),
+       "deterministic": (0.30, 0.31, 0.32)}
+
+
+def _records() -> list[dict]:
+    return [_record(k, {v: _result(ACC[v][k], NLL[v][k], seconds=10.0 + k) for v in ACC})
+            for k in range(3)]
+
+
+def test_means_and_standard_errors_against_numpy() -> None:
+    summary = summarise_seeds(_records())
+    assert list(summary) == ["deterministic", "bernoulli", "heavy"]  # VARIANTS' order
+    for variant in ACC:
+        for values, (mean, se) in ((ACC[variant], summary[variant]["metrics"][0]),
+                                   (NLL[variant], summary[variant]["metrics"][1])):
+            assert mean == pytest.approx(np.mean(values), abs=1e-15)
+            assert se == pytest.approx(np.std(values, ddof=1) / math.sqrt(3), abs=1e-15)
+        assert summary[variant]["train_seconds"] == pytest.approx(11.0)
+    assert [t for *_, t in PAGE_METRICS][:2] == ["accuracy", "NLL"]
+    assert metric_values(_result(0.9, 0.3))[:2] == [0.9, 0.3]
+
+
+def test_a_predictor_missing_from_one_seed_is_left_out() -> None:
+    records = _records()
+    records[1]["metrics"].pop("heavy")
+    assert "heavy" not in summarise_seeds(records)
+
+
+def test_records_group_by_their_settings_but_the_seed() -> None:
+    records = _records()
+    other = _record(0, {v: _result(0.9, 0.3) for v in ACC}, laplace=True)
+    groups = group_seeds([records[2], other, records[0], records[1]])
+    assert sorted(len(g) for g in groups) == [1, 3]
+    (three,) = [g for g in groups if len(g) == 3]
+    assert [r["config"]["seed"] for r in three] == [0, 1, 2]
+
+
+def test_the_page_gives_the_verdicts_by_each_metrics_direction() -> None:
+    page = _uncertainty(_records())
+    assert ", seeds 0, 1, 2\n" in page
+    assert "| bernoulli | 0.9100±0.0058 | 0.3100±0.0058 |" in page
+    against = page.split("Against MC dropout")[1]
+    heavy = next(line for line in against.splitlines() if line.startswith("| heavy |"))
+    assert heavy.startswith("| heavy | 0.0400±0.0082 (better) | 0.0900±0.0082 (worse) | "
+                            "0.0000±0.0000 (level)")
+    det = next(line for line in against.splitlines() if line.startswith("| deterministic |"))
+    assert det.startswith("| deterministic | 0.0050±0.0082 (level) | 0.0000±0.0082 (level)")
+    # one seed: the single-run table, no verdicts
+    single = _uncertainty(_records()[:1])
+    assert "Against MC dropout" not in single and "| bernoulli | 0.9000 | 0.3000 |" in single
