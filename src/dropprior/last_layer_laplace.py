@@ -178,12 +178,20 @@ class LastLayerLaplace:
             # Σ = L Lᵀ (L its Cholesky factor), so J_x Σ J_xᵀ = M Mᵀ with M_c = φ̃ L_c
             m = torch.einsum("ni,cip->ncp", phi, self._cholesky)
             return m @ m.transpose(1, 2)
+        q = self.kron.output_vectors
+        return torch.einsum("ci,ni,di->ncd", q, self._kron_variances(phi), q)
+
+    def _kron_variances(self, phi: Tensor) -> Tensor:
+        """d of the module docstring: J_x Σ J_xᵀ = Q_B diag(d) Q_Bᵀ under ``"kron"``.
+
+        Shape:
+            phi: (N, K); result: (N, C).
+        """
+        assert self.kron is not None
         f = self.kron
         u2 = (phi @ f.feature_vectors) ** 2
-        d = u2 @ (1.0 / (f.output_values[:, None] * f.feature_values[None, :]
-                         + self.prior_precision)).T
-        q = f.output_vectors
-        return torch.einsum("ci,ni,di->ncd", q, d, q)
+        return u2 @ (1.0 / (f.output_values[:, None] * f.feature_values[None, :]
+                            + self.prior_precision)).T
 
     def features(self, x: Tensor, batch_size: int = 2000) -> Tensor:
         """φ̃(x) in float64: the body's output in eval mode, with a trailing 1 for a bias.
@@ -208,14 +216,18 @@ class LastLayerLaplace:
         weights = self.theta.reshape(c, k)
         draws = []
         for rows in _rows(phi.shape[0], max(1, batch_size // 4)):
-            # a square root of each C × C covariance by its eigenvectors (it may be singular:
-            # a feature vector of zeros without a bias has none)
-            values, vectors = torch.linalg.eigh(self.output_covariance(phi[rows]))
-            root = vectors * values.clamp(min=0.0).sqrt()[:, None, :]
-            eps = torch.randn((samples, root.shape[0], c), dtype=root.dtype, device=root.device,
-                              generator=generator)
+            eps = torch.randn((samples, phi[rows].shape[0], c), dtype=phi.dtype,
+                              device=phi.device, generator=generator)
             mean = phi[rows] @ weights.T
-            draws.append(mean + torch.einsum("ncd,snd->snc", root, eps))
+            if self.kron is not None:  # Q_B diag(√d) is a square root: no C × C per point
+                noise = (eps * self._kron_variances(phi[rows]).sqrt()) @ self.kron.output_vectors.T
+            else:
+                # a square root of each C × C covariance by its eigenvectors (it may be
+                # singular: a feature vector of zeros without a bias has none)
+                values, vectors = torch.linalg.eigh(self.output_covariance(phi[rows]))
+                root = vectors * values.clamp(min=0.0).sqrt()[:, None, :]
+                noise = torch.einsum("ncd,snd->snc", root, eps)
+            draws.append(mean + noise)
         with torch.no_grad():
             return summarise(torch.cat(draws, dim=1).to(x.dtype), self.likelihood)
 
