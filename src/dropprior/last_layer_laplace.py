@@ -44,6 +44,10 @@ B = Q_B diag(b) Q_Bᵀ and A = Q_A diag(a) Q_Aᵀ, the eigenvalues of H + λI ar
 log Z needs no P × P matrix, and the outputs' covariance at x is
 Q_B diag(d) Q_Bᵀ with d_i = Σ_j u_j² / (b_i a_j + λ), u = Q_Aᵀ φ̃(x). Only the C × C and K × K
 factors are stored, so last layers far wider than :data:`MAX_PARAMETERS` fit.
+
+With ``hessian_structure="diag"`` H is replaced by its diagonal, h_cj = Σ_n (Λ_n)_cc φ̃_nj²
+(laplace-torch's ``"diag"``): Σ is diagonal, v = 1/(h + λ), log Z takes the h as eigenvalues,
+and the outputs' covariance at x is diagonal, Σ_j φ̃_j(x)² v_cj for output c.
 """
 
 from __future__ import annotations
@@ -67,8 +71,8 @@ _LOG10_PRECISION_RANGE = (-6.0, 6.0)  # the searched range of log10 λ
 MAX_PARAMETERS = 10_000
 """The most last-layer parameters P = C·K fitted with ``hessian_structure="full"`` (H and Σ are
 dense P × P float64 matrices, 0.8 GB each at the limit), and the most rows of each factor,
-C and K, with ``"kron"``."""
-HESSIAN_STRUCTURES = ("full", "kron")
+C and K, with ``"kron"``; ``"diag"`` keeps P numbers, unbounded here."""
+HESSIAN_STRUCTURES = ("full", "kron", "diag")
 """The ``hessian_structure`` values of :func:`fit_last_layer_laplace` (module docstring)."""
 
 
@@ -136,14 +140,16 @@ class LastLayerLaplace:
         body: the network without its last layer (φ), used in eval mode.
         theta: θ*, the last layer's trained parameters, output by output, (C·K,) in float64.
         covariance: Σ = (H + λI)⁻¹, (C·K, C·K), float64; None with
-            ``hessian_structure="kron"``, which keeps ``kron`` instead.
+            ``hessian_structure="kron"`` or ``"diag"``, which keep ``kron`` or ``variances``.
         prior_precision: λ.
         log_marginal_likelihood: log Z(λ).
         outputs: C, the last layer's outputs (classes, or regression targets).
         bias: whether the last layer has a bias (K = its inputs + 1 then).
         likelihood: the likelihood it was fitted under (``Categorical`` or a homoscedastic
             ``Gaussian``), which :meth:`predict` summarises the draws with.
-        kron: the factors of H with ``hessian_structure="kron"``; None with ``"full"``.
+        kron: the factors of H with ``hessian_structure="kron"``; else None.
+        variances: Σ's diagonal 1/(h + λ), (C·K,), with ``hessian_structure="diag"``; else
+            None.
     """
 
     body: nn.Module
@@ -155,6 +161,7 @@ class LastLayerLaplace:
     bias: bool
     likelihood: Likelihood
     kron: KroneckerFactors | None = None
+    variances: Tensor | None = None
 
     @cached_property
     def _cholesky(self) -> Tensor:
@@ -165,8 +172,9 @@ class LastLayerLaplace:
 
     @property
     def hessian_structure(self) -> str:
-        """``"kron"`` or ``"full"``: how H was represented."""
-        return "full" if self.kron is None else "kron"
+        """``"full"``, ``"kron"`` or ``"diag"``: how H was represented."""
+        return "kron" if self.kron is not None else "diag" if self.variances is not None \
+            else "full"
 
     def output_covariance(self, phi: Tensor) -> Tensor:
         """J_x Σ J_xᵀ, the outputs' covariance at each row of features φ̃(x).
@@ -174,12 +182,23 @@ class LastLayerLaplace:
         Shape:
             phi: (N, K); result: (N, C, C).
         """
+        if self.variances is not None:
+            return torch.diag_embed(self._diag_variances(phi))
         if self.kron is None:
             # Σ = L Lᵀ (L its Cholesky factor), so J_x Σ J_xᵀ = M Mᵀ with M_c = φ̃ L_c
             m = torch.einsum("ni,cip->ncp", phi, self._cholesky)
             return m @ m.transpose(1, 2)
         q = self.kron.output_vectors
         return torch.einsum("ci,ni,di->ncd", q, self._kron_variances(phi), q)
+
+    def _diag_variances(self, phi: Tensor) -> Tensor:
+        """The outputs' variances Σ_j φ̃_j² v_cj under ``"diag"`` (module docstring).
+
+        Shape:
+            phi: (N, K); result: (N, C).
+        """
+        assert self.variances is not None
+        return phi**2 @ self.variances.reshape(self.outputs, -1).T
 
     def _kron_variances(self, phi: Tensor) -> Tensor:
         """d of the module docstring: J_x Σ J_xᵀ = Q_B diag(d) Q_Bᵀ under ``"kron"``.
@@ -219,7 +238,9 @@ class LastLayerLaplace:
             eps = torch.randn((samples, phi[rows].shape[0], c), dtype=phi.dtype,
                               device=phi.device, generator=generator)
             mean = phi[rows] @ weights.T
-            if self.kron is not None:  # Q_B diag(√d) is a square root: no C × C per point
+            if self.variances is not None:  # independent outputs
+                noise = eps * self._diag_variances(phi[rows]).sqrt()
+            elif self.kron is not None:  # Q_B diag(√d) is a square root: no C × C per point
                 noise = (eps * self._kron_variances(phi[rows]).sqrt()) @ self.kron.output_vectors.T
             else:
                 # a square root of each C × C covariance by its eigenvectors (it may be
@@ -274,8 +295,9 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         batch_size: rows per forward pass of the body.
         likelihood: ``Categorical()`` (the default: a softmax classifier) or a homoscedastic
             ``Gaussian(noise_std=σ)`` (regression; a learned σ is read at its current value).
-        hessian_structure: ``"full"`` (the dense GGN) or ``"kron"`` (its Kronecker
-            factorisation B ⊗ A, exact for ``Gaussian``; module docstring).
+        hessian_structure: ``"full"`` (the dense GGN), ``"kron"`` (its Kronecker
+            factorisation B ⊗ A, exact for ``Gaussian``) or ``"diag"`` (its diagonal); module
+            docstring.
 
     Shape:
         x: (N, ...); y: (N,) class indices, or (N, C) targets.
@@ -284,7 +306,8 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         TypeError: the model does not end in an ``nn.Linear``, or another likelihood.
         ValueError: y's shape or values do not fit the model's classes, λ ≤ 0, another
             ``hessian_structure``, or the last layer has more than :data:`MAX_PARAMETERS`
-            parameters (``"full"``), or more than that many outputs or inputs + bias (``"kron"``).
+            parameters (``"full"``), or more than that many outputs or inputs + bias
+            (``"kron"``).
     """
     from scipy.optimize import minimize_scalar
 
@@ -308,7 +331,7 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         raise ValueError(f"the last layer has {outputs * k:,} parameters (C·K = {outputs} × "
                          f"{k}); the full posterior takes dense P × P matrices, so at most "
                          f"{MAX_PARAMETERS:,} are fitted with hessian_structure='full': pass "
-                         "hessian_structure='kron', or use a narrower last layer")
+                         "hessian_structure='kron' or 'diag', or use a narrower last layer")
     if hessian_structure == "kron" and max(outputs, k) > MAX_PARAMETERS:
         raise ValueError(f"the last layer has C = {outputs:,} outputs and K = {k:,} inputs "
                          f"(with its bias); hessian_structure='kron' takes dense C × C and K × K "
@@ -331,6 +354,13 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         if hessian_structure == "kron":
             kron = _kronecker_factors(phi, logits, likelihood)
             eigenvalues = kron.eigenvalues()
+        elif hessian_structure == "diag":  # (Λ_n)_cc: σ⁻², or p_nc (1 − p_nc)
+            if isinstance(likelihood, Gaussian):
+                output = torch.full_like(logits, float(likelihood.noise_std)**-2)
+            else:
+                probs = torch.softmax(logits, dim=1)
+                output = probs * (1 - probs)
+            eigenvalues = (output.T @ phi**2).reshape(-1)
         else:
             if isinstance(likelihood, Gaussian):  # Λ_n = I / σ²: H = I_C ⊗ Φ̃ᵀΦ̃ / σ²
                 hessian = torch.block_diag(
@@ -352,6 +382,10 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
     if hessian_structure == "kron":
         return LastLayerLaplace(body, theta, None, float(prior_precision),
                                 log_z(float(prior_precision)), outputs, bias, likelihood, kron)
+    if hessian_structure == "diag":
+        return LastLayerLaplace(body, theta, None, float(prior_precision),
+                                log_z(float(prior_precision)), outputs, bias, likelihood,
+                                variances=1.0 / (eigenvalues + prior_precision))
     covariance = (vectors / (eigenvalues + prior_precision)) @ vectors.T
     covariance = 0.5 * (covariance + covariance.T)
     return LastLayerLaplace(body, theta, covariance, float(prior_precision),
