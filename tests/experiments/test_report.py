@@ -92,8 +92,8 @@ def test_uci_law_chosen_on_validation_is_judged_against_both_anchors(tmp_path) -
     _uci_run(tmp_path / "results", "g", "gaussian", [-1.19, -1.21] * 10, [0.0, -1.0] * 10)
     _uci_run(tmp_path / "results", "b", "bernoulli", [-1.15, -1.10] * 10, [-1.0, 0.0] * 10)
     text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    (row,) = [line for line in text.split("## Chosen on inner validation")[1].splitlines()
-              if line.startswith("| yacht |")]
+    chosen = text.split("## Chosen on inner validation")[1].split("## Best row")[0]
+    (row,) = [line for line in chosen.splitlines() if line.startswith("| yacht |")]
     assert row.startswith("| yacht | 2 | 20 | 0.60±0.00 |")
     assert row.endswith("| −1.25±0.01 | yes | −1.18 | no | "
                         "gaussian/unit/mc (10), bernoulli/unit/mc (10) |")
@@ -112,7 +112,7 @@ def test_uci_baselines_are_not_candidates_but_are_compared_with_the_choice(tmp_p
     _uci_run(results, "m", "none", [-1.2] * 20, [5.0] * 20, objective="map")
     _uci_run(results, "l", "none", [-1.13, -1.15] * 10, [5.0] * 20, objective="laplace")
     text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    chosen = text.split("## Chosen on inner validation")[1]
+    chosen = text.split("## Chosen on inner validation")[1].split("## Best row")[0]
     assert "| yacht | 2 | 20 | 0.60±0.00 | −1.15±0.01 |" in chosen  # the baselines not chosen
     (row,) = [line for line in chosen.split("### Against the baselines")[1].splitlines()
               if line.startswith("| yacht |")]
@@ -126,6 +126,30 @@ def test_uci_baselines_are_not_candidates_but_are_compared_with_the_choice(tmp_p
     _uci_run(short / "results", "b", "bernoulli", [-1.15, -1.10] * 10, [-1.0, 0.0] * 10)
     _uci_run(short / "results", "m", "none", [-1.2] * 3, objective="map")
     assert "### Against the baselines" not in build_pages(short)[short / "docs/results/uci.md"]
+
+
+def test_uci_best_row_is_the_complete_noisy_row_of_the_highest_test_ll(tmp_path) -> None:
+    """The best row skips the baselines (law none, −0.5) and partial runs (−0.9 on 3 splits)
+    however good; of the complete rows, Bernoulli with the marginal objective (−1.10) wins,
+    beating 2018's −1.25 ± 0.01 and Deep Ensembles' −1.18 ± 0.21/√20 = ±0.047 (0.08 > 0.047)."""
+    results = tmp_path / "results"
+    _uci_run(results, "g", "gaussian", [-1.19, -1.21] * 10)
+    _uci_run(results, "b", "bernoulli", [-1.10] * 20, objective="marginal")
+    _uci_run(results, "r", "rayleigh", [-0.9] * 3)
+    _uci_run(results, "m", "none", [-0.5] * 20, objective="map")
+    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    best = text.split("## Best row per data set")[1].split("Commands:")[0]
+    (row,) = [line for line in best.splitlines() if line.startswith("| yacht |")]
+    assert row == ("| yacht | bernoulli / unit / marginal / — | −1.10±0.00 (−1.100±0.000) | "
+                   "−1.25±0.01 | yes | −1.18 | yes |")
+    assert "beats the 2018 MC-dropout test LL on 1 of 1 data sets and Deep Ensembles' on 1 of 1" \
+        in best
+    # a best row of −1.15 (s.e. 0): above Deep Ensembles' mean by 0.03 < 0.047, so not beyond
+    results = tmp_path / "other" / "results"
+    _uci_run(results, "g", "gaussian", [-1.15] * 20)
+    best = build_pages(tmp_path / "other")[tmp_path / "other/docs/results/uci.md"]
+    assert "| yacht | gaussian / unit / mc / — | −1.15±0.00 (−1.150±0.000) | −1.25±0.01 | yes | " \
+        "−1.18 | no |" in best
 
 
 def test_report_outside_a_repository_root_is_an_error_that_writes_nothing(tmp_path,
