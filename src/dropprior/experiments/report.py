@@ -403,8 +403,8 @@ def _uncertainty_seeds(summary: dict[str, dict[str, Any]], n_seeds: int) -> list
     from dropprior.experiments.tables import beats, combined_se
     from dropprior.experiments.uncertainty import PAGE_METRICS
 
-    def cell(mean: float, se: float) -> str:
-        return f"{mean:.4f}±{se:.4f}".replace("-", "−")
+    def cell(mean: float, se: float) -> str:  # no "−0.0000"
+        return f"{mean + 0.0 if round(mean, 4) else 0.0:.4f}±{se:.4f}".replace("-", "−")
 
     out = [f"| {variant} | {' | '.join(cell(*ms) for ms in s['metrics'])} | "
            f"{s['train_seconds']:.1f} |\n" for variant, s in summary.items()]
