@@ -91,3 +91,12 @@ def test_the_page_gives_the_verdicts_by_each_metrics_direction() -> None:
     # one seed: the single-run table, no verdicts
     single = _uncertainty(_records()[:1])
     assert "Against MC dropout" not in single and "| bernoulli | 0.9000 | 0.3000 |" in single
+
+
+def test_a_difference_that_rounds_to_zero_prints_without_a_sign() -> None:
+    records = _records()
+    for k, r in enumerate(records):  # heavy's NLL a hair below bernoulli's
+        r["metrics"]["heavy"] = _result(ACC["heavy"][k], NLL["bernoulli"][k] - 1e-6)
+    against = _uncertainty(records).split("Against MC dropout")[1]
+    heavy = next(line for line in against.splitlines() if line.startswith("| heavy |"))
+    assert heavy.split(" | ")[2] == "0.0000±0.0082 (level)"
