@@ -60,21 +60,37 @@ def _trained(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return model
 
 
-def main() -> None:
+def _classification_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """300 points in 4 dimensions and 3 classes, after seeding torch's generator with 0."""
     torch.manual_seed(0)
     x = torch.randn(300, 4, dtype=torch.float64)
-    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 > 0.5).long() + (x[:, 2] > 1).long()
-    model = _trained(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)).double(), x, y,
-                     nn.functional.cross_entropy)
+    return x, (x[:, 0] + 0.5 * x[:, 1] ** 2 > 0.5).long() + (x[:, 2] > 1).long()
+
+
+def _classifier(x: torch.Tensor, y: torch.Tensor, bias: bool = True) -> nn.Module:
+    """An MLP 4-16-3 trained on (x, y) by :func:`_trained`."""
+    return _trained(nn.Sequential(nn.Linear(4, 16), nn.Tanh(),
+                                  nn.Linear(16, 3, bias=bias)).double(),
+                    x, y, nn.functional.cross_entropy)
+
+
+def _to_dropprior_order(c: int, k: int) -> torch.Tensor:
+    """The permutation from laplace-torch's order of a biased last layer's parameters (W
+    row-major, then b) to dropprior's (W_1, b_1, …, W_C, b_C); k counts the bias."""
+    return torch.tensor([cls * (k - 1) + i if i < k - 1 else c * (k - 1) + cls
+                         for cls in range(c) for i in range(k)])
+
+
+def main() -> None:
+    x, y = _classification_data()
+    model = _classifier(x, y)
 
     ours = fit_last_layer_laplace(model, x, y)
     theirs = Laplace(model, "classification", subset_of_weights="last_layer",
                      hessian_structure="full")
     theirs.fit(DataLoader(TensorDataset(x, y), batch_size=100))
     c, k = 3, 17
-    # laplace-torch: (W row-major, then b); dropprior: (W_1, b_1, W_2, b_2, W_3, b_3)
-    perm = torch.tensor([cls * (k - 1) + i if i < k - 1 else c * (k - 1) + cls
-                         for cls in range(c) for i in range(k)])
+    perm = _to_dropprior_order(c, k)
     h_theirs = theirs.H[perm][:, perm].double()
     eye = torch.eye(c * k, dtype=torch.float64)
     h_ours = torch.linalg.inv(ours.covariance) - ours.prior_precision * eye
@@ -114,8 +130,7 @@ def regression() -> None:
                      hessian_structure="full", sigma_noise=sigma)
     theirs.fit(DataLoader(TensorDataset(x, y), batch_size=100))
     c, k = 2, 17
-    perm = torch.tensor([out * (k - 1) + i if i < k - 1 else c * (k - 1) + out
-                         for out in range(c) for i in range(k)])
+    perm = _to_dropprior_order(c, k)
     theirs.prior_precision = 1.0
     # laplace-torch keeps H without the 1/σ² factor (its H_factor), applied in its precision
     h_theirs = (theirs.posterior_precision[perm][:, perm].double()
@@ -140,14 +155,10 @@ def kron() -> None:
     """The Kronecker-factored posteriors of a classifier like :func:`main`'s whose last layer
     has no bias, where both packages factor H = B ⊗ A alike; then, with a bias, log Z of both,
     which differ by construction (module docstring of ``dropprior.last_layer_laplace``)."""
-    torch.manual_seed(0)
-    x = torch.randn(300, 4, dtype=torch.float64)
-    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 > 0.5).long() + (x[:, 2] > 1).long()
+    x, y = _classification_data()
     x_test = torch.randn(5, 4, dtype=torch.float64)
     for bias in (False, True):
-        model = _trained(nn.Sequential(nn.Linear(4, 16), nn.Tanh(),
-                                       nn.Linear(16, 3, bias=bias)).double(),
-                         x, y, nn.functional.cross_entropy)
+        model = _classifier(x, y, bias)
         ours = fit_last_layer_laplace(model, x, y, hessian_structure="kron")
         for batch in (300, 100):
             theirs = Laplace(model, "classification", subset_of_weights="last_layer",
@@ -189,18 +200,14 @@ def kron() -> None:
 def diag() -> None:
     """The diagonal posteriors of :func:`main`'s classifier: the posterior precisions at λ = 1,
     log Z at three λ, the chosen λ and the logits' covariances at five test points."""
-    torch.manual_seed(0)
-    x = torch.randn(300, 4, dtype=torch.float64)
-    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 > 0.5).long() + (x[:, 2] > 1).long()
-    model = _trained(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)).double(), x, y,
-                     nn.functional.cross_entropy)
+    x, y = _classification_data()
+    model = _classifier(x, y)
     ours = fit_last_layer_laplace(model, x, y, hessian_structure="diag")
     theirs = Laplace(model, "classification", subset_of_weights="last_layer",
                      hessian_structure="diag")
     theirs.fit(DataLoader(TensorDataset(x, y), batch_size=100))
     c, k = 3, 17
-    perm = torch.tensor([cls * (k - 1) + i if i < k - 1 else c * (k - 1) + cls
-                         for cls in range(c) for i in range(k)])
+    perm = _to_dropprior_order(c, k)
     theirs.prior_precision = 1.0
     refit = fit_last_layer_laplace(model, x, y, prior_precision=1.0, hessian_structure="diag")
     assert refit.variances is not None
