@@ -100,3 +100,23 @@ def test_a_difference_that_rounds_to_zero_prints_without_a_sign() -> None:
     against = _uncertainty(records).split("Against MC dropout")[1]
     heavy = next(line for line in against.splitlines() if line.startswith("| heavy |"))
     assert heavy.split(" | ")[2] == "0.0000±0.0082 (level)"
+
+
+def test_a_small_standard_error_gets_the_digits_it_needs() -> None:
+    """AURC-sized values: a difference of −2e-5 with a combined s.e. of 6.5e-6 prints 2
+    significant digits of the s.e. (7 decimals), and bernoulli's s.e. of 2.9e-6 likewise, not
+    0.0000±0.0000."""
+    records = _records()
+    for k, r in enumerate(records):
+        for variant, base in (("bernoulli", 0.00070), ("heavy", 0.00068)):
+            for row in r["metrics"][variant]["rows"]:
+                row["aurc"] = base + 1e-5 * (k - 1) * (1 if variant == "heavy" else 0.5)
+    page = _uncertainty(records)
+    against = page.split("Against MC dropout")[1]
+    heavy = next(line for line in against.splitlines() if line.startswith("| heavy |"))
+    # heavy − bernoulli: −2e-5; s.e. √(se_h² + se_b²) with se = spread/√3 of ±1e-5, ±0.5e-5
+    se = math.hypot(np.std([-1e-5, 0, 1e-5], ddof=1), np.std([-5e-6, 0, 5e-6], ddof=1))
+    se /= math.sqrt(3)
+    assert heavy.split(" | ")[5] == f"−0.0000200±{se:.7f} (better)"
+    assert "| bernoulli | 0.9100±0.0058 | 0.3100±0.0058 | 0.5000±0.0000 | 0.5000±0.0000 | " \
+        f"0.0007000±{np.std([-5e-6, 0, 5e-6], ddof=1) / math.sqrt(3):.7f} |" in page

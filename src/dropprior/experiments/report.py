@@ -400,11 +400,16 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
 def _uncertainty_seeds(summary: dict[str, dict[str, Any]], n_seeds: int) -> list[str]:
     """A section of several seeds: the mean ± s.e. table's rows, then each predictor against
     MC dropout (``bernoulli``) by the combined standard error."""
+    import math
+
     from dropprior.experiments.tables import beats, combined_se
     from dropprior.experiments.uncertainty import PAGE_METRICS
 
-    def cell(mean: float, se: float) -> str:  # no "−0.0000"
-        return f"{mean + 0.0 if round(mean, 4) else 0.0:.4f}±{se:.4f}".replace("-", "−")
+    def cell(mean: float, se: float) -> str:
+        """4 decimals, more where the s.e. needs them for 2 significant digits; no "−0"."""
+        digits = 4 if not 0 < se < 1e-3 else min(8, 1 - math.floor(math.log10(se)))
+        mean = mean + 0.0 if round(mean, digits) else 0.0
+        return f"{mean:.{digits}f}±{se:.{digits}f}".replace("-", "−")
 
     out = [f"| {variant} | {' | '.join(cell(*ms) for ms in s['metrics'])} | "
            f"{s['train_seconds']:.1f} |\n" for variant, s in summary.items()]
