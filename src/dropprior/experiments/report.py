@@ -369,7 +369,8 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
            "seeds gives each metric's mean ± standard error over the seeds, and sets every "
            "predictor against MC dropout (`bernoulli`): \"better\" or \"worse\" where the "
            "difference exceeds the combined standard error, else \"level\". Training seconds "
-           "are as the runs measured them, on a machine that was running other jobs.\n\n"]
+           "are each record's own, whatever else its machine ran, so they compare only "
+           "roughly.\n\n"]
     header = ("| predictor | " + " | ".join(title for *_, title in PAGE_METRICS)
               + " | training s |\n" + "|---" * (len(PAGE_METRICS) + 2) + "|\n")
     for group in sorted(group_seeds(records), key=lambda g: g[0]["command"]):
@@ -602,24 +603,30 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
            "| dataset | row (law / structure / objective / variant) | test LL | "
            "2018 MC dropout LL | beats 2018 | Deep Ens. LL | beats DE |\n"
            "|---|---|---|---|---|---|---|\n"]
-    wins = {"2018": 0, "DE": 0}
-    judged = {"2018": 0, "DE": 0}
+    verdicts = []
     for dataset in sorted(best):
         row = best[dataset]
         anchor, ens, beats_2018, beats_de = anchor_verdicts(dataset, row["ll"], row["ll_se"])
-        for name, verdict in (("2018", beats_2018), ("DE", beats_de)):
-            wins[name] += verdict == "yes"
-            judged[name] += verdict != "—"
+        verdicts.append((beats_2018, beats_de))
         precise = f"{row['ll']:.3f}±{row['ll_se']:.3f}".replace("-", "−")
         out.append(f"| {dataset} | {row['law']} / {row['structure']} / {row['objective']} / "
                    f"{row.get('variant') or '—'} | {format_mean_se(row['ll'], row['ll_se'])} "
                    f"({precise}) | {format_mean_se(*anchor[1]) if anchor else '—'} | "
                    f"{beats_2018} | {'—' if ens is None else f'{ens:.2f}'.replace('-', '−')} | "
                    f"{beats_de} |\n")
-    out.append(f"\nThe best row beats the 2018 MC-dropout test LL on {wins['2018']} of "
-               f"{judged['2018']} data sets and Deep Ensembles' on {wins['DE']} of "
-               f"{judged['DE']}, each by more than the combined standard error.\n")
+    out.append(_anchor_tally("The best row", verdicts))
     return out
+
+
+def _anchor_tally(subject: str, verdicts: list[tuple[str, str]]) -> str:
+    """The sentence counting the data sets whose row beats each anchor, out of those that have
+    it, from the (beats 2018, beats DE) verdicts of :func:`~dropprior.experiments.uci.
+    anchor_verdicts`."""
+    wins = [sum(v[i] == "yes" for v in verdicts) for i in (0, 1)]
+    judged = [sum(v[i] != "—" for v in verdicts) for i in (0, 1)]
+    return (f"\n{subject} beats the 2018 MC-dropout test LL on {wins[0]} of {judged[0]} data "
+            f"sets and Deep Ensembles' on {wins[1]} of {judged[1]}, each by more than the "
+            "combined standard error.\n")
 
 
 def _uci_intervals(summaries: list[dict[str, Any]]) -> list[str]:
@@ -697,24 +704,19 @@ def _uci_scales_chosen(records: list[dict[str, Any]],
            "beats 2018 | Deep Ens. LL | beats DE | chosen (splits) |\n"
            "|---|---|---|---|---|---|---|---|---|---|\n"]
     rows = select_on_validation(keep)
-    wins = {"2018": 0, "DE": 0}  # data sets won, out of those with the anchor
-    judged = {"2018": 0, "DE": 0}
+    verdicts = []
     for row in rows:
         chosen = ", ".join(f"{c} ({n})" for c, n in row["chosen"].items())
         anchor, ens, beats_2018, beats_de = anchor_verdicts(row["dataset"], row["ll"],
                                                             row["ll_se"])
-        for name, verdict in (("2018", beats_2018), ("DE", beats_de)):
-            wins[name] += verdict == "yes"
-            judged[name] += verdict != "—"
+        verdicts.append((beats_2018, beats_de))
         out.append(f"| {row['dataset']} | {len(row['candidates'])} | {row['n_splits']} | "
                    f"{format_mean_se(row['rmse'], row['rmse_se'])} | "
                    f"{format_mean_se(row['ll'], row['ll_se'])} | "
                    f"{format_mean_se(*anchor[1]) if anchor else '—'} | {beats_2018} | "
                    f"{'—' if ens is None else f'{ens:.2f}'.replace('-', '−')} | {beats_de} | "
                    f"{chosen} |\n")
-    out.append(f"\nChosen on validation, dropprior beats the 2018 MC-dropout test LL on "
-               f"{wins['2018']} of {judged['2018']} data sets and Deep Ensembles' on {wins['DE']} "
-               f"of {judged['DE']}, each by more than the combined standard error.\n")
+    out.append(_anchor_tally("Chosen on validation, dropprior", verdicts))
     out.extend(_uci_against_baselines(rows, [r for r in summaries if r["law"] == NO_NOISE]))
     return out
 
