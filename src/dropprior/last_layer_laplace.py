@@ -56,6 +56,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -379,17 +380,17 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
         best = minimize_scalar(lambda t: -log_z(10.0 ** t), bounds=_LOG10_PRECISION_RANGE,
                                method="bounded", options={"xatol": 1e-4})
         prior_precision = float(10.0 ** best.x)
+    lam = float(prior_precision)
+    posterior: dict[str, Any] = {"covariance": None}  # Σ in the structure's own form
     if hessian_structure == "kron":
-        return LastLayerLaplace(body, theta, None, float(prior_precision),
-                                log_z(float(prior_precision)), outputs, bias, likelihood, kron)
-    if hessian_structure == "diag":
-        return LastLayerLaplace(body, theta, None, float(prior_precision),
-                                log_z(float(prior_precision)), outputs, bias, likelihood,
-                                variances=1.0 / (eigenvalues + prior_precision))
-    covariance = (vectors / (eigenvalues + prior_precision)) @ vectors.T
-    covariance = 0.5 * (covariance + covariance.T)
-    return LastLayerLaplace(body, theta, covariance, float(prior_precision),
-                            log_z(float(prior_precision)), outputs, bias, likelihood)
+        posterior["kron"] = kron
+    elif hessian_structure == "diag":
+        posterior["variances"] = 1.0 / (eigenvalues + lam)
+    else:
+        covariance = (vectors / (eigenvalues + lam)) @ vectors.T
+        posterior["covariance"] = 0.5 * (covariance + covariance.T)
+    return LastLayerLaplace(body, theta, prior_precision=lam, log_marginal_likelihood=log_z(lam),
+                            outputs=outputs, bias=bias, likelihood=likelihood, **posterior)
 
 
 def _kronecker_factors(phi: Tensor, logits: Tensor, likelihood: Likelihood) -> KroneckerFactors:
