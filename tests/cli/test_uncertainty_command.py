@@ -49,3 +49,26 @@ def test_bad_settings_name_the_value() -> None:
         UncertaintySettings(dropout=1.5)
     with pytest.raises(ValueError, match="members must be an int >= 1"):
         UncertaintySettings(members=0)
+
+
+def test_validate_records_the_choices_and_trains_the_chosen_values(data_dir, tmp_path,
+                                                                   capsys) -> None:
+    from dropprior.experiments.uncertainty import TUNED
+
+    argv = ["uncertainty", "--data-dir", str(data_dir), "--epochs", "1", "--train-size", "600",
+            "--samples", "2", "--members", "2", "--validate", "--results",
+            str(tmp_path / "results")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    (record,) = record_store("uncertainty", tmp_path / "results").records().values()
+    choices = record["metrics"]["validation"]
+    assert sorted(choices) == sorted(TUNED)
+    for variant, choice in choices.items():
+        setting, grid = TUNED[variant]
+        assert choice["setting"] == setting and choice["values"] == list(grid)
+        assert all(n > 0 for n in choice["nll"])
+        assert choice["chosen"] == grid[choice["nll"].index(min(choice["nll"]))]
+        assert f"{variant}: {setting} = {choice['chosen']:g} chosen on validation" in out
+    page = build_pages(tmp_path)[tmp_path / "docs/results/uncertainty.md"]
+    assert "dropout chosen on validation, heavy law" in page
+    assert page.count("| 0 | ") == len(TUNED)

@@ -7,7 +7,13 @@ import argparse
 
 from dropprior.cli._common import resolve_data_dir
 from dropprior.cli._config import command_line, recorded_command, resolve, settings_from
-from dropprior.experiments.uncertainty import VARIANTS, UncertaintySettings, run_and_record
+from dropprior.experiments.uncertainty import (
+    DROPOUT_GRID,
+    PRIOR_WEIGHT_GRID,
+    VARIANTS,
+    UncertaintySettings,
+    run_and_record,
+)
 
 _HELP = {
     "epochs": "training epochs of every predictor", "train_size": "training images",
@@ -18,6 +24,11 @@ _HELP = {
     "vi_local_reparam": "learned scales: train the linear maps by the local reparametrization",
     "vi_prior_weight": "learned scales: β multiplying the KL term (1: the ELBO)",
     "laplace": "also a last-layer Laplace posterior on the deterministic net (post hoc)",
+    "validate": "choose the dropout rate of bernoulli and heavy "
+                f"({', '.join(map(str, DROPOUT_GRID))}) and the learned scales' β "
+                f"({', '.join(f'{b:g}' for b in PRIOR_WEIGHT_GRID)}) by the NLL on the last "
+                "sixth of the training images, trained on the rest, then train the chosen "
+                "values on all of them",
 }
 _CHOICES = {"heavy_law": ["gaussian", "rayleigh", "inverse_nakagami"]}
 
@@ -29,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train five predictors on MNIST with the same budget (an MLP "
         "784-300-100-10 with Bernoulli dropout, with a heavy-tailed law, with learned ARD "
         "scales under VI, without noise, and a deep ensemble of deterministic nets), with "
-        "--laplace a sixth (a last-layer Laplace posterior on the net without noise), and print "
+        "--laplace a sixth (a last-layer Laplace posterior on the net without noise), with "
+        "--validate the noisy predictors' hyperparameter chosen on held-out training images, "
+        "and print "
         "accuracy, NLL, ECE, Brier, AURC and shift AUROCs on MNIST, rotated MNIST and noisy "
         "MNIST. The result record goes to RESULTS/uncertainty/; a run whose record exists is "
         "read, not rerun.",
@@ -49,4 +62,9 @@ def run(args: argparse.Namespace) -> int:
         result = record["metrics"][variant]
         print(f"\n{variant} ({result['train_seconds']} s of training)")
         print(table(result["rows"]), end="")
+    for variant, choice in record["metrics"].get("validation", {}).items():
+        scores = ", ".join(f"{v:g}: {n:.4f}" for v, n in zip(choice["values"], choice["nll"],
+                                                            strict=True))
+        print(f"\n{variant}: {choice['setting']} = {choice['chosen']:g} chosen on validation "
+              f"(NLL {scores})")
     return 0

@@ -357,7 +357,11 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
     out = [_HEADER.format(exp="uncertainty"), "# MNIST uncertainty side by side\n\n",
            "`dropprior uncertainty` (`dropprior.experiments.uncertainty`): five predictors on "
            "the MLP 784-300-100-10 with the same training budget, fixed hyperparameters (not "
-           "searched); in the sections run with `--laplace`, a sixth, `laplace`: the "
+           "searched), except in the sections run with `--validate`: there the dropout rate of "
+           "`bernoulli` and `heavy` and the learned scales' KL weight β are each chosen by the "
+           "predictive NLL on the last sixth of the training images, trained on the rest, and "
+           "the chosen value is trained again on all of them (the test images are not seen "
+           "before that); in the sections run with `--laplace`, a sixth, `laplace`: the "
            "deterministic net with a last-layer Laplace posterior, its prior precision chosen "
            "by the marginal likelihood (`dropprior.fit_last_layer_laplace`), whose training "
            "time is the deterministic net's plus the fit. In distribution: accuracy, NLL, "
@@ -380,9 +384,10 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
               + (f", learned scales' KL weighted by β = {c['vi_prior_weight']:g}"
                  if c.get("vi_prior_weight", 1) != 1 else "")
               + (", and a last-layer Laplace posterior" if c.get("laplace") else ""))
+        rate = ("chosen on validation" if c.get("validate") else c["dropout"])
         seeds = [r["config"]["seed"] for r in group]
         out.append(f"## {c['epochs']} epochs, {c['train_size']:,} images, dropout "
-                   f"{c['dropout']}, heavy law {c['heavy_law']}, S = {c['samples']}, "
+                   f"{rate}, heavy law {c['heavy_law']}, S = {c['samples']}, "
                    f"{c['members']} ensemble members{vi}"
                    + (f", seeds {', '.join(map(str, seeds))}" if len(group) > 1 else "")
                    + "\n\n")
@@ -394,8 +399,27 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
                 out.append(f"| {variant} | {cells} | {m[variant]['train_seconds']} |\n")
         else:
             out.extend(_uncertainty_seeds(summarise_seeds(group), len(group)))
+        out.extend(_uncertainty_choices(group))
         out.append("\n" + "\n\n".join(_provenance(r) for r in group) + "\n\n")
     return "".join(out)
+
+
+def _uncertainty_choices(group: list[dict[str, Any]]) -> list[str]:
+    """The values chosen on validation (records run with ``--validate``): one row per tuned
+    predictor and seed, with the held-out NLL of every value tried."""
+    rows = [(r["config"]["seed"], variant, choice) for r in group
+            for variant, choice in r["metrics"].get("validation", {}).items()]
+    if not rows:
+        return []
+    out = ["\nChosen on validation (the predictive NLL on the held-out sixth of the training "
+           "images, the lowest in bold):\n\n| seed | predictor | setting | NLL per value |"
+           "\n|---|---|---|---|\n"]
+    for seed, variant, choice in sorted(rows, key=lambda row: (row[0], row[1])):
+        scores = ", ".join((f"**{v:g}: {n:.4f}**" if v == choice["chosen"] else
+                            f"{v:g}: {n:.4f}")
+                           for v, n in zip(choice["values"], choice["nll"], strict=True))
+        out.append(f"| {seed} | {variant} | {choice['setting']} | {scores} |\n")
+    return out
 
 
 def _uncertainty_seeds(summary: dict[str, dict[str, Any]], n_seeds: int) -> list[str]:

@@ -21,13 +21,24 @@ N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU
 Each is evaluated by :func:`dropprior.experiments.evaluate.evaluate_classifier` with
 ``samples`` draws (one for the deterministic net; ``samples`` per member for the ensemble) on
 the MNIST test set, rotated by 15°–60° and with pixel noise. The hyperparameters are fixed,
-not searched.
+not searched, unless ``validate`` is set: then the last sixth of the training images is held out
+(10 000 of 60 000), every value of one hyperparameter per tunable predictor is trained on the
+rest and scored by its mean predictive NLL on the held-out images (:func:`dropprior.metrics.nll`),
+and the value of the lowest NLL is trained again on all the training images:
+
+* ``bernoulli`` and ``heavy``: the dropout rate, from :data:`DROPOUT_GRID`;
+* ``learned_scales``: β, the KL weight, from :data:`PRIOR_WEIGHT_GRID`.
+
+The deterministic net and the ensemble have no such hyperparameter, and the Laplace posterior
+chooses its prior precision by the marginal likelihood. The test images are never seen before
+the last step.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +54,9 @@ from dropprior._validation import (
 )
 from dropprior.experiments.records import added_setting
 
-__all__ = ["UncertaintySettings", "VARIANTS", "PAGE_METRICS", "run_uncertainty", "run_and_record",
-           "metric_values", "group_seeds", "summarise_seeds"]
+__all__ = ["UncertaintySettings", "VARIANTS", "PAGE_METRICS", "DROPOUT_GRID", "PRIOR_WEIGHT_GRID",
+           "run_uncertainty", "run_and_record", "choose_on_validation", "metric_values",
+           "group_seeds", "summarise_seeds"]
 
 VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble", "laplace")
 """Every predictor; ``laplace`` is run only with ``UncertaintySettings.laplace``."""
@@ -56,6 +68,16 @@ PAGE_METRICS = (("mnist", "accuracy", True, "accuracy"), ("mnist", "nll", False,
                 ("rotate60", "auroc_entropy", True, "AUROC 60°"),
                 ("noise", "auroc_entropy", True, "AUROC noise"))
 """The metrics a run is reported by: (condition, metric, whether higher is better, title)."""
+
+DROPOUT_GRID = (0.1, 0.2, 0.3, 0.5)
+"""The dropout rates ``validate`` tries for ``bernoulli`` and ``heavy``."""
+
+PRIOR_WEIGHT_GRID = (1.0, 0.3, 0.1)
+"""The KL weights β ``validate`` tries for ``learned_scales``."""
+
+TUNED = {"bernoulli": ("dropout", DROPOUT_GRID), "heavy": ("dropout", DROPOUT_GRID),
+         "learned_scales": ("vi_prior_weight", PRIOR_WEIGHT_GRID)}
+"""Per predictor that ``validate`` tunes: the setting it chooses and the values it tries."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +97,13 @@ class UncertaintySettings:
     vi_local_reparam: bool = False
     vi_prior_weight: float = 1.0
     laplace: bool = added_setting(False)
+    validate: bool = added_setting(False)
 
     def __post_init__(self) -> None:
         from dropprior.experiments.laws import TABLE1_LAWS
 
         check_bool("laplace", self.laplace)
+        check_bool("validate", self.validate)
         check_prior_weight(self.vi_prior_weight, "vi_prior_weight")
         check_number("lr", self.lr)
         check_number("sigma0", self.sigma0)
@@ -88,78 +112,123 @@ class UncertaintySettings:
         check_choice("heavy_law", self.heavy_law,
                      [law for law in TABLE1_LAWS if law not in ("bernoulli", "half_cauchy")])
         check_number("dropout", self.dropout, 0.0, 1.0)
+        if self.validate and self.train_size < 12:
+            raise ValueError(f"validate holds out a sixth of train_size, which needs "
+                             f"train_size >= 12, got {self.train_size}")
 
 
 def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict[str, Any]:
     """Train the five predictors (six with ``laplace``) and evaluate them; the metrics of a
-    result record: ``{variant: {"rows": evaluation rows, "train_seconds": s}}``."""
-    from dropprior import (
-        fit,
-        fit_ensemble,
-        fit_last_layer_laplace,
-        predict,
-        predict_ensemble,
-        scales,
-    )
+    result record: ``{variant: {"rows": evaluation rows, "train_seconds": s}}``, and with
+    ``validate`` also ``"validation"``: :func:`choose_on_validation`'s record per tuned
+    predictor. A tuned predictor's ``train_seconds`` include its validation runs."""
+    from dropprior import fit_last_layer_laplace
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.experiments.evaluate import evaluate_classifier
-    from dropprior.experiments.laws import dropout_law
-    from dropprior.experiments.lenet import lenet_300_100
-    from dropprior.likelihoods import Categorical
 
     x, y = load_mnist(data_dir, "train")
     x_test, y_test = load_mnist(data_dir, "test")
     pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(s.seed))
     x, y = x[pick[:s.train_size]], y[pick[:s.train_size]]
     standard = (x - MNIST_MEAN) / MNIST_STD
-    common: dict[str, Any] = {"epochs": s.epochs, "lr": s.lr, "batch_size": s.batch_size,
-                              "sigma0": s.sigma0, "progress": False}
     out: dict[str, Any] = {}
+    chosen: dict[str, Any] = {}
     trained: dict[str, list[nn.Module]] = {}
     for variant in VARIANTS:
         if variant == "laplace" and not s.laplace:
             continue
-        torch.manual_seed(s.seed)
         start = time.perf_counter()
         posterior = None
+        settings = s
+        if s.validate and variant in TUNED:
+            name, grid = TUNED[variant]
+            record = choose_on_validation(variant, s, standard, y, name, grid)
+            chosen[variant] = record
+            settings = replace(s, **{name: record["chosen"]})
         if variant == "laplace":  # post hoc, on the deterministic net
             models = trained["deterministic"]
             posterior = fit_last_layer_laplace(models[0], standard, y)
-        elif variant == "ensemble":
-            models = fit_ensemble(lambda: lenet_300_100(None), s.members, Categorical(),
-                                  standard, y, seed=s.seed, **common)
         else:
-            law = {"deterministic": None, "bernoulli": dropout_law("bernoulli", s.dropout),
-                   "heavy": dropout_law(s.heavy_law, s.dropout),
-                   "learned_scales": dropout_law("bernoulli", s.dropout)}[variant]
-            model = lenet_300_100(law)
-            learned = variant == "learned_scales"
-            if learned:
-                scales.variational(model, "log_uniform", init_std=0.01,
-                                   local_reparam=s.vi_local_reparam)
-            fit(model, Categorical(), standard, y, seed=s.seed,
-                prior_weight=s.vi_prior_weight if learned else 1.0, **common)
-            models = [model]
+            models = _train(variant, settings, standard, y)
         trained[variant] = models
         seconds = time.perf_counter() - start
         if variant == "laplace":
             seconds += out["deterministic"]["train_seconds"]
-
-        def predict_fn(images: torch.Tensor, models: list[nn.Module] = models,
-                       posterior: Any = posterior) -> Any:
-            inputs = (images - MNIST_MEAN) / MNIST_STD
-            if posterior is not None:
-                return posterior.predict(inputs, samples=s.samples)
-            if len(models) > 1:
-                return predict_ensemble(models, inputs, Categorical(), samples=s.samples,
-                                        batch_size=2000)
-            return predict(models[0], inputs, samples=s.samples, likelihood=Categorical(),
-                           batch_size=2000)
-
+        predict_fn = _predictor(models, posterior, s.samples,
+                                lambda images: (images - MNIST_MEAN) / MNIST_STD)
         torch.manual_seed(s.seed)
         rows, _ = evaluate_classifier(predict_fn, x_test, y_test, seed=s.seed)
         out[variant] = {"rows": rows, "train_seconds": round(seconds, 1)}
+    if s.validate:
+        out["validation"] = chosen
     return out
+
+
+def choose_on_validation(variant: str, s: UncertaintySettings, x: torch.Tensor, y: torch.Tensor,
+                         name: str, grid: tuple[float, ...]) -> dict[str, Any]:
+    """Train ``variant`` on all but the last sixth of (x, y) once per value of setting ``name``
+    in ``grid``, and score each by the mean predictive NLL (``s.samples`` draws) on that last
+    sixth. Returns ``{"setting": name, "values": grid, "nll": [...], "chosen": value}``, the
+    chosen value the one of the lowest NLL (the first of equals)."""
+    from dropprior.metrics import nll
+
+    held = x.shape[0] // 6
+    fit_x, fit_y, val_x, val_y = x[:-held], y[:-held], x[-held:], y[-held:]
+    scores = []
+    for value in grid:
+        tried: dict[str, Any] = {name: value}
+        models = _train(variant, replace(s, **tried), fit_x, fit_y)
+        torch.manual_seed(s.seed)
+        probs = _predictor(models, None, s.samples, lambda images: images)(val_x).probs
+        scores.append(float(nll(probs, val_y)))
+    best = min(range(len(grid)), key=scores.__getitem__)
+    return {"setting": name, "values": list(grid), "nll": scores, "chosen": grid[best]}
+
+
+def _train(variant: str, s: UncertaintySettings, x: torch.Tensor,
+           y: torch.Tensor) -> list[nn.Module]:
+    """The trained model(s) of one predictor but ``laplace``, on standardised images x."""
+    from dropprior import fit, fit_ensemble, scales
+    from dropprior.experiments.laws import dropout_law
+    from dropprior.experiments.lenet import lenet_300_100
+    from dropprior.likelihoods import Categorical
+
+    common: dict[str, Any] = {"epochs": s.epochs, "lr": s.lr, "batch_size": s.batch_size,
+                              "sigma0": s.sigma0, "progress": False}
+    torch.manual_seed(s.seed)
+    if variant == "ensemble":
+        return fit_ensemble(lambda: lenet_300_100(None), s.members, Categorical(), x, y,
+                            seed=s.seed, **common)
+    law = {"deterministic": None, "bernoulli": dropout_law("bernoulli", s.dropout),
+           "heavy": dropout_law(s.heavy_law, s.dropout),
+           "learned_scales": dropout_law("bernoulli", s.dropout)}[variant]
+    model = lenet_300_100(law)
+    learned = variant == "learned_scales"
+    if learned:
+        scales.variational(model, "log_uniform", init_std=0.01, local_reparam=s.vi_local_reparam)
+    fit(model, Categorical(), x, y, seed=s.seed,
+        prior_weight=s.vi_prior_weight if learned else 1.0, **common)
+    return [model]
+
+
+def _predictor(models: list[nn.Module], posterior: Any, samples: int,
+               standardise: Callable[[torch.Tensor], torch.Tensor]
+               ) -> Callable[[torch.Tensor], Any]:
+    """The predictive of a model, an ensemble or a Laplace posterior on raw images."""
+    from dropprior import predict, predict_ensemble
+    from dropprior.likelihoods import Categorical
+
+    def predict_fn(images: torch.Tensor) -> Any:
+        inputs = standardise(images)
+        if posterior is not None:
+            return posterior.predict(inputs, samples=samples)
+        if len(models) > 1:
+            return predict_ensemble(models, inputs, Categorical(), samples=samples,
+                                    batch_size=2000)
+        return predict(models[0], inputs, samples=samples, likelihood=Categorical(),
+                       batch_size=2000)
+
+    return predict_fn
 
 
 def run_and_record(s: UncertaintySettings, command: str, data_dir: str | Path | None,
