@@ -7,8 +7,9 @@ The public surface, re-exported here:
   (:mod:`dropprior.functional`), with :func:`mc` for Monte Carlo prediction at eval time and
   :func:`apply_noise` to convert a torch model;
 * likelihoods, the MC, marginal-MAP and tail-adaptive objectives, :func:`fit`, :func:`predict`,
-  metrics, :func:`relevance` and :func:`prune`; deep ensembles and a post-hoc last-layer
-  Laplace posterior (:func:`fit_last_layer_laplace`) as baselines;
+  metrics, :func:`relevance` and :func:`prune`; deep ensembles, a post-hoc last-layer
+  Laplace posterior (:func:`fit_last_layer_laplace`) and temperature scaling
+  (:func:`fit_temperature`) as baselines;
 * learned group scales (:mod:`dropprior.scales`) under scale hyperpriors
   (:mod:`dropprior.hyperpriors`): type-II MAP (:func:`learn_scales`) and VI with closed-form
   scales (:func:`variational`);
@@ -85,6 +86,7 @@ from dropprior.priors import (
 )
 from dropprior.pruning import PruneResult, prune
 from dropprior.scales import group_snr, learn_scales, learned_scales, variational
+from dropprior.temperature import TemperatureScaled, fit_temperature
 from dropprior.training import History, cosine_lr, fit
 from dropprior.truncation import Truncated
 
@@ -119,7 +121,7 @@ __all__ = [
     # training and prediction
     "fit", "cosine_lr", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
     "fit_ensemble", "predict_ensemble", "fit_last_layer_laplace", "LastLayerLaplace",
-    "KroneckerFactors",
+    "KroneckerFactors", "fit_temperature", "TemperatureScaled",
     # learned group scales
     "ScaleHyperprior", "InverseGammaScale", "GammaScale", "HalfCauchyScale", "LogUniformScale",
     "learn_scales", "variational", "learned_scales", "group_snr",

@@ -16,7 +16,8 @@ def test_the_comparison_records_every_predictor_and_condition(data_dir, tmp_path
             "--samples", "2", "--members", "2", "--results", str(tmp_path / "results")]
     assert main(argv) == 0
     (record,) = record_store("uncertainty", tmp_path / "results").records().values()
-    assert sorted(record["metrics"]) == sorted(v for v in VARIANTS if v != "laplace")
+    assert sorted(record["metrics"]) == sorted(v for v in VARIANTS
+                                               if v not in ("laplace", "temperature"))
     for result in record["metrics"].values():
         rows = result["rows"]
         assert [r["condition"] for r in rows] == ["mnist", "rotate15", "rotate30", "rotate45",
@@ -31,7 +32,7 @@ def test_the_comparison_records_every_predictor_and_condition(data_dir, tmp_path
     assert "\nlaplace (" in capsys.readouterr().out
     records = record_store("uncertainty", tmp_path / "results").records().values()
     (with_laplace,) = [r for r in records if r["config"].get("laplace")]
-    assert sorted(with_laplace["metrics"]) == sorted(VARIANTS)
+    assert sorted(with_laplace["metrics"]) == sorted(v for v in VARIANTS if v != "temperature")
     laplace, plain = with_laplace["metrics"]["laplace"], with_laplace["metrics"]["deterministic"]
     assert laplace["train_seconds"] >= plain["train_seconds"]
     # the posterior around the same net: above chance, with its own predictive
@@ -62,7 +63,13 @@ def test_validate_records_the_choices_and_trains_the_chosen_values(data_dir, tmp
     out = capsys.readouterr().out
     (record,) = record_store("uncertainty", tmp_path / "results").records().values()
     choices = record["metrics"]["validation"]
-    assert sorted(choices) == sorted(TUNED)
+    assert sorted(choices) == sorted([*TUNED, "temperature"])
+    # temperature scaling: the deterministic net trained on 500 images, T fitted on the other
+    # 100, never worse on them than T = 1
+    scaling = choices.pop("temperature")
+    assert scaling["values"][0] == 1.0 and scaling["chosen"] == scaling["values"][1] > 0
+    assert scaling["nll"][1] <= scaling["nll"][0]
+    assert "temperature" in record["metrics"] and "\ntemperature (" in out
     for variant, choice in choices.items():
         setting, grid = TUNED[variant]
         assert choice["setting"] == setting and choice["values"] == list(grid)
@@ -71,4 +78,4 @@ def test_validate_records_the_choices_and_trains_the_chosen_values(data_dir, tmp
         assert f"{variant}: {setting} = {choice['chosen']:g} chosen on validation" in out
     page = build_pages(tmp_path)[tmp_path / "docs/results/uncertainty.md"]
     assert "dropout chosen on validation, heavy law" in page
-    assert page.count("| 0 | ") == len(TUNED)
+    assert page.count("| 0 | ") == len(TUNED) + 1

@@ -28,7 +28,8 @@ _HELP = {
                 f"({', '.join(map(str, DROPOUT_GRID))}) and the learned scales' β "
                 f"({', '.join(f'{b:g}' for b in PRIOR_WEIGHT_GRID)}) by the NLL on the last "
                 "sixth of the training images, trained on the rest, then train the chosen "
-                "values on all of them",
+                "values on all of them; and add a temperature-scaled deterministic net, its "
+                "temperature fitted on that sixth",
 }
 _CHOICES = {"heavy_law": ["gaussian", "rayleigh", "inverse_nakagami"]}
 

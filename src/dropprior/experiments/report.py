@@ -355,26 +355,29 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
     )
 
     out = [_HEADER.format(exp="uncertainty"), "# MNIST uncertainty side by side\n\n",
-           "`dropprior uncertainty` (`dropprior.experiments.uncertainty`): five predictors on "
-           "the MLP 784-300-100-10 with the same training budget, fixed hyperparameters (not "
-           "searched), except in the sections run with `--validate`: there the dropout rate of "
-           "`bernoulli` and `heavy` and the learned scales' KL weight β are each chosen by the "
-           "predictive NLL on the last sixth of the training images, trained on the rest, and "
-           "the chosen value is trained again on all of them (the test images are not seen "
-           "before that); in the sections run with `--laplace`, a sixth, `laplace`: the "
-           "deterministic net with a last-layer Laplace posterior, its prior precision chosen "
-           "by the marginal likelihood (`dropprior.fit_last_layer_laplace`), whose training "
-           "time is the deterministic net's plus the fit. In distribution: accuracy, NLL, "
-           "ECE, Brier and AURC on the MNIST test "
-           "set. Under shift: accuracy on MNIST rotated by 45°, and the AUROC of telling "
-           "rotated (30°, 60°) and noisy (pixel std 0.3) images from MNIST by predictive "
-           "entropy (`dropprior.experiments.evaluate`). A section of one run (one seed) has no "
-           "standard errors, so no row of it is said to beat another. A section of several "
-           "seeds gives each metric's mean ± standard error over the seeds, and sets every "
-           "predictor against MC dropout (`bernoulli`): \"better\" or \"worse\" where the "
-           "difference exceeds the combined standard error, else \"level\". Training seconds "
-           "are each record's own, whatever else its machine ran, so they compare only "
-           "roughly.\n\n"]
+           "`dropprior uncertainty` (`dropprior.experiments.uncertainty`): five predictors "
+           "on the MLP 784-300-100-10 with the same training budget, fixed hyperparameters "
+           "(not searched), except in the sections run with `--validate`: there the "
+           "dropout rate of `bernoulli` and `heavy` and the learned scales' KL weight β "
+           "are each chosen by the predictive NLL on the last sixth of the training "
+           "images, trained on the rest, and the chosen value is trained again on all of "
+           "them (the test images are not seen before that), and a seventh predictor, "
+           "`temperature`, is the deterministic net trained on the rest with its logits "
+           "divided by the temperature of the lowest NLL on the held-out sixth "
+           "(`dropprior.fit_temperature`); in the sections run with `--laplace`, a sixth, "
+           "`laplace`: the deterministic net with a last-layer Laplace posterior, its "
+           "prior precision chosen by the marginal likelihood "
+           "(`dropprior.fit_last_layer_laplace`), whose training time is the deterministic "
+           "net's plus the fit. In distribution: accuracy, NLL, ECE, Brier and AURC on the "
+           "MNIST test set. Under shift: accuracy on MNIST rotated by 45°, and the AUROC "
+           "of telling rotated (30°, 60°) and noisy (pixel std 0.3) images from MNIST by "
+           "predictive entropy (`dropprior.experiments.evaluate`). A section of one run "
+           "(one seed) has no standard errors, so no row of it is said to beat another. A "
+           "section of several seeds gives each metric's mean ± standard error over the "
+           'seeds, and sets every predictor against MC dropout (`bernoulli`): "better" or '
+           '"worse" where the difference exceeds the combined standard error, else '
+           '"level". Training seconds are each record\'s own, whatever else its machine '
+           "ran, so they compare only roughly.\n\n"]
     header = ("| predictor | " + " | ".join(title for *_, title in PAGE_METRICS)
               + " | training s |\n" + "|---" * (len(PAGE_METRICS) + 2) + "|\n")
     for group in sorted(group_seeds(records), key=lambda g: g[0]["command"]):

@@ -30,8 +30,11 @@ and the value of the lowest NLL is trained again on all the training images:
 * ``learned_scales``: β, the KL weight, from :data:`PRIOR_WEIGHT_GRID`.
 
 The deterministic net and the ensemble have no such hyperparameter, and the Laplace posterior
-chooses its prior precision by the marginal likelihood. The test images are never seen before
-the last step.
+chooses its prior precision by the marginal likelihood. ``validate`` also adds a predictor that
+needs held-out images, ``temperature``: the deterministic net trained on all but the held-out
+sixth, its logits divided by the temperature of the lowest NLL on that sixth
+(:func:`dropprior.fit_temperature`; Guo et al., 2017). The test images are never seen before the
+last step.
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ __all__ = ["UncertaintySettings", "VARIANTS", "PAGE_METRICS", "DROPOUT_GRID", "P
            "run_uncertainty", "run_and_record", "choose_on_validation", "metric_values",
            "group_seeds", "summarise_seeds"]
 
-VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble", "laplace")
-"""Every predictor; ``laplace`` is run only with ``UncertaintySettings.laplace``."""
+VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble", "laplace",
+            "temperature")
+"""Every predictor; ``laplace`` is run only with ``UncertaintySettings.laplace``,
+``temperature`` only with ``UncertaintySettings.validate``."""
 
 PAGE_METRICS = (("mnist", "accuracy", True, "accuracy"), ("mnist", "nll", False, "NLL"),
                 ("mnist", "ece", False, "ECE"), ("mnist", "brier", False, "Brier"),
@@ -121,7 +126,8 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
     """Train the five predictors (six with ``laplace``) and evaluate them; the metrics of a
     result record: ``{variant: {"rows": evaluation rows, "train_seconds": s}}``, and with
     ``validate`` also ``"validation"``: :func:`choose_on_validation`'s record per tuned
-    predictor. A tuned predictor's ``train_seconds`` include its validation runs."""
+    predictor, and ``temperature``'s (the held-out NLL at T = 1 and at its T). A tuned
+    predictor's ``train_seconds`` include its validation runs."""
     from dropprior import fit_last_layer_laplace
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
     from dropprior.experiments.evaluate import evaluate_classifier
@@ -135,7 +141,8 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
     chosen: dict[str, Any] = {}
     trained: dict[str, list[nn.Module]] = {}
     for variant in VARIANTS:
-        if variant == "laplace" and not s.laplace:
+        if (variant == "laplace" and not s.laplace) or (variant == "temperature"
+                                                         and not s.validate):
             continue
         start = time.perf_counter()
         posterior = None
@@ -148,6 +155,8 @@ def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict
         if variant == "laplace":  # post hoc, on the deterministic net
             models = trained["deterministic"]
             posterior = fit_last_layer_laplace(models[0], standard, y)
+        elif variant == "temperature":
+            chosen[variant], models = _temperature_scaled(s, standard, y)
         else:
             models = _train(variant, settings, standard, y)
         trained[variant] = models
@@ -172,8 +181,7 @@ def choose_on_validation(variant: str, s: UncertaintySettings, x: torch.Tensor, 
     chosen value the one of the lowest NLL (the first of equals)."""
     from dropprior.metrics import nll
 
-    held = x.shape[0] // 6
-    fit_x, fit_y, val_x, val_y = x[:-held], y[:-held], x[-held:], y[-held:]
+    fit_x, fit_y, val_x, val_y = _held_out(x, y)
     scores = []
     for value in grid:
         tried: dict[str, Any] = {name: value}
@@ -183,6 +191,31 @@ def choose_on_validation(variant: str, s: UncertaintySettings, x: torch.Tensor, 
         scores.append(float(nll(probs, val_y)))
     best = min(range(len(grid)), key=scores.__getitem__)
     return {"setting": name, "values": list(grid), "nll": scores, "chosen": grid[best]}
+
+
+def _held_out(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(x, y) without their last sixth, then that sixth: (fit x, fit y, held-out x, held-out y)."""
+    held = x.shape[0] // 6
+    return x[:-held], y[:-held], x[-held:], y[-held:]
+
+
+def _temperature_scaled(s: UncertaintySettings, x: torch.Tensor, y: torch.Tensor
+                        ) -> tuple[dict[str, Any], list[nn.Module]]:
+    """The deterministic net trained on all but the last sixth of (x, y), its temperature
+    fitted on that sixth: the validation record (the held-out NLL at T = 1 and at the fitted T)
+    and the scaled net."""
+    from dropprior import TemperatureScaled, fit_temperature
+    from dropprior.metrics import nll
+
+    fit_x, fit_y, val_x, val_y = _held_out(x, y)
+    (model,) = _train("deterministic", s, fit_x, fit_y)
+    model.eval()
+    with torch.no_grad():
+        logits = model(val_x)
+    t = fit_temperature(logits, val_y)
+    scores = [float(nll(torch.softmax(logits / value, -1), val_y)) for value in (1.0, t)]
+    return ({"setting": "temperature", "values": [1.0, t], "nll": scores, "chosen": t},
+            [TemperatureScaled(model, t)])
 
 
 def _train(variant: str, s: UncertaintySettings, x: torch.Tensor,
