@@ -1,5 +1,6 @@
 """``dropprior uncertainty``: MNIST uncertainty side by side — Bernoulli dropout, a heavy-tailed
-law, learned scales, a deterministic net and a deep ensemble — under rotation and pixel noise."""
+law, learned scales, a deterministic net, a deep ensemble, and optionally a last-layer Laplace
+posterior and a temperature-scaled net — under rotation and pixel noise."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 r"""MNIST uncertainty side by side: dropout laws, learned scales, a deterministic net, a deep
-ensemble and a last-layer Laplace posterior, under rotation and pixel noise.
+ensemble, a last-layer Laplace posterior and temperature scaling, under rotation and pixel
+noise.
 
 One run trains, on the same images and with the same budget (``epochs``, Adam at ``lr``, a
 N(0, ``sigma0``²) prior), five predictors built on the MLP 784-300-100-10 (ReLU), and with
@@ -123,7 +124,8 @@ class UncertaintySettings:
 
 
 def run_uncertainty(s: UncertaintySettings, data_dir: str | Path | None) -> dict[str, Any]:
-    """Train the five predictors (six with ``laplace``) and evaluate them; the metrics of a
+    """Train the five predictors (and ``laplace`` with ``laplace``, ``temperature`` with
+    ``validate``) and evaluate them; the metrics of a
     result record: ``{variant: {"rows": evaluation rows, "train_seconds": s}}``, and with
     ``validate`` also ``"validation"``: :func:`choose_on_validation`'s record per tuned
     predictor, and ``temperature``'s (the held-out NLL at T = 1 and at its T). A tuned
