@@ -75,10 +75,10 @@ PAGE_METRICS = (("mnist", "accuracy", True, "accuracy"), ("mnist", "nll", False,
                 ("noise", "auroc_entropy", True, "AUROC noise"))
 """The metrics a run is reported by: (condition, metric, whether higher is better, title)."""
 
-DROPOUT_GRID = (0.1, 0.2, 0.3, 0.5)
+DROPOUT_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
 """The dropout rates ``validate`` tries for ``bernoulli`` and ``heavy``."""
 
-PRIOR_WEIGHT_GRID = (1.0, 0.3, 0.1)
+PRIOR_WEIGHT_GRID = (1.0, 0.3, 0.1, 0.03)
 """The KL weights β ``validate`` tries for ``learned_scales``."""
 
 TUNED = {"bernoulli": ("dropout", DROPOUT_GRID), "heavy": ("dropout", DROPOUT_GRID),
