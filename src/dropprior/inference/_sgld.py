@@ -1,25 +1,21 @@
 """Stochastic-gradient Langevin dynamics (Welling & Teh, 2011) for posteriors too large for NUTS.
 
-The update is posteriors' (``posteriors.sgmcmc.sgld``, the maintained PyTorch SG-MCMC library),
-with a minibatch estimate of the log-posterior gradient:
+No maintained PyTorch SG-MCMC library is a dependency of this project, so this is the plain,
+textbook update, with a minibatch estimate of the log-posterior gradient:
 
 .. math::
 
     \\theta_{t+1} = \\theta_t + \\tfrac{\\epsilon}{2}\\,\\widehat{\\nabla}\\log p(\\theta_t \\mid y)
                     + \\sqrt{\\epsilon}\\,\\eta_t,\\quad \\eta_t \\sim N(0, I),
 
-which is posteriors' θ + lr ∇ + √(2 lr) η at lr = ε/2 and temperature 1. This module adds what
-posteriors leaves to its user: the move on the unconstrained scale of each site's support (with
-its log-Jacobian), warm-up and thinning, a seeded ``generator``, checks of the inputs, and a clear
-error when the chain leaves the finite numbers. The step ε is constant (no Metropolis
-correction: the stationary law is exact only as ε → 0, so pick ε small and check moments). For
-minibatches, pass ``log_density(values)`` that draws its own batch and returns
+run on the unconstrained scale of a :class:`LogDensity` (with its log-Jacobian), with a constant
+step ε (no Metropolis correction: the stationary law is exact only as ε → 0, so pick ε small and
+check moments). For minibatches, pass ``log_density(values, batch)`` that returns
 log p(θ) + (N/B) Σ_{i∈batch} log p(y_i | θ).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -55,9 +51,7 @@ def sgld(
         thin: keep every ``thin``-th step.
         supports: site → support (default: real for every site); positive sites are moved on
             the log scale with the log-Jacobian added.
-        generator: seeds the Langevin noise (posteriors draws it from torch's global generator,
-            which is forked, so the global state is left as it was); None: the global
-            generator itself.
+        generator: the Langevin noise's generator.
 
     Returns:
         site → tensor of shape (num_samples, *site_shape).
@@ -79,40 +73,36 @@ def sgld(
     supports = supports or {}
     transforms = {k: biject_to(supports.get(k, torch.distributions.constraints.real))
                   for k in init}
-
-    def log_posterior(u: dict[str, Tensor], batch: None) -> tuple[Tensor, Tensor]:
+    u = {k: transforms[k].inv(v.detach()).clone() for k, v in init.items()}
+    draws: dict[str, list[Tensor]] = {k: [] for k in init}
+    sqrt_eps = step_size**0.5
+    for t in range(warmup + num_samples * thin):
+        for v in u.values():
+            v.requires_grad_(True)
         values = {k: transforms[k](v) for k, v in u.items()}
         log_jac = sum(transforms[k].log_abs_det_jacobian(u[k], values[k]).sum() for k in u)
-        target = log_density(values)
+        target = log_density(values) + log_jac
         if not isinstance(target, Tensor) or target.numel() != 1:
             shown = tuple(target.shape) if isinstance(target, Tensor) else type_name(target)
             raise ValueError(f"log_density must return a scalar tensor (the log posterior "
                              f"summed over its terms), got {shown}")
-        return (target + log_jac).reshape(()), torch.zeros(())
-
-    with warnings.catch_warnings():  # tensordict's FutureWarnings on posteriors' state classes
-        warnings.simplefilter("ignore", FutureWarning)
-        from posteriors.sgmcmc import sgld as posteriors_sgld
-
-    transform = posteriors_sgld.build(log_posterior, lr=0.5 * step_size)
-    state = transform.init({k: transforms[k].inv(v.detach()).clone() for k, v in init.items()})
-    draws: dict[str, list[Tensor]] = {k: [] for k in init}
-    with torch.random.fork_rng(enabled=generator is not None):
-        if generator is not None:  # posteriors draws η from torch's global generator
-            torch.manual_seed(int(torch.randint(2**62, (), generator=generator)))
-        for t in range(warmup + num_samples * thin):
-            state, _ = transform.update(state, None)
-            u = state.params
+        grads = torch.autograd.grad(target, list(u.values()))
+        with torch.no_grad():
+            u = {
+                k: v + 0.5 * step_size * g
+                + sqrt_eps * torch.randn(v.shape, dtype=v.dtype, generator=generator)
+                for (k, v), g in zip(u.items(), grads, strict=True)
+            }
             bad = [k for k, v in u.items() if not bool(torch.isfinite(v).all())]
-            if bad:
-                raise FloatingPointError(
-                    f"SGLD diverged at step {t} (non-finite values of {bad}) with "
-                    f"step_size={step_size!r}; use a smaller step size"
-                )
-            if t >= warmup and (t - warmup) % thin == thin - 1:
-                with torch.no_grad():
-                    for k, v in u.items():
-                        draws[k].append(transforms[k](v).clone())
+        if bad:
+            raise FloatingPointError(
+                f"SGLD diverged at step {t} (non-finite values of {bad}) with "
+                f"step_size={step_size!r}; use a smaller step size"
+            )
+        if t >= warmup and (t - warmup) % thin == thin - 1:
+            with torch.no_grad():
+                for k, v in u.items():
+                    draws[k].append(transforms[k](v).clone())
     return {k: torch.stack(v) for k, v in draws.items()}
 
 
