@@ -124,6 +124,16 @@ def test_sgld_recovers_gaussian_moments():
     torch.testing.assert_close(torch.cov(x.T), cov, atol=0.3, rtol=0)
 
 
+def test_one_sgld_step_is_the_textbook_update():
+    """θ₁ = θ₀ + ε/2 ∇log p(θ₀) + √ε η on log p(θ) = −θ²/2 (∇ = −θ), η the first normal draw of
+    ``generator``."""
+    eps, theta0 = 0.1, torch.tensor([1.0, -2.0, 0.5])
+    draws = sgld(lambda v: -0.5 * v["x"].square().sum(), {"x": theta0}, step_size=eps,
+                 num_samples=1, generator=torch.Generator().manual_seed(3))
+    eta = torch.randn(3, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(draws["x"][0], theta0 - 0.5 * eps * theta0 + eps**0.5 * eta)
+
+
 def test_sgld_network_shapes_and_errors():
     X, y, g = _data(n=40)
     post = NetworkPosterior.mlp(X, y, [4], Rayleigh(1.0), noise_std=0.3)

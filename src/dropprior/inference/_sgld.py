@@ -1,7 +1,6 @@
 """Stochastic-gradient Langevin dynamics (Welling & Teh, 2011) for posteriors too large for NUTS.
 
-No maintained PyTorch SG-MCMC library is a dependency of this project, so this is the plain,
-textbook update, with a minibatch estimate of the log-posterior gradient:
+The plain, textbook update, with a minibatch estimate of the log-posterior gradient:
 
 .. math::
 
@@ -10,8 +9,12 @@ textbook update, with a minibatch estimate of the log-posterior gradient:
 
 run on the unconstrained scale of a :class:`LogDensity` (with its log-Jacobian), with a constant
 step ε (no Metropolis correction: the stationary law is exact only as ε → 0, so pick ε small and
-check moments). For minibatches, pass ``log_density(values, batch)`` that returns
-log p(θ) + (N/B) Σ_{i∈batch} log p(y_i | θ).
+check moments). For minibatches, pass ``log_density(values)`` that draws its own batch and
+returns log p(θ) + (N/B) Σ_{i∈batch} log p(y_i | θ).
+
+It is written out rather than taken from posteriors (``posteriors.sgmcmc.sgld``, the same update
+at lr = ε/2) because posteriors' step, built on ``torch.func.grad_and_value``, is measurably
+slower on the networks this project samples: ``benchmarks/bench_sgld.py`` times both.
 """
 
 from __future__ import annotations
