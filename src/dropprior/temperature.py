@@ -31,8 +31,9 @@ _LOG_BETA = (math.log(1e-4), math.log(1e4))
 
 def _check(logits: Tensor, y: Tensor) -> None:
     if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.dim() != 2:
-        raise ValueError("logits must be a floating tensor of shape (N, C), got "
-                         f"{getattr(logits, 'shape', type(logits).__name__)}")
+        got = (f"{logits.dtype} of shape {tuple(logits.shape)}" if isinstance(logits, Tensor)
+               else type(logits).__name__)
+        raise ValueError(f"logits must be a floating-point tensor of shape (N, C), got {got}")
     if not isinstance(y, Tensor) or y.is_floating_point() or y.dtype == torch.bool:
         raise TypeError(f"labels y must be an integer tensor, got {getattr(y, 'dtype', y)!r}")
     if y.shape != logits.shape[:1] or y.numel() == 0:

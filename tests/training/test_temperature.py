@@ -67,8 +67,12 @@ def test_no_optimum_inside_the_bracket_is_an_error() -> None:
 
 def test_bad_inputs_are_named() -> None:
     logits = torch.randn(4, 3)
-    with pytest.raises(ValueError, match=r"shape \(N, C\), got torch.Size\(\[4\]\)"):
+    with pytest.raises(ValueError, match=r"shape \(N, C\), got torch.float32 of shape \(4,\)"):
         fit_temperature(torch.randn(4), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"floating-point .* got torch.int64 of shape \(4, 3\)"):
+        fit_temperature(torch.ones(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="got list"):
+        fit_temperature([[0.0, 1.0]], torch.zeros(1, dtype=torch.long))
     with pytest.raises(TypeError, match="labels y must be an integer tensor"):
         fit_temperature(logits, torch.zeros(4))
     with pytest.raises(ValueError, match=r"labels y of shape \(3,\) must have shape \(N,\) = "
