@@ -89,3 +89,31 @@ def test_validate_needs_images_to_hold_out() -> None:
     UncertaintySettings(train_size=6)  # without validate, no images are held out
     with pytest.raises(TypeError, match="validate must be True or False, got 'yes'"):
         replace(UncertaintySettings(), validate="yes")
+
+
+def test_a_record_chosen_over_another_grid_is_refused(tmp_path) -> None:
+    """The grids are not in a record's key: a record whose values differ from the code's is an
+    error, not a result read back; one whose values match is read."""
+    from dataclasses import asdict
+
+    from dropprior.experiments.records import make_record, record_store, settings_key
+    from dropprior.experiments.uncertainty import TUNED, run_and_record
+
+    s = UncertaintySettings(validate=True)
+    store = record_store("uncertainty", tmp_path)
+
+    def write(values: list[float]) -> None:
+        choice = {"setting": "dropout", "values": values, "nll": [0.1] * len(values),
+                  "chosen": values[0]}
+        store.put(settings_key("uncertainty", s),
+                  make_record("cmd", asdict(s), 0, {"validation": {"bernoulli": choice}}, 1.0,
+                              "abc"), replace=True)
+
+    write(list(TUNED["bernoulli"][1]))
+    record, fresh = run_and_record(s, "cmd", None, tmp_path)
+    assert not fresh and record["metrics"]["validation"]["bernoulli"]["values"] == list(
+        TUNED["bernoulli"][1])
+    write([0.1, 0.2, 0.3, 0.5])
+    with pytest.raises(ValueError, match=r"chose bernoulli's dropout from \[0.1, 0.2, 0.3, 0.5\], "
+                                         r"but this code tries \[0.05, 0.1"):
+        run_and_record(s, "cmd", None, tmp_path)

@@ -269,10 +269,19 @@ def _predictor(models: list[nn.Module], posterior: Any, samples: int,
 def run_and_record(s: UncertaintySettings, command: str, data_dir: str | Path | None,
                    root: str | Path | None = None) -> tuple[dict[str, Any], bool]:
     """The run's record from ``results/uncertainty/`` if it is there, else run and write it.
-    Returns (record, whether it was run now)."""
+    Returns (record, whether it was run now). A record chosen on validation over other values
+    than :data:`TUNED`'s (the grids are not part of a record's key) is an error, not a
+    result."""
     from dropprior.experiments.records import run_recorded
 
-    return run_recorded("uncertainty", s, command, lambda: run_uncertainty(s, data_dir), root)
+    record, fresh = run_recorded("uncertainty", s, command, lambda: run_uncertainty(s, data_dir),
+                                 root)
+    for variant, choice in record["metrics"].get("validation", {}).items():
+        if variant in TUNED and choice["values"] != list(TUNED[variant][1]):
+            raise ValueError(f"the recorded run chose {variant}'s {choice['setting']} from "
+                             f"{choice['values']}, but this code tries {list(TUNED[variant][1])}; "
+                             "move that record out of the results folder to rerun it")
+    return record, fresh
 
 
 def metric_values(result: dict[str, Any]) -> list[float]:
