@@ -13,6 +13,7 @@ from dropprior.experiments.uncertainty import (
     PRIOR_WEIGHT_GRID,
     VARIANTS,
     UncertaintySettings,
+    choice_scores,
     run_and_record,
 )
 
@@ -65,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{variant} ({result['train_seconds']} s of training)")
         print(table(result["rows"]), end="")
     for variant, choice in record["metrics"].get("validation", {}).items():
-        scores = ", ".join(f"{v:g}: {n:.4f}" for v, n in zip(choice["values"], choice["nll"],
-                                                            strict=True))
         print(f"\n{variant}: {choice['setting']} = {choice['chosen']:g} chosen on validation "
-              f"(NLL {scores})")
+              f"(NLL {choice_scores(choice)})")
     return 0

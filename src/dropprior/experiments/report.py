@@ -411,6 +411,8 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
 def _uncertainty_choices(group: list[dict[str, Any]]) -> list[str]:
     """The values chosen on validation (records run with ``--validate``): one row per tuned
     predictor and seed, with the held-out NLL of every value tried."""
+    from dropprior.experiments.uncertainty import choice_scores
+
     rows = [(r["config"]["seed"], variant, choice) for r in group
             for variant, choice in r["metrics"].get("validation", {}).items()]
     if not rows:
@@ -419,10 +421,8 @@ def _uncertainty_choices(group: list[dict[str, Any]]) -> list[str]:
            "images, the lowest in bold):\n\n| seed | predictor | setting | NLL per value |"
            "\n|---|---|---|---|\n"]
     for seed, variant, choice in sorted(rows, key=lambda row: (row[0], row[1])):
-        scores = ", ".join((f"**{v:g}: {n:.4f}**" if v == choice["chosen"] else
-                            f"{v:g}: {n:.4f}")
-                           for v, n in zip(choice["values"], choice["nll"], strict=True))
-        out.append(f"| {seed} | {variant} | {choice['setting']} | {scores} |\n")
+        out.append(f"| {seed} | {variant} | {choice['setting']} | "
+                   f"{choice_scores(choice, bold_chosen=True)} |\n")
     return out
 
 

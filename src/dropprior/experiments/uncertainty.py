@@ -59,8 +59,8 @@ from dropprior._validation import (
 from dropprior.experiments.records import added_setting
 
 __all__ = ["UncertaintySettings", "VARIANTS", "PAGE_METRICS", "DROPOUT_GRID", "PRIOR_WEIGHT_GRID",
-           "run_uncertainty", "run_and_record", "choose_on_validation", "metric_values",
-           "group_seeds", "summarise_seeds"]
+           "run_uncertainty", "run_and_record", "choose_on_validation", "choice_scores",
+           "metric_values", "group_seeds", "summarise_seeds"]
 
 VARIANTS = ("deterministic", "bernoulli", "heavy", "learned_scales", "ensemble", "laplace",
             "temperature")
@@ -193,6 +193,14 @@ def choose_on_validation(variant: str, s: UncertaintySettings, x: torch.Tensor, 
         scores.append(float(nll(probs, val_y)))
     best = min(range(len(grid)), key=scores.__getitem__)
     return {"setting": name, "values": list(grid), "nll": scores, "chosen": grid[best]}
+
+
+def choice_scores(choice: dict[str, Any], bold_chosen: bool = False) -> str:
+    """One :func:`choose_on_validation` record's held-out NLL per value tried, as
+    ``"value: NLL, ..."`` (the chosen value's pair in Markdown bold with ``bold_chosen``)."""
+    pairs = (f"{v:g}: {n:.4f}" for v, n in zip(choice["values"], choice["nll"], strict=True))
+    return ", ".join(f"**{pair}**" if bold_chosen and v == choice["chosen"] else pair
+                     for v, pair in zip(choice["values"], pairs, strict=True))
 
 
 def _held_out(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
