@@ -78,6 +78,19 @@ def test_records_group_by_their_settings_but_the_seed() -> None:
     assert [r["config"]["seed"] for r in three] == [0, 1, 2]
 
 
+def test_records_chosen_over_different_grids_are_not_pooled() -> None:
+    records = _records()
+    for k, record in enumerate(records):
+        values = [1.0, 0.3] if k == 2 else [1.0, 0.3, 0.1]
+        record["metrics"]["validation"] = {"learned_scales": {
+            "setting": "vi_prior_weight", "values": values, "nll": [0.2] * len(values),
+            "chosen": 0.3}, "temperature": {
+            "setting": "temperature", "values": [1.0, 1.5 + k], "nll": [0.2, 0.1],
+            "chosen": 1.5 + k}}
+    groups = group_seeds(records)
+    assert sorted([r["config"]["seed"] for r in g] for g in groups) == [[0, 1], [2]]
+
+
 def test_the_page_gives_the_verdicts_by_each_metrics_direction() -> None:
     page = _uncertainty(_records())
     assert ", seeds 0, 1, 2\n" in page

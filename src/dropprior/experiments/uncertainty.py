@@ -78,7 +78,7 @@ PAGE_METRICS = (("mnist", "accuracy", True, "accuracy"), ("mnist", "nll", False,
 DROPOUT_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
 """The dropout rates ``validate`` tries for ``bernoulli`` and ``heavy``."""
 
-PRIOR_WEIGHT_GRID = (1.0, 0.3, 0.1, 0.03)
+PRIOR_WEIGHT_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 """The KL weights β ``validate`` tries for ``learned_scales``."""
 
 TUNED = {"bernoulli": ("dropout", DROPOUT_GRID), "heavy": ("dropout", DROPOUT_GRID),
@@ -299,10 +299,15 @@ def metric_values(result: dict[str, Any]) -> list[float]:
 
 
 def group_seeds(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The records grouped by their settings but the seed, each group by seed."""
+    """The records grouped by their settings but the seed, each group by seed. Records chosen
+    on validation over different values of a :data:`TUNED` setting (the grids are not part of
+    a record's settings) fall in different groups, so no section pools them."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
-        key = repr(sorted((k, v) for k, v in r["config"].items() if k != "seed"))
+        grids = sorted((variant, choice["values"])
+                       for variant, choice in r["metrics"].get("validation", {}).items()
+                       if variant in TUNED)
+        key = repr((sorted((k, v) for k, v in r["config"].items() if k != "seed"), grids))
         groups.setdefault(key, []).append(r)
     return [sorted(g, key=lambda r: r["config"]["seed"]) for _, g in sorted(groups.items())]
 
