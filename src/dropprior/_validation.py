@@ -95,6 +95,25 @@ def check_in_interval(name: str, value: Tensor, low: float, high: float,
     return value
 
 
+def class_labels(y: object, shape: tuple[int, ...], classes: int, name: str = "y") -> Tensor:
+    """``y`` as torch.long if it is an integer tensor of ``shape`` whose entries lie in
+    [0, ``classes`` − 1]; else a TypeError (not an integer tensor) or a ValueError (its shape,
+    its range) saying what it got. Labels of any integer dtype are taken, so int32 labels work
+    wherever torch wants a long index."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"labels {name} must be a torch.Tensor of integers, got {type_name(y)}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"labels {name} must be integers (torch.long), got dtype {y.dtype}; use "
+                        f"{name}.long() for labels stored as floats")
+    if tuple(y.shape) != tuple(shape):
+        raise ValueError(f"labels {name} of shape {tuple(y.shape)} must have shape "
+                         f"{tuple(shape)}, one label per example")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise ValueError(f"labels must lie in [0, {classes - 1}] for {classes} classes, got "
+                         f"[{int(y.min())}, {int(y.max())}]")
+    return y.long()
+
+
 def check_finite(name: str, value: Tensor) -> Tensor:
     """Raise a ValueError naming ``value`` unless every entry is finite (not nan, not ±inf)."""
     if not bool(torch.all(torch.isfinite(value))):

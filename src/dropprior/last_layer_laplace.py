@@ -61,7 +61,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int, type_name
+from dropprior._validation import check_choice, check_int, class_labels, type_name
 from dropprior.likelihoods import Categorical, Gaussian, Likelihood
 from dropprior.prediction import ClassificationPrediction, RegressionPrediction, summarise
 
@@ -344,8 +344,7 @@ def fit_last_layer_laplace(model: nn.Module, x: Tensor, y: Tensor,
     theta = torch.cat([weight, last.bias.detach().to(torch.float64)[:, None]], dim=1) \
         if last.bias is not None else weight
     if isinstance(likelihood, Categorical):
-        _check_classes(y, x.shape[0], outputs)
-        y = y.long()
+        y = class_labels(y, (x.shape[0],), outputs)
     else:
         likelihood.check(x.new_empty(x.shape[0], outputs), y)  # its own shape and dtype errors
     phi = _features(body, x, bias, batch_size)
@@ -411,11 +410,3 @@ def _kronecker_factors(phi: Tensor, logits: Tensor, likelihood: Likelihood) -> K
     # both factors are PSD; round-off below 0 is noise
     return KroneckerFactors(b.clamp(min=0.0), q_b, a.clamp(min=0.0), q_a)
 
-
-def _check_classes(y: Tensor, n: int, classes: int) -> None:
-    if y.shape != (n,) or y.dtype not in (torch.int64, torch.int32, torch.uint8):
-        raise ValueError(f"y must hold one integer class index per row of x, shape ({n},), got "
-                         f"shape {tuple(y.shape)} and dtype {y.dtype}")
-    if int(y.min()) < 0 or int(y.max()) >= classes:
-        raise ValueError(f"y's class indices must lie in 0 … {classes - 1} (the last layer's "
-                         f"{classes} outputs), got {int(y.min())} … {int(y.max())}")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dropprior._validation import check_finite_data, type_name
+from dropprior._validation import check_finite_data, class_labels, type_name
 
 __all__ = ["Likelihood", "Gaussian", "Categorical", "Bernoulli", "check_scored_data"]
 
@@ -177,22 +177,12 @@ class Categorical(Likelihood):
         if not isinstance(y, Tensor):
             raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
         self.check_logits(output)
-        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-            raise TypeError(
-                f"Categorical likelihood needs integer class labels y (torch.long), got dtype "
-                f"{y.dtype}; use y.long() for labels stored as floats"
-            )
         if tuple(output.shape[:-1]) != tuple(y.shape):
             raise ValueError(
                 f"y has shape {tuple(y.shape)} but the logits have shape {tuple(output.shape)}; "
                 "expected y of shape logits.shape[:-1] (one label per example)"
             )
-        n_classes = output.shape[-1]
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-            raise ValueError(
-                f"labels must lie in [0, {n_classes - 1}] for {n_classes} classes, got values in "
-                f"[{int(y.min())}, {int(y.max())}]"
-            )
+        class_labels(y, tuple(y.shape), output.shape[-1])
 
     def log_prob(self, output: Tensor, y: Tensor) -> Tensor:
         self.check(output, y)

@@ -22,28 +22,27 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_finite_data, check_int, check_number
+from dropprior._validation import check_finite_data, check_int, check_number, class_labels
 
 __all__ = ["fit_temperature", "TemperatureScaled"]
 
 _LOG_BETA = (math.log(1e-4), math.log(1e4))
 
 
-def _check(logits: Tensor, y: Tensor) -> None:
+def _check(logits: Tensor, y: Tensor) -> Tensor:
+    """``y`` as torch.long after checking ``logits`` ((N, C), N >= 1, C >= 2, finite) and
+    ``y`` (one label in [0, C − 1] per row)."""
     if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.dim() != 2:
         got = (f"{logits.dtype} of shape {tuple(logits.shape)}" if isinstance(logits, Tensor)
                else type(logits).__name__)
         raise ValueError(f"logits must be a floating-point tensor of shape (N, C), got {got}")
-    if not isinstance(y, Tensor) or y.is_floating_point() or y.dtype == torch.bool:
-        raise TypeError(f"labels y must be an integer tensor, got {getattr(y, 'dtype', y)!r}")
-    if y.shape != logits.shape[:1] or y.numel() == 0:
-        raise ValueError(f"labels y of shape {tuple(y.shape)} must have shape (N,) = "
-                         f"{tuple(logits.shape[:1])}, with N >= 1")
-    c = logits.shape[1]
-    if c < 2 or int(y.min()) < 0 or int(y.max()) >= c:
-        raise ValueError(f"labels must lie in [0, {c - 1}] with C >= 2 classes, got "
-                         f"[{int(y.min())}, {int(y.max())}] and C = {c}")
+    n, c = logits.shape
+    if n == 0 or c < 2:
+        raise ValueError(f"logits must have N >= 1 examples of C >= 2 classes, got shape "
+                         f"{tuple(logits.shape)}")
+    y = class_labels(y, (n,), c)
     check_finite_data("logits", logits)
+    return y
 
 
 def _slope(beta: float, z: Tensor, z_true: Tensor) -> float:
@@ -67,10 +66,10 @@ def fit_temperature(logits: Tensor, y: Tensor, iterations: int = 80) -> float:
         ValueError: bad shapes, labels or non-finite logits; or no optimum inside the bracket
             (the NLL still falls at T = 1e-4 or at T = 1e4).
     """
-    _check(logits, y)
+    y = _check(logits, y)
     check_int("iterations", iterations, 1)
     z = logits.detach().double()
-    z_true = z.gather(1, y.long().unsqueeze(1)).squeeze(1)
+    z_true = z.gather(1, y.unsqueeze(1)).squeeze(1)
     if bool((z.amax(dim=1) == z.amin(dim=1)).all()):
         raise ValueError("the logits are equal across the classes in every row, so no "
                          "temperature changes the predictive")

@@ -138,7 +138,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
         fit(model, Gaussian(1.0), x, y, samples=0, progress=False)
     with pytest.raises(ValueError, match=r"y has shape \(8, 1\)"):
         fit(model, Gaussian(1.0), x, y.unsqueeze(1), progress=False)
-    with pytest.raises(TypeError, match="integer class labels"):
+    with pytest.raises(TypeError, match="labels y must be integers"):
         fit(nn.Sequential(NoisyLinear(3, 2, Bernoulli(0.5))), Categorical(), x, y,
             progress=False)
     with pytest.raises(ValueError, match="objective='elbo' is not valid"):

@@ -150,8 +150,9 @@ def test_end_to_end_sure_near_the_data_and_unsure_far_from_it() -> None:
      "Linear"),
     ({"model": nn.Sequential(nn.Linear(4, 3), nn.ReLU())}, TypeError,
      "last module to be an nn.Linear .*got ReLU"),
-    ({"y": torch.tensor([0, 1, 3] * 20)}, ValueError, r"must lie in 0 … 2 .*got 0 … 3"),
-    ({"y": torch.zeros(60)}, ValueError, "one integer class index per row .*torch.float32"),
+    ({"y": torch.tensor([0, 1, 3] * 20)}, ValueError,
+     r"labels must lie in \[0, 2\] for 3 classes, got \[0, 3\]"),
+    ({"y": torch.zeros(60)}, TypeError, "labels y must be integers .*torch.float32"),
     ({"prior_precision": 0.0}, ValueError, "prior_precision must be a finite number > 0 or None"
      ".*got 0.0"),
     ({"prior_precision": float("nan")}, ValueError, "got nan"),

@@ -13,8 +13,10 @@ from torch.testing import assert_close
 
 from dropprior.metrics import (
     accuracy,
+    adaptive_calibration_error,
     brier,
     expected_calibration_error,
+    max_calibration_error,
     nll,
     reliability,
     rmse,
@@ -66,6 +68,21 @@ def test_rmse_and_classification_metrics_match_references() -> None:
         float(np.mean(np.sum((probs.numpy() - onehot) ** 2, axis=1))))
 
 
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_labels_of_any_integer_dtype_give_the_long_labels_metrics(dtype) -> None:
+    """Every classification metric, given labels of another integer dtype, returns what it
+    returns for the same labels as torch.long (Brier's one-hot wants a long index)."""
+    g = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(25, 4, generator=g, dtype=torch.float64), dim=1)
+    labels = torch.randint(0, 4, (25,), generator=g)
+    for metric in (accuracy, nll, brier, expected_calibration_error,
+                   adaptive_calibration_error, max_calibration_error):
+        assert_close(metric(probs, labels.to(dtype)), metric(probs, labels))
+    onehot = np.eye(4)[labels.numpy()]
+    assert float(brier(probs, labels.to(dtype))) == pytest.approx(
+        float(np.mean(np.sum((probs.numpy() - onehot) ** 2, axis=1))))
+
+
 def test_ece_hand_computed_and_diagram(tmp_path) -> None:
     probs = torch.tensor([[0.85, 0.15], [0.25, 0.75], [0.65, 0.35], [0.05, 0.95]],
                          dtype=torch.float64)
@@ -85,7 +102,7 @@ def test_metric_bad_inputs() -> None:
     probs = torch.full((3, 2), 0.5)
     with pytest.raises(TypeError, match="labels y must be integers"):
         accuracy(probs, torch.zeros(3))
-    with pytest.raises(ValueError, match=r"must have shape \(N,\)"):
+    with pytest.raises(ValueError, match=r"labels y of shape \(3, 1\) must have shape \(3,\)"):
         nll(probs, torch.zeros(3, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="probabilities"):
         brier(torch.ones(3, 2), torch.zeros(3, dtype=torch.long))

@@ -46,6 +46,11 @@ def test_float32_logits_give_the_same_temperature() -> None:
                                                                rel=1e-5)
 
 
+def test_int32_labels_give_the_same_temperature() -> None:
+    logits, y = _overconfident()
+    assert fit_temperature(logits, y.int()) == fit_temperature(logits, y)
+
+
 def test_the_scaled_module_divides_the_logits() -> None:
     model = torch.nn.Linear(5, 3)
     scaled = TemperatureScaled(model, 2.5)
@@ -73,9 +78,13 @@ def test_bad_inputs_are_named() -> None:
         fit_temperature(torch.ones(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="got list"):
         fit_temperature([[0.0, 1.0]], torch.zeros(1, dtype=torch.long))
-    with pytest.raises(TypeError, match="labels y must be an integer tensor"):
+    with pytest.raises(TypeError, match="labels y must be integers"):
         fit_temperature(logits, torch.zeros(4))
-    with pytest.raises(ValueError, match=r"labels y of shape \(3,\) must have shape \(N,\) = "
+    with pytest.raises(TypeError, match="labels y must be a torch.Tensor of integers, got list"):
+        fit_temperature(logits, [0, 1, 2, 0])
+    with pytest.raises(ValueError, match=r"N >= 1 examples of C >= 2 classes, got shape \(4, 1\)"):
+        fit_temperature(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"labels y of shape \(3,\) must have shape "
                                          r"\(4,\)"):
         fit_temperature(logits, torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\].*got \[0, 3\]"):

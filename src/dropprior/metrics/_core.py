@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dropprior._validation import check_int
+from dropprior._validation import check_int, class_labels
 
 __all__ = [
     "rmse",
@@ -110,27 +110,21 @@ def test_log_likelihood(pred_samples: Tensor, y: Tensor, tau: float | Tensor) ->
     return per_point.mean()
 
 
-def _check_classification(probs: Tensor, y: Tensor) -> None:
+def _check_classification(probs: Tensor, y: Tensor) -> Tensor:
+    """``y`` as torch.long after checking ``probs`` (rows of probabilities) and ``y`` (one label
+    in [0, C − 1] per row)."""
     _as_tensor("probs", probs)
-    _as_tensor("y", y)
     if probs.dim() != 2:
         raise ValueError(f"probs must have shape (N, C), got {tuple(probs.shape)}")
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise TypeError(f"labels y must be integers (torch.long), got dtype {y.dtype}")
-    if y.shape != probs.shape[:1]:
-        raise ValueError(
-            f"labels y of shape {tuple(y.shape)} must have shape (N,) = {tuple(probs.shape[:1])}"
-        )
+    y = class_labels(y, tuple(probs.shape[:1]), probs.shape[1])
     if y.numel() == 0:
         raise ValueError("metrics need at least one example, got an empty y")
-    c = probs.shape[1]
-    if int(y.min()) < 0 or int(y.max()) >= c:
-        raise ValueError(f"labels must lie in [0, {c - 1}], got [{int(y.min())}, {int(y.max())}]")
     if bool(torch.any(probs < 0)) or not bool(
         torch.allclose(probs.sum(dim=1), torch.ones((), dtype=probs.dtype), atol=1e-4)
     ):
         raise ValueError("probs must be probabilities: non-negative rows summing to 1 "
                          "(apply softmax to logits first)")
+    return y
 
 
 def accuracy(probs: Tensor, y: Tensor) -> Tensor:
@@ -139,7 +133,7 @@ def accuracy(probs: Tensor, y: Tensor) -> Tensor:
     Shape:
         probs: (N, C); y: (N,) integer; result: scalar.
     """
-    _check_classification(probs, y)
+    y = _check_classification(probs, y)
     return (probs.argmax(dim=1) == y).to(probs.dtype).mean()
 
 
@@ -149,7 +143,7 @@ def nll(probs: Tensor, y: Tensor) -> Tensor:
     Shape:
         probs: (N, C); y: (N,) integer; result: scalar.
     """
-    _check_classification(probs, y)
+    y = _check_classification(probs, y)
     return -torch.log(probs.gather(1, y.unsqueeze(1))).mean()
 
 
@@ -159,7 +153,7 @@ def brier(probs: Tensor, y: Tensor) -> Tensor:
     Shape:
         probs: (N, C); y: (N,) integer; result: scalar.
     """
-    _check_classification(probs, y)
+    y = _check_classification(probs, y)
     onehot = torch.nn.functional.one_hot(y, probs.shape[1]).to(probs.dtype)
     return ((probs - onehot) ** 2).sum(dim=1).mean()
 
@@ -190,7 +184,7 @@ def reliability(probs: Tensor, y: Tensor, n_bins: int = 15) -> Reliability:
     Shape:
         probs: (N, C); y: (N,) integer.
     """
-    _check_classification(probs, y)
+    y = _check_classification(probs, y)
     check_int("n_bins", n_bins, 1)
     conf, pred = probs.max(dim=1)
     correct = (pred == y).to(probs.dtype)
@@ -237,7 +231,7 @@ def adaptive_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Te
     Shape:
         probs: (N, C); y: (N,) integer; result: scalar.
     """
-    _check_classification(probs, y)
+    y = _check_classification(probs, y)
     check_int("n_bins", n_bins, 1)
     conf, pred = probs.max(dim=1)
     order = torch.argsort(conf, stable=True)
