@@ -18,7 +18,7 @@ __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positi
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
            "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
            "check_generator", "check_seed", "check_sigma0",
-           "check_number"]
+           "check_number", "class_labels"]
 
 T = TypeVar("T")
 
@@ -79,8 +79,9 @@ def as_param(value: float | Tensor, dtype: torch.dtype | None = None) -> Tensor:
 
 def check_positive(name: str, value: Tensor) -> Tensor:
     """Raise a ValueError naming ``value`` unless every entry is finite and > 0."""
-    if not bool(torch.all(torch.isfinite(value) & (value > 0))):
-        raise ValueError(f"{name} must be finite and > 0, got {_show(value)}")
+    ok = torch.isfinite(value) & (value > 0)
+    if not bool(torch.all(ok)):
+        raise ValueError(f"{name} must be finite and > 0, got {_show(value, ok)}")
     return value
 
 
@@ -91,7 +92,7 @@ def check_in_interval(name: str, value: Tensor, low: float, high: float,
     hi_ok = value < high if high_open else value <= high
     if not bool(torch.all(lo_ok & hi_ok)):
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must lie in {interval}, got {_show(value)}")
+        raise ValueError(f"{name} must lie in {interval}, got {_show(value, lo_ok & hi_ok)}")
     return value
 
 
@@ -116,8 +117,9 @@ def class_labels(y: object, shape: tuple[int, ...], classes: int, name: str = "y
 
 def check_finite(name: str, value: Tensor) -> Tensor:
     """Raise a ValueError naming ``value`` unless every entry is finite (not nan, not ±inf)."""
-    if not bool(torch.all(torch.isfinite(value))):
-        raise ValueError(f"{name} must be finite, got {_show(value)}")
+    ok = torch.isfinite(value)
+    if not bool(torch.all(ok)):
+        raise ValueError(f"{name} must be finite, got {_show(value, ok)}")
     return value
 
 
@@ -135,8 +137,9 @@ def check_finite_data(name: str, value: Tensor) -> Tensor:
 
 def check_at_least(name: str, value: Tensor, low: float) -> Tensor:
     """Raise a ValueError naming ``value`` unless every entry is finite and >= ``low``."""
-    if not bool(torch.all(torch.isfinite(value) & (value >= low))):
-        raise ValueError(f"{name} must be finite and >= {low}, got {_show(value)}")
+    ok = torch.isfinite(value) & (value >= low)
+    if not bool(torch.all(ok)):
+        raise ValueError(f"{name} must be finite and >= {low}, got {_show(value, ok)}")
     return value
 
 
@@ -149,9 +152,10 @@ def check_less(low_name: str, low: Tensor, high_name: str, high: Tensor) -> None
         )
 
 
-def _show(value: Tensor) -> str:
+def _show(value: Tensor, ok: Tensor | None = None) -> str:
     """The value as the user typed it: the shortest repr at the tensor's own precision
-    (a float32 0.3 shows as 0.3, not 0.30000001192092896)."""
+    (a float32 0.3 shows as 0.3, not 0.30000001192092896). Of more than eight entries, with
+    ``ok`` (which entries pass), it names how many fail and the first of them with its index."""
     array = value.detach().cpu()
     if array.dtype == torch.bfloat16:
         array = array.float()
@@ -159,6 +163,13 @@ def _show(value: Tensor) -> str:
     shown = [str(v) for v in numbers[:8]]  # numpy prints the shortest repr of its own dtype
     if numbers.size == 1:
         return shown[0]
+    if numbers.size > 8 and ok is not None:
+        bad = ~ok.detach().cpu().expand(value.shape).reshape(-1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            index = tuple(int(i) for i in np.unravel_index(first, tuple(value.shape)))
+            return (f"{int(bad.sum())} of {numbers.size} entries, the first "
+                    f"{str(numbers[first])} at index {index}")
     return "[" + ", ".join(shown) + (", ...]" if numbers.size > 8 else "]")
 
 

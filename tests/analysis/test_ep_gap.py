@@ -158,7 +158,8 @@ def test_series_flags_divergence_and_infinite_variance():
                        torch.ones(1, 1, dtype=torch.float64), torch.tensor(0.1))
     assert not approx.converges and float(approx.max_ratio) > 1
     assert_close(approx.leading, torch.tensor(0.5 * 0.1 * 50.0**2, dtype=torch.float64))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"variance \(Prop. 4.1 needs Var\[xi\] < inf\) must be "
+                                         r"finite and >= 0.0, got inf"):
         ep_series(lambda xi: xi.sum(1), torch.ones(1, 1), torch.tensor(float("inf")))
 
 

@@ -110,5 +110,12 @@ def test_bad_inputs_raise_clear_errors():
         hp_gap_from_norms(torch.ones(2), 2, law, samples=1)
     with pytest.raises(ValueError, match="no dropprior noisy layers"):
         hp_gap(torch.nn.Linear(2, 2))
+    norms = torch.ones(20)
+    norms[13] = -0.5
+    with pytest.raises(ValueError, match=r"norms must be finite and >= 0.0, got 1 of 20 entries, "
+                                         r"the first -0.5 at index \(13,\)"):
+        hp_gap_from_norms(norms, 2, law)
+    with pytest.raises(TypeError, match="norms must be a torch.Tensor, got list"):
+        hp_gap_from_norms([1.0, 2.0], 2, law)
 
 

@@ -160,10 +160,15 @@ def test_bad_input_names_the_problem() -> None:
     means, stds, y = torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(3)
     with pytest.raises(ValueError, match=r"y holds 1 non-finite value\(s\)"):
         metrics.crps(means, stds, torch.tensor([0.0, math.nan, 1.0]))
-    with pytest.raises(ValueError, match="stds must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"stds must be finite and > 0, got \[inf, inf"):
         metrics.crps(means, stds * math.inf, y)
-    with pytest.raises(ValueError, match="means must be finite"):
+    with pytest.raises(ValueError, match=r"means must be finite, got \[nan, nan"):
         metrics.picp(means * math.nan, stds, y, 0.5)
+    wide = torch.ones(4, 5)
+    wide[2, 1] = -1.0
+    with pytest.raises(ValueError, match=r"stds must be finite and > 0, got 1 of 20 entries, the "
+                                         r"first -1.0 at index \(2, 1\)"):
+        metrics.crps(torch.zeros(4, 5), wide, torch.zeros(5))
     with pytest.raises(ValueError, match="chunk must be an int >= 1 .*, got 0"):
         metrics.crps(means, stds, y, chunk=0)
     with pytest.raises(ValueError, match="levels must hold at least one coverage level"):

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_finite_data, check_int
+from dropprior._validation import check_at_least, check_choice, check_finite_data, check_int
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.likelihoods import Likelihood
@@ -153,8 +153,7 @@ def ep_series(log_likelihood: Callable[[Tensor], Tensor], mean: Tensor, variance
                          f"{tuple(mean.shape) if isinstance(mean, Tensor) else type(mean)}")
     check_int("probes", probes, 1)
     var = torch.as_tensor(variance, dtype=mean.dtype).expand_as(mean)
-    if not bool(torch.all(torch.isfinite(var) & (var >= 0))):
-        raise ValueError("variance must be finite and >= 0; Prop. 4.1 needs Var[xi] < inf")
+    check_at_least("variance (Prop. 4.1 needs Var[xi] < inf)", var, 0.0)
     xi = mean.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         logp = log_likelihood(xi)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from dropprior._validation import check_sigma0, type_name
+from dropprior._validation import check_at_least, check_sigma0, type_name
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.noise import NoiseLaw
@@ -109,9 +109,10 @@ def hp_gap_from_norms(norms: Tensor, group_size: int, noise: NoiseLaw, sigma0: f
         raise TypeError(f"noise must be a dropprior NoiseLaw, got {type_name(noise)}")
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
         raise ValueError(f"group_size must be a positive int, got {group_size!r}")
+    if not isinstance(norms, Tensor):
+        raise TypeError(f"norms must be a torch.Tensor, got {type_name(norms)}")
+    check_at_least("norms", norms.detach(), 0.0)
     r = norms.detach().to(torch.float64).reshape(-1)
-    if bool((r < 0).any()) or not bool(torch.isfinite(r).all()):
-        raise ValueError("norms must be finite and >= 0")
     approx = hp_series(r, group_size, noise, sigma0) if series else None
     d = group_size
     law = noise.to(dtype=torch.float64)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from dropprior._validation import check_finite_data
+from dropprior._validation import check_finite, check_finite_data, check_positive
 
 __all__ = ["crps", "central_interval", "picp", "interval_width", "coverage_curve",
            "coverage_calibration_error", "LEVELS"]
@@ -40,10 +40,8 @@ def _check(means: Tensor, stds: Tensor, y: Tensor | None = None) -> None:
     if stds.shape != means.shape:
         raise ValueError(f"stds of shape {tuple(stds.shape)} must match means "
                          f"{tuple(means.shape)}")
-    if not bool(torch.isfinite(means).all()):
-        raise ValueError("means must be finite (no nan or ±inf)")
-    if not bool((torch.isfinite(stds) & (stds > 0)).all()):
-        raise ValueError("stds must be finite and > 0")
+    check_finite("means", means)
+    check_positive("stds", stds)
     if y is not None and (not isinstance(y, Tensor) or y.shape != means.shape[1:]):
         got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
         raise ValueError(f"y must have shape (N,) = {tuple(means.shape[1:])}, got {got}")
