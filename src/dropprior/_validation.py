@@ -18,7 +18,7 @@ __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positi
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
            "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
            "check_generator", "check_seed", "check_sigma0",
-           "check_number", "class_labels"]
+           "check_number", "class_labels", "shape_or_type"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,11 @@ def type_name(value: object) -> str:
     if cls.__module__ == "builtins":
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def shape_or_type(value: object) -> str:
+    """What an error says it got where a tensor was wanted: a tensor's shape, else the type."""
+    return str(tuple(value.shape)) if isinstance(value, Tensor) else type_name(value)
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_sigma0, type_name
+from dropprior._validation import check_choice, check_sigma0, shape_or_type, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.noise import NoiseLaw
 
@@ -310,7 +310,8 @@ def reduce_draws(logp: Tensor, objective: str) -> Tensor:
         raise ValueError(f"objective={objective!r} is not valid; expected one of "
                          f"{list(_REDUCERS)}")
     if not isinstance(logp, Tensor) or logp.dim() < 1 or logp.shape[0] < 1:
-        raise ValueError("logp must be a tensor (S, ...) with S >= 1 draws along dim 0")
+        raise ValueError(f"logp must be a tensor (S, ...) with S >= 1 draws along dim 0, got "
+                         f"{shape_or_type(logp)}")
     return _REDUCERS[objective](logp)
 
 

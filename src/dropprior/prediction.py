@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_finite_data, type_name
+from dropprior._validation import check_choice, check_finite_data, shape_or_type, type_name
 from dropprior.likelihoods import Bernoulli, Categorical, Gaussian, Likelihood
 from dropprior.noise import NoiseLaw
 from dropprior.objectives import check_samples, model_output, output_samples
@@ -126,7 +126,7 @@ class RegressionPrediction:
                              "likelihood=Gaussian(noise_std=...))")
         if not isinstance(y, Tensor) or y.shape != self.mean.shape:
             raise ValueError(f"y must be a tensor of shape {tuple(self.mean.shape)}, got "
-                             f"{tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__}")
+                             f"{shape_or_type(y)}")
         mu, sd = self.sample_means, self.sample_stds
         log_n = -0.5 * math.log(2 * math.pi) - torch.log(sd) - 0.5 * ((y - mu) / sd) ** 2
         log_n = log_n.reshape(mu.shape[0], mu.shape[1], -1).sum(dim=-1)

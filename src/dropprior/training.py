@@ -39,6 +39,7 @@ from dropprior._validation import (
     check_number,
     check_prior_weight,
     check_seed,
+    shape_or_type,
     type_name,
 )
 from dropprior.likelihoods import Likelihood
@@ -94,7 +95,8 @@ def _split(x: Tensor, y: Tensor, validation: float | tuple[Tensor, Tensor] | Non
         return x, y, None, None
     if isinstance(validation, tuple):
         if len(validation) != 2:
-            raise ValueError("validation must be a fraction or a pair (x_val, y_val)")
+            raise ValueError(f"validation must be a fraction or a pair (x_val, y_val), got a "
+                             f"tuple of {len(validation)}")
         return x, y, validation[0], validation[1]
     if isinstance(validation, bool) or not isinstance(validation, float) or not (
             0.0 < validation < 1.0):
@@ -300,8 +302,9 @@ def fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader,
         n_loader = 0
         if not isinstance(x, Tensor) or not isinstance(y, Tensor) or x.dim() == 0 or \
                 y.dim() == 0 or x.shape[0] != y.shape[0]:
-            raise ValueError("x and y must be tensors with the same number of examples along "
-                             "dim 0 (or x a DataLoader of (x, y) batches and y=None)")
+            raise ValueError(f"x and y must be tensors with the same number of examples along "
+                             f"dim 0 (or x a DataLoader of (x, y) batches and y=None), got x "
+                             f"{shape_or_type(x)} and y {shape_or_type(y)}")
         if x.shape[0] == 0:
             raise ValueError(f"x and y hold no examples (x of shape {tuple(x.shape)}); fit "
                              "needs at least one")
@@ -379,7 +382,7 @@ def _transformed(transform: Callable[[Tensor, torch.Generator], Tensor], xb: Ten
                  generator: torch.Generator) -> Tensor:
     out = transform(xb, generator)
     if not isinstance(out, Tensor) or out.shape[0] != xb.shape[0]:
-        got = tuple(out.shape) if isinstance(out, Tensor) else type_name(out)
+        got = shape_or_type(out)
         raise ValueError(f"batch_transform must return a tensor with the batch's "
                          f"{xb.shape[0]} examples along dim 0, got {got}")
     return out

@@ -147,6 +147,10 @@ def test_bad_input_names_the_problem() -> None:
         metrics.adaptive_calibration_error(torch.rand(4, 3, generator=G), torch.zeros(4).long())
     with pytest.raises(ValueError, match=r"scores_out must be a non-empty 1-d tensor .* \(3, 2\)"):
         metrics.auroc(torch.rand(5), torch.rand(3, 2))
+    with pytest.raises(ValueError, match=r"confidence must be a non-empty 1-d tensor, got \(0,\)"):
+        metrics.aurc(torch.zeros(0), torch.zeros(0, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"confidence must be a non-empty 1-d tensor, got list"):
+        metrics.aurc([0.5], torch.ones(1, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"correct must have the confidence's shape \(5,\)"):
         metrics.aurc(torch.rand(5), torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"coverage level must lie in \(0, 1\), got 1.5"):

@@ -143,6 +143,13 @@ def test_bad_inputs_raise_clear_errors() -> None:
             progress=False)
     with pytest.raises(ValueError, match="objective='elbo' is not valid"):
         fit(model, Gaussian(1.0), x, y, objective="elbo", progress=False)
+    with pytest.raises(ValueError, match=r"same number of examples .* got x \(8, 3\) and y "
+                                         r"\(7,\)"):
+        fit(model, Gaussian(1.0), x, y[:7], progress=False)
+    with pytest.raises(ValueError, match=r"got x \(8, 3\) and y list"):
+        fit(model, Gaussian(1.0), x, y.tolist(), progress=False)
+    with pytest.raises(ValueError, match=r"a pair \(x_val, y_val\), got a tuple of 3"):
+        fit(model, Gaussian(1.0), x, y, validation=(x, y, y), progress=False)
     with pytest.raises(ValueError, match="patience .* needs validation"):
         fit(model, Gaussian(1.0), x, y, patience=3, progress=False)
     with pytest.raises(ValueError, match="method='median' is not valid"):

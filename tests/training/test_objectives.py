@@ -232,3 +232,7 @@ def test_reduce_draws_is_each_objective_by_an_independent_formula() -> None:
     torch.testing.assert_close(grad, torch.from_numpy(w))
     with pytest.raises(ValueError, match=r"objective='elbo' is not valid; expected one of"):
         reduce_draws(logp, "elbo")
+    with pytest.raises(ValueError, match=r"S >= 1 draws along dim 0, got \(0, 3\)"):
+        reduce_draws(torch.zeros(0, 3), "mc")
+    with pytest.raises(ValueError, match=r"S >= 1 draws along dim 0, got float"):
+        reduce_draws(1.0, "mc")

@@ -27,7 +27,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_at_least, check_choice, check_finite_data, check_int
+from dropprior._validation import (
+    check_at_least,
+    check_choice,
+    check_finite_data,
+    check_int,
+    shape_or_type,
+)
 from dropprior.analysis._estimate import GapEstimate, SeriesApproximation
 from dropprior.analysis._series import series_from_derivatives
 from dropprior.likelihoods import Likelihood
@@ -150,7 +156,7 @@ def ep_series(log_likelihood: Callable[[Tensor], Tensor], mean: Tensor, variance
     check_choice("trace", trace, TRACE_METHODS)
     if not isinstance(mean, Tensor) or mean.dim() != 2:
         raise ValueError(f"mean must be a tensor of shape (P, G), got "
-                         f"{tuple(mean.shape) if isinstance(mean, Tensor) else type(mean)}")
+                         f"{shape_or_type(mean)}")
     check_int("probes", probes, 1)
     var = torch.as_tensor(variance, dtype=mean.dtype).expand_as(mean)
     check_at_least("variance (Prop. 4.1 needs Var[xi] < inf)", var, 0.0)

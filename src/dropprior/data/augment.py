@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dropprior._validation import check_int
+from dropprior._validation import check_int, shape_or_type
 
 __all__ = ["random_shift"]
 
@@ -31,7 +31,7 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator | None = 
     """
     check_int("max_shift", max_shift, 0)
     if not isinstance(x, Tensor) or x.dim() != 4:
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        got = shape_or_type(x)
         raise ValueError(f"random_shift expects images of shape (N, C, H, W), got {got}")
     n, _, h, w = x.shape
     if max_shift >= min(h, w):

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dropprior._validation import check_bool, check_float_dtype
+from dropprior._validation import check_bool, check_float_dtype, shape_or_type
 from dropprior.functional._fused import fused_multiply, fused_plan, fused_sample
 from dropprior.functional._rng import draw_generator
 from dropprior.functional._structure import noise_shape
@@ -242,7 +242,7 @@ def multiplicative_noise(x: Tensor, noise: NoiseLaw, structure: str = "unit",
     shape = noise_shape(tuple(x.shape), structure, granularity, time_dim)
     if sample is not None:
         if not isinstance(sample, Tensor) or tuple(sample.shape) != shape:
-            got = tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__
+            got = shape_or_type(sample)
             raise ValueError(
                 f"sample must be a tensor of the noise shape {shape} (structure={structure!r}, "
                 f"granularity={granularity!r}, x of shape {tuple(x.shape)}), got {got}"

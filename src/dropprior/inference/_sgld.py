@@ -25,7 +25,13 @@ import torch
 from torch import Tensor
 from torch.distributions import biject_to
 
-from dropprior._validation import check_chain_lengths, check_int, check_number, type_name
+from dropprior._validation import (
+    check_chain_lengths,
+    check_int,
+    check_number,
+    shape_or_type,
+    type_name,
+)
 from dropprior.inference._network import NetworkPosterior
 
 __all__ = ["sgld", "sgld_network"]
@@ -86,7 +92,7 @@ def sgld(
         log_jac = sum(transforms[k].log_abs_det_jacobian(u[k], values[k]).sum() for k in u)
         target = log_density(values) + log_jac
         if not isinstance(target, Tensor) or target.numel() != 1:
-            shown = tuple(target.shape) if isinstance(target, Tensor) else type_name(target)
+            shown = shape_or_type(target)
             raise ValueError(f"log_density must return a scalar tensor (the log posterior "
                              f"summed over its terms), got {shown}")
         grads = torch.autograd.grad(target, list(u.values()))

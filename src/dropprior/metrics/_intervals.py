@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from dropprior._validation import check_finite, check_finite_data, check_positive
+from dropprior._validation import check_finite, check_finite_data, check_positive, shape_or_type
 
 __all__ = ["crps", "central_interval", "picp", "interval_width", "coverage_curve",
            "coverage_calibration_error", "LEVELS"]
@@ -35,7 +35,7 @@ LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 def _check(means: Tensor, stds: Tensor, y: Tensor | None = None) -> None:
     for name, t in (("means", means), ("stds", stds)):
         if not isinstance(t, Tensor) or t.dim() != 2:
-            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            got = shape_or_type(t)
             raise ValueError(f"{name} must have shape (S, N), got {got}")
     if stds.shape != means.shape:
         raise ValueError(f"stds of shape {tuple(stds.shape)} must match means "
@@ -43,7 +43,7 @@ def _check(means: Tensor, stds: Tensor, y: Tensor | None = None) -> None:
     check_finite("means", means)
     check_positive("stds", stds)
     if y is not None and (not isinstance(y, Tensor) or y.shape != means.shape[1:]):
-        got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        got = shape_or_type(y)
         raise ValueError(f"y must have shape (N,) = {tuple(means.shape[1:])}, got {got}")
     if y is not None:
         check_finite_data("y", y)

@@ -13,16 +13,17 @@ import math
 import torch
 from torch import Tensor
 
-from dropprior._validation import check_finite_data
+from dropprior._validation import check_finite_data, shape_or_type
 
 __all__ = ["risk_coverage_curve", "risk_at_coverage", "aurc"]
 
 
 def _check(confidence: Tensor, correct: Tensor) -> None:
     if not isinstance(confidence, Tensor) or confidence.dim() != 1 or confidence.numel() == 0:
-        raise ValueError("confidence must be a non-empty 1-d tensor")
+        raise ValueError(f"confidence must be a non-empty 1-d tensor, got "
+                         f"{shape_or_type(confidence)}")
     if not isinstance(correct, Tensor) or correct.shape != confidence.shape:
-        got = tuple(correct.shape) if isinstance(correct, Tensor) else type(correct).__name__
+        got = shape_or_type(correct)
         raise ValueError(f"correct must have the confidence's shape {tuple(confidence.shape)}, "
                          f"got {got}")
     check_finite_data("confidence", confidence)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dropprior._validation import shape_or_type
+
 __all__ = ["predictive_entropy", "mutual_information", "max_probability_score",
            "variation_ratio", "auroc", "aupr", "fpr_at_tpr"]
 
@@ -82,7 +84,7 @@ def variation_ratio(sample_probs: Tensor) -> Tensor:
 def _detection(scores_in: Tensor, scores_out: Tensor) -> tuple[Tensor, Tensor]:
     for name, s in (("scores_in", scores_in), ("scores_out", scores_out)):
         if not isinstance(s, Tensor) or s.dim() != 1 or s.numel() == 0:
-            got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            got = shape_or_type(s)
             raise ValueError(f"{name} must be a non-empty 1-d tensor of scores, got {got}")
         if not bool(torch.isfinite(s).all()):
             raise ValueError(f"{name} holds non-finite scores")
