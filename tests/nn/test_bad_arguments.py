@@ -26,6 +26,7 @@ LAW = Bernoulli(0.5)
     (lambda: multiplicative_noise(torch.ones(2, 2), LAW, training="no"),
      "training must be True or False, got 'no'"),
     (lambda: Bernoulli(keep=True), r"real number .* got True \(bool\)"),
+    (lambda: Bernoulli(0.5, inverted="no"), "inverted must be True or False, got 'no'"),
     (lambda: Rayleigh(True), r"real number .* got True \(bool\)"),
     (lambda: Gaussian("1", 0.5), r"got '1' \(str\)"),
     (lambda: Rayleigh(None), r"got None \(NoneType\)"),

@@ -63,8 +63,6 @@ class Bernoulli(NoiseLaw):
 
     def __init__(self, keep: float | Tensor, inverted: bool = False,
                  validate_args: bool | None = None) -> None:
-        if not isinstance(inverted, bool):
-            raise TypeError(f"inverted must be a bool, got {inverted!r}")
         check_bool("inverted", inverted)
         self.keep = as_param(keep)
         if validate_args is not False:
