@@ -77,5 +77,11 @@ def test_validate_records_the_choices_and_trains_the_chosen_values(data_dir, tmp
         assert choice["chosen"] == grid[choice["nll"].index(min(choice["nll"]))]
         assert f"{variant}: {setting} = {choice['chosen']:g} chosen on validation" in out
     page = build_pages(tmp_path)[tmp_path / "docs/results/uncertainty.md"]
-    assert "dropout chosen on validation, heavy law" in page
+    def grid(variant: str) -> str:
+        return ", ".join(f"{v:g}" for v in TUNED[variant][1])
+
+    assert f"dropout chosen on validation from {grid('bernoulli')}, heavy law" in page
+    assert f"learned scales' KL weight β chosen from {grid('learned_scales')}, and a" not in page
+    assert f"ensemble members, learned scales' KL weight β chosen from {grid('learned_scales')}" \
+        in page
     assert page.count("| 0 | ") == len(TUNED) + 1

@@ -89,6 +89,11 @@ def test_records_chosen_over_different_grids_are_not_pooled() -> None:
             "chosen": 1.5 + k}}
     groups = group_seeds(records)
     assert sorted([r["config"]["seed"] for r in g] for g in groups) == [[0, 1], [2]]
+    headers = [line for line in _uncertainty(records).splitlines() if line.startswith("## ")]
+    assert len(headers) == 2
+    assert sum(h.endswith("learned scales' KL weight β chosen from 1, 0.3, 0.1, seeds 0, 1")
+               for h in headers) == 1
+    assert sum(h.endswith("learned scales' KL weight β chosen from 1, 0.3") for h in headers) == 1
 
 
 def test_the_page_gives_the_verdicts_by_each_metrics_direction() -> None:

@@ -383,12 +383,17 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
               + " | training s |\n" + "|---" * (len(PAGE_METRICS) + 2) + "|\n")
     for group in sorted(group_seeds(records), key=lambda g: g[0]["command"]):
         c = group[0]["config"]
+        grids = {variant: ", ".join(f"{v:g}" for v in choice["values"])
+                 for variant, choice in group[0]["metrics"].get("validation", {}).items()}
+        rate = (f"chosen on validation from {grids['bernoulli']}" if "bernoulli" in grids
+                else "chosen on validation" if c.get("validate") else c["dropout"])
         vi = ((", learned scales by the local reparametrization"
                if c.get("vi_local_reparam") else "")
               + (f", learned scales' KL weighted by β = {c['vi_prior_weight']:g}"
                  if c.get("vi_prior_weight", 1) != 1 else "")
+              + (f", learned scales' KL weight β chosen from {grids['learned_scales']}"
+                 if "learned_scales" in grids else "")
               + (", and a last-layer Laplace posterior" if c.get("laplace") else ""))
-        rate = ("chosen on validation" if c.get("validate") else c["dropout"])
         seeds = [r["config"]["seed"] for r in group]
         out.append(f"## {c['epochs']} epochs, {c['train_size']:,} images, dropout "
                    f"{rate}, heavy law {c['heavy_law']}, S = {c['samples']}, "
