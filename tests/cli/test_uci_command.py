@@ -33,6 +33,7 @@ def test_end_to_end_writes_tables_plot_and_run_record(tiny_uci, tmp_path, capsys
         assert (out / name).is_file(), name
     info = json.loads((out / "run.json").read_text())
     assert info["seed"] == 0 and info["seconds"] > 0 and "torch" in info["versions"]
+    assert info["versions"]["cpu"]
     assert info["config"]["epochs"] == 3
     csv_lines = (out / "uci.csv").read_text().splitlines()
     assert csv_lines[0].startswith("dataset,law,structure,variant,objective,n_splits")

@@ -140,3 +140,29 @@ def test_to_toml_round_trips_through_tomllib():
     assert tomllib.loads(to_toml(config)) == {k: v for k, v in config.items() if v is not None}
 
 
+
+
+def test_versions_name_the_cpu(monkeypatch):
+    """The CPU model is /proc/cpuinfo's "model name" where there is one, else
+    platform.processor(), else "unknown"."""
+    import builtins
+    import platform
+    from pathlib import Path
+
+    from dropprior.experiments.rundir import cpu_model, versions
+
+    assert versions()["cpu"] == cpu_model()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists() and "model name" in cpuinfo.read_text():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        assert cpu_model() == names[0]
+
+    def no_file(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(builtins, "open", no_file)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert cpu_model() == "unknown"
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert cpu_model() == "arm"

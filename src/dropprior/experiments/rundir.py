@@ -1,7 +1,8 @@
 """A run directory: where a command writes its tables and plots, with what is needed to redo it.
 
 ``run.json`` records the command line, the resolved configuration, the seed, the versions of
-Python / dropprior / torch / numpy / scipy, the host's platform, and the start, end and duration.
+Python / dropprior / torch / numpy / scipy, the host's platform and CPU model, and
+the start, end and duration.
 ``config.toml`` holds the resolved configuration in a form ``--config`` reads back.
 """
 
@@ -21,7 +22,9 @@ __all__ = ["RunDirectory", "versions"]
 
 
 def versions() -> dict[str, str]:
-    """Versions of the interpreter and of the libraries the results depend on."""
+    """Versions of the interpreter and of the libraries the results depend on, the host's
+    platform and its CPU model (floating-point results, and with them a seeded run's
+    trajectory, can differ between CPUs)."""
     import numpy
     import scipy
     import torch
@@ -35,7 +38,21 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo, else ``platform.processor()``), or
+    "unknown"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 class RunDirectory:
