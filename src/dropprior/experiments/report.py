@@ -535,8 +535,8 @@ def _uci(results: Path) -> str:
         argv = info.get("argv", [])
         command = "dropprior " + " ".join(argv[1:]) if argv else info.get("command", "?")
         commands.append(f"- `{command}` (started {info.get('started_at', '?')}, commit "
-                        f"`{info.get('commit') or 'not recorded'}`, {len(records)} jobs "
-                        "recorded)\n")
+                        f"`{info.get('commit') or 'not recorded'}`, {len(records)} "
+                        f"job{'' if len(records) == 1 else 's'} recorded)\n")
         for row in summarise_uci(records):
             summaries.append(row)
             if not row.get("variant"):
