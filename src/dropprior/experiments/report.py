@@ -378,7 +378,10 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
            'seeds, and sets every predictor against MC dropout (`bernoulli`): "better" or '
            '"worse" where the difference exceeds the combined standard error, else '
            '"level". Training seconds are each record\'s own, whatever else its machine '
-           "ran, so they compare only roughly.\n\n"]
+           "ran, so they compare only roughly. The same seed on another machine need not give "
+           "the same numbers (floating-point results differ between CPUs), and a verdict near "
+           "one combined standard error may not hold there; newer records name their CPU "
+           "(`versions.cpu`).\n\n"]
     header = ("| predictor | " + " | ".join(title for *_, title in PAGE_METRICS)
               + " | training s |\n" + "|---" * (len(PAGE_METRICS) + 2) + "|\n")
     for group in sorted(group_seeds(records), key=lambda g: g[0]["command"]):
