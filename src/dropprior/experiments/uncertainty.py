@@ -198,9 +198,9 @@ def choose_on_validation(variant: str, s: UncertaintySettings, x: torch.Tensor, 
 def choice_scores(choice: dict[str, Any], bold_chosen: bool = False) -> str:
     """One :func:`choose_on_validation` record's held-out NLL per value tried, as
     ``"value: NLL, ..."`` (the chosen value's pair in Markdown bold with ``bold_chosen``)."""
-    pairs = (f"{v:g}: {n:.4f}" for v, n in zip(choice["values"], choice["nll"], strict=True))
-    return ", ".join(f"**{pair}**" if bold_chosen and v == choice["chosen"] else pair
-                     for v, pair in zip(choice["values"], pairs, strict=True))
+    return ", ".join(f"**{v:g}: {n:.4f}**" if bold_chosen and v == choice["chosen"]
+                     else f"{v:g}: {n:.4f}"
+                     for v, n in zip(choice["values"], choice["nll"], strict=True))
 
 
 def _held_out(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
