@@ -145,6 +145,9 @@ def test_bad_input_names_the_problem() -> None:
         metrics.predictive_entropy(torch.rand(3, 4, 5, generator=G))
     with pytest.raises(ValueError, match="non-negative rows summing to 1"):
         metrics.adaptive_calibration_error(torch.rand(4, 3, generator=G), torch.zeros(4).long())
+    with pytest.raises(ValueError, match=r"scores_in holds 1 non-finite value\(s\) .*, the first "
+                                         r"in example 2"):
+        metrics.auroc(torch.tensor([0.1, 0.2, math.nan]), torch.rand(3))
     with pytest.raises(ValueError, match=r"scores_out must be a non-empty 1-d tensor .* \(3, 2\)"):
         metrics.auroc(torch.rand(5), torch.rand(3, 2))
     with pytest.raises(ValueError, match=r"confidence must be a non-empty 1-d tensor, got \(0,\)"):

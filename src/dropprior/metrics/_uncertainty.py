@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dropprior._validation import shape_or_type
+from dropprior._validation import check_finite_data, shape_or_type
 
 __all__ = ["predictive_entropy", "mutual_information", "max_probability_score",
            "variation_ratio", "auroc", "aupr", "fpr_at_tpr"]
@@ -86,8 +86,7 @@ def _detection(scores_in: Tensor, scores_out: Tensor) -> tuple[Tensor, Tensor]:
         if not isinstance(s, Tensor) or s.dim() != 1 or s.numel() == 0:
             got = shape_or_type(s)
             raise ValueError(f"{name} must be a non-empty 1-d tensor of scores, got {got}")
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError(f"{name} holds non-finite scores")
+        check_finite_data(name, s)
     scores = torch.cat([scores_in, scores_out]).double()
     labels = torch.cat([torch.zeros(scores_in.numel(), dtype=torch.long),
                         torch.ones(scores_out.numel(), dtype=torch.long)])
