@@ -80,7 +80,7 @@ def test_uci_protocol_rows_name_their_law_and_both_verdicts(tmp_path) -> None:
     row = next(line for line in protocol.splitlines() if line.startswith("| yacht | gaussian"))
     assert row.startswith("| yacht | gaussian | unit | mc | 20 | 4000 | 0.60±0.00 | −1.20±0.00 |")
     assert row.endswith("| 200 | 0.67±0.05 / −1.25±0.01 | yes | −1.18 | no |")
-    assert "| yacht | rayleigh" not in text
+    assert "| yacht | rayleigh" not in protocol
     assert "Partial, not results: yacht rayleigh / unit / mc (3 of 20 splits)." in protocol
 
 
@@ -138,7 +138,7 @@ def test_uci_best_row_is_the_complete_noisy_row_of_the_highest_test_ll(tmp_path)
     _uci_run(results, "r", "rayleigh", [-0.9] * 3)
     _uci_run(results, "m", "none", [-0.5] * 20, objective="map")
     text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    best = text.split("## Best row per data set")[1].split("Commands:")[0]
+    best = text.split("## Best row per data set")[1].split("\n## ")[0]
     (row,) = [line for line in best.splitlines() if line.startswith("| yacht |")]
     assert row == ("| yacht | bernoulli / unit / marginal / — | −1.10±0.00 (−1.100±0.000) | "
                    "−1.25±0.01 | yes | −1.18 | yes |")
@@ -265,3 +265,53 @@ def test_lenet5_moonshot_is_chosen_on_validation_among_records_that_small() -> N
     (line,) = _lenet_moonshot([big, smaller, small])
     assert "at most 4-9-500" in line and line.endswith(
         "0.90%, met; tied on validation with map, β=30, scale, at most 5-9-500: 1.01%.\n")
+
+
+def test_uci_bernoulli_mc_row_is_set_against_the_calibration_script(tmp_path) -> None:
+    """Yacht's Bernoulli / unit / mc row against the script's RMSE 0.659 ± 0.045 and LL
+    −1.248 ± 0.019: an RMSE of 0.60 ± 0 is better by 0.059 > 0.045, an LL of −1.20 ± 0 better
+    by 0.048 > 0.019, one of −1.24 ± s.e. level; other laws and objectives are not compared, nor
+    a partial run."""
+    results = tmp_path / "results"
+    _uci_run(results, "b", "bernoulli", [-1.20] * 20)
+    _uci_run(results, "g", "gaussian", [-1.0] * 20)
+    _uci_run(results, "m", "bernoulli", [-1.0] * 20, objective="marginal")
+    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    section = text.split("## Against a plain PyTorch MC-dropout script")[1].split("## Job")[0]
+    (row,) = [line for line in section.splitlines() if line.startswith("| yacht |")]
+    assert row == ("| yacht | 0.66±0.04 | 0.60±0.00 | −0.0590±0.0450 (dropprior better) | "
+                   "−1.25±0.02 | −1.20±0.00 | 0.0480±0.0190 (dropprior better) | 132 | 200 |")
+    level = tmp_path / "level"
+    _uci_run(level / "results", "b", "bernoulli", [-1.25, -1.23] * 10)
+    section = build_pages(level)[level / "docs/results/uci.md"]
+    se = math.hypot(stats.sem([-1.25, -1.23] * 10), 0.019)
+    assert f"| −1.25±0.02 | −1.24±0.00 | 0.0080±{se:.4f} (level) | 132 | 200 |" in section
+    partial = tmp_path / "partial"
+    _uci_run(partial / "results", "b", "bernoulli", [-1.20] * 5)
+    assert "## Against a plain" not in build_pages(partial)[partial / "docs/results/uci.md"]
+
+
+def test_uci_job_time_of_the_full_table_from_the_records(tmp_path) -> None:
+    """Yacht: Bernoulli MC 200 s and marginal 600 s (ratio 3), Gaussian MC on 5 splits 50 s
+    (scaled 200 s, marginal estimated 600 s), the other three laws 200 s (MC mean) and 600 s:
+    in all 5 × 200 + 5 × 600 = 4000 s; the other five data sets have no MC record and are named
+    outside the total."""
+    results = tmp_path / "results"
+    _uci_run(results, "b", "bernoulli", [-1.2] * 20)
+    _uci_run(results, "m", "bernoulli", [-1.2] * 20, objective="marginal")
+    for path in (results / "uci" / "m" / "jobs").glob("*.json"):
+        path.write_text(path.read_text().replace('"seconds": 10.0', '"seconds": 30.0'))
+    _uci_run(results, "g", "gaussian", [-1.2] * 5)
+    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    section = text.split("## Job time of the full table")[1].split("Commands:")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert rows == [
+        "| yacht | bernoulli | 200 | 600 | 3.00× |",
+        "| yacht | gaussian | 200 (scaled from 5 splits) | 600 (estimated: MC × 3.00) | — |",
+        *[f"| yacht | {law} | 200 (estimated: the data set's MC mean) | "
+          "600 (estimated: MC × 3.00) | — |"
+          for law in ("rayleigh", "inverse_nakagami", "half_cauchy")]]
+    assert ("In all, 4,000 s (1.1 hours) of job time over 10 cells: 2 measured, 1 scaled from "
+            "partial runs, 7 estimated" in section)
+    assert ("Not in the total, with no MC record: bostonHousing, energy, naval-propulsion-plant, "
+            "power-plant, wine-quality-red." in section)

@@ -7,6 +7,7 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -612,6 +613,8 @@ def _uci(results: Path) -> str:
     out.extend(_uci_intervals(summaries))
     out.extend(_uci_scales_chosen([r for _, records in runs for r in records], summaries))
     out.extend(_uci_best_rows(summaries))
+    out.extend(_uci_calibration(summaries))
+    out.extend(_uci_cost(summaries))
     out.append("\nCommands:\n\n")
     out.extend(commands)
     return "".join(out)
@@ -652,6 +655,117 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
                    f"{beats_de} |\n")
     out.append(_anchor_tally("The best row", verdicts))
     return out
+
+
+def _comparison(mean: float, se: float, ref_mean: float, ref_se: float, better: str,
+                worse: str) -> str:
+    """"d±e (verdict)": ``mean − ref_mean`` ± the combined standard error, and ``better`` or
+    ``worse`` only where the difference exceeds that standard error, else "level"."""
+    from dropprior.experiments.tables import format_mean_se
+
+    verdict = (better if beats(mean, se, ref_mean, ref_se) else
+               worse if beats(ref_mean, ref_se, mean, se) else "level")
+    return f"{format_mean_se(mean - ref_mean, combined_se(se, ref_se))} ({verdict})"
+
+
+def _uci_calibration(summaries: list[dict[str, Any]]) -> list[str]:
+    """The complete Bernoulli / unit / MC rows of the grid protocol against the issue's plain
+    PyTorch MC-dropout script (:data:`~dropprior.experiments.anchors.UCI_CALIBRATION`)."""
+    from dropprior.experiments.anchors import UCI_CALIBRATION
+    from dropprior.experiments.tables import format_mean_se
+
+    lines = []
+    for row in summaries:
+        script = UCI_CALIBRATION.get(row["dataset"])
+        if (script is None or row.get("variant") or row["n_splits"] < 20
+                or (row["law"], row["structure"], row["objective"]) != ("bernoulli", "unit", "mc")):
+            continue
+        (rmse, rmse_se), (ll, ll_se), seconds = script
+        rmse_diff = _comparison(row["rmse"], row["rmse_se"], rmse, rmse_se, "script better",
+                                "dropprior better")
+        ll_diff = _comparison(row["ll"], row["ll_se"], ll, ll_se, "dropprior better",
+                              "script better")
+        lines.append(
+            f"| {row['dataset']} | {format_mean_se(rmse, rmse_se)} | "
+            f"{format_mean_se(row['rmse'], row['rmse_se'])} | {rmse_diff} | "
+            f"{format_mean_se(ll, ll_se)} | {format_mean_se(row['ll'], row['ll_se'])} | "
+            f"{ll_diff} | {seconds:.0f} | {row['seconds']:.0f} |\n")
+    if not lines:
+        return []
+    return ["\n## Against a plain PyTorch MC-dropout script\n\n",
+            "The issue that specified this benchmark calibrated it with a plain PyTorch "
+            "MC-dropout script (4000 epochs, 20 splits, on a quiet machine; "
+            "`dropprior.experiments.anchors.UCI_CALIBRATION`). Here it stands beside the grid "
+            "protocol's Bernoulli / unit / mc row, which is MC dropout. Each difference is "
+            "dropprior − script ± the combined standard error, with a verdict only beyond it. "
+            "The script's time is its wall time for 20 splits as the issue gives it; "
+            "dropprior's is the row's job time, measured on the shared machine under whatever "
+            "else ran.\n\n",
+            "| dataset | script RMSE | dropprior RMSE | RMSE difference | script LL | "
+            "dropprior LL | LL difference | script time (s) | dropprior job time (s) |\n"
+            "|---|---|---|---|---|---|---|---|---|\n", *lines]
+
+
+def _uci_cost(summaries: list[dict[str, Any]]) -> list[str]:
+    """The job time of the grid protocol's full table of the anchored data sets, measured or
+    estimated per cell (:func:`~dropprior.experiments.uci_cost.cost_cells`)."""
+    from dropprior.experiments.anchors import UCI_PUBLISHED
+    from dropprior.experiments.uci_cost import FULL_SPLITS, cost_cells, marginal_ratios
+
+    ratios = marginal_ratios(summaries)
+    cells = cost_cells(summaries, sorted(UCI_PUBLISHED))
+    if not any(c["source"] for c in cells):
+        return []
+    median = statistics.median(r for _, _, r in ratios) if ratios else None
+
+    def cell(c: dict[str, Any]) -> str:
+        if c["seconds"] is None:
+            return "—"
+        note = {"measured": "",
+                "scaled": f" (scaled from {c['splits']} splits)",
+                "MC mean": " (estimated: the data set's MC mean)",
+                "MC × ratio": f" (estimated: MC × {median:.2f})" if median else ""}[c["source"]]
+        return f"{c['seconds']:.0f}{note}"
+
+    by_key = {(c["dataset"], c["law"], c["objective"]): c for c in cells}
+    ratio_of = {(d, law): r for d, law, r in ratios}
+    rows = []
+    for c in cells:
+        if c["objective"] != "mc" or c["seconds"] is None:
+            continue
+        key = (c["dataset"], c["law"])
+        ratio = ratio_of.get(key)
+        rows.append(f"| {c['dataset']} | {c['law']} | {cell(c)} | "
+                    f"{cell(by_key[(*key, 'marginal')])} | "
+                    f"{'—' if ratio is None else f'{ratio:.2f}×'} |\n")
+    timed = [c for c in cells if c["seconds"] is not None]
+    total = sum(c["seconds"] for c in timed)
+    counts = {source: sum(c["source"] == source for c in timed)
+              for source in ("measured", "scaled", "MC mean", "MC × ratio")}
+    missing = sorted({c["dataset"] for c in cells
+                      if c["objective"] == "mc" and c["seconds"] is None})
+    ratio_text = (f"The marginal/MC job-time ratio of the {len(ratios)} (data set, law) pairs "
+                  f"with both objectives measured has median {median:.2f}× (range "
+                  f"{min(r for _, _, r in ratios):.2f}–{max(r for _, _, r in ratios):.2f}×). "
+                  if median else "No (data set, law) pair has both objectives measured. ")
+    return ["\n## Job time of the full table\n\n",
+            "The grid protocol's table of the anchored data sets × Table 1's laws × the two "
+            "objectives (unit structure), one cell per law and objective at its "
+            f"{FULL_SPLITS} splits (`dropprior.experiments.uci_cost`). A cell is the job time "
+            "its records hold; a partial run's is scaled to the 20 splits; a cell without a "
+            "record is estimated, an MC cell as the mean of its data set's MC cells, a "
+            "marginal cell as its MC cell times the median marginal/MC ratio. Job time is "
+            "wall time on the shared 2-core machine, under whatever else ran and with the code "
+            "of the run's commit (under Commands), so the times are a rough guide, not a "
+            "benchmark.\n\n",
+            "| dataset | law | MC job time (s) | marginal job time (s) | marginal / MC |\n"
+            "|---|---|---|---|---|\n", *rows,
+            f"\n{ratio_text}In all, {total:,.0f} s ({total / 3600:.1f} hours) of job time over "
+            f"{len(timed)} cells: {counts['measured']} measured, {counts['scaled']} scaled from "
+            f"partial runs, {counts['MC mean'] + counts['MC × ratio']} estimated; with two jobs "
+            f"at a time on the 2 cores about {total / 7200:.1f} hours of wall time. "
+            + (f"Not in the total, with no MC record: {', '.join(missing)}. " if missing else "")
+            + "The table was never run as one job.\n"]
 
 
 def _anchor_tally(subject: str, verdicts: list[tuple[str, str]]) -> str:
@@ -761,7 +875,7 @@ def _uci_against_baselines(chosen: list[dict[str, Any]],
                            baseline_rows: list[dict[str, Any]]) -> list[str]:
     """The rows chosen on validation against the summary rows of the baselines without noise of
     their data set (``dropprior uci --law none``), where a baseline has as many splits."""
-    from dropprior.experiments.tables import beats, combined_se, format_mean_se
+    from dropprior.experiments.tables import format_mean_se
     from dropprior.experiments.uci import BASELINES
 
     baselines = {(r["dataset"], r["objective"]): r for r in baseline_rows}
@@ -773,13 +887,9 @@ def _uci_against_baselines(chosen: list[dict[str, Any]],
             if base is None or base["n_splits"] != row["n_splits"]:
                 cells += ["—", "—"]
                 continue
-            diff = row["ll"] - base["ll"]
-            verdict = ("noise better" if beats(row["ll"], row["ll_se"], base["ll"], base["ll_se"])
-                       else "baseline better"
-                       if beats(base["ll"], base["ll_se"], row["ll"], row["ll_se"]) else "level")
             cells += [format_mean_se(base["ll"], base["ll_se"]),
-                      f"{format_mean_se(diff, combined_se(row['ll_se'], base['ll_se']))} "
-                      f"({verdict})"]
+                      _comparison(row["ll"], row["ll_se"], base["ll"], base["ll_se"],
+                                  "noise better", "baseline better")]
         if any(cell != "—" for cell in cells):
             lines.append(f"| {row['dataset']} | {format_mean_se(row['ll'], row['ll_se'])} | "
                          + " | ".join(cells) + " |\n")
