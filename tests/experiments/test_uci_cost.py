@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dropprior.experiments.laws import TABLE1_LAWS
-from dropprior.experiments.uci_cost import cost_cells, marginal_ratios
+from dropprior.experiments.uci_cost import cost_cells, marginal_ratios, median_ratio
 
 
 def _row(dataset: str, law: str, objective: str, splits: int, seconds: float,
@@ -23,6 +23,8 @@ SUMMARIES = [
     _row("b", "bernoulli", "mc", 10, 400.0),
     # a data set outside the table still gives its ratio
     _row("d", "bernoulli", "mc", 20, 100.0), _row("d", "bernoulli", "marginal", 20, 1000.0),
+    # a second, shorter run of a cell does not replace the complete one
+    _row("a", "bernoulli", "mc", 5, 1e6),
     # none of these is a cell of the table
     _row("a", "inverse_nakagami", "mc", 20, 1e6, structure="weight"),
     _row("a", "inverse_nakagami", "mc", 20, 1e6, variant="vi"),
@@ -41,6 +43,8 @@ def test_ratios_only_of_pairs_with_both_objectives_complete() -> None:
     # half-Cauchy's marginal row is partial, Rayleigh has no marginal row
     assert marginal_ratios(SUMMARIES) == [("a", "bernoulli", 3.0), ("a", "gaussian", 5.0),
                                           ("d", "bernoulli", 10.0)]
+    assert median_ratio(SUMMARIES) == 5.0
+    assert median_ratio([_row("a", "bernoulli", "mc", 20, 100.0)]) is None
 
 
 def test_measured_and_scaled_cells() -> None:

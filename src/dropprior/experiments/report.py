@@ -7,7 +7,6 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
@@ -710,13 +709,18 @@ def _uci_cost(summaries: list[dict[str, Any]]) -> list[str]:
     """The job time of the grid protocol's full table of the anchored data sets, measured or
     estimated per cell (:func:`~dropprior.experiments.uci_cost.cost_cells`)."""
     from dropprior.experiments.anchors import UCI_PUBLISHED
-    from dropprior.experiments.uci_cost import FULL_SPLITS, cost_cells, marginal_ratios
+    from dropprior.experiments.uci_cost import (
+        FULL_SPLITS,
+        cost_cells,
+        marginal_ratios,
+        median_ratio,
+    )
 
     ratios = marginal_ratios(summaries)
     cells = cost_cells(summaries, sorted(UCI_PUBLISHED))
     if not any(c["source"] for c in cells):
         return []
-    median = statistics.median(r for _, _, r in ratios) if ratios else None
+    median = median_ratio(summaries)
 
     def cell(c: dict[str, Any]) -> str:
         if c["seconds"] is None:

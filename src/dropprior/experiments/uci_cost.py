@@ -25,7 +25,7 @@ import numpy as np
 
 from dropprior.experiments.laws import TABLE1_LAWS
 
-__all__ = ["FULL_SPLITS", "COST_OBJECTIVES", "cost_cells", "marginal_ratios"]
+__all__ = ["FULL_SPLITS", "COST_OBJECTIVES", "cost_cells", "marginal_ratios", "median_ratio"]
 
 #: The protocol's number of splits, which a cell's job time is given for.
 FULL_SPLITS = 20
@@ -39,10 +39,15 @@ _NO_TIME: _Cell = (None, None, 0)
 
 def _recorded(summaries: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The grid protocol's unit-structure summary rows (``summarise_uci``) by (data set, law,
-    objective)."""
-    return {(r["dataset"], r["law"], r["objective"]): r for r in summaries
-            if not r.get("variant") and r["structure"] == "unit" and r["law"] in TABLE1_LAWS
-            and r["objective"] in COST_OBJECTIVES}
+    objective); of two runs of one cell, the one with more splits."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in summaries:
+        if (not r.get("variant") and r["structure"] == "unit" and r["law"] in TABLE1_LAWS
+                and r["objective"] in COST_OBJECTIVES):
+            key = (r["dataset"], r["law"], r["objective"])
+            if key not in rows or r["n_splits"] > rows[key]["n_splits"]:
+                rows[key] = r
+    return rows
 
 
 def marginal_ratios(summaries: Sequence[dict[str, Any]]) -> list[tuple[str, str, float]]:
@@ -58,6 +63,13 @@ def marginal_ratios(summaries: Sequence[dict[str, Any]]) -> list[tuple[str, str,
     return out
 
 
+def median_ratio(summaries: Sequence[dict[str, Any]]) -> float | None:
+    """The median of :func:`marginal_ratios`' ratios, which estimates a marginal cell without a
+    row; ``None`` without any."""
+    ratios = [ratio for _, _, ratio in marginal_ratios(summaries)]
+    return float(np.median(ratios)) if ratios else None
+
+
 def cost_cells(summaries: Sequence[dict[str, Any]], datasets: Sequence[str],
                laws: Sequence[str] = TABLE1_LAWS) -> list[dict[str, Any]]:
     """One dict per (data set, law, objective) of ``datasets`` × ``laws`` × :data:`COST_OBJECTIVES`
@@ -71,8 +83,7 @@ def cost_cells(summaries: Sequence[dict[str, Any]], datasets: Sequence[str],
         laws: its noise laws.
     """
     rows = _recorded(summaries)
-    ratios = [ratio for _, _, ratio in marginal_ratios(summaries)]
-    median = float(np.median(ratios)) if ratios else None
+    median = median_ratio(summaries)
     cells = []
     for dataset in datasets:
         known: dict[tuple[str, str], _Cell] = {}
