@@ -56,6 +56,12 @@ def _uci_run(results: Path, name: str, law: str, lls: list[float],
                                               "started_at": "t", "commit": "abc"}))
 
 
+def _uci_section(root: Path, heading: str) -> str:
+    """The generated UCI page's section under ``## heading``, up to the next section."""
+    text = build_pages(root)[root / "docs/results/uci.md"]
+    return text.split(f"## {heading}")[1].split("\n## ")[0]
+
+
 def test_uci_protocol_rows_name_their_law_and_both_verdicts(tmp_path) -> None:
     """Complete runs of the grid protocol go in the by-law table with the 2018 and Deep
     Ensembles verdicts; a run short of 20 splits is listed as partial, not in the table."""
@@ -137,8 +143,7 @@ def test_uci_best_row_is_the_complete_noisy_row_of_the_highest_test_ll(tmp_path)
     _uci_run(results, "b", "bernoulli", [-1.10] * 20, objective="marginal")
     _uci_run(results, "r", "rayleigh", [-0.9] * 3)
     _uci_run(results, "m", "none", [-0.5] * 20, objective="map")
-    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    best = text.split("## Best row per data set")[1].split("\n## ")[0]
+    best = _uci_section(tmp_path, "Best row per data set")
     (row,) = [line for line in best.splitlines() if line.startswith("| yacht |")]
     assert row == ("| yacht | bernoulli / unit / marginal / — | −1.10±0.00 (−1.100±0.000) | "
                    "−1.25±0.01 | yes | −1.18 | yes |")
@@ -276,14 +281,13 @@ def test_uci_bernoulli_mc_row_is_set_against_the_calibration_script(tmp_path) ->
     _uci_run(results, "b", "bernoulli", [-1.20] * 20)
     _uci_run(results, "g", "gaussian", [-1.0] * 20)
     _uci_run(results, "m", "bernoulli", [-1.0] * 20, objective="marginal")
-    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    section = text.split("## Against a plain PyTorch MC-dropout script")[1].split("## Job")[0]
+    section = _uci_section(tmp_path, "Against a plain PyTorch MC-dropout script")
     (row,) = [line for line in section.splitlines() if line.startswith("| yacht |")]
     assert row == ("| yacht | 0.66±0.04 | 0.60±0.00 | −0.0590±0.0450 (dropprior better) | "
                    "−1.25±0.02 | −1.20±0.00 | 0.0480±0.0190 (dropprior better) | 132 | 200 |")
     level = tmp_path / "level"
     _uci_run(level / "results", "b", "bernoulli", [-1.25, -1.23] * 10)
-    section = build_pages(level)[level / "docs/results/uci.md"]
+    section = _uci_section(level, "Against a plain PyTorch MC-dropout script")
     se = math.hypot(stats.sem([-1.25, -1.23] * 10), 0.019)
     assert f"| −1.25±0.02 | −1.24±0.00 | 0.0080±{se:.4f} (level) | 132 | 200 |" in section
     partial = tmp_path / "partial"
@@ -302,8 +306,7 @@ def test_uci_job_time_of_the_full_table_from_the_records(tmp_path) -> None:
     for path in (results / "uci" / "m" / "jobs").glob("*.json"):
         path.write_text(path.read_text().replace('"seconds": 10.0', '"seconds": 30.0'))
     _uci_run(results, "g", "gaussian", [-1.2] * 5)
-    text = build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
-    section = text.split("## Job time of the full table")[1].split("Commands:")[0]
+    section = _uci_section(tmp_path, "Job time of the full table")
     rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
     assert rows == [
         "| yacht | bernoulli | 200 | 600 | 3.00× |",
