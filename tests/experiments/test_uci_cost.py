@@ -43,8 +43,8 @@ def test_ratios_only_of_pairs_with_both_objectives_complete() -> None:
     # half-Cauchy's marginal row is partial, Rayleigh has no marginal row
     assert marginal_ratios(SUMMARIES) == [("a", "bernoulli", 3.0), ("a", "gaussian", 5.0),
                                           ("d", "bernoulli", 10.0)]
-    assert median_ratio(SUMMARIES) == 5.0
-    assert median_ratio([_row("a", "bernoulli", "mc", 20, 100.0)]) is None
+    assert median_ratio(marginal_ratios(SUMMARIES)) == 5.0
+    assert median_ratio(marginal_ratios([_row("a", "bernoulli", "mc", 20, 100.0)])) is None
 
 
 def test_measured_and_scaled_cells() -> None:

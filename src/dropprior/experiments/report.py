@@ -720,7 +720,7 @@ def _uci_cost(summaries: list[dict[str, Any]]) -> list[str]:
     cells = cost_cells(summaries, sorted(UCI_PUBLISHED))
     if not any(c["source"] for c in cells):
         return []
-    median = median_ratio(summaries)
+    median = median_ratio(ratios)
 
     def cell(c: dict[str, Any]) -> str:
         if c["seconds"] is None:

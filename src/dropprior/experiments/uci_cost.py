@@ -63,11 +63,10 @@ def marginal_ratios(summaries: Sequence[dict[str, Any]]) -> list[tuple[str, str,
     return out
 
 
-def median_ratio(summaries: Sequence[dict[str, Any]]) -> float | None:
-    """The median of :func:`marginal_ratios`' ratios, which estimates a marginal cell without a
-    row; ``None`` without any."""
-    ratios = [ratio for _, _, ratio in marginal_ratios(summaries)]
-    return float(np.median(ratios)) if ratios else None
+def median_ratio(ratios: Sequence[tuple[str, str, float]]) -> float | None:
+    """The median of :func:`marginal_ratios`' ``ratios``, which estimates a marginal cell
+    without a row; ``None`` without any."""
+    return float(np.median([ratio for _, _, ratio in ratios])) if ratios else None
 
 
 def cost_cells(summaries: Sequence[dict[str, Any]], datasets: Sequence[str],
@@ -83,14 +82,14 @@ def cost_cells(summaries: Sequence[dict[str, Any]], datasets: Sequence[str],
         laws: its noise laws.
     """
     rows = _recorded(summaries)
-    median = median_ratio(summaries)
+    median = median_ratio(marginal_ratios(summaries))
     cells = []
     for dataset in datasets:
         known: dict[tuple[str, str], _Cell] = {}
         for law in laws:
             for objective in COST_OBJECTIVES:
                 row = rows.get((dataset, law, objective))
-                if row is None or row["n_splits"] == 0:
+                if row is None:
                     continue
                 full = row["n_splits"] >= FULL_SPLITS
                 known[law, objective] = (
