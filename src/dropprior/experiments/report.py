@@ -15,6 +15,7 @@ from typing import Any
 
 from dropprior.experiments.records import RESULTS_DIR, record_store
 from dropprior.experiments.tables import beats, combined_se, mean_se, paired_mean_se
+from dropprior.experiments.uci_cost import FULL_SPLITS
 
 __all__ = ["PAGES", "build_pages", "write_pages"]
 
@@ -525,10 +526,12 @@ def _uci(results: Path) -> str:
            "not edit by hand. -->\n\n",
            "# UCI regression benchmark\n\n",
            "Test RMSE and log-likelihood are mean ± standard error over the splits run. A group "
-           "with fewer splits than the protocol's 20 is partial and is not a result. \"Beats "
+           f"with fewer splits than the protocol's {FULL_SPLITS} is partial and is not a result. "
+           "\"Beats "
            "2018\" and \"beats DE\": above the 2018 grid-searched MC-dropout mean, or Deep "
            "Ensembles' mean, by more than the combined standard error (Deep Ensembles' published "
-           "± is a standard deviation over the 20 splits, so its standard error is ±/√20).\n\n"]
+           f"± is a standard deviation over the {FULL_SPLITS} splits, so its standard error is "
+           f"±/√{FULL_SPLITS}).\n\n"]
     commands = []
     runs = _uci_runs(results)
     summaries: list[dict[str, Any]] = []
@@ -543,7 +546,7 @@ def _uci(results: Path) -> str:
         for row in summarise_uci(records):
             summaries.append(row)
             if not row.get("variant"):
-                (protocol if row["n_splits"] >= 20 else partial).append(row)
+                (protocol if row["n_splits"] >= FULL_SPLITS else partial).append(row)
     out.append("## The grid protocol, by noise law and objective\n\n"
                "`dropprior uci` without `--depth` (`dropprior.experiments.uci`): one hidden "
                "layer of the data set's width, each law of Table 1 set from the dropout rate "
@@ -568,7 +571,7 @@ def _uci(results: Path) -> str:
     if partial:
         out.append("\nPartial, not results: " + "; ".join(
             f"{r['dataset']} {r['law']} / {r['structure']} / {r['objective']} "
-            f"({r['n_splits']} of 20 splits)" for r in partial) + ".\n")
+            f"({r['n_splits']} of {FULL_SPLITS} splits)" for r in partial) + ".\n")
     out += ["\n## Learned group scales\n\n",
             "`dropprior uci --depth K --structure ... --hyperprior ... --inference ...` "
             "(`dropprior.experiments.uci_scales`): dropprior's own network with learned group "
@@ -591,7 +594,7 @@ def _uci(results: Path) -> str:
         if not row.get("variant"):
             continue
         anchor, _, beats_2018, _ = anchor_verdicts(row["dataset"], row["ll"], row["ll_se"])
-        short = row["n_splits"] < 20
+        short = row["n_splits"] < FULL_SPLITS
         kept = [f"{row[c]:.1f}" if row.get(c, "") != "" else "—"
                 for c in ("inputs_kept", "units_kept", "blocks_kept")]
         for name in ("ll_pruned", "ll_pruned_means"):
@@ -627,7 +630,7 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
 
     best: dict[str, dict[str, Any]] = {}
     for row in summaries:
-        if row["law"] == NO_NOISE or row["n_splits"] < 20:
+        if row["law"] == NO_NOISE or row["n_splits"] < FULL_SPLITS:
             continue
         if row["dataset"] not in best or row["ll"] > best[row["dataset"]]["ll"]:
             best[row["dataset"]] = row
@@ -676,7 +679,7 @@ def _uci_calibration(summaries: list[dict[str, Any]]) -> list[str]:
     lines = []
     for row in summaries:
         script = UCI_CALIBRATION.get(row["dataset"])
-        if (script is None or row.get("variant") or row["n_splits"] < 20
+        if (script is None or row.get("variant") or row["n_splits"] < FULL_SPLITS
                 or (row["law"], row["structure"], row["objective"]) != ("bernoulli", "unit", "mc")):
             continue
         (rmse, rmse_se), (ll, ll_se), seconds = script
@@ -693,11 +696,11 @@ def _uci_calibration(summaries: list[dict[str, Any]]) -> list[str]:
         return []
     return ["\n## Against a plain PyTorch MC-dropout script\n\n",
             "The issue that specified this benchmark calibrated it with a plain PyTorch "
-            "MC-dropout script (4000 epochs, 20 splits, on a quiet machine; "
+            f"MC-dropout script (4000 epochs, {FULL_SPLITS} splits, on a quiet machine; "
             "`dropprior.experiments.anchors.UCI_CALIBRATION`). Here it stands beside the grid "
             "protocol's Bernoulli / unit / mc row, which is MC dropout. Each difference is "
             "dropprior − script ± the combined standard error, with a verdict only beyond it. "
-            "The script's time is its wall time for 20 splits as the issue gives it; "
+            f"The script's time is its wall time for {FULL_SPLITS} splits as the issue gives it; "
             "dropprior's is the row's job time, measured on the shared machine under whatever "
             "else ran.\n\n",
             "| dataset | script RMSE | dropprior RMSE | RMSE difference | script LL | "
@@ -709,12 +712,7 @@ def _uci_cost(summaries: list[dict[str, Any]]) -> list[str]:
     """The job time of the grid protocol's full table of the anchored data sets, measured or
     estimated per cell (:func:`~dropprior.experiments.uci_cost.cost_cells`)."""
     from dropprior.experiments.anchors import UCI_PUBLISHED
-    from dropprior.experiments.uci_cost import (
-        FULL_SPLITS,
-        cost_cells,
-        marginal_ratios,
-        median_ratio,
-    )
+    from dropprior.experiments.uci_cost import cost_cells, marginal_ratios, median_ratio
 
     ratios = marginal_ratios(summaries)
     cells = cost_cells(summaries, sorted(UCI_PUBLISHED))
@@ -756,8 +754,8 @@ def _uci_cost(summaries: list[dict[str, Any]]) -> list[str]:
             "The grid protocol's table of the anchored data sets × Table 1's laws × the two "
             "objectives (unit structure), one cell per law and objective at its "
             f"{FULL_SPLITS} splits (`dropprior.experiments.uci_cost`). A cell is the job time "
-            "its records hold; a partial run's is scaled to the 20 splits; a cell without a "
-            "record is estimated, an MC cell as the mean of its data set's MC cells, a "
+            f"its records hold; a partial run's is scaled to the {FULL_SPLITS} splits; a cell "
+            "without a record is estimated, an MC cell as the mean of its data set's MC cells, a "
             "marginal cell as its MC cell times the median marginal/MC ratio. Job time is "
             "wall time on the shared 2-core machine, under whatever else ran and with the code "
             "of the run's commit (under Commands), so the times are a rough guide, not a "
