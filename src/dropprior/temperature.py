@@ -22,7 +22,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_finite_data, check_int, check_number, class_labels
+from dropprior._validation import (
+    check_finite_data,
+    check_int,
+    check_number,
+    class_labels,
+    shape_or_type,
+    type_name,
+)
 
 __all__ = ["fit_temperature", "TemperatureScaled"]
 
@@ -32,10 +39,12 @@ _LOG_BETA = (math.log(1e-4), math.log(1e4))
 def _check(logits: Tensor, y: Tensor) -> Tensor:
     """``y`` as torch.long after checking ``logits`` ((N, C), N >= 1, C >= 2, finite) and
     ``y`` (one label in [0, C − 1] per row)."""
-    if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.dim() != 2:
-        got = (f"{logits.dtype} of shape {tuple(logits.shape)}" if isinstance(logits, Tensor)
-               else type(logits).__name__)
-        raise ValueError(f"logits must be a floating-point tensor of shape (N, C), got {got}")
+    if not isinstance(logits, Tensor):
+        raise TypeError("logits must be a floating-point torch.Tensor of shape (N, C), got "
+                        f"{type_name(logits)}")
+    if not logits.is_floating_point() or logits.dim() != 2:
+        raise ValueError("logits must be a floating-point tensor of shape (N, C), got "
+                         f"{logits.dtype} of shape {shape_or_type(logits)}")
     n, c = logits.shape
     if n == 0 or c < 2:
         raise ValueError(f"logits must have N >= 1 examples of C >= 2 classes, got shape "
@@ -63,6 +72,7 @@ def fit_temperature(logits: Tensor, y: Tensor, iterations: int = 80) -> float:
         T in [1e-4, 1e4].
 
     Raises:
+        TypeError: logits that are not a tensor, or labels that are not integers.
         ValueError: bad shapes, labels or non-finite logits; or no optimum inside the bracket
             (the NLL still falls at T = 1e-4 or at T = 1e4).
     """

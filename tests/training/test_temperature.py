@@ -76,8 +76,10 @@ def test_bad_inputs_are_named() -> None:
         fit_temperature(torch.randn(4), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"floating-point .* got torch.int64 of shape \(4, 3\)"):
         fit_temperature(torch.ones(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ValueError, match="got list"):
+    with pytest.raises(TypeError, match="torch.Tensor of shape \\(N, C\\), got list"):
         fit_temperature([[0.0, 1.0]], torch.zeros(1, dtype=torch.long))
+    with pytest.raises(TypeError, match="got numpy.ndarray"):
+        fit_temperature(np.zeros((4, 3)), torch.zeros(4, dtype=torch.long))
     with pytest.raises(TypeError, match="labels y must be integers"):
         fit_temperature(logits, torch.zeros(4))
     with pytest.raises(TypeError, match="labels y must be a torch.Tensor of integers, got list"):
