@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 from scipy import stats
 
 from dropprior.experiments.report import PAGES, build_pages
@@ -35,9 +36,11 @@ def test_pages_are_built_from_records(tmp_path) -> None:
 
 
 def _uci_run(results: Path, name: str, law: str, lls: list[float],
-             validation: list[float] | None = None, objective: str = "mc") -> None:
+             validation: list[float] | None = None, objective: str = "mc",
+             taus: tuple[float, float] | None = None) -> None:
     """A ``dropprior uci`` run directory of the grid protocol: one job per split, with the
-    split's best inner-validation LL where ``validation`` gives it."""
+    split's best inner-validation LL where ``validation`` gives it (at the grid points ``taus``
+    where given)."""
     import json
 
     from dropprior.experiments.store import ResultStore
@@ -50,6 +53,8 @@ def _uci_run(results: Path, name: str, law: str, lls: list[float],
         scores = {"split": split, "rmse": 0.6, "ll": ll}
         if validation is not None:
             scores["validation"] = [{"ll": validation[split] - 1}, {"ll": validation[split]}]
+            for entry, tau in zip(scores["validation"], taus or (), strict=False):
+                entry["tau"] = tau
         store.put(f"{name}-{split}", {"params": params, "seconds": 10.0, "result": {
             "epochs": 4000, "splits": [scores]}})
     (run / "run.json").write_text(json.dumps({"argv": ["dropprior", "uci", "--law", law],
@@ -318,3 +323,18 @@ def test_uci_job_time_of_the_full_table_from_the_records(tmp_path) -> None:
             "partial runs, 7 estimated" in section)
     assert ("Not in the total, with no MC record: bostonHousing, energy, naval-propulsion-plant, "
             "power-plant, wine-quality-red." in section)
+
+
+def test_uci_ceiling_of_the_tau_grid_beside_the_best_grid_row(tmp_path) -> None:
+    """Yacht's grids searched τ up to 0.75: ceiling ½ log(0.75 / 2π) = −1.063, 0.137 above the
+    best complete row (Bernoulli, −1.20; the Gaussian row, higher, is partial). Deep Ensembles'
+    −1.18 lies below the ceiling: "no". Runs without validation grids give no section."""
+    results = tmp_path / "results"
+    _uci_run(results, "plain", "gaussian", [-1.3] * 20)
+    assert "## The τ grid's ceiling" not in build_pages(tmp_path)[tmp_path / "docs/results/uci.md"]
+    _uci_run(results, "b", "bernoulli", [-1.2] * 20, validation=[-1.0] * 20, taus=(0.5, 0.75))
+    _uci_run(results, "g", "gaussian", [-0.9] * 5, validation=[-1.0] * 5, taus=(0.25, 0.5))
+    section = _uci_section(tmp_path, "The τ grid's ceiling on the test LL")
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert 0.5 * math.log(0.75 / (2 * math.pi)) == pytest.approx(-1.0628, abs=1e-4)
+    assert rows == ["| yacht | 0.75 | −1.063 | bernoulli / mc | −1.20±0.00 | 0.137 | −1.18 | no |"]

@@ -615,6 +615,7 @@ def _uci(results: Path) -> str:
     out.extend(_uci_intervals(summaries))
     out.extend(_uci_scales_chosen([r for _, records in runs for r in records], summaries))
     out.extend(_uci_best_rows(summaries))
+    out.extend(_uci_ceiling([r for _, records in runs for r in records], summaries))
     out.extend(_uci_calibration(summaries))
     out.extend(_uci_cost(summaries))
     out.append("\nCommands:\n\n")
@@ -649,14 +650,62 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
         row = best[dataset]
         anchor, ens, beats_2018, beats_de = anchor_verdicts(dataset, row["ll"], row["ll_se"])
         verdicts.append((beats_2018, beats_de))
-        precise = f"{row['ll']:.3f}±{row['ll_se']:.3f}".replace("-", "−")
+        precise = _minus(f"{row['ll']:.3f}±{row['ll_se']:.3f}")
         out.append(f"| {dataset} | {row['law']} / {row['structure']} / {row['objective']} / "
                    f"{row.get('variant') or '—'} | {format_mean_se(row['ll'], row['ll_se'])} "
                    f"({precise}) | {format_mean_se(*anchor[1]) if anchor else '—'} | "
-                   f"{beats_2018} | {'—' if ens is None else f'{ens:.2f}'.replace('-', '−')} | "
+                   f"{beats_2018} | {'—' if ens is None else _minus(f'{ens:.2f}')} | "
                    f"{beats_de} |\n")
     out.append(_anchor_tally("The best row", verdicts))
     return out
+
+
+def _uci_ceiling(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> list[str]:
+    """Per data set, the test-LL ceiling of its τ grid
+    (:mod:`~dropprior.experiments.uci_ceiling`) beside the grid protocol's best complete row and
+    Deep Ensembles' published LL."""
+    from dropprior.experiments.tables import format_mean_se
+    from dropprior.experiments.uci import anchor_verdicts
+    from dropprior.experiments.uci_ceiling import grid_tau_max, ll_ceiling
+
+    tau_max = grid_tau_max(records)
+    if not tau_max:
+        return []
+    best: dict[str, dict[str, Any]] = {}
+    for row in summaries:
+        if row.get("variant") or row["n_splits"] < FULL_SPLITS:
+            continue
+        if row["dataset"] not in best or row["ll"] > best[row["dataset"]]["ll"]:
+            best[row["dataset"]] = row
+    out = ["\n## The τ grid's ceiling on the test LL\n\n",
+           "The grid protocol's predictive density is a mixture of Gaussians N(ŷ, 1/τ) with τ "
+           "from the data set's grid (`tau_values.txt`, in the targets' original units), so it "
+           "is at most √(τ/2π) everywhere and the mean test LL is at most ½ log(τ_max / 2π), "
+           "whatever the law, structure or objective, and for the baselines without noise too "
+           "(`dropprior.experiments.uci_ceiling`). τ_max is the largest τ of the grid that the "
+           "records searched; the best row is the complete grid-protocol row of the highest mean "
+           "test LL. Where Deep Ensembles' published LL lies above the ceiling, no row of the "
+           "grid protocol can reach it. The learned-scale rows learn their noise standard "
+           "deviation and have no such ceiling.\n\n",
+           "| dataset | grid's largest τ | ceiling | best grid-protocol row (law / objective) | "
+           "its test LL | below the ceiling by | Deep Ens. LL | Deep Ens. above the ceiling |\n"
+           "|---|---|---|---|---|---|---|---|\n"]
+    for dataset, tau in sorted(tau_max.items()):
+        ceiling = ll_ceiling(tau)
+        top = best.get(dataset)
+        _, ens, _, _ = anchor_verdicts(dataset, 0.0, 0.0)
+        cells = (["—", "—", "—"] if top is None else
+                 [f"{top['law']} / {top['objective']}",
+                  format_mean_se(top["ll"], top["ll_se"]), f"{ceiling - top['ll']:.3f}"])
+        out.append(f"| {dataset} | {tau:g} | {_minus(f'{ceiling:.3f}')} | {' | '.join(cells)} | "
+                   f"{'—' if ens is None else _minus(f'{ens:.2f}')} | "
+                   f"{'—' if ens is None else 'yes' if ens > ceiling else 'no'} |\n")
+    return out
+
+
+def _minus(number: str) -> str:
+    """A formatted number with the typographic minus of the published tables."""
+    return number.replace("-", "−")
 
 
 def _comparison(mean: float, se: float, ref_mean: float, ref_se: float, better: str,
@@ -866,7 +915,7 @@ def _uci_scales_chosen(records: list[dict[str, Any]],
                    f"{format_mean_se(row['rmse'], row['rmse_se'])} | "
                    f"{format_mean_se(row['ll'], row['ll_se'])} | "
                    f"{format_mean_se(*anchor[1]) if anchor else '—'} | {beats_2018} | "
-                   f"{'—' if ens is None else f'{ens:.2f}'.replace('-', '−')} | {beats_de} | "
+                   f"{'—' if ens is None else _minus(f'{ens:.2f}')} | {beats_de} | "
                    f"{chosen} |\n")
     out.append(_anchor_tally("Chosen on validation, dropprior", verdicts))
     out.extend(_uci_against_baselines(rows, [r for r in summaries if r["law"] == NO_NOISE]))
