@@ -177,7 +177,7 @@ def train_batched(x: Tensor, y: Tensor, laws: Sequence[NoiseLaw], precision: Ten
         order = torch.randperm(n, generator=shuffle)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size].repeat(samples)
-            xb, yb = x[:, idx], y[:, idx]
+            xb, yb = x.index_select(1, idx), y.index_select(1, idx)
             out = model(xb)
             loglik = (log_norm - 0.5 * tau * (out - yb).pow(2)).view(n_networks, samples, -1)
             per_example = reduce_draws(loglik.transpose(0, 1), objective)  # (G, B)
