@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.optimize
 import scipy.stats
 import sklearn.metrics
 import torch
@@ -113,6 +114,53 @@ def test_crps_of_a_mixture_is_the_integral_of_the_squared_cdf_gap() -> None:
     integral = sum(scipy.integrate.quad(gap, a, b, limit=200)[0]
                    for a, b in ((-20, 0.4), (0.4, 20)))
     assert float(metrics.crps(mu, sd, y, chunk=2)) == pytest.approx(integral, abs=1e-7)
+
+
+def _crps_by_quadrature(mu: np.ndarray, sd: np.ndarray, y: float) -> float:
+    """∫ (F(x) − [x ≥ y])² dx for the mixture of N(mu_s, sd_s²), by scipy's quad."""
+    def gap(x: float) -> float:
+        return (np.mean(scipy.stats.norm.cdf(x, mu, sd)) - (x >= y)) ** 2
+
+    return sum(scipy.integrate.quad(gap, a, b, limit=200)[0] for a, b in ((-30, y), (y, 30)))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, None, 50])
+@pytest.mark.parametrize("shared", [True, False])
+def test_crps_over_component_pairs_in_any_chunks_is_the_integral(chunk: int | None,
+                                                                 shared: bool) -> None:
+    """Five components, two points; one std per point (the MC-dropout case, also as a stride-0
+    view) or one per component: every chunking counts each component pair once."""
+    mu = torch.randn(5, 2, generator=G, dtype=f64)
+    sd = (torch.tensor([[0.3, 0.8]], dtype=f64).expand(5, 2) if shared
+          else 0.2 + torch.rand(5, 2, generator=G, dtype=f64))
+    y = torch.tensor([0.4, -1.1], dtype=f64)
+    expected = [_crps_by_quadrature(mu[:, n].numpy(), sd[:, n].numpy(), float(y[n]))
+                for n in range(2)]
+    torch.testing.assert_close(metrics.crps(mu, sd, y, chunk=chunk),
+                               torch.tensor(expected, dtype=f64), atol=1e-7, rtol=0)
+    if shared:
+        torch.testing.assert_close(metrics.crps(mu, sd.contiguous(), y, chunk=chunk),
+                                   metrics.crps(mu, sd, y, chunk=chunk))
+
+
+def test_picp_and_coverage_count_targets_between_the_mixtures_quantiles() -> None:
+    """Against the quantiles of each point's mixture found by scipy's brentq on its cdf."""
+    mu = torch.randn(4, 300, generator=G, dtype=f64)
+    sd = 0.3 + torch.rand(4, 300, generator=G, dtype=f64)
+    y = 1.5 * torch.randn(300, generator=G, dtype=f64)
+    levels = (0.1, 0.5, 0.9, 0.95)
+
+    def quantile(p: float, n: int) -> float:
+        cdf = lambda x: np.mean(scipy.stats.norm.cdf(x, mu[:, n], sd[:, n])) - p  # noqa: E731
+        return scipy.optimize.brentq(cdf, -50, 50, xtol=1e-13)
+
+    inside = {a: np.mean([quantile((1 - a) / 2, n) <= y[n] <= quantile((1 + a) / 2, n)
+                          for n in range(300)]) for a in levels}
+    assert 0.05 < inside[0.1] < inside[0.5] < inside[0.9] < inside[0.95] < 1
+    for a in levels:
+        assert float(metrics.picp(mu, sd, y, a)) == inside[a]
+    nominal, observed = metrics.coverage_curve(mu, sd, y, levels)
+    torch.testing.assert_close(observed, torch.tensor([inside[a] for a in levels], dtype=f64))
 
 
 def test_central_interval_of_one_gaussian_is_scipys() -> None:
