@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     n_splits = len(ds.splits) if args.splits is None else min(args.splits, len(ds.splits))
     law = match_dropout(args.law, args.p, dtype=torch.float64)
     rows = []
-    for scores in method_rows(ds, law, methods, settings, args.seed, n_splits):
+    for scores in method_rows(ds, law, methods, settings, args.seed, range(n_splits)):
         rows.append(scores)
         k, method = scores["split"], scores["method"]
         print(f"split {k:2d} {method:13s} RMSE {scores['rmse']:.3f} "

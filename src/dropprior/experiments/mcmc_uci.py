@@ -32,7 +32,7 @@ import torch
 from dropprior._validation import check_choice, check_int, check_number
 
 __all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_methods",
-           "run_mcmc_job"]
+           "run_mcmc_job", "mcmc_table"]
 
 METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-ep")
 
@@ -82,25 +82,26 @@ def run_method(method: str, X: Any, y: Any, train: Any, test: Any, law: Any,
 def summarise_methods(rows: Sequence[dict[str, Any]],
                       methods: Sequence[str]) -> dict[str, dict[str, float]]:
     """Mean and standard error over splits of RMSE and test LL, per method."""
+    from dropprior.experiments.tables import mean_se
+
     out = {}
     for m in methods:
         r = [row for row in rows if row["method"] == m]
         entry: dict[str, float] = {}
         for key in ("rmse", "test_ll"):
-            v = np.array([row[key] for row in r])
-            entry[key] = float(v.mean())
-            entry[f"{key}_se"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+            entry[key], entry[f"{key}_se"] = mean_se([row[key] for row in r])
         out[m] = entry
     return out
 
 
 def method_rows(ds: Any, law: Any, methods: Sequence[str], settings: McmcSettings, seed: int,
-                n_splits: int) -> Iterator[dict[str, Any]]:
-    """Each method's scores on each of the first ``n_splits`` splits of ``ds`` (split k seeded
-    ``seed + k``), as rows with ``split``, ``method`` and ``seconds`` added, one at a time."""
+                splits: Sequence[int]) -> Iterator[dict[str, Any]]:
+    """Each method's scores on each split of ``ds`` listed in ``splits`` (split k seeded
+    ``seed + k``, whichever others run with it), as rows with ``split``, ``method`` and
+    ``seconds`` added, one at a time."""
     import time
 
-    for k in range(n_splits):
+    for k in splits:
         train, test = ds.splits[k]
         for method in methods:
             start = time.perf_counter()
@@ -112,17 +113,83 @@ def method_rows(ds: Any, law: Any, methods: Sequence[str], settings: McmcSetting
 
 def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
     """The runner's job: ``params`` holds ``data_dir``, ``dataset``, ``law``, ``methods``,
-    ``splits`` (the first N, or None for all), ``seed`` and the :class:`McmcSettings` fields.
+    ``splits`` (None for all, an int N for the first N, or a list of split indices), ``seed``
+    and the :class:`McmcSettings` fields.
     Returns ``{"rows": one per split and method, "summary": summarise_methods(...)}``."""
     from dropprior.data import load_uci
     from dropprior.noise import match_dropout
 
     settings = McmcSettings(**{k: params[k] for k in asdict(McmcSettings())})
     ds = load_uci(params["data_dir"], params["dataset"])
-    n = len(ds.splits) if params["splits"] is None else min(int(params["splits"]), len(ds.splits))
+    chosen = params["splits"]
+    if chosen is None or isinstance(chosen, int):
+        splits = list(range(len(ds.splits) if chosen is None else min(chosen, len(ds.splits))))
+    else:
+        splits = [int(k) for k in chosen]
+        bad = [k for k in splits if not 0 <= k < len(ds.splits)]
+        if bad:
+            raise ValueError(f"splits {bad} are not among {params['dataset']}'s "
+                             f"{len(ds.splits)} splits (0 to {len(ds.splits) - 1})")
     law = match_dropout(params["law"], settings.p, dtype=torch.float64)
-    rows = list(method_rows(ds, law, params["methods"], settings, int(params["seed"]), n))
+    rows = list(method_rows(ds, law, params["methods"], settings, int(params["seed"]), splits))
     return {"rows": rows, "summary": summarise_methods(rows, params["methods"])}
+
+
+#: The prior each noise law of the benchmark gives the weights.
+PRIORS = {"gaussian": "variance-gamma (Gaussian noise)",
+          "inverse_nakagami": "Student-t (inverse-Nakagami noise)"}
+
+
+def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int = 20) -> str:
+    """The Markdown table of :func:`run_mcmc_job` records: one row per (data set, method,
+    prior) over the splits found, each split counted once (from the first record that has it),
+    and the data set's published anchors beneath its rows.
+
+    Each row: the number of splits and whether that is all ``full_splits`` ("complete") or
+    fewer ("partial"), test RMSE and test LL as mean ± standard error over those splits; for
+    NUTS the medians over splits of the max R-hat over latent sites, of the R-hat of the
+    training log-likelihood and of the noise precision, and the divergences summed over splits;
+    the median seconds per split.
+    """
+    from dropprior.experiments.anchors import UCI_PUBLISHED
+    from dropprior.experiments.tables import format_mean_se, mean_se
+
+    groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for record in records:
+        params = record["params"]
+        for row in record["result"]["rows"]:
+            prior = (f"Bernoulli, p = {params['p']:g}" if row["method"] == "mc-dropout"
+                     else PRIORS.get(params["law"], params["law"]))
+            groups.setdefault((params["dataset"], row["method"], prior), {}).setdefault(
+                row["split"], row)
+    lines = ["| dataset | method | prior | splits | RMSE | test LL | max R-hat (latents) | "
+             "R-hat train LL | R-hat λ | divergences | s/split |\n",
+             "|---|---|---|---|---|---|---|---|---|---|---|\n"]
+    for dataset in sorted({key[0] for key in groups}):
+        for (name, method, prior), by_split in sorted(groups.items()):
+            if name != dataset:
+                continue
+            rows = [by_split[k] for k in sorted(by_split)]
+            nuts = method.startswith("nuts")
+
+            def median(key: str, rows: list[dict[str, Any]] = rows, nuts: bool = nuts) -> str:
+                values = [r[key] for r in rows if key in r]
+                return f"{float(np.median(values)):.2f}" if nuts and values else ""
+
+            rmse = mean_se([r["rmse"] for r in rows])
+            ll = mean_se([r["test_ll"] for r in rows])
+            status = "complete" if len(rows) >= full_splits else "partial"
+            divergences = str(sum(int(r["divergences"]) for r in rows)) if nuts else ""
+            lines.append(
+                f"| {dataset} | {method} | {prior} | {len(rows)} ({status}) | "
+                f"{format_mean_se(*rmse)} | {format_mean_se(*ll)} | {median('max_rhat')} | "
+                f"{median('rhat_train_ll')} | {median('rhat_precision')} | {divergences} | "
+                f"{float(np.median([r['seconds'] for r in rows])):.0f} |\n")
+        for source, (rmse_pub, ll_pub) in UCI_PUBLISHED.get(dataset, {}).items():
+            lines.append(f"| {dataset} | *{source}* (published) | | {full_splits} | "
+                         f"{format_mean_se(*rmse_pub)} | {format_mean_se(*ll_pub)} "
+                         "| | | | | |\n")
+    return "".join(lines)
 
 
 def _standardise(X: Any, y: Any, train: Any, test: Any
