@@ -8,7 +8,7 @@ that the committed pages equal what it writes, so a page cannot drift from its d
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -639,12 +639,8 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
     from dropprior.experiments.tables import format_mean_se
     from dropprior.experiments.uci import NO_NOISE, anchor_verdicts
 
-    best: dict[str, dict[str, Any]] = {}
-    for row in summaries:
-        if row["law"] == NO_NOISE or row["n_splits"] < FULL_SPLITS:
-            continue
-        if row["dataset"] not in best or row["ll"] > best[row["dataset"]]["ll"]:
-            best[row["dataset"]] = row
+    best = _highest_ll(row for row in summaries
+                       if row["law"] != NO_NOISE and row["n_splits"] >= FULL_SPLITS)
     if not best:
         return []
     out = ["\n## Best row per data set (chosen on the test split)\n\n",
@@ -670,23 +666,28 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _highest_ll(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per data set, the summary row of the highest mean test LL among ``rows``."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["dataset"] not in best or row["ll"] > best[row["dataset"]]["ll"]:
+            best[row["dataset"]] = row
+    return best
+
+
 def _uci_ceiling(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> list[str]:
     """Per data set, the test-LL ceiling of its τ grid
     (:mod:`~dropprior.experiments.uci_ceiling`) beside the grid protocol's best complete row and
     Deep Ensembles' published LL."""
+    from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL
     from dropprior.experiments.tables import format_mean_se
-    from dropprior.experiments.uci import anchor_verdicts
     from dropprior.experiments.uci_ceiling import grid_tau_max, ll_ceiling
 
     tau_max = grid_tau_max(records)
     if not tau_max:
         return []
-    best: dict[str, dict[str, Any]] = {}
-    for row in summaries:
-        if row.get("variant") or row["n_splits"] < FULL_SPLITS:
-            continue
-        if row["dataset"] not in best or row["ll"] > best[row["dataset"]]["ll"]:
-            best[row["dataset"]] = row
+    best = _highest_ll(row for row in summaries
+                       if not row.get("variant") and row["n_splits"] >= FULL_SPLITS)
     out = ["\n## The τ grid's ceiling on the test LL\n\n",
            "The grid protocol's predictive density is a mixture of Gaussians N(ŷ, 1/τ) with τ "
            "from the data set's grid (`tau_values.txt`, in the targets' original units), so it "
@@ -703,7 +704,7 @@ def _uci_ceiling(records: list[dict[str, Any]], summaries: list[dict[str, Any]])
     for dataset, tau in sorted(tau_max.items()):
         ceiling = ll_ceiling(tau)
         top = best.get(dataset)
-        _, ens, _, _ = anchor_verdicts(dataset, 0.0, 0.0)
+        ens = UCI_DEEP_ENSEMBLES_LL.get(dataset, (None,))[0]
         cells = (["—", "—", "—"] if top is None else
                  [f"{top['law']} / {top['objective']}",
                   format_mean_se(top["ll"], top["ll_se"]), f"{ceiling - top['ll']:.3f}"])
