@@ -36,6 +36,10 @@ __all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_me
 
 METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-ep")
 
+#: The prior each noise law of the benchmark gives the weights (its table's "prior" column).
+PRIORS = {"gaussian": "variance-gamma (Gaussian noise)",
+          "inverse_nakagami": "Student-t (inverse-Nakagami noise)"}
+
 
 @dataclass(frozen=True)
 class McmcSettings:
@@ -133,11 +137,6 @@ def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
     law = match_dropout(params["law"], settings.p, dtype=torch.float64)
     rows = list(method_rows(ds, law, params["methods"], settings, int(params["seed"]), splits))
     return {"rows": rows, "summary": summarise_methods(rows, params["methods"])}
-
-
-#: The prior each noise law of the benchmark gives the weights.
-PRIORS = {"gaussian": "variance-gamma (Gaussian noise)",
-          "inverse_nakagami": "Student-t (inverse-Nakagami noise)"}
 
 
 def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int = 20) -> str:
