@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from dropprior.analysis import figure1_paths
 from dropprior.cli._common import CLIError, add_data_dir_option, resolve_data_dir
-from dropprior.cli._config import adopt
+from dropprior.cli._config import adopt, command_line
 
 DEFAULT_LEVELS = "0.9,0.3,0.05"
 
@@ -44,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", type=Path, default=Path("jensen"),
                         help="output directory (default: ./jensen)")
+    parser.add_argument("--results", type=Path, default=None, metavar="DIR",
+                        help="also write the sweep's result record to DIR/jensen/ (replacing "
+                        "the record of the same settings); `dropprior report` builds "
+                        "docs/results/jensen.md from results/jensen/ (default: no record)")
     adopt(parser)  # --config FILE for the options above
     parser.set_defaults(func=run)
 
@@ -53,40 +55,42 @@ def _levels(text: str) -> list[float]:
         levels = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise CLIError(f"--levels must be comma-separated numbers, got {text!r}") from None
-    if not levels or any(not 0 < v for v in levels):
-        raise CLIError(f"--levels must be positive E[xi^2] values, got {text!r}")
+    if not levels or any(not 0 < v < float("inf") for v in levels):
+        raise CLIError(f"--levels must be positive finite E[xi^2] values, got {text!r}")
     return levels
 
 
 def run(args: argparse.Namespace) -> int:
-    from dropprior.data import load_uci
-    from dropprior.experiments.jensen import jensen_sweep, markdown_table, path_for, write_jensen
+    import time
+
+    from dropprior.experiments.jensen import (
+        JensenSettings,
+        markdown_table,
+        record_jensen,
+        run_jensen,
+        write_jensen,
+    )
+    from dropprior.experiments.records import git_commit
 
     levels = _levels(args.levels)
-    paths = [path_for(name) for name in args.law]
     for name, value in (("--hidden", args.hidden), ("--epochs", args.epochs),
                         ("--ep-samples", args.ep_samples), ("--hp-samples", args.hp_samples)):
         if value < (2 if "samples" in name else 1):
             raise CLIError(f"{name} must be a positive integer (>= 2 for samples), got {value}")
-    data = load_uci(resolve_data_dir(args.data_dir), args.dataset)
-    x_tr, y_tr, x_te, y_te = data.split(args.split)
-    mu, sd = x_tr.mean(0), x_tr.std(0)
-    sd[sd == 0] = 1.0
-    y_mu, y_sd = y_tr.mean(), y_tr.std()
-
-    def tensor(a, m, s):  # noqa: ANN001, ANN202
-        return torch.as_tensor((a - m) / s, dtype=torch.float32)
-
-    torch.set_num_threads(1)
-    rows = jensen_sweep(tensor(x_tr, mu, sd), tensor(y_tr, y_mu, y_sd).reshape(-1, 1),
-                        tensor(x_te, mu, sd), tensor(y_te, y_mu, y_sd).reshape(-1, 1),
-                        paths, levels, hidden=args.hidden, epochs=args.epochs,
-                        sigma0=args.sigma0, ep_samples=args.ep_samples,
-                        hp_samples=args.hp_samples, seed=args.seed)
-    if not rows:
-        raise CLIError(f"no level in {levels} lies on the paths {[p.key for p in paths]}")
+    settings = JensenSettings(dataset=args.dataset, laws=tuple(args.law), levels=tuple(levels),
+                              split=args.split, hidden=args.hidden, epochs=args.epochs,
+                              sigma0=args.sigma0, ep_samples=args.ep_samples,
+                              hp_samples=args.hp_samples, seed=args.seed)
+    data_dir = resolve_data_dir(args.data_dir)
+    commit = git_commit() if args.results is not None else None
+    start = time.perf_counter()
+    rows = run_jensen(data_dir, settings)
+    seconds = time.perf_counter() - start
     files = write_jensen(rows, args.out)
     print(markdown_table(rows))
     for kind, path in files.items():
         print(f"wrote {kind.upper()}: {path}")
+    if args.results is not None:
+        print("wrote the result record",
+              record_jensen(settings, rows, seconds, command_line(), commit, args.results))
     return 0

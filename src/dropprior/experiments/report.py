@@ -500,6 +500,39 @@ def _demo(records: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _jensen(records: list[dict[str, Any]]) -> str:
+    from dropprior.experiments.jensen import jensen_findings, markdown_table, rows_from_record
+
+    out = [_HEADER.format(exp="jensen"), "# Jensen gaps of trained networks\n\n",
+           "`dropprior jensen --results results` (`dropprior.experiments.jensen`): for each "
+           "noise law, taken along its path of the paper's Figure 1 (`dropprior figure1`), and "
+           "each target E[ξ²], one network (inputs → hidden ReLU units → 1, unit noise on the "
+           "inputs of both layers) is trained on one UCI split by the MC objective (Adam, lr "
+           "10⁻³, minibatches of 32, one draw per step, a Gaussian prior of std σ0 on the "
+           "weights, a Gaussian likelihood with a learned σ, inputs and targets standardised "
+           "on the training rows). On the trained weights, the EP gap (Prop. 4.1) is estimated "
+           "on the split's test rows and shown per example with its jackknife standard error; "
+           "the HP gap (Prop. 4.2) of the prior is shown per weight group (input unit). "
+           "Gaps are in nats; test RMSE (MC prediction, 100 draws) is in standardised units. "
+           "The reading below each table is computed from its rows; "
+           "[the analysis page](../analysis.md) puts it against the paper's claims.\n\n"]
+    if not records:
+        out.append("No record yet: run `dropprior jensen --results results`.\n")
+    for r in sorted(records, key=lambda r: (r["config"]["dataset"], r["command"])):
+        c = r["config"]
+        rows = rows_from_record(r)
+        out.append(f"## {c['dataset']}, split {c['split']}: {', '.join(c['laws'])}\n\n"
+                   f"{c['hidden']} hidden units, {c['epochs']} epochs, σ0 = {c['sigma0']:g}, "
+                   f"{c['ep_samples']} draws for the EP gap and {c['hp_samples']} for the HP "
+                   f"gap, seed {c['seed']}, {rows[0].n_examples} test rows. One seed: no "
+                   "standard error across runs.\n\n")
+        out.append(markdown_table(rows))
+        out.append("\n")
+        out.extend(jensen_findings(rows))
+        out.append(f"\n{_provenance(r)}\n\n")
+    return "".join(out)
+
+
 def _run_dirs(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(run.json, job records) of every run directory in ``folder`` (the folder itself, or
     its subfolders, that hold a run.json)."""
@@ -1562,6 +1595,7 @@ PAGES: dict[str, Callable[[Path], str]] = {
     "docs/results/ptb.md": _from_records("ptb", _ptb),
     "docs/results/conv_resnet.md": _from_records("conv_resnet", _conv_resnet),
     "docs/results/demo.md": _from_records("demo", _demo),
+    "docs/results/jensen.md": _from_records("jensen", _jensen),
 }
 """Page path (relative to the repository root) → builder of its text from ``results/``."""
 
