@@ -348,7 +348,8 @@ def jensen_findings(rows: Sequence[JensenRow], failed_rmse: float = 0.9) -> list
         ratios = [r.ep_leading / r.ep_gap for r in learned]
         out.append(f"- Where the network learned (test RMSE < {failed_rmse:g}, {len(learned)} "
                    f"rows), Prop. 4.1's leading term is {_span(ratios, times=True)} the EP "
-                   f"gap; the EP gap is {_span([r.ep_per_example for r in learned])} nats per example.\n")
+                   f"gap; the EP gap is {_span([r.ep_per_example for r in learned])} nats per "
+                   "example.\n")
     if failed:
         cells = "; ".join(f"{r.path} at E[ξ²] = {r.second_moment:g}: RMSE {_num(r.test_rmse)}, "
                           f"leading term {_ratio(r.ep_leading, r.ep_gap)} the EP gap"
