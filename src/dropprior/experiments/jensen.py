@@ -241,7 +241,8 @@ def rows_from_record(record: Mapping[str, Any]) -> list[JensenRow]:
     names = {f.name: f.type for f in fields(JensenRow)}
     rows = []
     for raw in record["metrics"]["rows"]:
-        values = {k: float(v) if names[k] == "float" else v for k, v in raw.items()}
+        values: dict[str, Any] = {k: float(v) if names[k] == "float" else v
+                                  for k, v in raw.items()}
         rows.append(JensenRow(**values))
     return rows
 
