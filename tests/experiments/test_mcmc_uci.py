@@ -92,3 +92,25 @@ def test_page_is_built_from_the_run_directory(tmp_path):
     assert "| yacht | nuts-ep | variance-gamma (Gaussian noise) | 1 (partial) |" in page
     assert ("- `python scripts/nuts_uci.py ../shared/data` (started t, commit `abc`, 1 job "
             "recorded)") in page
+
+
+def test_a_recorded_run_is_a_section_of_the_page_with_its_own_rows(data_dir, tmp_path):
+    """``dropprior mcmc --results`` writes what ``--out`` prints, as a run directory whose
+    single-run section counts its splits without calling them partial."""
+    run = tmp_path / "results" / "mcmc-methods" / "yacht-split0"
+    out = tmp_path / "cli.json"
+    assert main(["mcmc", "--data-dir", str(data_dir), "--dataset", "yacht", "--splits", "1",
+                 "--hidden", "3", "--epochs", "2", "--samples", "2", "--warmup", "5",
+                 "--num-samples", "5", "--max-tree-depth", "3",
+                 "--methods", "mc-map,nuts-hp", "--out", str(out), "--results", str(run)]) == 0
+    (record,) = ResultStore(run / "jobs", required=("params", "result")).records().values()
+    assert record["result"]["rows"] == json.loads(out.read_text())["rows"]
+    assert record["params"]["splits"] == [0] and record["params"]["warmup"] == 5
+    info = json.loads((run / "run.json").read_text())
+    assert info["command"] == "mcmc" and info["config"]["methods"] == ["mc-map", "nuts-hp"]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/mcmc_uci.md"]
+    section = page.split("## Single runs of `dropprior mcmc`")[1]
+    assert "### yacht, gaussian noise matched to p = 0.05: 5 warm-up and 5 draws" in section
+    rows = [line for line in section.splitlines() if line.startswith("| yacht | nuts-hp")]
+    assert len(rows) == 1 and "| 1 |" in rows[0] and "partial" not in rows[0]
+    assert "| yacht | *PBP* (published) | | 20 |" in section

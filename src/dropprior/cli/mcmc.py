@@ -68,13 +68,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", type=Path, default=None,
                    help="write results as JSON to this file (default: print only)")
+    p.add_argument("--results", type=Path, default=None, metavar="DIR",
+                   help="also write the run as a run directory DIR (run.json, config.toml and "
+                   "its record in DIR/jobs); `dropprior report` puts the run directories under "
+                   "results/mcmc-methods/ on docs/results/mcmc_uci.md (default: none)")
     adopt(p)  # --config FILE for the options above
     p.set_defaults(func=run, out_is_file=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from dropprior.data import load_uci
-    from dropprior.experiments.mcmc_uci import McmcSettings, method_rows, summarise_methods
+    from dropprior.experiments.mcmc_uci import (
+        McmcSettings,
+        method_rows,
+        record_mcmc_run,
+        summarise_methods,
+    )
     from dropprior.noise import law_by_name, match_dropout
 
     torch.set_num_threads(1)
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     n_splits = len(ds.splits) if args.splits is None else min(args.splits, len(ds.splits))
     law = match_dropout(args.law, args.p, dtype=torch.float64)
     rows = []
+    start = time.perf_counter()
     for scores in method_rows(ds, law, methods, settings, args.seed, range(n_splits)):
         rows.append(scores)
         k, method = scores["split"], scores["method"]
@@ -112,4 +124,10 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()
                                                  if k != "func"},
                                         "rows": rows, "summary": summary}, indent=2))
+    if args.results is not None:
+        params = {"dataset": args.dataset, "law": args.law, "methods": methods,
+                  "splits": list(range(n_splits)), "seed": args.seed,
+                  **dataclasses.asdict(settings)}
+        print("wrote the run record", record_mcmc_run(args.results, params, rows,
+                                                      time.perf_counter() - start))
     return 0

@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch
 from dropprior._validation import check_choice, check_int, check_number
 
 __all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_methods",
-           "run_mcmc_job", "mcmc_table"]
+           "run_mcmc_job", "record_mcmc_run", "mcmc_table"]
 
 METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-ep")
 
@@ -139,19 +140,42 @@ def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "summary": summarise_methods(rows, params["methods"])}
 
 
-def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int = 20) -> str:
+def record_mcmc_run(out: str | Path, params: dict[str, Any], rows: Sequence[dict[str, Any]],
+                    seconds: float, argv: Sequence[str] | None = None) -> Path:
+    """Write one finished ``dropprior mcmc`` run as a run directory ``out``: ``run.json`` and
+    ``config.toml`` (the command line, ``params``, versions, commit) and one job record in
+    ``out/jobs`` in :func:`run_mcmc_job`'s form (``params``, ``result``, ``seconds``), which
+    :func:`mcmc_table` reads. ``params`` holds ``dataset``, ``law``, ``methods``, ``splits``,
+    ``seed`` and the :class:`McmcSettings` fields. Returns the job record's file."""
+    from dropprior.experiments.rundir import RunDirectory
+    from dropprior.experiments.store import ResultStore
+
+    rundir = RunDirectory(out, "mcmc", params, int(params["seed"]), argv=argv)
+    store = ResultStore(Path(out) / "jobs", required=("params", "result"))
+    key = (f"{params['dataset']}/{params['law']}/{'+'.join(params['methods'])}/"
+           f"splits={params['splits']}")
+    store.put(key, {"params": dict(params), "seconds": round(float(seconds), 2),
+                    "result": {"rows": list(rows),
+                               "summary": summarise_methods(rows, params["methods"])}},
+              replace=True)
+    rundir.finish()
+    return store.path(key)
+
+
+def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int | None = 20) -> str:
     """The Markdown table of :func:`run_mcmc_job` records: one row per (data set, method,
     prior) over the splits found, each split counted once (from the first record that has it),
     and the data set's published anchors beneath its rows.
 
     Each row: the number of splits and whether that is all ``full_splits`` ("complete") or
-    fewer ("partial"), test RMSE and test LL as mean ± standard error over those splits; for
-    NUTS the medians over splits of the max R-hat over latent sites, of the R-hat of the
-    training log-likelihood and of the noise precision, and the divergences summed over splits;
-    the median seconds per split.
+    fewer ("partial"; with ``full_splits`` None, the count alone), test RMSE and test LL as
+    mean ± standard error over those splits; for NUTS the medians over splits of the max R-hat
+    over latent sites, of the R-hat of the training log-likelihood and of the noise precision,
+    and the divergences summed over splits; the median seconds per split.
     """
     from dropprior.experiments.anchors import UCI_PUBLISHED
     from dropprior.experiments.tables import format_mean_se, mean_se
+    from dropprior.experiments.uci_cost import FULL_SPLITS as UCI_SPLITS
 
     groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
     for record in records:
@@ -177,15 +201,16 @@ def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int = 20) -> str:
 
             rmse = mean_se([r["rmse"] for r in rows])
             ll = mean_se([r["test_ll"] for r in rows])
-            status = "complete" if len(rows) >= full_splits else "partial"
+            status = ("" if full_splits is None else " (complete)"
+                      if len(rows) >= full_splits else " (partial)")
             divergences = str(sum(int(r["divergences"]) for r in rows)) if nuts else ""
             lines.append(
-                f"| {dataset} | {method} | {prior} | {len(rows)} ({status}) | "
+                f"| {dataset} | {method} | {prior} | {len(rows)}{status} | "
                 f"{format_mean_se(*rmse)} | {format_mean_se(*ll)} | {median('max_rhat')} | "
                 f"{median('rhat_train_ll')} | {median('rhat_precision')} | {divergences} | "
                 f"{float(np.median([r['seconds'] for r in rows])):.0f} |\n")
         for source, (rmse_pub, ll_pub) in UCI_PUBLISHED.get(dataset, {}).items():
-            lines.append(f"| {dataset} | *{source}* (published) | | {full_splits} | "
+            lines.append(f"| {dataset} | *{source}* (published) | | {UCI_SPLITS} | "
                          f"{format_mean_se(*rmse_pub)} | {format_mean_se(*ll_pub)} "
                          "| | | | | |\n")
     return "".join(lines)

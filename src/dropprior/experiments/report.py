@@ -1656,10 +1656,30 @@ def _mcmc_uci(results: Path) -> str:
     runs = _run_dirs(results / "mcmc-uci")
     records = [r for _, recs in runs for r in recs]
     if not records:
-        return "".join(out) + "No records yet.\n"
-    out.append(mcmc_table(records))
-    out.append("\nCommands:\n\n")
-    out.extend(_run_command_lines(runs))
+        out.append("No records yet.\n")
+    else:
+        out.append(mcmc_table(records))
+        out.append("\nCommands:\n\n")
+        out.extend(_run_command_lines(runs))
+    single = _run_dirs(results / "mcmc-methods")
+    if single:
+        out.append("\n## Single runs of `dropprior mcmc`\n\n"
+                   "Runs of `dropprior mcmc --results results/mcmc-methods/NAME`, each with "
+                   "its own settings (in its `config.toml`), beside the benchmark: here every "
+                   "method, the HP form of NUTS included, on the splits each run names. The "
+                   "splits column counts the run's splits; the published rows are over all "
+                   "20.\n\n")
+        for info, recs in single:
+            c = info.get("config", {})
+            out.append(f"### {c.get('dataset', '?')}, {c.get('law', '?')} noise matched to p = "
+                       f"{c.get('p', '?')}: {c.get('warmup', '?')} warm-up and "
+                       f"{c.get('num_samples', '?')} draws per chain, {c.get('chains', '?')} "
+                       f"chains, tree depth ≤ {c.get('max_tree_depth', '?')}, "
+                       f"{c.get('epochs', '?')} MAP epochs\n\n")
+            out.append(mcmc_table(recs, full_splits=None))
+            out.append("\n")
+            out.extend(_run_command_lines([(info, recs)]))
+            out.append("\n")
     return "".join(out)
 
 
