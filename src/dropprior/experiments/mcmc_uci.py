@@ -169,12 +169,13 @@ def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int | None = 20) 
 
     Each row: the number of splits and whether that is all ``full_splits`` ("complete") or
     fewer ("partial"; with ``full_splits`` None, the count alone), test RMSE and test LL as
-    mean ± standard error over those splits; for NUTS the medians over splits of the max R-hat
-    over latent sites, of the R-hat of the training log-likelihood and of the noise precision,
-    and the divergences summed over splits; the median seconds per split.
+    mean ± standard error over those splits (the value alone for one split); for NUTS the
+    medians over splits of the max R-hat over latent sites, of the R-hat of the training
+    log-likelihood and of the noise precision, and the divergences summed over splits; the
+    median seconds per split.
     """
     from dropprior.experiments.anchors import UCI_PUBLISHED
-    from dropprior.experiments.tables import format_mean_se, mean_se
+    from dropprior.experiments.tables import format_mean_se
     from dropprior.experiments.uci_cost import FULL_SPLITS as UCI_SPLITS
 
     groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
@@ -199,14 +200,14 @@ def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int | None = 20) 
                 values = [r[key] for r in rows if key in r]
                 return f"{float(np.median(values)):.2f}" if nuts and values else ""
 
-            rmse = mean_se([r["rmse"] for r in rows])
-            ll = mean_se([r["test_ll"] for r in rows])
+            rmse = _cell([r["rmse"] for r in rows])
+            ll = _cell([r["test_ll"] for r in rows])
             status = ("" if full_splits is None else " (complete)"
                       if len(rows) >= full_splits else " (partial)")
             divergences = str(sum(int(r["divergences"]) for r in rows)) if nuts else ""
             lines.append(
                 f"| {dataset} | {method} | {prior} | {len(rows)}{status} | "
-                f"{format_mean_se(*rmse)} | {format_mean_se(*ll)} | {median('max_rhat')} | "
+                f"{rmse} | {ll} | {median('max_rhat')} | "
                 f"{median('rhat_train_ll')} | {median('rhat_precision')} | {divergences} | "
                 f"{float(np.median([r['seconds'] for r in rows])):.0f} |\n")
         for source, (rmse_pub, ll_pub) in UCI_PUBLISHED.get(dataset, {}).items():
@@ -214,6 +215,15 @@ def mcmc_table(records: Sequence[dict[str, Any]], full_splits: int | None = 20) 
                          f"{format_mean_se(*rmse_pub)} | {format_mean_se(*ll_pub)} "
                          "| | | | | |\n")
     return "".join(lines)
+
+
+def _cell(values: Sequence[float]) -> str:
+    """``mean±se`` over several values; one value alone, without a standard error."""
+    from dropprior.experiments.tables import format_mean_se, mean_se
+
+    if len(values) == 1:
+        return format_mean_se(values[0], 0.0).split("±")[0]
+    return format_mean_se(*mean_se(values))
 
 
 def _standardise(X: Any, y: Any, train: Any, test: Any
