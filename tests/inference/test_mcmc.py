@@ -161,3 +161,27 @@ def test_horseshoe_gibbs_refuses_bad_input(kwargs, match):
             "tau": 1.0, "noise_std": 1.0, "num_samples": 5, "warmup": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         horseshoe_gibbs(**args)
+
+
+def test_linear_regression_chains_run_in_the_data_dtype():
+    """float64 data under torch's float32 default (and integer data) sample without a dtype
+    clash inside torch."""
+    from dropprior.inference import LinearRegression, run_mcmc
+    from dropprior.noise import Rayleigh
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        g = torch.Generator().manual_seed(0)
+        X = torch.randn(20, 2, generator=g, dtype=torch.float64)
+        y = X @ torch.tensor([1.0, 0.0], dtype=torch.float64)
+        density = LinearRegression(X, y, Rayleigh(0.5), parametrization="hp")
+        assert density.dtype == torch.float64
+        r = run_mcmc(density, num_samples=5, warmup=5, num_chains=2,
+                     generator=torch.Generator().manual_seed(1))
+        assert r.samples["w.w"].dtype == torch.float64
+        ints = LinearRegression(torch.ones(4, 1, dtype=torch.int64), torch.arange(4),
+                                Rayleigh(1.0))
+        assert ints.dtype == torch.float32 and ints.y.dtype == torch.float32
+    finally:
+        torch.set_default_dtype(previous)

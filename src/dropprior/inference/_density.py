@@ -70,6 +70,11 @@ class LogDensity(ABC):
         """Derived quantities of draws with any leading batch dims (default: none)."""
         return {}
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype the chains run in (default: torch's default dtype)."""
+        return torch.get_default_dtype()
+
 
 class _WeightPrior:
     """Shared checks and site layout of one group of weights under the structured prior."""
@@ -139,6 +144,8 @@ class LinearRegression(_WeightPrior, LogDensity):
 
     Sites: ``w.xi`` (D,), ``w.z`` (D,) (EP) or ``w.w`` (D,) (HP); deterministic ``w.w`` in EP.
 
+    The chains run in X's floating dtype (y is cast to it), whatever torch's default dtype.
+
     Shape:
         X: (N, D), y: (N,).
     """
@@ -147,7 +154,15 @@ class LinearRegression(_WeightPrior, LogDensity):
                  noise_std: float = 1.0, parametrization: str = "ep") -> None:
         super().__init__(law, sigma0, parametrization)
         self.X, self.y = regression_data(X, y, dtype=None)
+        if not (self.X.is_floating_point() and self.y.is_floating_point()):
+            self.X, self.y = regression_data(X, y, dtype=torch.get_default_dtype())
+        self.y = self.y.to(self.X.dtype)
         self.noise_std = float(check_positive("noise_std", as_param(noise_std)))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """X's dtype (torch's default dtype for integer data): the chains run in it."""
+        return self.X.dtype
 
     def sites(self) -> Sites:
         D = self.X.shape[1]

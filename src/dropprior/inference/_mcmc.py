@@ -178,12 +178,12 @@ def _density_potential(density: LogDensity):
 
     Each site is mapped by ``biject_to(support)``; the potential is
     U(u) = −log p(T(u), y) − Σ log|det ∂T/∂u|. The start is uniform in (−2, 2) on the
-    unconstrained scale, as Pyro's ``init_to_uniform``.
+    unconstrained scale, as Pyro's ``init_to_uniform``, in the density's ``dtype``.
     """
     sites = density.sites()
     transforms = {k: biject_to(support) for k, (_, support) in sites.items()}
-    dtype = torch.get_default_dtype()
-    init = {k: torch.rand(shape, dtype=dtype) * 4 - 2 for k, (shape, _) in sites.items()}
+    init = {k: torch.rand(shape, dtype=density.dtype) * 4 - 2
+            for k, (shape, _) in sites.items()}
 
     def potential(u: dict[str, Tensor]) -> Tensor:
         values = {k: transforms[k](v) for k, v in u.items()}
