@@ -17,22 +17,27 @@ Prints, measured in the same run on this machine:
 * tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units), the three timed in
   turn; then tied noise with ``recurrent_weight_noise`` (AWD-LSTM's WeightDrop) timed in turn
   with ``nn.LSTM``.
-Times are medians over ``--repeats`` runs (on CUDA each run is synchronised before and after, and
-``--pipelined K`` times K steps queued back to back per run); ratios < 1 mean faster than the
-torch baseline.
+With ``--record RESULTS`` the run also writes its result record (every case's times) to
+RESULTS/benchmarks/. Times are medians over ``--repeats`` runs (on CUDA each run is synchronised
+before and after, and ``--pipelined K`` times K steps queued back to back per run); ratios < 1
+mean faster than the torch baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropprior.experiments.benchmark_records import record_benchmark
 from dropprior.functional import multiplicative_noise
 from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
 from dropprior.noise import (
@@ -104,7 +109,7 @@ def saved_bytes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> 
     return total
 
 
-def bench_unit(repeats: int, rows: int, cols: int) -> None:
+def bench_unit(repeats: int, rows: int, cols: int) -> list[dict[str, object]]:
     x = torch.randn(rows, cols, device=DEVICE, requires_grad=True)
     grad = torch.randn(rows, cols, device=DEVICE)
 
@@ -121,6 +126,7 @@ def bench_unit(repeats: int, rows: int, cols: int) -> None:
           f"(its own 'dropout ms'), ratios against that")
     print(f"{'law':<18}{'ms':>8}{'dropout ms':>12}{'ratio':>8}{'naive ratio':>13}"
           f"{'B/element':>11}")
+    out: list[dict[str, object]] = []
     for name, law in LAWS.items():
         on_device = law.to(DEVICE)
         base, ours, naive = round_robin(
@@ -129,9 +135,13 @@ def bench_unit(repeats: int, rows: int, cols: int) -> None:
         mem = saved_bytes(lambda t, law=law: multiplicative_noise(t, law), x) / x.numel()
         print(f"{name:<18}{ours * 1e3:>8.2f}{base * 1e3:>12.2f}{ours / base:>8.2f}"
               f"{naive / base:>13.2f}{mem:>11.2f}")
+        out.append({"case": name, "ms": ours * 1e3, "baseline_ms": base * 1e3,
+                    "naive_ms": naive * 1e3, "bytes_per_element": mem,
+                    "baseline_bytes_per_element": base_mem})
+    return out
 
 
-def bench_dropconnect(repeats: int) -> None:
+def bench_dropconnect(repeats: int) -> list[dict[str, object]]:
     x = torch.randn(64, 512, device=DEVICE, requires_grad=True)
     linear = nn.Linear(512, 512).to(DEVICE)
     exact = NoisyLinear(512, 512, Gaussian(1.0, 0.5), "weight").to(DEVICE)
@@ -145,12 +155,15 @@ def bench_dropconnect(repeats: int) -> None:
 
     base = median_time(run(linear), repeats)
     print(f"\n[DropConnect vs nn.Linear] 64 x 512 -> 512 fp32; nn.Linear: {base * 1e3:.3f} ms")
+    out: list[dict[str, object]] = []
     for label, module in (("exact per-example", exact), ("local reparam", local)):
         t = median_time(run(module), max(3, repeats // 4) if module is exact else repeats)
         print(f"{label:<20}{t * 1e3:>10.3f} ms{t / base:>10.2f}x")
+        out.append({"case": label, "ms": t * 1e3, "baseline_ms": base * 1e3})
+    return out
 
 
-def bench_conv(repeats: int) -> None:
+def bench_conv(repeats: int) -> list[dict[str, object]]:
     x = torch.randn(64, 16, 28, 28, device=DEVICE, requires_grad=True)
     conv = nn.Conv2d(16, 16, 3, padding=1).to(DEVICE)
 
@@ -164,13 +177,16 @@ def bench_conv(repeats: int) -> None:
     print("\n[conv DropConnect vs nn.Conv2d] 64 x 16 x 28 x 28 -> 16 x 3 x 3, padding 1, fp32, "
           "forward+backward; each law timed in turn with nn.Conv2d (its own 'conv ms')")
     print(f"{'law':<18}{'ms':>8}{'conv ms':>10}{'ratio':>8}")
+    out: list[dict[str, object]] = []
     for name, law in LAWS.items():
         noisy = NoisyConv2d(16, 16, 3, law, "weight", padding=1).to(DEVICE)
         base, ours = round_robin([run(conv), run(noisy)], max(3, repeats // 2))
         print(f"{name:<18}{ours * 1e3:>8.2f}{base * 1e3:>10.2f}{ours / base:>8.2f}")
+        out.append({"case": name, "ms": ours * 1e3, "baseline_ms": base * 1e3})
+    return out
 
 
-def bench_lstm(repeats: int) -> None:
+def bench_lstm(repeats: int) -> list[dict[str, object]]:
     x = torch.randn(35, 20, 200, device=DEVICE)
     law = Bernoulli(0.5, inverted=True)
     torch_lstm = nn.LSTM(200, 200).to(DEVICE)
@@ -189,14 +205,17 @@ def bench_lstm(repeats: int) -> None:
                               repeats)
     print(f"\n[LSTM vs nn.LSTM] T=35, B=20, 200 -> 200 fp32, taking turns; "
           f"nn.LSTM: {base * 1e3:.2f} ms")
+    out: list[dict[str, object]] = []
     for label, t in zip(("tied", "untied"), ours, strict=True):
         print(f"{label:<20}{t * 1e3:>10.2f} ms{t / base:>10.2f}x")
+        out.append({"case": label, "ms": t * 1e3, "baseline_ms": base * 1e3})
     # AWD-LSTM's pair: tied input noise and DropConnect on U, each timed in turn with nn.LSTM
     weight_drop = NoisyLSTM(200, 200, noise=law, gates="tied",
                             recurrent_weight_noise=law).to(DEVICE)
     base_wd, wd = round_robin([run(torch_lstm), run(weight_drop)], repeats)
     print(f"{'tied + weight drop':<20}{wd * 1e3:>10.2f} ms{wd / base_wd:>10.2f}x   "
           f"(timed in turn with nn.LSTM: {base_wd * 1e3:.2f} ms)")
+    out.append({"case": "tied + weight drop", "ms": wd * 1e3, "baseline_ms": base_wd * 1e3})
     # Rejected exact alternatives for untied noise that keep torch's fused sequence kernel.
     w_ih, w_hh = untied.weight_ih_l0, untied.weight_hh_l0
     b_ih, b_hh = untied.bias_ih_l0, untied.bias_hh_l0
@@ -227,6 +246,8 @@ def bench_lstm(repeats: int) -> None:
                         ("untied, identity W", identity_input)):
         t = median_time(step, repeats)
         print(f"{label:<20}{t * 1e3:>10.2f} ms{t / base:>10.2f}x   (rejected alternative)")
+        out.append({"case": f"{label} (rejected)", "ms": t * 1e3, "baseline_ms": base * 1e3})
+    return out
 
 
 def main() -> None:
@@ -243,6 +264,9 @@ def main() -> None:
     parser.add_argument("--pipelined", type=int, default=1, metavar="K",
                         help="on CUDA, time K steps queued back to back per sample (default 1: "
                              "each step synchronised alone, launch overhead included)")
+    parser.add_argument("--record", type=Path, default=None, metavar="RESULTS",
+                        help="also write the run's result record to RESULTS/benchmarks/ "
+                        "(dropprior report builds docs/results/benchmarks.md from it)")
     args = parser.parse_args()
     global DEVICE, PIPELINED
     DEVICE = torch.device(args.device)
@@ -255,12 +279,20 @@ def main() -> None:
         f"CPU, {torch.get_num_threads()} thread(s)"
     pipelined = f", {PIPELINED} steps back to back per run" if PIPELINED > 1 else ""
     print(f"torch {torch.__version__}, {where}, median of {args.repeats} runs{pipelined}")
+    start = time.perf_counter()
+    rows: dict[str, list[dict[str, object]]] = {}
     for name, bench in (("unit", lambda: bench_unit(args.repeats, *args.size)),
                         ("dropconnect", lambda: bench_dropconnect(args.repeats)),
                         ("conv", lambda: bench_conv(args.repeats)),
                         ("lstm", lambda: bench_lstm(args.repeats))):
         if args.only is None or name in args.only:
-            bench()
+            rows[name] = bench()
+    if args.record is not None:
+        config = {"repeats": args.repeats, "threads": args.threads, "only": args.only,
+                  "device": where, "size": list(args.size), "pipelined": PIPELINED}
+        print("wrote the result record", record_benchmark(
+            "layers", "python " + shlex.join(sys.argv), config, rows,
+            time.perf_counter() - start, args.record))
 
 
 if __name__ == "__main__":

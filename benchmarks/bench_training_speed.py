@@ -27,15 +27,19 @@ target of issue #21) are printed. Cases:
   (2 × 200, bptt 20, batch 20; one truncated-BPTT step with SGD and clipping) against the
   ``zaremba`` variant (torch's ``nn.Dropout``).
 
-Run it on an otherwise idle machine.
+With ``--record RESULTS`` the run also writes its result record to RESULTS/benchmarks/. Run it
+on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -227,16 +231,30 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=5, help="steps per block (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--case", nargs="*", default=None, help="cases to run (default: all)")
+    parser.add_argument("--record", type=Path, default=None, metavar="RESULTS",
+                        help="also write the run's result record to RESULTS/benchmarks/ "
+                        "(dropprior report builds docs/results/benchmarks.md from it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread(s), median of "
           f"{args.repeats} alternating blocks of {args.block} steps")
     print(f"{'case':<16}{'dropprior ms':>14}{'torch ms':>10}{'ratio':>8}")
+    start = time.perf_counter()
+    rows = []
     for name, (ours, theirs) in cases().items():
         if args.case and name not in args.case:
             continue
         a, b = paired_medians(ours, theirs, args.repeats, args.block)
         print(f"{name:<16}{a * 1e3:>14.3f}{b * 1e3:>10.3f}{a / b:>8.2f}", flush=True)
+        rows.append({"case": name, "ms": a * 1e3, "baseline_ms": b * 1e3})
+    if args.record is not None:
+        from dropprior.experiments.benchmark_records import record_benchmark
+
+        config = {"repeats": args.repeats, "block": args.block, "threads": args.threads,
+                  "case": args.case}
+        print("wrote the result record", record_benchmark(
+            "training_speed", "python " + shlex.join(sys.argv), config, {"steps": rows},
+            time.perf_counter() - start, args.record))
 
 
 if __name__ == "__main__":

@@ -631,6 +631,24 @@ def _mcmc_stability(records: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _benchmarks(records: list[dict[str, Any]]) -> str:
+    from dropprior.experiments.benchmark_records import ratio_tables
+
+    out = [_HEADER.format(exp="benchmarks"), "# Speed against torch\n\n",
+           "Records of `python benchmarks/bench_layers.py --record results` and "
+           "`python benchmarks/bench_training_speed.py --record results` "
+           "(`dropprior.experiments.benchmark_records`). Every case is timed in turn with its "
+           "torch baseline in the same run (medians; the scripts' docstrings give the shapes), "
+           "so each ratio is against a baseline measured alongside it; a ratio below 1 is "
+           "faster than torch. Runs are meant for an otherwise idle machine. The earlier "
+           "measurements, with their raw outputs, are logged on "
+           "[benchmarks](../layers/benchmarks.md).\n\n"]
+    if not records:
+        return "".join(out) + "No records yet.\n"
+    out.append(ratio_tables(records))
+    return "".join(out)
+
+
 def _run_dirs(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(run.json, job records) of every run directory in ``folder`` (the folder itself, or
     its subfolders, that hold a run.json)."""
@@ -1717,6 +1735,7 @@ PAGES: dict[str, Callable[[Path], str]] = {
     "docs/results/heavy_tails.md": _heavy_tails,
     "docs/results/mnist_laws.md": _from_records("mnist_laws", _mnist_laws),
     "docs/results/mcmc_stability.md": _from_records("mcmc_stability", _mcmc_stability),
+    "docs/results/benchmarks.md": _from_records("benchmarks", _benchmarks),
 }
 """Page path (relative to the repository root) → builder of its text from ``results/``."""
 

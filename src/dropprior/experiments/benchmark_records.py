@@ -1,0 +1,99 @@
+"""Result records of the speed benchmarks (``benchmarks/bench_layers.py`` and
+``benchmarks/bench_training_speed.py`` with ``--record``) and the tables of
+``docs/results/benchmarks.md``.
+
+Every run is its own record under ``results/benchmarks/`` (repeated runs are the point of a
+timing), holding each case's median milliseconds and its torch baseline's, measured in the same
+run. The tables show the ratio dropprior / torch of every run side by side, one table per
+(benchmark, comparison, threads, commit), beside the target where the issues set one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TARGETS", "record_benchmark", "ratio_tables"]
+
+TARGETS: dict[tuple[str, str, str], float] = {
+    **{("training_speed", "steps", case): 1.15
+       for case in ("uci-grid", "mlp-fit", "lenet-300-100", "lenet-5-filter", "conv-resnet-sd",
+                    "ptb-tied", "ptb-untied", "ptb-gal")},
+    ("layers", "lstm", "untied"): 1.6,
+}
+"""(benchmark, comparison, case) → the largest ratio to torch the issues accept."""
+
+_BASELINES = {("layers", "unit"): "F.dropout", ("layers", "dropconnect"): "nn.Linear",
+              ("layers", "conv"): "nn.Conv2d", ("layers", "lstm"): "nn.LSTM",
+              ("training_speed", "steps"): "the same model with torch's dropout or no noise"}
+
+
+def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],
+                     rows: Mapping[str, Sequence[Mapping[str, Any]]], seconds: float,
+                     root: str | Path) -> Path:
+    """Write one benchmark run's record, made by ``command``, to ``<root>/benchmarks/``:
+    ``rows`` maps each
+    comparison to its cases, each with ``case``, ``ms`` and ``baseline_ms`` (and any other
+    measured values). Returns the record's file."""
+    from dropprior.experiments.records import make_record, record_store
+
+    if benchmark not in {b for b, _ in _BASELINES}:
+        raise ValueError(f"benchmark must be one of {sorted({b for b, _ in _BASELINES})}, "
+                         f"got {benchmark!r}")
+    for comparison, cases in rows.items():
+        for case in cases:
+            if not (case.get("ms", 0) > 0 and case.get("baseline_ms", 0) > 0):
+                raise ValueError(f"{comparison}/{case.get('case')}: ms and baseline_ms must be "
+                                 f"positive, got {case.get('ms')!r} and "
+                                 f"{case.get('baseline_ms')!r}")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    store = record_store("benchmarks", root)
+    key = f"benchmarks/{benchmark}/threads={config.get('threads')}/at={stamp}"
+    config = {**config, "benchmark": benchmark}
+    store.put(key, make_record(command, config, 0,
+                               {"rows": {k: list(v) for k, v in rows.items()},
+                                "started_at": stamp}, seconds))
+    return store.path(key)
+
+
+def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown: for each (benchmark, comparison, threads, commit), a table of every case's
+    ratio to its baseline in each run (oldest run first), with the target where one is set and
+    whether every run meets it."""
+    from dropprior.experiments.tables import markdown_table
+
+    groups: dict[tuple[str, str, Any, str], list[Mapping[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: r["metrics"]["started_at"]):
+        c = r["config"]
+        for comparison in r["metrics"]["rows"]:
+            key = (c["benchmark"], comparison, c.get("threads"), str(r["commit"]))
+            groups.setdefault(key, []).append(r)
+    out = []
+    for (benchmark, comparison, threads, commit), runs in sorted(
+            groups.items(), key=lambda g: (g[0][0], g[0][1], str(g[0][2]), g[0][3])):
+        cases = list(dict.fromkeys(case["case"] for r in runs
+                                   for case in r["metrics"]["rows"][comparison]))
+        table = []
+        for name in cases:
+            ratios = []
+            for r in runs:
+                hit = [c for c in r["metrics"]["rows"][comparison] if c["case"] == name]
+                ratios.append(hit[0]["ms"] / hit[0]["baseline_ms"] if hit else None)
+            target = TARGETS.get((benchmark, comparison, name))
+            seen = [x for x in ratios if x is not None]
+            verdict = ("" if target is None else
+                       f"≤ {target:g} {'✔' if seen and max(seen) <= target else '✘'}")
+            table.append([name, *("—" if x is None else f"{x:.2f}" for x in ratios), verdict])
+        first = runs[0]
+        out.append(f"### `{benchmark}`: {comparison} against "
+                   f"{_BASELINES.get((benchmark, comparison), 'torch')}, {threads} thread"
+                   f"{'' if threads == 1 else 's'}, commit `{commit}`\n\n"
+                   f"`{first['command']}` on {first['versions'].get('cpu', '?')}, torch "
+                   f"{first['versions'].get('torch', '?')}; ratio dropprior / torch, each "
+                   "run's own baseline.\n\n")
+        out.append(markdown_table(["case", *(f"run {k + 1}" for k in range(len(runs))),
+                                   "target"], table))
+        out.append("\n")
+    return "".join(out)

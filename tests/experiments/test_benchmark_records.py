@@ -1,0 +1,50 @@
+"""Benchmark result records and the ratio tables of docs/results/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dropprior.experiments.benchmark_records import ratio_tables, record_benchmark
+from dropprior.experiments.records import record_store
+from dropprior.experiments.report import build_pages
+
+
+def test_a_record_keeps_every_case_and_refuses_a_missing_time(tmp_path) -> None:
+    rows = {"lstm": [{"case": "untied", "ms": 12.0, "baseline_ms": 10.0}]}
+    path = record_benchmark("layers", "python benchmarks/bench_layers.py --only lstm",
+                            {"threads": 1, "repeats": 10}, rows, 3.0, tmp_path)
+    record = json.loads(path.read_text())["record"]
+    assert record["metrics"]["rows"] == rows and record["config"]["benchmark"] == "layers"
+    assert record["versions"]["torch"]
+    with pytest.raises(ValueError, match="lstm/untied: ms and baseline_ms must be positive"):
+        record_benchmark("layers", "c", {"threads": 1},
+                         {"lstm": [{"case": "untied", "ms": 0.0, "baseline_ms": 1.0}]}, 1.0,
+                         tmp_path)
+    with pytest.raises(ValueError, match="benchmark must be one of"):
+        record_benchmark("gpu", "c", {}, {}, 1.0, tmp_path)
+
+
+def _record(stamp: str, untied: float, fit: float | None = None) -> dict:
+    rows = {"lstm": [{"case": "tied", "ms": 10.0, "baseline_ms": 10.0},
+                     {"case": "untied", "ms": untied, "baseline_ms": 10.0}]}
+    return {"command": "python benchmarks/bench_layers.py", "commit": "abc", "seconds": 1.0,
+            "versions": {"cpu": "X", "torch": "2"}, "config": {"benchmark": "layers",
+                                                               "threads": 2},
+            "metrics": {"rows": rows, "started_at": stamp}}
+
+
+def test_tables_show_each_runs_ratio_oldest_first_and_judge_every_run(tmp_path) -> None:
+    records = [_record("2026-01-02", 17.0), _record("2026-01-01", 15.0)]
+    table = ratio_tables(records)
+    assert "### `layers`: lstm against nn.LSTM, 2 threads, commit `abc`" in table
+    assert "| untied | 1.50 | 1.70 | ≤ 1.6 ✘ |" in table
+    assert "| tied | 1.00 | 1.00 |  |" in table
+    assert "| untied | 1.50 | 1.55 | ≤ 1.6 ✔ |" in ratio_tables(
+        [_record("2026-01-01", 15.0), _record("2026-01-02", 15.5)])
+    store = record_store("benchmarks", tmp_path / "results")
+    for k, r in enumerate(records):
+        store.put(str(k), r)
+    page = build_pages(tmp_path)[tmp_path / "docs/results/benchmarks.md"]
+    assert "| untied | 1.50 | 1.70 | ≤ 1.6 ✘ |" in page
