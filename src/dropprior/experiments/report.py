@@ -610,6 +610,11 @@ def _mnist_laws(records: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _page(head: list[str], records: list[dict[str, Any]], body: Callable[[], str]) -> str:
+    """``head`` then ``body()``, or "No records yet." without records."""
+    return "".join(head) + (body() if records else "No records yet.\n")
+
+
 def _mcmc_stability(records: list[dict[str, Any]]) -> str:
     from dropprior.experiments.mcmc_stability import stability_table
 
@@ -624,11 +629,8 @@ def _mcmc_stability(records: list[dict[str, Any]]) -> str:
            "largest rank-normalised split R-hat over w. Means ± standard errors are over the "
            "seeds; [inference](../inference.md#stability-ep-vs-hp-under-strong-shrinkage) "
            "reads them against the paper's claim.\n\n"]
-    if not records:
-        return "".join(out) + "No records yet: run `python scripts/mcmc_stability.py`.\n"
-    out.append(stability_table(records))
-    out.extend(f"- {c}\n" for c in _commands(records))
-    return "".join(out)
+    return _page(out, records, lambda: stability_table(records) + "".join(
+        f"- {c}\n" for c in _commands(records)))
 
 
 def _benchmarks(records: list[dict[str, Any]]) -> str:
@@ -643,10 +645,7 @@ def _benchmarks(records: list[dict[str, Any]]) -> str:
            "faster than torch. Runs are meant for an otherwise idle machine. The earlier "
            "measurements, with their raw outputs, are logged on "
            "[benchmarks](../layers/benchmarks.md).\n\n"]
-    if not records:
-        return "".join(out) + "No records yet.\n"
-    out.append(ratio_tables(records))
-    return "".join(out)
+    return _page(out, records, lambda: ratio_tables(records))
 
 
 def _run_dirs(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
