@@ -472,7 +472,9 @@ def cosine_lr(epochs: int) -> Callable[[int], float]:
     """The cosine schedule over ``epochs`` epochs as an ``lr_lambda`` of :func:`fit`: epoch e
     trains at lr · (1 + cos(π e / epochs)) / 2, from lr down towards 0 (Loshchilov & Hutter
     2017, without restarts; ``torch.optim.lr_scheduler.CosineAnnealingLR`` with ``T_max=epochs``
-    and ``eta_min=0``)."""
+    and ``eta_min=0``). Past ``epochs`` the factor rises again along the same cosine (epoch
+    2·epochs is back at lr), as ``CosineAnnealingLR``'s closed form does: train for at most
+    ``epochs`` epochs under it."""
     check_int("epochs", epochs, 1)
 
     def factor(epoch: int) -> float:

@@ -53,6 +53,14 @@ def test_cosine_lr_equals_torch_cosine_annealing():
     assert got[0] == 0.3 and got[-1] < 0.3 * 0.06
 
 
+def test_cosine_lr_past_its_epochs_rises_along_the_same_cosine():
+    """As its docstring says: symmetric about ``epochs`` and back at the full rate at twice."""
+    factor = cosine_lr(4)
+    assert factor(4) == pytest.approx(0.0, abs=1e-15)
+    assert factor(6) == pytest.approx(factor(2), rel=1e-12)
+    assert factor(8) == pytest.approx(1.0, rel=1e-12)
+
+
 def test_any_lambda_equals_torch_lambda_lr():
     def step_down(e: int) -> float:
         return 0.5 ** (e // 2)
