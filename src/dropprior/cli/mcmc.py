@@ -78,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import time
+    from datetime import datetime, timezone
 
     from dropprior.data import load_uci
     from dropprior.experiments.mcmc_uci import (
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         record_mcmc_run,
         summarise_methods,
     )
+    from dropprior.experiments.records import git_commit
     from dropprior.noise import law_by_name, match_dropout
 
     torch.set_num_threads(1)
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     law = match_dropout(args.law, args.p, dtype=torch.float64)
     rows = []
     start = time.perf_counter()
+    started = (git_commit(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
     for scores in method_rows(ds, law, methods, settings, args.seed, range(n_splits)):
         rows.append(scores)
         k, method = scores["split"], scores["method"]
@@ -128,6 +131,6 @@ def run(args: argparse.Namespace) -> int:
         params = {"dataset": args.dataset, "law": args.law, "methods": methods,
                   "splits": list(range(n_splits)), "seed": args.seed,
                   **dataclasses.asdict(settings)}
-        print("wrote the run record", record_mcmc_run(args.results, params, rows,
-                                                      time.perf_counter() - start))
+        print("wrote the run record", record_mcmc_run(
+            args.results, params, rows, time.perf_counter() - start, started))
     return 0

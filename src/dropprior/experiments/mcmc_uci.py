@@ -141,9 +141,11 @@ def run_mcmc_job(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_mcmc_run(out: str | Path, params: dict[str, Any], rows: Sequence[dict[str, Any]],
-                    seconds: float, argv: Sequence[str] | None = None) -> Path:
+                    seconds: float, started: tuple[str | None, str], *,
+                    argv: Sequence[str] | None = None) -> Path:
     """Write one finished ``dropprior mcmc`` run as a run directory ``out``: ``run.json`` and
-    ``config.toml`` (the command line, ``params``, versions, commit) and one job record in
+    ``config.toml`` (the command line, ``params``, versions, the commit and time the run
+    *started* from, ``started`` = (commit, ISO time), taken before it ran) and one job record in
     ``out/jobs`` in :func:`run_mcmc_job`'s form (``params``, ``result``, ``seconds``), which
     :func:`mcmc_table` reads. ``params`` holds ``dataset``, ``law``, ``methods``, ``splits``,
     ``seed`` and the :class:`McmcSettings` fields. Returns the job record's file."""
@@ -151,6 +153,7 @@ def record_mcmc_run(out: str | Path, params: dict[str, Any], rows: Sequence[dict
     from dropprior.experiments.store import ResultStore
 
     rundir = RunDirectory(out, "mcmc", params, int(params["seed"]), argv=argv)
+    rundir.info.update(commit=started[0], started_at=started[1])
     store = ResultStore(Path(out) / "jobs", required=("params", "result"))
     key = (f"{params['dataset']}/{params['law']}/{'+'.join(params['methods'])}/"
            f"splits={params['splits']}")
