@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropprior.experiments.benchmark_records import record_benchmark
+from dropprior.experiments.benchmark_records import now, record_benchmark
 from dropprior.functional import multiplicative_noise
 from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
 from dropprior.noise import (
@@ -279,7 +279,7 @@ def main() -> None:
         f"CPU, {torch.get_num_threads()} thread(s)"
     pipelined = f", {PIPELINED} steps back to back per run" if PIPELINED > 1 else ""
     print(f"torch {torch.__version__}, {where}, median of {args.repeats} runs{pipelined}")
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), now()
     rows: dict[str, list[dict[str, object]]] = {}
     for name, bench in (("unit", lambda: bench_unit(args.repeats, *args.size)),
                         ("dropconnect", lambda: bench_dropconnect(args.repeats)),
@@ -292,7 +292,7 @@ def main() -> None:
                   "device": where, "size": list(args.size), "pipelined": PIPELINED}
         print("wrote the result record", record_benchmark(
             "layers", "python " + shlex.join(sys.argv), config, rows,
-            time.perf_counter() - start, args.record))
+            started_at, time.perf_counter() - start, args.record))
 
 
 if __name__ == "__main__":

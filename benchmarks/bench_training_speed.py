@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from dropprior.experiments.benchmark_records import now, record_benchmark
 from dropprior.experiments.conv_resnet import build_conv_resnet
 from dropprior.experiments.ptb import PTB_SIZES, LanguageModel, sequence_loss
 from dropprior.nn import NoisyConv2d, NoisyLinear
@@ -239,7 +240,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread(s), median of "
           f"{args.repeats} alternating blocks of {args.block} steps")
     print(f"{'case':<16}{'dropprior ms':>14}{'torch ms':>10}{'ratio':>8}")
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), now()
     rows = []
     for name, (ours, theirs) in cases().items():
         if args.case and name not in args.case:
@@ -248,13 +249,12 @@ def main() -> None:
         print(f"{name:<16}{a * 1e3:>14.3f}{b * 1e3:>10.3f}{a / b:>8.2f}", flush=True)
         rows.append({"case": name, "ms": a * 1e3, "baseline_ms": b * 1e3})
     if args.record is not None:
-        from dropprior.experiments.benchmark_records import record_benchmark
 
         config = {"repeats": args.repeats, "block": args.block, "threads": args.threads,
                   "case": args.case}
         print("wrote the result record", record_benchmark(
             "training_speed", "python " + shlex.join(sys.argv), config, {"steps": rows},
-            time.perf_counter() - start, args.record))
+            started_at, time.perf_counter() - start, args.record))
 
 
 if __name__ == "__main__":

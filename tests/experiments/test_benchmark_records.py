@@ -14,16 +14,18 @@ from dropprior.experiments.report import build_pages
 def test_a_record_keeps_every_case_and_refuses_a_missing_time(tmp_path) -> None:
     rows = {"lstm": [{"case": "untied", "ms": 12.0, "baseline_ms": 10.0}]}
     path = record_benchmark("layers", "python benchmarks/bench_layers.py --only lstm",
-                            {"threads": 1, "repeats": 10}, rows, 3.0, tmp_path)
+                            {"threads": 1, "repeats": 10}, rows, "2026-01-01T00:00:00+00:00",
+                            3.0, tmp_path)
     record = json.loads(path.read_text())["record"]
     assert record["metrics"]["rows"] == rows and record["config"]["benchmark"] == "layers"
+    assert record["metrics"]["started_at"] == "2026-01-01T00:00:00+00:00"
     assert record["versions"]["torch"]
     with pytest.raises(ValueError, match="lstm/untied: ms and baseline_ms must be positive"):
         record_benchmark("layers", "c", {"threads": 1},
-                         {"lstm": [{"case": "untied", "ms": 0.0, "baseline_ms": 1.0}]}, 1.0,
-                         tmp_path)
+                         {"lstm": [{"case": "untied", "ms": 0.0, "baseline_ms": 1.0}]}, "t",
+                         1.0, tmp_path)
     with pytest.raises(ValueError, match="benchmark must be one of"):
-        record_benchmark("gpu", "c", {}, {}, 1.0, tmp_path)
+        record_benchmark("gpu", "c", {}, {}, "t", 1.0, tmp_path)
 
 
 def _record(stamp: str, untied: float, fit: float | None = None) -> dict:

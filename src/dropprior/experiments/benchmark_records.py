@@ -10,12 +10,11 @@ run. The tables show the ratio dropprior / torch of every run side by side, one 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TARGETS", "record_benchmark", "ratio_tables"]
+__all__ = ["TARGETS", "now", "record_benchmark", "ratio_tables"]
 
 TARGETS: dict[tuple[str, str, str], float] = {
     **{("training_speed", "steps", case): 1.15
@@ -30,11 +29,18 @@ _BASELINES = {("layers", "unit"): "F.dropout", ("layers", "dropconnect"): "nn.Li
               ("training_speed", "steps"): "the same model with torch's dropout or no noise"}
 
 
+def now() -> str:
+    """The current UTC time as an ISO string, for ``started_at``."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],
-                     rows: Mapping[str, Sequence[Mapping[str, Any]]], seconds: float,
-                     root: str | Path) -> Path:
-    """Write one benchmark run's record, made by ``command``, to ``<root>/benchmarks/``:
-    ``rows`` maps each
+                     rows: Mapping[str, Sequence[Mapping[str, Any]]], started_at: str,
+                     seconds: float, root: str | Path) -> Path:
+    """Write one benchmark run's record, made by ``command`` from ``started_at`` (the time the
+    run started, an ISO string) for ``seconds``, to ``<root>/benchmarks/``: ``rows`` maps each
     comparison to its cases, each with ``case``, ``ms`` and ``baseline_ms`` (and any other
     measured values). Returns the record's file."""
     from dropprior.experiments.records import make_record, record_store
@@ -48,13 +54,12 @@ def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],
                 raise ValueError(f"{comparison}/{case.get('case')}: ms and baseline_ms must be "
                                  f"positive, got {case.get('ms')!r} and "
                                  f"{case.get('baseline_ms')!r}")
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     store = record_store("benchmarks", root)
-    key = f"benchmarks/{benchmark}/threads={config.get('threads')}/at={stamp}"
+    key = f"benchmarks/{benchmark}/threads={config.get('threads')}/at={started_at}"
     config = {**config, "benchmark": benchmark}
     store.put(key, make_record(command, config, 0,
                                {"rows": {k: list(v) for k, v in rows.items()},
-                                "started_at": stamp}, seconds))
+                                "started_at": started_at}, seconds))
     return store.path(key)
 
 
