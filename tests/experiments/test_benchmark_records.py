@@ -50,3 +50,13 @@ def test_tables_show_each_runs_ratio_oldest_first_and_judge_every_run(tmp_path) 
         store.put(str(k), r)
     page = build_pages(tmp_path)[tmp_path / "docs/results/benchmarks.md"]
     assert "| untied | 1.50 | 1.70 | ≤ 1.6 ✘ |" in page
+
+
+def test_memory_is_shown_beside_the_baselines_where_measured() -> None:
+    record = _record("2026-01-01", 15.0)
+    record["metrics"]["rows"]["unit"] = [
+        {"case": "rayleigh", "ms": 2.0, "baseline_ms": 8.0, "bytes_per_element": 4.0,
+         "baseline_bytes_per_element": 1.0}]
+    table = ratio_tables([record]).split("unit against F.dropout")[1]
+    assert "| case | run 1 | target | saved B/element, last run (torch: 1.00) |" in table
+    assert "| rayleigh | 0.25 |  | 4.00 |" in table

@@ -66,7 +66,8 @@ def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],
 def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
     """Markdown: for each (benchmark, comparison, threads, commit), a table of every case's
     ratio to its baseline in each run (oldest run first), with the target where one is set and
-    whether every run meets it."""
+    whether every run meets it, and, where the cases measure it, the bytes per element saved for
+    backward in the last run beside the baseline's."""
     from dropprior.experiments.tables import markdown_table
 
     groups: dict[tuple[str, str, Any, str], list[Mapping[str, Any]]] = {}
@@ -80,6 +81,8 @@ def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
             groups.items(), key=lambda g: (g[0][0], g[0][1], str(g[0][2]), g[0][3])):
         cases = list(dict.fromkeys(case["case"] for r in runs
                                    for case in r["metrics"]["rows"][comparison]))
+        memory = [c.get("baseline_bytes_per_element") for c in
+                  runs[-1]["metrics"]["rows"][comparison] if "bytes_per_element" in c]
         table = []
         for name in cases:
             ratios = []
@@ -90,7 +93,12 @@ def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
             seen = [x for x in ratios if x is not None]
             verdict = ("" if target is None else
                        f"≤ {target:g} {'✔' if seen and max(seen) <= target else '✘'}")
-            table.append([name, *("—" if x is None else f"{x:.2f}" for x in ratios), verdict])
+            row = [name, *("—" if x is None else f"{x:.2f}" for x in ratios), verdict]
+            if memory:
+                last = [c for c in runs[-1]["metrics"]["rows"][comparison] if c["case"] == name]
+                row.append(f"{last[0]['bytes_per_element']:.2f}" if last
+                           and "bytes_per_element" in last[0] else "—")
+            table.append(row)
         first = runs[0]
         out.append(f"### `{benchmark}`: {comparison} against "
                    f"{_BASELINES.get((benchmark, comparison), 'torch')}, {threads} thread"
@@ -98,7 +106,8 @@ def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
                    f"`{first['command']}` on {first['versions'].get('cpu', '?')}, torch "
                    f"{first['versions'].get('torch', '?')}; ratio dropprior / torch, each "
                    "run's own baseline.\n\n")
+        saved = ([f"saved B/element, last run (torch: {memory[0]:.2f})"] if memory else [])
         out.append(markdown_table(["case", *(f"run {k + 1}" for k in range(len(runs))),
-                                   "target"], table))
+                                   "target", *saved], table))
         out.append("\n")
     return "".join(out)
