@@ -75,9 +75,22 @@ def test_page_is_built_from_both_stores(tmp_path) -> None:
         "m", make_record("python scripts/heavy_tails.py mnist", config, 0, metrics, 26.0, "abc"))
     page = build_pages(tmp_path)[tmp_path / "docs/results/heavy_tails.md"]
     assert f"| {DIABETES[1].label} | 300 | 200 | 0 | 1/1 | 3000.0 | 2999.0 | 0/1 |" in page
-    assert f"| {MNIST[8].label} | 20000 | 2 | 0 | yes | 0.582 | 7.04 | 26 |" in page
+    assert f"| {MNIST[8].label} | 20000 | 2 | 0 | 1/1 | 0.582 | 7.04 | 26 |" in page
     assert "- `python scripts/heavy_tails.py mnist` (commit `abc`)" in page
     assert mnist_table([]).count("\n") == 2
+
+
+def test_mnist_table_aggregates_the_seeds() -> None:
+    records = []
+    for seed, error in enumerate([7.0, 8.0, 9.5]):
+        config = {"configuration": MNIST[8].label, "train_size": 20000, "epochs": 2,
+                  "val_size": 5000, "seed": seed}
+        metrics = {"finite": seed != 1, "last_train_loss": 0.5 + seed / 10, "val_error": error,
+                   "seconds": 10.0 + seed}
+        records.append(make_record("c", config, seed, metrics, 1.0, "abc"))
+    sd = statistics.stdev([7.0, 8.0, 9.5])
+    assert (f"| {MNIST[8].label} | 20000 | 2 | 0, 1, 2 | 2/3 | 0.6 ± 0.1 | 8.17 ± {sd:.2f} | 11 |"
+            in mnist_table(records))
 
 
 def test_script_writes_records_and_refuses_bad_rows(tmp_path) -> None:

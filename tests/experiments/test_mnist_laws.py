@@ -61,29 +61,45 @@ def test_run_scores_and_prunes_a_small_network(data_dir) -> None:
     assert m["test_error_mean_scaling"] is not None and m["test_error_mean_scaling"] < 50
 
 
-def _record(law: str, error: float, best: int | None) -> dict:
-    s = MnistLawsSettings(law, keep=(1.0, 0.5))
+def _record(law: str, error: float, best: int | None, seed: int = 0) -> dict:
+    s = MnistLawsSettings(law, keep=(1.0, 0.5), seed=seed)
     from dataclasses import asdict
 
     curve = [{"keep": 1.0, "params": _size(256, 256), "flops": 537600, "test_error_mc": error},
              {"keep": 0.5, "params": _size(256, 128), "flops": 236032, "test_error_mc": 9.0}]
     metrics = {"law_input": "a", "law_hidden": "b", "epochs_run": 3, "best_epoch": best,
-               "diverged": False, "train_seconds": 50.0, "test_error_mc": error,
+               "diverged": False, "train_seconds": 50.0 + seed, "test_error_mc": error,
                "test_error_mean_scaling": None if law == "half_cauchy" else error - 0.1,
                "pruning": curve}
-    return make_record("python scripts/mnist_laws.py --epochs 3", asdict(s), 0, metrics, 60.0,
-                       "abc")
+    return make_record("python scripts/mnist_laws.py --epochs 3", asdict(s), seed, metrics,
+                       60.0, "abc")
 
 
 def test_tables_follow_the_law_order_with_one_based_epochs(tmp_path) -> None:
     records = [_record("half_cauchy", 88.0, None), _record("bernoulli", 3.5, 2)]
     lines = errors_table(records).splitlines()
-    assert lines[2] == "| bernoulli | 3 | 3 | no | 3.50 | 3.40 | 3.50 | 9.00 | 50 |"
-    assert lines[3] == "| half_cauchy | 3 | — | no | 88.00 | n/a (no mean) | 88.00 | 9.00 | 50 |"
+    assert lines[2] == "| bernoulli | 0 | 3 | 3 | no | 3.50 | 3.40 | 3.50 | 9.00 | 50 |  |"
+    assert lines[3] == ("| half_cauchy | 0 | 3 | — | no | 88.00 | n/a (no mean) | 88.00 | "
+                        "9.00 | 50 |  |")
     assert "| parameters | 269 322 | 118 282 |" in size_table(records[0])
     store = record_store("mnist_laws", tmp_path / "results")
     for k, r in enumerate(records):
         store.put(str(k), r)
     page = build_pages(tmp_path)[tmp_path / "docs/results/mnist_laws.md"]
-    assert "## Width 256, at most 6 epochs, S = 2, σ0 = 0.1, seed 0" in page
+    assert "## Width 256, at most 6 epochs, S = 2, σ0 = 0.1\n" in page
     assert "- `python scripts/mnist_laws.py --epochs 3` (commit `abc`)" in page
+
+
+def test_seeds_are_averaged_and_compared_with_dropout_seed_by_seed() -> None:
+    from dropprior.experiments.tables import mean_se, paired_mean_se
+
+    dropout, truncated = [3.3, 3.1, 3.4], [2.9, 2.8, 3.0]
+    records = [_record("bernoulli", e, 2, seed=k) for k, e in enumerate(dropout)]
+    records += [_record("half_cauchy_truncated_3", e, 2, seed=k)
+                for k, e in enumerate(truncated)]
+    row = errors_table(records).splitlines()[3]
+    mean, se = mean_se(truncated)
+    diff, diff_se = paired_mean_se(truncated, dropout)
+    assert row.startswith(f"| half_cauchy_truncated_3 | 0, 1, 2 | 3, 3, 3 | 3, 3, 3 | no | "
+                          f"{mean:.2f} ± {se:.2f} |")
+    assert diff < -diff_se and row.endswith(f"| 51 | −{-diff:.2f} ± {diff_se:.2f} (lower) |")

@@ -224,10 +224,11 @@ def _order(configs: Sequence[TailConfig], record: Mapping[str, Any]) -> int:
     return labels.index(label) if label in labels else len(labels)
 
 
-def _mean_sd(values: Sequence[float]) -> str:
+def _mean_sd(values: Sequence[float], fmt: str = "{:.1f}") -> str:
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{float(np.mean(values)):.1f} ± {float(np.std(values, ddof=1)):.1f}"
+        return fmt.format(values[0])
+    return (f"{fmt.format(float(np.mean(values)))} ± "
+            f"{fmt.format(float(np.std(values, ddof=1)))}")
 
 
 def diabetes_table(records: Sequence[Mapping[str, Any]]) -> str:
@@ -253,15 +254,25 @@ def diabetes_table(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def mnist_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """The MNIST selection records as a Markdown table, one row per record."""
+    """The MNIST selection records as a Markdown table, one row per configuration and schedule
+    over the seeds recorded: validation error and last training loss as mean ± sample sd over
+    the seeds, the finite losses as k/n, the median training seconds."""
     from dropprior.experiments.tables import markdown_table
 
-    rows = []
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in sorted(records, key=lambda r: (_order(MNIST, r), r["config"]["seed"])):
-        c, m = r["config"], r["metrics"]
-        loss = m["last_train_loss"]
-        rows.append([c["configuration"], c["train_size"], c["epochs"], c["seed"],
-                     "yes" if m["finite"] else "no", "n/a" if loss is None else f"{loss:.3g}",
-                     f"{m['val_error']:.2f}", f"{m['seconds']:.0f}"])
-    return markdown_table(["configuration", "training images", "epochs", "seed", "finite loss",
-                           "last train loss", "val error MC-8 (%)", "training seconds"], rows)
+        c = r["config"]
+        groups.setdefault((c["configuration"], c["train_size"], c["epochs"]), []).append(r)
+    rows = []
+    for (label, train_size, epochs), group in groups.items():
+        m = [r["metrics"] for r in group]
+        losses = [x["last_train_loss"] for x in m if x["last_train_loss"] is not None]
+        rows.append([label, train_size, epochs,
+                     ", ".join(str(r["config"]["seed"]) for r in group),
+                     f"{sum(x['finite'] for x in m)}/{len(m)}",
+                     _mean_sd(losses, "{:.3g}") if losses else "n/a",
+                     _mean_sd([x["val_error"] for x in m], "{:.2f}"),
+                     f"{float(np.median([x['seconds'] for x in m])):.0f}"])
+    return markdown_table(["configuration", "training images", "epochs", "seeds",
+                           "finite loss", "last train loss", "val error MC-8 (%)",
+                           "training seconds (median)"], rows)

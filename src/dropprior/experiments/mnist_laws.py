@@ -27,7 +27,7 @@ from dropprior.noise import HalfCauchy, InverseNakagami, NoiseLaw, match_dropout
 from dropprior.truncation import Truncated
 
 __all__ = ["LAWS", "MnistLawsSettings", "law_pair", "run_mnist_laws", "errors_table",
-           "size_table"]
+           "settings_group", "size_table"]
 
 LAWS = ("bernoulli", "gaussian", "half_cauchy", "half_cauchy_truncated_3",
         "inverse_nakagami_m0.75", "inverse_nakagami_m0.75_truncated_5")
@@ -154,37 +154,62 @@ def run_mnist_laws(s: MnistLawsSettings, train: tuple[torch.Tensor, torch.Tensor
     return metrics
 
 
-def _settings_group(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted((k, str(v)) for k, v in record["config"].items() if k != "law"))
+def settings_group(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a record's run shares with the others of its table: every setting but the law and
+    the seed."""
+    return tuple(sorted((k, str(v)) for k, v in record["config"].items()
+                        if k not in ("law", "seed")))
 
 
-def _sorted(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    def order(r: Mapping[str, Any]) -> tuple[Any, ...]:
-        law = r["config"]["law"]
-        return (_settings_group(r), LAWS.index(law) if law in LAWS else len(LAWS))
+def _cell(values: Sequence[float]) -> str:
+    """Mean ± standard error over seeds; the value alone for one."""
+    from dropprior.experiments.tables import mean_se
 
-    return sorted(records, key=order)
+    mean, se = mean_se(values)
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {se:.2f}"
 
 
-def errors_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """Test error (%) per law: MC, mean-scaling and the pruning curve, with the epochs run and
-    the early-stopping epoch (1-based); records of one set of settings but the law."""
-    from dropprior.experiments.tables import markdown_table
+def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoulli") -> str:
+    """Test error (%) per law over the seeds recorded (mean ± standard error): MC,
+    mean-scaling and the pruning curve, with the epochs run and the early-stopping epochs
+    (1-based) per seed, the median training seconds, and the MC error's difference from
+    ``reference``'s paired by seed, called lower or higher only where it exceeds its standard
+    error. ``records`` share every setting but the law and the seed."""
+    import numpy as np
 
-    rows = _sorted(records)
-    keep = rows[0]["config"]["keep"] if rows else []
+    from dropprior.experiments.tables import markdown_table, paired_mean_se
+
+    by_law: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for r in records:
+        by_law.setdefault(r["config"]["law"], {})[r["config"]["seed"]] = r["metrics"]
+    laws = sorted(by_law, key=lambda law: LAWS.index(law) if law in LAWS else len(LAWS))
+    keep = [c["keep"] for c in next(iter(by_law[laws[0]].values()))["pruning"]] if laws else []
+    ref = by_law.get(reference, {})
     table = []
-    for r in rows:
-        m = r["metrics"]
-        ms = m["test_error_mean_scaling"]
-        best = m["best_epoch"]
-        table.append([r["config"]["law"], m["epochs_run"], "—" if best is None else best + 1,
-                      "yes" if m["diverged"] else "no", f"{m['test_error_mc']:.2f}",
-                      "n/a (no mean)" if ms is None else f"{ms:.2f}",
-                      *(f"{c['test_error_mc']:.2f}" for c in m["pruning"]),
-                      f"{m['train_seconds']:.0f}"])
-    return markdown_table(["law", "epochs run", "best epoch", "diverged", "MC", "mean-scaling",
-                           *(f"keep {k:g}" for k in keep), "training seconds"], table)
+    for law in laws:
+        runs = [by_law[law][k] for k in sorted(by_law[law])]
+        scaled = [m["test_error_mean_scaling"] for m in runs]
+        best = ", ".join("—" if m["best_epoch"] is None else str(m["best_epoch"] + 1)
+                         for m in runs)
+        seeds = sorted(set(by_law[law]) & set(ref))
+        if law == reference or len(seeds) < 2:
+            versus = ""
+        else:
+            mean, se = paired_mean_se([by_law[law][k]["test_error_mc"] for k in seeds],
+                                      [ref[k]["test_error_mc"] for k in seeds])
+            word = "lower" if mean < -se else "higher" if mean > se else "level"
+            versus = f"{mean:+.2f} ± {se:.2f} ({word})".replace("-", "−")
+        table.append([law, ", ".join(str(k) for k in sorted(by_law[law])),
+                      ", ".join(str(m["epochs_run"]) for m in runs), best,
+                      "yes" if any(m["diverged"] for m in runs) else "no",
+                      _cell([m["test_error_mc"] for m in runs]),
+                      "n/a (no mean)" if None in scaled else _cell(scaled),
+                      *(_cell([m["pruning"][i]["test_error_mc"] for m in runs])
+                        for i in range(len(keep))),
+                      f"{float(np.median([m['train_seconds'] for m in runs])):.0f}", versus])
+    return markdown_table(["law", "seeds", "epochs run", "best epoch", "diverged", "MC",
+                           "mean-scaling", *(f"keep {k:g}" for k in keep),
+                           "training seconds (median)", f"MC − {reference} (paired)"], table)
 
 
 def size_table(record: Mapping[str, Any]) -> str:

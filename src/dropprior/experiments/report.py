@@ -557,9 +557,9 @@ def _heavy_tails(results: Path) -> str:
                "MLP 784 → 256 → 256 → 10, every linear map a unit-structured `NoisyLinear` "
                "with the same law; minibatch 128, Adam, σ0 = 0.1; the error is on validation "
                "images carved from the training set (the test set is not read), MC "
-               "prediction with 8 draws. One seed: a selection run, not a benchmark. "
-               "Training seconds are each record's own, under whatever else its machine "
-               "ran.\n\n")
+               "prediction with 8 draws; a selection run, not a benchmark. Validation error and "
+               "last training loss are mean ± sample sd over the seeds; training seconds are "
+               "each record's own, under whatever else its machine ran.\n\n")
     out.append(mnist_table(mnist) if mnist else "No records yet.\n")
     out.append("\n" + "".join(f"- {c}\n" for c in _commands(mnist)))
     return "".join(out)
@@ -577,7 +577,7 @@ def _commands(records: list[dict[str, Any]]) -> list[str]:
 
 
 def _mnist_laws(records: list[dict[str, Any]]) -> str:
-    from dropprior.experiments.mnist_laws import errors_table, size_table
+    from dropprior.experiments.mnist_laws import errors_table, settings_group, size_table
 
     out = [_HEADER.format(exp="mnist_laws"), "# MNIST: noise laws at unit structure\n\n",
            "`python scripts/mnist_laws.py` (`dropprior.experiments.mnist_laws`): an MLP "
@@ -587,19 +587,20 @@ def _mnist_laws(records: list[dict[str, Any]]) -> str:
            "where E[ξ] exists, and along the pruning curve (the top fraction of each hidden "
            "layer's units by relevance kept, no retraining; fresh MC draws, so keep 1 differs "
            "from MC only by the draws). The laws and why the truncation points were chosen "
-           "are on [MNIST](../mnist.md). One seed: no standard errors, so no row is said to "
-           "beat another. Training seconds are each record's own, under whatever else its "
-           "machine ran.\n\n"]
+           "are on [MNIST](../mnist.md). Errors are mean ± standard error over the seeds; the "
+           "last column compares each law's MC error with Bernoulli dropout's seed by seed and "
+           "calls it lower or higher only where the difference exceeds its standard error. "
+           "Training seconds are each record's own, under whatever else its machine "
+           "ran.\n\n"]
     if not records:
         return "".join(out) + "No records yet: run `python scripts/mnist_laws.py`.\n"
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
-        c = {k: v for k, v in r["config"].items() if k != "law"}
-        groups.setdefault(tuple(sorted((k, str(v)) for k, v in c.items())), []).append(r)
+        groups.setdefault(settings_group(r), []).append(r)
     for _, group in sorted(groups.items()):
         c = group[0]["config"]
         out.append(f"## Width {c['width']}, at most {c['epochs']} epochs, S = {c['samples']}, "
-                   f"σ0 = {c['sigma0']:g}, seed {c['seed']}\n\n"
+                   f"σ0 = {c['sigma0']:g}\n\n"
                    f"Adam lr {c['lr']:g}, minibatch {c['batch_size']}, gradient clip "
                    f"{c['grad_clip']:g}, {c['val_size']} validation images, {c['test_samples']} "
                    "MC draws at test time.\n\n")
