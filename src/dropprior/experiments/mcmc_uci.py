@@ -39,7 +39,8 @@ METHODS = ("mc-dropout", "mc-map", "marginal-map", "nuts-ep", "nuts-hp", "sgld-e
 
 #: The prior each noise law of the benchmark gives the weights (its table's "prior" column).
 PRIORS = {"gaussian": "variance-gamma (Gaussian noise)",
-          "inverse_nakagami": "Student-t (inverse-Nakagami noise)"}
+          "inverse_nakagami": "Student-t (inverse-Nakagami noise)",
+          "log_normal": "log-normal scale mixture (log-normal noise)"}
 
 
 @dataclass(frozen=True)
