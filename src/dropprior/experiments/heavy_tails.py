@@ -11,7 +11,7 @@ above every noise feature.
 
 ``mnist`` (:class:`MnistTailSettings`): an MLP 784 → 256 → 256 → 10, every linear map a
 unit-structured ``NoisyLinear`` with the same law; minibatch 128, σ0 = 0.1, a few epochs on part
-of the training images; the error is measured on validation images carved from the training set
+of the training images; the error is computed on validation images carved from the training set
 (never the test set) by MC prediction with 8 draws (class probabilities are bounded, so their MC
 average exists for every law). It chooses the truncation points of
 :mod:`dropprior.experiments.mnist_laws`.
