@@ -64,7 +64,7 @@ def test_table_pairs_the_forms_by_seed_and_judges_by_the_standard_error() -> Non
     assert mean < -se  # HP less efficient by more than one standard error
     paired = table.split("HP − EP, paired")[1]
     row = next(line for line in paired.splitlines() if line.startswith("| half-Cauchy"))
-    assert f"| {mean:.2e} ± {se:.1e} | EP |" in row
+    assert f"| −{-mean:.2e} ± {se:.1e} | EP |" in row  # a minus sign, as on every page
     d_mean, d_se = paired_mean_se([float(x) for x in hp_div], [float(x) for x in ep_div])
     assert abs(d_mean) <= d_se and "| neither (within 1 s.e.) |" in row
     assert "| Rayleigh s = 0.05 (Laplace) | EP | 1 | 2.00e-02 | 0.0 | 1.010 |" in table

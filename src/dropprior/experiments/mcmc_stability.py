@@ -159,5 +159,6 @@ def _paired(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence
             verdict = "HP" if hp_wins else "EP"
         else:
             verdict = "neither (within 1 s.e.)"
-        cells += [fmt.format(mean, se), verdict]
+        text = fmt.format(mean, se)
+        cells += ["−" + text[1:] if text.startswith("-") else text, verdict]
     return cells
