@@ -1,5 +1,6 @@
 """git_commit names the commit of the code that ran (the dropprior package's checkout), whatever
-folder the command runs from, and marks it dirty only for changes below the folder it reads."""
+folder the command runs from, and marks it dirty only for changes below the folder it reads
+(tracked files changed, or files git neither tracks nor ignores)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,13 @@ def test_commit_and_dirty_mark_of_a_folder(tmp_path: Path) -> None:
     assert git_commit(tmp_path) == head + "+dirty"
     (tmp_path / "code" / "a.py").write_text("x = 2\n")
     assert git_commit(tmp_path / "code") == head + "+dirty"
-    (tmp_path / "code" / "new.py").write_text("")  # untracked files do not count
     _git(tmp_path / "code", "checkout", "--", "a.py")
+    assert git_commit(tmp_path / "code") == head
+    (tmp_path / "code" / "new.py").write_text("")  # a new module the run may have imported
+    assert git_commit(tmp_path / "code") == head + "+dirty"
+    (tmp_path / ".gitignore").write_text("code/new.py\n")  # ignored files do not count
+    assert git_commit(tmp_path / "code") == head
+    (tmp_path / "results" / "new.json").write_text("{}\n")  # nor new files outside code/
     assert git_commit(tmp_path / "code") == head
 
 

@@ -33,13 +33,15 @@ PARTIAL = "#partial"
 def git_commit(cwd: str | Path | None = None) -> str | None:
     """The commit checked out at ``cwd`` (default: the folder of the dropprior package that is
     running, i.e. the code that made the record, wherever the command runs from), with
-    ``+dirty`` if tracked files below ``cwd`` have changes; None outside a git work tree."""
+    ``+dirty`` if files below ``cwd`` have changes: a tracked file changed, or a file that git
+    neither tracks nor ignores (a new module the run may have imported); None outside a git
+    work tree."""
     where = Path(__file__).resolve().parents[1] if cwd is None else Path(cwd)
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                "."], cwd=where, capture_output=True, text=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal",
+                                "--", "."], cwd=where, capture_output=True, text=True,
                                check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
