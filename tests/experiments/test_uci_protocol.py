@@ -45,6 +45,19 @@ def test_mean_se_matches_scipy_sem():
     assert format_mean_se(0.0031, 0.0002).startswith("0.0031")
 
 
+def test_format_spread_gives_scipys_sem_or_numpys_sample_sd():
+    from dropprior.experiments.tables import format_spread
+
+    values = [0.3, 0.7, 0.1, 0.9, 0.45]
+    mean = np.mean(values)
+    assert format_spread(values, "{:.4f}") == f"{mean:.4f} ± {stats.sem(values):.4f}"
+    assert (format_spread(values, "{:.4f}", "{:.1e}", spread="sd")
+            == f"{mean:.4f} ± {np.std(values, ddof=1):.1e}")
+    assert format_spread([2.5], "{:.2f}") == "2.50"  # one value: no spread
+    with pytest.raises(ValueError, match="spread must be 'se' or 'sd', got 'iqr'"):
+        format_spread(values, spread="iqr")
+
+
 def test_paired_mean_se_matches_scipys_paired_t_test():
     """The paired difference's mean ± standard error: scipy's related-samples t statistic is
     their ratio (the mean over the standard error of the per-pair differences)."""

@@ -225,10 +225,9 @@ def _order(configs: Sequence[TailConfig], record: Mapping[str, Any]) -> int:
 
 
 def _mean_sd(values: Sequence[float], fmt: str = "{:.1f}") -> str:
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return (f"{fmt.format(float(np.mean(values)))} ± "
-            f"{fmt.format(float(np.std(values, ddof=1)))}")
+    from dropprior.experiments.tables import format_spread
+
+    return format_spread(values, fmt, spread="sd")
 
 
 def diabetes_table(records: Sequence[Mapping[str, Any]]) -> str:

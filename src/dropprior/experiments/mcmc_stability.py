@@ -102,7 +102,7 @@ def stability_table(records: Sequence[Mapping[str, Any]]) -> str:
     the verdict: a form is better only where the difference exceeds its standard error."""
     import numpy as np
 
-    from dropprior.experiments.tables import markdown_table, paired_mean_se
+    from dropprior.experiments.tables import format_spread, markdown_table, paired_mean_se
 
     out = []
     for schedule in sorted({_schedule(r) for r in records}):
@@ -116,8 +116,8 @@ def stability_table(records: Sequence[Mapping[str, Any]]) -> str:
                     continue
                 ess = [x["min_ess_per_gradient"] for x in m]
                 div = [float(x["divergences"]) for x in m]
-                rows.append([label, form.upper(), len(m), _cell(ess, "{:.2e}", "{:.1e}"),
-                             _cell(div, "{:.1f}", "{:.1f}"),
+                rows.append([label, form.upper(), len(m), format_spread(ess, "{:.2e}", "{:.1e}"),
+                             format_spread(div, "{:.1f}"),
                              f"{float(np.median([x['max_rhat'] for x in m])):.3f}"])
             both = sorted(set(runs["ep"]) & set(runs["hp"]))
             if len(both) >= 2:
@@ -134,15 +134,6 @@ def stability_table(records: Sequence[Mapping[str, Any]]) -> str:
                                       diffs))
         out.append("\n")
     return "".join(out)
-
-
-def _cell(values: Sequence[float], mean_format: str, se_format: str) -> str:
-    """Mean ± standard error over several seeds; the value alone for one."""
-    from dropprior.experiments.tables import mean_se
-
-    mean, se = mean_se(values)
-    text = mean_format.format(mean)
-    return text if len(values) == 1 else f"{text} ± {se_format.format(se)}"
 
 
 def _paired(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence[int],

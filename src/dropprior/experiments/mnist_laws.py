@@ -161,14 +161,6 @@ def settings_group(record: Mapping[str, Any]) -> tuple[Any, ...]:
                         if k not in ("law", "seed")))
 
 
-def _cell(values: Sequence[float]) -> str:
-    """Mean ± standard error over seeds; the value alone for one."""
-    from dropprior.experiments.tables import mean_se
-
-    mean, se = mean_se(values)
-    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {se:.2f}"
-
-
 def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoulli") -> str:
     """Test error (%) per law over the seeds recorded (mean ± standard error): MC,
     mean-scaling and the pruning curve, with the epochs run and the early-stopping epochs
@@ -177,6 +169,7 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
     error. ``records`` share every setting but the law and the seed."""
     import numpy as np
 
+    from dropprior.experiments.tables import format_spread as _cell
     from dropprior.experiments.tables import markdown_table, paired_mean_se
 
     by_law: dict[str, dict[int, Mapping[str, Any]]] = {}

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["mean_se", "paired_mean_se", "format_mean_se", "markdown_table", "write_csv",
+__all__ = ["mean_se", "paired_mean_se", "format_mean_se", "format_spread", "markdown_table",
+           "write_csv",
            "beats", "combined_se"]
 
 
@@ -52,6 +53,20 @@ def format_mean_se(mean: float, se: float) -> str:
     scale = max(abs(mean), abs(se))
     digits = 2 if scale >= 0.1 or scale == 0 else min(6, 1 - int(math.floor(math.log10(scale))) + 1)
     return f"{mean:.{digits}f}±{se:.{digits}f}".replace("-", "−")
+
+
+def format_spread(values: Sequence[float], fmt: str = "{:.2f}", spread_fmt: str | None = None,
+                  spread: str = "se") -> str:
+    """``mean ± spread`` of ``values``, each formatted with ``fmt`` (the spread with
+    ``spread_fmt``, default ``fmt``): the standard error (``spread="se"``, :func:`mean_se`) or
+    the sample standard deviation (``"sd"``, ddof = 1); one value alone, without a spread."""
+    if spread not in ("se", "sd"):
+        raise ValueError(f"spread must be 'se' or 'sd', got {spread!r}")
+    mean, se = mean_se(values)
+    if len(values) == 1:
+        return fmt.format(mean)
+    width = se * math.sqrt(len(values)) if spread == "sd" else se
+    return f"{fmt.format(mean)} ± {(spread_fmt or fmt).format(width)}"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
