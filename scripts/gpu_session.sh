@@ -16,9 +16,9 @@
 # SECONDS 0 the call runs the checks alone.
 #
 # Writes to $OUT (the device tool brings it back; at most 8 files, plain names): gpu.txt,
-# pytest.txt, fused_kernel.txt, bench_unit_8192.txt, profile_unit.txt, ptb.log and
-# ptb_records.tar, the PTB records
-# (their names hold '=', which the tool does not bring back), refreshed every 30 s. Unpack it
+# pytest.txt, fused_kernel.txt, bench_unit_8192.txt, profile_unit.txt, ptb.log,
+# benchmark_records.tar (the unit-noise benchmark's record) and ptb_records.tar, the PTB records
+# (their names hold '=', which the tool does not bring back), refreshed every 30 s. Unpack both
 # into results/ (`tar -xf ptb_records.tar -C results`) and run `dropprior report`.
 set -u
 DATA=$1
@@ -45,7 +45,9 @@ if [ "${CHECKS:-1}" != 0 ]; then
   timeout 60 python3 benchmarks/bench_fused_kernel.py --pipelined 10 --repeats 50 2>&1 \
     | tee "$OUT/fused_kernel.txt"
   timeout 60 python3 benchmarks/bench_layers.py --device cuda --size 8192 8192 --pipelined 10 \
-    --repeats 50 --only unit 2>&1 | tee "$OUT/bench_unit_8192.txt"
+    --repeats 50 --only unit --record "$RESULTS" 2>&1 | tee "$OUT/bench_unit_8192.txt"
+  # its record (a name with "=") travels back in a tar, as the PTB records do
+  tar -cf "$OUT/benchmark_records.tar" -C "$RESULTS" benchmarks 2>/dev/null || true
   # where the end-to-end step's time goes: host or device, and which kernels
   timeout 90 python3 benchmarks/profile_unit_step.py --laws bernoulli gaussian rayleigh 2>&1 \
     | grep -v USDT | tee "$OUT/profile_unit.txt"

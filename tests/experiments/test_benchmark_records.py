@@ -60,3 +60,21 @@ def test_memory_is_shown_beside_the_baselines_where_measured() -> None:
     table = ratio_tables([record]).split("unit against F.dropout")[1]
     assert "| case | run 1 | target | saved B/element, last run (torch: 1.00) |" in table
     assert "| rayleigh | 0.25 |  | 4.00 |" in table
+
+
+def test_a_gpu_run_is_its_own_table_judged_by_the_gpu_target() -> None:
+    from dropprior.experiments.benchmark_records import target
+
+    rows = {"unit": [{"case": "rayleigh", "ms": 1.05, "baseline_ms": 1.0},
+                     {"case": "beta_2_2", "ms": 1.2, "baseline_ms": 1.0}]}
+    record = {"command": "python benchmarks/bench_layers.py --device cuda", "commit": "abc",
+              "seconds": 1.0, "versions": {"cpu": "X", "torch": "2"},
+              "config": {"benchmark": "layers", "threads": 1, "device": "NVIDIA H200",
+                         "pipelined": 10},
+              "metrics": {"rows": rows, "started_at": "2026-01-01"}}
+    table = ratio_tables([record, _record("2026-01-02", 15.0)])
+    gpu = table.split("unit against F.dropout, NVIDIA H200, 10 steps back to back")[1]
+    assert "| rayleigh | 1.05 | ≤ 1.1 ✔ |" in gpu and "| beta_2_2 | 1.20 | ≤ 1.1 ✘ |" in gpu
+    assert "lstm against nn.LSTM, 2 threads, commit `abc`" in table
+    assert target("layers", "unit", "rayleigh", "CPU, 1 thread(s)") is None
+    assert target("layers", "lstm", "untied") == 1.6

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TARGETS", "now", "record_benchmark", "ratio_tables"]
+__all__ = ["TARGETS", "GPU_TARGETS", "target", "now", "record_benchmark", "ratio_tables"]
 
 TARGETS: dict[tuple[str, str, str], float] = {
     **{("training_speed", "steps", case): 1.15
@@ -22,7 +22,22 @@ TARGETS: dict[tuple[str, str, str], float] = {
                     "ptb-tied", "ptb-untied", "ptb-gal")},
     ("layers", "lstm", "untied"): 1.6,
 }
-"""(benchmark, comparison, case) → the largest ratio to torch the issues accept."""
+"""(benchmark, comparison, case) → the largest ratio to torch the issues accept on the CPU."""
+
+GPU_TARGETS: dict[tuple[str, str], float] = {("layers", "unit"): 1.1}
+"""(benchmark, comparison) → the largest ratio the issues accept for every case on a GPU."""
+
+
+def _on_gpu(device: Any) -> bool:
+    return device is not None and not str(device).startswith("CPU")
+
+
+def target(benchmark: str, comparison: str, case: str, device: Any = None) -> float | None:
+    """The largest ratio to torch the issues accept for ``case``, on ``device`` (a record's
+    ``config["device"]``: ``"CPU, …"`` or a GPU's name; None: the CPU), or None."""
+    if _on_gpu(device):
+        return GPU_TARGETS.get((benchmark, comparison))
+    return TARGETS.get((benchmark, comparison, case))
 
 _BASELINES = {("layers", "unit"): "F.dropout", ("layers", "dropconnect"): "nn.Linear",
               ("layers", "conv"): "nn.Conv2d", ("layers", "lstm"): "nn.LSTM",
@@ -64,21 +79,24 @@ def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],
 
 
 def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown: for each (benchmark, comparison, threads, commit), a table of every case's
+    """Markdown: for each (benchmark, comparison, threads or GPU, commit), a table of every case's
     ratio to its baseline in each run (oldest run first), with the target where one is set and
     whether every run meets it, and, where the cases measure it, the bytes per element saved for
     backward in the last run beside the baseline's."""
     from dropprior.experiments.tables import markdown_table
 
-    groups: dict[tuple[str, str, Any, str], list[Mapping[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
     for r in sorted(records, key=lambda r: r["metrics"]["started_at"]):
         c = r["config"]
+        where = (f"{c['device']}" + (f", {c['pipelined']} steps back to back"
+                                     if c.get("pipelined", 1) > 1 else "")
+                 if _on_gpu(c.get("device")) else
+                 f"{c.get('threads')} thread{'' if c.get('threads') == 1 else 's'}")
         for comparison in r["metrics"]["rows"]:
-            key = (c["benchmark"], comparison, c.get("threads"), str(r["commit"]))
+            key = (c["benchmark"], comparison, where, str(r["commit"]))
             groups.setdefault(key, []).append(r)
     out = []
-    for (benchmark, comparison, threads, commit), runs in sorted(
-            groups.items(), key=lambda g: (g[0][0], g[0][1], str(g[0][2]), g[0][3])):
+    for (benchmark, comparison, where, commit), runs in sorted(groups.items()):
         cases = list(dict.fromkeys(case["case"] for r in runs
                                    for case in r["metrics"]["rows"][comparison]))
         memory = [c.get("baseline_bytes_per_element") for c in
@@ -89,10 +107,10 @@ def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
             for r in runs:
                 hit = [c for c in r["metrics"]["rows"][comparison] if c["case"] == name]
                 ratios.append(hit[0]["ms"] / hit[0]["baseline_ms"] if hit else None)
-            target = TARGETS.get((benchmark, comparison, name))
+            limit = target(benchmark, comparison, name, runs[0]["config"].get("device"))
             seen = [x for x in ratios if x is not None]
-            verdict = ("" if target is None else
-                       f"≤ {target:g} {'✔' if seen and max(seen) <= target else '✘'}")
+            verdict = ("" if limit is None else
+                       f"≤ {limit:g} {'✔' if seen and max(seen) <= limit else '✘'}")
             row = [name, *("—" if x is None else f"{x:.2f}" for x in ratios), verdict]
             if memory:
                 last = [c for c in runs[-1]["metrics"]["rows"][comparison] if c["case"] == name]
@@ -101,8 +119,8 @@ def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
             table.append(row)
         first = runs[0]
         out.append(f"### `{benchmark}`: {comparison} against "
-                   f"{_BASELINES.get((benchmark, comparison), 'torch')}, {threads} thread"
-                   f"{'' if threads == 1 else 's'}, commit `{commit}`\n\n"
+                   f"{_BASELINES.get((benchmark, comparison), 'torch')}, {where}, commit "
+                   f"`{commit}`\n\n"
                    f"`{first['command']}` on {first['versions'].get('cpu', '?')}, torch "
                    f"{first['versions'].get('torch', '?')}; ratio dropprior / torch, each "
                    "run's own baseline.\n\n")
