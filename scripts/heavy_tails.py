@@ -63,10 +63,10 @@ def main() -> None:
                                                 lambda s=s: run_diabetes(s), args.results)[0])
             print(diabetes_table(records))
         else:
-            from dropprior.data import load_mnist
+            from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
 
             x, y = load_mnist(args.data_dir, "train")
-            data = ((x - 0.1307) / 0.3081, y)
+            data = ((x - MNIST_MEAN) / MNIST_STD, y)
             for config in chosen:
                 s = MnistTailSettings(config.label, train_size=args.train_size,
                                       epochs=args.epochs, seed=args.seed)

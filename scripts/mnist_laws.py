@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from dropprior.data.mnist import MNIST_MEAN, MNIST_STD
 from dropprior.experiments.mnist_laws import (
     LAWS,
     MnistLawsSettings,
@@ -27,7 +28,6 @@ from dropprior.experiments.mnist_laws import (
 )
 from dropprior.experiments.records import run_recorded
 
-MEAN, STD = 0.1307, 0.3081
 _D = MnistLawsSettings("bernoulli")
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     torch.set_num_threads(args.threads)
-    train, test = ((x - MEAN) / STD, y), ((x_test - MEAN) / STD, y_test)
+    train, test = ((x - MNIST_MEAN) / MNIST_STD, y), ((x_test - MNIST_MEAN) / MNIST_STD, y_test)
     command = "python " + shlex.join(sys.argv)
     records = []
     for s in settings:

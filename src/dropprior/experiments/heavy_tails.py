@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from dropprior._validation import check_choice, check_int
+from dropprior.data.mnist import MNIST_TRAIN
 from dropprior.noise import Bernoulli, HalfCauchy, InverseNakagami, NoiseLaw
 from dropprior.truncation import Truncated
 
@@ -142,9 +143,9 @@ class MnistTailSettings:
         check_int("epochs", self.epochs, 1)
         check_int("val_size", self.val_size, 1)
         check_int("seed", self.seed, 0)
-        if self.train_size + self.val_size > 60_000:
-            raise ValueError(f"train_size + val_size must be <= 60000 (MNIST's training "
-                             f"images), got {self.train_size} + {self.val_size}")
+        if self.train_size + self.val_size > MNIST_TRAIN:
+            raise ValueError(f"train_size + val_size must be <= {MNIST_TRAIN} (MNIST's "
+                             f"training images), got {self.train_size} + {self.val_size}")
 
 
 def run_diabetes(s: DiabetesTailSettings) -> dict[str, Any]:

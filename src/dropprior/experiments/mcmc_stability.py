@@ -102,7 +102,7 @@ def stability_table(records: Sequence[Mapping[str, Any]]) -> str:
     the verdict: a form is better only where the difference exceeds its standard error."""
     import numpy as np
 
-    from dropprior.experiments.tables import format_spread, markdown_table, paired_mean_se
+    from dropprior.experiments.tables import format_spread, markdown_table
 
     out = []
     for schedule in sorted({_schedule(r) for r in records}):
@@ -121,7 +121,7 @@ def stability_table(records: Sequence[Mapping[str, Any]]) -> str:
                              f"{float(np.median([x['max_rhat'] for x in m])):.3f}"])
             both = sorted(set(runs["ep"]) & set(runs["hp"]))
             if len(both) >= 2:
-                diffs.append([label, len(both), *_paired(runs, both, paired_mean_se)])
+                diffs.append([label, len(both), *_paired(runs, both)])
         out.append(f"### {warmup} warm-up steps and {samples} draws per chain, {chains} "
                    "chains\n\n")
         out.append(markdown_table(["law (prior)", "form", "seeds", "min ESS / gradient",
@@ -136,20 +136,20 @@ def stability_table(records: Sequence[Mapping[str, Any]]) -> str:
     return "".join(out)
 
 
-def _paired(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence[int],
-            paired: Callable[[Sequence[float], Sequence[float]], tuple[float, float]]
+def _paired(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence[int]
             ) -> list[str]:
+    """HP − EP over ``seeds`` (paired mean ± s.e.) of the ESS per gradient (higher is better)
+    and the divergences (lower is better), each with the form that is better beyond the s.e."""
+    from dropprior.experiments.tables import beats, paired_mean_se
+
     cells = []
     for key, higher_better, fmt in (("min_ess_per_gradient", True, "{:.2e} ± {:.1e}"),
                                     ("divergences", False, "{:.1f} ± {:.1f}")):
-        hp = [float(runs["hp"][k][key]) for k in seeds]
-        ep = [float(runs["ep"][k][key]) for k in seeds]
-        mean, se = paired(hp, ep)
-        if abs(mean) > se and mean != 0:
-            hp_wins = (mean > 0) == higher_better
-            verdict = "HP" if hp_wins else "EP"
-        else:
-            verdict = "neither (within 1 s.e.)"
+        mean, se = paired_mean_se([float(runs["hp"][k][key]) for k in seeds],
+                                  [float(runs["ep"][k][key]) for k in seeds])
+        above, below = beats(mean, se, 0.0, 0.0), beats(0.0, 0.0, mean, se)
+        hp_better, ep_better = (above, below) if higher_better else (below, above)
+        verdict = "HP" if hp_better else "EP" if ep_better else "neither (within 1 s.e.)"
         text = fmt.format(mean, se)
         cells += ["−" + text[1:] if text.startswith("-") else text, verdict]
     return cells

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from dropprior._validation import check_choice, check_int, check_number
+from dropprior.data.mnist import MNIST_TRAIN
 from dropprior.noise import HalfCauchy, InverseNakagami, NoiseLaw, match_dropout
 from dropprior.truncation import Truncated
 
@@ -84,9 +85,9 @@ class MnistLawsSettings:
         check_number("lr", self.lr)
         check_number("sigma0", self.sigma0)
         check_number("grad_clip", self.grad_clip)
-        if self.val_size >= 60_000:
-            raise ValueError(f"val_size must leave training images of MNIST's 60000, got "
-                             f"{self.val_size}")
+        if self.val_size >= MNIST_TRAIN:
+            raise ValueError(f"val_size must leave training images of MNIST's {MNIST_TRAIN}, "
+                             f"got {self.val_size}")
         if isinstance(self.keep, str) or not self.keep:
             raise ValueError(f"keep must be a non-empty sequence of fractions, got {self.keep!r}")
         for k in self.keep:
@@ -169,8 +170,8 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
     error. ``records`` share every setting but the law and the seed."""
     import numpy as np
 
+    from dropprior.experiments.tables import beats, markdown_table, paired_mean_se
     from dropprior.experiments.tables import format_spread as _cell
-    from dropprior.experiments.tables import markdown_table, paired_mean_se
 
     by_law: dict[str, dict[int, Mapping[str, Any]]] = {}
     for r in records:
@@ -190,7 +191,8 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
         else:
             mean, se = paired_mean_se([by_law[law][k]["test_error_mc"] for k in seeds],
                                       [ref[k]["test_error_mc"] for k in seeds])
-            word = "lower" if mean < -se else "higher" if mean > se else "level"
+            word = ("lower" if beats(0.0, 0.0, mean, se) else
+                    "higher" if beats(mean, se, 0.0, 0.0) else "level")
             versus = f"{mean:+.2f} ± {se:.2f} ({word})".replace("-", "−")
         table.append([law, ", ".join(str(k) for k in sorted(by_law[law])),
                       ", ".join(str(m["epochs_run"]) for m in runs), best,

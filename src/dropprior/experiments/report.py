@@ -552,7 +552,7 @@ def _heavy_tails(results: Path) -> str:
            "per-example median (`RegressionPrediction.median`). The last column counts the "
            "seeds whose relevance ranks bmi, s5 and bp above every noise feature.\n\n"]
     out.append(diabetes_table(diabetes) if diabetes else "No records yet.\n")
-    out.append("\n" + "".join(f"- {c}\n" for c in _commands(diabetes)))
+    out.append("\n" + _commands(diabetes))
     out.append("\n## MNIST: choosing the fix on a validation split\n\n"
                "MLP 784 → 256 → 256 → 10, every linear map a unit-structured `NoisyLinear` "
                "with the same law; minibatch 128, Adam, σ0 = 0.1; the error is on validation "
@@ -561,19 +561,20 @@ def _heavy_tails(results: Path) -> str:
                "last training loss are mean ± sample sd over the seeds; training seconds are "
                "each record's own, under whatever else its machine ran.\n\n")
     out.append(mnist_table(mnist) if mnist else "No records yet.\n")
-    out.append("\n" + "".join(f"- {c}\n" for c in _commands(mnist)))
+    out.append("\n" + _commands(mnist))
     return "".join(out)
 
 
-def _commands(records: list[dict[str, Any]]) -> list[str]:
-    """Each distinct command of ``records`` with its commits, in first-seen order."""
+def _commands(records: list[dict[str, Any]]) -> str:
+    """A Markdown list of each distinct command of ``records`` with its commits, in first-seen
+    order."""
     commits: dict[str, list[str]] = {}
     for r in records:
         seen = commits.setdefault(r["command"], [])
         if r["commit"] not in seen:
             seen.append(r["commit"])
-    return [f"`{command}` (commit{'s' if len(c) > 1 else ''} "
-            f"{', '.join(f'`{x}`' for x in c)})" for command, c in commits.items()]
+    return "".join(f"- `{command}` (commit{'s' if len(c) > 1 else ''} "
+                   f"{', '.join(f'`{x}`' for x in c)})\n" for command, c in commits.items())
 
 
 def _mnist_laws(records: list[dict[str, Any]]) -> str:
@@ -607,7 +608,7 @@ def _mnist_laws(records: list[dict[str, Any]]) -> str:
         out.append(errors_table(group))
         out.append("\nModel size at each kept fraction (the same for every law):\n\n")
         out.append(size_table(group[0]))
-        out.append("\n" + "".join(f"- {x}\n" for x in _commands(group)) + "\n")
+        out.append("\n" + _commands(group) + "\n")
     return "".join(out)
 
 
@@ -630,8 +631,7 @@ def _mcmc_stability(records: list[dict[str, Any]]) -> str:
            "largest rank-normalised split R-hat over w. Means ± standard errors are over the "
            "seeds; [inference](../inference.md#stability-ep-vs-hp-under-strong-shrinkage) "
            "reads them against the paper's claim.\n\n"]
-    return _page(out, records, lambda: stability_table(records) + "".join(
-        f"- {c}\n" for c in _commands(records)))
+    return _page(out, records, lambda: stability_table(records) + _commands(records))
 
 
 def _benchmarks(records: list[dict[str, Any]]) -> str:
