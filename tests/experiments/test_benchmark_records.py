@@ -78,3 +78,18 @@ def test_a_gpu_run_is_its_own_table_judged_by_the_gpu_target() -> None:
     assert "lstm against nn.LSTM, 2 threads, commit `abc`" in table
     assert target("layers", "unit", "rayleigh", "CPU, 1 thread(s)") is None
     assert target("layers", "lstm", "untied") == 1.6
+
+
+def test_unit_noise_runs_at_different_sizes_are_separate_tables() -> None:
+    def unit(size: list[int], ratio: float) -> dict:
+        record = _record("2026-01-01", 15.0)
+        record["config"].update(device="NVIDIA H200", pipelined=10, size=size)
+        record["metrics"]["rows"] = {"unit": [{"case": "rayleigh", "ms": ratio,
+                                               "baseline_ms": 1.0}]}
+        return record
+
+    table = ratio_tables([unit([8192, 8192], 1.05), unit([2048, 1024], 1.3)])
+    big = table.split("NVIDIA H200, 10 steps back to back, x 8192 × 8192")[1].split("###")[0]
+    small = table.split("NVIDIA H200, 10 steps back to back, x 2048 × 1024")[1].split("###")[0]
+    assert "| rayleigh | 1.05 | ≤ 1.1 ✔ |" in big and "1.30" not in big
+    assert "| rayleigh | 1.30 | ≤ 1.1 ✘ |" in small and "1.05" not in small

@@ -79,10 +79,10 @@ def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],
 
 
 def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown: for each (benchmark, comparison, threads or GPU, commit), a table of every case's
-    ratio to its baseline in each run (oldest run first), with the target where one is set and
-    whether every run meets it, and, where the cases measure it, the bytes per element saved for
-    backward in the last run beside the baseline's."""
+    """Markdown: for each (benchmark, comparison, threads or GPU, unit-noise size, commit), a
+    table of every case's ratio to its baseline in each run (oldest run first), with the target
+    where one is set and whether every run meets it, and, where the cases measure it, the bytes
+    per element saved for backward in the last run beside the baseline's."""
     from dropprior.experiments.tables import markdown_table
 
     groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
@@ -93,7 +93,9 @@ def ratio_tables(records: Sequence[Mapping[str, Any]]) -> str:
                  if _on_gpu(c.get("device")) else
                  f"{c.get('threads')} thread{'' if c.get('threads') == 1 else 's'}")
         for comparison in r["metrics"]["rows"]:
-            key = (c["benchmark"], comparison, where, str(r["commit"]))
+            size = (f", x {c['size'][0]} × {c['size'][1]}"
+                    if comparison == "unit" and c.get("size") else "")
+            key = (c["benchmark"], comparison, where + size, str(r["commit"]))
             groups.setdefault(key, []).append(r)
     out = []
     for (benchmark, comparison, where, commit), runs in sorted(groups.items()):

@@ -643,7 +643,10 @@ def _benchmarks(records: list[dict[str, Any]]) -> str:
            "(`dropprior.experiments.benchmark_records`). Every case is timed in turn with its "
            "torch baseline in the same run (medians; the scripts' docstrings give the shapes), "
            "so each ratio is against a baseline measured alongside it; a ratio below 1 is "
-           "faster than torch. Runs are meant for an otherwise idle machine. The earlier "
+           "faster than torch. Runs are meant for an otherwise idle machine. On a GPU, "
+           "`benchmarks/gpu_check.sh` and `scripts/gpu_session.sh` write these records and "
+           "bring them back in `benchmark_records.tar` (`tar -xf benchmark_records.tar -C "
+           "results`); a GPU run gets its own tables, judged by the GPU target. The earlier "
            "measurements, with their raw outputs, are logged on "
            "[benchmarks](../layers/benchmarks.md).\n\n"]
     return _page(out, records, lambda: ratio_tables(records))
