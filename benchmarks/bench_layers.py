@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropprior.experiments.benchmark_records import now, record_benchmark
+from dropprior.experiments.benchmark_records import record_benchmark
+from dropprior.experiments.rundir import now
 from dropprior.functional import multiplicative_noise
 from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
 from dropprior.noise import (

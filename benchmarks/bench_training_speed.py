@@ -44,9 +44,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dropprior.experiments.benchmark_records import now, record_benchmark
+from dropprior.experiments.benchmark_records import record_benchmark
 from dropprior.experiments.conv_resnet import build_conv_resnet
 from dropprior.experiments.ptb import PTB_SIZES, LanguageModel, sequence_loss
+from dropprior.experiments.rundir import now
 from dropprior.nn import NoisyConv2d, NoisyLinear
 from dropprior.noise import Bernoulli
 

@@ -108,6 +108,9 @@ def test_a_recorded_run_is_a_section_of_the_page_with_its_own_rows(data_dir, tmp
     assert record["params"]["splits"] == [0] and record["params"]["warmup"] == 5
     info = json.loads((run / "run.json").read_text())
     assert info["command"] == "mcmc" and info["config"]["methods"] == ["mc-map", "nuts-hp"]
+    # the run's own duration and start, not those of writing its directory afterwards
+    assert info["seconds"] == pytest.approx(record["seconds"], abs=0.01) and info["seconds"] > 0.05
+    assert info["started_at"] <= info["finished_at"]
     page = build_pages(tmp_path)[tmp_path / "docs/results/mcmc_uci.md"]
     section = page.split("## Single runs of `dropprior mcmc`")[1]
     assert "### yacht, gaussian noise matched to p = 0.05: 5 warm-up and 5 draws" in section

@@ -78,7 +78,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import time
-    from datetime import datetime, timezone
 
     from dropprior.data import load_uci
     from dropprior.experiments.mcmc_uci import (
@@ -88,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         summarise_methods,
     )
     from dropprior.experiments.records import git_commit
+    from dropprior.experiments.rundir import now
     from dropprior.noise import law_by_name, match_dropout
 
     torch.set_num_threads(1)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     law = match_dropout(args.law, args.p, dtype=torch.float64)
     rows = []
     start = time.perf_counter()
-    started = (git_commit(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    started = (git_commit(), now())
     for scores in method_rows(ds, law, methods, settings, args.seed, range(n_splits)):
         rows.append(scores)
         k, method = scores["split"], scores["method"]

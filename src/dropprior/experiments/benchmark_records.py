@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TARGETS", "GPU_TARGETS", "target", "now", "record_benchmark", "ratio_tables"]
+__all__ = ["TARGETS", "GPU_TARGETS", "target", "record_benchmark", "ratio_tables"]
 
 TARGETS: dict[tuple[str, str, str], float] = {
     **{("training_speed", "steps", case): 1.15
@@ -42,13 +42,6 @@ def target(benchmark: str, comparison: str, case: str, device: Any = None) -> fl
 _BASELINES = {("layers", "unit"): "F.dropout", ("layers", "dropconnect"): "nn.Linear",
               ("layers", "conv"): "nn.Conv2d", ("layers", "lstm"): "nn.LSTM",
               ("training_speed", "steps"): "the same model with torch's dropout or no noise"}
-
-
-def now() -> str:
-    """The current UTC time as an ISO string, for ``started_at``."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def record_benchmark(benchmark: str, command: str, config: Mapping[str, Any],

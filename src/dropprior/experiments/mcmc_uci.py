@@ -153,8 +153,7 @@ def record_mcmc_run(out: str | Path, params: dict[str, Any], rows: Sequence[dict
     from dropprior.experiments.rundir import RunDirectory
     from dropprior.experiments.store import ResultStore
 
-    rundir = RunDirectory(out, "mcmc", params, int(params["seed"]), argv=argv)
-    rundir.info.update(commit=started[0], started_at=started[1])
+    rundir = RunDirectory(out, "mcmc", params, int(params["seed"]), argv=argv, started=started)
     store = ResultStore(Path(out) / "jobs", required=("params", "result"))
     key = (f"{params['dataset']}/{params['law']}/{'+'.join(params['methods'])}/"
            f"splits={params['splits']}")
@@ -162,7 +161,7 @@ def record_mcmc_run(out: str | Path, params: dict[str, Any], rows: Sequence[dict
                     "result": {"rows": list(rows),
                                "summary": summarise_methods(rows, params["methods"])}},
               replace=True)
-    rundir.finish()
+    rundir.finish(seconds)
     return store.path(key)
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDirectory", "versions"]
+__all__ = ["RunDirectory", "now", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -64,21 +64,25 @@ class RunDirectory:
         config: the resolved settings (JSON-serialisable values; paths become strings).
         seed: the run's seed.
         argv: the command line (default: ``sys.argv``).
+        started: the (commit, ISO time) the run started from, where the directory is made
+            after the run (default: the current commit and time).
     """
 
     def __init__(self, root: str | os.PathLike[str], command: str, config: Mapping[str, Any],
-                 seed: int, argv: Sequence[str] | None = None) -> None:
+                 seed: int, argv: Sequence[str] | None = None, *,
+                 started: tuple[str | None, str] | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._start = time.perf_counter()
+        commit, started_at = (_commit(), now()) if started is None else started
         self.info: dict[str, Any] = {
             "command": command,
             "argv": list(sys.argv if argv is None else argv),
             "config": _plain(config),
             "seed": int(seed),
             "versions": versions(),
-            "started_at": _now(),
-            "commit": _commit(),
+            "started_at": started_at,
+            "commit": commit,
         }
         self._write()
         (self.root / "config.toml").write_text(to_toml(self.info["config"]))
@@ -87,10 +91,12 @@ class RunDirectory:
         """A file inside the run directory."""
         return self.root / name
 
-    def finish(self, **extra: Any) -> float:
-        """Record the end time, the duration in seconds (returned) and any ``extra`` fields."""
-        seconds = time.perf_counter() - self._start
-        self.info.update(finished_at=_now(), seconds=round(seconds, 3), **_plain(extra))
+    def finish(self, seconds: float | None = None, **extra: Any) -> float:
+        """Record the end time, the duration in seconds (returned; default: since the directory
+        was made) and any ``extra`` fields."""
+        if seconds is None:
+            seconds = time.perf_counter() - self._start
+        self.info.update(finished_at=now(), seconds=round(seconds, 3), **_plain(extra))
         self._write()
         return seconds
 
@@ -135,5 +141,6 @@ def _commit() -> str | None:
     return git_commit()
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time as an ISO string (seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -29,12 +29,12 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from dropprior._validation import check_choice
+from dropprior.experiments.rundir import now
 from dropprior.experiments.store import ResultStore
 
 __all__ = ["Job", "run_jobs", "BACKENDS"]
@@ -105,7 +105,7 @@ def _timed(fn: JobFn, params: dict[str, Any]) -> dict[str, Any]:
         "params": dict(params),
         "result": result,
         "seconds": time.perf_counter() - start,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": now(),
     }
 
 
