@@ -60,7 +60,7 @@ def test_diabetes_table_aggregates_the_seeds_in_table_order() -> None:
     lines = diabetes_table(records).splitlines()
     assert lines[2].startswith(f"| {first} | 300 | 200 | 0 | 1/1 | 52.0 | 51.0 | 1/1 |")
     sd = statistics.stdev([60.0, 70.0, 65.0])
-    assert lines[3] == (f"| {later} | 300 | 200 | 0, 1, 2 | 3/3 | 65.0 ± {sd:.1f} | "
+    assert lines[3] == (f"| {later} | 300 | 200 | 0–2 | 3/3 | 65.0 ± {sd:.1f} | "
                         f"64.0 ± {sd:.1f} | 2/3 |")
 
 
@@ -89,7 +89,7 @@ def test_mnist_table_aggregates_the_seeds() -> None:
                    "seconds": 10.0 + seed}
         records.append(make_record("c", config, seed, metrics, 1.0, "abc"))
     sd = statistics.stdev([7.0, 8.0, 9.5])
-    assert (f"| {MNIST[8].label} | 20000 | 2 | 0, 1, 2 | 2/3 | 0.6 ± 0.1 | 8.17 ± {sd:.2f} | 11 |"
+    assert (f"| {MNIST[8].label} | 20000 | 2 | 0–2 | 2/3 | 0.6 ± 0.1 | 8.17 ± {sd:.2f} | 11 |"
             in mnist_table(records))
 
 

@@ -58,6 +58,31 @@ def test_format_spread_gives_scipys_sem_or_numpys_sample_sd():
         format_spread(values, spread="iqr")
 
 
+def test_format_seeds_lists_every_seed_once_with_runs_of_three_as_ranges():
+    from dropprior.experiments.tables import format_seeds
+
+    assert format_seeds([4, 0, 1, 2, 7, 8, 2]) == "0–2, 4, 7, 8"
+    assert format_seeds(range(10)) == "0–9" and format_seeds([3]) == "3"
+
+    def expand(text: str) -> list[int]:
+        out: list[int] = []
+        for part in text.split(", "):
+            first, _, last = part.partition("–")
+            out += range(int(first), int(last or first) + 1)
+        return out
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        seeds = rng.choice(30, size=int(rng.integers(1, 20)), replace=False).tolist()
+        text = format_seeds(seeds)
+        assert expand(text) == sorted(seeds)
+        # a range only where three or more seeds follow each other
+        for part in text.split(", "):
+            if "–" in part:
+                first, last = map(int, part.split("–"))
+                assert last - first >= 2
+
+
 def test_paired_mean_se_matches_scipys_paired_t_test():
     """The paired difference's mean ± standard error: scipy's related-samples t statistic is
     their ratio (the mean over the standard error of the per-pair differences)."""

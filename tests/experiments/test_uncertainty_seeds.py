@@ -98,7 +98,7 @@ def test_records_chosen_over_different_grids_are_not_pooled() -> None:
 
 def test_the_page_gives_the_verdicts_by_each_metrics_direction() -> None:
     page = _uncertainty(_records())
-    assert ", seeds 0, 1, 2\n" in page
+    assert ", seeds 0–2\n" in page
     assert "| bernoulli | 0.9100±0.0058 | 0.3100±0.0058 |" in page
     against = page.split("Against MC dropout")[1]
     heavy = next(line for line in against.splitlines() if line.startswith("| heavy |"))

@@ -234,7 +234,7 @@ def _mean_sd(values: Sequence[float], fmt: str = "{:.1f}") -> str:
 def diabetes_table(records: Sequence[Mapping[str, Any]]) -> str:
     """The diabetes records as a Markdown table, one row per configuration and schedule, over
     the seeds recorded: RMSEs as mean ± sample sd over the seeds, counts as k/n."""
-    from dropprior.experiments.tables import markdown_table
+    from dropprior.experiments.tables import format_seeds, markdown_table
 
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in sorted(records, key=lambda r: (_order(DIABETES, r), r["config"]["seed"])):
@@ -244,7 +244,7 @@ def diabetes_table(records: Sequence[Mapping[str, Any]]) -> str:
     for (label, epochs, draws), group in groups.items():
         m = [r["metrics"] for r in group]
         n = len(m)
-        rows.append([label, epochs, draws, ", ".join(str(r["config"]["seed"]) for r in group),
+        rows.append([label, epochs, draws, format_seeds(r["config"]["seed"] for r in group),
                      f"{sum(x['finite'] for x in m)}/{n}",
                      _mean_sd([x["rmse_mean"] for x in m]),
                      _mean_sd([x["rmse_median"] for x in m]),
@@ -257,7 +257,7 @@ def mnist_table(records: Sequence[Mapping[str, Any]]) -> str:
     """The MNIST selection records as a Markdown table, one row per configuration and schedule
     over the seeds recorded: validation error and last training loss as mean ± sample sd over
     the seeds, the finite losses as k/n, the median training seconds."""
-    from dropprior.experiments.tables import markdown_table
+    from dropprior.experiments.tables import format_seeds, markdown_table
 
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in sorted(records, key=lambda r: (_order(MNIST, r), r["config"]["seed"])):
@@ -268,7 +268,7 @@ def mnist_table(records: Sequence[Mapping[str, Any]]) -> str:
         m = [r["metrics"] for r in group]
         losses = [x["last_train_loss"] for x in m if x["last_train_loss"] is not None]
         rows.append([label, train_size, epochs,
-                     ", ".join(str(r["config"]["seed"]) for r in group),
+                     format_seeds(r["config"]["seed"] for r in group),
                      f"{sum(x['finite'] for x in m)}/{len(m)}",
                      _mean_sd(losses, "{:.3g}") if losses else "n/a",
                      _mean_sd([x["val_error"] for x in m], "{:.2f}"),

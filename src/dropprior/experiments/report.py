@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.records import RESULTS_DIR, record_store
-from dropprior.experiments.tables import beats, combined_se, mean_se, paired_mean_se
+from dropprior.experiments.tables import beats, combined_se, format_seeds, mean_se, paired_mean_se
 from dropprior.experiments.uci_cost import FULL_SPLITS
 
 __all__ = ["PAGES", "build_pages", "write_pages"]
@@ -402,7 +402,7 @@ def _uncertainty(records: list[dict[str, Any]]) -> str:
         out.append(f"## {c['epochs']} epochs, {c['train_size']:,} images, dropout "
                    f"{rate}, heavy law {c['heavy_law']}, S = {c['samples']}, "
                    f"{c['members']} ensemble members{vi}"
-                   + (f", seeds {', '.join(map(str, seeds))}" if len(group) > 1 else "")
+                   + (f", seeds {format_seeds(seeds)}" if len(group) > 1 else "")
                    + "\n\n")
         out.append(header)
         if len(group) == 1:
@@ -1272,7 +1272,7 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
                                 if all(k in r["metrics"] for r in runs.values())}
             cells = [f"{summary[variant][k][0]:.1f} ± {summary[variant][k][1]:.1f}"
                      if k in summary[variant] else "—" for k, _ in _PTB_EVALUATIONS]
-            out.append(f"| {variant} | {', '.join(map(str, sorted(runs)))} | "
+            out.append(f"| {variant} | {format_seeds(runs)} | "
                        f"{' | '.join(cells)} |\n")
         out += _ptb_differences(summary)
         out += _ptb_law_differences(summary)
@@ -1424,7 +1424,7 @@ def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[
                 paired = paired_mean_se(mine, theirs)
                 cells.append(f"{name} {_difference(paired, (0.0, 0.0))}")
         if cells:
-            lines.append(f"- {variant} − {ref} (seeds {', '.join(map(str, seeds))}): "
+            lines.append(f"- {variant} − {ref} (seeds {format_seeds(seeds)}): "
                          f"{'; '.join(cells)}\n")
     if not lines:
         return []

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["mean_se", "paired_mean_se", "format_mean_se", "format_spread", "markdown_table",
-           "write_csv",
-           "beats", "combined_se"]
+__all__ = ["mean_se", "paired_mean_se", "format_mean_se", "format_spread", "format_seeds",
+           "markdown_table", "write_csv", "beats", "combined_se"]
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -67,6 +66,19 @@ def format_spread(values: Sequence[float], fmt: str = "{:.2f}", spread_fmt: str 
         return fmt.format(mean)
     width = se * math.sqrt(len(values)) if spread == "sd" else se
     return f"{fmt.format(mean)} ± {(spread_fmt or fmt).format(width)}"
+
+
+def format_seeds(seeds: Iterable[int]) -> str:
+    """The seeds, sorted and without repeats, with each run of three or more consecutive seeds
+    written as ``first–last``: ``[4, 0, 1, 2, 7, 8]`` → ``"0–2, 4, 7, 8"``."""
+    ordered = sorted(set(int(s) for s in seeds))
+    runs: list[list[int]] = []
+    for seed in ordered:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) >= 3 else ", ".join(map(str, r)) for r in runs)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
