@@ -86,3 +86,15 @@ def test_command_writes_the_record_the_page_is_built_from(data_dir, tmp_path, ca
     page = build_pages(tmp_path)[tmp_path / "docs/results/jensen.md"]
     assert "## yacht, split 0: rayleigh, inverse_nakagami" in page
     assert "| rayleigh | 0.5 |" in page and "+∞ in 1 of 2 rows (rayleigh)" in page
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--ep-samples", "1", "ep_samples must be an int >= 2, got 1"),
+    ("--hidden", "0", "hidden must be an int >= 1, got 0"),
+    ("--epochs", "-3", "epochs must be an int >= 1, got -3")])
+def test_command_rejects_a_bad_count_before_reading_data(tmp_path, capsys, flag, value,
+                                                         message) -> None:
+    # the data folder does not exist: the settings are refused before it is read
+    code = main(["jensen", "--data-dir", str(tmp_path / "absent"), "--dataset", "yacht",
+                 "--law", "rayleigh", flag, value, "--out", str(tmp_path / "out")])
+    assert code != 0 and message in capsys.readouterr().err

@@ -73,10 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from dropprior.experiments.records import git_commit
 
     levels = _levels(args.levels)
-    for name, value in (("--hidden", args.hidden), ("--epochs", args.epochs),
-                        ("--ep-samples", args.ep_samples), ("--hp-samples", args.hp_samples)):
-        if value < (2 if "samples" in name else 1):
-            raise CLIError(f"{name} must be a positive integer (>= 2 for samples), got {value}")
+    # JensenSettings checks every value (by its field name) before any data is read
     settings = JensenSettings(dataset=args.dataset, laws=tuple(args.law), levels=tuple(levels),
                               split=args.split, hidden=args.hidden, epochs=args.epochs,
                               sigma0=args.sigma0, ep_samples=args.ep_samples,
