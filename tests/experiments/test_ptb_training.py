@@ -428,13 +428,14 @@ def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys
 
 
 def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None,
-                    seed: int = 0, law: str = "bernoulli", dropout: float | None = None
-                    ) -> None:
+                    seed: int = 0, law: str = "bernoulli", dropout: float | None = None,
+                    **options: bool) -> None:
     from dataclasses import asdict
 
     from dropprior.experiments.records import make_record, record_store, settings_key
 
-    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant, "seed": seed, "law": law}
+    s = {**asdict(PTB_SIZES["zaremba-small"]), "variant": variant, "seed": seed, "law": law,
+         **options}
     if dropout is not None:
         s["dropout"] = dropout
     metrics = {"epochs_run": 13, "valid_ppl": test + 4, "test_ppl": test,
@@ -710,3 +711,53 @@ def test_settings_refuse_values_that_cannot_train(field: str, bad: object, messa
         PTBSettings(**{field: bad})
     for preset in PTB_SIZES.values():  # the presets stay valid
         PTBSettings(**{f: getattr(preset, f) for f in ("epochs", "lr", "lr_decay", "dropout")})
+
+
+def test_ptb_a_variant_with_options_is_paired_with_the_same_variant_without_them(
+        tmp_path: Path) -> None:
+    """Across seeds, tied + weight against tied and untied + recurrent against untied (law
+    kept), over the seeds both finished: the mean of the per-seed differences ± scipy's
+    standard error of them."""
+    import numpy as np
+    from scipy import stats
+
+    from dropprior.experiments.report import build_pages
+
+    results = tmp_path / "results"
+    tied = {0: (102.0, 99.0), 1: (101.7, 98.6), 2: (103.1, 100.1), 3: (101.4, 98.3)}
+    weight = {0: (101.4, 98.9), 1: (101.0, 98.0), 2: (102.2, 99.7)}
+    heavy = {0: (101.9, 98.8), 1: (101.3, 98.2)}
+    heavy_weight = {0: (101.0, 98.1), 1: (101.1, 98.0)}
+    for seed in tied:
+        _put_ptb_record(results, "tied", *tied[seed], seed=seed)
+        _put_ptb_record(results, "untied", *tied[seed], seed=seed)
+        if seed in weight:
+            _put_ptb_record(results, "tied", *weight[seed], seed=seed, weight_noise=True)
+            _put_ptb_record(results, "untied", *weight[seed], seed=seed, recurrent_noise=True)
+        if seed in heavy:
+            for data, extra in ((heavy, {}), (heavy_weight, {"weight_noise": True})):
+                _put_ptb_record(results, "tied", *data[seed], seed=seed,
+                                law="inverse_nakagami", **extra)
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    (section,) = page.split(": across seeds")[1:]
+
+    def line(name: str, ref: str, mine: dict, theirs: dict, seeds_text: str) -> str:
+        seeds = sorted(set(mine) & set(theirs))
+        cells = []
+        for column, label in ((0, "mean-scaled"), (1, "MC")):
+            d = np.subtract([mine[k][column] for k in seeds], [theirs[k][column] for k in seeds])
+            se = float(stats.sem(d))
+            verdict = "beats" if -d.mean() > se else "behind" if d.mean() > se else "level"
+            mean = f"{d.mean():+.2f}".replace("-", "−")
+            cells.append(f"{label} {mean} ± {se:.2f}, {verdict}")
+        return f"- {name} − {ref} (seeds {seeds_text}): {'; '.join(cells)}"
+
+    lines = [x for x in section.splitlines() if x.startswith("- ") and " (seeds " in x]
+    assert line("tied + weight", "tied", weight, tied, "0–2") in lines
+    assert line("untied + recurrent", "untied", weight, tied, "0–2") in lines
+    # by hand: tied + weight is 0.6, 0.7, 0.9 below tied, mean-scaled: −0.73 ± 0.09, beats
+    assert "- tied + weight − tied (seeds 0–2): mean-scaled −0.73 ± 0.09, beats" in section
+    # the law is kept: the heavy-tailed tied + weight against the heavy-tailed tied
+    assert line("tied + weight (inverse_nakagami)", "tied (inverse_nakagami)", heavy_weight,
+                heavy, "0, 1") in lines
+    assert not [x for x in lines if x.startswith("- tied − ") or x.startswith("- untied − ")]

@@ -1380,6 +1380,14 @@ def _ptb_default_law_variant(name: str) -> str:
     return name.rsplit(" (", 1)[0]
 
 
+def _ptb_plain_variant(name: str) -> str:
+    """The across-seeds name of the same variant without its options, law kept: ``"tied +
+    weight (inverse_nakagami)"`` → ``"tied (inverse_nakagami)"``, ``"untied + recurrent"`` →
+    ``"untied"``; a name without options is returned as it is."""
+    law = name[len(_ptb_default_law_variant(name)):]
+    return name.split(" + ", 1)[0].rsplit(" (", 1)[0] + law
+
+
 def _ptb_law_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
     """Each variant run with another noise law (``"tied (inverse_nakagami)"``) against the same
     variant with the default law, where both are in ``summary`` (variant → {metric: (mean,
@@ -1401,16 +1409,19 @@ def _ptb_law_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> 
 
 def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     """Seed-paired differences (``runs``: variant → {seed: record}): each variant against each
-    reference (zaremba, gal; a reference only against those before it) and a variant of another
-    law against the same variant with the default law, over the seeds both finished (two or
-    more), under each evaluation: the mean of the per-seed differences in test perplexity ±
-    their standard error (:func:`paired_mean_se`), "beats" / "behind" only beyond it, else
-    "level"."""
+    reference (zaremba, gal; a reference only against those before it), a variant of another
+    law against the same variant with the default law, and a variant with options (``+
+    weight``, ``+ recurrent``, ``+ output``) against the same variant without them, over the
+    seeds both finished (two or more), under each evaluation: the mean of the per-seed
+    differences in test perplexity ± their standard error (:func:`paired_mean_se`), "beats" /
+    "behind" only beyond it, else "level"."""
     # a reference is paired with the references before it, any other variant with all
     before = {ref: _PTB_REFERENCES[:i] for i, ref in enumerate(_PTB_REFERENCES)}
     pairs = [(v, ref) for v in runs for ref in before.get(v, _PTB_REFERENCES) if ref in runs]
     bases = {v: _ptb_default_law_variant(v) for v in runs}
     pairs += [(v, base) for v, base in bases.items() if base != v and base in runs]
+    plain = {v: _ptb_plain_variant(v) for v in runs}
+    pairs += [(v, base) for v, base in plain.items() if base != v and base in runs]
     lines = []
     for variant, ref in sorted(pairs, key=lambda pair: _ptb_row_order(pair[0])):
         seeds = sorted(set(runs[variant]) & set(runs[ref]))
