@@ -735,6 +735,8 @@ def test_ptb_a_variant_with_options_is_paired_with_the_same_variant_without_them
             _put_ptb_record(results, "tied", *weight[seed], seed=seed, weight_noise=True)
             _put_ptb_record(results, "untied", *weight[seed], seed=seed, recurrent_noise=True)
         if seed in heavy:
+            _put_ptb_record(results, "gal", *tied[seed], seed=seed)
+            _put_ptb_record(results, "gal", *weight[seed], seed=seed, weight_noise=True)
             for data, extra in ((heavy, {}), (heavy_weight, {"weight_noise": True})):
                 _put_ptb_record(results, "tied", *data[seed], seed=seed,
                                 law="inverse_nakagami", **extra)
@@ -760,4 +762,6 @@ def test_ptb_a_variant_with_options_is_paired_with_the_same_variant_without_them
     # the law is kept: the heavy-tailed tied + weight against the heavy-tailed tied
     assert line("tied + weight (inverse_nakagami)", "tied (inverse_nakagami)", heavy_weight,
                 heavy, "0, 1") in lines
-    assert not [x for x in lines if x.startswith("- tied − ") or x.startswith("- untied − ")]
+    # gal + weight against gal is both a reference pair and an options pair: listed once
+    assert [x for x in lines if x.startswith("- gal + weight − gal ")] == [
+        line("gal + weight", "gal", {k: weight[k] for k in heavy}, tied, "0, 1")]

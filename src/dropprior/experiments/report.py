@@ -1423,7 +1423,8 @@ def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[
     plain = {v: _ptb_plain_variant(v) for v in runs}
     pairs += [(v, base) for v, base in plain.items() if base != v and base in runs]
     lines = []
-    for variant, ref in sorted(pairs, key=lambda pair: _ptb_row_order(pair[0])):
+    # (gal + weight, gal) is both a reference pair and an options pair: one line
+    for variant, ref in sorted(dict.fromkeys(pairs), key=lambda pair: _ptb_row_order(pair[0])):
         seeds = sorted(set(runs[variant]) & set(runs[ref]))
         if len(seeds) < 2:
             continue
