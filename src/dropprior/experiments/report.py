@@ -1384,8 +1384,8 @@ def _ptb_plain_variant(name: str) -> str:
     """The across-seeds name of the same variant without its options, law kept: ``"tied +
     weight (inverse_nakagami)"`` → ``"tied (inverse_nakagami)"``, ``"untied + recurrent"`` →
     ``"untied"``; a name without options is returned as it is."""
-    law = name[len(_ptb_default_law_variant(name)):]
-    return name.split(" + ", 1)[0].rsplit(" (", 1)[0] + law
+    variant = _ptb_default_law_variant(name)
+    return variant.split(" + ", 1)[0] + name[len(variant):]
 
 
 def _ptb_law_differences(summary: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
