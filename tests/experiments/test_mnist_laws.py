@@ -100,6 +100,6 @@ def test_seeds_are_averaged_and_compared_with_dropout_seed_by_seed() -> None:
     row = errors_table(records).splitlines()[3]
     mean, se = mean_se(truncated)
     diff, diff_se = paired_mean_se(truncated, dropout)
-    assert row.startswith(f"| half_cauchy_truncated_3 | 0, 1, 2 | 3, 3, 3 | 3, 3, 3 | no | "
+    assert row.startswith(f"| half_cauchy_truncated_3 | 0–2 | 3, 3, 3 | 3, 3, 3 | no | "
                           f"{mean:.2f} ± {se:.2f} |")
     assert diff < -diff_se and row.endswith(f"| 51 | −{-diff:.2f} ± {diff_se:.2f} (lower) |")

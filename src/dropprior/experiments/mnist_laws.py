@@ -170,7 +170,12 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
     error. ``records`` share every setting but the law and the seed."""
     import numpy as np
 
-    from dropprior.experiments.tables import beats, markdown_table, paired_mean_se
+    from dropprior.experiments.tables import (
+        beats,
+        format_seeds,
+        markdown_table,
+        paired_mean_se,
+    )
     from dropprior.experiments.tables import format_spread as _cell
 
     by_law: dict[str, dict[int, Mapping[str, Any]]] = {}
@@ -194,7 +199,7 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
             word = ("lower" if beats(0.0, 0.0, mean, se) else
                     "higher" if beats(mean, se, 0.0, 0.0) else "level")
             versus = f"{mean:+.2f} ± {se:.2f} ({word})".replace("-", "−")
-        table.append([law, ", ".join(str(k) for k in sorted(by_law[law])),
+        table.append([law, format_seeds(by_law[law]),
                       ", ".join(str(m["epochs_run"]) for m in runs), best,
                       "yes" if any(m["diverged"] for m in runs) else "no",
                       _cell([m["test_error_mc"] for m in runs]),
