@@ -204,3 +204,21 @@ def test_versions_name_the_cpu(monkeypatch):
     assert cpu_model() == "unknown"
     monkeypatch.setattr(platform, "processor", lambda: "arm")
     assert cpu_model() == "arm"
+
+
+def test_minus_writes_every_sign_as_the_typographic_minus_and_keeps_exponents():
+    from dropprior.experiments.tables import minus
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        a, b = rng.normal(scale=10.0 ** rng.integers(-5, 4), size=2)
+        for text in (f"{a:+.2f} ± {b:.2f}, level", f"{a:.3f}±{b:.3f}", f"{a:.2e} ± {abs(b):.1e}",
+                     f"| {a:.2f} | ({b:.4f}) |"):
+            written = minus(text)
+            # the same numbers once the typographic minus is read back as a sign
+            assert written.replace("−", "-") == text
+            # no sign left as a hyphen; an exponent's hyphen kept
+            assert not any(tok.startswith(("-", "(-")) for tok in written.split())
+            assert written.count("e-") == text.count("e-")
+            assert written.count("−") == text.count("-") - text.count("e-")
+    assert minus("beta_2.5-1.7, inverse-Nakagami, -inf") == "beta_2.5-1.7, inverse-Nakagami, −inf"

@@ -140,7 +140,7 @@ def _paired(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence
             ) -> list[str]:
     """HP − EP over ``seeds`` (paired mean ± s.e.) of the ESS per gradient (higher is better)
     and the divergences (lower is better), each with the form that is better beyond the s.e."""
-    from dropprior.experiments.tables import beats, paired_mean_se
+    from dropprior.experiments.tables import beats, minus, paired_mean_se
 
     cells = []
     for key, higher_better, fmt in (("min_ess_per_gradient", True, "{:.2e} ± {:.1e}"),
@@ -151,5 +151,5 @@ def _paired(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence
         hp_better, ep_better = (above, below) if higher_better else (below, above)
         verdict = "HP" if hp_better else "EP" if ep_better else "neither (within 1 s.e.)"
         text = fmt.format(mean, se)
-        cells += ["−" + text[1:] if text.startswith("-") else text, verdict]
+        cells += [minus(text), verdict]
     return cells

@@ -174,6 +174,7 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
         beats,
         format_seeds,
         markdown_table,
+        minus,
         paired_mean_se,
     )
     from dropprior.experiments.tables import format_spread as _cell
@@ -198,7 +199,7 @@ def errors_table(records: Sequence[Mapping[str, Any]], reference: str = "bernoul
                                       [ref[k]["test_error_mc"] for k in seeds])
             word = ("lower" if beats(0.0, 0.0, mean, se) else
                     "higher" if beats(mean, se, 0.0, 0.0) else "level")
-            versus = f"{mean:+.2f} ± {se:.2f} ({word})".replace("-", "−")
+            versus = minus(f"{mean:+.2f} ± {se:.2f} ({word})")
         table.append([law, format_seeds(by_law[law]),
                       ", ".join(str(m["epochs_run"]) for m in runs), best,
                       "yes" if any(m["diverged"] for m in runs) else "no",

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from dropprior.experiments.records import RESULTS_DIR, record_store
-from dropprior.experiments.tables import beats, combined_se, format_seeds, mean_se, paired_mean_se
+from dropprior.experiments.tables import (
+    beats,
+    combined_se,
+    format_seeds,
+    mean_se,
+    minus,
+    paired_mean_se,
+)
 from dropprior.experiments.uci_cost import FULL_SPLITS
 
 __all__ = ["PAGES", "build_pages", "write_pages"]
@@ -447,7 +454,7 @@ def _uncertainty_seeds(summary: dict[str, dict[str, Any]], n_seeds: int) -> list
         """4 decimals, more where the s.e. needs them for 2 significant digits; no "−0"."""
         digits = 4 if not 0 < se < 1e-3 else min(8, 1 - math.floor(math.log10(se)))
         mean = mean + 0.0 if round(mean, digits) else 0.0
-        return f"{mean:.{digits}f}±{se:.{digits}f}".replace("-", "−")
+        return minus(f"{mean:.{digits}f}±{se:.{digits}f}")
 
     out = [f"| {variant} | {' | '.join(cell(*ms) for ms in s['metrics'])} | "
            f"{s['train_seconds']:.1f} |\n" for variant, s in summary.items()]
@@ -808,11 +815,11 @@ def _uci_best_rows(summaries: list[dict[str, Any]]) -> list[str]:
         row = best[dataset]
         anchor, ens, beats_2018, beats_de = anchor_verdicts(dataset, row["ll"], row["ll_se"])
         verdicts.append((beats_2018, beats_de))
-        precise = _minus(f"{row['ll']:.3f}±{row['ll_se']:.3f}")
+        precise = minus(f"{row['ll']:.3f}±{row['ll_se']:.3f}")
         out.append(f"| {dataset} | {row['law']} / {row['structure']} / {row['objective']} / "
                    f"{row.get('variant') or '—'} | {format_mean_se(row['ll'], row['ll_se'])} "
                    f"({precise}) | {format_mean_se(*anchor[1]) if anchor else '—'} | "
-                   f"{beats_2018} | {'—' if ens is None else _minus(f'{ens:.2f}')} | "
+                   f"{beats_2018} | {'—' if ens is None else minus(f'{ens:.2f}')} | "
                    f"{beats_de} |\n")
     out.append(_anchor_tally("The best row", verdicts))
     return out
@@ -860,15 +867,10 @@ def _uci_ceiling(records: list[dict[str, Any]], summaries: list[dict[str, Any]])
         cells = (["—", "—", "—"] if top is None else
                  [f"{top['law']} / {top['objective']}",
                   format_mean_se(top["ll"], top["ll_se"]), f"{ceiling - top['ll']:.3f}"])
-        out.append(f"| {dataset} | {tau:g} | {_minus(f'{ceiling:.3f}')} | {' | '.join(cells)} | "
-                   f"{'—' if ens is None else _minus(f'{ens:.2f}')} | "
+        out.append(f"| {dataset} | {tau:g} | {minus(f'{ceiling:.3f}')} | {' | '.join(cells)} | "
+                   f"{'—' if ens is None else minus(f'{ens:.2f}')} | "
                    f"{'—' if ens is None else 'yes' if ens > ceiling else 'no'} |\n")
     return out
-
-
-def _minus(number: str) -> str:
-    """A formatted number with the typographic minus of the published tables."""
-    return number.replace("-", "−")
 
 
 def _comparison(mean: float, se: float, ref_mean: float, ref_se: float, better: str,
@@ -1078,7 +1080,7 @@ def _uci_scales_chosen(records: list[dict[str, Any]],
                    f"{format_mean_se(row['rmse'], row['rmse_se'])} | "
                    f"{format_mean_se(row['ll'], row['ll_se'])} | "
                    f"{format_mean_se(*anchor[1]) if anchor else '—'} | {beats_2018} | "
-                   f"{'—' if ens is None else _minus(f'{ens:.2f}')} | {beats_de} | "
+                   f"{'—' if ens is None else minus(f'{ens:.2f}')} | {beats_de} | "
                    f"{chosen} |\n")
     out.append(_anchor_tally("Chosen on validation, dropprior", verdicts))
     out.extend(_uci_against_baselines(rows, [r for r in summaries if r["law"] == NO_NOISE]))
@@ -1370,7 +1372,7 @@ def _difference(mine: tuple[float, float], ref: tuple[float, float]) -> str:
     verdict = ("beats" if beats(ref_mean, ref_se, mean, se) else
                "behind" if beats(mean, se, ref_mean, ref_se) else "level")
     difference = round(mean - ref_mean, 2) + 0.0  # + 0.0: no "−0.00"
-    return f"{difference:+.2f} ± {combined_se(se, ref_se):.2f}, {verdict}".replace("-", "−")
+    return minus(f"{difference:+.2f} ± {combined_se(se, ref_se):.2f}, {verdict}")
 
 
 def _ptb_default_law_variant(name: str) -> str:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = ["mean_se", "paired_mean_se", "format_mean_se", "format_spread", "format_seeds",
-           "markdown_table", "write_csv", "beats", "combined_se"]
+           "markdown_table", "write_csv", "beats", "combined_se", "minus"]
+
+# a hyphen-minus that is a number's sign: at the start or after a space, "(", "[", "|", "," or
+# "±", before a digit, a point or "inf" (an exponent's "e-03" keeps its hyphen)
+_SIGN = re.compile(r"(^|[\s(\[|,±])-(?=[\d.]|inf)")
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -51,7 +56,13 @@ def format_mean_se(mean: float, se: float) -> str:
     """``mean±se`` as in the published tables: 2 decimals, more when the values are small."""
     scale = max(abs(mean), abs(se))
     digits = 2 if scale >= 0.1 or scale == 0 else min(6, 1 - int(math.floor(math.log10(scale))) + 1)
-    return f"{mean:.{digits}f}±{se:.{digits}f}".replace("-", "−")
+    return minus(f"{mean:.{digits}f}±{se:.{digits}f}")
+
+
+def minus(text: str) -> str:
+    """``text`` with each number's sign written as the typographic minus "−" of the published
+    tables; hyphens elsewhere (an exponent's ``e-03``, a word's) are kept."""
+    return _SIGN.sub(r"\1−", text)
 
 
 def format_spread(values: Sequence[float], fmt: str = "{:.2f}", spread_fmt: str | None = None,

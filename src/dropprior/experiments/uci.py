@@ -50,7 +50,14 @@ from dropprior.experiments.batched_mlp import (
 )
 from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.runner import Job
-from dropprior.experiments.tables import beats, format_mean_se, markdown_table, mean_se, write_csv
+from dropprior.experiments.tables import (
+    beats,
+    format_mean_se,
+    markdown_table,
+    mean_se,
+    minus,
+    write_csv,
+)
 from dropprior.experiments.uci_scales import INTERVAL_METRICS, VI_INIT_STD, interval_scores
 from dropprior.noise import Bernoulli, NoiseLaw
 
@@ -564,7 +571,7 @@ def uci_markdown(summary: Sequence[dict[str, Any]]) -> str:
         cells = [row["dataset"], row["law"], row["structure"], row["objective"],
                  row["n_splits"], row["epochs"], format_mean_se(row["rmse"], row["rmse_se"]),
                  format_mean_se(row["ll"], row["ll_se"]), f"{row['seconds']:.0f}", published,
-                 beats, "—" if ens is None else f"{ens:.2f}".replace("-", "−"), beats_de]
+                 beats, "—" if ens is None else minus(f"{ens:.2f}"), beats_de]
         if library:
             cells[3:3] = [row.get("variant") or "—"]
             cells += [f"{row[c]:.1f}" if row.get(c, "") != "" else "—" for c in _KEPT]
