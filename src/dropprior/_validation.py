@@ -228,11 +228,20 @@ def check_generator(value: object, name: str = "generator") -> torch.Generator |
     return value
 
 
-def check_seed(value: object) -> int:
-    """``value`` if it is an int (not a bool; negative seeds are torch's too); else a TypeError
-    quoting it."""
+SEED_RANGE = (-(2**63), 2**64 - 1)
+"""The seeds ``torch.manual_seed`` and ``torch.Generator.manual_seed`` take, ends included."""
+
+
+def check_seed(value: object, low: int = SEED_RANGE[0]) -> int:
+    """``value`` if it is an int (not a bool) from ``low`` to torch's largest seed (negative
+    seeds are torch's too; the experiments, which seed numpy as well, pass ``low=0``); else a
+    TypeError (not an int) or a ValueError (out of range) quoting it."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"seed must be an int, got {value!r}")
+    high = SEED_RANGE[1]
+    if not low <= value <= high:
+        shown = "-2**63" if low == SEED_RANGE[0] else str(low)
+        raise ValueError(f"seed must be an int in [{shown}, 2**64 - 1], got {value!r}")
     return value
 
 

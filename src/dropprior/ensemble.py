@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_int, check_seed, type_name
+from dropprior._validation import SEED_RANGE, check_int, check_seed, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.prediction import (
     ClassificationPrediction,
@@ -54,6 +54,9 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
     from dropprior.training import fit
 
     check_seed(seed)
+    if seed + members - 1 > SEED_RANGE[1]:
+        raise ValueError(f"seed={seed} with members={members}: the last member's seed "
+                         f"{seed + members - 1} exceeds torch's largest, 2**64 - 1")
     models: list[nn.Module] = []
     owner: dict[int, int] = {}  # id of every member's trainable parameter -> its member
     with torch.random.fork_rng(devices=[]):

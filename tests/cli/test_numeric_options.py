@@ -1,7 +1,8 @@
 """Every number a subcommand takes is checked before any training: a bad value (a negative
 count, a nan or negative rate, scale or step) exits with status 2 and an error that names the
 option and quotes the value, instead of running, failing deep inside torch or Pyro, or being
-ignored. ``--seed`` (any int is a torch seed) is the one number without a range."""
+ignored. ``--seed`` takes an int from 0 to torch's largest seed, 2**64 - 1 (the experiments seed
+numpy too, which takes no negative seed)."""
 
 from __future__ import annotations
 
@@ -30,19 +31,27 @@ def _numeric_options() -> Iterator[tuple[str, str, type, set[str]]]:
         options = sub.get_default("_options")
         takes = {a.dest for a in sub._actions}
         for dest, spec in (options.specs.items() if options is not None else ()):
-            if spec.kind in (int, float) and dest != "seed":
+            if spec.kind in (int, float):
                 yield name, dest, spec.kind, takes
+
+
+def _bad_values(dest: str, kind: type) -> list[str]:
+    if dest == "seed":
+        return ["-1", str(2**64)]  # below numpy's seeds, above torch's
+    return ["-1"] if kind is int else ["nan", "-1"]
 
 
 CASES = [pytest.param(name, dest, bad, takes, id=f"{name}--{dest}={bad}")
          for name, dest, kind, takes in _numeric_options()
-         for bad in (["-1"] if kind is int else ["nan", "-1"])]
+         for bad in _bad_values(dest, kind)]
 
 
 def test_the_table_covers_every_command_with_numbers() -> None:
     commands = {case.values[0] for case in CASES}
     assert {"uci", "mcmc", "ptb", "mnist", "conv-resnet", "resnet", "cnn", "uncertainty",
             "selection", "demo", "jensen", "priors", "figure1", "evaluate"} <= commands
+    seeded = {case.values[0] for case in CASES if case.values[1] == "seed"}
+    assert seeded == commands - {"figure1"}  # every command that draws takes --seed
 
 
 class _Timeout(Exception):

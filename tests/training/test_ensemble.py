@@ -79,6 +79,9 @@ def test_bad_ensemble_arguments_name_the_value() -> None:
     assert members[0][0] is members[1][0] and members[0][1] is not members[1][1]
     with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
         fit_ensemble(_factory, 2, Categorical(), x, y, seed=0.5)
+    with pytest.raises(ValueError, match=r"seed=18446744073709551614 with members=3: the last "
+                                         r"member's seed 18446744073709551616 exceeds"):
+        fit_ensemble(_factory, 3, Categorical(), x, y, seed=2**64 - 2)
     three_classes = nn.Sequential(nn.Linear(3, 3)).double()
     with pytest.raises(ValueError, match=r"must predict alike: member 0 gives outputs of shape "
                                          r"\(40, 2\) per draw, member 1 \(40, 3\)"):

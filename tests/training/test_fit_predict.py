@@ -261,3 +261,14 @@ def test_relevance_scale_and_residual_block_pruning(tmp_path) -> None:
         prune(model)
     with pytest.raises(ValueError, match="removes every group"):
         prune(model, threshold=1e9, layers=["0"])
+
+
+def test_fit_takes_torchs_seed_range_and_names_a_seed_outside_it() -> None:
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    model = nn.Sequential(NoisyLinear(3, 4, Bernoulli(0.8, inverted=True)), nn.Linear(4, 1))
+    for seed in (2**64, -(2**63) - 1):  # past either end: named, not torch's overflow error
+        with pytest.raises(ValueError, match=rf"seed must be an int in \[-2\*\*63, 2\*\*64 - 1\], "
+                                             rf"got {seed}"):
+            fit(model, Gaussian(1.0), x, y, seed=seed, epochs=1, progress=False)
+    for seed in (2**64 - 1, -(2**63)):  # torch's own ends train
+        fit(model, Gaussian(1.0), x, y, seed=seed, epochs=1, progress=False)

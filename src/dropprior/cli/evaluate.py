@@ -47,12 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from dropprior._validation import check_seed
     from dropprior.data.mnist import MNIST_MEAN, MNIST_STD, load_idx, load_mnist
     from dropprior.experiments.evaluate import evaluate_classifier, table, write_evaluation
     from dropprior.likelihoods import Categorical
     from dropprior.prediction import ClassificationPrediction, predict
 
     values = resolve(args)
+    check_seed(values["seed"], low=0)
     if values["model"] is None:
         raise CLIError("--model FILE is required: a model saved with torch.save(model, FILE)")
     path = Path(values["model"])

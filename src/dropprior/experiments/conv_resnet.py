@@ -44,7 +44,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_number, check_prior_weight
+from dropprior._validation import (
+    check_choice,
+    check_int,
+    check_number,
+    check_prior_weight,
+    check_seed,
+)
 from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.fine_tune import check_fine_tune, fine_tune
@@ -95,6 +101,7 @@ class ConvResnetSettings:
 
         check_choice("variant", self.variant, CONV_RESNET_VARIANTS)
         check_int("blocks", self.blocks, 0)
+        check_seed(self.seed, low=0)
         if self.variant != "plain" and self.blocks < 1:
             raise ValueError(f"variant={self.variant!r} puts its noise or scales on the residual "
                              f"blocks and needs blocks >= 1, got {self.blocks}")

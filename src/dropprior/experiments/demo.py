@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_int, check_number
+from dropprior._validation import check_int, check_number, check_seed
 from dropprior.experiments.laws import DEMO_LAWS, dropout_law
 from dropprior.experiments.tables import markdown_table, write_csv
 
@@ -61,6 +61,7 @@ class DemoSettings:
         for name in ("hidden", "epochs_regression", "epochs_classification", "batch_size",
                      "samples"):
             check_int(name, getattr(self, name), 1)
+        check_seed(self.seed, low=0)
         check_number("dropout", self.dropout, 0.0, 1.0)
         check_number("test_fraction", self.test_fraction, 0.0, 1.0)
         check_number("lr", self.lr)

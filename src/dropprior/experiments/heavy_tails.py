@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int
+from dropprior._validation import check_choice, check_int, check_seed
 from dropprior.data.mnist import MNIST_TRAIN
 from dropprior.noise import Bernoulli, HalfCauchy, InverseNakagami, NoiseLaw
 from dropprior.truncation import Truncated
@@ -120,7 +120,7 @@ class DiabetesTailSettings:
 
     def __post_init__(self) -> None:
         _config(DIABETES, self.configuration)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed, low=0)
         check_int("epochs", self.epochs, 1)
         check_int("test_samples", self.test_samples, 1)
 
@@ -142,7 +142,7 @@ class MnistTailSettings:
         check_int("train_size", self.train_size, 1)
         check_int("epochs", self.epochs, 1)
         check_int("val_size", self.val_size, 1)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed, low=0)
         if self.train_size + self.val_size > MNIST_TRAIN:
             raise ValueError(f"train_size + val_size must be <= {MNIST_TRAIN} (MNIST's "
                              f"training images), got {self.train_size} + {self.val_size}")

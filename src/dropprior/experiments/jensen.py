@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_int, check_number
+from dropprior._validation import check_int, check_number, check_seed
 from dropprior.analysis import NoisePath, ep_gap, figure1_paths, hp_gap
 from dropprior.noise import NoiseLaw
 
@@ -92,7 +92,7 @@ class JensenSettings:
         check_int("epochs", self.epochs, 1)
         check_int("ep_samples", self.ep_samples, 2)
         check_int("hp_samples", self.hp_samples, 2)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed, low=0)
         check_number("sigma0", self.sigma0)
         object.__setattr__(self, "laws", tuple(self.laws))
         object.__setattr__(self, "levels", tuple(float(v) for v in self.levels))

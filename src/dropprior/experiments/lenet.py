@@ -46,7 +46,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int, check_number, check_prior_weight
+from dropprior._validation import (
+    check_choice,
+    check_int,
+    check_number,
+    check_prior_weight,
+    check_seed,
+)
 from dropprior.data.mnist import check_held_out
 from dropprior.experiments.evaluate import point_error
 from dropprior.experiments.fine_tune import check_fine_tune, fine_tune
@@ -111,6 +117,7 @@ class LenetSettings:
         for name in ("epochs", "batch_size", "train_size"):
             check_int(name, getattr(self, name), 1)
         check_int("validation", self.validation, 0)
+        check_seed(self.seed, low=0)
         check_held_out(self.train_size, self.validation)
         check_fine_tune(self.fine_tune_epochs, self.fine_tune_lr, self.fine_tune_schedule,
                         self.fine_tune_patience)

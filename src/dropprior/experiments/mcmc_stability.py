@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from dropprior._validation import check_choice, check_int
+from dropprior._validation import check_choice, check_int, check_seed
 from dropprior.noise import HalfCauchy, InverseNakagami, NoiseLaw, Rayleigh
 
 __all__ = ["LAWS", "FORMS", "StabilitySettings", "regression_data", "run_stability",
@@ -53,7 +53,7 @@ class StabilitySettings:
     def __post_init__(self) -> None:
         check_choice("law", self.law, list(LAWS))
         check_choice("form", self.form, FORMS)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed, low=0)
         check_int("warmup", self.warmup, 1)
         check_int("samples", self.samples, 4)
         check_int("chains", self.chains, 2)

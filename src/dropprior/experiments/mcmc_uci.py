@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropprior._validation import check_choice, check_int, check_number
+from dropprior._validation import check_choice, check_int, check_number, check_seed
 
 __all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_methods",
            "run_mcmc_job", "record_mcmc_run", "mcmc_table"]
@@ -107,6 +107,7 @@ def method_rows(ds: Any, law: Any, methods: Sequence[str], settings: McmcSetting
     ``seconds`` added, one at a time."""
     import time
 
+    check_seed(seed, low=0)
     for k in splits:
         train, test = ds.splits[k]
         for method in methods:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int, check_number
+from dropprior._validation import check_choice, check_int, check_number, check_seed
 
 __all__ = ["RESNET_VARIANTS", "CNN_VARIANTS", "MnistSettings", "SIZES", "build_resnet",
            "build_cnn", "run_mnist_variant"]
@@ -62,6 +62,7 @@ class MnistSettings:
     def __post_init__(self) -> None:
         for name in ("train_size", "epochs", "width", "blocks", "batch_size", "samples"):
             check_int(name, getattr(self, name), 1)
+        check_seed(self.seed, low=0)
         if not (isinstance(self.channels, (tuple, list)) and len(self.channels) == 2):
             raise ValueError(f"channels must be a pair (filters of the two conv layers), got "
                              f"{self.channels!r}")

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_number
+from dropprior._validation import check_choice, check_int, check_number, check_seed
 from dropprior.data.mnist import MNIST_TRAIN
 from dropprior.noise import HalfCauchy, InverseNakagami, NoiseLaw, match_dropout
 from dropprior.truncation import Truncated
@@ -81,7 +81,7 @@ class MnistLawsSettings:
         check_choice("law", self.law, LAWS)
         for name in ("width", "epochs", "batch_size", "samples", "test_samples", "val_size"):
             check_int(name, getattr(self, name), 1)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed, low=0)
         check_number("lr", self.lr)
         check_number("sigma0", self.sigma0)
         check_number("grad_clip", self.grad_clip)

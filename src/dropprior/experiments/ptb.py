@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_bool, check_choice, check_int, check_number
+from dropprior._validation import check_bool, check_choice, check_int, check_number, check_seed
 from dropprior.experiments.records import added_setting, key_fields
 
 __all__ = ["PTB_VARIANTS", "SEQUENCE_NOISE", "EVALUATION_SETTINGS", "PTBSettings", "PTB_SIZES",
@@ -110,6 +110,7 @@ class PTBSettings:
                              "'cuda', 'cuda:N'") from None
         for name in ("hidden", "layers", "bptt", "batch_size", "epochs"):
             check_int(name, getattr(self, name), 1)
+        check_seed(self.seed, low=0)
         for name in ("train_tokens", "decay_after", "mc_samples"):
             check_int(name, getattr(self, name), 0)
         check_number("lr", self.lr)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import check_choice, check_int, check_number
+from dropprior._validation import check_choice, check_int, check_number, check_seed
 
 __all__ = ["SelectionSettings", "synthetic_regression", "build_resnet_mlp", "run_selection",
            "run_and_record", "record_key", "settings_dict"]
@@ -66,6 +66,7 @@ class SelectionSettings:
                      "batch_size"):
             check_int(name, getattr(self, name), 1)
         check_int("blocks", self.blocks, 0)
+        check_seed(self.seed, low=0)
         for name in ("lr", "sigma0", "init_std"):
             check_number(name, getattr(self, name))
         check_number("noise_std", self.noise_std)  # also the likelihood's std

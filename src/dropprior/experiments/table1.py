@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from scipy import stats
 
+from dropprior._validation import check_seed
 from dropprior.noise import (
     Beta,
     Gaussian,
@@ -99,6 +100,7 @@ def table_rows(rate: float = DEFAULT_RATE, sigma0: float = DEFAULT_SIGMA0,
         raise ValueError(f"--sigma0 must be finite and > 0, got {sigma0}")
     if samples < 10:
         raise ValueError(f"--samples must be >= 10, got {samples}")
+    check_seed(seed, low=0)
     rows = []
     for name, law, how in _laws(rate):
         generator = torch.Generator().manual_seed(seed)

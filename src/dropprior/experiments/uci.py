@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropprior._validation import check_choice, check_int, check_number
+from dropprior._validation import check_choice, check_int, check_number, check_seed
 from dropprior.data import UCIDataset, load_uci
 from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
 from dropprior.experiments.batched_laplace import laplace_draws, laplace_networks
@@ -106,6 +106,7 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
     if unknown:
         raise ValueError(f"unknown UCI settings {unknown}; accepted: {sorted(DEFAULTS)}")
     check_int("splits_per_job", splits_per_job, 1)
+    check_seed(seed, low=0)
     merged = {**DEFAULTS, **settings}
     for name in ("lr", "lengthscale"):
         check_number("--" + name, merged[name])
@@ -155,7 +156,7 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
     variant's ", init …").
 
     Raises:
-        ValueError: a bad depth, law, structure, objective, hyperprior or inference, or
+        ValueError: a bad depth, seed, law, structure, objective, hyperprior or inference, or
             ``inference="vi"`` without a hyperprior.
     """
     from dropprior.experiments.uci_scales import HYPERPRIOR_CHOICES, LIBRARY_STRUCTURES
@@ -166,6 +167,7 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                               or depth < 0):
         raise ValueError(f"--depth={depth!r} must be an integer >= 0 (0: the standard network "
                          "of one hidden layer; K: K residual blocks)")
+    check_seed(seed, low=0)
     check_choice("hyperprior", hyperprior, HYPERPRIOR_CHOICES)
     check_choice("inference", inference, INFERENCE)
     for structure in structures:

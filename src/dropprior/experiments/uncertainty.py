@@ -55,6 +55,7 @@ from dropprior._validation import (
     check_int,
     check_number,
     check_prior_weight,
+    check_seed,
 )
 from dropprior.experiments.records import added_setting
 
@@ -115,6 +116,7 @@ class UncertaintySettings:
         check_number("sigma0", self.sigma0)
         for name in ("epochs", "train_size", "batch_size", "samples", "members"):
             check_int(name, getattr(self, name), 1)
+        check_seed(self.seed, low=0)
         check_choice("heavy_law", self.heavy_law,
                      [law for law in TABLE1_LAWS if law not in ("bernoulli", "half_cauchy")])
         check_number("dropout", self.dropout, 0.0, 1.0)
