@@ -1,7 +1,8 @@
 """The folders a command writes to (``--out``, ``--results``, ``--checkpoint-dir``) and
 ``mcmc``'s ``--out`` file are checked before any work: a file standing where a folder must be
-(or a folder where the file must be) exits with status 2 and names the option and the path,
-instead of a traceback from ``mkdir`` (or, for ``mcmc``, after all the sampling)."""
+(or a folder where the file must be), or a place where nothing can be written, exits with
+status 2 and names the option and the path, instead of a traceback from ``mkdir`` (or, for
+``mcmc``, after all the sampling)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,29 @@ def test_a_file_in_the_way_is_a_user_error(command: str, dest: str, tmp_path: Pa
     assert main(nested) == 2
     assert f"{str(blocker)!r} is a file, so no folder can be made below it" in \
         capsys.readouterr().err
+
+
+PROC = Path("/proc")
+
+
+@pytest.mark.skipif(not (PROC / "self").exists(), reason="needs Linux's /proc, where no folder "
+                    "can be made (permission bits do not stop root)")
+@pytest.mark.parametrize(("command", "dest"), CASES, ids=[f"{c}--{d}" for c, d in CASES])
+def test_a_place_where_nothing_can_be_written_is_a_user_error(
+        command: str, dest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flag = "--" + dest.replace("_", "-")
+    target = PROC / "dropprior-test" / ("run.json" if command == "mcmc" and dest == "out"
+                                        else "run")
+    assert main([command, flag, str(target), *REQUIRED.get(command, [])]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {str(target)!r}: nothing can be written in '/proc'" in err, err
+    assert "Traceback" not in err
+    # a writable place is probed and left as it was
+    before = sorted(tmp_path.iterdir())
+    from dropprior.cli._common import _check_output_path
+
+    _check_output_path(flag, tmp_path / "new" / "run", "directory")
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_mcmc_out_must_be_a_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 from dropprior.data import paths as data_paths
@@ -44,18 +46,32 @@ def _check_output_path(flag: str, path: Path, what: str) -> None:
         raise CLIError(f"{flag} {str(path)!r} is a file; give a directory (created if missing)")
     if what == "file" and path.is_dir():
         raise CLIError(f"{flag} {str(path)!r} is a directory; give a file name")
-    for parent in (path.parent, *path.parent.parents):
+    start = path if what == "directory" else path.parent
+    for parent in (start, *start.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise CLIError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, so no folder "
                                "can be made below it")
+            _check_writable(flag, path, parent)
             return
 
 
+def _check_writable(flag: str, path: Path, folder: Path) -> None:
+    """A CLIError unless a folder can be made in ``folder``, the nearest existing folder of
+    ``path``: one is made there and removed (permission bits alone do not tell, e.g. for root
+    or on /proc)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".dropprior-probe-", dir=folder))
+    except OSError as err:
+        raise CLIError(f"{flag} {str(path)!r}: nothing can be written in {str(folder)!r} "
+                       f"({err.strerror or err}); give a writable place") from None
+
+
 def check_output_paths(args: argparse.Namespace) -> None:
-    """Check, before any work, that no file stands where a command will write: the
-    folders of :data:`OUTPUT_DIRS`, and ``--out`` as a file where the command sets
-    ``out_is_file``. A CLIError names the option and the path."""
+    """Check, before any work, that a command can write where it will: no file stands in the
+    way of the folders of :data:`OUTPUT_DIRS` (or of ``--out`` as a file, where the command
+    sets ``out_is_file``), and a folder can be made in their nearest existing folder. A
+    CLIError names the option and the path."""
     for dest in OUTPUT_DIRS:
         path = getattr(args, dest, None)
         if isinstance(path, Path):
