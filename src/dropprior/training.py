@@ -425,7 +425,13 @@ def _fit(model: nn.Module, likelihood: Likelihood, x: Tensor | DataLoader, y: Te
     first_epoch = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt.is_dir():
+            raise ValueError(f"checkpoint={str(checkpoint)!r} is a folder; give a file name")
+        try:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"checkpoint={str(checkpoint)!r}: its folder cannot be made "
+                             f"({err.strerror or err})") from None
     if resume and ckpt is not None and ckpt.exists():
         first_epoch = state.load(ckpt, model, likelihood)
     else:

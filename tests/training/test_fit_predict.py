@@ -272,3 +272,21 @@ def test_fit_takes_torchs_seed_range_and_names_a_seed_outside_it() -> None:
             fit(model, Gaussian(1.0), x, y, seed=seed, epochs=1, progress=False)
     for seed in (2**64 - 1, -(2**63)):  # torch's own ends train
         fit(model, Gaussian(1.0), x, y, seed=seed, epochs=1, progress=False)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_training(tmp_path) -> None:
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    model = nn.Sequential(NoisyLinear(3, 4, Bernoulli(0.8, inverted=True)), nn.Linear(4, 1))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=rf"checkpoint='{tmp_path}' is a folder; give a file"):
+        fit(model, Gaussian(1.0), x, y, checkpoint=tmp_path, epochs=1, progress=False)
+    (tmp_path / "taken").write_text("")
+    below_a_file = tmp_path / "taken" / "ck.pt"
+    with pytest.raises(ValueError, match=rf"checkpoint='{below_a_file}': its folder cannot be "
+                                         r"made \(File exists\)"):
+        fit(model, Gaussian(1.0), x, y, checkpoint=below_a_file, epochs=1, progress=False)
+    # nothing trained
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    fit(model, Gaussian(1.0), x, y, checkpoint=tmp_path / "new" / "ck.pt", epochs=1,
+        progress=False)
+    assert (tmp_path / "new" / "ck.pt").is_file()
