@@ -101,6 +101,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dropprior' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The public names (:data:`__all__`), the lazily loaded subpackages among them, so that
+    ``dir(dropprior)`` and tab completion list them and not the helpers of this module."""
+    return sorted(__all__)
+
+
 __all__ = [
     "__version__",
     # subpackages
