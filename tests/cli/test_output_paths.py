@@ -62,7 +62,7 @@ PROC = Path("/proc")
                     "can be made (permission bits do not stop root)")
 @pytest.mark.parametrize(("command", "dest"), CASES, ids=[f"{c}--{d}" for c, d in CASES])
 def test_a_place_where_nothing_can_be_written_is_a_user_error(
-        command: str, dest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        command: str, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
     flag = "--" + dest.replace("_", "-")
     target = PROC / "dropprior-test" / ("run.json" if command == "mcmc" and dest == "out"
                                         else "run")
@@ -70,11 +70,13 @@ def test_a_place_where_nothing_can_be_written_is_a_user_error(
     err = capsys.readouterr().err
     assert f"{flag} {str(target)!r}: nothing can be written in '/proc'" in err, err
     assert "Traceback" not in err
-    # a writable place is probed and left as it was
-    before = sorted(tmp_path.iterdir())
+
+
+def test_a_writable_place_is_probed_and_left_as_it_was(tmp_path: Path) -> None:
     from dropprior.cli._common import _check_output_path
 
-    _check_output_path(flag, tmp_path / "new" / "run", "directory")
+    before = sorted(tmp_path.iterdir())
+    _check_output_path("--out", tmp_path / "new" / "run", "directory")
     assert sorted(tmp_path.iterdir()) == before
 
 
