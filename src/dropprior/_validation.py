@@ -17,7 +17,7 @@ from torch import Tensor
 __all__ = ["type_name", "check_bool", "check_int", "check_choice", "check_positive",
            "check_in_interval", "as_param", "check_finite", "check_finite_data", "check_at_least",
            "check_less", "check_chain_lengths", "regression_data", "check_float_dtype",
-           "check_generator", "check_seed", "check_sigma0",
+           "check_generator", "check_seed", "offset_seed", "check_sigma0",
            "check_number", "class_labels", "shape_or_type"]
 
 T = TypeVar("T")
@@ -243,6 +243,12 @@ def check_seed(value: object, low: int = SEED_RANGE[0]) -> int:
         shown = "-2**63" if low == SEED_RANGE[0] else str(low)
         raise ValueError(f"seed must be an int in [{shown}, 2**64 - 1], got {value!r}")
     return value
+
+
+def offset_seed(seed: int, offset: int) -> int:
+    """The seed of a run derived from an experiment's seed (an int from 0 to 2**64 - 1):
+    ``seed + offset``, wrapped modulo 2**64 so that it stays one of torch's seeds."""
+    return (seed + offset) % (SEED_RANGE[1] + 1)
 
 
 def check_sigma0(sigma0: object, *, finite: bool = False, role: str = "") -> float:

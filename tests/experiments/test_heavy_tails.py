@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,14 @@ def test_dropout_ranks_the_real_features_above_the_noise_features() -> None:
     y_std = float(load_diabetes()[1].std())
     assert m["finite"] and m["ranked"]
     assert m["rmse_mean"] < 0.8 * y_std and m["rmse_median"] < 0.8 * y_std
+
+
+def test_the_largest_seed_runs() -> None:
+    """Prediction is seeded seed + 1000, which wraps modulo 2**64 instead of passing torch's
+    largest seed."""
+    m = run_diabetes(DiabetesTailSettings(DIABETES[0].label, seed=2**64 - 1, epochs=2,
+                                          test_samples=5))
+    assert math.isfinite(m["rmse_mean"])
 
 
 def _diabetes_record(label: str, seed: int, rmse: float, ranked: bool) -> dict:

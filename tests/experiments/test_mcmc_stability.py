@@ -41,6 +41,9 @@ def test_a_short_run_reports_the_diagnostics_of_w() -> None:
     assert m["min_ess_per_gradient"] > 0 and m["divergences"] >= 0 and m["max_rhat"] > 0
     inf = run_stability(StabilitySettings("half_cauchy", "ep", warmup=10, samples=10))
     assert inf["second_moment"] == "inf"
+    top = run_stability(StabilitySettings("rayleigh", "hp", seed=2**64 - 1, warmup=10,
+                                          samples=10))  # its chains' seed wraps to 0
+    assert top["max_rhat"] > 0
 
 
 def _record(law: str, form: str, seed: int, ess: float, div: int) -> dict:

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, replace
 
 import pytest
+import torch
 
 from dropprior.cli import main
 from dropprior.experiments.mcmc_uci import (
@@ -43,6 +44,22 @@ def test_a_job_of_any_splits_gives_the_commands_rows(data_dir, tmp_path):
     assert record["result"]["summary"] == summarise_methods(got, ["mc-dropout", "nuts-ep"])
     with pytest.raises(ValueError, match=r"splits \[20\] are not among yacht's 20 splits"):
         run_mcmc_job({**params, "splits": [3, 20]})
+
+
+def test_split_seeds_wrap_modulo_2_64(data_dir):
+    """At seed 2**64 - 1 split 1 is seeded (2**64 - 1) + 1 mod 2**64 = 0: the same scores as
+    run_method called with seed 0, not torch's overflow error."""
+    from dropprior.data import load_uci
+    from dropprior.experiments.mcmc_uci import method_rows, run_method
+    from dropprior.noise import match_dropout
+
+    ds = load_uci(str(data_dir / "uci"), "yacht")
+    law = match_dropout("gaussian", TINY.p, dtype=torch.float64)
+    row = next(method_rows(ds, law, ["mc-dropout"], TINY, seed=2**64 - 1, splits=[1]))
+    train, test = ds.splits[1]
+    want = run_method("mc-dropout", ds.X, ds.y, train, test, law, TINY, seed=0)
+    assert row["rmse"] == pytest.approx(want["rmse"], rel=1e-12)
+    assert row["test_ll"] == pytest.approx(want["test_ll"], rel=1e-12)
 
 
 def _record(dataset: str, law: str, rows: list[dict]) -> dict:

@@ -222,3 +222,34 @@ def test_minus_writes_every_sign_as_the_typographic_minus_and_keeps_exponents():
             assert written.count("e-") == text.count("e-")
             assert written.count("−") == text.count("-") - text.count("e-")
     assert minus("beta_2.5-1.7, inverse-Nakagami, -inf") == "beta_2.5-1.7, inverse-Nakagami, −inf"
+
+
+def test_derived_seeds_wrap_modulo_2_64_into_torchs_range():
+    from dropprior._validation import offset_seed
+
+    assert offset_seed(5, 3) == 8
+    top = 2**64 - 1
+    assert offset_seed(top, 1) == 0 and offset_seed(top, 1000) == 999
+    wrapped = torch.rand(4, generator=torch.Generator().manual_seed(offset_seed(top, 2)))
+    assert torch.equal(wrapped, torch.rand(4, generator=torch.Generator().manual_seed(1)))
+
+
+def test_the_largest_seed_runs_its_jobs_and_their_refits(tiny_uci):
+    """Job seeds are seed + first split and refits use the job's seed + 1, both modulo 2**64: at
+    seed 2**64 - 1 split 0's refit and split 1's job would otherwise pass torch's largest seed."""
+    jobs = uci_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"], seed=2**64 - 1,
+                    splits=[0, 1], splits_per_job=1, epochs=2, test_samples=5,
+                    validation_samples=5)
+    assert [job.params["seed"] for job in jobs] == [2**64 - 1, 0]
+    for job in jobs:
+        result = run_uci_split(dict(job.params))["splits"][0]
+        assert math.isfinite(result["ll"]) and math.isfinite(result["rmse"])
+    from dropprior.experiments.uci import uci_scales_jobs
+    from dropprior.experiments.uci_scales import run_uci_scales_split
+
+    scales = uci_scales_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
+                             depth=0, hyperprior="inverse_gamma", inference="map", dropout=0.05,
+                             seed=2**64 - 2, splits=[0, 1, 2], epochs=2, test_samples=5,
+                             hidden=4, lr=1e-2, batch_size=32, sigma0=1.0, train_samples=None)
+    assert [job.params["seed"] for job in scales] == [2**64 - 2, 2**64 - 1, 0]
+    assert math.isfinite(run_uci_scales_split(dict(scales[2].params))["splits"][0]["ll"])

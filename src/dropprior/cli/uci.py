@@ -122,7 +122,8 @@ def register(subparsers: Any) -> None:
              "dropprior[dask] / dropprior[ray])")
     opts.add("--address", default=None, help="Dask scheduler / Ray cluster address",
              shown="start a local one")
-    opts.add("--seed", default=0, kind=int, help="base seed (a job's seed is seed + first split)")
+    opts.add("--seed", default=0, kind=int,
+             help="base seed (a job's seed is seed + first split, modulo 2**64)")
     opts.add("--out", default=Path("runs/uci"), kind=Path, metavar="DIR",
              help="run directory: tables, plot, run.json and the job store jobs/ (a rerun "
              "skips finished jobs)")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_seed
+from dropprior._validation import check_choice, check_int, check_seed, offset_seed
 from dropprior.data.mnist import MNIST_TRAIN
 from dropprior.noise import Bernoulli, HalfCauchy, InverseNakagami, NoiseLaw
 from dropprior.truncation import Truncated
@@ -175,7 +175,7 @@ def run_diabetes(s: DiabetesTailSettings) -> dict[str, Any]:
     history = fit(model, likelihood, xt[tr], yt[tr], objective=config.objective,
                   samples=config.samples, sigma0=0.1, lr=config.lr, epochs=s.epochs,
                   grad_clip=config.clip, seed=s.seed, progress=False, on_nonfinite="stop")
-    torch.manual_seed(s.seed + 1000)
+    torch.manual_seed(offset_seed(s.seed, 1000))
     pred = predict(model, xt[te], samples=s.test_samples, likelihood=likelihood)
     assert isinstance(pred, RegressionPrediction)
     scale = float(y.std())
@@ -211,7 +211,7 @@ def run_mnist(s: MnistTailSettings, data: tuple[torch.Tensor, torch.Tensor]) -> 
                   batch_size=128, grad_clip=config.clip, seed=s.seed, progress=False,
                   on_nonfinite="stop")
     seconds = time.perf_counter() - start
-    torch.manual_seed(s.seed + 1)
+    torch.manual_seed(offset_seed(s.seed, 1))
     pred = predict(model, x[val], samples=8, likelihood=Categorical(), batch_size=2500)
     error = 100.0 * (1.0 - float(accuracy(pred.probs, y[val])))  # type: ignore[union-attr]
     return {"finite": not history.diverged,

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from dropprior._validation import check_choice, check_int, check_seed
+from dropprior._validation import check_choice, check_int, check_seed, offset_seed
 from dropprior.noise import HalfCauchy, InverseNakagami, NoiseLaw, Rayleigh
 
 __all__ = ["LAWS", "FORMS", "StabilitySettings", "regression_data", "run_stability",
@@ -77,7 +77,7 @@ def run_stability(s: StabilitySettings) -> dict[str, Any]:
     law = LAWS[s.law][1]().to(dtype=torch.float64)
     result = run_mcmc(LinearRegression(X, y, law, 1.0, 1.0, s.form), num_samples=s.samples,
                       warmup=s.warmup, num_chains=s.chains,
-                      generator=torch.Generator().manual_seed(s.seed + 1))
+                      generator=torch.Generator().manual_seed(offset_seed(s.seed, 1)))
     second = float(law.second_moment)
     return {**result.summary(["w.w"]),
             "second_moment": second if second < float("inf") else "inf"}

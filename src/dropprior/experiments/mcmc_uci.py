@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropprior._validation import check_choice, check_int, check_number, check_seed
+from dropprior._validation import (
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    offset_seed,
+)
 
 __all__ = ["METHODS", "McmcSettings", "run_method", "method_rows", "summarise_methods",
            "run_mcmc_job", "record_mcmc_run", "mcmc_table"]
@@ -103,8 +109,8 @@ def summarise_methods(rows: Sequence[dict[str, Any]],
 def method_rows(ds: Any, law: Any, methods: Sequence[str], settings: McmcSettings, seed: int,
                 splits: Sequence[int]) -> Iterator[dict[str, Any]]:
     """Each method's scores on each split of ``ds`` listed in ``splits`` (split k seeded
-    ``seed + k``, whichever others run with it), as rows with ``split``, ``method`` and
-    ``seconds`` added, one at a time."""
+    ``seed + k`` modulo 2**64, whichever others run with it), as rows with ``split``,
+    ``method`` and ``seconds`` added, one at a time."""
     import time
 
     check_seed(seed, low=0)
@@ -113,7 +119,7 @@ def method_rows(ds: Any, law: Any, methods: Sequence[str], settings: McmcSetting
         for method in methods:
             start = time.perf_counter()
             scores: dict[str, Any] = dict(run_method(method, ds.X, ds.y, train, test, law,
-                                                     settings, seed=seed + k))
+                                                     settings, seed=offset_seed(seed, k)))
             scores.update(split=k, method=method, seconds=time.perf_counter() - start)
             yield scores
 

@@ -22,7 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropprior._validation import check_choice, check_int, check_number, check_seed
+from dropprior._validation import (
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    offset_seed,
+)
 from dropprior.data.mnist import MNIST_TRAIN
 from dropprior.noise import HalfCauchy, InverseNakagami, NoiseLaw, match_dropout
 from dropprior.truncation import Truncated
@@ -137,7 +143,7 @@ def run_mnist_laws(s: MnistLawsSettings, train: tuple[torch.Tensor, torch.Tensor
                   validation=(x[val], y[val]), patience=2, val_samples=4,
                   grad_clip=s.grad_clip, seed=s.seed, progress=False, on_nonfinite="stop")
     seconds = time.perf_counter() - start
-    torch.manual_seed(s.seed + 1)
+    torch.manual_seed(offset_seed(s.seed, 1))
     has_mean = bool(torch.isfinite(law_hidden.mean) & torch.isfinite(law_in.mean))
     metrics: dict[str, Any] = {
         "law_input": repr(law_in), "law_hidden": repr(law_hidden),

@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropprior._validation import check_choice, check_int, check_number, check_seed
+from dropprior._validation import (
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    offset_seed,
+)
 from dropprior.data import UCIDataset, load_uci
 from dropprior.experiments.anchors import UCI_DEEP_ENSEMBLES_LL, UCI_PUBLISHED
 from dropprior.experiments.batched_laplace import laplace_draws, laplace_networks
@@ -98,9 +104,9 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
     """The grid of jobs: data set × law × structure × objective × group of splits.
 
     A job trains the networks of ``splits_per_job`` splits together (one batched network: faster
-    per split than one split at a time). Its seed is ``seed`` plus its first split, so its
-    shuffles and noise do not depend on which other jobs run or where. ``settings`` override
-    :data:`DEFAULTS`.
+    per split than one split at a time). Its seed is ``seed`` plus its first split (modulo
+    2**64), so its shuffles and noise do not depend on which other jobs run or where.
+    ``settings`` override :data:`DEFAULTS`.
     """
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
@@ -130,7 +136,7 @@ def uci_jobs(data_dir: str, datasets: Sequence[str], laws: Sequence[str],
                         params = {**DEFAULTS, **settings, "data_dir": str(data_dir),
                                   "dataset": name, "law": law, "structure": structure,
                                   "objective": objective, "splits": [int(k) for k in group],
-                                  "seed": int(seed) + int(group[0]),
+                                  "seed": offset_seed(int(seed), int(group[0])),
                                   "data_digest": dataset.digest}
                         jobs.append(Job(key=_job_key(params), params=params))
     return jobs
@@ -222,7 +228,7 @@ def uci_scales_jobs(data_dir: str | Path, datasets: Sequence[str], laws: Sequenc
                         params = {**settings, "epochs": int(epochs), "data_dir": str(data_dir),
                                   "dataset": name, "law": law, "structure": structure,
                                   "objective": objective, "split": int(k),
-                                  "seed": int(seed) + int(k), "depth": depth,
+                                  "seed": offset_seed(int(seed), int(k)), "depth": depth,
                                   "hyperprior": hyperprior, "inference": inference,
                                   "dropout": float(dropout), "variant": variant,
                                   "data_digest": dataset.digest}
@@ -440,7 +446,7 @@ def run_uci_split(params: dict[str, Any]) -> dict[str, Any]:
     validation = fit_and_score(inner_tasks, [grid] * len(inner_tasks), seed=seed,
                                eval_samples=int(params["validation_samples"]), **common)
     best = [grid[int(np.nanargmax(np.asarray(v["ll"])))] for v in validation]
-    test = fit_and_score(full_tasks, [[b] for b in best], seed=seed + 1,
+    test = fit_and_score(full_tasks, [[b] for b in best], seed=offset_seed(seed, 1),
                          eval_samples=int(params["test_samples"]), intervals=True, **common)
     results = []
     for k, (p, tau), v, t in zip(params["splits"], best, validation, test, strict=False):
