@@ -246,8 +246,10 @@ def check_seed(value: object, low: int = SEED_RANGE[0]) -> int:
 
 
 def offset_seed(seed: int, offset: int) -> int:
-    """The seed of a run derived from an experiment's seed (an int from 0 to 2**64 - 1):
-    ``seed + offset``, wrapped modulo 2**64 so that it stays one of torch's seeds."""
+    """The seed of a run derived from another (an ensemble member's, a split's, a refit's):
+    ``seed + offset`` wrapped modulo 2**64, always one of torch's seeds. Torch reads every seed
+    modulo 2**64 (``-1`` seeds as ``2**64 - 1`` does), so the result seeds torch as
+    ``seed + offset`` itself would wherever that is in torch's range."""
     return (seed + offset) % (SEED_RANGE[1] + 1)
 
 

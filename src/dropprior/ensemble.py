@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dropprior._validation import SEED_RANGE, check_int, check_seed, type_name
+from dropprior._validation import check_int, check_seed, offset_seed, type_name
 from dropprior.likelihoods import Likelihood
 from dropprior.prediction import (
     ClassificationPrediction,
@@ -34,8 +34,9 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
                  **fit_kwargs: Any) -> list[nn.Module]:
     """Build ``members`` models with ``factory`` and train each with :func:`dropprior.fit`.
 
-    Member m is built after ``torch.manual_seed(seed + m)`` and trained with ``seed=seed + m``,
-    so the members differ in initialisation, shuffling and noise draws. A learned likelihood
+    Member m is built after ``torch.manual_seed(seed + m)`` and trained with ``seed=seed + m``
+    (``seed + m`` wrapped modulo 2**64, as torch reads a seed), so the members differ in
+    initialisation, shuffling and noise draws. A learned likelihood
     parameter is shared by the members as written (pass a fresh likelihood per member by
     training them yourself if that matters).
 
@@ -54,14 +55,11 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
     from dropprior.training import fit
 
     check_seed(seed)
-    if seed + members - 1 > SEED_RANGE[1]:
-        raise ValueError(f"seed={seed} with members={members}: the last member's seed "
-                         f"{seed + members - 1} exceeds torch's largest, 2**64 - 1")
     models: list[nn.Module] = []
     owner: dict[int, int] = {}  # id of every member's trainable parameter -> its member
     with torch.random.fork_rng(devices=[]):
         for m in range(members):
-            torch.manual_seed(seed + m)
+            torch.manual_seed(offset_seed(seed, m))
             model = factory()
             if not isinstance(model, nn.Module):
                 raise TypeError(f"factory() must return a torch.nn.Module, got "
@@ -74,7 +72,7 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
                                  "build a new model on every call, e.g. lambda: make_model() "
                                  "(a shared part must be frozen: requires_grad=False)")
             owner.update({id(p): m for p in trainable})
-            fit(model, likelihood, x, y, seed=seed + m, **fit_kwargs)
+            fit(model, likelihood, x, y, seed=offset_seed(seed, m), **fit_kwargs)
             models.append(model)
     return models
 
