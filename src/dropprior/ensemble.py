@@ -36,9 +36,9 @@ def fit_ensemble(factory: Callable[[], nn.Module], members: int, likelihood: Lik
 
     Member m is built after ``torch.manual_seed(seed + m)`` and trained with ``seed=seed + m``
     (``seed + m`` wrapped modulo 2**64, as torch reads a seed), so the members differ in
-    initialisation, shuffling and noise draws. A learned likelihood
-    parameter is shared by the members as written (pass a fresh likelihood per member by
-    training them yourself if that matters).
+    initialisation, shuffling and noise draws. A learned likelihood parameter is shared by the
+    members as written (pass a fresh likelihood per member by training them yourself if that
+    matters).
 
     Args:
         factory: a callable returning a new, untrained model.

@@ -1289,7 +1289,6 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-
 def _ptb_rates_chosen(records: list[dict[str, Any]]) -> list[str]:
     """For every configuration and seed where a variant ran at two or more dropout rates: each
     variant's runs by rate, ✔ on the rate with the lowest validation perplexity under each
