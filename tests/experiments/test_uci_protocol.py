@@ -10,11 +10,13 @@ import tomllib
 import torch
 from scipy import special, stats
 
+from dropprior._validation import offset_seed
 from dropprior.experiments.batched_mlp import score_batched, train_batched
 from dropprior.experiments.laws import TABLE1_LAWS, dropout_law
 from dropprior.experiments.rundir import to_toml
 from dropprior.experiments.tables import format_mean_se, mean_se, paired_mean_se
-from dropprior.experiments.uci import run_uci_split, uci_jobs
+from dropprior.experiments.uci import run_uci_split, uci_jobs, uci_scales_jobs
+from dropprior.experiments.uci_scales import run_uci_scales_split
 from dropprior.noise import Bernoulli
 
 
@@ -225,8 +227,6 @@ def test_minus_writes_every_sign_as_the_typographic_minus_and_keeps_exponents():
 
 
 def test_derived_seeds_wrap_modulo_2_64_into_torchs_range():
-    from dropprior._validation import offset_seed
-
     assert offset_seed(5, 3) == 8
     top = 2**64 - 1
     assert offset_seed(top, 1) == 0 and offset_seed(top, 1000) == 999
@@ -244,9 +244,6 @@ def test_the_largest_seed_runs_its_jobs_and_their_refits(tiny_uci):
     for job in jobs:
         result = run_uci_split(dict(job.params))["splits"][0]
         assert math.isfinite(result["ll"]) and math.isfinite(result["rmse"])
-    from dropprior.experiments.uci import uci_scales_jobs
-    from dropprior.experiments.uci_scales import run_uci_scales_split
-
     scales = uci_scales_jobs(str(tiny_uci), ["tiny"], ["bernoulli"], ["unit"], ["mc"],
                              depth=0, hyperprior="inverse_gamma", inference="map", dropout=0.05,
                              seed=2**64 - 2, splits=[0, 1, 2], epochs=2, test_samples=5,
