@@ -110,6 +110,27 @@ def test_torch_compile_without_graph_breaks() -> None:
     assert compiled(torch.randn(5, 3, 4))[0].shape == (5, 3, 3)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torch_jit_script_is_refused_with_a_clear_error() -> None:
+    """TorchScript cannot type a noise law: every layer, also nested in a torch container, names
+    the layer and the alternatives instead of failing inside torch's annotation parser."""
+    for layer in _layers():
+        with pytest.raises(TypeError, match=f"{type(layer).__name__} cannot be compiled by "
+                                            "torch.jit.script.*torch.export"):
+            torch.jit.script(nn.Sequential(nn.Identity(), layer))
+
+
+def test_eval_models_export_to_their_eager_outputs() -> None:
+    """In eval mode ξ is E[ξ], so torch.export records the deterministic network, which gives
+    the eager module's output on a new input."""
+    law = Bernoulli(0.8, inverted=True)
+    model = nn.Sequential(NoisyLinear(4, 8, law), nn.ReLU(), NoisyLinear(8, 4, law, "weight"),
+                          Residual(nn.Linear(4, 4), depth_noise=law)).eval()
+    x, new = torch.randn(5, 4), torch.randn(5, 4)
+    exported = torch.export.export(model, (x,)).module()
+    assert_close(exported(new), model(new))
+
+
 def test_data_parallel_wrapper_runs() -> None:
     """On CPU DataParallel calls the module directly; replicas' independence is the
     draw_generator mechanism (tested in test_nn_functional.py)."""

@@ -59,6 +59,14 @@ class Stochastic(nn.Module):
         """Whether forward draws noise: in training mode, or inside :func:`mc`."""
         return self.training or self._mc_depth > 0
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` with a clear error (it calls this hook on every submodule
+        before compiling): the layers hold noise laws, which TorchScript cannot type."""
+        raise TypeError(
+            f"{type(self).__name__} cannot be compiled by torch.jit.script (TorchScript cannot "
+            "type its noise law); use torch.compile or torch.export instead"
+        )
+
 
 class NoisyModule(Stochastic):
     """Abstract base: a module that multiplies a weight group's inputs by noise ξ.
