@@ -50,6 +50,7 @@ from dropprior.nn import (
     MultiplicativeNoise,
     NoisyConv1d,
     NoisyConv2d,
+    NoisyEmbedding,
     NoisyLinear,
     NoisyLSTM,
     NoisyModule,
@@ -123,7 +124,7 @@ __all__ = [
     # layers
     "NoisyModule", "MultiplicativeNoise", "NoisyLinear", "StackedNoisyLinear", "NoisyConv1d",
     "NoisyConv2d",
-    "Residual", "NoisyLSTM", "LSTMOutput", "mc", "apply_noise",
+    "Residual", "NoisyLSTM", "LSTMOutput", "NoisyEmbedding", "mc", "apply_noise",
     # training and prediction
     "fit", "cosine_lr", "History", "predict", "relevance", "norm_relevance", "prune", "PruneResult",
     "fit_ensemble", "predict_ensemble", "fit_last_layer_laplace", "LastLayerLaplace",

@@ -174,5 +174,6 @@ def norm_relevance(model: nn.Module, scale: str = "auto") -> dict[str, Tensor]:
             out[name] = norms * noise_scale(_law_of(module), scale).to(norms.dtype)
     if not out:
         raise ValueError("model has no noisy layers with weights (dropprior.nn.NoisyLinear, "
-                         "NoisyConv*, Residual, NoisyLSTM); nothing to score")
+                         "NoisyConv*, Residual, NoisyLSTM, NoisyEmbedding); nothing to "
+                         "score")
     return out

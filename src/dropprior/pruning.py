@@ -19,8 +19,8 @@ real:
 * an input channel of a conv with structure "channel" is deleted with the producing conv's
   filter (score: root-sum-square over filters);
 * an input dimension of a :class:`~dropprior.nn.NoisyLSTM` (first layer) deletes that column of
-  its input-to-hidden weights in every gate, and the producing Linear's row or ``nn.Embedding``'s
-  column;
+  its input-to-hidden weights in every gate, and the producing Linear's row or the column of an
+  ``nn.Embedding`` or :class:`~dropprior.nn.NoisyEmbedding`;
 * an ADD :class:`~dropprior.nn.Residual` block (structure "layer") with a low score is replaced by
   ``nn.Identity()`` — h ↦ τ f(h) + h at τ = 0 is h, biases included;
 * an input unit of an ARD :class:`~dropprior.nn.Residual` block (structure "unit", or
@@ -252,10 +252,16 @@ def _check_groups(m: Any, where: str) -> None:
                          f"{where} (groups={m.groups})")
 
 
+def _is_embedding(m: nn.Module) -> bool:
+    from dropprior.nn import NoisyEmbedding
+
+    return isinstance(m, (nn.Embedding, NoisyEmbedding))
+
+
 def _shrink_outputs(m: Any, index: Tensor, where: str) -> None:
     """Keep output units / filters ``index`` of a linear or conv map (weight rows, bias), or
-    the embedding dimensions ``index`` of an ``nn.Embedding``."""
-    if isinstance(m, nn.Embedding):
+    the embedding dimensions ``index`` of an ``nn.Embedding`` or a ``NoisyEmbedding``."""
+    if _is_embedding(m):
         m.weight = nn.Parameter(m.weight.detach()[:, index].clone())
         m.embedding_dim = index.numel()
         return
@@ -444,7 +450,7 @@ class _Surgery:
             self.selections[i] = SelectFeatures(index, 1 if _is_conv(self.original[i]) else -1)
             return
         if producer is not None and not (_is_linear(producer) or _is_conv(producer)
-                                         or isinstance(producer, nn.Embedding)):
+                                         or _is_embedding(producer)):
             kind = type(self.original[j]).__name__
             raise ValueError(f"cannot prune the inputs of layer {name!r}: they come from {kind} "
                              f"at position {j}, which prune() cannot shrink (only "
@@ -607,7 +613,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
     Args:
         model: an ``nn.Sequential`` of (Noisy)Linear / (Noisy)Conv layers, element-wise,
             pooling, batch-norm and Flatten modules, :class:`~dropprior.nn.Residual` blocks,
-            and ``nn.Embedding``, :class:`~dropprior.nn.NoisyLSTM` and
+            ``nn.Embedding`` or :class:`~dropprior.nn.NoisyEmbedding` (whose word types are
+            not removed: leave it out of ``layers``), :class:`~dropprior.nn.NoisyLSTM` and
             :class:`~dropprior.nn.LSTMOutput` (the LSTM's output on to the next module).
         keep: fraction in (0, 1] of each pruned layer's groups to keep (the top scores, at least
             one).
@@ -750,7 +757,8 @@ def prune(model: nn.Module, keep: float | None = None, threshold: float | str | 
                              "prunes unit-structured NoisyLinear inputs, NoisyConv filters "
                              "('filter', 'channel+filter') or input channels ('channel'), "
                              "NoisyLSTM input dimensions, ADD Residual blocks and the input "
-                             "units of ARD Residual blocks")
+                             "units of ARD Residual blocks; name the layers to prune with "
+                             "layers=")
         per_group, cut = rule
         index = _choose(per_group(layer, scores[name]), keep, threshold, name, auto=auto)
         if name in caps:

@@ -185,3 +185,31 @@ def test_lstm_weight_noise_converts_to_weight_drop_at_the_layers_rate() -> None:
     assert_close(model(x), before)
     with pytest.raises(TypeError, match="lstm_weight_noise must be True or False, got 'yes'"):
         apply_noise(_Tagger(), "bernoulli", layers=["lstm"], lstm_weight_noise="yes")
+
+
+@pytest.mark.parametrize("granularity", ["example", "batch"])
+def test_an_embedding_converts_to_word_type_noise(granularity: str, capsys) -> None:
+    """nn.Embedding → NoisyEmbedding holding the same weight Parameter and padding_idx; in eval
+    mode (E[ξ] = 1) the model is the original, in training mode each token's vector is its row
+    times a draw of the layer's law; max_norm / sparse embeddings are left, with the reason."""
+    torch.manual_seed(0)
+    embed = nn.Embedding(30, 5, padding_idx=0)
+    model = nn.Sequential(embed, nn.Flatten(1)).eval()
+    tokens = torch.randint(0, 30, (4, 6))
+    before = model(tokens)
+    apply_noise(model, "bernoulli", layers=["embedding"], p=0.25, granularity=granularity,
+                verbose=False)
+    noisy = model[0]
+    assert type(noisy).__name__ == "NoisyEmbedding" and noisy.weight is embed.weight
+    assert noisy.padding_idx == 0 and noisy.granularity == granularity
+    assert noisy.noise.keep == pytest.approx(0.75) and noisy.noise.inverted
+    assert_close(model(tokens), before)
+    ratio = (noisy.train()(tokens) / embed.weight[tokens]).detach()[tokens != 0]
+    kept = ratio[ratio != 0]
+    assert_close(kept, torch.full_like(kept, 1 / 0.75))
+    assert 0 < kept.numel() < ratio.numel()  # some rows dropped, some kept (seeded)
+    skipped = nn.Sequential(nn.Embedding(30, 5, max_norm=1.0))
+    apply_noise(skipped, "bernoulli", layers=["embedding"])
+    assert "left unchanged: max_norm, scale_grad_by_freq and sparse are not supported" in \
+        capsys.readouterr().out
+    assert type(skipped[0]) is nn.Embedding

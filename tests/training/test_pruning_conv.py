@@ -11,7 +11,14 @@ from torch import nn
 from torch.testing import assert_close
 
 from dropprior import relevance
-from dropprior.nn import LSTMOutput, NoisyConv1d, NoisyConv2d, NoisyLinear, NoisyLSTM
+from dropprior.nn import (
+    LSTMOutput,
+    NoisyConv1d,
+    NoisyConv2d,
+    NoisyEmbedding,
+    NoisyLinear,
+    NoisyLSTM,
+)
 from dropprior.noise import Bernoulli, Rayleigh
 from dropprior.pruning import SelectFeatures, count_flops, count_parameters, prune
 
@@ -160,23 +167,28 @@ def test_conv_pruning_errors() -> None:
         prune(lin, keep=0.5, example_input=torch.zeros(1, 3, 4, 4))
 
 
+@pytest.mark.parametrize("embedding", ["torch", "noisy"])
 @pytest.mark.parametrize("gates", ["tied", "untied"])
-def test_lstm_input_pruning_equals_zeroed_inputs(gates: str) -> None:
+def test_lstm_input_pruning_equals_zeroed_inputs(gates: str, embedding: str) -> None:
+    """The LSTM's removed input dimensions take the producing embedding's columns with them,
+    torch's or dropprior's (whose word types stay: it is left out of ``layers``)."""
     torch.manual_seed(0)
     law = Rayleigh(1.0)
-    model = nn.Sequential(nn.Embedding(20, 8), NoisyLSTM(8, 6, noise=law, gates=gates,
-                                                         batch_first=True),
+    embed = nn.Embedding(20, 8) if embedding == "torch" else \
+        NoisyEmbedding(20, 8, law, batch_first=True)
+    model = nn.Sequential(embed, NoisyLSTM(8, 6, noise=law, gates=gates, batch_first=True),
                           LSTMOutput(), nn.Linear(6, 3))
     with torch.no_grad():
         model[1].weight_ih_l0[:, [2, 5, 7]] *= 1e-3  # input dimensions 2, 5, 7 are off
     tokens = torch.randint(0, 20, (4, 5), generator=torch.Generator().manual_seed(4))
-    res = prune(model, keep=5 / 8, example_input=tokens)
+    res = prune(model, keep=5 / 8, example_input=tokens, layers=["1"])
     assert res.kept["1"].tolist() == [0, 1, 3, 4, 6]
     ref = copy.deepcopy(model)
     with torch.no_grad():
         ref[1].weight_ih_l0[:, [2, 5, 7]] = 0
     small = res.model
     assert small[0].weight.shape == (20, 5) and small[1].input_size == 5
+    assert type(small[0]) is type(embed)
     model.eval(), ref.eval(), small.eval()
     with torch.no_grad():
         assert_close(small(tokens), ref(tokens))

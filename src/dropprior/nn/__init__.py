@@ -1,5 +1,5 @@
 """Thin layers over :mod:`dropprior.functional`: structured multiplicative noise for MLPs,
-ResNets, CNNs and LSTMs, the :func:`mc` context for Monte Carlo prediction, and
+ResNets, CNNs, LSTMs and embeddings, the :func:`mc` context for Monte Carlo prediction, and
 :func:`apply_noise` to convert a torch model."""
 
 from dropprior.nn._convert import apply_noise
@@ -13,6 +13,7 @@ from dropprior.nn._module import (
 )
 from dropprior.nn._scope import SCOPES, SeededDraws, noise_scope, per_example_draws, seeded_draws
 from dropprior.nn.conv import NoisyConv1d, NoisyConv2d, NoisyConvNd
+from dropprior.nn.embedding import NoisyEmbedding
 from dropprior.nn.linear import NoisyLinear
 from dropprior.nn.lstm import LSTMOutput, NoisyLSTM
 from dropprior.nn.residual import Residual
@@ -29,6 +30,7 @@ __all__ = [
     "Residual",
     "NoisyLSTM",
     "LSTMOutput",
+    "NoisyEmbedding",
     "mc",
     "apply_noise",
     "noise_scope",

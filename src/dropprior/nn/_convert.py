@@ -30,6 +30,7 @@ from torch import nn
 from dropprior._validation import check_bool, check_choice
 from dropprior.nn._module import MultiplicativeNoise, check_law
 from dropprior.nn.conv import CONV_STRUCTURES, NoisyConv1d, NoisyConv2d
+from dropprior.nn.embedding import NoisyEmbedding
 from dropprior.nn.linear import LINEAR_STRUCTURES, NoisyLinear
 from dropprior.nn.lstm import GATES, NoisyLSTM
 from dropprior.noise import NoiseLaw, match_dropout
@@ -43,6 +44,8 @@ LAYER_KINDS = {
     "linear": "nn.Linear → NoisyLinear(structure=structure)",
     "conv": "nn.Conv1d/2d → NoisyConv1d/2d(structure=conv_structure)",
     "lstm": "nn.LSTM → NoisyLSTM(gates=lstm_gates)",
+    "embedding": "nn.Embedding → NoisyEmbedding: one ξ per word type, drawn per token "
+                 "occurrence (granularity 'example') or per call ('batch')",
 }
 
 _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
@@ -91,8 +94,16 @@ def _lstm(module: nn.LSTM, law: NoiseLaw, gates: str, granularity: str,
     return _adopt(new, module)
 
 
+def _embedding(module: nn.Embedding, law: NoiseLaw, granularity: str) -> nn.Module | str:
+    if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
+        return "max_norm, scale_grad_by_freq and sparse are not supported"
+    new = NoisyEmbedding(module.num_embeddings, module.embedding_dim, law, granularity,
+                         module.padding_idx, **_meta_kwargs(module))
+    return _adopt(new, module)
+
+
 def _subclass_reason(module: nn.Module) -> str | None:
-    for base in (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM, *_DROPOUTS):
+    for base in (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM, nn.Embedding, *_DROPOUTS):
         if isinstance(module, base) and type(module) is not base:
             return (f"a subclass of nn.{base.__name__} ({type(module).__name__}) may compute "
                     "something else in forward; convert it by hand")
@@ -122,11 +133,13 @@ class _Converter:
             law = self.law_for(self.default_p)
             return _lstm(module, law, self.lstm_gates, self.granularity,
                          self.lstm_weight_noise)
+        if "embedding" in self.kinds and type(module) is nn.Embedding:
+            return _embedding(module, self.law_for(self.default_p), self.granularity)
         return None
 
     def wanted(self, module: nn.Module) -> bool:
         kinds = {"dropout": _DROPOUTS, "linear": (nn.Linear,), "conv": (nn.Conv1d, nn.Conv2d),
-                 "lstm": (nn.LSTM,)}
+                 "lstm": (nn.LSTM,), "embedding": (nn.Embedding,)}
         return any(isinstance(module, kinds[k]) for k in self.kinds)
 
     def children(self, parent: nn.Module, prefix: str) -> None:
@@ -229,12 +242,15 @@ def apply_noise(model: nn.Module, noise: NoiseLaw | str, structure: str = "unit"
             :func:`~dropprior.noise.match_dropout`) or one law for every layer.
         structure: ``"unit"`` or ``"weight"`` for linear layers converted by ``"linear"``.
         layers: which kinds to convert: ``"dropout"`` (the default: dropout layers, fused with
-            the ``nn.Linear`` that follows), ``"linear"``, ``"conv"``, ``"lstm"``.
+            the ``nn.Linear`` that follows), ``"linear"``, ``"conv"``, ``"lstm"``,
+            ``"embedding"``.
         p: with a family name, the dropout rate of weight layers converted without a dropout of
             their own.
         conv_structure: ``"channel"``, ``"filter"``, ``"channel+filter"`` or ``"weight"``.
         lstm_gates: ``"tied"`` or ``"untied"``.
-        granularity: ``"example"`` or ``"batch"`` (LSTMs draw per sequence unless ``"batch"``).
+        granularity: ``"example"`` or ``"batch"`` (LSTMs draw per sequence unless ``"batch"``;
+            embeddings per token occurrence or per call: the layout of a sequence is not
+            known, so build ``NoisyEmbedding(granularity="sequence")`` by hand for that).
         lstm_weight_noise: converted LSTMs also put the layer's law on every recurrent weight,
             one draw per forward call (``NoisyLSTM(recurrent_weight_noise=...)``: AWD-LSTM's
             WeightDrop for Bernoulli noise).

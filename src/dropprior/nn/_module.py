@@ -97,6 +97,13 @@ class NoisyModule(Stochastic):
             return parametrizations[name].original  # type: ignore[return-value]
         return getattr(self, name)
 
+    def _check_materialised(self, x: Tensor, weight: Tensor) -> None:
+        """A clear error where the input or the weight is on the meta device."""
+        if x.is_meta or weight.is_meta:
+            raise ValueError(f"{type(self).__name__} cannot run on the meta device: meta tensors "
+                             "hold no values to draw noise for; materialise the module with "
+                             "module.to_empty(device=...) and load its weights")
+
     def _compute_dtype(self, x: Tensor, weight: Tensor) -> torch.dtype | None:
         """Autocast's dtype on x's device where autocast is on (the per-example weight paths
         then run in it, as torch's layers do); else None, once x is known to have the
@@ -105,10 +112,7 @@ class NoisyModule(Stochastic):
         Raises:
             TypeError: x's dtype differs from the parameters' outside autocast.
         """
-        if x.is_meta or weight.is_meta:
-            raise ValueError(f"{type(self).__name__} cannot run on the meta device: meta tensors "
-                             "hold no values to draw noise for; materialise the module with "
-                             "module.to_empty(device=...) and load its weights")
+        self._check_materialised(x, weight)
         amp = autocast_dtype(x.device.type)
         if amp is None and x.dtype != weight.dtype:
             raise TypeError(f"{type(self).__name__}'s parameters are {weight.dtype} but the input "

@@ -10,6 +10,7 @@ layer, structure                      kind       scale shape           tensors (
 ===================================  =========  ====================  ============================
 NoisyLinear ``unit`` (ARD)            unit       (1, in)               weight (out, in)
 NoisyLinear ``weight``                weight     (out, in)             weight
+NoisyEmbedding (ARD on word types)    unit       (V, 1)                weight (V, D)
 NoisyConv ``channel``                 channel    (F, C, 1)             weight (F, C, K)
 NoisyConv ``filter``                  filter     (F, 1)                weight (F, C·K), bias (F, 1)
 NoisyConv ``channel+filter``          both of the two rows above
@@ -35,7 +36,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from dropprior.nn import MultiplicativeNoise, NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
+from dropprior.nn import (
+    MultiplicativeNoise,
+    NoisyConvNd,
+    NoisyEmbedding,
+    NoisyLinear,
+    NoisyLSTM,
+    Residual,
+)
 from dropprior.noise import NoiseLaw
 
 __all__ = ["Target", "ScaleGroup", "scale_groups", "GROUP_KINDS"]
@@ -77,6 +85,11 @@ def _linear(m: NoisyLinear, name: str) -> list[ScaleGroup]:
     shape = (1, w[1]) if m.structure == "unit" else w
     return [ScaleGroup(f"{name}:{m.structure}", m.structure, shape, (Target(m, "weight", w),),
                        m.noise)]
+
+
+def _embedding(m: NoisyEmbedding, name: str) -> list[ScaleGroup]:
+    w = tuple(m.weight.shape)  # row v: the outgoing weights of the one-hot input unit v
+    return [ScaleGroup(f"{name}:unit", "unit", (w[0], 1), (Target(m, "weight", w),), m.noise)]
 
 
 def _conv(m: NoisyConvNd, name: str) -> list[ScaleGroup]:
@@ -138,6 +151,7 @@ def _residual(m: Residual, name: str) -> list[ScaleGroup]:
 
 _RULES: dict[type, Callable[..., list[ScaleGroup]]] = {
     NoisyLinear: _linear,
+    NoisyEmbedding: _embedding,
     NoisyConvNd: _conv,
     NoisyLSTM: _lstm,
     Residual: _residual,
@@ -164,6 +178,7 @@ def scale_groups(model: nn.Module) -> list[ScaleGroup]:
             groups.extend(rule(module, name or "<root>"))
     if not groups:
         raise ValueError("model has no noisy layers with weights (dropprior.nn.NoisyLinear, "
-                         "NoisyConv*, Residual, NoisyLSTM), so it has no scale groups; build it "
-                         "from dropprior.nn layers or convert it with dropprior.nn.apply_noise")
+                         "NoisyConv*, Residual, NoisyLSTM, NoisyEmbedding), so it has no scale "
+                         "groups; build it from dropprior.nn layers or convert it with "
+                         "dropprior.nn.apply_noise")
     return groups

@@ -4,6 +4,7 @@
 layer, structure                groups (shapes)               layout
 =============================  ============================  ==================================
 NoisyLinear unit / weight       unit (1, in) / weight          (in,) / (out, in)
+NoisyEmbedding                  unit (V, 1)                    (V,)
 NoisyConv channel               channel (F, C, 1)              (C, F)
 NoisyConv filter                filter (F, 1)                  (F,)
 NoisyConv channel+filter        channel, filter                (C, F)
@@ -56,7 +57,7 @@ def layer_layout(model: nn.Module, values: dict[str, Tensor], combine: str = "pr
     Residual ``unit+layer`` with ``"product"``: the block scale times its largest unit scale
     (the layout has one entry per block).
     """
-    from dropprior.nn import NoisyConvNd, NoisyLinear, NoisyLSTM, Residual
+    from dropprior.nn import NoisyConvNd, NoisyEmbedding, NoisyLinear, NoisyLSTM, Residual
 
     check_choice("combine", combine, COMBINE)
     by_layer: dict[str, dict[str, Tensor]] = {}
@@ -70,6 +71,8 @@ def layer_layout(model: nn.Module, values: dict[str, Tensor], combine: str = "pr
         m = modules[layer]
         if isinstance(m, NoisyLinear):
             out[layer] = vals["unit"].reshape(-1) if "unit" in vals else vals["weight"]
+        elif isinstance(m, NoisyEmbedding):
+            out[layer] = vals["unit"].reshape(-1)
         elif isinstance(m, NoisyConvNd):
             out[layer] = _conv(vals, combine)
         elif isinstance(m, NoisyLSTM):
