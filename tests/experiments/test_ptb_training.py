@@ -212,6 +212,33 @@ def test_weight_noise_puts_the_law_on_every_recurrent_weight() -> None:
             PTBSettings(variant=variant, weight_noise=True)
 
 
+def test_embedding_dropout_is_word_type_noise_per_sequence() -> None:
+    """embedding_dropout = p_e: the embedding is a NoisyEmbedding with the variant's law family
+    at rate p_e (Bernoulli: keep 1 − p_e, inverted), one draw per word type and sequence: in a
+    (T, N) batch a word's repeats in column n share their ξ; zaremba and none refuse it."""
+    from dropprior.nn import NoisyEmbedding
+
+    s = PTBSettings(hidden=6, layers=2, dropout=0.4, variant="tied", embedding_dropout=0.25)
+    model = LanguageModel("tied", 20, s).train()
+    assert isinstance(model.embed, NoisyEmbedding) and model.embed.granularity == "sequence"
+    assert model.embed.noise.keep == pytest.approx(0.75) and model.embed.noise.inverted
+    torch.manual_seed(1)
+    tokens = torch.randint(0, 4, (30, 3))  # four word types, many repeats per column
+    xi = (model.embed(tokens) / model.embed.weight[tokens]).detach()[..., 0]
+    for n in range(3):
+        for word in range(4):
+            values = xi[:, n][tokens[:, n] == word]
+            assert values.numel() == 0 or torch.all(values == values[0])
+    kept = xi[xi != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 1 / 0.75))
+    assert 0 < kept.numel() < xi.numel()  # some (sequence, word) pairs dropped, some kept
+    assert type(LanguageModel("tied", 20, PTBSettings(hidden=6)).embed) is torch.nn.Embedding
+    for variant in ("zaremba", "none"):
+        with pytest.raises(ValueError, match=f"embedding_dropout > 0 applies to the gal, tied, "
+                           f"untied variants, got variant='{variant}'"):
+            PTBSettings(variant=variant, embedding_dropout=0.1)
+
+
 def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_path: Path) -> None:
     """Against S passes written out here from cross_entropy, with the same draws; and Jensen:
     the MC-averaged perplexity is at most the geometric mean of the passes' perplexities."""
@@ -293,6 +320,17 @@ def test_ptb_command_writes_and_reads_its_records(tmp_path: Path, capsys) -> Non
                  "--weight-noise"]) == 2
     assert "--weight-noise applies to the gal, tied, untied variants, got --variant zaremba" \
         in capsys.readouterr().err
+    # --embedding-dropout: the sequence-noise variants (zaremba read again, tied + embedding)
+    assert main([*argv, "--embedding-dropout", "0.1"]) == 0
+    capsys.readouterr()
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| tied + embedding 0.1 | 1 |" in page and "| tied | 1 |" in page
+    assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "zaremba",
+                 "--embedding-dropout", "0.1"]) == 2
+    assert "--embedding-dropout applies to the gal, tied, untied variants, got --variant " \
+        "zaremba" in capsys.readouterr().err
+    assert main([*argv, "--embedding-dropout", "1.0"]) == 2
+    assert "embedding_dropout must be a number in [0, 1), got 1.0" in capsys.readouterr().err
     assert main([*argv, "--recurrent-noise"]) == 2
     assert "--recurrent-noise applies to the untied variant (gal has it already), got " \
         "--variant zaremba tied" in capsys.readouterr().err

@@ -65,6 +65,10 @@ def register(subparsers: Any) -> None:
              help="gal / tied / untied: the law on every entry of each layer's recurrent "
              "weights U too, one draw per batch (DropConnect on U, AWD-LSTM's WeightDrop for "
              "bernoulli)")
+    opts.add("--embedding-dropout", default=0.0, kind=float, metavar="P",
+             help="gal / tied / untied: the law, set from rate P, on the embedding too, one "
+             "draw per word type and sequence (Gal and Ghahramani's embedding dropout; "
+             "dropprior.nn.NoisyEmbedding); 0: none")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
@@ -99,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--device {preset.device}: CUDA is not available on this machine; "
                        "use --device cpu")
     variants = list(dict.fromkeys(cfg["variant"]))
-    for flag in ("output_noise", "weight_noise"):  # the options of the per-sequence variants
+    # the options of the per-sequence variants
+    for flag in ("output_noise", "weight_noise", "embedding_dropout"):
         if cfg[flag] and not set(variants) & set(SEQUENCE_NOISE):
             raise CLIError(f"--{flag.replace('_', '-')} applies to the "
                            f"{', '.join(SEQUENCE_NOISE)} variants, got --variant "
@@ -114,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             record, fresh = run_and_record(dataclasses.replace(
                 preset, variant=variant, output_noise=bool(cfg["output_noise"]) and sequence,
                 weight_noise=bool(cfg["weight_noise"]) and sequence,
+                embedding_dropout=cfg["embedding_dropout"] if sequence else 0.0,
                 recurrent_noise=bool(cfg["recurrent_noise"]) and variant == "untied"),
                                            command_line(), data_dir, args.results,
                                            cfg["checkpoint_dir"])

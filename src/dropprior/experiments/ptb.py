@@ -23,6 +23,9 @@ With ``weight_noise`` the ``gal``, ``tied`` and ``untied`` variants also put the
 entry of each layer's recurrent weights U, one draw per batch (DropConnect on U:
 ``NoisyLSTM(recurrent_weight_noise=...)``, AWD-LSTM's WeightDrop for Bernoulli noise); ``tied``
 with it is AWD-LSTM's pair of variational input dropout and WeightDrop, at one rate p.
+With ``embedding_dropout`` = p_e > 0 the ``gal``, ``tied`` and ``untied`` variants also put the
+law, set from rate p_e, on the embedding, one draw per word type and sequence
+(:class:`dropprior.nn.NoisyEmbedding`: Gal & Ghahramani's embedding dropout).
 
 Evaluation uses E[ξ] (mean-scaling, the standard "approximate" evaluation); perplexity is
 exp(mean negative log-likelihood per token) on the validation and test splits. With
@@ -85,6 +88,7 @@ class PTBSettings:
     output_noise: bool = added_setting(False)
     recurrent_noise: bool = added_setting(False)
     weight_noise: bool = added_setting(False)
+    embedding_dropout: float = added_setting(0.0)  # p_e > 0: noise per word type and sequence
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, PTB_VARIANTS)
@@ -95,6 +99,11 @@ class PTBSettings:
             raise ValueError(f"weight_noise=True applies to the {', '.join(SEQUENCE_NOISE)} "
                              f"variants, got variant={self.variant!r} (their LSTM is dropprior's "
                              "NoisyLSTM; 'zaremba' and 'none' run torch's nn.LSTM)")
+        check_number("embedding_dropout", self.embedding_dropout, 0.0, 1.0, low_open=False)
+        if self.embedding_dropout and self.variant not in SEQUENCE_NOISE:
+            raise ValueError(f"embedding_dropout > 0 applies to the {', '.join(SEQUENCE_NOISE)} "
+                             f"variants, got variant={self.variant!r} (their noise is drawn per "
+                             "sequence; 'zaremba' and 'none' keep torch's embedding)")
         if self.recurrent_noise and self.variant != "untied":
             raise ValueError(f"recurrent_noise=True applies to the untied variant, got "
                              f"variant={self.variant!r} ('gal' has it already, and tied noise "
@@ -170,7 +179,11 @@ class LanguageModel(nn.Module):
         from dropprior.nn import NoisyLSTM
 
         self.variant = check_choice("variant", variant, PTB_VARIANTS)
-        self.embed = nn.Embedding(vocab, s.hidden)
+        self.embed: nn.Module = nn.Embedding(vocab, s.hidden)
+        if s.embedding_dropout and variant in SEQUENCE_NOISE:
+            from dropprior.nn import NoisyEmbedding
+
+            self.embed = NoisyEmbedding(vocab, s.hidden, dropout_law(s.law, s.embedding_dropout))
         p = s.dropout if variant == "zaremba" else 0.0
         self.drop = nn.Dropout(p)
         if variant in ("none", "zaremba"):

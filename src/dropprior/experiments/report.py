@@ -1134,7 +1134,8 @@ _PTB_ANCHORS = {
 
 
 #: The PTB settings that a page row names (its variant), not its section.
-_PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise", "weight_noise")
+_PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise", "weight_noise",
+                         "embedding_dropout")
 #: The order of a PTB table's rows, by variant.
 _PTB_ORDER = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
 #: The variants the PTB "across seeds" sections compare every other variant with.
@@ -1182,7 +1183,9 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "runs with gal's per-sequence noise on the state too (`--recurrent-noise`, Gal's "
            "untied LSTM), \"+ weight\" runs with the law on every recurrent weight too, one "
            "draw per batch (`--weight-noise`: DropConnect on U, AWD-LSTM's WeightDrop; tied "
-           "+ weight is AWD-LSTM's variational input dropout with WeightDrop). One seed per "
+           "+ weight is AWD-LSTM's variational input dropout with WeightDrop), \"+ embedding "
+           "p_e\" runs with the law, set from rate p_e, on the embedding too, one draw per word "
+           "type and sequence (`--embedding-dropout`: Gal's embedding dropout). One seed per "
            "row: no "
            "standard errors, so no row is said to beat another; where a configuration ran "
            "under several seeds, its \"across seeds\" section gives mean ± standard error "
@@ -1511,7 +1514,8 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
 
 def _ptb_variant(r: dict[str, Any]) -> str:
     """A PTB record's variant as the page names it (``+ recurrent`` with ``recurrent_noise``,
-    ``+ weight`` with ``weight_noise``, ``+ output`` with ``output_noise``)."""
+    ``+ weight`` with ``weight_noise``, ``+ output`` with ``output_noise``, ``+ embedding p_e``
+    with ``embedding_dropout``)."""
     name = r["config"]["variant"]
     if r["config"].get("recurrent_noise"):
         name += " + recurrent"
@@ -1519,6 +1523,8 @@ def _ptb_variant(r: dict[str, Any]) -> str:
         name += " + weight"
     if r["config"].get("output_noise"):
         name += " + output"
+    if r["config"].get("embedding_dropout"):
+        name += f" + embedding {r['config']['embedding_dropout']:g}"
     return name
 
 
