@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     changes = {k: cfg[k] for k in ("epochs", "train_tokens", "dropout", "mc_samples")
                if cfg[k] is not None}
-    changes.update(law=cfg["law"], seed=cfg["seed"], device=cfg["device"])
+    # (embedding_dropout is checked here, on the preset's tied variant, before any training)
+    changes.update(law=cfg["law"], seed=cfg["seed"], device=cfg["device"],
+                   embedding_dropout=cfg["embedding_dropout"])
     try:
         preset = dataclasses.replace(PTB_SIZES[cfg["size"]], **changes)
     except ValueError as err:
