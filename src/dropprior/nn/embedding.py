@@ -93,12 +93,14 @@ class NoisyEmbedding(NoisyModule):
         if not self.sampling:
             return y * noise_mean(self.noise, y.dtype, y.device)
         keys, count = self._keys(tokens)
-        if torch.compiler.is_compiling():
-            # static shapes for dynamo: a draw for every possible key, gathered
-            xi = draw_noise(self.noise, (count,), y.device, y.dtype, self.generator)
+        compiling = torch.compiler.is_compiling()
+        gen = self.generator if compiling else draw_generator(tokens.device, self.generator)
+        if compiling or self.granularity == "example":
+            # a draw for every possible key, gathered (every key occurs under "example"; under
+            # torch.compile the shapes stay static)
+            xi = draw_noise(self.noise, (count,), y.device, y.dtype, gen)
             return y * xi[keys].unsqueeze(-1)
         unique, inverse = torch.unique(keys, return_inverse=True)
-        gen = draw_generator(tokens.device, self.generator)
         xi = draw_noise(self.noise, (unique.numel(),), y.device, y.dtype, gen)
         return y * xi[inverse].unsqueeze(-1)
 
