@@ -1,7 +1,7 @@
 """Forward+backward time and saved-activation memory of dropprior's noise layers against torch.
 
 Run:  python benchmarks/bench_layers.py [--repeats 20] [--threads 1]
-            [--only unit dropconnect conv lstm]
+            [--only unit dropconnect conv lstm embedding]
       python benchmarks/bench_layers.py --device cuda --size 8192 8192
 
 Prints, measured in the same run on this machine:
@@ -16,7 +16,9 @@ Prints, measured in the same run on this machine:
   ``nn.Conv2d``;
 * tied and untied ``NoisyLSTM`` vs ``nn.LSTM`` (T=35, B=20, 200 units), the three timed in
   turn; then tied noise with ``recurrent_weight_noise`` (AWD-LSTM's WeightDrop) timed in turn
-  with ``nn.LSTM``.
+  with ``nn.LSTM``;
+* ``NoisyEmbedding`` (Bernoulli word-type noise per sequence, per batch and per token) vs
+  ``nn.Embedding`` (10 000 × 200, tokens 35 × 20, PTB's shape), each timed in turn with it.
 With ``--record RESULTS`` the run also writes its result record (every case's times) to
 RESULTS/benchmarks/. Times are medians over ``--repeats`` runs (on CUDA each run is synchronised
 before and after, and ``--pipelined K`` times K steps queued back to back per run); ratios < 1
@@ -40,7 +42,7 @@ from torch import nn
 from dropprior.experiments.benchmark_records import record_benchmark
 from dropprior.experiments.rundir import now
 from dropprior.functional import multiplicative_noise
-from dropprior.nn import NoisyConv2d, NoisyLinear, NoisyLSTM
+from dropprior.nn import NoisyConv2d, NoisyEmbedding, NoisyLinear, NoisyLSTM
 from dropprior.noise import (
     Bernoulli,
     Beta,
@@ -251,11 +253,36 @@ def bench_lstm(repeats: int) -> list[dict[str, object]]:
     return out
 
 
+def bench_embedding(repeats: int) -> list[dict[str, object]]:
+    tokens = torch.randint(0, 10000, (35, 20), device=DEVICE)
+    grad = torch.randn(35, 20, 200, device=DEVICE)
+    law = Bernoulli(0.9, inverted=True)
+    torch_embed = nn.Embedding(10000, 200).to(DEVICE)
+
+    def run(module: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            module.zero_grad()
+            module(tokens).backward(grad)
+        return step
+
+    print("\n[NoisyEmbedding vs nn.Embedding] 10000 x 200, tokens 35 x 20, forward+backward; "
+          "each granularity timed in turn with nn.Embedding (its own 'embedding ms')")
+    print(f"{'granularity':<18}{'ms':>8}{'embedding ms':>14}{'ratio':>8}")
+    out: list[dict[str, object]] = []
+    for granularity in ("sequence", "batch", "example"):
+        noisy = NoisyEmbedding(10000, 200, law, granularity).to(DEVICE)
+        base, ours = round_robin([run(torch_embed), run(noisy)], repeats)
+        print(f"{granularity:<18}{ours * 1e3:>8.3f}{base * 1e3:>14.3f}{ours / base:>8.2f}")
+        out.append({"case": granularity, "ms": ours * 1e3, "baseline_ms": base * 1e3})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default 20)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--only", nargs="+", choices=("unit", "dropconnect", "conv", "lstm"),
+    parser.add_argument("--only", nargs="+",
+                        choices=("unit", "dropconnect", "conv", "lstm", "embedding"),
                         default=None, help="the comparisons to run (default: all)")
     parser.add_argument("--device", default="cpu",
                         help="where to run: cpu (default), cuda or cuda:N")
@@ -285,7 +312,8 @@ def main() -> None:
     for name, bench in (("unit", lambda: bench_unit(args.repeats, *args.size)),
                         ("dropconnect", lambda: bench_dropconnect(args.repeats)),
                         ("conv", lambda: bench_conv(args.repeats)),
-                        ("lstm", lambda: bench_lstm(args.repeats))):
+                        ("lstm", lambda: bench_lstm(args.repeats)),
+                        ("embedding", lambda: bench_embedding(args.repeats))):
         if args.only is None or name in args.only:
             rows[name] = bench()
     if args.record is not None:

@@ -41,6 +41,7 @@ def target(benchmark: str, comparison: str, case: str, device: Any = None) -> fl
 
 _BASELINES = {("layers", "unit"): "F.dropout", ("layers", "dropconnect"): "nn.Linear",
               ("layers", "conv"): "nn.Conv2d", ("layers", "lstm"): "nn.LSTM",
+              ("layers", "embedding"): "nn.Embedding",
               ("training_speed", "steps"): "the same model with torch's dropout or no noise"}
 
 
