@@ -130,7 +130,7 @@ class NoisyEmbedding(NoisyModule):
                              "shape")
         self._check_materialised(tokens, self.weight)
         if tokens.numel() and not torch.compiler.is_compiling():
-            low, high = int(tokens.min()), int(tokens.max())
+            low, high = (int(v) for v in torch.aminmax(tokens))  # one pass, one sync
             if low < 0 or high >= self.num_embeddings:
                 bad = low if low < 0 else high
                 raise ValueError(f"NoisyEmbedding got token {bad}, outside [0, "
