@@ -270,6 +270,34 @@ def test_mc_perplexity_averages_probabilities_over_passes_before_the_log(tmp_pat
         mc_perplexity(model, data, bptt=5, samples=0)
 
 
+def test_mc_mean_embedding_is_mc_with_a_plain_embedding_of_the_same_weights() -> None:
+    """mc_perplexity(mean_embedding=True) equals the MC perplexity of the same model with its
+    NoisyEmbedding swapped for ``nn.Embedding`` of the same weights (inverted Bernoulli:
+    E[ξ] = 1), under the same seed (neither embedding draws, so the other layers get the same
+    draws); without it the embedding's draws change the result."""
+    import copy
+
+    from dropprior.experiments.ptb import mc_perplexity
+
+    torch.manual_seed(0)
+    s = PTBSettings(hidden=6, dropout=0.3, embedding_dropout=0.4)
+    model = LanguageModel("tied", 11, s)
+    plain = copy.deepcopy(model)
+    plain.embed = torch.nn.Embedding.from_pretrained(model.embed.weight.detach().clone())
+    data = torch.randint(0, 11, (23, 2))
+    results = []
+    for m, mean in ((model, True), (plain, False), (model, False)):
+        torch.manual_seed(5)
+        results.append(mc_perplexity(m, data, bptt=5, samples=3, mean_embedding=mean))
+    assert results[0] == pytest.approx(results[1], rel=1e-12)
+    assert results[2] != pytest.approx(results[0], rel=1e-6)
+    with pytest.raises(ValueError, match="mc_mean_embedding=True .* needs embedding_dropout > "
+                       "0, got embedding_dropout=0.0"):
+        PTBSettings(variant="tied", mc_mean_embedding=True)
+    with pytest.raises(TypeError, match="mean_embedding must be True or False"):
+        mc_perplexity(model, data, bptt=5, samples=3, mean_embedding=1)  # type: ignore[arg-type]
+
+
 def test_run_records_speed_and_mc_perplexity(tmp_path: Path) -> None:
     _write_corpus(tmp_path)
     settings = {"hidden": 8, "layers": 2, "bptt": 10, "batch_size": 4, "epochs": 1,
@@ -463,6 +491,38 @@ def test_more_mc_passes_re_evaluate_a_finished_checkpoint(tmp_path: Path, capsys
                              "settings": records[3]["config"]})
     for key in ("valid_ppl_mc", "test_ppl_mc", "test_ppl"):
         assert again[key] == pytest.approx(whole[key], rel=1e-12), key
+
+
+def test_mc_mean_embedding_re_evaluates_a_finished_checkpoint(tmp_path: Path, capsys) -> None:
+    """--mc-mean-embedding is an evaluation setting: a finished --embedding-dropout run started
+    again with it trains no epoch, keeps its mean-scaled perplexities, and gets its own MC
+    perplexities and page row; without --embedding-dropout it is refused before training."""
+    from dropprior.cli import main
+    from dropprior.experiments.report import build_pages
+
+    _write_corpus(tmp_path)
+    results, checkpoints = tmp_path / "results", tmp_path / "ckpt"
+    argv = ["ptb", "--data-dir", str(tmp_path), "--variant", "tied", "--epochs", "1",
+            "--mc-samples", "2", "--embedding-dropout", "0.3", "--results", str(results),
+            "--checkpoint-dir", str(checkpoints)]
+    assert main(argv) == 0
+    assert main([*argv, "--mc-mean-embedding"]) == 0
+    capsys.readouterr()
+    records = {r["config"].get("mc_mean_embedding", False): r["metrics"] for r in
+               (json.loads(p.read_text())["record"] for p in (results / "ptb").glob("*.json"))}
+    assert records[True]["resumed_epochs"] == 1 and len(list(checkpoints.iterdir())) == 1
+    for key in ("valid_history", "valid_ppl", "test_ppl"):
+        assert records[True][key] == records[False][key], key
+    assert records[True]["test_ppl_mc"] != records[False]["test_ppl_mc"]
+    page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
+    assert "| tied + embedding 0.3 (MC: mean embedding) | 1 |" in page
+    assert "| tied + embedding 0.3 | 1 |" in page
+    before = len(list((results / "ptb").glob("*.json")))
+    assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "tied", "--epochs", "1",
+                 "--results", str(results), "--mc-mean-embedding"]) == 2
+    assert "mc_mean_embedding=True holds the embedding's noise at its mean in the MC passes; " \
+        "it needs embedding_dropout > 0" in capsys.readouterr().err
+    assert len(list((results / "ptb").glob("*.json"))) == before
 
 
 def _put_ptb_record(results: Path, variant: str, test: float, mc: float | None,

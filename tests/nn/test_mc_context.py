@@ -66,3 +66,65 @@ def test_a_model_without_noise_warns_and_predicts_in_one_pass() -> None:
     model.register_forward_hook(lambda *_: calls.append(1))
     prediction = predict(model, torch.randn(6, 3), samples=50, likelihood=Categorical())
     assert len(calls) == 1 and prediction.sample_probs.shape[0] == 1
+
+
+def _embedding_model() -> nn.Module:
+    from dropprior.nn import NoisyEmbedding
+
+    torch.manual_seed(0)
+    return nn.ModuleDict({
+        "embed": NoisyEmbedding(12, 6, Bernoulli(0.5, inverted=True), granularity="batch"),
+        "drop": nn.Dropout(0.5),
+        "head": NoisyLinear(6, 3, Bernoulli(0.5, inverted=True)),
+    }).eval()
+
+
+@pytest.mark.parametrize("by", ["name", "module"])
+def test_exclude_keeps_those_modules_at_their_mean(by) -> None:
+    """Inside ``mc(model, exclude=...)`` the excluded embedding and dropout give their eval
+    output (``nn.Embedding`` with the same weights: E[ξ] = 1 for inverted Bernoulli, dropout the
+    identity) on every pass, while the layer left in still samples; modes come back on exit."""
+    model = _embedding_model()
+    tokens = torch.tensor([[1, 2, 3, 1], [4, 5, 1, 0]])
+    reference = F.embedding(tokens, model["embed"].weight)
+    exclude = ["embed", "drop"] if by == "name" else [model["embed"], model["drop"]]
+    with torch.no_grad(), mc(model, exclude=exclude):
+        for _ in range(5):
+            e = model["embed"](tokens)
+            torch.testing.assert_close(e, reference, rtol=0, atol=0)
+            torch.testing.assert_close(model["drop"](e), reference, rtol=0, atol=0)
+        outs = torch.stack([model["head"](reference) for _ in range(20)])
+        assert not model["drop"].training
+    assert outs.std(0).max() > 0.1  # the head still draws
+    with torch.no_grad(), mc(model):  # without exclude both sample
+        assert model["drop"].training
+        assert not torch.equal(model["embed"](tokens), model["embed"](tokens))
+    assert not model["drop"].training and not model["embed"].sampling
+
+
+def test_exclude_reaches_every_module_below_the_one_named() -> None:
+    model = nn.Sequential(nn.Sequential(nn.Dropout(0.5), NoisyLinear(4, 4, Bernoulli(0.5))),
+                          NoisyLinear(4, 2, Bernoulli(0.5))).eval()
+    with mc(model, exclude="0"):
+        assert not model[0][0].training and not model[0][1].sampling and model[1].sampling
+
+
+def test_excluding_every_noisy_module_warns_that_samples_are_the_same() -> None:
+    model = _embedding_model()
+    with pytest.warns(UserWarning, match="no noise .*outside exclude"):
+        with mc(model, exclude=["embed", "drop", "head"]):
+            pass
+
+
+@pytest.mark.parametrize("exclude, error, match", [
+    (["emb"], ValueError, r"exclude names 'emb', which is not a submodule .*'embed'"),
+    ([nn.Linear(2, 2)], ValueError, "a Linear that is not a submodule"),
+    ([3], TypeError, "exclude takes submodule names .* got 3"),
+    (3, TypeError, "exclude takes submodule names or modules of the model, got 3"),
+])
+def test_exclude_refuses_what_is_not_in_the_model(exclude, error, match) -> None:
+    model = _embedding_model()
+    with pytest.raises(error, match=match):
+        with mc(model, exclude=exclude):
+            pass
+    assert not model["head"].sampling  # nothing switched

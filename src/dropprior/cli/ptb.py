@@ -69,12 +69,16 @@ def register(subparsers: Any) -> None:
              help="gal / tied / untied: the law, set from rate P, on the embedding too, one "
              "draw per word type and sequence (Gal and Ghahramani's embedding dropout; "
              "dropprior.nn.NoisyEmbedding); 0: none")
+    opts.add("--mc-mean-embedding", default=False, switch=True,
+             help="with --embedding-dropout: the MC passes hold the embedding at its mean and "
+             "draw the rest of the noise (Gal and Ghahramani's MC test turns the embedding "
+             "dropout off); a finished run's checkpoint is evaluated again, not retrained")
     opts.add("--seed", default=small.seed, kind=int, help="seed of weights and noise")
     opts.add("--device", default="cpu", help="where to train: cpu, cuda or cuda:N")
     opts.add("--checkpoint-dir", default=None, kind=Path, metavar="DIR",
              help="keep each variant's training state here after every epoch, and resume "
              "from it when the run is started again (a finished run started again with "
-             "another --mc-samples is evaluated again, not retrained)",
+             "another --mc-samples or --mc-mean-embedding is evaluated again, not retrained)",
              shown="none: no checkpoints")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help=f"folder of result records (default: {RESULTS_DIR})")
@@ -92,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     changes = {k: cfg[k] for k in ("epochs", "train_tokens", "dropout", "mc_samples")
                if cfg[k] is not None}
-    # (embedding_dropout is checked here, on the preset's tied variant, before any training)
+    # (the embedding options are checked here, on the preset's tied variant, before any
+    # training)
     changes.update(law=cfg["law"], seed=cfg["seed"], device=cfg["device"],
-                   embedding_dropout=cfg["embedding_dropout"])
+                   embedding_dropout=cfg["embedding_dropout"],
+                   mc_mean_embedding=bool(cfg["mc_mean_embedding"]))
     try:
         preset = dataclasses.replace(PTB_SIZES[cfg["size"]], **changes)
     except ValueError as err:
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 preset, variant=variant, output_noise=bool(cfg["output_noise"]) and sequence,
                 weight_noise=bool(cfg["weight_noise"]) and sequence,
                 embedding_dropout=cfg["embedding_dropout"] if sequence else 0.0,
+                mc_mean_embedding=bool(cfg["mc_mean_embedding"]) and sequence,
                 recurrent_noise=bool(cfg["recurrent_noise"]) and variant == "untied"),
                                            command_line(), data_dir, args.results,
                                            cfg["checkpoint_dir"])

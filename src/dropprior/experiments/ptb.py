@@ -25,7 +25,9 @@ entry of each layer's recurrent weights U, one draw per batch (DropConnect on U:
 with it is AWD-LSTM's pair of variational input dropout and WeightDrop, at one rate p.
 With ``embedding_dropout`` = p_e > 0 the ``gal``, ``tied`` and ``untied`` variants also put the
 law, set from rate p_e, on the embedding, one draw per word type and sequence
-(:class:`dropprior.nn.NoisyEmbedding`: Gal & Ghahramani's embedding dropout).
+(:class:`dropprior.nn.NoisyEmbedding`: Gal & Ghahramani's embedding dropout). With
+``mc_mean_embedding`` the MC passes hold that embedding at E[ξ] and draw the rest of the noise
+(Gal & Ghahramani's MC test turns the embedding dropout off).
 
 Evaluation uses E[ξ] (mean-scaling, the standard "approximate" evaluation); perplexity is
 exp(mean negative log-likelihood per token) on the validation and test splits. With
@@ -56,7 +58,7 @@ __all__ = ["PTB_VARIANTS", "SEQUENCE_NOISE", "EVALUATION_SETTINGS", "PTBSettings
            "mc_perplexity", "run_and_record"]
 
 PTB_VARIANTS = ("none", "zaremba", "gal", "tied", "untied")
-EVALUATION_SETTINGS = ("mc_samples",)
+EVALUATION_SETTINGS = ("mc_samples", "mc_mean_embedding")
 """The settings that change only the evaluation after the last epoch: a checkpoint names its
 training without them, so a finished run started again with another value (more MC passes)
 re-evaluates the trained model instead of training it again."""
@@ -89,6 +91,7 @@ class PTBSettings:
     recurrent_noise: bool = added_setting(False)
     weight_noise: bool = added_setting(False)
     embedding_dropout: float = added_setting(0.0)  # p_e > 0: noise per word type and sequence
+    mc_mean_embedding: bool = added_setting(False)  # MC passes: the embedding at E[ξ]
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, PTB_VARIANTS)
@@ -104,6 +107,11 @@ class PTBSettings:
             raise ValueError(f"embedding_dropout > 0 applies to the {', '.join(SEQUENCE_NOISE)} "
                              f"variants, got variant={self.variant!r} (their noise is drawn per "
                              "sequence; 'zaremba' and 'none' keep torch's embedding)")
+        check_bool("mc_mean_embedding", self.mc_mean_embedding)
+        if self.mc_mean_embedding and not self.embedding_dropout:
+            raise ValueError("mc_mean_embedding=True holds the embedding's noise at its mean in "
+                             "the MC passes; it needs embedding_dropout > 0, got "
+                             f"embedding_dropout={self.embedding_dropout!r}")
         if self.recurrent_noise and self.variant != "untied":
             raise ValueError(f"recurrent_noise=True applies to the untied variant, got "
                              f"variant={self.variant!r} ('gal' has it already, and tied noise "
@@ -247,17 +255,20 @@ def perplexity(model: LanguageModel, data: Tensor, bptt: int) -> float:
 
 
 @torch.no_grad()
-def mc_perplexity(model: LanguageModel, data: Tensor, bptt: int, samples: int) -> float:
+def mc_perplexity(model: LanguageModel, data: Tensor, bptt: int, samples: int,
+                  mean_embedding: bool = False) -> float:
     """exp(−mean over tokens of log((1/S) Σ_s p_s(target))): S passes over ``data`` inside
     :func:`dropprior.mc` (each pass its own noise draws, its state carried from chunk to chunk),
-    the probabilities of the target tokens averaged before the log. Shape: data (T, N)."""
+    the probabilities of the target tokens averaged before the log; with ``mean_embedding`` the
+    embedding's noise stays at E[ξ] (``mc(model, exclude=["embed"])``). Shape: data (T, N)."""
     from dropprior.nn import mc
 
     check_int("samples", samples, 1)
+    check_bool("mean_embedding", mean_embedding)
     model.eval()
     targets = data[1:]
     prob = torch.zeros(targets.shape, dtype=torch.float64, device=data.device)
-    with mc(model):
+    with mc(model, exclude=["embed"] if mean_embedding else ()):
         for _ in range(samples):
             state = None
             for i in range(0, data.shape[0] - 1, bptt):
@@ -368,8 +379,10 @@ def run_ptb_variant(params: dict[str, Any], checkpoint: str | Path | None = None
                            "valid_history": history, "epochs_run": len(history),
                            "train_tokens_per_second": tokens / training}
     if s.mc_samples and s.variant != "none":
-        out["valid_ppl_mc"] = mc_perplexity(model, valid, s.bptt, s.mc_samples)
-        out["test_ppl_mc"] = mc_perplexity(model, test, s.bptt, s.mc_samples)
+        out["valid_ppl_mc"] = mc_perplexity(model, valid, s.bptt, s.mc_samples,
+                                            s.mc_mean_embedding)
+        out["test_ppl_mc"] = mc_perplexity(model, test, s.bptt, s.mc_samples,
+                                           s.mc_mean_embedding)
     out["seconds"] = time.perf_counter() - start
     if resumed:
         out["resumed_epochs"] = resumed

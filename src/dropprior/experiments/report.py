@@ -1135,7 +1135,7 @@ _PTB_ANCHORS = {
 
 #: The PTB settings that a page row names (its variant), not its section.
 _PTB_VARIANT_SETTINGS = ("variant", "output_noise", "recurrent_noise", "weight_noise",
-                         "embedding_dropout")
+                         "embedding_dropout", "mc_mean_embedding")
 #: The order of a PTB table's rows, by variant.
 _PTB_ORDER = {v: i for i, v in enumerate(("none", "zaremba", "gal", "tied", "untied"))}
 #: The variants the PTB "across seeds" sections compare every other variant with.
@@ -1185,8 +1185,10 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "draw per batch (`--weight-noise`: DropConnect on U, AWD-LSTM's WeightDrop; tied "
            "+ weight is AWD-LSTM's variational input dropout with WeightDrop), \"+ embedding "
            "p_e\" runs with the law, set from rate p_e, on the embedding too, one draw per word "
-           "type and sequence (`--embedding-dropout`: Gal's embedding dropout). One seed per "
-           "row: no "
+           "type and sequence (`--embedding-dropout`: Gal's embedding dropout), and \"(MC: "
+           "mean embedding)\" marks such runs whose MC passes hold the embedding at E[ξ] "
+           "(`--mc-mean-embedding`, as Gal's MC test; the same training as the row without "
+           "it, evaluated from its checkpoint). One seed per row: no "
            "standard errors, so no row is said to beat another; where a configuration ran "
            "under several seeds, its \"across seeds\" section gives mean ± standard error "
            "and calls a difference a win only beyond their combined standard error. Where a "
@@ -1515,7 +1517,7 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
 def _ptb_variant(r: dict[str, Any]) -> str:
     """A PTB record's variant as the page names it (``+ recurrent`` with ``recurrent_noise``,
     ``+ weight`` with ``weight_noise``, ``+ output`` with ``output_noise``, ``+ embedding p_e``
-    with ``embedding_dropout``)."""
+    with ``embedding_dropout``, ``(MC: mean embedding)`` with ``mc_mean_embedding``)."""
     name = r["config"]["variant"]
     if r["config"].get("recurrent_noise"):
         name += " + recurrent"
@@ -1525,6 +1527,8 @@ def _ptb_variant(r: dict[str, Any]) -> str:
         name += " + output"
     if r["config"].get("embedding_dropout"):
         name += f" + embedding {r['config']['embedding_dropout']:g}"
+    if r["config"].get("mc_mean_embedding"):
+        name += " (MC: mean embedding)"
     return name
 
 

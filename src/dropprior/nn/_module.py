@@ -10,7 +10,7 @@ Modes, as torch users expect:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -175,7 +175,8 @@ def _functional_dropout(module: nn.Module) -> bool:
 
 
 @contextmanager
-def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
+def mc(model: nn.Module, strict: bool = False,
+       exclude: Iterable[str | nn.Module] = ()) -> Iterator[nn.Module]:
     """Draw noise in eval mode: Monte Carlo prediction.
 
     Inside the context every :class:`Stochastic` module of ``model`` (noisy layers, variational
@@ -189,6 +190,11 @@ def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
     functional ``dropout(...)`` gated on ``self.training`` gets a warning naming it (an error
     with ``strict=True``), and so does a model with no noise at all (every sample would be the
     same).
+
+    ``exclude`` names submodules (as ``model.named_modules()`` names them, or the modules
+    themselves) whose noise stays at its mean inside the context, with everything below them:
+    MC over part of the model, e.g. Gal & Ghahramani's MC evaluation, which keeps the
+    embedding's word-type dropout off. A name or module that is not in ``model`` is an error.
 
     Example:
         >>> from dropprior.nn import NoisyLinear
@@ -205,8 +211,9 @@ def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"mc() takes a torch.nn.Module, got {type(model).__name__}")
     check_bool("mc(): strict", strict)  # mc(model, 20) is not a number of samples
+    kept = _excluded(model, exclude)
     unreachable = [name or "<root>" for name, m in model.named_modules()
-                   if _functional_dropout(m)]
+                   if _functional_dropout(m) and m not in kept]
     if unreachable:
         message = (f"mc(): {unreachable} call a functional dropout in forward, gated on their "
                    "own training flag, which mc() does not switch; their outputs stay "
@@ -214,16 +221,53 @@ def mc(model: nn.Module, strict: bool = False) -> Iterator[nn.Module]:
         if strict:
             raise ValueError(message)
         warnings.warn(message, UserWarning, stacklevel=3)
-    elif not has_noise(model):
-        warnings.warn("mc(): the model has no noise (no dropprior noisy layer, no dropout): "
-                      "every Monte Carlo sample will be the same", UserWarning, stacklevel=3)
-    with sampling_mode(model):
+    elif not any(_switched(model, kept)):
+        warnings.warn("mc(): the model has no noise (no dropprior noisy layer, no dropout)"
+                      + (" outside exclude" if kept else "")
+                      + ": every Monte Carlo sample will be the same", UserWarning, stacklevel=3)
+    with sampling_mode(model, kept):
         yield model
 
 
-def _switched(model: nn.Module) -> tuple[list[Stochastic], list[nn.Module]]:
-    noisy = [m for m in model.modules() if isinstance(m, Stochastic)]
-    dropouts: list[nn.Module] = [m for m in model.modules() if isinstance(m, _DropoutNd)
+def _excluded(model: nn.Module, exclude: Iterable[str | nn.Module]) -> set[nn.Module]:
+    """Every module of ``model`` at or below an entry of ``exclude`` (names or modules)."""
+    if isinstance(exclude, (str, nn.Module)):
+        exclude = [exclude]  # one name or module
+    try:
+        entries = list(exclude)
+    except TypeError:
+        raise TypeError("mc(): exclude takes submodule names or modules of the model, got "
+                        f"{exclude!r}") from None
+    inside = {id(m) for m in model.modules()}
+    kept: set[nn.Module] = set()
+    for entry in entries:
+        if isinstance(entry, str):
+            try:
+                module = model.get_submodule(entry)
+            except AttributeError:
+                names = [n for n, _ in model.named_modules() if n]
+                raise ValueError(f"mc(): exclude names {entry!r}, which is not a submodule of "
+                                 f"the model; its submodules: {names[:20]}"
+                                 + (" …" if len(names) > 20 else "")) from None
+        elif isinstance(entry, nn.Module):
+            if id(entry) not in inside:
+                raise ValueError(f"mc(): exclude holds a {type(entry).__name__} that is not a "
+                                 "submodule of the model")
+            module = entry
+        else:
+            raise TypeError("mc(): exclude takes submodule names (str) or modules of the model, "
+                            f"got {entry!r}")
+        kept.update(module.modules())
+    return kept
+
+
+def _switched(model: nn.Module, kept: Collection[nn.Module] = ()
+              ) -> tuple[list[Stochastic], list[nn.Module]]:
+    """The stochastic modules and torch dropouts of ``model`` that :func:`mc` switches, less
+    ``kept``."""
+    modules = [m for m in model.modules() if m not in kept]
+    noisy = [m for m in modules if isinstance(m, Stochastic)]
+    dropouts: list[nn.Module] = [m for m in modules if isinstance(m, _DropoutNd)
                                  or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)]
     return noisy, dropouts
 
@@ -235,9 +279,10 @@ def has_noise(model: nn.Module) -> bool:
 
 
 @contextmanager
-def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """The switching of :func:`mc` without its checks (for the library's own passes)."""
-    noisy, dropouts = _switched(model)
+def sampling_mode(model: nn.Module, kept: Collection[nn.Module] = ()) -> Iterator[nn.Module]:
+    """The switching of :func:`mc` without its checks (for the library's own passes); the
+    modules ``kept`` are left as they are."""
+    noisy, dropouts = _switched(model, kept)
     modes = [m.training for m in dropouts]
     for layer in noisy:
         layer._mc_depth += 1
