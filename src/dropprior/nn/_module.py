@@ -192,9 +192,10 @@ def mc(model: nn.Module, strict: bool = False,
     same).
 
     ``exclude`` names submodules (as ``model.named_modules()`` names them, or the modules
-    themselves) whose noise stays at its mean inside the context, with everything below them:
-    MC over part of the model, e.g. Gal & Ghahramani's MC evaluation, which keeps the
-    embedding's word-type dropout off. A name or module that is not in ``model`` is an error.
+    themselves) that the context leaves as they are, with everything below them: in eval mode
+    their noise stays at its mean, and the draws cover the rest of the model (e.g. Gal &
+    Ghahramani's MC evaluation, which keeps the embedding's word-type dropout off). A name or
+    module that is not in ``model`` is an error.
 
     Example:
         >>> from dropprior.nn import NoisyLinear
