@@ -19,7 +19,7 @@ exists only when E[ξ] is finite: half-Cauchy noise has no mean and gets a clear
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,17 +47,18 @@ PREDICTION_METHODS = ("mc", "mean_scaling")
 
 
 @contextmanager
-def mc_mode(model: nn.Module) -> Iterator[nn.Module]:
+def mc_mode(model: nn.Module, kept: Collection[nn.Module] = ()) -> Iterator[nn.Module]:
     """Eval mode (batch-norm statistics frozen) with the noise still drawn, then restore modes.
 
-    dropprior's noisy layers and torch's own dropout modules draw inside :func:`dropprior.nn.mc`.
+    dropprior's noisy layers and torch's own dropout modules draw inside :func:`dropprior.nn.mc`;
+    the modules ``kept`` stay in eval mode (their noise at its mean).
     """
     from dropprior.nn import sampling_mode
 
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with sampling_mode(model):
+        with sampling_mode(model, kept):
             yield model
     finally:
         for m, training in modes.items():
@@ -228,7 +229,8 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
             likelihood: Likelihood | None = _UNSET, method: str = "mc",
             batch_size: int | None = None, vectorize: bool | None = None,
             scope: str = "example", max_rows: int | None = None,
-            seed: int | None = None) -> RegressionPrediction | ClassificationPrediction:
+            seed: int | None = None, exclude: Iterable[str | nn.Module] = ()
+            ) -> RegressionPrediction | ClassificationPrediction:
     """Predict with MC averaging over noise draws (or deterministic mean-scaling).
 
     Args:
@@ -264,6 +266,10 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
         max_rows: the memory budget of a vectorised pass: at most this many rows (draws ×
             examples) go through the model at once (None: 65536); the S draws of a batch run in
             chunks of ⌊max_rows / batch⌋ copies.
+        exclude: submodules (names as ``model.named_modules()`` gives them, or the modules)
+            that the MC passes hold at their mean, with everything below them (as
+            :func:`dropprior.nn.mc`'s ``exclude``): MC over the rest of the model. Only with
+            ``method="mc"``.
 
     Shape:
         x: (N, ...); outputs as documented on the returned dataclass.
@@ -289,7 +295,14 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                                    not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     step = x.shape[0] if batch_size is None else batch_size
-    from dropprior.nn import SCOPES, has_noise, noise_scope, per_example_draws, seeded_draws
+    from dropprior.nn import (
+        SCOPES,
+        excluded_modules,
+        has_noise,
+        noise_scope,
+        per_example_draws,
+        seeded_draws,
+    )
 
     check_choice("scope", scope, SCOPES)
     if scope != "example" and vectorize:
@@ -300,7 +313,11 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
     if scope == "function" and seed is None:
         seed = 0
 
-    if not has_noise(model):
+    kept = excluded_modules(model, exclude, "predict()")
+    if kept and method != "mc":
+        raise ValueError(f"exclude holds modules to keep at their mean in the MC passes; "
+                         f"method={method!r} draws no noise anywhere (use method='mc')")
+    if not has_noise(model, kept):
         samples = 1  # every draw would be the same: one pass
     parts = []
     with torch.no_grad():
@@ -316,11 +333,11 @@ def predict(model: nn.Module, x: Tensor, samples: int = 100,
                 for m, training in modes.items():
                     m.train(training)
         else:
-            with mc_mode(model), noise_scope(model, scope), ExitStack() as stack:
+            with mc_mode(model, kept), noise_scope(model, scope, kept), ExitStack() as stack:
                 if scope == "example" and seed is None:
                     stack.enter_context(per_example_draws(model))
                 seeded = None if seed is None else stack.enter_context(
-                    seeded_draws(model, seed, per_batch=scope != "function"))
+                    seeded_draws(model, seed, per_batch=scope != "function", kept=kept))
                 for b, i in enumerate(range(0, x.shape[0], max(step, 1))):
                     if seeded is not None:
                         seeded.start_batch(b)

@@ -128,3 +128,46 @@ def test_exclude_refuses_what_is_not_in_the_model(exclude, error, match) -> None
         with mc(model, exclude=exclude):
             pass
     assert not model["head"].sampling  # nothing switched
+
+
+@pytest.mark.parametrize("scope, seed", [("example", None), ("batch", None), ("function", 3),
+                                         ("example", 3)])
+def test_predict_with_exclude_equals_the_model_without_that_noise(scope, seed) -> None:
+    """predict(exclude=["0"]) equals predict on the same network whose first layer is torch's
+    nn.Linear with the same weights (inverted Bernoulli: E[ξ] = 1) and no noise, with the same
+    draws elsewhere (seed=None: the same global seed; seeded: the remaining layer is module 0 of
+    the plain copy, and the excluded layer is dropped from the seeded list, so it is module 0
+    there too); torch dropout excluded is allowed under every scope."""
+    from dropprior.likelihoods import Gaussian
+
+    torch.manual_seed(0)
+    noisy = nn.Sequential(NoisyLinear(5, 8, Bernoulli(0.6, inverted=True)), nn.Dropout(0.3),
+                          nn.Tanh(), NoisyLinear(8, 2, Bernoulli(0.7, inverted=True)))
+    plain = nn.Sequential(nn.Linear(5, 8), nn.Identity(), nn.Tanh(), noisy[3])
+    plain[0].load_state_dict(noisy[0].state_dict())
+    x = torch.randn(7, 5)
+    got, want = [], []
+    for model, exclude, out in ((noisy, ["0", "1"], got), (plain, (), want)):
+        torch.manual_seed(11)
+        out.append(predict(model, x, samples=16, likelihood=Gaussian(noise_std=0.1), scope=scope,
+                           seed=seed, exclude=exclude, batch_size=4))
+    torch.testing.assert_close(got[0].mean, want[0].mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got[0].epistemic, want[0].epistemic, rtol=1e-5, atol=1e-7)
+    assert float(got[0].epistemic.max()) > 1e-4  # the last layer still draws
+    torch.manual_seed(11)
+    every = predict(noisy, x, samples=16, likelihood=Gaussian(noise_std=0.1), scope="example")
+    assert not torch.allclose(every.mean, got[0].mean)
+
+
+def test_predict_exclude_refusals() -> None:
+    model = _embedding_model()
+    tokens = torch.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError, match=r"predict\(\): exclude names 'nope'"):
+        predict(model["embed"], tokens, samples=2, likelihood=None, exclude=["nope"])
+    with pytest.raises(ValueError, match="method='mean_scaling' draws no noise anywhere"):
+        predict(model["embed"], tokens, samples=2, likelihood=None, method="mean_scaling",
+                exclude=[model["embed"]])
+    calls = []
+    model["embed"].register_forward_hook(lambda *_: calls.append(1))
+    predict(model["embed"], tokens, samples=9, likelihood=None, exclude=[model["embed"]])
+    assert len(calls) == 1  # nothing left to draw: one pass

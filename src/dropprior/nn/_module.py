@@ -23,7 +23,7 @@ from dropprior.functional import GRANULARITIES, multiplicative_noise
 from dropprior.noise import NoiseLaw
 
 __all__ = ["Stochastic", "NoisyModule", "MultiplicativeNoise", "mc", "sampling_mode",
-           "has_noise", "check_law"]
+           "has_noise", "check_law", "excluded_modules"]
 
 
 def check_law(name: str, noise: object, required: bool = True) -> NoiseLaw | None:
@@ -212,7 +212,7 @@ def mc(model: nn.Module, strict: bool = False,
     if not isinstance(model, nn.Module):
         raise TypeError(f"mc() takes a torch.nn.Module, got {type(model).__name__}")
     check_bool("mc(): strict", strict)  # mc(model, 20) is not a number of samples
-    kept = _excluded(model, exclude)
+    kept = excluded_modules(model, exclude, "mc()")
     unreachable = [name or "<root>" for name, m in model.named_modules()
                    if _functional_dropout(m) and m not in kept]
     if unreachable:
@@ -222,7 +222,7 @@ def mc(model: nn.Module, strict: bool = False,
         if strict:
             raise ValueError(message)
         warnings.warn(message, UserWarning, stacklevel=3)
-    elif not any(_switched(model, kept)):
+    elif not has_noise(model, kept):
         warnings.warn("mc(): the model has no noise (no dropprior noisy layer, no dropout)"
                       + (" outside exclude" if kept else "")
                       + ": every Monte Carlo sample will be the same", UserWarning, stacklevel=3)
@@ -230,15 +230,17 @@ def mc(model: nn.Module, strict: bool = False,
         yield model
 
 
-def _excluded(model: nn.Module, exclude: Iterable[str | nn.Module]) -> set[nn.Module]:
-    """Every module of ``model`` at or below an entry of ``exclude`` (names or modules)."""
+def excluded_modules(model: nn.Module, exclude: Iterable[str | nn.Module],
+                     caller: str = "mc()") -> set[nn.Module]:
+    """Every module of ``model`` at or below an entry of ``exclude`` (submodule names, as
+    ``model.named_modules()`` gives them, or the modules); errors name ``caller``."""
     if isinstance(exclude, (str, nn.Module)):
         exclude = [exclude]  # one name or module
     try:
         entries = list(exclude)
     except TypeError:
-        raise TypeError("mc(): exclude takes submodule names or modules of the model, got "
-                        f"{exclude!r}") from None
+        raise TypeError(f"{caller}: exclude takes submodule names or modules of the model, "
+                        f"got {exclude!r}") from None
     inside = {id(m) for m in model.modules()}
     kept: set[nn.Module] = set()
     for entry in entries:
@@ -247,17 +249,17 @@ def _excluded(model: nn.Module, exclude: Iterable[str | nn.Module]) -> set[nn.Mo
                 module = model.get_submodule(entry)
             except AttributeError:
                 names = [n for n, _ in model.named_modules() if n]
-                raise ValueError(f"mc(): exclude names {entry!r}, which is not a submodule of "
-                                 f"the model; its submodules: {names[:20]}"
+                raise ValueError(f"{caller}: exclude names {entry!r}, which is not a "
+                                 f"submodule of the model; its submodules: {names[:20]}"
                                  + (" …" if len(names) > 20 else "")) from None
         elif isinstance(entry, nn.Module):
             if id(entry) not in inside:
-                raise ValueError(f"mc(): exclude holds a {type(entry).__name__} that is not a "
-                                 "submodule of the model")
+                raise ValueError(f"{caller}: exclude holds a {type(entry).__name__} that is "
+                                 "not a submodule of the model")
             module = entry
         else:
-            raise TypeError("mc(): exclude takes submodule names (str) or modules of the model, "
-                            f"got {entry!r}")
+            raise TypeError(f"{caller}: exclude takes submodule names (str) or modules of the "
+                            f"model, got {entry!r}")
         kept.update(module.modules())
     return kept
 
@@ -273,9 +275,9 @@ def _switched(model: nn.Module, kept: Collection[nn.Module] = ()
     return noisy, dropouts
 
 
-def has_noise(model: nn.Module) -> bool:
-    """Whether anything in ``model`` draws noise under :func:`mc`."""
-    noisy, dropouts = _switched(model)
+def has_noise(model: nn.Module, kept: Collection[nn.Module] = ()) -> bool:
+    """Whether anything in ``model``, less the modules ``kept``, draws noise under :func:`mc`."""
+    noisy, dropouts = _switched(model, kept)
     return bool(noisy or dropouts)
 
 

@@ -21,7 +21,7 @@ vectorised, looped or chunked under any memory budget, the numbers are the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -43,12 +43,15 @@ SCOPES = {
 }
 
 
-def _check_scopeable(model: nn.Module, what: str, fix: str,
-                     allow_local_reparam: bool = False) -> list[Stochastic]:
-    """Every stochastic module of ``model``; an error naming the first module whose draws
-    ``what`` cannot control (torch's dropout, attention dropout, local reparametrization)."""
+def _check_scopeable(model: nn.Module, what: str, fix: str, allow_local_reparam: bool = False,
+                     kept: Collection[nn.Module] = ()) -> list[Stochastic]:
+    """Every stochastic module of ``model`` less ``kept``; an error naming the first module
+    (not kept) whose draws ``what`` cannot control (torch's dropout, attention dropout, local
+    reparametrization)."""
     layers = []
     for name, m in model.named_modules():
+        if m in kept:
+            continue
         where = name or "<root>"
         if isinstance(m, _DropoutNd) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0):
             raise ValueError(f"{what} needs every noisy module to be a dropprior layer, but "
@@ -64,10 +67,12 @@ def _check_scopeable(model: nn.Module, what: str, fix: str,
 
 
 @contextmanager
-def noise_scope(model: nn.Module, scope: str) -> Iterator[list[Stochastic]]:
-    """Set every stochastic module of ``model`` to draw at ``scope`` (module docstring) inside the
-    context, and restore granularities and generators on exit. Yields the stochastic modules
-    (for :func:`seed_function`).
+def noise_scope(model: nn.Module, scope: str,
+                kept: Collection[nn.Module] = ()) -> Iterator[list[Stochastic]]:
+    """Set every stochastic module of ``model`` (less the modules ``kept``, which are left as
+    they are) to draw at ``scope`` (module docstring) inside the context, and restore
+    granularities and generators on exit. Yields the stochastic modules (for
+    :func:`seed_function`).
 
     Raises:
         ValueError: an unknown scope, or, for "batch" / "function", a module that cannot change
@@ -75,9 +80,9 @@ def noise_scope(model: nn.Module, scope: str) -> Iterator[list[Stochastic]]:
     """
     check_choice("scope", scope, SCOPES)
     if scope == "example":
-        yield [m for m in model.modules() if isinstance(m, Stochastic)]
+        yield [m for m in model.modules() if isinstance(m, Stochastic) and m not in kept]
         return
-    layers = _check_scopeable(model, f"scope={scope!r}", "use scope='example'")
+    layers = _check_scopeable(model, f"scope={scope!r}", "use scope='example'", kept=kept)
     generators = [getattr(m, "generator", None) for m in layers]
     try:
         with _granularity(layers, "batch"):
@@ -192,8 +197,8 @@ class SeededDraws:
 
 
 @contextmanager
-def seeded_draws(model: nn.Module, seed: int, per_batch: bool = True
-                 ) -> Iterator[SeededDraws]:
+def seeded_draws(model: nn.Module, seed: int, per_batch: bool = True,
+                 kept: Collection[nn.Module] = ()) -> Iterator[SeededDraws]:
     """Inside the context every stochastic module of ``model`` draws copy s's noise from a
     generator of its own, seeded by (seed, batch, s, module) (:class:`SeededDraws`); generators
     and forwards are restored on exit. Callers announce each batch and pass
@@ -204,6 +209,7 @@ def seeded_draws(model: nn.Module, seed: int, per_batch: bool = True
         model: the model; its noise must come from dropprior's own modules.
         seed: any int.
         per_batch: False: every batch gets the same generators (scope "function").
+        kept: modules left as they are (those :func:`dropprior.predict`'s ``exclude`` holds).
 
     Raises:
         TypeError: ``seed`` is not an int.
@@ -212,7 +218,7 @@ def seeded_draws(model: nn.Module, seed: int, per_batch: bool = True
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     layers = _check_scopeable(model, "seeded prediction (seed=...)", "leave seed=None",
-                              allow_local_reparam=True)
+                              allow_local_reparam=True, kept=kept)
     draws = SeededDraws(layers, seed, per_batch)
     saved = [(m, getattr(m, "generator", None), m.__dict__.get("forward")) for m in layers]
     try:
