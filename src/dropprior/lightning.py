@@ -16,6 +16,7 @@ converted by ``apply_noise``) and its likelihood as a ``LightningModule``:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from dropprior._validation import check_choice, check_number, check_prior_weight, type_name
 from dropprior.likelihoods import Likelihood
+from dropprior.nn import excluded_modules
 from dropprior.objectives import OBJECTIVE_FUNCTIONS, check_samples, check_sigma0, training_loss
 from dropprior.prediction import ClassificationPrediction, RegressionPrediction, predict
 
@@ -49,6 +51,8 @@ class NoisyLightningModule(pl.LightningModule):
         lr: Adam's learning rate (override ``configure_optimizers`` for another optimizer).
         eval_samples: draws per prediction in validation and test.
         prior_weight: β multiplying the prior term (1: the posterior; see ``fit``).
+        eval_exclude: submodules (names, or the modules) held at their mean in the validation
+            and test predictions (``predict``'s ``exclude``); they still draw in training.
 
     Shape:
         batches: (x, y) pairs as the likelihood takes them.
@@ -56,7 +60,8 @@ class NoisyLightningModule(pl.LightningModule):
 
     def __init__(self, model: nn.Module, likelihood: Likelihood, n_train: int,
                  objective: str = "mc", samples: int = 1, sigma0: float = math.inf,
-                 lr: float = 1e-3, eval_samples: int = 16, prior_weight: float = 1.0) -> None:
+                 lr: float = 1e-3, eval_samples: int = 16, prior_weight: float = 1.0,
+                 eval_exclude: Iterable[str | nn.Module] = ()) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type_name(model)}")
@@ -75,6 +80,9 @@ class NoisyLightningModule(pl.LightningModule):
         self.eval_samples = check_samples(eval_samples, "eval_samples")
         self.sigma0, self.lr = sigma0, float(lr)
         self.prior_weight = check_prior_weight(prior_weight)
+        excluded_modules(model, eval_exclude, "NoisyLightningModule")  # checked now
+        self.eval_exclude = [eval_exclude] if isinstance(eval_exclude, (str, nn.Module)) \
+            else list(eval_exclude)
         self._outputs: list[tuple[Any, Tensor]] = []
 
     def forward(self, x: Tensor) -> Tensor:
@@ -89,7 +97,8 @@ class NoisyLightningModule(pl.LightningModule):
 
     def _collect(self, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
-        pred = predict(self.model, x, samples=self.eval_samples, likelihood=self.likelihood)
+        pred = predict(self.model, x, samples=self.eval_samples, likelihood=self.likelihood,
+                       exclude=self.eval_exclude)
         self._outputs.append((pred, y))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

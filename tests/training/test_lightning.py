@@ -68,6 +68,27 @@ def test_validation_metrics_are_dropprior_metrics_of_the_whole_set() -> None:
     assert "train/loss" in logged
 
 
+def test_eval_exclude_holds_those_layers_at_their_mean_in_validation() -> None:
+    """eval_exclude=["0"] on a one-layer noisy classifier: validation predicts with the layer at
+    E[ξ], so the logged NLL is that of mean-scaling; training still draws (the weights move
+    differently from a noiseless run)."""
+    x, y = _classification()
+    torch.manual_seed(0)
+    model = nn.Sequential(NoisyLinear(4, 2, Bernoulli(0.5, inverted=True)))
+    module = NoisyLightningModule(model, Categorical(), n_train=64, lr=0.05, eval_samples=5,
+                                  eval_exclude=["0"])
+    trainer = _trainer(2)
+    trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=16),
+                DataLoader(TensorDataset(x[:40], y[:40]), batch_size=16))
+    mean = predict(model, x[:40], likelihood=Categorical(), method="mean_scaling").probs
+    drawn = predict(model, x[:40], samples=5, likelihood=Categorical()).probs
+    logged = float(trainer.callback_metrics["val/nll"])
+    assert logged == pytest.approx(float(metrics.nll(mean, y[:40])), abs=1e-6)
+    assert logged != pytest.approx(float(metrics.nll(drawn, y[:40])), abs=1e-4)
+    with pytest.raises(ValueError, match=r"NoisyLightningModule: exclude names 'head'"):
+        NoisyLightningModule(model, Categorical(), n_train=64, eval_exclude=["head"])
+
+
 def test_regression_logs_rmse_log_likelihood_and_crps() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(50, 3, generator=g)
