@@ -515,7 +515,7 @@ def test_mc_mean_embedding_re_evaluates_a_finished_checkpoint(tmp_path: Path, ca
         assert records[True][key] == records[False][key], key
     assert records[True]["test_ppl_mc"] != records[False]["test_ppl_mc"]
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
-    assert "| tied + embedding 0.3 (MC: mean embedding) | 1 |" in page
+    assert "| tied + embedding 0.3, MC: embedding at mean | 1 |" in page
     assert "| tied + embedding 0.3 | 1 |" in page
     before = len(list((results / "ptb").glob("*.json")))
     assert main(["ptb", "--data-dir", str(tmp_path), "--variant", "tied", "--epochs", "1",

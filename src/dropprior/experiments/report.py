@@ -1185,10 +1185,10 @@ def _ptb(records: list[dict[str, Any]]) -> str:
            "draw per batch (`--weight-noise`: DropConnect on U, AWD-LSTM's WeightDrop; tied "
            "+ weight is AWD-LSTM's variational input dropout with WeightDrop), \"+ embedding "
            "p_e\" runs with the law, set from rate p_e, on the embedding too, one draw per word "
-           "type and sequence (`--embedding-dropout`: Gal's embedding dropout), and \"(MC: "
-           "mean embedding)\" marks such runs whose MC passes hold the embedding at E[ξ] "
-           "(`--mc-mean-embedding`, as Gal's MC test; the same training as the row without "
-           "it, evaluated from its checkpoint). One seed per row: no "
+           "type and sequence (`--embedding-dropout`: Gal's embedding dropout), and \", MC: "
+           "embedding at mean\" marks such runs whose MC passes hold the embedding at E[ξ] "
+           "(`--mc-mean-embedding`, as Gal's MC test; an evaluation setting, so the "
+           "training settings are those of the row without it). One seed per row: no "
            "standard errors, so no row is said to beat another; where a configuration ran "
            "under several seeds, its \"across seeds\" section gives mean ± standard error "
            "and calls a difference a win only beyond their combined standard error. Where a "
@@ -1517,7 +1517,8 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
 def _ptb_variant(r: dict[str, Any]) -> str:
     """A PTB record's variant as the page names it (``+ recurrent`` with ``recurrent_noise``,
     ``+ weight`` with ``weight_noise``, ``+ output`` with ``output_noise``, ``+ embedding p_e``
-    with ``embedding_dropout``, ``(MC: mean embedding)`` with ``mc_mean_embedding``)."""
+    with ``embedding_dropout``, ``, MC: embedding at mean`` with ``mc_mean_embedding``: not in
+    brackets, which name a law)."""
     name = r["config"]["variant"]
     if r["config"].get("recurrent_noise"):
         name += " + recurrent"
@@ -1528,7 +1529,7 @@ def _ptb_variant(r: dict[str, Any]) -> str:
     if r["config"].get("embedding_dropout"):
         name += f" + embedding {r['config']['embedding_dropout']:g}"
     if r["config"].get("mc_mean_embedding"):
-        name += " (MC: mean embedding)"
+        name += ", MC: embedding at mean"
     return name
 
 
