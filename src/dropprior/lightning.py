@@ -80,9 +80,8 @@ class NoisyLightningModule(pl.LightningModule):
         self.eval_samples = check_samples(eval_samples, "eval_samples")
         self.sigma0, self.lr = sigma0, float(lr)
         self.prior_weight = check_prior_weight(prior_weight)
-        excluded_modules(model, eval_exclude, "NoisyLightningModule")  # checked now
-        self.eval_exclude = [eval_exclude] if isinstance(eval_exclude, (str, nn.Module)) \
-            else list(eval_exclude)
+        # resolved (and checked) once: the modules, each with everything below it
+        self.eval_exclude = excluded_modules(model, eval_exclude, "NoisyLightningModule")
         self._outputs: list[tuple[Any, Tensor]] = []
 
     def forward(self, x: Tensor) -> Tensor:
