@@ -633,12 +633,18 @@ def test_ptb_page_summarises_seeds_and_judges_gal_on_means(tmp_path: Path, untie
         assert row in section
     assert "| tied |" not in section
     (line,) = [x for x in section.splitlines() if x.startswith("- tied or untied at least")]
-    assert f"MC: untied {cell([m for _, m in untied])} against gal " \
+    assert f"MC: untied (seeds 0, 1) {cell([m for _, m in untied])} against gal (seeds 0, 1) " \
         f"{cell([m for _, m in gal])}" in line
     assert verdict in line
     assert line.endswith("not met" if verdict.startswith("gal beats") else "**met**")
     (line,) = [x for x in section.splitlines() if x.startswith("- moonshot")]
+    assert ": untied (seeds 0, 1) " in line
     assert line.endswith("**met**" if moonshot == "met" else "not met")
+    # a side with more seeds than the other names its own: gal under seeds 0–2
+    _put_ptb_record(results, "gal", *gal[0], seed=2)
+    section = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"].split(": across seeds")[1]
+    (line,) = [x for x in section.splitlines() if x.startswith("- tied or untied at least")]
+    assert "against gal (seeds 0–2) " in line and "untied (seeds 0, 1) " in line
     # one seed per variant: no across-seeds section at all
     single = tmp_path / "single"
     _put_ptb_record(single / "results", "gal", 101.7, 99.3)

@@ -1290,7 +1290,8 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
         out += _ptb_law_differences(summary)
         out += _ptb_paired_differences(repeated)
         if (c["layers"], c["hidden"]) == (2, 200):
-            out += _ptb_small_targets(summary, over_seeds=True)
+            out += _ptb_small_targets(summary, over_seeds=True,
+                                      seeds={v: format_seeds(runs) for v, runs in repeated.items()})
     return out
 
 
@@ -1457,10 +1458,11 @@ def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[
 
 
 def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
-                       over_seeds: bool) -> list[str]:
+                       over_seeds: bool, seeds: dict[str, str] | None = None) -> list[str]:
     """The 2 × 200 targets beyond the per-row one. ``summary``: variant → {metric: (mean,
     standard error)}, test and validation perplexities, one seed each (``over_seeds`` False,
-    errors 0) or means over seeds.
+    errors 0) or means over seeds; ``seeds``: variant → its seeds as the page writes them, named
+    after each chosen variant (its sides may rest on different seeds).
 
     Under each evaluation (mean-scaled or MC) one tied / untied variant and one gal variant are
     chosen, each the one with the lowest validation perplexity of that evaluation, and their test
@@ -1483,6 +1485,9 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
     def ppl(mean: float, se: float) -> str:
         return f"{mean:.1f} ± {se:.1f}" if over_seeds else f"{mean:.1f}"
 
+    def named(variant: str) -> str:
+        return f"{variant} (seeds {seeds[variant]})" if seeds and variant in seeds else variant
+
     out, level, moon = ["\n"], [], []
     for key, name in _PTB_EVALUATIONS:
         mine = chosen(ours, key)
@@ -1494,7 +1499,8 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
         if theirs is None:
             continue
         (gal_best, gal_se), gal_name = theirs
-        text = f"{name}: {who} {ppl(best, se)} against {gal_name} {ppl(gal_best, gal_se)}"
+        text = (f"{name}: {named(who)} {ppl(best, se)} against {named(gal_name)} "
+                f"{ppl(gal_best, gal_se)}")
         if over_seeds:  # higher perplexity is worse: a win is the other side's excess
             text += (f", {who} beats {gal_name}" if beats(gal_best, gal_se, best, se) else
                      f", {gal_name} beats {who}" if beats(best, se, gal_best, gal_se) else
@@ -1510,7 +1516,7 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
     best, who, name = min(moon)
     out.append(f"- moonshot, tied or untied ≤ 100 test perplexity"
                f"{', mean over seeds' if over_seeds else ''}, the variant chosen on validation: "
-               f"{who} {best:.1f} ({name}): {'**met**' if best <= 100 else 'not met'}\n")
+               f"{named(who)} {best:.1f} ({name}): {'**met**' if best <= 100 else 'not met'}\n")
     return out
 
 
