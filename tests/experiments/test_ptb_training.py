@@ -722,7 +722,8 @@ def test_ptb_seed_paired_differences_cancel_what_a_seed_shares(tmp_path: Path) -
     _put_ptb_record(results, "zaremba", 98.0, 97.0, seed=0)  # one seed: no pairs
     page = build_pages(tmp_path)[tmp_path / "docs/results/ptb.md"]
     (section,) = page.split(": across seeds")[1:]
-    lines = [x for x in section.splitlines() if x.startswith("- ") and " (seeds " in x]
+    lines = [x for x in section.splitlines() if x.startswith("- ") and " − " in x
+             and " (seeds " in x]  # the paired lines: the target lines name seeds too
 
     def cell(mine: dict[int, tuple[float, float]], ref: dict[int, tuple[float, float]],
              column: int) -> str:
@@ -880,7 +881,8 @@ def test_ptb_a_variant_with_options_is_paired_with_the_same_variant_without_them
             cells.append(f"{label} {mean} ± {se:.2f}, {verdict}")
         return f"- {name} − {ref} (seeds {seeds_text}): {'; '.join(cells)}"
 
-    lines = [x for x in section.splitlines() if x.startswith("- ") and " (seeds " in x]
+    lines = [x for x in section.splitlines() if x.startswith("- ") and " − " in x
+             and " (seeds " in x]  # the paired lines: the target lines name seeds too
     assert line("tied + weight", "tied", weight, tied, "0–2") in lines
     assert line("untied + recurrent", "untied", weight, tied, "0–2") in lines
     # by hand: tied + weight is 0.6, 0.7, 0.9 below tied, mean-scaled: −0.73 ± 0.09, beats
