@@ -1236,7 +1236,7 @@ def _ptb(records: list[dict[str, Any]]) -> str:
             out += _ptb_small_targets(
                 {_ptb_variant(r): {k: (r["metrics"][k], 0.0) for k in _PTB_METRICS
                                    if k in r["metrics"]}
-                 for r in rows if not r["metrics"].get("partial")}, over_seeds=False)
+                 for r in rows if not r["metrics"].get("partial")})
         out += _variant_commands(rows, _ptb_variant)
     out += _ptb_across_seeds(records)
     out += _ptb_rates_chosen(records)
@@ -1290,8 +1290,8 @@ def _ptb_across_seeds(records: list[dict[str, Any]]) -> list[str]:
         out += _ptb_law_differences(summary)
         out += _ptb_paired_differences(repeated)
         if (c["layers"], c["hidden"]) == (2, 200):
-            out += _ptb_small_targets(summary, over_seeds=True,
-                                      seeds={v: format_seeds(runs) for v, runs in repeated.items()})
+            out += _ptb_small_targets(
+                summary, seeds={v: format_seeds(runs) for v, runs in repeated.items()})
     return out
 
 
@@ -1343,7 +1343,7 @@ def _ptb_rates_chosen(records: list[dict[str, Any]]) -> list[str]:
         if (c["layers"], c["hidden"]) == (2, 200) and len(summary) >= 2:
             out.append(f"\nAt the chosen rates, among the variants run at every rate "
                        f"({', '.join(map(str, rates))}):\n")
-            out += _ptb_small_targets(summary, over_seeds=False)
+            out += _ptb_small_targets(summary)
     return out
 
 
@@ -1458,11 +1458,11 @@ def _ptb_paired_differences(runs: dict[str, dict[int, dict[str, Any]]]) -> list[
 
 
 def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
-                       over_seeds: bool, seeds: dict[str, str] | None = None) -> list[str]:
+                       seeds: dict[str, str] | None = None) -> list[str]:
     """The 2 × 200 targets beyond the per-row one. ``summary``: variant → {metric: (mean,
-    standard error)}, test and validation perplexities, one seed each (``over_seeds`` False,
-    errors 0) or means over seeds; ``seeds``: variant → its seeds as the page writes them, named
-    after each chosen variant (its sides may rest on different seeds).
+    standard error)}, test and validation perplexities: one seed each (``seeds`` None, errors
+    0), or means over seeds, with ``seeds``: variant → its seeds as the page writes them, given
+    in brackets after each chosen variant's name (the two sides may rest on different seeds).
 
     Under each evaluation (mean-scaled or MC) one tied / untied variant and one gal variant are
     chosen, each the one with the lowest validation perplexity of that evaluation, and their test
@@ -1470,6 +1470,7 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
     perplexity is ≤ gal's under either evaluation. Over seeds the line also says whether the
     difference exceeds the combined standard error (a win), which single runs cannot. The
     moonshot: the chosen tied / untied test perplexity ≤ 100 under either evaluation."""
+    over_seeds = seeds is not None
     ours = {v: s for v, s in summary.items() if v.split()[0] in ("tied", "untied") and s}
     gal = {v: s for v, s in summary.items() if v.split()[0] == "gal"}
 
@@ -1486,7 +1487,7 @@ def _ptb_small_targets(summary: dict[str, dict[str, tuple[float, float]]],
         return f"{mean:.1f} ± {se:.1f}" if over_seeds else f"{mean:.1f}"
 
     def named(variant: str) -> str:
-        return f"{variant} (seeds {seeds[variant]})" if seeds and variant in seeds else variant
+        return variant if seeds is None else f"{variant} (seeds {seeds[variant]})"
 
     out, level, moon = ["\n"], [], []
     for key, name in _PTB_EVALUATIONS:
